@@ -1,0 +1,38 @@
+// swift-tools-version: 6.1
+// LoadKit: load tests that are ordinary tests. No package dependencies (design card).
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "LoadKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "LoadKit", targets: ["LoadKit"]),
+        .library(name: "LoadKitFixtures", targets: ["LoadKitFixtures"]),
+        .executable(name: "loadkit-fixture", targets: ["loadkit-fixture"]),
+        .executable(name: "loadkit", targets: ["loadkit"]),
+    ],
+    traits: [
+        .trait(name: "TLS", description: "https and wss through the system OpenSSL (apt: libssl-dev)."),
+    ],
+    targets: [
+        .target(name: "LoadKit", path: "Sources/LoadKit", swiftSettings: strict),
+        // Embedded systems under test (STOMP chat, Runnity, Concert), built on LoadKit's server role.
+        .target(name: "LoadKitFixtures", dependencies: ["LoadKit"], path: "fixtures/LoadKitFixtures",
+                swiftSettings: strict),
+        // Runs one fixture as its own process: `swift run loadkit-fixture stomp --port 61613`.
+        .executableTarget(name: "loadkit-fixture", dependencies: ["LoadKit", "LoadKitFixtures"],
+                          path: "Sources/loadkit-fixture", swiftSettings: strict),
+        // Command-line companion: merge shard results, benchmarks.
+        .executableTarget(name: "loadkit", dependencies: ["LoadKit", "LoadKitFixtures"],
+                          path: "Sources/loadkit", swiftSettings: strict),
+        .testTarget(name: "LoadKitUnitTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
+        .testTarget(name: "StompLoadTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
+        .testTarget(name: "RunnityWSLoadTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
+        .testTarget(name: "ConcertHTTPLoadTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

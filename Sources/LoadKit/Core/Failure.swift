@@ -1,0 +1,55 @@
+/// Where a failure came from. Seed 004's author could not tell a saturated load generator from a
+/// failing server; every error LoadKit reports carries one of these so a person never has to guess.
+public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable {
+    /// The load generator itself ran out of something (file descriptors, ephemeral ports, memory)
+    /// or was misconfigured. The server is not to blame.
+    case loadGenerator = "load-generator"
+    /// The server answered with a failure: refused, reset, HTTP status, WebSocket close code, STOMP ERROR.
+    case server
+    /// The network path failed (unreachable, DNS); neither side is clearly to blame.
+    case network
+    /// The scenario script itself failed an expectation (wrong body, missing field).
+    case script
+}
+
+/// An error that knows its category (a short stable key used in reports, such as `refused`,
+/// `http_503`, `ws_close_1006`, `stomp_error`, `emfile`) and its source.
+public protocol ClassifiedError: Error, CustomStringConvertible {
+    /// Short, stable key under which the error is counted in reports.
+    var kind: String { get }
+    /// Which side of the test caused it.
+    var source: FailureSource { get }
+}
+
+/// A failure raised by a scenario script (an expectation on a response that did not hold).
+public struct ScriptFailure: ClassifiedError, Sendable {
+    /// What the script expected and what it saw.
+    public var message: String
+    /// Category key; defaults to `assertion`.
+    public var kind: String
+    /// Always `.script` unless the script knows better (e.g. a server answered nonsense).
+    public var source: FailureSource
+
+    /// Creates a script failure with a message naming what went wrong.
+    public init(_ message: String, kind: String = "assertion", source: FailureSource = .script) {
+        self.message = message
+        self.kind = kind
+        self.source = source
+    }
+
+    public var description: String { message }
+}
+
+extension Error {
+    /// The error's report category, `other` when it is not a ``ClassifiedError``.
+    public var loadKitKind: String {
+        if let c = self as? any ClassifiedError { return c.kind }
+        if self is CancellationError { return "cancelled" }
+        return "other"
+    }
+
+    /// The error's source, `.loadGenerator` for errors LoadKit cannot classify (our own code failed).
+    public var loadKitSource: FailureSource {
+        (self as? any ClassifiedError)?.source ?? .loadGenerator
+    }
+}

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+
+/// A listening TCP socket (server role, used by the fixtures). Accepted connections are spread
+/// over a group's loops; `onAccept` runs on the new connection's loop, where it must call
+/// ``TCPConnection/start(delegate:)``.
+public final class TCPListener: @unchecked Sendable {
+    /// The bound address (with the real port when port 0 was asked for).
+    public let address: SocketAddress
+    private let fd: Int32
+    private let acceptLoop: EventLoop
+    private let group: EventLoopGroup
+    private var source: (any DispatchSourceRead)?
+    private var suspended = false
+    private let onAccept: @Sendable (TCPConnection) -> Void
+
+    /// Binds and listens on `host:port` (port 0 picks a free one). A large backlog lets a fixture
+    /// take thousands of connects in a burst (`somaxconn` caps it, 4096 here).
+    public init(host: String = "127.0.0.1", port: Int = 0, backlog: Int32 = 4096,
+                group: EventLoopGroup = .shared,
+                onAccept: @escaping @Sendable (TCPConnection) -> Void) throws {
+        guard let addr = SocketAddress(ip: host == "localhost" ? "127.0.0.1" : host, port: port) else {
+            throw TransportError.addressing("listener host must be a numeric address, got '\(host)'")
+        }
+        let fd = try makeSocket(family: addr.family)
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if addr.withSockAddr({ bind(fd, $0, $1) }) != 0 {
+            let e = errno
+            _ = systemClose(fd)
+            throw TransportError.system(call: "bind(\(addr))", errno: e)
+        }
+        if listen(fd, backlog) != 0 {
+            let e = errno
+            _ = systemClose(fd)
+            throw TransportError.system(call: "listen", errno: e)
+        }
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress.from($0) }
+        }
+        self.address = bound ?? addr
+        self.fd = fd
+        self.group = group
+        self.acceptLoop = group.next()
+        self.onAccept = onAccept
+        acceptLoop.execute { self.arm() }
+    }
+
+    private func arm() {
+        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptLoop.queue)
+        s.setEventHandler { [self] in acceptAll() }
+        s.setCancelHandler { [fd] in _ = systemClose(fd) }
+        source = s
+        s.resume()
+    }
+
+    private func acceptAll() {
+        for _ in 0..<256 {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let cfd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                    accept(fd, p, &len)
+                }
+            }
+            if cfd < 0 {
+                let e = errno
+                if e == EINTR || e == ECONNABORTED { continue }
+                if e == EMFILE || e == ENFILE, let s = source, !suspended {
+                    // Out of descriptors: back off instead of spinning on a level-triggered source.
+                    suspended = true
+                    s.suspend()
+                    acceptLoop.schedule(after: .milliseconds(50)) { [self] in
+                        suspended = false
+                        source?.resume()
+                    }
+                }
+                return
+            }
+            _ = fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(cfd, F_SETFD, FD_CLOEXEC)
+            configureSocket(cfd)
+            let remote = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress.from($0) }
+            } ?? address
+            let loop = group.next()
+            let conn = TCPConnection(fd: cfd, remote: remote, loop: loop)
+            let cb = onAccept
+            loop.execute { cb(conn) }
+        }
+    }
+
+    /// Stops accepting (existing connections stay open). Thread-safe.
+    public func close() {
+        acceptLoop.execute { [self] in
+            if suspended { suspended = false; source?.resume() }
+            source?.cancel()
+            source = nil
+        }
+    }
+}

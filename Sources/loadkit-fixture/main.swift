@@ -1,0 +1,3 @@
+import LoadKit
+import LoadKitFixtures
+print("loadkit-fixture: not yet")

@@ -1,0 +1,2 @@
+import LoadKit
+print("loadkit: not yet")
