@@ -1,0 +1,98 @@
+#if canImport(Testing)
+import Testing
+#endif
+#if canImport(XCTest)
+import XCTest
+#endif
+
+/// Where a failure is recorded: the caller's source location.
+public struct FailureLocation: Sendable, Hashable {
+    /// `Module/File.swift`.
+    public var fileID: String
+    /// Full path of the file.
+    public var filePath: StaticString
+    /// Line.
+    public var line: UInt
+    /// Column.
+    public var column: UInt
+
+    /// Creates a location (defaults: the caller's).
+    public init(fileID: String = #fileID, filePath: StaticString = #filePath, line: UInt = #line, column: UInt = #column) {
+        self.fileID = fileID; self.filePath = filePath; self.line = line; self.column = column
+    }
+
+    public static func == (a: FailureLocation, b: FailureLocation) -> Bool {
+        a.fileID == b.fileID && "\(a.filePath)" == "\(b.filePath)" && a.line == b.line && a.column == b.column
+    }
+
+    public func hash(into h: inout Hasher) { h.combine(fileID); h.combine(line); h.combine(column) }
+}
+
+/// Records test failures. The default records a Swift Testing issue when a test is running on
+/// the current task (`Test.current != nil`), otherwise an `XCTFail`; tests of LoadKit itself
+/// can install their own to capture messages.
+public struct FailureReporter: Sendable {
+    /// Records one failure message at a location.
+    public var record: @Sendable (_ message: String, _ location: FailureLocation) -> Void
+
+    /// A reporter with a custom action.
+    public init(_ record: @escaping @Sendable (_ message: String, _ location: FailureLocation) -> Void) {
+        self.record = record
+    }
+
+    /// Swift Testing's `Issue.record` when a test is current, else `XCTFail(file:line:)`, else
+    /// a line on standard error.
+    public static let testFramework = FailureReporter { message, loc in
+        #if canImport(Testing)
+        if Test.current != nil {
+            Issue.record(Comment(rawValue: message),
+                         sourceLocation: SourceLocation(fileID: loc.fileID, filePath: "\(loc.filePath)",
+                                                        line: Int(loc.line), column: Int(loc.column)))
+            return
+        }
+        #endif
+        #if canImport(XCTest)
+        XCTFail(message, file: loc.filePath, line: loc.line)
+        #else
+        print("SLA breach at \(loc.fileID):\(loc.line): \(message)")
+        #endif
+    }
+}
+
+extension SLA {
+    /// Evaluates `thresholds` against `result` and records one test failure per breach (and one
+    /// for a run that did no work) at the caller's source location. Returns every outcome so
+    /// the test can also assert on them. Call it on the test's own task (not from Dispatch).
+    @discardableResult
+    public static func expect(_ result: RunResult, _ thresholds: [Threshold],
+                              reporter: FailureReporter = .testFramework,
+                              fileID: String = #fileID, filePath: StaticString = #filePath,
+                              line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
+        let outcomes = thresholds.evaluate(result)
+        let loc = FailureLocation(fileID: fileID, filePath: filePath, line: line, column: column)
+        for o in outcomes where !o.passed {
+            reporter.record("SLA breached in '\(result.name)': \(o.message)", loc)
+        }
+        return outcomes
+    }
+}
+
+extension RunResult {
+    /// Evaluates thresholds written with the builder and records one failure per breach at the
+    /// caller's location (see ``SLA/expect(_:_:reporter:fileID:filePath:line:column:)``).
+    @discardableResult
+    public func expect(reporter: FailureReporter = .testFramework,
+                       fileID: String = #fileID, filePath: StaticString = #filePath,
+                       line: UInt = #line, column: UInt = #column,
+                       @SLABuilder _ thresholds: () -> [Threshold]) -> [ThresholdOutcome] {
+        SLA.expect(self, thresholds(), reporter: reporter, fileID: fileID, filePath: filePath, line: line, column: column)
+    }
+
+    /// Evaluates a list of thresholds and records one failure per breach at the caller's location.
+    @discardableResult
+    public func expect(_ thresholds: [Threshold], reporter: FailureReporter = .testFramework,
+                       fileID: String = #fileID, filePath: StaticString = #filePath,
+                       line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
+        SLA.expect(self, thresholds, reporter: reporter, fileID: fileID, filePath: filePath, line: line, column: column)
+    }
+}

@@ -1,0 +1,145 @@
+/// Builds a list of thresholds from a closure of `SLA.…` calls (supports `if`, `for`, arrays).
+@resultBuilder
+public enum SLABuilder {
+    public static func buildExpression(_ t: Threshold) -> [Threshold] { [t] }
+    public static func buildExpression(_ ts: [Threshold]) -> [Threshold] { ts }
+    public static func buildBlock(_ parts: [Threshold]...) -> [Threshold] { parts.flatMap { $0 } }
+    public static func buildOptional(_ part: [Threshold]?) -> [Threshold] { part ?? [] }
+    public static func buildEither(first: [Threshold]) -> [Threshold] { first }
+    public static func buildEither(second: [Threshold]) -> [Threshold] { second }
+    public static func buildArray(_ parts: [[Threshold]]) -> [Threshold] { parts.flatMap { $0 } }
+    public static func buildLimitedAvailability(_ part: [Threshold]) -> [Threshold] { part }
+}
+
+/// Constructors and presets for ``Threshold``s that read like the SLA a person would say:
+/// `SLA.p95("message_latency", below: .milliseconds(200))`, `SLA.errorRate(below: 0.001)`.
+public enum SLA {
+    static func micros(_ d: Duration) -> Double {
+        let c = d.components
+        return Double(c.seconds) * 1_000_000 + Double(c.attoseconds) / 1e12
+    }
+
+    /// Collects thresholds written with the builder.
+    public static func all(@SLABuilder _ build: () -> [Threshold]) -> [Threshold] { build() }
+
+    /// Percentile `p` (0…100) of trend `metric` below a duration.
+    public static func percentile(_ p: Double, _ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .percentile(p), comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    }
+
+    /// Median of trend `metric` below a duration.
+    public static func p50(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(50, metric, below: limit, abortOnFail: abortOnFail)
+    }
+
+    /// 90th percentile of trend `metric` below a duration.
+    public static func p90(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(90, metric, below: limit, abortOnFail: abortOnFail)
+    }
+
+    /// 95th percentile of trend `metric` below a duration.
+    public static func p95(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(95, metric, below: limit, abortOnFail: abortOnFail)
+    }
+
+    /// 99th percentile of trend `metric` below a duration.
+    public static func p99(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(99, metric, below: limit, abortOnFail: abortOnFail)
+    }
+
+    /// Mean of trend `metric` below a duration.
+    public static func avg(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .avg, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    }
+
+    /// Median of trend `metric` below a duration.
+    public static func med(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .med, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    }
+
+    /// Largest value of trend `metric` below a duration.
+    public static func max(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .max, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    }
+
+    /// Smallest value of trend `metric` at least a duration (e.g. a server-side delay really applied).
+    public static func min(_ metric: String, atLeast limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .min, comparison: .atLeast, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    }
+
+    /// Error rate below `ratio` (0…1): all counted errors ÷ (counter `operations` — or
+    /// `iterations` when there is no `operations` counter — + errors). See ``Threshold/errorsMetric``.
+    public static func errorRate(below ratio: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: Threshold.errorsMetric, statistic: .rate, comparison: .below, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
+    }
+
+    /// Rate `metric` (hits ÷ samples, from `recorder.rate(metric, hit:)`) at least `ratio`.
+    public static func rate(_ metric: String, atLeast ratio: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .rate, comparison: .atLeast, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
+    }
+
+    /// Rate `metric` below `ratio` (e.g. k6's `http_req_failed`).
+    public static func rate(_ metric: String, below ratio: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .rate, comparison: .below, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
+    }
+
+    /// Counter `metric`'s total at least `n`.
+    public static func count(_ metric: String, atLeast n: Int64, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .count, comparison: .atLeast, limit: Double(n), unit: .plain, abortOnFail: abortOnFail)
+    }
+
+    /// Counter `metric`'s total at most `n` (e.g. `reconnects`).
+    public static func count(_ metric: String, atMost n: Int64, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .count, comparison: .atMost, limit: Double(n), unit: .plain, abortOnFail: abortOnFail)
+    }
+
+    /// Counter `metric` per second of run time at least `perSecond` (throughput).
+    public static func throughput(_ metric: String, atLeast perSecond: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: metric, statistic: .perSecond, comparison: .atLeast, limit: perSecond, unit: .perSecond, abortOnFail: abortOnFail)
+    }
+
+    /// Name of the rate the runner records for held connections: one sample per target
+    /// connection at the end of a hold stage, a hit when it stayed open through it.
+    public static let connectionsHeldMetric = "connections_held"
+
+    /// Share of target connections held open through the hold stage at least `ratio`
+    /// (rate ``connectionsHeldMetric``, recorded by the runner).
+    public static func connectionsHeld(atLeast ratio: Double, abortOnFail: Bool = false) -> Threshold {
+        rate(connectionsHeldMetric, atLeast: ratio, abortOnFail: abortOnFail)
+    }
+
+    // MARK: Presets
+
+    /// Seed 000/001 STOMP chat: message RTT p95 < 200 ms, errors < 0.1 %, 99.9 % of connections held.
+    public static var stompChat: [Threshold] {
+        [p95("message_latency", below: .milliseconds(200)), errorRate(below: 0.001), connectionsHeld(atLeast: 0.999)]
+    }
+
+    /// Seed 002 Runnity: test-login p95 < 100 ms, enter p95 < 200 ms, WebSocket connect p95 < 1 s,
+    /// PONG within 5 s, errors < 0.1 %, 99.9 % of connections held.
+    public static var runnity: [Threshold] {
+        [p95("test-login", below: .milliseconds(100)), p95("enter", below: .milliseconds(200)),
+         p95("websocket_connect", below: .seconds(1)), max("pong_latency", below: .seconds(5)),
+         errorRate(below: 0.001), connectionsHeld(atLeast: 0.999)]
+    }
+
+    /// Seed 003 Concert (k6): `http_req_duration` p95 < `p95`, `http_req_failed` < `failed`.
+    public static func http(p95 limit: Duration = .milliseconds(500), failedBelow failed: Double = 0.01) -> [Threshold] {
+        [p95("http_req_duration", below: limit), rate("http_req_failed", below: failed)]
+    }
+
+    /// Strict / default / relaxed latency-and-errors presets for any trend (p95 and p99 limits,
+    /// error rate): 100/250 ms & 0.1 %, 200/500 ms & 0.1 %, 500/1000 ms & 1 %.
+    public static func preset(_ level: Level, metric: String) -> [Threshold] {
+        switch level {
+        case .strict: return [p95(metric, below: .milliseconds(100)), p99(metric, below: .milliseconds(250)), errorRate(below: 0.001)]
+        case .default: return [p95(metric, below: .milliseconds(200)), p99(metric, below: .milliseconds(500)), errorRate(below: 0.001)]
+        case .relaxed: return [p95(metric, below: .milliseconds(500)), p99(metric, below: .seconds(1)), errorRate(below: 0.01)]
+        }
+    }
+
+    /// Preset strictness.
+    public enum Level: String, Sendable, Codable, CaseIterable {
+        case strict, `default`, relaxed
+    }
+}

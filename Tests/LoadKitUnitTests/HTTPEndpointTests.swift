@@ -1,0 +1,63 @@
+import Testing
+@testable import LoadKit
+
+@Suite struct HTTPEndpointTests {
+    @Test func parsesSchemesPortsPathsAndQueries() throws {
+        let a = try Endpoint("http://Example.COM/api/x?y=1#frag")
+        #expect(a.scheme == .http && a.host == "example.com" && a.port == 80)
+        #expect(a.path == "/api/x" && a.query == "y=1" && a.requestTarget == "/api/x?y=1")
+        #expect(a.hostHeader == "example.com" && !a.isTLS)
+        let b = try Endpoint("wss://10.0.0.1:9443")
+        #expect(b.isTLS && b.port == 9443 && b.path == "/" && b.query == nil && b.hostHeader == "10.0.0.1:9443")
+        let c = try Endpoint("https://host")
+        #expect(c.port == 443 && c.hostHeader == "host")
+        let d = try Endpoint("ws://[::1]:8080/ws?token=abc")
+        #expect(d.host == "::1" && d.port == 8080 && d.hostHeader == "[::1]:8080" && d.authority == "[::1]:8080")
+        #expect(d.requestTarget == "/ws?token=abc")
+        #expect(!d.description.contains("abc"))
+        let e = try Endpoint("ws://[fe80::1]/")
+        #expect(e.host == "fe80::1" && e.port == 80)
+        let f = try Endpoint("HTTP://h:8080?q")
+        #expect(f.scheme == .http && f.path == "/" && f.query == "q")
+    }
+
+    @Test func bareHostPortUsesDefaultScheme() throws {
+        let a = try Endpoint("chat.local:8080", defaultScheme: .ws)
+        #expect(a.scheme == .ws && a.host == "chat.local" && a.port == 8080 && a.path == "/")
+        let b = try Endpoint("127.0.0.1:61613/stomp", defaultScheme: .ws)
+        #expect(b.port == 61613 && b.path == "/stomp")
+        let c = try Endpoint("localhost")
+        #expect(c.scheme == .http && c.port == 80)
+    }
+
+    @Test(arguments: ["", "ftp://x", "http://", "http://:80/", "http://h:0", "http://h:65536", "http://h:8o",
+                      "http://[::1", "http://[zz]/", "http://user:secret@h/", "http://h/a b", "http://ho st/",
+                      "http://h:123456"])
+    func rejectsBadURLsWithClassifiedError(_ input: String) {
+        do {
+            _ = try Endpoint(input)
+            Issue.record("accepted \(input)")
+        } catch {
+            #expect(error.kind == "bad_url")
+            #expect(error.source == .loadGenerator)
+            #expect(!error.description.contains("secret"))
+        }
+    }
+
+    @Test func headersAreOrderedAndCaseInsensitive() {
+        var h: HTTPHeaders = ["Content-Type": "text/plain", "Set-Cookie": "a=1"]
+        h.add("set-cookie", "b=2")
+        #expect(h["content-type"] == "text/plain")
+        #expect(h["CONTENT-TYPE"] == "text/plain")
+        #expect(h.values(for: "SET-COOKIE") == ["a=1", "b=2"])
+        #expect(h["Content-Typf"] == nil)
+        h.set("Set-Cookie", "c=3")
+        #expect(h.values(for: "set-cookie") == ["c=3"])
+        h.add("Connection", "keep-alive, Upgrade")
+        #expect(h.containsToken("upgrade", in: "connection"))
+        #expect(!h.containsToken("close", in: "connection"))
+        h.remove("connection")
+        #expect(h.count == 2)
+        #expect(!asciiCaseInsensitiveEquals("a[", "A{"))
+    }
+}

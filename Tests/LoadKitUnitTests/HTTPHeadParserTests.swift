@@ -1,0 +1,94 @@
+import Testing
+@testable import LoadKit
+
+private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+@Suite struct HTTPHeadParserTests {
+    static let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+
+    @Test func parsesResponseHeadAndReportsConsumed() {
+        var p = HTTPResponseHeadParser()
+        let input = bytes(Self.response) + [0x81, 0x00]
+        guard case .done(let head, let consumed) = p.parse(input) else { Issue.record("no head"); return }
+        #expect(head.status == 101 && head.reason == "Switching Protocols" && head.version == .http1_1)
+        #expect(head.headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        #expect(consumed == input.count - 2)
+    }
+
+    @Test func byteByByteAndRandomSplitsGiveTheSameHead() {
+        let input = bytes(Self.response)
+        var whole = HTTPResponseHeadParser()
+        guard case .done(let expected, _) = whole.parse(input) else { Issue.record("no head"); return }
+        var rng = SplitMix(seed: 7)
+        for round in 0..<200 {
+            var p = HTTPResponseHeadParser()
+            var i = 0
+            var got: HTTPResponseHead? = nil
+            while i < input.count {
+                let n = round == 0 ? 1 : Int(rng.next() % 20) + 1
+                let chunk = Array(input[i..<min(input.count, i + n)])
+                switch p.parse(chunk) {
+                case .needMore: i += chunk.count
+                case .done(let h, let c): got = h; i += c; #expect(i == input.count)
+                case .failure(let e): Issue.record("\(e)"); return
+                }
+                if got != nil { break }
+            }
+            #expect(got == expected)
+        }
+    }
+
+    @Test func bareLFAndLeadingBlankLinesAndFolding() {
+        var p = HTTPRequestHeadParser()
+        let input = bytes("\r\n\nGET /chat?x=1 HTTP/1.1\nHost: a\nX-Long: one\n  two\n\nrest")
+        guard case .done(let head, let consumed) = p.parse(input) else { Issue.record("no head"); return }
+        #expect(head.method == .GET && head.target == "/chat?x=1" && head.path == "/chat" && head.query == "x=1")
+        #expect(head.headers["x-long"] == "one two")
+        #expect(Array(input[consumed...]) == bytes("rest"))
+        // A parser can be reused for the next head.
+        guard case .done(let h2, _) = p.parse(bytes("POST / HTTP/1.0\r\n\r\n")) else { Issue.record("no 2nd head"); return }
+        #expect(h2.method == .POST && h2.version == .http1_0 && !h2.keepAlive)
+    }
+
+    @Test(arguments: ["HTTP/1.1 20 OK\r\n\r\n", "HTTP/2.0 200 OK\r\n\r\n", "HTTQ/1.1 200 OK\r\n\r\n",
+                      "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+                      "HTTP/1.1 200 OK\r\n: empty\r\n\r\n", "HTTP/1.1 200 OK\r\nX: a\u{1}b\r\n\r\n",
+                      "HTTP/1.1 abc OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n", " continuation\r\n\r\n"])
+    func malformedResponseHeads(_ text: String) {
+        var p = HTTPResponseHeadParser()
+        guard case .failure(let e) = p.parse(bytes(text)) else { Issue.record("accepted \(text)"); return }
+        #expect(e.kind == "http_malformed" && e.source == .server)
+    }
+
+    @Test(arguments: ["GET  / HTTP/1.1\r\n\r\n", "GET /\r\n\r\n", "G(T / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n"])
+    func malformedRequestHeads(_ text: String) {
+        var p = HTTPRequestHeadParser()
+        guard case .failure(let e) = p.parse(bytes(text)) else { Issue.record("accepted \(text)"); return }
+        #expect(e.kind == "http_malformed")
+    }
+
+    @Test func limitsOnSizeAndLines() {
+        var p = HTTPResponseHeadParser(limits: HTTPHeadLimits(maxHeadBytes: 1024, maxLines: 10))
+        let big = bytes("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 2000))
+        var failed = false
+        for b in big { if case .failure(let e) = p.parse([b]) { #expect(e.kind == "http_head_too_large"); failed = true; break } }
+        #expect(failed)
+        var q = HTTPResponseHeadParser(limits: HTTPHeadLimits(maxHeadBytes: 1024, maxLines: 10))
+        let many = bytes("HTTP/1.1 200 OK\r\n" + String(repeating: "A: b\r\n", count: 20) + "\r\n")
+        guard case .failure(let e) = q.parse(many) else { Issue.record("accepted 20 lines"); return }
+        #expect(e.kind == "http_head_too_large")
+    }
+}
+
+/// Deterministic generator for reproducible random tests.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import LoadKit
+
+@Suite struct SLATests {
+    static func result(latencyMillis: [Int64] = [], operations: Int64 = 0, errors: Int64 = 0,
+                       held: RateTally? = nil, duration: Double = 10) -> RunResult {
+        var m = MetricsSnapshot()
+        if !latencyMillis.isEmpty {
+            var h = Histogram()
+            for v in latencyMillis { h.record(v * 1000) }
+            m.trends["message_latency"] = h
+        }
+        if operations > 0 { m.counters["operations"] = operations }
+        if errors > 0 { m.errors["refused"] = ErrorTally(source: .server, count: errors, examples: ["connect: refused"]) }
+        if let held { m.rates["connections_held"] = held }
+        return RunResult(name: "t", startedAtMillis: 0, durationSeconds: duration, metrics: m)
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var threshold: Threshold
+        var passes: Bool
+        var message: String
+        var testDescription: String { threshold.description }
+    }
+
+    // 100 samples 1…100 ms; 999 operations + 1 error; held 999/1000; 10 s.
+    static let cases: [Case] = [
+        Case(threshold: SLA.p95("message_latency", below: .milliseconds(200)), passes: true,
+             message: "message_latency p(95) = 95.04 ms, limit < 200 ms"),
+        Case(threshold: SLA.p95("message_latency", below: .milliseconds(50)), passes: false,
+             message: "message_latency p(95) = 95.04 ms, limit < 50 ms"),
+        Case(threshold: SLA.percentile(99, "message_latency", below: .milliseconds(99)), passes: false,
+             message: "message_latency p(99) = 99.01 ms, limit < 99 ms"),
+        Case(threshold: SLA.avg("message_latency", below: .milliseconds(51)), passes: true,
+             message: "message_latency avg = 50.5 ms, limit < 51 ms"),
+        Case(threshold: SLA.max("message_latency", below: .milliseconds(100)), passes: false,
+             message: "message_latency max = 100 ms, limit < 100 ms"),
+        Case(threshold: SLA.med("message_latency", below: .milliseconds(60)), passes: true,
+             message: "message_latency med = 50.02 ms, limit < 60 ms"),
+        Case(threshold: SLA.errorRate(below: 0.001), passes: false,
+             message: "errors rate = 0.1 %, limit < 0.1 %"),
+        Case(threshold: SLA.errorRate(below: 0.01), passes: true,
+             message: "errors rate = 0.1 %, limit < 1 %"),
+        Case(threshold: SLA.connectionsHeld(atLeast: 0.999), passes: true,
+             message: "connections_held rate = 99.9 %, limit >= 99.9 %"),
+        Case(threshold: SLA.count("operations", atLeast: 1000), passes: false,
+             message: "operations count = 999, limit >= 1000"),
+        Case(threshold: SLA.count("messages_received", atLeast: 1), passes: false,
+             message: "messages_received count = 0, limit >= 1"),
+        Case(threshold: SLA.throughput("operations", atLeast: 99), passes: true,
+             message: "operations per_second = 99.9/s, limit >= 99/s"),
+        Case(threshold: SLA.rate("cache_hit", atLeast: 0.95), passes: false,
+             message: "cache_hit rate: no samples, limit >= 95 %"),
+        Case(threshold: SLA.p95("websocket_connect", below: .seconds(1)), passes: false,
+             message: "websocket_connect p(95): no samples, limit < 1000 ms"),
+    ]
+
+    @Test(arguments: cases)
+    func evaluationTable(_ c: Case) {
+        let r = Self.result(latencyMillis: Array(1...100), operations: 999, errors: 1,
+                            held: RateTally(hits: 999, total: 1000))
+        let o = c.threshold.evaluate(r)
+        #expect(o.passed == c.passes)
+        #expect(o.message == c.message)
+    }
+
+    @Test func noWorkFails() {
+        let outcomes = RunResult(name: "idle", startedAtMillis: 0, durationSeconds: 5, metrics: MetricsSnapshot())
+            .evaluate { SLA.count("messages_received", atLeast: 0) }
+        #expect(outcomes.count == 2)
+        #expect(outcomes[0] == .noWork && !outcomes[0].passed)
+        #expect(outcomes[0].message.hasPrefix("no work was done"))
+        #expect(outcomes[1].passed)
+        // Even with no thresholds at all.
+        #expect(SLA.expect(Self.result(), [], reporter: FailureReporter { _, _ in }) == [.noWork])
+    }
+
+    @Test func expectRecordsOneFailurePerBreachAtCallerLocation() {
+        let seen = Mutex<[(String, UInt)]>([])
+        let reporter = FailureReporter { msg, loc in seen.withLock { $0.append((msg, loc.line)) } }
+        let r = Self.result(latencyMillis: [300, 400, 500], operations: 10)
+        let line: UInt = #line + 1
+        let outcomes = r.expect(reporter: reporter) {
+            SLA.p95("message_latency", below: .milliseconds(200))
+            SLA.errorRate(below: 0.001)
+            if true { SLA.max("message_latency", below: .seconds(1)) }
+            for p in [90.0, 99.0] { SLA.percentile(p, "message_latency", below: .milliseconds(100)) }
+        }
+        #expect(outcomes.map(\.passed) == [false, true, true, false, false])
+        let got = seen.withLock { $0 }
+        #expect(got.count == 3)
+        #expect(got.allSatisfy { $0.1 == line })
+        #expect(got[0].0 == "SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms")
+    }
+
+    @Test func expectRecordsSwiftTestingIssues() {
+        let r = Self.result(latencyMillis: [300], operations: 1)
+        withKnownIssue {
+            let o = SLA.expect(r, [SLA.p95("message_latency", below: .milliseconds(200))])
+            #expect(o.count == 1 && !o[0].passed)
+        }
+    }
+
+    @Test func abortBreaches() {
+        let r = Self.result(latencyMillis: [300], operations: 1)
+        let ts = SLA.all {
+            SLA.p95("message_latency", below: .milliseconds(200), abortOnFail: true)
+            SLA.p95("message_latency", below: .milliseconds(100))
+            SLA.p95("other", below: .milliseconds(100)).abortingOnFail()
+        }
+        let b = ts.breachesToAbort(r.metrics, elapsedSeconds: 1)
+        #expect(b.count == 1 && b[0].threshold == ts[0])
+    }
+
+    @Test func thresholdsAreCodableData() throws {
+        let ts = SLA.stompChat + SLA.runnity + SLA.http() + SLA.preset(.strict, metric: "x")
+            + [SLA.throughput("http_reqs", atLeast: 10).abortingOnFail(), SLA.percentile(99.9, "t", below: .microseconds(5))]
+        let data = try JSONEncoder().encode(ts)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"p(95)\"") && text.contains("\"p(99.9)\""))
+        #expect(try JSONDecoder().decode([Threshold].self, from: data) == ts)
+        #expect(Statistic(parsing: "p(101)") == nil && Statistic(parsing: "avg") == .avg)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Statistic.self, from: Data("\"p95\"".utf8)) }
+    }
+}
