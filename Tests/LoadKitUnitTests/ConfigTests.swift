@@ -138,7 +138,7 @@ import Testing
         #expect(s.reportDirectory == "/tmp/r")
         #expect(try s.prometheusPort() == 2112)
         #expect(s.progressForced() == true)
-        #expect(Settings([:]).reportDirectory == "loadkit-reports")
+        #expect(Settings([:]).reportDirectory == "./loadkit-reports")
         #expect(throws: ConfigError.self) { try Settings(["LOADKIT_PROMETHEUS_PORT": "70000"]).prometheusPort() }
     }
 
