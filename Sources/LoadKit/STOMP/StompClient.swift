@@ -1,0 +1,445 @@
+import Synchronization
+
+/// A STOMP 1.2 client connection over plain TCP (and WebSocket, see `StompClient+WebSocket`).
+///
+/// Confined to one ``EventLoop``: received frames are parsed and MESSAGE handlers run on the loop
+/// without task hops, so a handler must be quick (record a timestamp, match an id). Public
+/// methods are thread-safe; the async ones suspend only the caller.
+///
+/// Failures arrive as a ``ClassifiedError``: a ``StompError`` (ERROR frame → `stomp_error`,
+/// silent server → `stomp_heartbeat_timeout`, malformed frames → `stomp_malformed`), a
+/// ``TransportError`` (reset, closed by peer) or the WebSocket layer's close error.
+public final class StompClient: @unchecked Sendable {
+    /// The loop that owns this connection.
+    public let loop: EventLoop
+    /// Nanoseconds the transport took to open (TCP connect, or TCP connect + WebSocket handshake).
+    public internal(set) var transportConnectNanos: UInt64 = 0
+    /// Nanoseconds of the WebSocket connect (TCP + upgrade); 0 over plain TCP.
+    public internal(set) var webSocketConnectNanos: UInt64 = 0
+    /// Nanoseconds from writing CONNECT to receiving CONNECTED.
+    public private(set) var stompConnectNanos: UInt64 = 0
+    /// The negotiated heart-beats (valid after connect).
+    public var heartBeat: StompHeartBeat { session.heartBeatClock.heartBeat }
+    /// The STOMP version the server chose (valid after connect).
+    public var version: String? { session.version }
+
+    // Loop-confined state.
+    var session: StompClientSession
+    var parser: StompFrameParser
+    var transport: StompTransport = .none
+    private var out: [UInt8] = []
+    private var subscriptions: [Subscription] = []
+    private var receiptWaiters: [String: ReceiptWaiter] = [:]
+    private var connectWaiter: CheckedContinuation<Void, any Error>?
+    private var disconnectWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var heartBeatTimer: LoopTimer?
+    private var connectTimer: LoopTimer?
+    private var connectStarted: UInt64 = 0
+    private var closed = false
+    private var cause: (any ClassifiedError)?
+    /// SEND frames dropped because the session was not connected (fire-and-forget sends).
+    public private(set) var droppedSends = 0
+
+    private let handlers = Mutex<Handlers>(Handlers())
+    private struct Handlers {
+        var onError: (@Sendable (any ClassifiedError) -> Void)?
+        var onClose: (@Sendable ((any ClassifiedError)?) -> Void)?
+    }
+
+    private struct ReceiptWaiter {
+        var done: (Result<Void, any Error>) -> Void
+        var timer: LoopTimer
+        func resume(throwing error: any Error) { timer.cancel(); done(.failure(error)) }
+        func resume() { timer.cancel(); done(.success(())) }
+    }
+
+    private struct Subscription {
+        var id: String
+        var idBytes: [UInt8]
+        var handler: @Sendable (StompMessage) -> Void
+    }
+
+    init(loop: EventLoop, configuration: StompClientConfiguration, limits: StompFrameParser.Limits) {
+        self.loop = loop
+        session = StompClientSession(configuration: configuration)
+        parser = StompFrameParser(peer: .server, limits: limits)
+    }
+
+    // MARK: connecting
+
+    /// Connects over plain TCP and completes the STOMP handshake (CONNECT → CONNECTED) within `timeout`.
+    public static func connect(tcp address: SocketAddress, configuration: StompClientConfiguration,
+                               timeout: Duration = .seconds(10), source: SocketAddress? = nil,
+                               limits: StompFrameParser.Limits = .init(),
+                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+        let start = monotonicNanos()
+        let conn = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        let client = StompClient(loop: loop, configuration: configuration, limits: limits)
+        client.transportConnectNanos = monotonicNanos() &- start
+        let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
+        try await client.handshake(timeout: remaining) {
+            client.transport = .tcp(conn)
+            conn.start(delegate: StompTCPAdapter(client: client))
+        }
+        return client
+    }
+
+    /// Resolves `host` and connects over TCP; see ``connect(tcp:configuration:timeout:source:limits:on:)``.
+    public static func connect(tcpHost host: String, port: Int, connectHeaders: [(String, String)] = [],
+                               vhost: String? = nil,
+                               heartBeat: (send: Duration, receive: Duration) = (.seconds(10), .seconds(10)),
+                               timeout: Duration = .seconds(10), source: SocketAddress? = nil,
+                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+        let address = try await SocketAddress.resolve(host: host, port: port)
+        let config = StompClientConfiguration(host: vhost ?? host, connectHeaders: connectHeaders, heartBeat: heartBeat)
+        return try await connect(tcp: address, configuration: config, timeout: timeout, source: source, on: loop)
+    }
+
+    /// Attaches the transport (in `attach`, on the loop), sends CONNECT and waits for CONNECTED.
+    func handshake(timeout: Duration, attach: @escaping @Sendable () -> Void) async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            loop.execute { [self] in
+                connectWaiter = cont
+                attach()
+                guard !closed else { return }  // attach can fail synchronously
+                connectStarted = monotonicNanos()
+                write(frame: session.connectFrame(now: connectStarted))
+                connectTimer = loop.schedule(after: timeout) { [weak self] in
+                    self?.fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
+                }
+            }
+        }
+    }
+
+    // MARK: callbacks
+
+    /// Called once, on the loop, when the session fails (before ``onClose``).
+    public var onError: (@Sendable (any ClassifiedError) -> Void)? {
+        get { handlers.withLock { $0.onError } }
+        set { handlers.withLock { $0.onError = newValue } }
+    }
+
+    /// Called once, on the loop, when the connection is closed: nil after a graceful DISCONNECT
+    /// or local close, else the cause.
+    public var onClose: (@Sendable ((any ClassifiedError)?) -> Void)? {
+        get { handlers.withLock { $0.onClose } }
+        set { handlers.withLock { $0.onClose = newValue } }
+    }
+
+    // MARK: subscribing
+
+    /// Subscribes to `destination`; `onMessage` runs on the loop for every MESSAGE of this
+    /// subscription (keep it short: no blocking, no awaiting). With `receipt` the call returns
+    /// once the server confirmed the subscription. Returns the subscription id.
+    @discardableResult
+    public func subscribe(destination: String, id: String? = nil, ack: StompAckMode = .auto,
+                          headers: [(String, String)] = [], receipt: Bool = false, timeout: Duration = .seconds(10),
+                          onMessage: @escaping @Sendable (StompMessage) -> Void) async throws -> String {
+        let box = UncheckedSendable(headers)
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<String, any Error>) in
+            loop.execute { [self] in
+                guard session.canSend else { cont.resume(throwing: notConnected()); return }
+                let rid = receipt ? session.makeReceiptID() : nil
+                let (sid, frame) = session.subscribeFrame(destination: destination, id: id, ack: ack, headers: box.value, receipt: rid)
+                subscriptions.removeAll { $0.id == sid }
+                subscriptions.append(Subscription(id: sid, idBytes: Array(sid.utf8), handler: onMessage))
+                write(frame: frame)
+                if let rid {
+                    awaitReceipt(rid, timeout: timeout) { result in cont.resume(with: result.map { sid }) }
+                } else {
+                    cont.resume(returning: sid)
+                }
+            }
+        }
+    }
+
+    /// Removes a subscription (messages already in flight for it are dropped).
+    public func unsubscribe(id: String, receipt: Bool = false, timeout: Duration = .seconds(10)) async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            loop.execute { [self] in
+                guard session.canSend else { cont.resume(throwing: notConnected()); return }
+                subscriptions.removeAll { $0.id == id }
+                let rid = receipt ? session.makeReceiptID() : nil
+                write(frame: session.unsubscribeFrame(id: id, receipt: rid))
+                if let rid { awaitReceipt(rid, timeout: timeout) { cont.resume(with: $0) } } else { cont.resume() }
+            }
+        }
+    }
+
+    // MARK: sending
+
+    /// Sends a message without waiting (thread-safe; on the loop it writes at once). Dropped and
+    /// counted in ``droppedSends`` when the session is not connected.
+    public func send(destination: String, body: [UInt8], contentType: String? = nil, headers: [(String, String)] = []) {
+        if loop.inLoop {
+            writeSend(destination: destination, body: body, contentType: contentType, headers: headers, receipt: nil)
+        } else {
+            let box = UncheckedSendable(headers)
+            loop.execute { [self] in
+                writeSend(destination: destination, body: body, contentType: contentType, headers: box.value, receipt: nil)
+            }
+        }
+    }
+
+    /// Sends a UTF-8 text message without waiting; see ``send(destination:body:contentType:headers:)``.
+    public func send(destination: String, text: String, contentType: String? = "text/plain", headers: [(String, String)] = []) {
+        send(destination: destination, body: Array(text.utf8), contentType: contentType, headers: headers)
+    }
+
+    /// Sends a message with a `receipt` header and returns once the server's RECEIPT arrives.
+    public func send(destination: String, body: [UInt8], contentType: String? = nil, headers: [(String, String)] = [],
+                     receipt: Bool, timeout: Duration = .seconds(10)) async throws {
+        let box = UncheckedSendable(headers)
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            loop.execute { [self] in
+                guard session.canSend else { cont.resume(throwing: notConnected()); return }
+                let rid = receipt ? session.makeReceiptID() : nil
+                writeSend(destination: destination, body: body, contentType: contentType, headers: box.value, receipt: rid)
+                if let rid { awaitReceipt(rid, timeout: timeout) { cont.resume(with: $0) } } else { cont.resume() }
+            }
+        }
+    }
+
+    private func writeSend(destination: String, body: [UInt8], contentType: String?, headers: [(String, String)], receipt: String?) {
+        guard session.canSend else { droppedSends += 1; return }
+        out.removeAll(keepingCapacity: true)
+        StompFrameEncoder.appendHead(.send, into: &out)
+        StompFrameEncoder.appendHeader("destination", destination, escape: true, into: &out)
+        if let contentType { StompFrameEncoder.appendHeader("content-type", contentType, escape: true, into: &out) }
+        for (n, v) in headers where n != "content-length" { StompFrameEncoder.appendHeader(n, v, escape: true, into: &out) }
+        if let receipt { StompFrameEncoder.appendHeader("receipt", receipt, escape: true, into: &out) }
+        body.withUnsafeBytes { StompFrameEncoder.appendBody($0, command: .send, into: &out) }
+        flushOut()
+    }
+
+    /// Acknowledges a message (subscriptions with ack mode `client` or `client-individual`).
+    public func ack(_ message: StompMessage) { acknowledge(message, negative: false) }
+
+    /// Rejects a message (NACK).
+    public func nack(_ message: StompMessage) { acknowledge(message, negative: true) }
+
+    private func acknowledge(_ message: StompMessage, negative: Bool) {
+        let work: @Sendable () -> Void = { [self] in
+            guard session.canSend, let f = session.ackFrame(for: message, negative: negative) else { return }
+            write(frame: f)
+        }
+        if loop.inLoop { work() } else { loop.execute(work) }
+    }
+
+    /// Sends any frame as is (escape hatch for tests and extensions such as transactions).
+    public func send(frame: StompFrame) {
+        if loop.inLoop { write(frame: frame) } else { loop.execute { [self] in write(frame: frame) } }
+    }
+
+    // MARK: closing
+
+    /// Sends DISCONNECT with a receipt, waits for it at most `timeout`, then closes. Never throws:
+    /// a failed or slow server just gets closed.
+    public func disconnect(timeout: Duration = .seconds(2)) async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            loop.execute { [self] in
+                if closed { cont.resume(); return }
+                disconnectWaiters.append(cont)
+                guard session.state == .connected else {
+                    if session.state != .disconnecting { closeTransport(cause: nil) }
+                    return
+                }
+                write(frame: session.disconnectFrame())
+                loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
+            }
+        }
+    }
+
+    /// Closes the transport at once without DISCONNECT (thread-safe).
+    public func close() {
+        loop.execute { [self] in closeTransport(cause: nil) }
+    }
+
+    /// Resumes when the connection is closed for any reason; returns the cause (nil when graceful).
+    @discardableResult
+    public func waitClosed() async -> (any ClassifiedError)? {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            loop.execute { [self] in if closed { cont.resume() } else { closeWaiters.append(cont) } }
+        }
+        return await withCheckedContinuation { (cont: CheckedContinuation<UncheckedSendable<(any ClassifiedError)?>, Never>) in
+            loop.execute { [self] in cont.resume(returning: UncheckedSendable(cause)) }
+        }.value
+    }
+
+    // MARK: loop-side machinery
+
+    private func notConnected() -> StompError {
+        if let cause { return StompError.closed("\(cause)") }
+        return StompError.closed(closed ? "connection closed" : "not connected (state \(session.state))")
+    }
+
+    func write(frame: StompFrame) {
+        out.removeAll(keepingCapacity: true)
+        StompFrameEncoder.encode(frame, into: &out)
+        flushOut()
+    }
+
+    private func flushOut() {
+        session.bytesSent(now: monotonicNanos())
+        out.withUnsafeBytes { transport.write($0) }
+        // Do not let one large frame pin a big buffer on an otherwise idle connection.
+        if out.capacity > 64 * 1024 { out = [] }
+    }
+
+    private func awaitReceipt(_ id: String, timeout: Duration, _ done: @escaping (Result<Void, any Error>) -> Void) {
+        let timer = loop.schedule(after: timeout) { [weak self] in
+            guard let self, let w = receiptWaiters.removeValue(forKey: id) else { return }
+            w.resume(throwing: StompError.timeout("RECEIPT \(id) (not received within \(timeout))"))
+        }
+        receiptWaiters[id] = ReceiptWaiter(done: done, timer: timer)
+    }
+
+    /// Called by the transport with received bytes (on the loop).
+    func handleBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard !closed else { return }
+        let now = monotonicNanos()
+        session.bytesReceived(now: now)
+        do {
+            try parser.parse(bytes) { frame in
+                // Hot path: MESSAGE while connected goes straight to its handler.
+                if frame.command == .message, session.state == .connected || session.state == .disconnecting {
+                    deliver(frame)
+                } else {
+                    handle(session.received(frame, now: now))
+                }
+            }
+        } catch let e as StompError {
+            fail(e)
+        } catch {
+            fail(StompError.malformed("\(error)", source: .server))
+        }
+    }
+
+    private func deliver(_ frame: StompFrame) {
+        guard let sub = frame.headerValueBytes("subscription") else {
+            fail(StompError.unexpected("MESSAGE without subscription header", source: .server))
+            return
+        }
+        for s in subscriptions where s.idBytes.elementsEqual(sub) {
+            s.handler(StompMessage(frame: frame))
+            return
+        }
+        // Unknown subscription: most likely already unsubscribed; ignore.
+    }
+
+    private func handle(_ action: StompClientSession.Action) {
+        switch action {
+        case .none:
+            break
+        case .message(let frame):
+            deliver(frame)
+        case .connected(_, let hb):
+            stompConnectNanos = monotonicNanos() &- connectStarted
+            connectTimer?.cancel()
+            connectTimer = nil
+            if let t = hb.tickIntervalMillis {
+                heartBeatTimer = loop.scheduleRepeating(every: .milliseconds(Int64(t))) { [weak self] in self?.tick() }
+            }
+            connectWaiter?.resume()
+            connectWaiter = nil
+        case .receipt(let id):
+            receiptWaiters.removeValue(forKey: id)?.resume()
+        case .disconnected:
+            closeTransport(cause: nil)
+        case .failed(let e):
+            fail(e)
+        }
+    }
+
+    private func tick() {
+        guard !closed else { return }
+        switch session.tick(now: monotonicNanos()) {
+        case .none: break
+        case .sendHeartBeat: StompFrameEncoder.heartBeat.withUnsafeBytes { transport.write($0) }
+        case .peerSilent: fail(session.failure ?? StompError.timeout("heart-beat"))
+        }
+    }
+
+    /// Ends the session with `error` as the cause (first cause wins) and closes the transport.
+    func fail(_ error: any ClassifiedError) {
+        guard !closed else { return }
+        if let s = error as? StompError { session.fail(s) } else { session.markClosed() }
+        if cause == nil { cause = error }
+        handlers.withLock { $0.onError }?(error)
+        closeTransport(cause: error)
+    }
+
+    /// The transport closed (on the loop). `error` nil means a local, orderly close.
+    func transportClosed(error: (any ClassifiedError)?) {
+        guard !closed else { return }
+        let graceful = session.state == .closed && session.failure == nil
+        if let error, !graceful {
+            fail(error)
+        } else if !graceful && session.state != .idle {
+            fail(StompError.closed("server closed the connection without ERROR"))
+        } else {
+            closeTransport(cause: nil)
+        }
+    }
+
+    func closeTransport(cause closeCause: (any ClassifiedError)?) {
+        guard !closed else { return }
+        closed = true
+        if session.state != .closed { session.markClosed() }
+        if cause == nil { cause = closeCause }
+        heartBeatTimer?.cancel()
+        heartBeatTimer = nil
+        connectTimer?.cancel()
+        connectTimer = nil
+        let t = transport
+        transport = .none
+        t.close()
+        let err: any Error = cause ?? StompError.closed("connection closed")
+        connectWaiter?.resume(throwing: err)
+        connectWaiter = nil
+        let waiters = receiptWaiters
+        receiptWaiters.removeAll()
+        for (_, w) in waiters { w.resume(throwing: err) }
+        subscriptions.removeAll()
+        handlers.withLock { $0.onClose }?(cause)
+        for w in disconnectWaiters { w.resume() }
+        disconnectWaiters.removeAll()
+        for w in closeWaiters { w.resume() }
+        closeWaiters.removeAll()
+    }
+}
+
+/// The byte pipe under a STOMP client.
+enum StompTransport {
+    case none
+    case tcp(TCPConnection)
+
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        switch self {
+        case .none: break
+        case .tcp(let c): c.write(rawBytes: bytes)
+        }
+    }
+
+    func close() {
+        switch self {
+        case .none: break
+        case .tcp(let c): c.close()
+        }
+    }
+}
+
+/// Forwards TCP events to the client (kept separate so the client's API stays clean).
+final class StompTCPAdapter: ConnectionDelegate, @unchecked Sendable {
+    let client: StompClient
+    init(client: StompClient) { self.client = client }
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { client.handleBytes(bytes) }
+    func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) { client.transportClosed(error: error) }
+}
+
+/// Wraps a value the compiler cannot prove Sendable but that is only handed to the loop once.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}
