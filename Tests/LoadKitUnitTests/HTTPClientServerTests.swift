@@ -51,9 +51,11 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         defer { client.shutdown() }
         let base = "http://127.0.0.1:\(server.port)"
         let request = try HTTPRequest(method: .POST, url: base + "/load", body: Array("12345".utf8))
+        // Half the users run on an event loop (the no-hop path), half on the global executor.
+        let onLoop = EventLoopTaskExecutor(EventLoopGroup.shared.loops[0])
         let ok = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
+            for i in 0..<8 {
+                group.addTask(executorPreference: i % 2 == 0 ? onLoop : nil) {
                     var ok = 0
                     for _ in 0..<625 {
                         let r = try await client.execute(request, timeout: .seconds(5))
