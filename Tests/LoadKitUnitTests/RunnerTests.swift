@@ -7,7 +7,7 @@ private struct Boom: Error {}
 /// Real runs of tiny scenarios (trivial async work, no sockets). Serialized: runs compete for two
 /// cores and the SIGINT test interrupts every live run.
 @Suite(.serialized) struct RunnerTests {
-    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).settings(Settings([:])) }
+    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])) }
 
     @Test func closedModelRampsHoldsAndCounts() async throws {
         let t0 = monotonicNanos()
@@ -177,5 +177,35 @@ private struct Boom: Error {}
         #expect(result.interruption == "abort on threshold: errors > 3")
         #expect(result.durationSeconds < 2.5)
         #expect(result.metrics.errors["http_500"]?.source == .server)
+    }
+
+    @Test func abortOnFailThresholdStopsEarly() async throws {
+        let result = try await quiet(LoadTest("abort-sla") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
+            .sla { SLA.errorRate(below: 0.01, abortOnFail: true); SLA.p95("ok", below: .seconds(1)) }
+            .run { user in
+                try await user.measure("ok") {}
+                if user.index == 0 { user.fail("broken", step: "check") }
+                await user.sleep(for: .milliseconds(50))
+            }
+        #expect(result.interruption?.hasPrefix("abort on threshold: ") == true)
+        #expect(result.interruption?.contains("error") == true)
+        #expect(result.durationSeconds < 2.5)
+    }
+
+    @Test func reportsAreWrittenEvenWhenInterrupted() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("lk-runner-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("reported") { Stage("up", to: 3, over: .zero); Hold(.seconds(20)) }
+            .progress(false).settings(Settings([:])).reports(true, root: root)
+            .maxDuration(.milliseconds(300))
+            .sla { SLA.p95("step", below: .seconds(1)) }
+            .run { user in
+                try await user.measure("step") {}
+                await user.sleep(for: .milliseconds(20))
+            }
+        #expect(result.interruption != nil)
+        for file in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "load_test.log"] {
+            #expect(FileManager.default.fileExists(atPath: root + "/reported/" + file), "\(file) missing")
+        }
     }
 }

@@ -179,8 +179,8 @@ public struct Settings: Sendable, Equatable {
 
     // MARK: LoadKit's own settings
 
-    /// `LOADKIT_REPORT_DIR`, default `loadkit-reports`.
-    public var reportDirectory: String { string("LOADKIT_REPORT_DIR") ?? "loadkit-reports" }
+    /// `LOADKIT_REPORT_DIR`, default `./loadkit-reports`.
+    public var reportDirectory: String { string("LOADKIT_REPORT_DIR") ?? "./loadkit-reports" }
 
     /// `LOADKIT_MAX_DURATION`: a hard cap on any run's length (nil when unset).
     public func maxDuration() throws -> Duration? { try duration("LOADKIT_MAX_DURATION") }
