@@ -157,7 +157,7 @@ private func parseResponses(_ input: [UInt8], method: HTTPMethod = .GET, split: 
         struct D: Decodable { var data: Inner; struct Inner: Decodable { var n: Int } }
         #expect(try r.decode(D.self).data.n == 3)
         r.status = 503
-        #expect(throws: HTTPError.status(code: 503, method: "GET", endpoint: "")) { try r.requireStatus() }
+        #expect(throws: HTTPError.status(code: 503, method: "request", endpoint: "server")) { try r.requireStatus() }
         do { try r.requireStatus() } catch { #expect(error.kind == "http_503" && error.source == .server) }
     }
 

@@ -71,6 +71,10 @@ public struct HTTPResponse: Sendable {
     public var timeToFirstByteNanos: UInt64 = 0
     /// Nanoseconds from the call (waiting for a connection included) to the last byte (0 when not measured).
     public var totalNanos: UInt64 = 0
+    /// The method of the request this answers (set by ``HTTPClient``), for error messages.
+    public var requestMethod: HTTPMethod?
+    /// The endpoint of the request this answers (set by ``HTTPClient``), for error messages.
+    public var requestEndpoint: Endpoint?
 
     /// Creates a response value.
     public init(head: HTTPResponseHead, body: [UInt8] = []) {
@@ -88,9 +92,13 @@ public struct HTTPResponse: Sendable {
     public var bodyString: String { String(decoding: body, as: UTF8.self) }
 
     /// Throws ``HTTPError/status(code:method:endpoint:)`` (`http_<code>`, server) unless the status is in `range`.
+    /// Returns the response, so calls chain: `try await client.get(url).requireStatus().decode(T.self)`.
     @discardableResult
-    public func requireStatus(_ range: ClosedRange<Int> = 200...299, method: HTTPMethod = .GET, endpoint: String = "") throws(HTTPError) -> HTTPResponse {
-        guard range.contains(status) else { throw HTTPError.status(code: status, method: method.rawValue, endpoint: endpoint) }
+    public func requireStatus(_ range: ClosedRange<Int> = 200...299) throws(HTTPError) -> HTTPResponse {
+        guard range.contains(status) else {
+            throw HTTPError.status(code: status, method: requestMethod?.rawValue ?? "request",
+                                   endpoint: requestEndpoint?.description ?? "server")
+        }
         return self
     }
 
@@ -141,6 +149,8 @@ public struct HTTPServerRequest: Sendable {
     public var body: [UInt8]
     /// Values of `{name}` segments matched by a ``Router`` route.
     public var pathParameters: [String: String] = [:]
+    /// The client's address (set by ``HTTPServer``).
+    public var remoteAddress: SocketAddress?
 
     /// Creates a request value.
     public init(head: HTTPRequestHead, body: [UInt8] = []) {
@@ -277,12 +287,12 @@ public struct HTTPServerResponse: Sendable {
     }
 }
 
-func percentDecode<S: StringProtocol>(_ s: S) -> String {
+func percentDecode<S: StringProtocol>(_ s: S, plusAsSpace: Bool = true) -> String {
     var out: [UInt8] = []
     out.reserveCapacity(s.utf8.count)
     var it = Array(s.utf8)[...]
     while let b = it.popFirst() {
-        if b == UInt8(ascii: "+") { out.append(0x20); continue }
+        if plusAsSpace && b == UInt8(ascii: "+") { out.append(0x20); continue }
         if b == UInt8(ascii: "%"), it.count >= 2, let h = hexDigit(it[it.startIndex]), let l = hexDigit(it[it.startIndex + 1]) {
             out.append(h << 4 | l)
             it = it.dropFirst(2)

@@ -1,6 +1,8 @@
 /// The server role of the STOMP codec, for fixtures: judges client frames and builds CONNECTED,
 /// MESSAGE, RECEIPT and ERROR frames. A plain state machine without I/O; the fixture owns
-/// routing (destinations → subscribers) and authentication.
+/// routing (destinations → subscribers) and authentication, and parses the client's bytes with
+/// its own ``StompFrameParser`` created with `peer: .loadGenerator` (kept outside this struct so
+/// the parser's frame callback may call ``receive(_:now:)``).
 public struct StompServerSession: Sendable {
     /// Session phases.
     public enum State: Sendable, Equatable {
@@ -34,8 +36,6 @@ public struct StompServerSession: Sendable {
 
     /// Current phase.
     public private(set) var state: State = .awaitingConnect
-    /// Parser for the client's bytes (blames the load generator for malformed frames).
-    public var parser: StompFrameParser
     /// Negotiated heart-beats, after ``accept(_:heartBeat:now:server:session:)``.
     public private(set) var heartBeatClock: StompHeartBeatClock
     /// Live subscriptions: id → (destination, ack mode).
@@ -44,8 +44,7 @@ public struct StompServerSession: Sendable {
     public private(set) var version = "1.2"
 
     /// Creates a session awaiting CONNECT.
-    public init(limits: StompFrameParser.Limits = .init(), now: UInt64 = monotonicNanos()) {
-        parser = StompFrameParser(peer: .loadGenerator, limits: limits)
+    public init(now: UInt64 = monotonicNanos()) {
         heartBeatClock = StompHeartBeatClock(heartBeat: .none, now: now)
     }
 

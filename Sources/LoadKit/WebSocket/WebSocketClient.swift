@@ -1,0 +1,214 @@
+/// A WebSocket client connection (RFC 6455): connect with the opening handshake, then send and
+/// receive messages with async/await, or with callbacks on the loop for hot paths.
+///
+/// ```swift
+/// let ws = try await WebSocketClient.connect("ws://127.0.0.1:8080/ws?ticket=abc",
+///                                           headers: [("Authorization", "Bearer …")],
+///                                           timeout: .seconds(5))
+/// try await ws.send(text: #"{"type":"PING"}"#)
+/// let reply = try await ws.receive()            // throws ws_close_<code> once the server closed
+/// await ws.close(code: 1000, reason: "done")
+/// ```
+///
+/// Lower level: ``connection`` is the loop-confined ``WebSocketConnection`` (handler hook,
+/// `sendOnLoop`), for protocols such as STOMP.
+public final class WebSocketClient: @unchecked Sendable {
+    /// The open connection (handler hook, loop-side sends, idle time, close info).
+    public let connection: WebSocketConnection
+    /// The endpoint connected to.
+    public let endpoint: Endpoint
+    /// TCP connect plus upgrade time in nanoseconds (the `websocket_connect` metric).
+    public let handshakeNanos: UInt64
+    /// The subprotocol the server selected, or nil.
+    public var subprotocol: String? { connection.subprotocol }
+    /// The loop the connection is confined to.
+    public var loop: EventLoop { connection.loop }
+
+    init(connection: WebSocketConnection, endpoint: Endpoint, handshakeNanos: UInt64) {
+        self.connection = connection
+        self.endpoint = endpoint
+        self.handshakeNanos = handshakeNanos
+    }
+
+    /// Connects to a `ws://` URL (`host:port/path` without scheme is taken as `ws`).
+    /// See ``connect(_:headers:subprotocols:timeout:maxMessageSize:source:on:)-(Endpoint,_,_,_,_,_,_)``.
+    public static func connect(_ url: String, headers: [(String, String)] = [], subprotocols: [String] = [],
+                               timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
+                               source: SocketAddress? = nil,
+                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
+        let endpoint = try Endpoint(url, defaultScheme: .ws)
+        return try await connect(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
+                                 maxMessageSize: maxMessageSize, source: source, on: loop)
+    }
+
+    /// Opens TCP (optionally from a `source` address) and performs the opening handshake within
+    /// `timeout`: fresh `Sec-WebSocket-Key`, `headers` added as given (Authorization, Origin, …),
+    /// `subprotocols` offered; checks status 101, Upgrade/Connection, `Sec-WebSocket-Accept` and
+    /// that a selected subprotocol was offered.
+    ///
+    /// Throws ``TransportError`` for connect failures, ``HTTPError/tlsUnavailable(endpoint:)`` for
+    /// `wss`, and ``WebSocketError``: `ws_handshake_<status>` (with up to ~200 bytes of the body,
+    /// e.g. `INVALID_TICKET`), `ws_handshake_invalid`, `ws_handshake_timeout`, `ws_handshake_closed`.
+    public static func connect(_ endpoint: Endpoint, headers: [(String, String)] = [], subprotocols: [String] = [],
+                               timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
+                               source: SocketAddress? = nil,
+                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
+        if endpoint.isTLS { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        let address = try await endpoint.resolve()
+        let start = monotonicNanos()
+        let deadline = start &+ timeout.nanoseconds
+        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        let now = monotonicNanos()
+        let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
+        let request = WebSocketHandshake.clientRequest(endpoint: endpoint, headers: headers, subprotocols: subprotocols)
+        let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
+            loop.execute {
+                let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
+                                                 cont: cont)
+                tcp.start(delegate: hs)
+                tcp.write(request.bytes)
+                hs.timer = loop.schedule(after: remaining) { [weak hs] in
+                    hs?.fail(WebSocketError(kind: "ws_handshake_timeout", source: .server,
+                                            message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s"),
+                             tcp)
+                }
+            }
+        }
+        return WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start)
+    }
+
+    // MARK: sending
+
+    /// Sends a text message; throws `ws_closed` / `ws_close_<code>` when the connection is closing
+    /// or closed. Resumes once the frame is queued on the socket (not when the peer has it).
+    public func send(text: String) async throws {
+        try await onLoopThrowing { c in c.sendOnLoop(text: text) }
+    }
+
+    /// Sends a binary message; see ``send(text:)``.
+    public func send(binary: [UInt8]) async throws {
+        try await onLoopThrowing { c in c.sendOnLoop(binary: binary) }
+    }
+
+    /// Sends a ping (payload at most 125 bytes); the pong updates ``WebSocketConnection/lastPongNanos``.
+    public func ping(_ payload: [UInt8] = []) async throws {
+        let p = Array(payload.prefix(125))
+        try await onLoopThrowing { c in p.withUnsafeBytes { c.sendOnLoop(.ping, payload: $0) } }
+    }
+
+    private func onLoopThrowing(_ body: @escaping @Sendable (WebSocketConnection) -> Bool) async throws {
+        let c = connection
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            c.loop.execute {
+                if body(c) { cont.resume() } else {
+                    cont.resume(throwing: c.closeInfo.map { WebSocketConnection.error(for: $0) } ?? WebSocketError.closedLocally)
+                }
+            }
+        }
+    }
+
+    // MARK: receiving
+
+    /// The next message (buffered if it arrived earlier). Throws `ws_close_<code>` (source server)
+    /// once the server closed, `ws_close_1006` after an abrupt drop, `ws_closed` after our close.
+    public func receive() async throws -> WebSocketMessage { try await connection.receive() }
+
+    /// Hot-path alternative to ``receive()``: `onMessage` and `onClose` run on the loop (no task per
+    /// message). Messages already buffered are delivered first. Thread-safe.
+    public func setCallbacks(onMessage: @escaping (WebSocketMessage) -> Void,
+                             onClose: @escaping (WebSocketCloseInfo) -> Void = { _ in }) {
+        connection.setCallbacks(onMessage: onMessage, onClose: onClose)
+    }
+
+    // MARK: closing
+
+    /// Performs the closing handshake (bounded by the close timeout, 5 s) and returns how the
+    /// connection ended.
+    @discardableResult
+    public func close(code: UInt16 = WebSocketCloseCode.normal, reason: String = "") async -> WebSocketCloseInfo {
+        await connection.close(code: code, reason: reason)
+    }
+
+    /// Resumes when the connection has closed (either side), with how it ended.
+    public func waitClosed() async -> WebSocketCloseInfo { await connection.waitClosed() }
+}
+
+/// Reads the server's answer to the upgrade request, on the loop; on success hands the TCP
+/// connection (and any bytes behind the 101 head) to a new ``WebSocketConnection``.
+final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
+    private var parser = HTTPResponseHeadParser(limits: HTTPHeadLimits(maxHeadBytes: 16 * 1024, maxLines: 128))
+    private let request: WebSocketHandshake.ClientRequest
+    private let endpoint: Endpoint
+    private let maxMessageSize: Int
+    private var cont: CheckedContinuation<WebSocketConnection, any Error>?
+    var timer: LoopTimer?
+    // A rejected handshake: collect a little of the body for the error message.
+    private var rejected: HTTPResponseHead?
+    private var body: [UInt8] = []
+    private var bodyWanted = 0
+
+    init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int,
+         cont: CheckedContinuation<WebSocketConnection, any Error>) {
+        self.request = request
+        self.endpoint = endpoint
+        self.maxMessageSize = maxMessageSize
+        self.cont = cont
+    }
+
+    func connection(_ tcp: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard cont != nil else { return }
+        if let head = rejected {
+            body.append(contentsOf: bytes.prefix(bodyWanted - body.count))
+            if body.count >= bodyWanted { failRejected(head, tcp) }
+            return
+        }
+        switch parser.parse(bytes) {
+        case .needMore:
+            return
+        case .failure(let e):
+            fail(WebSocketError.handshakeInvalid("\(e)"), tcp)
+        case .done(let head, let consumed):
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
+            if head.status != 101 {
+                rejected = head
+                let length = head.headers["Content-Length"].flatMap { Int($0.trimmingASCIISpaces()) }
+                bodyWanted = min(length ?? 200, 200)
+                body.append(contentsOf: rest.prefix(bodyWanted))
+                if body.count >= bodyWanted { failRejected(head, tcp) }
+                return
+            }
+            do {
+                let proto = try WebSocketHandshake.validate(response: head, for: request)
+                let ws = WebSocketConnection(tcp: tcp, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize)
+                timer?.cancel()
+                let k = cont
+                cont = nil
+                ws.start(initialBytes: Array(rest))
+                k?.resume(returning: ws)
+            } catch {
+                fail(error, tcp)
+            }
+        }
+    }
+
+    func connection(_ tcp: TCPConnection, didCloseWith error: TransportError?) {
+        guard cont != nil else { return }
+        if let head = rejected { failRejected(head, tcp); return }
+        if let error, error.kind != "closed_by_peer" { fail(error, tcp); return }
+        fail(WebSocketError(kind: "ws_handshake_closed", source: .server,
+                            message: "\(endpoint) closed the connection before answering the WebSocket handshake"), tcp)
+    }
+
+    private func failRejected(_ head: HTTPResponseHead, _ tcp: TCPConnection) {
+        fail(WebSocketError.handshakeStatus(head.status, reason: head.reason, body: WebSocketHandshake.bodyExcerpt(body)), tcp)
+    }
+
+    func fail(_ error: any Error, _ tcp: TCPConnection) {
+        guard let k = cont else { return }
+        cont = nil
+        timer?.cancel()
+        timer = nil
+        tcp.close()
+        k.resume(throwing: error)
+    }
+}

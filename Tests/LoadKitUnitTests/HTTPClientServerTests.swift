@@ -1,0 +1,295 @@
+import Testing
+import Foundation
+import Synchronization
+@testable import LoadKit
+
+/// A raw TCP peer for tests: collects bytes until a predicate holds or the connection closes.
+final class RawPeer: ConnectionDelegate, @unchecked Sendable {
+    private(set) var data: [UInt8] = []
+    private var waiter: (until: ([UInt8]) -> Bool, cont: CheckedContinuation<[UInt8], Never>)?
+    private var closed = false
+
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        data.append(contentsOf: bytes)
+        check()
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {
+        closed = true
+        check()
+    }
+    private func check() {
+        guard let w = waiter, closed || w.until(data) else { return }
+        waiter = nil
+        w.cont.resume(returning: data)
+    }
+
+    /// Connects to `address`, sends `bytes`, and waits until `until` holds for everything received.
+    static func exchange(_ address: SocketAddress, send bytes: [UInt8], until: @escaping @Sendable ([UInt8]) -> Bool) async throws -> [UInt8] {
+        let tcp = try await TCPConnection.connect(to: address, timeout: .seconds(5))
+        let peer = RawPeer()
+        let got = await withCheckedContinuation { (k: CheckedContinuation<[UInt8], Never>) in
+            tcp.loop.execute {
+                peer.waiter = (until, k)
+                tcp.start(delegate: peer)
+                tcp.write(bytes)
+            }
+        }
+        tcp.close()
+        return got
+    }
+}
+
+private func count(_ needle: String, in hay: [UInt8]) -> Int {
+    String(decoding: hay, as: UTF8.self).components(separatedBy: needle).count - 1
+}
+
+@Suite(.serialized) struct HTTPClientServerTests {
+    @Test func fiveThousandRequestsOverFewReusedConnections() async throws {
+        let server = try HTTPServer { req in .text("echo \(req.path) \(req.body.count)") }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 4)
+        defer { client.shutdown() }
+        let base = "http://127.0.0.1:\(server.port)"
+        let request = try HTTPRequest(method: .POST, url: base + "/load", body: Array("12345".utf8))
+        let ok = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var ok = 0
+                    for _ in 0..<625 {
+                        let r = try await client.execute(request, timeout: .seconds(5))
+                        if r.status == 200 && r.bodyString == "echo /load 5" && r.totalNanos > 0 { ok += 1 }
+                    }
+                    return ok
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(ok == 5000)
+        let open = client.connectionCount(for: base)
+        #expect(open >= 1 && open <= 4)
+    }
+
+    @Test func chunkedResponsesHeadAndRouter() async throws {
+        var router = Router()
+        router.get("/rooms/{id}/big") { req in
+            HTTPServerResponse(status: 200, body: Array(repeating: UInt8(ascii: "x"), count: 100_000), chunkSize: 777)
+        }
+        router.post("/rooms/{id}") { req in .json(["id": req.pathParameters["id"] ?? "", "q": req.query("q") ?? ""]) }
+        let server = try HTTPServer(handler: router.handler)
+        defer { server.stop() }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let base = "http://127.0.0.1:\(server.port)"
+        let big = try await client.get(base + "/rooms/7/big").requireStatus()
+        #expect(big.body.count == 100_000 && big.headers["Transfer-Encoding"] == "chunked")
+        let head = try await client.send(.HEAD, base + "/rooms/7/big")
+        #expect(head.status == 200 && head.body.isEmpty)
+        let posted = try await client.post(base + "/rooms/a%20b?q=x+y", json: ["hello": "world"]).requireStatus()
+        #expect(posted.jsonValue(at: "id") == "a b" && posted.jsonValue(at: "q") == "x y")
+        let missing = try await client.get(base + "/nothing")
+        #expect(missing.status == 404)
+        #expect(throws: HTTPError.self) { try missing.requireStatus() }
+        do { try missing.requireStatus() } catch { #expect(error.kind == "http_404" && error.description.contains("GET")) }
+        let wrongMethod = try await client.send(.DELETE, base + "/rooms/1")
+        #expect(wrongMethod.status == 405)
+    }
+
+    @Test func connectionCloseIsHonouredByBothSides() async throws {
+        let server = try HTTPServer { req in
+            HTTPServerResponse(status: 200, headers: req.path == "/close" ? ["Connection": "close"] : [:], body: Array("ok".utf8))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let base = "http://127.0.0.1:\(server.port)"
+        for i in 0..<20 {
+            let r = try await client.get(base + (i % 2 == 0 ? "/close" : "/keep"))
+            #expect(r.bodyString == "ok")
+        }
+        // A client asking for close gets the response and then the server's FIN.
+        let raw = try await RawPeer.exchange(server.address, send: Array("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n".utf8),
+                                             until: { _ in false })
+        #expect(count("HTTP/1.1 200", in: raw) == 1 && count("Connection: close", in: raw) == 1)
+    }
+
+    @Test func pipelinedRequestsAnswerInOrder() async throws {
+        let server = try HTTPServer { req in
+            let n = Int(req.path.dropFirst()) ?? 0
+            try? await Task.sleep(for: .milliseconds(30 - n * 10))  // later requests finish first
+            return .text("r\(n)")
+        }
+        defer { server.stop() }
+        let wire = Array("GET /0 HTTP/1.1\r\n\r\nGET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n".utf8)
+        let raw = try await RawPeer.exchange(server.address, send: wire, until: { count("HTTP/1.1 200", in: $0) == 3 && $0.last == UInt8(ascii: "2") })
+        let text = String(decoding: raw, as: UTF8.self)
+        let order = ["r0", "r1", "r2"].map { text.range(of: $0)!.lowerBound }
+        #expect(order == order.sorted())
+    }
+
+    @Test func serverRejectsMalformedAndOversizedRequests() async throws {
+        var config = HTTPServer.Configuration()
+        config.maxBodyBytes = 100
+        config.headLimits = HTTPHeadLimits(maxHeadBytes: 1024, maxLines: 20)
+        let server = try HTTPServer(configuration: config) { _ in .text("fine") }
+        defer { server.stop() }
+        let cases: [(String, String)] = [
+            ("GARBAGE\r\n\r\n", "400"),
+            ("POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", "413"),
+            ("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 2000) + "\r\n\r\n", "431"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "400"),
+        ]
+        for (input, status) in cases {
+            let raw = try await RawPeer.exchange(server.address, send: Array(input.utf8), until: { _ in false })
+            #expect(String(decoding: raw, as: UTF8.self).hasPrefix("HTTP/1.1 \(status) "), "for \(input.prefix(30))")
+        }
+    }
+
+    @Test func upgradeHookHandsOverConnectionWithLeftoverBytes() async throws {
+        let server = try HTTPServer(upgrade: { req in
+            guard req.headers["Upgrade"] == "echo" else { return nil }
+            return HTTPUpgrade(headers: ["Upgrade": "echo", "Connection": "Upgrade"]) { tcp, leftover in
+                tcp.start(delegate: EchoDelegate())
+                tcp.write(leftover)
+            }
+        }) { _ in .text("declined", status: 426) }
+        defer { server.stop() }
+        let wire = Array("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nabc".utf8)
+        let raw = try await RawPeer.exchange(server.address, send: wire, until: { String(decoding: $0, as: UTF8.self).hasSuffix("\r\n\r\nabc") })
+        let text = String(decoding: raw, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n") && text.contains("Upgrade: echo"))
+        let declined = try await RawPeer.exchange(server.address, send: Array("GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: other\r\n\r\nGET /next HTTP/1.1\r\n\r\n".utf8),
+                                                  until: { count("HTTP/1.1 426", in: $0) == 2 })
+        #expect(count("declined", in: declined) == 2)
+    }
+
+    @Test func timeoutOnStallingServer() async throws {
+        let server = try HTTPServer { _ in
+            try? await Task.sleep(for: .seconds(3))
+            return .text("late")
+        }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/"
+        let started = ContinuousClock.now
+        // The second request waits for the only connection; it times out in the queue.
+        async let first = capture { try await client.get(url, timeout: .milliseconds(200)) }
+        async let second = capture { try await client.get(url, timeout: .milliseconds(300)) }
+        for result in [await first, await second] {
+            switch result {
+            case .success: Issue.record("stalled request succeeded")
+            case .failure(let e): #expect(e.loadKitKind == "timeout" && e.loadKitSource == .server)
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(1))
+    }
+
+    @Test func responseSizeLimit() async throws {
+        let server = try HTTPServer { _ in HTTPServerResponse(body: Array(repeating: 1, count: 5000)) }
+        defer { server.stop() }
+        var config = HTTPClient.Configuration()
+        config.maxResponseBodyBytes = 1000
+        let client = HTTPClient(configuration: config)
+        defer { client.shutdown() }
+        await #expect(throws: HTTPError.bodyTooLarge(limit: 1000)) { try await client.get("http://127.0.0.1:\(server.port)/") }
+    }
+
+    @Test func refusedPortAndTLSAndBadURLAreClassified() async throws {
+        let l = try TCPListener { _ in }
+        let port = l.address.port
+        l.close()
+        try await Task.sleep(for: .milliseconds(50))
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        do {
+            _ = try await client.get("http://127.0.0.1:\(port)/", timeout: .seconds(2))
+            Issue.record("refused port answered")
+        } catch {
+            #expect(error.loadKitKind == "refused" && error.loadKitSource == .server)
+        }
+        await #expect(throws: HTTPError.tlsUnavailable(endpoint: "https://127.0.0.1/")) { try await client.get("https://127.0.0.1/") }
+        do { _ = try await client.get("nope://x") } catch { #expect(error.loadKitKind == "bad_url") }
+    }
+
+    @Test func garbageServerIsMalformed() async throws {
+        let listener = try TCPListener { tcp in
+            tcp.start(delegate: ReplyOnce(reply: Array("SSH-2.0-OpenSSH\r\n\r\n".utf8), closeAfter: false))
+        }
+        defer { listener.close() }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        do {
+            _ = try await client.get("http://127.0.0.1:\(listener.address.port)/", timeout: .seconds(2))
+            Issue.record("garbage accepted")
+        } catch {
+            #expect(error.loadKitKind == "http_malformed" && error.loadKitSource == .server)
+        }
+    }
+
+    @Test func staleKeepAliveRetriesOnlyIdempotentRequests() async throws {
+        // Answers the first request of each connection, then closes on the second without a byte.
+        let accepted = Counter()
+        let listener = try TCPListener { tcp in
+            accepted.increment()
+            tcp.start(delegate: ReplyOnce(reply: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8), closeAfter: true))
+        }
+        defer { listener.close() }
+        let client = HTTPClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(listener.address.port)/"
+        #expect(try await client.get(url).bodyString == "ok")
+        #expect(try await client.get(url).bodyString == "ok")  // stale connection, retried once
+        #expect(accepted.value == 2)
+        do {
+            _ = try await client.post(url, body: [1])
+            Issue.record("non-idempotent request was retried")
+        } catch {
+            #expect(error.loadKitKind == "closed_by_peer" || error.loadKitKind == "reset")
+        }
+    }
+
+    @Test func sourceAddressesAreUsedRoundRobin() async throws {
+        let seen = Seen()
+        let server = try HTTPServer(host: "127.0.0.1") { req in
+            seen.insert(req.remoteAddress?.host ?? "?")
+            return .text("ok")
+        }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 4, sourceAddresses: [SocketAddress(ip: "127.0.0.2", port: 0)!, SocketAddress(ip: "127.0.0.3", port: 0)!])
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/"
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for _ in 0..<4 { g.addTask { _ = try await client.get(url).requireStatus() } }
+            try await g.waitForAll()
+        }
+        #expect(seen.all.isSuperset(of: ["127.0.0.2", "127.0.0.3"]))
+    }
+}
+
+/// Replies once per connection to the first bytes; on later input either closes or stays silent.
+final class ReplyOnce: ConnectionDelegate, @unchecked Sendable {
+    let reply: [UInt8]
+    let closeAfter: Bool
+    var replied = false
+    init(reply: [UInt8], closeAfter: Bool) { self.reply = reply; self.closeAfter = closeAfter }
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        if !replied { replied = true; c.write(reply) } else if closeAfter { c.close() }
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+private func capture<T>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
+    do { return .success(try await body()) } catch { return .failure(error) }
+}
+
+final class Counter: Sendable {
+    private let v = Atomic<Int>(0)
+    func increment() { v.add(1, ordering: .relaxed) }
+    var value: Int { v.load(ordering: .relaxed) }
+}
+
+final class Seen: Sendable {
+    private let s = Mutex<Set<String>>([])
+    func insert(_ x: String) { s.withLock { _ = $0.insert(x) } }
+    var all: Set<String> { s.withLock { $0 } }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+@testable import LoadKit
+
+@Suite struct ReportTests {
+    static func sample(name: String = "stomp-chat", scale: Int64 = 1) -> RunResult {
+        let r = MetricsRecorder()
+        for i in 1...1000 { r.record("message_latency", micros: Int64(i) * 100 * scale) }
+        for i in 1...100 { r.record("websocket_connect", micros: Int64(i) * 1000) }
+        r.increment("messages_sent", by: 990)
+        r.increment("messages_received", by: 985)
+        r.increment("operations", by: 990)
+        r.increment("connection_retries", by: 7)
+        r.gauge("active_connections", 100)
+        for i in 0..<1000 { r.rate("connections_held", hit: i != 0) }
+        for _ in 0..<10 { r.error(TransportError.refusedForTest, step: "connect") }
+        return RunResult(name: name, startedAtMillis: 1_700_000_000_000, durationSeconds: 45.234,
+                         metrics: r.snapshot(), plannedPeakUsers: 900, peakActiveUsers: 880,
+                         environment: ["TOKEN": "eyJsecretjwt", "SERVER_URL": "127.0.0.1:61613",
+                                       "DB_PASSWORD": "hunter22", "api_key": "k-123456", "Authorization": "Bearer abcdef"])
+    }
+
+    static var outcomes: [ThresholdOutcome] {
+        sample().evaluate {
+            SLA.p95("message_latency", below: .milliseconds(200))
+            SLA.errorRate(below: 0.001)
+        }
+    }
+
+    @Test func csvParsesBackWithSeedRows() throws {
+        let csv = CSVReport.render(Self.sample())
+        let lines = csv.split(separator: "\n").map(String.init)
+        #expect(lines.first == "Metric,Value,Unit")
+        var rows: [String: (String, String)] = [:]
+        for l in lines.dropFirst() {
+            let f = l.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            #expect(f.count == 3, "bad line \(l)")
+            rows[f[0]] = (f[1], f[2])
+        }
+        #expect(rows["total_workers"]?.0 == "900")
+        #expect(rows["test_duration_seconds"]?.0 == "45.234")
+        #expect(rows["websocket_connect_avg"]! == ("50.50", "ms"))
+        #expect(rows["message_latency_avg"]! == ("50.05", "ms"))
+        let p95 = try #require(Double(rows["message_latency_p95"]!.0))
+        #expect(abs(p95 - 95) / 95 < 0.001)
+        #expect(rows["success_rate"]! == ("99.00", "%"))
+        #expect(rows["connection_retries_total"]?.0 == "7")
+        #expect(rows["messages_sent_total"]?.0 == "990")
+        #expect(rows["errors_refused_total"]?.0 == "10")
+        #expect(rows["connections_held_rate"]?.0 == "99.900")
+        #expect(!csv.contains("secret") && !csv.contains("hunter"))
+    }
+
+    @Test func jsonSummaryIsK6Like() throws {
+        let data = JSONSummary.render(Self.sample(), outcomes: Self.outcomes)
+        let obj = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let metrics = try #require(obj["metrics"] as? [String: Any])
+        let lat = try #require(metrics["message_latency"] as? [String: Any])
+        let values = try #require(lat["values"] as? [String: Any])
+        for k in ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"] { #expect(values[k] is Double, "missing \(k)") }
+        #expect((values["max"] as? Double) == 100)
+        let ths = try #require(lat["thresholds"] as? [String: Any])
+        #expect((ths["p(95) < 200 ms"] as? [String: Any])?["ok"] as? Bool == true)
+        let sent = try #require((metrics["messages_sent"] as? [String: Any])?["values"] as? [String: Any])
+        #expect(sent["count"] as? Int == 990)
+        let errors = try #require((metrics["errors"] as? [String: Any])?["values"] as? [String: Any])
+        #expect(errors["count"] as? Int == 10)
+        #expect(((metrics["errors"] as? [String: Any])?["thresholds"] as? [String: Any])?["rate < 0.1 %"] != nil)
+        #expect(obj["thresholds_ok"] as? Bool == false)
+        let list = try #require(obj["thresholds"] as? [[String: Any]])
+        #expect(list.count == 2 && list[1]["ok"] as? Bool == false)
+        let kinds = try #require(obj["errors_by_kind"] as? [String: Any])
+        #expect((kinds["refused"] as? [String: Any])?["source"] as? String == "server")
+        let env = try #require((obj["state"] as? [String: Any])?["environment"] as? [String: String])
+        #expect(env["TOKEN"] == "****" && env["SERVER_URL"] == "127.0.0.1:61613")
+    }
+
+    @Test func consoleSummaryHasSeedLayoutAndNoSecrets() {
+        let text = ConsoleSummary.render(Self.sample(), outcomes: Self.outcomes)
+        #expect(text.contains("Workers: 900 (peak active 880)"))
+        #expect(text.contains("Duration: 45.234s"))
+        #expect(text.contains("Success rate: 99.00% (990/1000)"))
+        #expect(text.contains("Avg: 50.05ms, Min: 0.10ms, Max: 100.00ms"))
+        #expect(text.contains("refused [server]: 10"))
+        #expect(text.contains("✗ errors rate = 1 %, limit < 0.1 %"))
+        #expect(text.contains("Thresholds: 1 of 2 FAILED"))
+        for secret in ["eyJsecretjwt", "hunter22", "k-123456", "abcdef"] { #expect(!text.contains(secret)) }
+        #expect(text.contains("TOKEN=****"))
+    }
+
+    @Test func k6TextAndErrorLog() {
+        let k6 = K6TextSummary.render(Self.sample(), outcomes: Self.outcomes)
+        let line = k6.split(separator: "\n").first { $0.contains("message_latency.") }
+        #expect(line?.contains("avg=50.05ms min=100.00µs") == true)
+        #expect(line?.contains("max=100.00ms p(90)=") == true)
+        #expect(k6.contains("✓ message_latency p(95)<200ms"))
+        #expect(k6.contains("✗ errors rate<0.1%"))
+        #expect(k6.contains("connections_held"))
+        let log = ErrorLog.render(Self.sample())
+        #expect(log.contains("[refused] source=server count=10"))
+        #expect(log.components(separatedBy: "  - connect: ").count - 1 == 5)
+    }
+
+    @Test func secretMasking() {
+        let env = ["TOKEN": "abc12345", "MY_API_KEY": "zzzzzz", "oauth_client": "q1w2e3", "PASSWORD": "", "USER": "bob", "PORT": "80"]
+        let m = Secrets.masked(env)
+        #expect(m["TOKEN"] == "****" && m["MY_API_KEY"] == "****" && m["oauth_client"] == "****")
+        #expect(m["USER"] == "bob" && m["PORT"] == "80" && m["PASSWORD"] == "")
+        #expect(Secrets.scrub("connect failed with token abc12345", environment: env) == "connect failed with token ****")
+    }
+
+    @Test func comparisonTableAcrossTargets() {
+        let cols = [("Small", Self.sample(scale: 3)), ("Medium", Self.sample(scale: 2)), ("Large", Self.sample(scale: 1))]
+        let md = ComparisonTable.markdown(cols.map { (label: $0.0, result: $0.1) },
+                                          rows: [.percentile(95, "message_latency"), .errorRate, .throughput("messages_sent"),
+                                                 .rate("cache_hit")])
+        let lines = md.split(separator: "\n").map(String.init)
+        #expect(lines[0] == "| Metric | Small | Medium | Large |")
+        #expect(lines[1] == "|---|---:|---:|---:|")
+        let p95 = lines[2].split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(p95[0] == "message_latency p(95) (ms)")
+        let vals = p95[1...].compactMap(Double.init)
+        #expect(vals.count == 3 && vals[0] > vals[1] && vals[1] > vals[2])
+        #expect(lines[3] == "| error rate (%) | 1.000 | 1.000 | 1.000 |")
+        #expect(lines[5].hasSuffix("| N/A | N/A | N/A |"))
+        #expect(ComparisonTable.markdown(cols.map { (label: $0.0, result: $0.1) }).contains("websocket_connect p(95) (ms)"))
+    }
+
+    @Test func progressLine() {
+        let s = ProgressLine.State(elapsedSeconds: 65.4, stage: "peak", users: 450, targetUsers: 600,
+                                   requestsPerSecond: 98.46, messagesPerSecond: 1234, errors: 3, errorRate: 0.0002)
+        #expect(ProgressLine.render(s) == "[01:05] peak | users 450/600 | 1234 msg/s | 98.5 req/s | errors 3 (0.02%)")
+        #expect(ProgressLine.render(.init(elapsedSeconds: 3, users: 0)) == "[00:03] | users 0 | errors 0")
+        var a = MetricsSnapshot(), b = MetricsSnapshot()
+        a.counters["http_reqs"] = 100; b.counters["http_reqs"] = 300
+        #expect(ProgressLine.perSecond("http_reqs", previous: a, current: b, interval: 2) == 100)
+        #expect(ProgressLine.shouldPrint(forced: true))
+    }
+
+    @Test func writerWritesEveryFileAndResultMergesBack() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loadkit-report-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let writer = ReportWriter(root: root)
+        let files = try writer.write(Self.sample(name: "stomp chat/1"), outcomes: Self.outcomes)
+        #expect(files.directory.hasSuffix("/stomp_chat_1"))
+        for p in [files.summary, files.csv, files.json, files.result, files.errorLog, files.k6Text] {
+            #expect(FileManager.default.fileExists(atPath: p), "missing \(p)")
+            let text = try String(contentsOfFile: p, encoding: .utf8)
+            #expect(!text.contains("hunter22") && !text.contains("eyJsecretjwt"), "secret in \(p)")
+        }
+        let back = try RunResult.load(from: files.result)
+        #expect(back.metrics == Self.sample().metrics)
+        let merged = try #require(RunResult.merged([back, back]))
+        #expect(merged.metrics.trends["message_latency"]?.count == 2000)
+        #expect(throws: ReportError.self) { try RunResult.load(from: files.csv) }
+        let cmp = try writer.writeComparison([(label: "a", result: back)], name: "cmp")
+        #expect(try String(contentsOfFile: cmp, encoding: .utf8).hasPrefix("| Metric | a |"))
+    }
+}
+
+extension TransportError {
+    static var refusedForTest: any Error { ScriptFailure("connection refused", kind: "refused", source: .server) }
+}
+
+@Suite struct ReportFinishTests {
+    @Test func finishEvaluatesAndWritesEvenForNoWork() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loadkit-finish-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let idle = RunResult(name: "idle", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsSnapshot(),
+                             interruption: "SIGINT")
+        let report = ReportWriter(root: root).finish(idle, thresholds: SLA.stompChat, printSummary: false)
+        #expect(!report.passed && report.outcomes.first == .noWork && report.outcomes.count == 4)
+        let files = try #require(report.files)
+        #expect(try String(contentsOfFile: files.summary, encoding: .utf8).contains("Interrupted: SIGINT"))
+        let bad = ReportWriter(root: "/proc/loadkit-cannot-write").finish(idle, thresholds: [], printSummary: false)
+        #expect(bad.files == nil && bad.writeError?.contains("cannot create report folder") == true)
+    }
+}

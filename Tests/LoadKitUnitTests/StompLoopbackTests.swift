@@ -1,0 +1,294 @@
+import Testing
+import Synchronization
+@testable import LoadKit
+
+/// A small broker on the server-role codec: topic fan-out, receipts, ACK log, and scripted faults
+/// (`/error` destination → ERROR, login `bad` → ERROR echoing the passcode, `silent` → promises
+/// heart-beats it never sends).
+final class StompTestBroker: Sendable {
+    struct State {
+        var subscribers: [(conn: Connection, id: String, destination: String)] = []
+        var acks: [String] = []
+        var heartBeatsReceived = 0
+        var disconnects = 0
+        var messageCounter = 0
+    }
+
+    final class Connection: ConnectionDelegate, @unchecked Sendable {
+        let tcp: TCPConnection
+        unowned let broker: StompTestBroker
+        var session = StompServerSession()
+        var parser = StompFrameParser(peer: .loadGenerator)
+        var out: [UInt8] = []
+        var timer: LoopTimer?
+        var silent = false
+        init(tcp: TCPConnection, broker: StompTestBroker) { self.tcp = tcp; self.broker = broker }
+
+        func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+            let before = parser.heartBeats
+            do {
+                try parser.parse(bytes) { frame in handle(frame) }
+            } catch {
+                send(StompServerSession.errorFrame(message: "\(error)"))
+                c.close()
+            }
+            let beats = parser.heartBeats - before
+            if beats > 0 { broker.state.withLock { $0.heartBeatsReceived += beats } }
+        }
+
+        func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {
+            timer?.cancel()
+            broker.state.withLock { $0.subscribers.removeAll { $0.conn === self } }
+        }
+
+        func send(_ frame: StompFrame) {
+            out.removeAll(keepingCapacity: true)
+            StompFrameEncoder.encode(frame, into: &out)
+            tcp.write(out)
+        }
+
+        func handle(_ frame: StompFrame) {
+            switch session.receive(frame) {
+            case .failure(let e):
+                send(StompServerSession.errorFrame(message: e.message))
+                tcp.close()
+                return
+            case .success(let request):
+                switch request {
+                case .connect(let f):
+                    if f["login"] == "bad" {
+                        send(StompServerSession.errorFrame(message: "login refused", body: "bad passcode \(f["passcode"] ?? "")"))
+                        tcp.close()
+                        return
+                    }
+                    silent = f["login"] == "silent"
+                    let hb: (UInt64, UInt64) = silent ? (30, 0) : (f["login"] == "beat" ? (20, 20) : (0, 0))
+                    switch session.accept(f, heartBeat: hb) {
+                    case .success(let reply): send(reply)
+                    case .failure(let e): send(StompServerSession.errorFrame(message: e.message)); tcp.close(); return
+                    }
+                    if !silent, let t = session.heartBeatClock.heartBeat.tickIntervalMillis {
+                        timer = tcp.loop.scheduleRepeating(every: .milliseconds(Int64(t))) { [self] in
+                            if session.tick(now: monotonicNanos()) == .sendHeartBeat { tcp.write([0x0A]) }
+                        }
+                    }
+                case .subscribe(let id, let destination, _, _):
+                    broker.state.withLock { $0.subscribers.append((self, id, destination)) }
+                case .unsubscribe(let id, _):
+                    broker.state.withLock { $0.subscribers.removeAll { $0.conn === self && $0.id == id } }
+                case .send(let destination, let f):
+                    if destination == "/error" {
+                        send(StompServerSession.errorFrame(message: "boom", body: "destination /error always fails",
+                                                           receiptID: f["receipt"]))
+                        tcp.close()
+                        return
+                    }
+                    broker.publish(destination: destination, frame: f)
+                case .ack(let id, _), .nack(let id, _):
+                    broker.state.withLock { $0.acks.append(id) }
+                case .transaction:
+                    break
+                case .disconnect:
+                    broker.state.withLock { $0.disconnects += 1 }
+                    if let r = StompServerSession.receiptFrame(for: frame) { send(r) }
+                    tcp.shutdownOutput()
+                    return
+                }
+            }
+            if let r = StompServerSession.receiptFrame(for: frame) { send(r) }
+        }
+    }
+
+    let state = Mutex(State())
+    let listener: TCPListener
+
+    init() throws {
+        let box = Mutex<StompTestBroker?>(nil)
+        listener = try TCPListener { tcp in
+            guard let broker = box.withLock({ $0 }) else { tcp.close(); return }
+            tcp.start(delegate: Connection(tcp: tcp, broker: broker))
+        }
+        box.withLock { $0 = self }
+    }
+
+    var address: SocketAddress { listener.address }
+
+    func publish(destination: String, frame: StompFrame) {
+        let (targets, n) = state.withLock { s -> ([(Connection, String)], Int) in
+            s.messageCounter += 1
+            return (s.subscribers.filter { $0.destination == destination }.map { ($0.conn, $0.id) }, s.messageCounter)
+        }
+        let body = frame.body
+        let contentType = frame["content-type"]
+        for (conn, id) in targets {
+            let encode: @Sendable () -> Void = {
+                var wire: [UInt8] = []
+                body.withUnsafeBytes {
+                    StompServerSession.encodeMessage(destination: destination, subscription: id, messageID: "m-\(n)",
+                                                     ack: "ack-\(n)", contentType: contentType, body: $0, into: &wire)
+                }
+                conn.tcp.write(wire)
+            }
+            if conn.tcp.loop.inLoop { encode() } else { conn.tcp.loop.execute(encode) }
+        }
+    }
+
+    func close() { listener.close() }
+}
+
+/// Thread-safe list of received messages for assertions.
+final class StompInbox: Sendable {
+    let items = Mutex<[String]>([])
+    func add(_ m: StompMessage) { let t = m.text; items.withLock { $0.append(t) } }
+    var count: Int { items.withLock { $0.count } }
+
+    /// Waits (polling every 5 ms, at most `seconds`) until `count` items arrived.
+    func wait(for count: Int, seconds: Double = 5) async -> [String] {
+        let deadline = monotonicNanos() + UInt64(seconds * 1e9)
+        while self.count < count && monotonicNanos() < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        return items.withLock { $0 }
+    }
+}
+
+@Suite struct StompLoopbackTests {
+    private func connect(_ broker: StompTestBroker, login: String = "user", passcode: String = "pw-secret-1",
+                         heartBeat: (send: Duration, receive: Duration) = (.zero, .zero),
+                         toleranceMillis: UInt64 = 250) async throws -> StompClient {
+        let config = StompClientConfiguration(host: "test-vhost", connectHeaders: [("login", login), ("passcode", passcode)],
+                                              heartBeat: heartBeat, toleranceMillis: toleranceMillis)
+        return try await StompClient.connect(tcp: broker.address, configuration: config, timeout: .seconds(5))
+    }
+
+    @Test func subscribeSendBroadcastAndReceipts() async throws {
+        let broker = try StompTestBroker()
+        defer { broker.close() }
+        let a = try await connect(broker)
+        let b = try await connect(broker)
+        #expect(a.stompConnectNanos > 0)
+        #expect(a.version == "1.2")
+        let inboxA = StompInbox(), inboxB = StompInbox()
+        let sidA = try await a.subscribe(destination: "/topic/room", receipt: true) { inboxA.add($0) }
+        _ = try await b.subscribe(destination: "/topic/room", id: "mine", receipt: true) { inboxB.add($0) }
+        #expect(sidA == "sub-0")
+        for i in 0..<200 { a.send(destination: "/topic/room", text: "msg \(i)") }
+        try await b.send(destination: "/topic/room", body: Array("last".utf8), receipt: true)
+        // A's own messages arrive in order; B's "last" may overtake some (another connection).
+        let expected = (0..<200).map { "msg \($0)" }
+        for inbox in [inboxA, inboxB] {
+            let got = await inbox.wait(for: 201)
+            #expect(got.filter { $0 != "last" } == expected)
+            #expect(got.contains("last"))
+        }
+        // Unsubscribed: no more deliveries to A.
+        try await a.unsubscribe(id: sidA, receipt: true)
+        try await b.send(destination: "/topic/room", body: [0, 1, 0], receipt: true)
+        #expect(await inboxB.wait(for: 202).count == 202)
+        #expect(inboxA.count == 201)
+        await a.disconnect()
+        await b.disconnect()
+        #expect(broker.state.withLock { $0.disconnects } == 2)
+        #expect(await a.waitClosed() == nil)
+    }
+
+    @Test func ackModesSendAckFrames() async throws {
+        let broker = try StompTestBroker()
+        defer { broker.close() }
+        let c = try await connect(broker)
+        let inbox = StompInbox()
+        _ = try await c.subscribe(destination: "/q", ack: .clientIndividual, receipt: true) { m in
+            inbox.add(m)
+            c.ack(m)  // on the loop: written at once
+        }
+        try await c.send(destination: "/q", body: Array("x".utf8), receipt: true)
+        _ = await inbox.wait(for: 1)
+        try await c.send(destination: "/nowhere", body: [], receipt: true)  // orders the ACK before this receipt
+        #expect(broker.state.withLock { $0.acks }.count == 1)
+        #expect(broker.state.withLock { $0.acks }.first?.hasPrefix("ack-") == true)
+        await c.disconnect()
+    }
+
+    @Test func errorFrameIsSurfacedToTheClient() async throws {
+        let broker = try StompTestBroker()
+        defer { broker.close() }
+        let c = try await connect(broker)
+        let seen = Mutex<[String]>([])
+        c.onError = { e in seen.withLock { $0.append(e.kind) } }
+        c.onClose = { e in seen.withLock { $0.append("close:\(e?.kind ?? "nil")") } }
+        do {
+            try await c.send(destination: "/error", body: Array("x".utf8), receipt: true)
+            Issue.record("send to /error succeeded")
+        } catch let e as StompError {
+            #expect(e.kind == "stomp_error")
+            #expect(e.source == .server)
+            #expect(e.description.contains("boom"))
+            #expect(e.description.contains("always fails"))
+        }
+        let cause = await c.waitClosed()
+        #expect(cause?.loadKitKind == "stomp_error")
+        #expect(seen.withLock { $0 } == ["stomp_error", "close:stomp_error"])
+        // Later calls fail clearly instead of hanging.
+        await #expect(throws: StompError.self) { try await c.subscribe(destination: "/a") { _ in } }
+    }
+
+    @Test func refusedLoginHidesThePasscode() async throws {
+        let broker = try StompTestBroker()
+        defer { broker.close() }
+        do {
+            _ = try await connect(broker, login: "bad", passcode: "pw-secret-1")
+            Issue.record("bad login accepted")
+        } catch let e as StompError {
+            #expect(e.kind == "stomp_error")
+            #expect(e.description.contains("login refused"))
+            #expect(!e.description.contains("pw-secret-1"))
+        }
+    }
+
+    @Test func silentServerTimesOutAndBeatsFlowBothWays() async throws {
+        let broker = try StompTestBroker()
+        defer { broker.close() }
+        // The "silent" server promises a beat every 30 ms and sends none.
+        let start = monotonicNanos()
+        let c = try await connect(broker, login: "silent", heartBeat: (.zero, .milliseconds(30)), toleranceMillis: 0)
+        #expect(c.heartBeat.receiveTimeoutMillis == 45)
+        let cause = await c.waitClosed()
+        #expect(cause?.loadKitKind == "stomp_heartbeat_timeout")
+        #expect(cause?.loadKitSource == .server)
+        #expect(monotonicNanos() - start < 2_000_000_000)
+
+        // A beating server keeps an idle client alive, and the client's beats reach the server.
+        let d = try await connect(broker, login: "beat", heartBeat: (.milliseconds(20), .milliseconds(20)), toleranceMillis: 250)
+        #expect(d.heartBeat.sendEveryMillis == 20)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(broker.state.withLock { $0.heartBeatsReceived } >= 4)
+        try await d.send(destination: "/nowhere", body: [], receipt: true)  // still connected
+        await d.disconnect()
+        #expect(await d.waitClosed() == nil)
+    }
+
+    @Test func connectTimeoutAndClosedServer() async throws {
+        // A listener that accepts and never answers CONNECT.
+        let mute = try TCPListener { tcp in
+            final class Sink: ConnectionDelegate, @unchecked Sendable {
+                func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
+                func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+            }
+            tcp.start(delegate: Sink())
+        }
+        defer { mute.close() }
+        do {
+            _ = try await StompClient.connect(tcp: mute.address, configuration: .init(), timeout: .milliseconds(100))
+            Issue.record("connected to a mute server")
+        } catch {
+            #expect(error.loadKitKind == "stomp_timeout")
+        }
+        // A server that closes straight away: a transport error, not a hang.
+        let closer = try TCPListener { tcp in tcp.close() }
+        defer { closer.close() }
+        do {
+            _ = try await StompClient.connect(tcp: closer.address, configuration: .init(), timeout: .seconds(2))
+            Issue.record("connected to a closing server")
+        } catch {
+            #expect(["closed_by_peer", "reset"].contains(error.loadKitKind))
+        }
+    }
+}

@@ -1,0 +1,246 @@
+import Testing
+import Synchronization
+@testable import LoadKit
+
+/// An echo server in the WebSocket server role: echoes text and binary; the text `close-me`
+/// makes it close with 4000 `TIMEOUT`; `drop-me` drops TCP without a close frame. `/deny`
+/// is refused with 401 `INVALID_TICKET`. Records how each connection ended.
+final class WSEchoServer: Sendable {
+    final class Record: Sendable {
+        let closes = Mutex<[WebSocketCloseInfo]>([])
+        let targets = Mutex<[String]>([])
+    }
+    let listener: TCPListener
+    let record = Record()
+    var url: String { "ws://127.0.0.1:\(listener.address.port)" }
+
+    init() throws {
+        let record = self.record
+        listener = try TCPListener { tcp in
+            WebSocketServer.accept(tcp, supportedSubprotocols: ["chat", "stomp"],
+                                   authorize: { head in
+                                       head.path == "/deny" ? .init(status: 401, body: #"{"code":"INVALID_TICKET"}"#) : nil
+                                   }) { ws, head in
+                record.targets.withLock { $0.append(head.target) }
+                ws.setCallbacks(onMessage: { m in
+                    switch m {
+                    case .text("close-me"): ws.closeOnLoop(code: 4000, reason: "TIMEOUT")
+                    case .text("drop-me"): ws.tcp.close()
+                    case .text(let t): ws.sendOnLoop(text: t)
+                    case .binary(let b): ws.sendOnLoop(binary: b)
+                    }
+                }, onClose: { info in record.closes.withLock { $0.append(info) } })
+            }
+        }
+    }
+    var closeInfos: [WebSocketCloseInfo] { record.closes.withLock { $0 } }
+    var requestTargets: [String] { record.targets.withLock { $0 } }
+
+    deinit { listener.close() }
+}
+
+/// Runs `body` on the connection's loop and returns its result.
+func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable (WebSocketConnection) -> T) async -> T {
+    await withCheckedContinuation { k in ws.loop.execute { k.resume(returning: body(ws)) } }
+}
+
+@Suite struct WebSocketLoopbackTests {
+    @Test func echoTextAndBinaryAcrossAllLengthForms() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url + "/echo?ticket=abc", timeout: .seconds(5))
+        #expect(ws.handshakeNanos > 0)
+        for n in [0, 1, 125, 126, 127, 65535, 65536, 1 << 20] {
+            let bin = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ n) }
+            try await ws.send(binary: bin)
+            #expect(try await ws.receive() == .binary(bin), "binary \(n)")
+            let text = String(repeating: "é", count: n / 2) + (n % 2 == 1 ? "a" : "")
+            try await ws.send(text: text)
+            #expect(try await ws.receive() == .text(text), "text \(n)")
+        }
+        #expect(server.requestTargets == ["/echo?ticket=abc"])
+        let info = await ws.close(code: 4001, reason: "bye")
+        #expect(info.code == 4001)
+        #expect(!info.initiatedByPeer)
+        // The server saw our code and reason.
+        try await eventually { server.closeInfos.count == 1 }
+        #expect(server.closeInfos.first?.code == 4001)
+        #expect(server.closeInfos.first?.reason == "bye")
+        #expect(server.closeInfos.first?.initiatedByPeer == true)
+        // Receiving after our own close fails with `ws_closed`.
+        await #expect(throws: WebSocketError.closedLocally) { _ = try await ws.receive() }
+        await #expect(throws: WebSocketError.closedLocally) { try await ws.send(text: "late") }
+    }
+
+    @Test func pingIsAnsweredWithPong() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, timeout: .seconds(5))
+        #expect(await onLoop(ws.connection) { $0.lastPongNanos } == 0)
+        try await ws.ping([1, 2, 3])
+        try await ws.send(text: "after ping")
+        #expect(try await ws.receive() == .text("after ping"))  // the pong came first, in order
+        #expect(await onLoop(ws.connection) { $0.lastPongNanos } > 0)
+        await ws.close()
+    }
+
+    @Test func serverCloseWithReasonReachesClient() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, timeout: .seconds(5))
+        try await ws.send(text: "hello")
+        try await ws.send(text: "close-me")
+        #expect(try await ws.receive() == .text("hello"))  // buffered messages come before the close
+        do {
+            _ = try await ws.receive()
+            Issue.record("receive after server close succeeded")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_close_4000")
+            #expect(e.source == .server)
+            #expect(e.closeReason == "TIMEOUT")
+            #expect(e.description.contains("TIMEOUT"))
+        }
+        let info = await ws.waitClosed()
+        #expect(info.code == 4000)
+        #expect(info.initiatedByPeer)
+    }
+
+    @Test func abruptDropIs1006() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, timeout: .seconds(5))
+        try await ws.send(text: "drop-me")
+        await #expect(throws: WebSocketError.self) {
+            do { _ = try await ws.receive() } catch let e as WebSocketError {
+                #expect(e.kind == "ws_close_1006")
+                #expect(e.source == .server)
+                throw e
+            }
+        }
+    }
+
+    @Test func handshakeRejectionCarriesStatusAndBody() async throws {
+        let server = try WSEchoServer()
+        do {
+            _ = try await WebSocketClient.connect(server.url + "/deny?ticket=secret-token", timeout: .seconds(5))
+            Issue.record("connect to /deny succeeded")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_handshake_401")
+            #expect(e.source == .server)
+            #expect(e.httpStatus == 401)
+            #expect(e.message.contains("INVALID_TICKET"))
+            #expect(!e.message.contains("secret-token"))
+        }
+    }
+
+    @Test func subprotocolNegotiationAndCallbacks() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, subprotocols: ["v9", "stomp"], timeout: .seconds(5))
+        #expect(ws.subprotocol == "stomp")
+        let got = Mutex<[WebSocketMessage]>([])
+        let closed = Mutex<WebSocketCloseInfo?>(nil)
+        ws.setCallbacks(onMessage: { m in got.withLock { $0.append(m) } },
+                        onClose: { i in closed.withLock { $0 = i } })
+        for i in 0..<100 { try await ws.send(text: "m\(i)") }
+        try await eventually { got.withLock { $0.count } == 100 }
+        #expect(got.withLock { $0 } == (0..<100).map { .text("m\($0)") })
+        await ws.close()
+        #expect(closed.withLock { $0 }?.code == 1000)
+    }
+
+    @Test func loopHandlerHookReceivesRawPayloadsAndAnswersOnLoop() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, timeout: .seconds(5))
+        let h = WSCounter()
+        ws.connection.setHandler(h)
+        try await ws.send(text: "0123456789")
+        try await eventually { await onLoop(ws.connection) { _ in h.texts } == 1000 }
+        #expect(await onLoop(ws.connection) { _ in h.bytes } == 10_000)
+        await ws.close()
+        #expect(await onLoop(ws.connection) { _ in h.closed?.code } == 1000)
+    }
+
+    @Test func clientFailsServerThatMasksFramesWith1002() async throws {
+        // A hand-written server: a correct 101, then a masked frame (servers must not mask).
+        let listener = try TCPListener { tcp in
+            tcp.start(delegate: WSMaskingServer())
+        }
+        defer { listener.close() }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
+        do {
+            _ = try await ws.receive()
+            Issue.record("masked server frame accepted")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_close_1002")
+            #expect(e.source == .server)
+        }
+    }
+
+    @Test func handshakeAgainstWrongAcceptIsInvalid() async throws {
+        let listener = try TCPListener { tcp in
+            tcp.start(delegate: WSBadAcceptServer())
+        }
+        defer { listener.close() }
+        await #expect(throws: WebSocketError.self) {
+            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5)) }
+            catch let e as WebSocketError { #expect(e.kind == "ws_handshake_invalid"); throw e }
+        }
+        // A server that never answers: handshake timeout.
+        let silent = try TCPListener { tcp in
+            tcp.start(delegate: WSSilentServer())
+        }
+        defer { silent.close() }
+        await #expect(throws: WebSocketError.self) {
+            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(200)) }
+            catch let e as WebSocketError { #expect(e.kind == "ws_handshake_timeout"); throw e }
+        }
+    }
+
+    @Test func wssIsAClearError() async throws {
+        await #expect(throws: HTTPError.self) { _ = try await WebSocketClient.connect("wss://127.0.0.1:1/", timeout: .seconds(1)) }
+    }
+}
+
+/// Polls `condition` every few milliseconds for up to 5 s.
+func eventually(_ condition: () async -> Bool) async throws {
+    for _ in 0..<1000 {
+        if await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    Issue.record("condition not met within 5 s")
+}
+
+final class WSCounter: WebSocketHandler, @unchecked Sendable {
+    var texts = 0, bytes = 0
+    var closed: WebSocketCloseInfo?
+    func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        texts += 1
+        bytes += payload.count
+        if texts < 1000 { ws.sendOnLoop(text: payload) }  // ping-pong 1000 messages without hopping
+    }
+    func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) { closed = info }
+}
+
+/// Answers the handshake correctly, then sends a masked frame (servers must not mask).
+final class WSMaskingServer: ConnectionDelegate, @unchecked Sendable {
+    var parser = HTTPRequestHeadParser()
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
+            c.write(a.responseBytes)
+            var f: [UInt8] = []
+            WebSocketFrameEncoder.encode(into: &f, opcode: .text, maskKey: WebSocketMaskKey(1, 2, 3, 4), payload: Array("x".utf8))
+            c.write(f)
+        }
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+/// Answers 101 with a wrong Sec-WebSocket-Accept.
+final class WSBadAcceptServer: ConnectionDelegate, @unchecked Sendable {
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        c.write(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n".utf8))
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+/// Never answers.
+final class WSSilentServer: ConnectionDelegate, @unchecked Sendable {
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
