@@ -170,7 +170,7 @@ final class RunEngine: Sendable {
         var live: [UserContext] = []
         var nextIndex = 0
         let heldAt = plan.heldSampleNanos
-        let end = min(plan.totalNanos, cap)
+        let end = plan.totalNanos // the cap is enforced by mustStop, which also records why
         while !mustStop(cap: cap) {
             let t = elapsed
             if let h = heldAt, t >= h { sampleHeld(target: plan.target(atNanos: h &- 1)) }
@@ -326,6 +326,10 @@ final class RunEngine: Sendable {
             state.withLock { s in
                 s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
             }
+            // Live gauges for the Prometheus endpoint.
+            own.gauge(RunnerMetrics.vus, Double(vus))
+            own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+            own.gauge(RunnerMetrics.connected, Double(conn))
             if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
                 let snap = registry.snapshot(includeTrends: true)
                 if let check = test.options.abortCheck, let reason = check(snap) {
@@ -370,6 +374,7 @@ final class RunEngine: Sendable {
         let s = state.withLock { $0 }
         own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
         own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.connected, Double(connected.load(ordering: .relaxed)))
         var metrics = registry.snapshot(includeTrends: true)
         metrics.series[RunnerMetrics.vus] = s.vusSeries
         metrics.series[RunnerMetrics.connected] = s.connectedSeries
