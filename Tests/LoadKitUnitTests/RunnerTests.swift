@@ -7,7 +7,7 @@ private struct Boom: Error {}
 /// Real runs of tiny scenarios (trivial async work, no sockets). Serialized: runs compete for two
 /// cores and the SIGINT test interrupts every live run.
 @Suite(.serialized) struct RunnerTests {
-    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).settings(Settings([:])) }
+    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])) }
 
     @Test func closedModelRampsHoldsAndCounts() async throws {
         let t0 = monotonicNanos()
@@ -15,6 +15,7 @@ private struct Boom: Error {}
             Stage("ramp", to: 20, over: .milliseconds(400))
             Hold(.milliseconds(600))
         }).run { user in
+            if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos - t0) / 1000)) }
             user.markConnected()
             try await user.every(.milliseconds(50)) {
                 try await user.measure("work") { try await Task.sleep(for: .milliseconds(1)) }
@@ -34,6 +35,12 @@ private struct Boom: Error {}
         #expect(m.series["vus"]?.first.map { $0 > 0 } == true)
         #expect(m.gauges["vus_max"] == 20)
         #expect(m.errors.isEmpty)
+        // Users were ramped: user k starts ≈ 20·k ms in (400 ms / 20 users), not all at once.
+        let starts = try #require(m.trends["start_at"])
+        #expect(starts.count == 20)
+        #expect(starts.min < 150_000)
+        #expect(starts.max >= 380_000)
+        #expect(abs(Double(starts.value(atPercentile: 50)) - 200_000) < 80_000)
         #expect(!result.generator.isEmpty)
         #expect(result.generator[0].rssBytes > 0 && result.generator[0].openDescriptors > 0)
     }
@@ -177,5 +184,56 @@ private struct Boom: Error {}
         #expect(result.interruption == "abort on threshold: errors > 3")
         #expect(result.durationSeconds < 2.5)
         #expect(result.metrics.errors["http_500"]?.source == .server)
+    }
+
+    @Test func abortOnFailThresholdStopsEarly() async throws {
+        let result = try await quiet(LoadTest("abort-sla") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
+            .sla { SLA.errorRate(below: 0.01, abortOnFail: true); SLA.p95("ok", below: .seconds(1)) }
+            .run { user in
+                try await user.measure("ok") {}
+                if user.index == 0 { user.fail("broken", step: "check") }
+                await user.sleep(for: .milliseconds(50))
+            }
+        #expect(result.interruption?.hasPrefix("abort on threshold: ") == true)
+        #expect(result.interruption?.contains("error") == true)
+        #expect(result.durationSeconds < 2.5)
+    }
+
+    @Test func reportsAreWrittenEvenWhenInterrupted() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("lk-runner-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("reported") { Stage("up", to: 3, over: .zero); Hold(.seconds(20)) }
+            .progress(false).settings(Settings([:])).reports(true, root: root)
+            .maxDuration(.milliseconds(300))
+            .sla { SLA.p95("step", below: .seconds(1)) }
+            .run { user in
+                try await user.measure("step") {}
+                await user.sleep(for: .milliseconds(20))
+            }
+        #expect(result.interruption != nil)
+        for file in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "load_test.log"] {
+            #expect(FileManager.default.fileExists(atPath: root + "/reported/" + file), "\(file) missing")
+        }
+    }
+
+    @Test func retryingBacksOffAndMeasuresReconnects() async throws {
+        let policy = Backoff(initial: .milliseconds(20), maximum: .milliseconds(50), maxAttempts: 3)
+        let result = try await quiet(LoadTest("retry", burst: 2)).run { user in
+            let attempts = try await user.retrying(policy, step: "connect") { attempt in
+                if attempt < 2 { throw ScriptFailure("refused", kind: "refused", source: .server) }
+                return attempt
+            }
+            #expect(attempts == 2)
+            // Exhausted attempts rethrow the last error.
+            await #expect(throws: ScriptFailure.self) {
+                try await user.retrying(policy, step: "never") { _ in throw ScriptFailure("down", kind: "down", source: .server) }
+            }
+        }
+        let m = result.metrics
+        #expect(m.errors["refused"]?.count == 4)              // 2 users × 2 failed attempts
+        #expect(m.errors["down"]?.count == 8)                 // 2 users × (1 + 3 retries)
+        #expect(m.counters["connection_retries"] == 10)       // 2 + 3 retries per user
+        let rt = try #require(m.trends["reconnection_time"])
+        #expect(rt.count == 2 && rt.min >= 20_000)            // ≥ first back-off (20 ms ± 50 %, then 40 ms)
     }
 }

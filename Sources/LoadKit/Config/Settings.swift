@@ -44,6 +44,9 @@ public struct Settings: Sendable, Equatable {
     /// to see errors about an unreadable `LOADKIT_ENV_FILE`.
     public static var current: Settings { cached }
 
+    /// The process's settings (same as ``current``): reads well as `.scaled(by: .environment)`.
+    public static var environment: Settings { cached }
+
     /// A copy with some values replaced (handy in tests).
     public func with(_ overrides: [String: String]) -> Settings {
         Settings(values.merging(overrides) { _, new in new }, envFile: envFile)
@@ -179,8 +182,8 @@ public struct Settings: Sendable, Equatable {
 
     // MARK: LoadKit's own settings
 
-    /// `LOADKIT_REPORT_DIR`, default `loadkit-reports`.
-    public var reportDirectory: String { string("LOADKIT_REPORT_DIR") ?? "loadkit-reports" }
+    /// `LOADKIT_REPORT_DIR`, default `./loadkit-reports`.
+    public var reportDirectory: String { string("LOADKIT_REPORT_DIR") ?? "./loadkit-reports" }
 
     /// `LOADKIT_MAX_DURATION`: a hard cap on any run's length (nil when unset).
     public func maxDuration() throws -> Duration? { try duration("LOADKIT_MAX_DURATION") }

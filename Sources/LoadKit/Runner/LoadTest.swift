@@ -52,6 +52,15 @@ public struct LoadTest: Sendable {
         public var progress: Bool?
         /// Facts copied into `RunResult.environment`.
         public var environment: [String: String] = [:]
+        /// Thresholds shown with pass/fail in the reports; those with `abortOnFail` are checked
+        /// once a second and stop the run early when breached.
+        public var thresholds: [Threshold] = []
+        /// Write the report files at the end of every run (also interrupted ones).
+        public var writeReports = true
+        /// Report folder root (default `LOADKIT_REPORT_DIR`, else `./loadkit-reports`).
+        public var reportRoot: String?
+        /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is set).
+        public var prometheus = PrometheusExposition.Options()
         /// Creates default options.
         public init() {}
     }
@@ -144,6 +153,20 @@ public struct LoadTest: Sendable {
         t.options.sourceAddresses = sourceAddresses
         return t
     }
+    /// Declares the SLA: shown with pass/fail in the reports, and thresholds with `abortOnFail`
+    /// stop the run early when breached (checked once a second). Record failures with
+    /// `result.expect(sla)` on the test's task afterwards.
+    public func sla(_ thresholds: [Threshold]) -> LoadTest { var t = self; t.options.thresholds = thresholds; return t }
+    /// Declares the SLA with the builder (see ``sla(_:)-(_:)``).
+    public func sla(@SLABuilder _ build: () -> [Threshold]) -> LoadTest { sla(build()) }
+    /// Turns report files on or off, optionally into another root folder.
+    public func reports(_ on: Bool, root: String? = nil) -> LoadTest {
+        var t = self; t.options.writeReports = on; t.options.reportRoot = root; return t
+    }
+    /// Prometheus exposition options (metric prefix, buckets) for the `/metrics` endpoint.
+    public func prometheus(_ options: PrometheusExposition.Options) -> LoadTest {
+        var t = self; t.options.prometheus = options; return t
+    }
     /// Turns the live progress line on or off (default: only on a terminal or `LOADKIT_PROGRESS=1`).
     public func progress(_ on: Bool) -> LoadTest { var t = self; t.options.progress = on; return t }
 
@@ -188,8 +211,8 @@ public struct LoadTest: Sendable {
 
     /// Runs the test: pre-run capacity check, then the users, then the result. Never outlives
     /// ``deadline`` by more than about a second; stops early on cancellation, SIGINT/SIGTERM or an
-    /// abort check, with `RunResult.interruption` saying why. Throws only when the run could not
-    /// start (``CapacityError``).
+    /// abort check, with `RunResult.interruption` saying why. Writes the reports (unless turned
+    /// off) before returning. Throws only when the run could not start (``CapacityError``).
     public func run(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
@@ -204,7 +227,19 @@ public struct LoadTest: Sendable {
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
         let engine = RunEngine(test: self, script: script)
         if let d = diagnosis { engine.note(d.facts) }
-        return await engine.run()
+        let result = await engine.run()
+        if options.writeReports {
+            let writer = ReportWriter(root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
+            do {
+                let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
+                let files = try writer.write(result, outcomes: outcomes)
+                print(ConsoleSummary.render(result, outcomes: outcomes))
+                writeStderr("loadkit: \(name): reports in \(files.directory)\n")
+            } catch {
+                writeStderr("loadkit: \(name): could not write reports: \(error)\n")
+            }
+        }
+        return result
     }
 }
 

@@ -124,6 +124,15 @@ final class RunEngine: Sendable {
     func run() async -> RunResult {
         let startedAt = wallClockMillis()
         SignalTrap.shared.register(self)
+        var endpoint: MetricsEndpoint?
+        if let port = try? settings.prometheusPort() {
+            do {
+                endpoint = try MetricsEndpoint(registry: registry, options: test.options.prometheus, port: port)
+                note(["prometheus": "127.0.0.1:\(port)/metrics"])
+            } catch {
+                writeStderr("loadkit: warning: cannot serve /metrics on port \(port): \(error)\n")
+            }
+        }
         let monitor = Task.detached { [self] in await self.monitorLoop() }
         let hardCap = test.deadline.nanoseconds
         await withTaskCancellationHandler {
@@ -138,6 +147,7 @@ final class RunEngine: Sendable {
         await shutdown(cap: hardCap)
         finished.store(true, ordering: .releasing)
         _ = await monitor.value
+        endpoint?.close()
         SignalTrap.shared.unregister(self)
         return assemble(startedAt: startedAt)
     }
@@ -160,7 +170,7 @@ final class RunEngine: Sendable {
         var live: [UserContext] = []
         var nextIndex = 0
         let heldAt = plan.heldSampleNanos
-        let end = min(plan.totalNanos, cap)
+        let end = plan.totalNanos // the cap is enforced by mustStop, which also records why
         while !mustStop(cap: cap) {
             let t = elapsed
             if let h = heldAt, t >= h { sampleHeld(target: plan.target(atNanos: h &- 1)) }
@@ -300,7 +310,11 @@ final class RunEngine: Sendable {
     private func monitorLoop() async {
         var sampler = GeneratorSampler()
         var nextTick = startNanos + 1_000_000_000
-        let progressOn = test.options.progress ?? settings.progressForced() ?? (isatty(2) == 1)
+        let tty = isatty(2) == 1
+        let progressOn = test.options.progress ?? (settings.progressForced() ?? tty)
+        let abortThresholds = test.options.thresholds.filter(\.abortOnFail)
+        var previous = MetricsSnapshot()
+        var printed = false
         while !finished.load(ordering: .acquiring) {
             let now = monotonicNanos()
             if now < nextTick { await pauseUncancellable(nanos: min(nextTick - now, 50_000_000)); continue }
@@ -312,28 +326,46 @@ final class RunEngine: Sendable {
             state.withLock { s in
                 s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
             }
-            if let check = test.options.abortCheck, interruption == nil,
-               let reason = check(registry.snapshot(includeTrends: true)) {
-                interrupt("abort on threshold: \(reason)")
+            // Live gauges for the Prometheus endpoint.
+            own.gauge(RunnerMetrics.vus, Double(vus))
+            own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+            own.gauge(RunnerMetrics.connected, Double(conn))
+            if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
+                let snap = registry.snapshot(includeTrends: true)
+                if let check = test.options.abortCheck, let reason = check(snap) {
+                    interrupt("abort on threshold: \(reason)")
+                }
+                // Only a metric that exists can breach: early seconds without samples do not abort.
+                for t in abortThresholds {
+                    let o = t.evaluate(snap, durationSeconds: second)
+                    if o.actual != nil && !o.passed { interrupt("abort on threshold: \(o.message)"); break }
+                }
             }
             if progressOn {
                 let snap = registry.snapshot(includeTrends: false)
-                writeStderr(progressLine(second: second, vus: vus, connected: conn, snapshot: snap, sample: sample) + "\n")
+                let line = ProgressLine.render(progressState(second: second, vus: vus, snapshot: snap, previous: previous))
+                    + " | cpu \(Int(sample.cpuPercent))% rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
+                writeStderr(tty ? ProgressLine.overwriting(line) : line + "\n")
+                printed = tty
+                previous = snap
             }
         }
+        if printed { writeStderr("\n") }
     }
 
-    private func progressLine(second: Double, vus: Int, connected: Int, snapshot: MetricsSnapshot, sample: GeneratorSample) -> String {
-        var stage = ""
+    private func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
+        var stage: String?
+        var target: Int?
         if case .stages(let stages) = test.model {
             let plan = StagePlan(stages)
-            if let seg = plan.segment(atNanos: elapsed) { stage = " stage \(seg.name) target \(plan.target(atNanos: elapsed))" }
+            stage = plan.segment(atNanos: elapsed)?.name
+            target = plan.target(atNanos: elapsed)
         }
-        let it = snapshot.counters[RunnerMetrics.iterations] ?? 0
-        let ops = snapshot.counters[RunnerMetrics.operations] ?? 0
-        let errors = snapshot.errors.values.reduce(0) { $0 + $1.count }
-        return "[\(name)] \(Int(second))s\(stage) users \(vus) connected \(connected) iterations \(it) ops \(ops) errors \(errors)"
-            + " | cpu \(Int(sample.cpuPercent))% rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
+        return ProgressLine.State(
+            elapsedSeconds: second, stage: stage, users: vus, targetUsers: target,
+            requestsPerSecond: ProgressLine.perSecond("http_reqs", previous: previous, current: snapshot, interval: 1),
+            messagesPerSecond: ProgressLine.perSecond("messages_received", previous: previous, current: snapshot, interval: 1),
+            errors: snapshot.totalErrors, errorRate: snapshot.errorRate)
     }
 
     // MARK: Result
@@ -342,6 +374,7 @@ final class RunEngine: Sendable {
         let s = state.withLock { $0 }
         own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
         own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.connected, Double(connected.load(ordering: .relaxed)))
         var metrics = registry.snapshot(includeTrends: true)
         metrics.series[RunnerMetrics.vus] = s.vusSeries
         metrics.series[RunnerMetrics.connected] = s.connectedSeries
