@@ -19,7 +19,12 @@ let package = Package(
         .trait(name: "TLS", description: "https and wss through the system OpenSSL (apt: libssl-dev)."),
     ],
     targets: [
-        .target(name: "LoadKit", path: "Sources/LoadKit", swiftSettings: strict),
+        // The system OpenSSL, used only with the `TLS` trait on Linux (the default build links no libssl).
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .target(name: "LoadKit",
+                dependencies: [.target(name: "COpenSSL", condition: .when(platforms: [.linux], traits: ["TLS"]))],
+                path: "Sources/LoadKit", swiftSettings: strict),
         // Embedded systems under test (STOMP chat, Runnity, Concert), built on LoadKit's server role.
         .target(name: "LoadKitFixtures", dependencies: ["LoadKit"], path: "fixtures/LoadKitFixtures",
                 swiftSettings: strict),

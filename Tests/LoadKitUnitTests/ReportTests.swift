@@ -161,3 +161,18 @@ import Testing
 extension TransportError {
     static var refusedForTest: any Error { ScriptFailure("connection refused", kind: "refused", source: .server) }
 }
+
+@Suite struct ReportFinishTests {
+    @Test func finishEvaluatesAndWritesEvenForNoWork() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loadkit-finish-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let idle = RunResult(name: "idle", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsSnapshot(),
+                             interruption: "SIGINT")
+        let report = ReportWriter(root: root).finish(idle, thresholds: SLA.stompChat, printSummary: false)
+        #expect(!report.passed && report.outcomes.first == .noWork && report.outcomes.count == 4)
+        let files = try #require(report.files)
+        #expect(try String(contentsOfFile: files.summary, encoding: .utf8).contains("Interrupted: SIGINT"))
+        let bad = ReportWriter(root: "/proc/loadkit-cannot-write").finish(idle, thresholds: [], printSummary: false)
+        #expect(bad.files == nil && bad.writeError?.contains("cannot create report folder") == true)
+    }
+}

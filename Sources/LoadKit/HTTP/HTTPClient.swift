@@ -41,7 +41,7 @@ public final class HTTPClient: Sendable {
 
     /// The settings this client was created with.
     public let configuration: Configuration
-    private let pools = Mutex<[String: HostPool]>([:])
+    private let pools = Mutex<[PoolKey: HostPool]>([:])
     private let sourceCounter = Atomic<Int>(0)
 
     /// Creates a client.
@@ -73,7 +73,7 @@ public final class HTTPClient: Sendable {
         if !configuration.defaultHeaders.isEmpty {
             for f in configuration.defaultHeaders where !request.headers.contains(f.name) { request.headers.add(f.name, f.value) }
         }
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
+        return try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
             pool.submit(PendingRequest(request: request, timeout: limit, start: start, continuation: cont))
         }
     }
@@ -120,12 +120,11 @@ public final class HTTPClient: Sendable {
     /// Number of open (or opening) connections to `url`'s host; for tests and reports.
     public func connectionCount(for url: String) -> Int {
         guard let e = try? Endpoint(url) else { return 0 }
-        let key = "\(e.scheme.rawValue)://\(e.authority)"
-        return pools.withLock { $0[key] }?.connectionCount ?? 0
+        return pools.withLock { $0[PoolKey(e)] }?.connectionCount ?? 0
     }
 
     private func pool(for endpoint: Endpoint) -> HostPool {
-        let key = "\(endpoint.scheme.rawValue)://\(endpoint.authority)"
+        let key = PoolKey(endpoint)
         return pools.withLock { p in
             if let existing = p[key] { return existing }
             let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
@@ -142,6 +141,14 @@ public final class HTTPClient: Sendable {
     }
 }
 
+/// Which pool a request goes to (no string building per request).
+struct PoolKey: Hashable, Sendable {
+    let scheme: Endpoint.Scheme
+    let host: String
+    let port: Int
+    init(_ e: Endpoint) { scheme = e.scheme; host = e.host; port = e.port }
+}
+
 /// One request on its way: created by `execute`, then owned by whoever holds it (pool queue or
 /// connection loop). Resumed exactly once.
 final class PendingRequest: @unchecked Sendable {
@@ -149,13 +156,13 @@ final class PendingRequest: @unchecked Sendable {
     let timeout: Duration
     let start: UInt64
     let deadline: UInt64
-    private var continuation: CheckedContinuation<HTTPResponse, any Error>?
+    private var continuation: UnsafeContinuation<HTTPResponse, any Error>?
     var sentAt: UInt64 = 0
     var firstByteAt: UInt64 = 0
     var staleRetries = 0
     var requeues = 0
 
-    init(request: HTTPRequest, timeout: Duration, start: UInt64, continuation: CheckedContinuation<HTTPResponse, any Error>) {
+    init(request: HTTPRequest, timeout: Duration, start: UInt64, continuation: UnsafeContinuation<HTTPResponse, any Error>) {
         self.request = request
         self.timeout = timeout
         self.start = start
@@ -230,7 +237,9 @@ final class HostPool: Sendable {
             return .wait
         }
         switch decision {
-        case .use(let c): c.loop.execute { c.run(task) }
+        case .use(let c):
+            // Already on the connection's loop (a task with an EventLoopTaskExecutor preference): no hop.
+            if c.loop.inLoop { c.run(task) } else { c.loop.execute { c.run(task) } }
         case .connect: connect(for: task)
         case .wait: ensureSweeper()
         case .closed: task.fail(HTTPError.clientShutdown)
@@ -240,7 +249,7 @@ final class HostPool: Sendable {
     /// Opens a connection for `task` (an `open` slot is already reserved).
     private func connect(for task: PendingRequest) {
         let source = nextSource()
-        let loop = configuration.group.next()
+        let loop = configuration.group.currentLoop ?? configuration.group.next()
         let remaining = task.deadline > monotonicNanos() ? task.deadline - monotonicNanos() : 0
         Task {
             do {

@@ -75,7 +75,14 @@ public struct Histogram: Sendable, Codable, Equatable {
     /// Records one value (negative values are recorded as 0, too-large ones are clamped).
     @inline(__always)
     public mutating func record(_ value: Int64) {
-        record(value, count: 1)
+        var v = value < 0 ? 0 : value
+        if _slowPath(v > highestTrackableValue) { v = highestTrackableValue; clampedCount &+= 1 }
+        if _slowPath(counts.isEmpty) { counts = [Int64](repeating: 0, count: countsLength) }
+        counts[countsIndex(for: v)] &+= 1
+        count &+= 1
+        sum &+= v
+        if v < minValue { minValue = v }
+        if v > maxValue { maxValue = v }
     }
 
     /// Records `value` `n` times (n ≥ 1; smaller `n` is ignored).

@@ -1,4 +1,22 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The monotonic clock at a few milliseconds' resolution (`CLOCK_MONOTONIC_COARSE` on Linux:
+/// a few ns instead of ~20–40): enough to place a counter increment in its second.
+@inline(__always)
+func coarseMonotonicNanos() -> UInt64 {
+    var ts = timespec()
+    #if os(Linux)
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+    #else
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    #endif
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
 
 /// A pre-resolved trend (distribution) of one ``MetricsRecorder``: recording through it skips
 /// the name lookup. Valid only for the recorder that returned it.
@@ -98,7 +116,7 @@ public final class MetricsRecorder: Sendable {
 
     @inline(__always)
     private func currentSecond() -> Int {
-        let now = monotonicNanos()
+        let now = coarseMonotonicNanos()
         guard now > startNanos else { return 0 }
         return Swift.min(Int((now - startNanos) / 1_000_000_000), Self.maxSeriesSeconds - 1)
     }

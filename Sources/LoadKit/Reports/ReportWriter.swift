@@ -113,3 +113,39 @@ extension RunResult {
         }
     }
 }
+
+/// What ``ReportWriter/finish(_:thresholds:printSummary:)`` produced.
+public struct RunReport: Sendable {
+    /// The evaluated thresholds (with the no-work failure when nothing was done).
+    public var outcomes: [ThresholdOutcome]
+    /// The files written, nil when writing failed (see ``writeError``).
+    public var files: ReportFiles?
+    /// Why the files could not be written, if they could not.
+    public var writeError: String?
+    /// Whether every threshold passed.
+    public var passed: Bool { outcomes.allSatisfy(\.passed) }
+}
+
+extension ReportWriter {
+    /// The end of every run, also a failed or interrupted one: evaluates `thresholds`, writes
+    /// every report file, prints the console summary to standard output (when `printSummary`)
+    /// and never throws — a report that cannot be written is noted in the result and on stderr.
+    /// Test failures are recorded separately with ``SLA/expect(_:_:reporter:fileID:filePath:line:column:)``.
+    @discardableResult
+    public func finish(_ result: RunResult, thresholds: [Threshold], printSummary: Bool = true) -> RunReport {
+        let outcomes = thresholds.evaluate(result)
+        var report = RunReport(outcomes: outcomes, files: nil, writeError: nil)
+        do {
+            report.files = try write(result, outcomes: outcomes)
+        } catch {
+            report.writeError = String(describing: error)
+            FileHandle.standardError.write(Data("loadkit: \(error)\n".utf8))
+        }
+        if printSummary {
+            var text = ConsoleSummary.render(result, outcomes: outcomes)
+            if let f = report.files { text += "\nReports: \(f.directory)\n" }
+            print(text)
+        }
+        return report
+    }
+}

@@ -39,6 +39,11 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     /// False once the connection is closed (locally or by the peer).
     public private(set) var isOpen = true
 
+    #if TLS && canImport(COpenSSL)
+    /// The TLS layer between the socket and the delegate; nil for plain TCP.
+    var tlsSession: TLSSession?
+    #endif
+
     private var readSource: (any DispatchSourceRead)?
     private var writeSource: (any DispatchSourceWrite)?
     private var liveSources = 0
@@ -72,9 +77,27 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
 
     /// Opens a TCP connection to `address`, optionally from a given local `source` address
     /// (any 127.x.y.z for loopback fan-out), failing with a classified ``TransportError``.
+    ///
+    /// With `tls`, the TLS handshake runs on the loop after the TCP connect (within another
+    /// `timeout`), verifying the certificate for `tls.serverName` or else the address's IP; the
+    /// delegate then reads and writes plaintext. Without TLS support in the build this throws
+    /// ``TransportError/tls(_:)`` with ``TLSError/unavailable(_:)`` before connecting.
     public static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
-                               timeout: Duration = .seconds(10),
+                               timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> TCPConnection {
+        guard let tls else { return try await connectTCP(to: address, from: source, timeout: timeout, on: loop) }
+        #if TLS && canImport(COpenSSL)
+        let context = try TLSContext.shared(for: tls)
+        let conn = try await connectTCP(to: address, from: source, timeout: timeout, on: loop)
+        try await conn.handshakeAsClient(context: context, serverName: tls.serverName ?? address.host, timeout: timeout)
+        return conn
+        #else
+        throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? address.description)"))
+        #endif
+    }
+
+    private static func connectTCP(to address: SocketAddress, from source: SocketAddress?, timeout: Duration,
+                                   on loop: EventLoop) async throws -> TCPConnection {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<TCPConnection, any Error>) in
             loop.execute {
                 let endpoint = address.description
@@ -115,12 +138,15 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// Resolves `host` and connects; see ``connect(to:from:timeout:on:)``.
+    /// Resolves `host` and connects; see ``connect(to:from:timeout:tls:on:)``. With `tls`, SNI
+    /// and the certificate check use `host` unless `tls.serverName` says otherwise.
     public static func connect(host: String, port: Int, from source: SocketAddress? = nil,
-                               timeout: Duration = .seconds(10),
+                               timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> TCPConnection {
+        if let tls, !tlsAvailable { throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? host)")) }
         let address = try await SocketAddress.resolve(host: host, port: port)
-        return try await connect(to: address, from: source, timeout: timeout, on: loop)
+        return try await connect(to: address, from: source, timeout: timeout,
+                                 tls: tls.map { $0.serverName == nil ? $0.withServerName(host) : $0 }, on: loop)
     }
 
     // Waits for a non-blocking connect with a write source alone (a read source armed at the
@@ -167,6 +193,15 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
 
     private func startOnLoop(_ delegate: any ConnectionDelegate) {
         self.delegate = delegate
+        guard isOpen else { return }
+        #if TLS && canImport(COpenSSL)
+        // Plaintext that arrived with the end of the handshake waits in the session until now.
+        if let tls = tlsSession { loop.execute { [self] in tlsProcess(tls) } }
+        #endif
+        armReadSource()
+    }
+
+    func armReadSource() {
         guard isOpen, readSource == nil else { return }
         let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
         liveSources += 1
@@ -177,6 +212,9 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     }
 
     private func handleReadable() {
+        #if TLS && canImport(COpenSSL)
+        if let tls = tlsSession { tlsHandleReadable(tls); return }
+        #endif
         let buf = loop.readBuffer
         var rounds = 0
         while isOpen {
@@ -206,6 +244,15 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
 
     /// Queues raw bytes for sending (copied if they cannot be sent at once).
     public func write(rawBytes bytes: UnsafeRawBufferPointer) {
+        #if TLS && canImport(COpenSSL)
+        if let tls = tlsSession { tlsWrite(tls, bytes); return }
+        #endif
+        socketWrite(bytes)
+    }
+
+    /// Writes bytes to the socket as they are (ciphertext when TLS is on).
+    @inline(__always)
+    func socketWrite(_ bytes: UnsafeRawBufferPointer) {
         guard isOpen, bytes.count > 0 else { return }
         queuedTotal &+= UInt64(bytes.count)
         if pendingStart == pending.count {
@@ -298,6 +345,9 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     /// Half-closes: sends FIN once queued bytes are written; reading continues.
     public func shutdownOutput() {
         guard isOpen else { return }
+        #if TLS && canImport(COpenSSL)
+        if let tls = tlsSession { tlsSendCloseNotify(tls) }
+        #endif
         if pendingStart >= pending.count { _ = shutdown(fd, Int32(SHUT_WR)) } else { shutdownAfterFlush = true }
     }
 
@@ -318,8 +368,11 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    private func closeWith(_ error: TransportError?) {
+    func closeWith(_ error: TransportError?) {
         guard isOpen else { return }
+        #if TLS && canImport(COpenSSL)
+        if let tls = tlsSession { tlsWillClose(tls, error) }
+        #endif
         isOpen = false
         readSource?.cancel()
         readSource = nil

@@ -17,12 +17,24 @@ public final class TCPListener: @unchecked Sendable {
     private var source: (any DispatchSourceRead)?
     private var suspended = false
     private let onAccept: @Sendable (TCPConnection) -> Void
+    #if TLS && canImport(COpenSSL)
+    private let tlsContext: TLSContext?
+    #endif
 
     /// Binds and listens on `host:port` (port 0 picks a free one). A large backlog lets a fixture
     /// take thousands of connects in a burst (`somaxconn` caps it, 4096 here).
+    ///
+    /// With `tls` (a ``TLSConfiguration/server(certificateChainFile:privateKeyFile:)``), every
+    /// accepted connection runs the server side of a TLS handshake before its delegate sees
+    /// plaintext; writes made earlier are sent once the handshake is done.
     public init(host: String = "127.0.0.1", port: Int = 0, backlog: Int32 = 4096,
-                group: EventLoopGroup = .shared,
+                group: EventLoopGroup = .shared, tls: TLSConfiguration? = nil,
                 onAccept: @escaping @Sendable (TCPConnection) -> Void) throws {
+        #if TLS && canImport(COpenSSL)
+        tlsContext = try tls.map { try TLSContext.shared(for: $0) }
+        #else
+        if tls != nil { throw TransportError.tls(.unavailable("A TLS listener (https/wss fixture)")) }
+        #endif
         guard let addr = SocketAddress(ip: host == "localhost" ? "127.0.0.1" : host, port: port) else {
             throw TransportError.addressing("listener host must be a numeric address, got '\(host)'")
         }
@@ -95,6 +107,12 @@ public final class TCPListener: @unchecked Sendable {
             let loop = group.next()
             let conn = TCPConnection(fd: cfd, remote: remote, loop: loop)
             let cb = onAccept
+            #if TLS && canImport(COpenSSL)
+            if let ctx = tlsContext {
+                loop.execute { conn.startServerTLS(context: ctx); cb(conn) }
+                continue
+            }
+            #endif
             loop.execute { cb(conn) }
         }
     }

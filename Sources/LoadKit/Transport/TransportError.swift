@@ -27,6 +27,8 @@ public enum TransportError: ClassifiedError, Sendable, Equatable {
     case system(call: String, errno: Int32)
     /// The connection was closed locally before the operation finished.
     case closedLocally
+    /// A TLS failure (handshake, certificate, alert); kind and source are the ``TLSError``'s.
+    case tls(TLSError)
 
     public var kind: String {
         switch self {
@@ -40,6 +42,7 @@ public enum TransportError: ClassifiedError, Sendable, Equatable {
         case .noEphemeralPort: "client_no_ephemeral_port"
         case .system(let call, let e): "system_\(call)_\(e)"
         case .closedLocally: "closed_locally"
+        case .tls(let e): e.kind
         }
     }
 
@@ -49,6 +52,7 @@ public enum TransportError: ClassifiedError, Sendable, Equatable {
         case .timedOut: .server
         case .addressing, .unreachable: .network
         case .outOfFileDescriptors, .noEphemeralPort, .system, .closedLocally: .loadGenerator
+        case .tls(let e): e.source
         }
     }
 
@@ -66,6 +70,7 @@ public enum TransportError: ClassifiedError, Sendable, Equatable {
             "load generator has no free local port to reach \(e) (EADDRNOTAVAIL); spread connections over more source addresses in 127.0.0.0/8"
         case .system(let call, let e): "\(call) failed: \(String(cString: strerror(e))) (errno \(e), load generator)"
         case .closedLocally: "connection closed locally"
+        case .tls(let e): e.description
         }
     }
 

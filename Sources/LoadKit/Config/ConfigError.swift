@@ -1,0 +1,26 @@
+/// A configuration value that could not be used. The message names the variable, the value (hidden
+/// for secret-looking keys such as `TOKEN` or `PASSWORD`) and what was expected.
+public struct ConfigError: ClassifiedError, Sendable, Equatable {
+    /// The variable's name (`LOADKIT_SCALE`, `MESSAGE_INTERVAL_MS`).
+    public var variable: String
+    /// The offending value, or `<hidden>` for secrets.
+    public var shownValue: String
+    /// What would have been accepted.
+    public var expected: String
+
+    /// Creates an error; the value is masked when `variable` looks secret.
+    public init(variable: String, value: String, expected: String) {
+        self.variable = variable
+        self.shownValue = Settings.isSecret(variable) ? "<hidden>" : value
+        self.expected = expected
+    }
+
+    /// Always `config_invalid`.
+    public var kind: String { "config_invalid" }
+    /// Always the load generator: the test was set up wrongly.
+    public var source: FailureSource { .loadGenerator }
+    /// `LOADKIT_SCALE="huge" is not valid: expected smoke, seed, nightly or a positive number`.
+    public var description: String {
+        "\(variable)=\"\(shownValue)\" is not valid: expected \(expected)"
+    }
+}

@@ -1,0 +1,116 @@
+/// How big a run is. A scenario is written at the seed's size (the seed's users, rates and
+/// durations); the default **smoke** profile shrinks it to at most ``smokeUsers`` users and
+/// ``smokeDuration`` (or what the scenario declares with `LoadTest.smoke(users:duration:)`), so
+/// plain `swift test` stays short; `seed` / `nightly` run it as written; a number multiplies it.
+///
+/// Variables, read by ``init(settings:suite:)`` (the suite's own prefix wins over the global one):
+/// - `LOADKIT_SCALE` / `LOADKIT_<SUITE>_SCALE`: `smoke` (default), `seed`, `nightly`, or a factor.
+/// - `LOADKIT_USERS_SCALE`, `LOADKIT_DURATION_SCALE`: extra factors on users/rates and on durations.
+/// - `LOADKIT_<SUITE>_USERS`: the peak users (or peak rate, or burst size) outright.
+/// - `LOADKIT_<SUITE>_DURATION`: the total duration outright.
+public struct Scale: Sendable, Equatable {
+    /// The size profile.
+    public enum Profile: Sendable, Equatable {
+        /// Small local run (default).
+        case smoke
+        /// The seed's sizes, as written in the scenario (`seed` or `nightly`).
+        case seed
+        /// The scenario as written times a factor.
+        case factor(Double)
+    }
+
+    /// Default smoke cap on users when a scenario declares none.
+    public static let smokeUsers = 50
+    /// Default smoke cap on duration when a scenario declares none.
+    public static let smokeDuration: Duration = .seconds(20)
+
+    /// The profile.
+    public var profile: Profile
+    /// Extra factor on users and rates.
+    public var usersFactor: Double
+    /// Extra factor on durations.
+    public var durationFactor: Double
+    /// Peak users outright (per-suite override).
+    public var peakUsers: Int?
+    /// Total duration outright (per-suite override).
+    public var totalDuration: Duration?
+
+    /// A scale with explicit values (`.seed` runs the scenario as written).
+    public init(profile: Profile = .smoke, usersFactor: Double = 1, durationFactor: Double = 1,
+                peakUsers: Int? = nil, totalDuration: Duration? = nil) {
+        self.profile = profile; self.usersFactor = usersFactor; self.durationFactor = durationFactor
+        self.peakUsers = peakUsers; self.totalDuration = totalDuration
+    }
+
+    /// The scenario exactly as written.
+    public static let asWritten = Scale(profile: .seed)
+
+    /// Reads the scale variables; `suite` is the per-suite prefix (`STOMP` reads `LOADKIT_STOMP_USERS`).
+    public init(settings: Settings, suite: String? = nil) throws {
+        let prefix = suite.map { "LOADKIT_" + Scale.suiteKey($0) + "_" }
+        func key(_ name: String) -> String {
+            if let p = prefix, settings.string(p + name) != nil { return p + name }
+            return "LOADKIT_" + name
+        }
+        let scaleKey = key("SCALE")
+        switch settings.string(scaleKey)?.lowercased() {
+        case nil, "smoke": profile = .smoke
+        case "seed", "nightly", "full": profile = .seed
+        case let other?:
+            guard let f = Double(other), f > 0, f.isFinite else {
+                throw ConfigError(variable: scaleKey, value: other, expected: "smoke, seed, nightly or a positive number")
+            }
+            profile = .factor(f)
+        }
+        usersFactor = try Scale.positive(settings, "LOADKIT_USERS_SCALE")
+        durationFactor = try Scale.positive(settings, "LOADKIT_DURATION_SCALE")
+        if let p = prefix {
+            if let u = try settings.int(p + "USERS") {
+                guard u > 0 else { throw ConfigError(variable: p + "USERS", value: String(u), expected: "a positive number of users") }
+                peakUsers = u
+            } else { peakUsers = nil }
+            totalDuration = try settings.duration(p + "DURATION")
+        } else {
+            peakUsers = nil; totalDuration = nil
+        }
+    }
+
+    private static func positive(_ s: Settings, _ k: String) throws -> Double {
+        guard let f = try s.double(k) else { return 1 }
+        guard f > 0 else { throw ConfigError(variable: k, value: s.string(k) ?? "", expected: "a positive factor") }
+        return f
+    }
+
+    /// `stomp-chat` → `STOMP_CHAT`.
+    public static func suiteKey(_ name: String) -> String {
+        String(name.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    /// The (users, duration) factors for a plan of `peak` users lasting `total`, given the
+    /// scenario's smoke size. Pure.
+    public func factors(peak: Double, total: Duration, smokeUsers: Int?, smokeDuration: Duration?) -> (users: Double, duration: Double) {
+        var u = 1.0, d = 1.0
+        switch profile {
+        case .seed: break
+        case .factor(let f): u = f; d = f
+        case .smoke:
+            let su = Double(smokeUsers ?? Scale.smokeUsers)
+            let sd = (smokeDuration ?? Scale.smokeDuration).seconds
+            if peak > 0 { u = min(1, su / peak) }
+            if total.seconds > 0 { d = min(1, sd / total.seconds) }
+        }
+        u *= usersFactor; d *= durationFactor
+        if let p = peakUsers, peak > 0 { u = Double(p) / peak }
+        if let t = totalDuration, total.seconds > 0 { d = t.seconds / total.seconds }
+        return (u, d)
+    }
+
+    /// A short description for reports (`smoke ×0.056 users ×0.67 duration`).
+    public var profileName: String {
+        switch profile {
+        case .smoke: return "smoke"
+        case .seed: return "seed"
+        case .factor(let f): return "×\(f)"
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+
+/// Configuration from the process environment and a `.env` file (the environment wins), with typed
+/// getters whose errors name the variable and the bad value. The seeds' own names (`SERVER_URL`,
+/// `TOKEN`, `MESSAGE_INTERVAL_MS`, …) and LoadKit's `LOADKIT_*` names are read the same way.
+public struct Settings: Sendable, Equatable {
+    /// Every variable, `.env` values overlaid by the environment.
+    public let values: [String: String]
+    /// Where the `.env` values came from, if a file was read.
+    public let envFile: String?
+
+    /// Settings from explicit values (tests, embedding code).
+    public init(_ values: [String: String], envFile: String? = nil) {
+        self.values = values; self.envFile = envFile
+    }
+
+    /// Settings from an environment and the text of a `.env` file (environment wins).
+    public init(environment: [String: String], dotEnv: String?, envFile: String? = nil) {
+        var merged = dotEnv.map { DotEnv.parse($0).values } ?? [:]
+        merged.merge(environment) { _, env in env }
+        self.init(merged, envFile: envFile)
+    }
+
+    /// Reads the process environment and the `.env` file named by `LOADKIT_ENV_FILE`, else
+    /// `./.env` when it exists. A named file that cannot be read is an error.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment,
+                            currentDirectory: String = FileManager.default.currentDirectoryPath) throws -> Settings {
+        if let named = environment["LOADKIT_ENV_FILE"], !named.isEmpty {
+            guard let text = try? String(contentsOfFile: named, encoding: .utf8) else {
+                throw ConfigError(variable: "LOADKIT_ENV_FILE", value: named, expected: "a readable .env file")
+            }
+            return Settings(environment: environment, dotEnv: text, envFile: named)
+        }
+        let path = currentDirectory + "/.env"
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            return Settings(environment: environment, dotEnv: text, envFile: path)
+        }
+        return Settings(environment: environment, dotEnv: nil)
+    }
+
+    private static let cached: Settings = (try? load()) ?? Settings(ProcessInfo.processInfo.environment)
+
+    /// The process's settings (environment + `.env`), read once. Use ``load(environment:currentDirectory:)``
+    /// to see errors about an unreadable `LOADKIT_ENV_FILE`.
+    public static var current: Settings { cached }
+
+    /// The process's settings (same as ``current``): reads well as `.scaled(by: .environment)`.
+    public static var environment: Settings { cached }
+
+    /// A copy with some values replaced (handy in tests).
+    public func with(_ overrides: [String: String]) -> Settings {
+        Settings(values.merging(overrides) { _, new in new }, envFile: envFile)
+    }
+
+    // MARK: Typed getters
+
+    /// The raw value, nil when unset or empty.
+    public func string(_ key: String) -> String? {
+        guard let v = values[key], !v.isEmpty else { return nil }
+        return v
+    }
+
+    /// The raw value or a default.
+    public func string(_ key: String, default d: String) -> String { string(key) ?? d }
+
+    /// An integer (`_` separators allowed), nil when unset.
+    public func int(_ key: String) throws -> Int? {
+        guard let v = string(key) else { return nil }
+        guard let n = Int(v.replacingOccurrences(of: "_", with: "").lkTrimmed(" ")) else {
+            throw ConfigError(variable: key, value: v, expected: "an integer")
+        }
+        return n
+    }
+
+    /// An integer or a default.
+    public func int(_ key: String, default d: Int) throws -> Int { try int(key) ?? d }
+
+    /// A number, nil when unset.
+    public func double(_ key: String) throws -> Double? {
+        guard let v = string(key) else { return nil }
+        guard let n = Double(v.lkTrimmed(" ")), n.isFinite else {
+            throw ConfigError(variable: key, value: v, expected: "a number")
+        }
+        return n
+    }
+
+    /// A number or a default.
+    public func double(_ key: String, default d: Double) throws -> Double { try double(key) ?? d }
+
+    /// A boolean: true/false, 1/0, yes/no, on/off (any case); nil when unset.
+    public func bool(_ key: String) throws -> Bool? {
+        guard let v = string(key) else { return nil }
+        switch v.lkTrimmed(" ").lowercased() {
+        case "true", "1", "yes", "on", "y": return true
+        case "false", "0", "no", "off", "n": return false
+        default: throw ConfigError(variable: key, value: v, expected: "true or false")
+        }
+    }
+
+    /// A boolean or a default.
+    public func bool(_ key: String, default d: Bool) throws -> Bool { try bool(key) ?? d }
+
+    /// A duration: a plain number is milliseconds (as in the seeds' `*_MS` names); otherwise
+    /// number-unit pairs such as `250ms`, `30s`, `5m`, `1h`, `1m30s`, `1.5s`; nil when unset.
+    public func duration(_ key: String) throws -> Duration? {
+        guard let v = string(key) else { return nil }
+        guard let d = Settings.parseDuration(v) else {
+            throw ConfigError(variable: key, value: v, expected: "a duration such as 1500 (ms), 250ms, 30s, 5m or 1h")
+        }
+        return d
+    }
+
+    /// A duration or a default.
+    public func duration(_ key: String, default d: Duration) throws -> Duration { try duration(key) ?? d }
+
+    /// A comma-separated list (items trimmed, empty items dropped); empty when unset.
+    public func list(_ key: String) -> [String] {
+        guard let v = string(key) else { return [] }
+        return v.split(separator: ",").map { $0.lkTrimmed(" \t") }.filter { !$0.isEmpty }
+    }
+
+    /// A comma-separated list of integers (`MEMBER_IDS=1,2,3`).
+    public func intList(_ key: String) throws -> [Int] {
+        try list(key).map { item in
+            guard let n = Int(item) else { throw ConfigError(variable: key, value: string(key) ?? "", expected: "comma-separated integers") }
+            return n
+        }
+    }
+
+    /// A URL with a scheme and host (`http://127.0.0.1:8080`), nil when unset.
+    public func url(_ key: String) throws -> URL? {
+        guard let v = string(key) else { return nil }
+        guard let u = URL(string: v.lkTrimmed(" ")), u.scheme != nil, let h = u.host, !h.isEmpty else {
+            throw ConfigError(variable: key, value: v, expected: "a URL such as http://host:port/path")
+        }
+        return u
+    }
+
+    /// Parses `1500` (ms), `250ms`, `30s`, `5m`, `1h`, `2m30s`, `1.5s`, `100us`.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let s = text.lkTrimmed(" ").lowercased()
+        guard !s.isEmpty else { return nil }
+        if let ms = Double(s) { return ms >= 0 ? .nanoseconds(Int64(ms * 1e6)) : nil }
+        var total = 0.0
+        var i = s.startIndex
+        while i < s.endIndex {
+            let numStart = i
+            while i < s.endIndex, s[i].isNumber || s[i] == "." { i = s.index(after: i) }
+            guard let n = Double(s[numStart..<i]) else { return nil }
+            let unitStart = i
+            while i < s.endIndex, s[i].isLetter || s[i] == "µ" { i = s.index(after: i) }
+            let scale: Double
+            switch s[unitStart..<i] {
+            case "ns": scale = 1e-9
+            case "us", "µs": scale = 1e-6
+            case "ms": scale = 1e-3
+            case "s", "sec": scale = 1
+            case "m", "min": scale = 60
+            case "h": scale = 3600
+            default: return nil
+            }
+            total += n * scale
+        }
+        return .nanoseconds(Int64(total * 1e9))
+    }
+
+    // MARK: Secrets
+
+    /// Whether a key names a secret whose value must never be printed (`TOKEN`, `PASSWORD`, `SECRET`,
+    /// `API_KEY`, `AUTH`, `CREDENTIAL`, `COOKIE`, `SESSION`, `PRIVATE`).
+    public static func isSecret(_ key: String) -> Bool {
+        let k = key.uppercased()
+        return ["TOKEN", "PASSWORD", "PASSWD", "SECRET", "API_KEY", "APIKEY", "AUTH", "CREDENTIAL",
+                "COOKIE", "SESSION", "PRIVATE", "TICKET"].contains { k.contains($0) }
+    }
+
+    /// `KEY=value` for logs and reports, with secret values replaced by `<hidden>`.
+    public func describe(_ key: String) -> String {
+        guard let v = values[key] else { return "\(key) unset" }
+        return Settings.isSecret(key) ? "\(key)=<hidden>" : "\(key)=\(v)"
+    }
+
+    // MARK: LoadKit's own settings
+
+    /// `LOADKIT_REPORT_DIR`, default `./loadkit-reports`.
+    public var reportDirectory: String { string("LOADKIT_REPORT_DIR") ?? "./loadkit-reports" }
+
+    /// `LOADKIT_MAX_DURATION`: a hard cap on any run's length (nil when unset).
+    public func maxDuration() throws -> Duration? { try duration("LOADKIT_MAX_DURATION") }
+
+    /// `LOADKIT_PROMETHEUS_PORT`: serve `/metrics` on this port during runs (nil: off).
+    public func prometheusPort() throws -> Int? {
+        guard let p = try int("LOADKIT_PROMETHEUS_PORT") else { return nil }
+        guard (0...65535).contains(p) else {
+            throw ConfigError(variable: "LOADKIT_PROMETHEUS_PORT", value: String(p), expected: "a port 0...65535")
+        }
+        return p
+    }
+
+    /// `LOADKIT_PROGRESS`: force the live progress line on (1) or off (0); default: only on a terminal.
+    public func progressForced() -> Bool? { try? bool("LOADKIT_PROGRESS") }
+}

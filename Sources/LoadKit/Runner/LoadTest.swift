@@ -1,0 +1,271 @@
+/// A load test: a name, a load model and options. Reads like the plan said aloud:
+///
+/// ```swift
+/// let result = try await LoadTest("stomp-chat") {
+///     Stage("initial", to: 300, over: .seconds(10))
+///     Stage("peak",    to: 600, over: .seconds(10))
+///     Hold(.seconds(20))
+/// }
+/// .scaled(by: .current, suite: "STOMP")
+/// .run { user in
+///     try await user.measure("login") { … }
+///     user.markConnected()
+///     try await user.every(.seconds(1)) { try await user.measure("send") { … } }
+/// }
+/// result.expect { SLA.p95("send", below: .milliseconds(200)) }
+/// ```
+public struct LoadTest: Sendable {
+    /// What drives the users.
+    public enum Model: Sendable, Equatable {
+        /// Closed model: ramping virtual users through stages.
+        case stages([Stage])
+        /// Open model: iterations start on schedule, at most `maxUsers` at once.
+        case arrivals(ArrivalRate, maxUsers: Int)
+        /// `Burst.count` users started within `Burst.window`, each running the script once, for at most `hold`.
+        case burst(Burst, hold: Duration)
+    }
+
+    /// Knobs with sensible defaults.
+    public struct Options: Sendable {
+        /// After the stop flag, how long users get to finish before their tasks are cancelled.
+        public var gracefulStop: Duration = .seconds(5)
+        /// Hard cap on the whole run (`LOADKIT_MAX_DURATION` when set through ``LoadTest/scaled(by:suite:)``).
+        public var maxDuration: Duration?
+        /// Closed model: pause after a script run threw, before it is run again (no hot error loop).
+        public var pauseAfterError: Duration = .milliseconds(500)
+        /// Open model: an iteration starting later than this after it was due counts as late.
+        public var lateThreshold: Duration = .milliseconds(10)
+        /// Connections each user holds (for the pre-run capacity check).
+        public var connectionsPerUser: Int = 0
+        /// Descriptors per connection (2 when the fixture server shares this process).
+        public var descriptorsPerConnection: Int = 1
+        /// Source addresses the users' connections are spread over.
+        public var sourceAddresses: Int = 1
+        /// Checked once a second on the merged metrics; a non-nil answer stops the run early with
+        /// that reason as `RunResult.interruption`.
+        public var abortCheck: (@Sendable (MetricsSnapshot) -> String?)?
+        /// Smoke-profile size declared by the scenario.
+        public var smokeUsers: Int?
+        /// Smoke-profile duration declared by the scenario.
+        public var smokeDuration: Duration?
+        /// Live progress line: nil = on when stderr is a terminal or `LOADKIT_PROGRESS=1`.
+        public var progress: Bool?
+        /// Facts copied into `RunResult.environment`.
+        public var environment: [String: String] = [:]
+        /// Thresholds shown with pass/fail in the reports; those with `abortOnFail` are checked
+        /// once a second and stop the run early when breached.
+        public var thresholds: [Threshold] = []
+        /// Write the report files at the end of every run (also interrupted ones).
+        public var writeReports = true
+        /// Report folder root (default `LOADKIT_REPORT_DIR`, else `./loadkit-reports`).
+        public var reportRoot: String?
+        /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is set).
+        public var prometheus = PrometheusExposition.Options()
+        /// Creates default options.
+        public init() {}
+    }
+
+    /// The test's name (report file names, progress line).
+    public let name: String
+    /// The load model.
+    public var model: Model
+    /// Options.
+    public var options = Options()
+    /// Settings the scripts see (`user.settings`).
+    public var settings: Settings = .current
+
+    /// Closed model: ramping virtual users through `stages` (cumulative targets).
+    public init(_ name: String, @StageBuilder stages: () -> [Stage]) {
+        self.name = name; self.model = .stages(stages())
+    }
+
+    /// Closed model from a list of stages.
+    public init(_ name: String, stages: [Stage]) {
+        self.name = name; self.model = .stages(stages)
+    }
+
+    /// Open model: iterations start at `rate` whatever the server does, at most `maxUsers` running
+    /// at once (further iterations are dropped and counted in `iterations_dropped`).
+    public init(_ name: String, rate: ArrivalRate, maxUsers: Int) {
+        self.name = name; self.model = .arrivals(rate, maxUsers: max(1, maxUsers))
+    }
+
+    /// Burst: `count` users start within `window` (at once by default), each runs the script once;
+    /// the run ends when all have finished or after `hold`.
+    public init(_ name: String, burst count: Int, over window: Duration = .zero, hold: Duration = .seconds(30)) {
+        self.name = name; self.model = .burst(Burst(count, over: window), hold: hold)
+    }
+
+    // MARK: Modifiers
+
+    /// Declares the default (smoke) size: at most `users` users (or per-second rate, or burst size)
+    /// and `duration` in total. Without it the smoke profile caps at 50 users and 20 s.
+    public func smoke(users: Int? = nil, duration: Duration? = nil) -> LoadTest {
+        var t = self; t.options.smokeUsers = users; t.options.smokeDuration = duration; return t
+    }
+
+    /// Applies the scale from `settings` (`LOADKIT_SCALE`, `LOADKIT_USERS_SCALE`,
+    /// `LOADKIT_DURATION_SCALE`, `LOADKIT_<SUITE>_USERS`, `LOADKIT_<SUITE>_DURATION`,
+    /// `LOADKIT_MAX_DURATION`) and makes `settings` the scripts' settings. `suite` defaults to the name.
+    public func scaled(by settings: Settings, suite: String? = nil) throws -> LoadTest {
+        var t = try scaled(Scale(settings: settings, suite: suite ?? name))
+        t.settings = settings
+        if let cap = try settings.maxDuration() { t.options.maxDuration = cap }
+        return t
+    }
+
+    /// Applies an explicit scale.
+    public func scaled(_ scale: Scale) -> LoadTest {
+        var t = self
+        let f = scale.factors(peak: Double(peakUsers), total: plannedDuration,
+                              smokeUsers: options.smokeUsers, smokeDuration: options.smokeDuration)
+        switch model {
+        case .stages(let stages):
+            t.model = .stages(StagePlan(stages).scaled(users: f.users, duration: f.duration))
+        case .arrivals(let rate, let maxUsers):
+            t.model = .arrivals(rate.scaled(rate: f.users, duration: f.duration), maxUsers: scaleCount(maxUsers, f.users))
+        case .burst(let b, let hold):
+            t.model = .burst(Burst(scaleCount(b.count, f.users), over: scaleDuration(b.window, f.duration)),
+                             hold: scaleDuration(hold, f.duration))
+        }
+        t.options.environment["scale"] = scale.profileName
+        t.options.environment["users_factor"] = String(format2(f.users))
+        t.options.environment["duration_factor"] = String(format2(f.duration))
+        return t
+    }
+
+    /// Sets the graceful-stop period (stop flag → task cancellation).
+    public func gracefulStop(_ d: Duration) -> LoadTest { var t = self; t.options.gracefulStop = d; return t }
+    /// Caps the whole run.
+    public func maxDuration(_ d: Duration) -> LoadTest { var t = self; t.options.maxDuration = d; return t }
+    /// Sets the settings the scripts see.
+    public func settings(_ s: Settings) -> LoadTest { var t = self; t.settings = s; return t }
+    /// Stops the run early when `check` returns a reason (evaluated once a second on merged metrics).
+    public func abort(when check: @escaping @Sendable (MetricsSnapshot) -> String?) -> LoadTest {
+        var t = self; t.options.abortCheck = check; return t
+    }
+    /// Declares the connections each user holds, for the pre-run capacity check (descriptors:
+    /// 2 per connection when the fixture server runs in this process).
+    public func connections(perUser: Int = 1, descriptorsEach: Int = 1, sourceAddresses: Int = 1) -> LoadTest {
+        var t = self
+        t.options.connectionsPerUser = perUser
+        t.options.descriptorsPerConnection = descriptorsEach
+        t.options.sourceAddresses = sourceAddresses
+        return t
+    }
+    /// Declares the SLA: shown with pass/fail in the reports, and thresholds with `abortOnFail`
+    /// stop the run early when breached (checked once a second). Record failures with
+    /// `result.expect(sla)` on the test's task afterwards.
+    public func sla(_ thresholds: [Threshold]) -> LoadTest { var t = self; t.options.thresholds = thresholds; return t }
+    /// Declares the SLA with the builder (see ``sla(_:)-(_:)``).
+    public func sla(@SLABuilder _ build: () -> [Threshold]) -> LoadTest { sla(build()) }
+    /// Turns report files on or off, optionally into another root folder.
+    public func reports(_ on: Bool, root: String? = nil) -> LoadTest {
+        var t = self; t.options.writeReports = on; t.options.reportRoot = root; return t
+    }
+    /// Prometheus exposition options (metric prefix, buckets) for the `/metrics` endpoint.
+    public func prometheus(_ options: PrometheusExposition.Options) -> LoadTest {
+        var t = self; t.options.prometheus = options; return t
+    }
+    /// Turns the live progress line on or off (default: only on a terminal or `LOADKIT_PROGRESS=1`).
+    public func progress(_ on: Bool) -> LoadTest { var t = self; t.options.progress = on; return t }
+
+    // MARK: Plan facts
+
+    /// Most users the plan has running at once (open model: `maxUsers`; burst: the count).
+    public var peakUsers: Int {
+        switch model {
+        case .stages(let s): return StagePlan(s).peakUsers
+        case .arrivals(let r, _): return Int(r.peakRate.rounded(.up))
+        case .burst(let b, _): return b.count
+        }
+    }
+
+    /// Most users (or in-flight iterations) that may exist at once.
+    public var plannedPeakUsers: Int {
+        switch model {
+        case .stages(let s): return StagePlan(s).peakUsers
+        case .arrivals(_, let maxUsers): return maxUsers
+        case .burst(let b, _): return b.count
+        }
+    }
+
+    /// The plan's length, without graceful stop.
+    public var plannedDuration: Duration {
+        switch model {
+        case .stages(let s): return StagePlan(s).totalDuration
+        case .arrivals(let r, _): return .nanoseconds(Int64(r.totalNanos))
+        case .burst(let b, let hold): return b.window + hold
+        }
+    }
+
+    /// Plan length + graceful stop, capped by `maxDuration`: the run will not last longer (plus
+    /// at most a second for cancelled tasks to unwind).
+    public var deadline: Duration {
+        let d = plannedDuration + options.gracefulStop
+        if let cap = options.maxDuration, cap < d { return cap }
+        return d
+    }
+
+    // MARK: Running
+
+    /// Runs the test: pre-run capacity check, then the users, then the result. Never outlives
+    /// ``deadline`` by more than about a second; stops early on cancellation, SIGINT/SIGTERM or an
+    /// abort check, with `RunResult.interruption` saying why. Writes the reports (unless turned
+    /// off) before returning. Throws only when the run could not start (``CapacityError``).
+    public func run(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+        let connections = plannedPeakUsers * options.connectionsPerUser
+        var diagnosis: Diagnosis?
+        if connections > 0 {
+            diagnosis = try Diagnosis.preflight(CapacityPlan(
+                peakConnections: connections, descriptorsPerConnection: options.descriptorsPerConnection,
+                sourceAddresses: options.sourceAddresses))
+            for w in diagnosis?.warnings ?? [] { writeStderr("loadkit: warning: \(w)\n") }
+        } else {
+            ResourceLimits.raiseOpenFileLimit()
+        }
+        if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
+        let engine = RunEngine(test: self, script: script)
+        if let d = diagnosis { engine.note(d.facts) }
+        let result = await engine.run()
+        if options.writeReports {
+            let writer = ReportWriter(root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
+            do {
+                let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
+                let files = try writer.write(result, outcomes: outcomes)
+                print(ConsoleSummary.render(result, outcomes: outcomes))
+                writeStderr("loadkit: \(name): reports in \(files.directory)\n")
+            } catch {
+                writeStderr("loadkit: \(name): could not write reports: \(error)\n")
+            }
+        }
+        return result
+    }
+}
+
+/// Build-mode facts: debug builds run Swift many times slower, so the generator would be measured.
+public enum BuildMode {
+    /// `debug` or `release`.
+    public static var name: String {
+        #if DEBUG
+        return "debug"
+        #else
+        return "release"
+        #endif
+    }
+
+    /// Users above which a debug build gets a warning.
+    public static let largeRunUsers = 1000
+
+    /// The warning for a large run in a debug build, nil otherwise.
+    public static func warning(plannedUsers: Int, mode: String = name) -> String? {
+        guard mode == "debug", plannedUsers > largeRunUsers else { return nil }
+        return "loadkit: WARNING: \(plannedUsers) users in a DEBUG build — the load generator, not the server, "
+            + "would be what is measured. Run scaled tests with `swift test -c release`.\n"
+    }
+}
+
+func format2(_ x: Double) -> String {
+    let r = (x * 1000).rounded() / 1000
+    return r == r.rounded() ? String(Int(r)) : String(r)
+}

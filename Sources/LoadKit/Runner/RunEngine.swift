@@ -1,0 +1,405 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Synchronization
+
+/// Drives one run: starts and stops user tasks per the model, samples the generator, watches the
+/// deadline, signals and abort checks, and assembles the ``RunResult``. The decisions (how many
+/// users now, when is an iteration due) come from the pure schedules; this class only acts.
+final class RunEngine: Sendable {
+    let name: String
+    let settings: Settings
+    let test: LoadTest
+    let script: @Sendable (VirtualUser) async throws -> Void
+    let registry: MetricsRegistry
+    /// The runner's own counters (dropped/late iterations, vus gauges).
+    let own: MetricsRecorder
+    let startNanos: UInt64
+
+    private struct State {
+        var contexts: [Int: UserContext] = [:]
+        var tasks: [Int: Task<Void, Never>] = [:]
+        var userTask: [Int: Int] = [:]
+        var nextTask = 0
+        var interruption: String?
+        var facts: [String: String] = [:]
+        var vusSeries: [Int64] = []
+        var connectedSeries: [Int64] = []
+        var generator: [GeneratorSample] = []
+        var heldSampled = false
+    }
+    private let state = Mutex(State())
+    private let active = Atomic<Int>(0)
+    private let peakActive = Atomic<Int>(0)
+    private let connected = Atomic<Int>(0)
+    private let created = Atomic<Int>(0)
+    private let finished = Atomic<Bool>(false)
+
+    init(test: LoadTest, script: @escaping @Sendable (VirtualUser) async throws -> Void) {
+        self.name = test.name
+        self.settings = test.settings
+        self.test = test
+        self.script = script
+        let start = monotonicNanos()
+        self.startNanos = start
+        self.registry = MetricsRegistry(startNanos: start)
+        self.own = registry.makeRecorder()
+    }
+
+    // MARK: Bookkeeping used by users
+
+    func connectedDelta(_ d: Int) { connected.add(d, ordering: .relaxed) }
+    func note(_ facts: [String: String]) { state.withLock { $0.facts.merge(facts) { _, n in n } } }
+
+    /// Asks the run to stop early; the first reason wins.
+    func interrupt(_ reason: String) {
+        state.withLock { s in if s.interruption == nil { s.interruption = reason } }
+    }
+    var interruption: String? { state.withLock { $0.interruption } }
+    var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
+
+    private func makeContext(index: Int) -> UserContext {
+        let c = UserContext(index: index, recorder: registry.recorder(forUser: index), engine: self)
+        created.add(1, ordering: .relaxed)
+        return c
+    }
+
+    /// Starts `body` as a tracked task; `active` counts it until it ends.
+    private func spawn(_ ctx: UserContext, _ body: @escaping @Sendable () async -> Void) {
+        let now = active.add(1, ordering: .relaxed).newValue
+        var peak = peakActive.load(ordering: .relaxed)
+        while now > peak {
+            let (ok, seen) = peakActive.compareExchange(expected: peak, desired: now, ordering: .relaxed)
+            if ok { break }
+            peak = seen
+        }
+        state.withLock { s in
+            let id = s.nextTask
+            s.nextTask += 1
+            s.contexts[ctx.index] = ctx
+            s.userTask[ctx.index] = id
+            // Created under the lock so its own removal (also under the lock) always comes after.
+            s.tasks[id] = Task { [self] in
+                await body()
+                self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
+                self.active.subtract(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    private func retire(_ ctx: UserContext) {
+        ctx.finished()
+        state.withLock { s in _ = s.contexts.removeValue(forKey: ctx.index) }
+    }
+
+    /// The closed-model and burst user: runs the script (again, unless `once`) until stopped.
+    private func userLoop(_ ctx: UserContext, once: Bool) async {
+        var iteration = 0
+        while !ctx.isStopping && !Task.isCancelled {
+            let started = monotonicNanos()
+            do {
+                try await script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: started))
+                ctx.recorder.increment(RunnerMetrics.iterations)
+            } catch {
+                ctx.recorder.increment(RunnerMetrics.iterations)
+                if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
+                    ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+                } else {
+                    ctx.recorder.increment(RunnerMetrics.iterationsFailed)
+                    ctx.recorder.error(error, step: "script")
+                    if !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
+                }
+            }
+            iteration += 1
+            if once { break }
+        }
+        retire(ctx)
+    }
+
+    // MARK: The run
+
+    func run() async -> RunResult {
+        let startedAt = wallClockMillis()
+        SignalTrap.shared.register(self)
+        var endpoint: MetricsEndpoint?
+        if let port = try? settings.prometheusPort() {
+            do {
+                endpoint = try MetricsEndpoint(registry: registry, options: test.options.prometheus, port: port)
+                note(["prometheus": "127.0.0.1:\(port)/metrics"])
+            } catch {
+                writeStderr("loadkit: warning: cannot serve /metrics on port \(port): \(error)\n")
+            }
+        }
+        let monitor = Task.detached { [self] in await self.monitorLoop() }
+        let hardCap = test.deadline.nanoseconds
+        await withTaskCancellationHandler {
+            switch test.model {
+            case .stages(let stages): await runStages(StagePlan(stages), cap: hardCap)
+            case .arrivals(let rate, let maxUsers): await runArrivals(rate, maxUsers: maxUsers, cap: hardCap)
+            case .burst(let burst, let hold): await runBurst(burst, hold: hold, cap: hardCap)
+            }
+        } onCancel: {
+            self.interrupt("cancelled")
+        }
+        await shutdown(cap: hardCap)
+        finished.store(true, ordering: .releasing)
+        _ = await monitor.value
+        endpoint?.close()
+        SignalTrap.shared.unregister(self)
+        return assemble(startedAt: startedAt)
+    }
+
+    /// Whether the control loop must stop now (interrupted, cancelled, or past the hard cap).
+    private func mustStop(cap: UInt64) -> Bool {
+        if Task.isCancelled { interrupt("cancelled") }
+        if interruption != nil { return true }
+        if elapsed >= cap {
+            interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+            return true
+        }
+        return false
+    }
+
+    /// Control-loop tick: short enough to follow a 10,000-user ramp, long enough to cost nothing.
+    private static let tick: UInt64 = 10_000_000
+
+    private func runStages(_ plan: StagePlan, cap: UInt64) async {
+        var live: [UserContext] = []
+        var nextIndex = 0
+        let heldAt = plan.heldSampleNanos
+        let end = plan.totalNanos // the cap is enforced by mustStop, which also records why
+        while !mustStop(cap: cap) {
+            let t = elapsed
+            if let h = heldAt, t >= h { sampleHeld(target: plan.target(atNanos: h &- 1)) }
+            if t >= end { break }
+            let target = plan.target(atNanos: t)
+            if target > live.count {
+                for _ in live.count..<target {
+                    let ctx = makeContext(index: nextIndex)
+                    nextIndex += 1
+                    live.append(ctx)
+                    spawn(ctx) { [self] in await self.userLoop(ctx, once: false) }
+                }
+            } else if target < live.count {
+                let grace = test.options.gracefulStop.nanoseconds
+                while live.count > target {
+                    let ctx = live.removeLast()
+                    ctx.stop()
+                    runnerTimerQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(grace))) { [self] in
+                        self.cancelTasks(of: ctx.index)
+                    }
+                }
+            }
+            await pauseUncancellable(nanos: Self.tick)
+        }
+        if let h = heldAt, elapsed < h { sampleHeld(target: plan.target(atNanos: elapsed)) }
+    }
+
+    private func runArrivals(_ rate: ArrivalRate, maxUsers: Int, cap: UInt64) async {
+        var free: [UserContext] = []
+        let freeList = Mutex<[UserContext]>([])
+        var createdUsers = 0
+        let late = test.options.lateThreshold.nanoseconds
+        var number = 0
+        for offset in rate.startTimes() {
+            if mustStop(cap: cap) || offset >= cap { break }
+            let due = startNanos + offset
+            let now = monotonicNanos()
+            if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
+            if mustStop(cap: cap) { break }
+            if free.isEmpty { free = freeList.withLock { l in let f = l; l.removeAll(); return f } }
+            let ctx: UserContext
+            if let c = free.popLast() {
+                ctx = c
+            } else if createdUsers < maxUsers {
+                ctx = makeContext(index: createdUsers)
+                createdUsers += 1
+            } else {
+                own.increment(RunnerMetrics.iterationsDropped)
+                continue
+            }
+            let iteration = number
+            number += 1
+            spawn(ctx) { [self] in
+                let startedAt = monotonicNanos()
+                if startedAt > due + late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
+                do {
+                    try await self.script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: due))
+                    ctx.recorder.increment(RunnerMetrics.iterations)
+                } catch {
+                    ctx.recorder.increment(RunnerMetrics.iterations)
+                    if Task.isCancelled {
+                        ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+                    } else {
+                        ctx.recorder.increment(RunnerMetrics.iterationsFailed)
+                        ctx.recorder.error(error, step: "iteration")
+                    }
+                }
+                let end = monotonicNanos()
+                ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
+                ctx.markConnected(false)
+                freeList.withLock { $0.append(ctx) }
+            }
+        }
+    }
+
+    private func runBurst(_ burst: Burst, hold: Duration, cap: UInt64) async {
+        let end = min(burst.window.nanoseconds + hold.nanoseconds, cap)
+        for i in 0..<burst.count {
+            if mustStop(cap: cap) { break }
+            let due = startNanos + burst.offset(of: i)
+            let now = monotonicNanos()
+            if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
+            let ctx = makeContext(index: i)
+            spawn(ctx) { [self] in await self.userLoop(ctx, once: true) }
+        }
+        while !mustStop(cap: cap), elapsed < end, active.load(ordering: .relaxed) > 0 {
+            await pauseUncancellable(nanos: Self.tick)
+        }
+        if active.load(ordering: .relaxed) > 0 { sampleHeld(target: burst.count) }
+    }
+
+    private func sampleHeld(target: Int) {
+        let now = connected.load(ordering: .relaxed)
+        let first = state.withLock { s in
+            if s.heldSampled { return false }
+            s.heldSampled = true
+            return true
+        }
+        guard first, target > 0 else { return }
+        own.increment("connections_held_target", by: Int64(target))
+        for i in 0..<target { own.rate(RunnerMetrics.connectionsHeld, hit: i < now) }
+        note(["connections_held_at_second": String(format2(Double(elapsed) / 1e9))])
+    }
+
+    /// Cancels the task of user `index` if it is still running (end of its grace period).
+    private func cancelTasks(of index: Int) {
+        let task = state.withLock { s in s.userTask[index].flatMap { s.tasks[$0] } }
+        task?.cancel()
+    }
+
+    /// Stop flags for everyone, a grace period, then cancellation; bounded in time.
+    private func shutdown(cap: UInt64) async {
+        let ctxs = state.withLock { Array($0.contexts.values) }
+        ctxs.forEach { $0.stop() }
+        let interrupted = interruption != nil
+        var grace = test.options.gracefulStop.nanoseconds
+        if interrupted { grace = min(grace, 1_000_000_000) }
+        let graceEnd = monotonicNanos() + grace
+        while active.load(ordering: .relaxed) > 0, monotonicNanos() < graceEnd {
+            state.withLock { $0.contexts.values.forEach { $0.stop() } } // users started meanwhile
+            await pauseUncancellable(nanos: 5_000_000)
+        }
+        if active.load(ordering: .relaxed) > 0 {
+            let tasks = state.withLock { Array($0.tasks.values) }
+            tasks.forEach { $0.cancel() }
+            let end = monotonicNanos() + 1_000_000_000
+            while active.load(ordering: .relaxed) > 0, monotonicNanos() < end {
+                await pauseUncancellable(nanos: 5_000_000)
+            }
+            let left = active.load(ordering: .relaxed)
+            if left > 0 { note(["users_abandoned": String(left)]) }
+        }
+    }
+
+    // MARK: Once a second
+
+    private func monitorLoop() async {
+        var sampler = GeneratorSampler()
+        var nextTick = startNanos + 1_000_000_000
+        let tty = isatty(2) == 1
+        let progressOn = test.options.progress ?? (settings.progressForced() ?? tty)
+        let abortThresholds = test.options.thresholds.filter(\.abortOnFail)
+        var previous = MetricsSnapshot()
+        var printed = false
+        while !finished.load(ordering: .acquiring) {
+            let now = monotonicNanos()
+            if now < nextTick { await pauseUncancellable(nanos: min(nextTick - now, 50_000_000)); continue }
+            nextTick += 1_000_000_000
+            let second = Double(elapsed) / 1e9
+            let sample = sampler.sample(second: second)
+            let vus = active.load(ordering: .relaxed)
+            let conn = connected.load(ordering: .relaxed)
+            state.withLock { s in
+                s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
+            }
+            // Live gauges for the Prometheus endpoint.
+            own.gauge(RunnerMetrics.vus, Double(vus))
+            own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+            own.gauge(RunnerMetrics.connected, Double(conn))
+            if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
+                let snap = registry.snapshot(includeTrends: true)
+                if let check = test.options.abortCheck, let reason = check(snap) {
+                    interrupt("abort on threshold: \(reason)")
+                }
+                // Only a metric that exists can breach: early seconds without samples do not abort.
+                for t in abortThresholds {
+                    let o = t.evaluate(snap, durationSeconds: second)
+                    if o.actual != nil && !o.passed { interrupt("abort on threshold: \(o.message)"); break }
+                }
+            }
+            if progressOn {
+                let snap = registry.snapshot(includeTrends: false)
+                let line = ProgressLine.render(progressState(second: second, vus: vus, snapshot: snap, previous: previous))
+                    + " | cpu \(Int(sample.cpuPercent))% rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
+                writeStderr(tty ? ProgressLine.overwriting(line) : line + "\n")
+                printed = tty
+                previous = snap
+            }
+        }
+        if printed { writeStderr("\n") }
+    }
+
+    private func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
+        var stage: String?
+        var target: Int?
+        if case .stages(let stages) = test.model {
+            let plan = StagePlan(stages)
+            stage = plan.segment(atNanos: elapsed)?.name
+            target = plan.target(atNanos: elapsed)
+        }
+        return ProgressLine.State(
+            elapsedSeconds: second, stage: stage, users: vus, targetUsers: target,
+            requestsPerSecond: ProgressLine.perSecond("http_reqs", previous: previous, current: snapshot, interval: 1),
+            messagesPerSecond: ProgressLine.perSecond("messages_received", previous: previous, current: snapshot, interval: 1),
+            errors: snapshot.totalErrors, errorRate: snapshot.errorRate)
+    }
+
+    // MARK: Result
+
+    private func assemble(startedAt: Int64) -> RunResult {
+        let s = state.withLock { $0 }
+        own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.connected, Double(connected.load(ordering: .relaxed)))
+        var metrics = registry.snapshot(includeTrends: true)
+        metrics.series[RunnerMetrics.vus] = s.vusSeries
+        metrics.series[RunnerMetrics.connected] = s.connectedSeries
+        var env = test.options.environment.merging(s.facts) { _, n in n }
+        env["build"] = BuildMode.name
+        env["model"] = modelDescription
+        env["users_created"] = String(created.load(ordering: .relaxed))
+        return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(elapsed) / 1e9,
+                         metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
+                         peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,
+                         generator: s.generator, environment: env)
+    }
+
+    private var modelDescription: String {
+        switch test.model {
+        case .stages(let st):
+            return StagePlan(st).segments.map { "\($0.name):\($0.to)/\(format2(Double($0.durationNanos) / 1e9))s" }
+                .joined(separator: ",")
+        case .arrivals(let r, let m): return "arrival-rate peak \(format2(r.peakRate))/s maxUsers \(m)"
+        case .burst(let b, let h): return "burst \(b.count) over \(format2(b.window.seconds))s hold \(format2(h.seconds))s"
+        }
+    }
+}
+
+func writeStderr(_ text: String) {
+    var t = text
+    t.withUTF8 { buf in _ = write(2, buf.baseAddress, buf.count) }
+}

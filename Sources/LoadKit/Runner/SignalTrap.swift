@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Synchronization
+
+/// SIGINT/SIGTERM while runs are live: every live run stops (users get their stop flag and grace,
+/// reports are still written) with `interruption` = `SIGINT`/`SIGTERM`. With no run live the
+/// signal keeps its default meaning (the process ends).
+final class SignalTrap: Sendable {
+    static let shared = SignalTrap()
+    private struct State {
+        var runs: [ObjectIdentifier: RunEngine] = [:]
+        var sources: [any DispatchSourceSignal] = []
+    }
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "loadkit.signals")
+
+    func register(_ engine: RunEngine) {
+        state.withLock { s in
+            s.runs[ObjectIdentifier(engine)] = engine
+            if s.sources.isEmpty {
+                for (sig, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+                    signal(sig, SIG_IGN) // let the dispatch source see it instead of the default action
+                    let src = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+                    src.setEventHandler { [self] in self.deliver(sig, name) }
+                    src.resume()
+                    s.sources.append(src)
+                }
+            }
+        }
+    }
+
+    func unregister(_ engine: RunEngine) {
+        state.withLock { s in _ = s.runs.removeValue(forKey: ObjectIdentifier(engine)) }
+    }
+
+    private func deliver(_ sig: Int32, _ name: String) {
+        let runs = state.withLock { Array($0.runs.values) }
+        if runs.isEmpty {
+            // Nobody to stop gracefully: behave as if we had never trapped the signal.
+            signal(sig, SIG_DFL)
+            raise(sig)
+            return
+        }
+        writeStderr("\nloadkit: \(name) received — stopping the run(s) and writing reports…\n")
+        runs.forEach { $0.interrupt(name) }
+    }
+
+    /// For tests: behave as if `name` had arrived.
+    func simulate(_ name: String) {
+        state.withLock { Array($0.runs.values) }.forEach { $0.interrupt(name) }
+    }
+}
+
+/// Samples the generator's own CPU (getrusage), RSS (/proc/self/statm) and open descriptors.
+struct GeneratorSampler {
+    private var lastCPU: Double
+    private var lastWall: UInt64
+
+    init() { lastCPU = Self.cpuSeconds(); lastWall = monotonicNanos() }
+
+    mutating func sample(second: Double) -> GeneratorSample {
+        let cpu = Self.cpuSeconds(), wall = monotonicNanos()
+        let dt = Double(wall &- lastWall) / 1e9
+        let pct = dt > 0 ? (cpu - lastCPU) / dt * 100 : 0
+        lastCPU = cpu; lastWall = wall
+        return GeneratorSample(second: (second * 1000).rounded() / 1000, cpuPercent: (pct * 10).rounded() / 10,
+                               rssBytes: Self.rssBytes(), openDescriptors: ResourceLimits.openDescriptorCount())
+    }
+
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(u.ru_utime) + s(u.ru_stime)
+    }
+
+    static func rssBytes() -> Int64 {
+        #if os(Linux)
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let n = read(fd, &buf, buf.count)
+        guard n > 0 else { return 0 }
+        let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int64(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+        return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        var u = rusage()
+        getrusage(RUSAGE_SELF, &u)
+        return Int64(u.ru_maxrss)
+        #endif
+    }
+}

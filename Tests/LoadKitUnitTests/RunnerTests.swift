@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+@testable import LoadKit
+
+private struct Boom: Error {}
+
+/// Real runs of tiny scenarios (trivial async work, no sockets). Serialized: runs compete for two
+/// cores and the SIGINT test interrupts every live run.
+@Suite(.serialized) struct RunnerTests {
+    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])) }
+
+    @Test func closedModelRampsHoldsAndCounts() async throws {
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("tiny") {
+            Stage("ramp", to: 20, over: .milliseconds(400))
+            Hold(.milliseconds(600))
+        }).run { user in
+            if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos - t0) / 1000)) }
+            user.markConnected()
+            try await user.every(.milliseconds(50)) {
+                try await user.measure("work") { try await Task.sleep(for: .milliseconds(1)) }
+            }
+        }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(result.interruption == nil)
+        #expect(result.peakActiveUsers == 20)
+        #expect(result.plannedPeakUsers == 20)
+        #expect(wall < 2.0)
+        #expect(result.durationSeconds >= 1.0)
+        let m = result.metrics
+        #expect(m.counters["iterations"] == 20)             // each user's script ran once, until stopped
+        #expect((m.counters["operations"] ?? 0) > 150)      // ≈ 20 users × ~15 ticks
+        #expect((m.trends["work"]?.count ?? 0) == m.counters["operations"])
+        #expect(m.rates["connections_held"] == RateTally(hits: 20, total: 20))
+        #expect(m.series["vus"]?.first.map { $0 > 0 } == true)
+        #expect(m.gauges["vus_max"] == 20)
+        #expect(m.errors.isEmpty)
+        // Users were ramped: user k starts ≈ 20·k ms in (400 ms / 20 users), not all at once.
+        let starts = try #require(m.trends["start_at"])
+        #expect(starts.count == 20)
+        #expect(starts.min < 150_000)
+        #expect(starts.max >= 380_000)
+        #expect(abs(Double(starts.value(atPercentile: 50)) - 200_000) < 80_000)
+        #expect(!result.generator.isEmpty)
+        #expect(result.generator[0].rssBytes > 0 && result.generator[0].openDescriptors > 0)
+    }
+
+    @Test func shortScriptsLoopAndErrorsAreClassified() async throws {
+        let result = try await quiet(LoadTest("loop") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(500)) })
+            .run { user in
+                _ = await user.sleep(for: .milliseconds(20))
+                if user.index == 0 && user.iteration == 0 { throw ScriptFailure("expected 200, got 503") }
+                try await user.measure("ok") {}
+            }
+        let m = result.metrics
+        #expect((m.counters["iterations"] ?? 0) > 40)       // 5 users × ~20 loops (one paused after the error)
+        #expect(m.counters["iterations_failed"] == 1)
+        #expect(m.errors["assertion"]?.count == 1)
+        #expect(m.errors["assertion"]?.source == .script)
+        #expect(m.errors["assertion"]?.examples.first?.contains("503") == true)
+    }
+
+    @Test func deadlineCapsTheRun() async throws {
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("capped") { Stage("long", to: 3, over: .seconds(60)) })
+            .maxDuration(.milliseconds(400))
+            .run { user in _ = await user.sleep(for: .seconds(30)) }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(wall < 1.5)
+        #expect(result.interruption?.hasPrefix("deadline") == true)
+    }
+
+    @Test func cancellationStopsPromptly() async throws {
+        let t0 = monotonicNanos()
+        let task = Task {
+            try await quiet(LoadTest("cancel") { Stage("up", to: 10, over: .milliseconds(100)); Hold(.seconds(30)) })
+                .run { user in
+                    // Ignores the stop flag on purpose; only Task cancellation ends this sleep.
+                    try await Task.sleep(for: .seconds(60))
+                }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        let result = try await task.value
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(wall < 2.5) // 0.3 s + at most 1 s grace when interrupted + unwinding
+        #expect(result.interruption == "cancelled")
+        #expect(result.peakActiveUsers == 10)
+        #expect(result.metrics.errors.isEmpty) // cancellation errors are not failures
+        #expect((result.metrics.counters["errors_after_cancel"] ?? 0) == 10)
+    }
+
+    @Test func stopFlagEndsWellBehavedUsersAtPlanEnd() async throws {
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("polite") { Stage("up", to: 8, over: .zero); Hold(.milliseconds(300)) })
+            .gracefulStop(.seconds(5))
+            .run { user in
+                while !user.isStopping { await user.sleep(for: .seconds(10)) } // woken early by the stop flag
+                user.count("stopped_cleanly")
+            }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(wall < 1.0) // not the 5 s grace
+        #expect(result.metrics.counters["stopped_cleanly"] == 8)
+        #expect(result.interruption == nil)
+    }
+
+    @Test func rampDownStopsUsersGracefully() async throws {
+        let result = try await quiet(LoadTest("down") {
+            Stage("up", to: 6, over: .zero)
+            Hold(.milliseconds(200))
+            Stage("down", to: 2, over: .zero)
+            Hold(.milliseconds(300))
+        }).run { user in
+            let started = monotonicNanos()
+            while !user.isStopping { await user.sleep(for: .seconds(5)) }
+            // Users shed by the ramp-down stop ≈ 200 ms in; the survivors at the end, ≈ 500 ms.
+            user.record("lifetime", micros: Int64((monotonicNanos() - started) / 1000))
+        }
+        let life = try #require(result.metrics.trends["lifetime"])
+        #expect(life.count == 6)
+        #expect(life.min < 400_000)
+        #expect(life.max >= 450_000)
+        #expect(result.metrics.rates["connections_held"] == RateTally(hits: 0, total: 6)) // nobody marked connected
+    }
+
+    @Test func openModelDropsIterationsWhenUsersAreExhausted() async throws {
+        let result = try await quiet(LoadTest("open", rate: .constant(200, for: .milliseconds(500)), maxUsers: 5))
+            .run { iteration in
+                try await iteration.measure("call", since: iteration.scheduledStartNanos) {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        let m = result.metrics
+        let done = m.counters["iterations"] ?? 0
+        let dropped = m.counters["iterations_dropped"] ?? 0
+        #expect(done + dropped == 100)
+        #expect(dropped > 50)              // 5 users × 100 ms each ≈ 50 iterations/s capacity
+        #expect(done >= 20)
+        #expect(result.peakActiveUsers <= 5)
+        #expect(m.trends["iteration_duration"]?.count == done)
+        #expect((m.trends["call"]?.min ?? 0) >= 100_000)
+    }
+
+    @Test func openModelCountsLateIterations() async throws {
+        let result = try await quiet(LoadTest("late", rate: .constant(100, for: .milliseconds(300)), maxUsers: 100))
+            .run { _ in
+                // Busy the cooperative pool so later iterations start behind schedule.
+                let end = monotonicNanos() + 30_000_000
+                while monotonicNanos() < end {}
+            }
+        let m = result.metrics
+        #expect(m.counters["iterations"] == 30)
+        #expect((m.counters["iterations_late"] ?? 0) > 0)
+    }
+
+    @Test func burstStartsAllAtOnceAndEndsWhenDone() async throws {
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("burst", burst: 200, hold: .seconds(10))).run { user in
+            try await user.measure("connect") { await Task.yield() }
+        }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(result.metrics.counters["iterations"] == 200)
+        #expect(result.metrics.counters["operations"] == 200)
+        #expect(wall < 1.5) // ends when every user is done, not after the 10 s hold
+    }
+
+    @Test func signalInterruptsTheRun() async throws {
+        async let result = quiet(LoadTest("sig") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
+            .run { user in while !user.isStopping { await user.sleep(for: .seconds(5)) } }
+        try await Task.sleep(for: .milliseconds(300))
+        SignalTrap.shared.simulate("SIGINT")
+        let r = try await result
+        #expect(r.interruption == "SIGINT")
+        #expect(r.durationSeconds < 1.5)
+    }
+
+    @Test func abortCheckStopsEarly() async throws {
+        let result = try await quiet(LoadTest("abort") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
+            .abort { snap in snap.totalErrors > 3 ? "errors > 3" : nil }
+            .run { user in
+                user.fail(ScriptFailure("bad", kind: "http_500", source: .server), step: "get")
+                await user.sleep(for: .milliseconds(100))
+            }
+        #expect(result.interruption == "abort on threshold: errors > 3")
+        #expect(result.durationSeconds < 2.5)
+        #expect(result.metrics.errors["http_500"]?.source == .server)
+    }
+
+    @Test func abortOnFailThresholdStopsEarly() async throws {
+        let result = try await quiet(LoadTest("abort-sla") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
+            .sla { SLA.errorRate(below: 0.01, abortOnFail: true); SLA.p95("ok", below: .seconds(1)) }
+            .run { user in
+                try await user.measure("ok") {}
+                if user.index == 0 { user.fail("broken", step: "check") }
+                await user.sleep(for: .milliseconds(50))
+            }
+        #expect(result.interruption?.hasPrefix("abort on threshold: ") == true)
+        #expect(result.interruption?.contains("error") == true)
+        #expect(result.durationSeconds < 2.5)
+    }
+
+    @Test func reportsAreWrittenEvenWhenInterrupted() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("lk-runner-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("reported") { Stage("up", to: 3, over: .zero); Hold(.seconds(20)) }
+            .progress(false).settings(Settings([:])).reports(true, root: root)
+            .maxDuration(.milliseconds(300))
+            .sla { SLA.p95("step", below: .seconds(1)) }
+            .run { user in
+                try await user.measure("step") {}
+                await user.sleep(for: .milliseconds(20))
+            }
+        #expect(result.interruption != nil)
+        for file in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "load_test.log"] {
+            #expect(FileManager.default.fileExists(atPath: root + "/reported/" + file), "\(file) missing")
+        }
+    }
+
+    @Test func retryingBacksOffAndMeasuresReconnects() async throws {
+        let policy = Backoff(initial: .milliseconds(20), maximum: .milliseconds(50), maxAttempts: 3)
+        let result = try await quiet(LoadTest("retry", burst: 2)).run { user in
+            let attempts = try await user.retrying(policy, step: "connect") { attempt in
+                if attempt < 2 { throw ScriptFailure("refused", kind: "refused", source: .server) }
+                return attempt
+            }
+            #expect(attempts == 2)
+            // Exhausted attempts rethrow the last error.
+            await #expect(throws: ScriptFailure.self) {
+                try await user.retrying(policy, step: "never") { _ in throw ScriptFailure("down", kind: "down", source: .server) }
+            }
+        }
+        let m = result.metrics
+        #expect(m.errors["refused"]?.count == 4)              // 2 users × 2 failed attempts
+        #expect(m.errors["down"]?.count == 8)                 // 2 users × (1 + 3 retries)
+        #expect(m.counters["connection_retries"] == 10)       // 2 + 3 retries per user
+        let rt = try #require(m.trends["reconnection_time"])
+        #expect(rt.count == 2 && rt.min >= 20_000)            // ≥ first back-off (20 ms ± 50 %, then 40 ms)
+    }
+}
