@@ -270,7 +270,6 @@ final class RunEngine: Sendable {
             return true
         }
         guard first, target > 0 else { return }
-        own.increment("connections_held_target", by: Int64(target))
         for i in 0..<target { own.rate(RunnerMetrics.connectionsHeld, hit: i < now) }
         note(["connections_held_at_second": String(format2(Double(elapsed) / 1e9))])
     }
