@@ -26,7 +26,7 @@ public enum WebSocketHandshake {
         if !subprotocols.isEmpty { s += "Sec-WebSocket-Protocol: \(subprotocols.joined(separator: ", "))\r\n" }
         for (name, value) in headers where !owned.contains(name.lowercased()) {
             // CR/LF in a value would split the head: drop such characters rather than inject.
-            let clean = value.filter { $0 != "\r" && $0 != "\n" }
+            let clean = String(String.UnicodeScalarView(value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }))
             s += "\(name): \(clean)\r\n"
         }
         s += "\r\n"
@@ -134,7 +134,7 @@ public enum WebSocketHandshake {
         var s = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         s += "Sec-WebSocket-Accept: \(WebSocketHandshakeKeys.accept(forKey: key))\r\n"
         if let chosen { s += "Sec-WebSocket-Protocol: \(chosen)\r\n" }
-        for (n, v) in extraHeaders { s += "\(n): \(v.filter { $0 != "\r" && $0 != "\n" })\r\n" }
+        for (n, v) in extraHeaders { s += "\(n): \(String(String.UnicodeScalarView(v.unicodeScalars.filter { $0 != "\r" && $0 != "\n" })))\r\n" }
         s += "\r\n"
         return .success(Acceptance(responseBytes: Array(s.utf8), subprotocol: chosen))
     }
