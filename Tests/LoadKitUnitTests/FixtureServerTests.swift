@@ -280,7 +280,7 @@ final class StompOverWS: @unchecked Sendable {
     @Test func droppedConnectionIsSeenAsAbnormalClosure() async throws {
         var o = FixtureOptions()
         o.faults.dropConnectionShare = 1
-        o.faults.dropAfter = .milliseconds(50) ... .milliseconds(80)
+        o.faults.dropAfter = .milliseconds(400) ... .milliseconds(400)
         let chat = try await StompChatFixture.start(o)
         defer { Task { await chat.stop() } }
         let ws = try await WebSocketClient.connect(chat.webSocketURL, subprotocols: ["v12.stomp"], timeout: .seconds(5))

@@ -8,7 +8,8 @@ public struct VirtualUser: Sendable {
     let context: UserContext
     /// 0-based number of this user in the run (pooled users keep theirs across iterations).
     public let index: Int
-    /// How many times this user has run the script before this call (0 on the first).
+    /// Closed model and bursts: how many times this user has run the script before this call (0 on
+    /// the first). Open model: the iteration's number in the run's schedule.
     public let iteration: Int
     /// When this run of the script was *due* (``monotonicNanos()``). In the open model time from
     /// here, not from when the iteration actually started, so a stalled server cannot hide its
