@@ -280,7 +280,7 @@ final class StompOverWS: @unchecked Sendable {
     @Test func droppedConnectionIsSeenAsAbnormalClosure() async throws {
         var o = FixtureOptions()
         o.faults.dropConnectionShare = 1
-        o.faults.dropAfter = .milliseconds(50) ... .milliseconds(80)
+        o.faults.dropAfter = .milliseconds(400) ... .milliseconds(400)
         let chat = try await StompChatFixture.start(o)
         defer { Task { await chat.stop() } }
         let ws = try await WebSocketClient.connect(chat.webSocketURL, subprotocols: ["v12.stomp"], timeout: .seconds(5))
@@ -318,5 +318,61 @@ final class StompOverWS: @unchecked Sendable {
         #expect(o.runnity.ticketTTL == .milliseconds(500))
         #expect(throws: FixtureCommandLine.UsageError.self) { try FixtureCommandLine.parse(["--nope", "1"]) }
         #expect(throws: FixtureCommandLine.UsageError.self) { try FixtureCommandLine.parse(["--drop-share", "2"]) }
+    }
+}
+
+@Suite struct FixtureShapingTests {
+    @Test func stompDeliveryLatencyIsMeasurableByTheClient() async throws {
+        var o = FixtureOptions()
+        o.latency = .uniform(min: .milliseconds(40), max: .milliseconds(60))
+        o.chat.heartBeatMillis = 0
+        let chat = try await StompChatFixture.start(o)
+        defer { Task { await chat.stop() } }
+        let (c, connected) = try await StompOverWS.connect(chat.webSocketURL, token: chat.token())
+        #expect(connected.command == .connected)
+        try await c.send(StompFrame(.subscribe, headers: [("id", "s"), ("destination", "/sub/chat/room/1")]))
+        try await Task.sleep(for: .milliseconds(20))
+        let start = monotonicNanos()
+        try await c.send(StompFrame(.send, headers: [("destination", "/pub/chat/message")], text: #"{"roomId":1,"id":"x"}"#))
+        let m = try await c.next()
+        let ms = Double(monotonicNanos() - start) / 1e6
+        #expect(m.command == .message)
+        #expect(ms >= 38)
+        await c.ws.close()
+    }
+
+    @Test func queuedOverflowWaitsForASlotAndStallsDelayResponses() async throws {
+        var o = FixtureOptions()
+        o.capacity = CapacityLimit(maxConcurrentRequests: 1, overflow: .queue(maxWait: .seconds(5)))
+        o.latency = .fixed(.milliseconds(40))
+        let f = try await ConcertFixture.start(o)
+        defer { Task { await f.stop() } }
+        let http = HTTPClient(maxConnectionsPerHost: 8)
+        defer { http.shutdown() }
+        let url = f.url
+        let start = monotonicNanos()
+        let statuses = try await withThrowingTaskGroup(of: Int.self, returning: [Int].self) { g in
+            for _ in 0..<4 { g.addTask { try await http.get(url + "/concerts").status } }
+            return try await g.reduce(into: []) { $0.append($1) }
+        }
+        let ms = Double(monotonicNanos() - start) / 1e6
+        #expect(statuses == [200, 200, 200, 200])
+        #expect(ms >= 150)   // one at a time: 4 × 40 ms
+        f.setFaults(FaultPlan(stallShare: 1, stallDuration: .milliseconds(200)))
+        let s2 = monotonicNanos()
+        _ = try await http.get(url + "/health")
+        #expect(Double(monotonicNanos() - s2) / 1e6 >= 190)
+    }
+
+    @Test func invalidTicketCanBeRejectedWithACloseFrame() async throws {
+        var o = FixtureOptions()
+        o.runnity.memberCount = 5
+        o.runnity.invalidTicketRejection = .closeFrame
+        let f = try await RunnityFixture.start(o)
+        defer { Task { await f.stop() } }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(f.port)/ws/ws-1?ticket=bogus", timeout: .seconds(5))
+        let info = await ws.waitClosed()
+        #expect(info.code == 1008)
+        #expect(info.reason == "INVALID_TICKET")
     }
 }

@@ -191,6 +191,11 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let got = try await tlsEcho(conn, payload)
         #expect(got.count == payload.count)
         #expect(got == payload)
+        // After the burst, the memory BIOs gave their grown buffers back (idle footprint stays small).
+        let caps: (read: Int, write: Int) = await withCheckedContinuation { k in
+            conn.loop.execute { k.resume(returning: conn.tlsSession!.bioCapacities) }
+        }
+        #expect(caps.read <= 4096 && caps.write <= 4096, "BIO buffers kept: \(caps)")
     }
 
     @Test func alpnAndTLS12() async throws {

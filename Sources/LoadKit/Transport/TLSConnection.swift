@@ -56,6 +56,7 @@ extension TCPConnection {
 // [6/8, 1) ciphertext taken out of the write BIO on its way to the socket.
 private let feedChunk = 8192  // ciphertext fed to the read BIO at a time (bounds the BIO's buffer)
 private let writeChunk = 16384  // plaintext per SSL_write (one full record)
+private let idleBIOLimit = 4096  // larger empty BIO buffers are released after each read or write
 
 extension TCPConnection {
     // MARK: setting up
@@ -104,6 +105,7 @@ extension TCPConnection {
         let input = buf.baseAddress! + 3 * q
         let cap = 3 * q
         var rounds = 0
+        defer { if isOpen { tls.trimBuffers(limit: idleBIOLimit) } }
         while isOpen {
             let n = read(fd, input, cap)
             if n > 0 {
@@ -151,6 +153,7 @@ extension TCPConnection {
         if rc == 1 {
             tls.markEstablished()
             tlsFlushOutput(tls)
+            tls.trimBuffers(limit: 0)  // the handshake flights' buffers are not needed any more
             tls.handshakeTimer?.cancel()
             tls.handshakeTimer = nil
             if let w = tls.handshakeWaiter {
@@ -226,6 +229,7 @@ extension TCPConnection {
             off += Int(r)
             tlsFlushOutput(tls)
         }
+        if bytes.count > idleBIOLimit { tls.trimBuffers(limit: idleBIOLimit) }
     }
 
     /// Moves ciphertext from the write BIO to the socket (or the connection's send queue).
