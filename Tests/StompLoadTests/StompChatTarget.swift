@@ -79,7 +79,7 @@ struct StompChatTarget {
 /// The STOMP suite's plan and SLA, from the settings.
 enum StompChatPlan {
     /// Smoke size (the default `swift test` run): at most this many workers …
-    static let smokeUsers = 90
+    static let smokeUsers = 60
     /// … over this long (three ramp stages and the hold).
     static let smokeDuration: Duration = .seconds(12)
 
