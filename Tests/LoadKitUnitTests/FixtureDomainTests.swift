@@ -307,3 +307,20 @@ final class RecordingSubscriber: ChatSubscriber, @unchecked Sendable {
         #expect(respond(api, "GET", "/queue/token/nope")?.status == 404)
     }
 }
+
+@Suite struct FixtureDataTests {
+    @Test func dataFilesMatchTheFixtures() throws {
+        let csv = try String(contentsOf: FixtureData.runnityMembersCSV, encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "memberId,challengeId")
+        #expect(csv.count == 10_001)
+        #expect(csv[1] == "1,\(RunnitySettings().preseededChallengeId!)")
+        let users = try String(contentsOf: FixtureData.stompUsersCSV, encoding: .utf8).split(separator: "\n")
+        let dir = ChatDirectory()
+        for line in users.dropFirst().prefix(3) {
+            let f = line.split(separator: ",").map(String.init)
+            #expect(dir.login(email: f[0], password: f[1])?.memberId == Int(f[2]))
+        }
+        let o = (try JSONSerialization.jsonObject(with: Data(contentsOf: FixtureData.seedPayloadsJSON))) as? [String: Any]
+        #expect((o?["schedules"] as? [Any])?.count == ConcertState.schedules.count)
+    }
+}

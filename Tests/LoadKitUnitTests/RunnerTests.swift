@@ -60,6 +60,25 @@ private struct Boom: Error {}
         #expect(m.errors["assertion"]?.examples.first?.contains("503") == true)
     }
 
+    @Test func heldConnectionsAtPeakWithoutHold() async throws {
+        // The plan ends on its peak stage: held connections are measured against the full peak.
+        let result = try await quiet(LoadTest("peak-end") { Stage("up", to: 10, over: .milliseconds(300)) })
+            .run { user in
+                if user.index % 2 == 0 { user.markConnected() }
+                while !user.isStopping { await user.sleep(for: .seconds(5)) }
+            }
+        #expect(result.metrics.rates["connections_held"] == RateTally(hits: 5, total: 10))
+    }
+
+    @Test func openModelDeadline() async throws {
+        let result = try await quiet(LoadTest("open-cap", rate: .constant(50, for: .seconds(30)), maxUsers: 10))
+            .maxDuration(.milliseconds(300))
+            .run { _ in }
+        #expect(result.interruption?.hasPrefix("deadline") == true)
+        #expect(result.durationSeconds < 1.5)
+        #expect((result.metrics.counters["iterations"] ?? 0) >= 10)
+    }
+
     @Test func deadlineCapsTheRun() async throws {
         let t0 = monotonicNanos()
         let result = try await quiet(LoadTest("capped") { Stage("long", to: 3, over: .seconds(60)) })

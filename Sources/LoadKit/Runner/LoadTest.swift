@@ -35,8 +35,8 @@ public struct LoadTest: Sendable {
         public var pauseAfterError: Duration = .milliseconds(500)
         /// Open model: an iteration starting later than this after it was due counts as late.
         public var lateThreshold: Duration = .milliseconds(10)
-        /// Connections each user holds (for the pre-run capacity check).
-        public var connectionsPerUser: Int = 0
+        /// Connections each user holds (for the pre-run capacity check; 0 skips it).
+        public var connectionsPerUser: Int = 1
         /// Descriptors per connection (2 when the fixture server shares this process).
         public var descriptorsPerConnection: Int = 1
         /// Source addresses the users' connections are spread over.

@@ -173,7 +173,7 @@ final class RunEngine: Sendable {
         let end = plan.totalNanos // the cap is enforced by mustStop, which also records why
         while !mustStop(cap: cap) {
             let t = elapsed
-            if let h = heldAt, t >= h { sampleHeld(target: plan.target(atNanos: h &- 1)) }
+            if let h = heldAt, t >= h { sampleHeld(target: plan.peakUsers) }
             if t >= end { break }
             let target = plan.target(atNanos: t)
             if target > live.count {
@@ -205,7 +205,11 @@ final class RunEngine: Sendable {
         let late = test.options.lateThreshold.nanoseconds
         var number = 0
         for offset in rate.startTimes() {
-            if mustStop(cap: cap) || offset >= cap { break }
+            if mustStop(cap: cap) { break }
+            if offset >= cap {
+                interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+                break
+            }
             let due = startNanos + offset
             let now = monotonicNanos()
             if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
@@ -247,7 +251,7 @@ final class RunEngine: Sendable {
     }
 
     private func runBurst(_ burst: Burst, hold: Duration, cap: UInt64) async {
-        let end = min(burst.window.nanoseconds + hold.nanoseconds, cap)
+        let end = burst.window.nanoseconds + hold.nanoseconds // the cap is enforced by mustStop
         for i in 0..<burst.count {
             if mustStop(cap: cap) { break }
             let due = startNanos + burst.offset(of: i)
