@@ -182,7 +182,14 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 let length = head.headers["Content-Length"].flatMap { Int($0.trimmingASCIISpaces()) }
                 bodyWanted = min(length ?? 200, 200)
                 body.append(contentsOf: rest.prefix(bodyWanted))
-                if body.count >= bodyWanted { failRejected(head, tcp) }
+                if body.count >= bodyWanted { failRejected(head, tcp); return }
+                // Don't let a slow or chunked body turn the rejection into a timeout: report
+                // the status with whatever of the body arrives within a short grace period.
+                timer?.cancel()
+                timer = tcp.loop.schedule(after: .milliseconds(200)) { [weak self, weak tcp] in
+                    guard let self, let tcp, let head = self.rejected else { return }
+                    self.failRejected(head, tcp)
+                }
                 return
             }
             do {
