@@ -37,6 +37,8 @@ public final class StompClient: @unchecked Sendable {
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var heartBeatTimer: LoopTimer?
     private var connectTimer: LoopTimer?
+    // Timers must be kept: a discarded LoopTimer cancels itself when released.
+    private var disconnectTimer: LoopTimer?
     private var connectStarted: UInt64 = 0
     private var closed = false
     private var cause: (any ClassifiedError)?
@@ -248,7 +250,7 @@ public final class StompClient: @unchecked Sendable {
                     return
                 }
                 write(frame: session.disconnectFrame())
-                loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
+                disconnectTimer = loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
             }
         }
     }
@@ -394,6 +396,8 @@ public final class StompClient: @unchecked Sendable {
         heartBeatTimer = nil
         connectTimer?.cancel()
         connectTimer = nil
+        disconnectTimer?.cancel()
+        disconnectTimer = nil
         let t = transport
         transport = .none
         t.close()
