@@ -210,6 +210,18 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         await ws.close()
     }
 
+    @Test func closeHandshakeIsBoundedByTheCloseTimeout() async throws {
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSMuteServer()) }
+        defer { listener.close() }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5),
+                                                   closeTimeout: .milliseconds(100))
+        let start = monotonicNanos()
+        let info = await ws.close(code: 1001, reason: "leaving")
+        let elapsed = monotonicNanos() - start
+        #expect(info.code == 1001)
+        #expect(elapsed >= 90_000_000 && elapsed < 2_000_000_000)
+    }
+
     @Test func wssIsAClearError() async throws {
         await #expect(throws: HTTPError.self) { _ = try await WebSocketClient.connect("wss://127.0.0.1:1/", timeout: .seconds(1)) }
     }
@@ -260,5 +272,19 @@ final class WSBadAcceptServer: ConnectionDelegate, @unchecked Sendable {
 /// Never answers.
 final class WSSilentServer: ConnectionDelegate, @unchecked Sendable {
     func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+/// Completes the handshake, then ignores everything (never answers a close).
+final class WSMuteServer: ConnectionDelegate, @unchecked Sendable {
+    var parser = HTTPRequestHeadParser()
+    var upgraded = false
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard !upgraded else { return }
+        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
+            upgraded = true
+            c.write(a.responseBytes)
+        }
+    }
     func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
 }
