@@ -192,6 +192,24 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         }
     }
 
+    @Test func receiveTimeoutAndCancellationLeaveTheConnectionUsable() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, timeout: .seconds(5))
+        do {
+            _ = try await ws.receive(timeout: .milliseconds(50))
+            Issue.record("receive returned without a message")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_receive_timeout")
+        }
+        let waiting = Task { try await ws.receive() }
+        try await Task.sleep(for: .milliseconds(20))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        try await ws.send(text: "still there")
+        #expect(try await ws.receive(timeout: .seconds(5)) == .text("still there"))
+        await ws.close()
+    }
+
     @Test func wssIsAClearError() async throws {
         await #expect(throws: HTTPError.self) { _ = try await WebSocketClient.connect("wss://127.0.0.1:1/", timeout: .seconds(1)) }
     }

@@ -61,7 +61,8 @@ final class RunEngine: Sendable {
     var interruption: String? { state.withLock { $0.interruption } }
     var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
 
-    private func makeContext(index: Int) -> UserContext {
+    private func makeContext(index local: Int) -> UserContext {
+        let index = test.options.shard.globalIndex(local: local)
         let c = UserContext(index: index, recorder: registry.recorder(forUser: index), engine: self)
         created.add(1, ordering: .relaxed)
         return c

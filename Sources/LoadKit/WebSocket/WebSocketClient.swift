@@ -98,20 +98,26 @@ public final class WebSocketClient: @unchecked Sendable {
 
     private func onLoopThrowing(_ body: @escaping @Sendable (WebSocketConnection) -> Bool) async throws {
         let c = connection
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+        let backlog = try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Int, any Error>) in
             c.loop.execute {
-                if body(c) { cont.resume() } else {
+                if body(c) { cont.resume(returning: c.tcp.bufferedBytes) } else {
                     cont.resume(throwing: c.closeInfo.map { WebSocketConnection.error(for: $0) } ?? WebSocketError.closedLocally)
                 }
             }
         }
+        // Back-pressure: when the socket does not keep up, wait until the queue is written.
+        if backlog > 1 << 20 { try await c.tcp.writeAndFlush([]) }
     }
 
     // MARK: receiving
 
     /// The next message (buffered if it arrived earlier). Throws `ws_close_<code>` (source server)
     /// once the server closed, `ws_close_1006` after an abrupt drop, `ws_closed` after our close.
-    public func receive() async throws -> WebSocketMessage { try await connection.receive() }
+    /// With `timeout`, throws `ws_receive_timeout` when nothing arrives in time; task cancellation
+    /// throws `CancellationError`. The connection stays usable after either.
+    public func receive(timeout: Duration? = nil) async throws -> WebSocketMessage {
+        try await connection.receive(timeout: timeout)
+    }
 
     /// Hot-path alternative to ``receive()``: `onMessage` and `onClose` run on the loop (no task per
     /// message). Messages already buffered are delivered first. Thread-safe.
