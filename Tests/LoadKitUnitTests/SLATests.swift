@@ -125,3 +125,25 @@ import Testing
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(Statistic.self, from: Data("\"p95\"".utf8)) }
     }
 }
+
+@Suite struct SLAErrorRateTests {
+    @Test func denominatorFallsBackToSuccessfulIterations() {
+        var m = MetricsSnapshot()
+        m.counters["iterations"] = 100
+        m.counters["iterations_failed"] = 4
+        m.errors["assertion"] = ErrorTally(source: .script, count: 4)
+        #expect(m.successfulOperations == 96)
+        #expect(m.errorRate == 0.04)
+        m.counters["operations"] = 396
+        #expect(m.errorRate == 0.01)
+    }
+
+    @Test func bookkeepingAloneIsNoWork() {
+        var m = MetricsSnapshot()
+        m.counters["connections_held_target"] = 10
+        m.counters["ticks_missed"] = 1
+        #expect(!m.didWork)
+        m.counters["messages_sent"] = 1
+        #expect(m.didWork)
+    }
+}

@@ -14,29 +14,56 @@ final class StompTestBroker: Sendable {
         var messageCounter = 0
     }
 
+    /// The broker side's byte pipe: raw TCP or one STOMP frame per WebSocket text message.
+    enum Pipe {
+        case tcp(TCPConnection)
+        case ws(WebSocketConnection)
+        var loop: EventLoop { switch self { case .tcp(let t): t.loop; case .ws(let w): w.loop } }
+        func write(_ b: [UInt8]) {
+            switch self {
+            case .tcp(let t): t.write(b)
+            case .ws(let w): _ = b.withUnsafeBytes { w.sendOnLoop(.text, payload: $0) }
+            }
+        }
+        func close() { switch self { case .tcp(let t): t.close(); case .ws(let w): w.closeOnLoop(code: 1000) } }
+        func shutdownOutput() { switch self { case .tcp(let t): t.shutdownOutput(); case .ws(let w): w.closeOnLoop(code: 1000) } }
+    }
+
+    final class WSAdapter: WebSocketHandler {
+        let conn: Connection
+        init(_ conn: Connection) { self.conn = conn }
+        func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+            conn.received(payload)
+        }
+        func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) { conn.closed() }
+    }
+
     final class Connection: ConnectionDelegate, @unchecked Sendable {
-        let tcp: TCPConnection
+        let tcp: Pipe
         unowned let broker: StompTestBroker
         var session = StompServerSession()
         var parser = StompFrameParser(peer: .loadGenerator)
         var out: [UInt8] = []
         var timer: LoopTimer?
         var silent = false
-        init(tcp: TCPConnection, broker: StompTestBroker) { self.tcp = tcp; self.broker = broker }
+        init(_ pipe: Pipe, broker: StompTestBroker) { self.tcp = pipe; self.broker = broker }
 
-        func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { received(bytes) }
+        func connection(_ c: TCPConnection, didCloseWith error: TransportError?) { closed() }
+
+        func received(_ bytes: UnsafeRawBufferPointer) {
             let before = parser.heartBeats
             do {
                 try parser.parse(bytes) { frame in handle(frame) }
             } catch {
                 send(StompServerSession.errorFrame(message: "\(error)"))
-                c.close()
+                tcp.close()
             }
             let beats = parser.heartBeats - before
             if beats > 0 { broker.state.withLock { $0.heartBeatsReceived += beats } }
         }
 
-        func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {
+        func closed() {
             timer?.cancel()
             broker.state.withLock { $0.subscribers.removeAll { $0.conn === self } }
         }
@@ -102,14 +129,24 @@ final class StompTestBroker: Sendable {
     let state = Mutex(State())
     let listener: TCPListener
 
-    init() throws {
+    init(webSocket: Bool = false, port: Int = 0) throws {
         let box = Mutex<StompTestBroker?>(nil)
-        listener = try TCPListener { tcp in
+        listener = try TCPListener(port: port) { tcp in
             guard let broker = box.withLock({ $0 }) else { tcp.close(); return }
-            tcp.start(delegate: Connection(tcp: tcp, broker: broker))
+            if webSocket {
+                WebSocketServer.accept(tcp, supportedSubprotocols: ["v12.stomp"], authorize: { head in
+                    head.target.contains("deny") ? WebSocketServer.Refusal(status: 403, body: "FORBIDDEN") : nil
+                }) { ws, _ in
+                    ws.setHandler(WSAdapter(Connection(.ws(ws), broker: broker)))
+                }
+            } else {
+                tcp.start(delegate: Connection(.tcp(tcp), broker: broker))
+            }
         }
         box.withLock { $0 = self }
     }
+
+    var webSocketURL: String { "ws://\(address.host):\(address.port)/stomp" }
 
     var address: SocketAddress { listener.address }
 
@@ -153,17 +190,23 @@ final class StompInbox: Sendable {
 @Suite struct StompLoopbackTests {
     private func connect(_ broker: StompTestBroker, login: String = "user", passcode: String = "pw-secret-1",
                          heartBeat: (send: Duration, receive: Duration) = (.zero, .zero),
-                         toleranceMillis: UInt64 = 250) async throws -> StompClient {
+                         toleranceMillis: UInt64 = 250, webSocket: Bool = false) async throws -> StompClient {
         let config = StompClientConfiguration(host: "test-vhost", connectHeaders: [("login", login), ("passcode", passcode)],
                                               heartBeat: heartBeat, toleranceMillis: toleranceMillis)
+        if webSocket {
+            let c = try await StompClient.connect(webSocket: broker.webSocketURL, configuration: config, timeout: .seconds(5))
+            #expect(c.webSocketConnectNanos > 0)
+            return c
+        }
         return try await StompClient.connect(tcp: broker.address, configuration: config, timeout: .seconds(5))
     }
 
-    @Test func subscribeSendBroadcastAndReceipts() async throws {
-        let broker = try StompTestBroker()
+    @Test(arguments: [false, true])
+    func subscribeSendBroadcastAndReceipts(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
         defer { broker.close() }
-        let a = try await connect(broker)
-        let b = try await connect(broker)
+        let a = try await connect(broker, webSocket: webSocket)
+        let b = try await connect(broker, webSocket: webSocket)
         #expect(a.stompConnectNanos > 0)
         #expect(a.version == "1.2")
         let inboxA = StompInbox(), inboxB = StompInbox()
@@ -207,10 +250,11 @@ final class StompInbox: Sendable {
         await c.disconnect()
     }
 
-    @Test func errorFrameIsSurfacedToTheClient() async throws {
-        let broker = try StompTestBroker()
+    @Test(arguments: [false, true])
+    func errorFrameIsSurfacedToTheClient(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
         defer { broker.close() }
-        let c = try await connect(broker)
+        let c = try await connect(broker, webSocket: webSocket)
         let seen = Mutex<[String]>([])
         c.onError = { e in seen.withLock { $0.append(e.kind) } }
         c.onClose = { e in seen.withLock { $0.append("close:\(e?.kind ?? "nil")") } }
@@ -243,12 +287,14 @@ final class StompInbox: Sendable {
         }
     }
 
-    @Test func silentServerTimesOutAndBeatsFlowBothWays() async throws {
-        let broker = try StompTestBroker()
+    @Test(arguments: [false, true])
+    func silentServerTimesOutAndBeatsFlowBothWays(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
         defer { broker.close() }
         // The "silent" server promises a beat every 30 ms and sends none.
         let start = monotonicNanos()
-        let c = try await connect(broker, login: "silent", heartBeat: (.zero, .milliseconds(30)), toleranceMillis: 0)
+        let c = try await connect(broker, login: "silent", heartBeat: (.zero, .milliseconds(30)), toleranceMillis: 0,
+                                webSocket: webSocket)
         #expect(c.heartBeat.receiveTimeoutMillis == 45)
         let cause = await c.waitClosed()
         #expect(cause?.loadKitKind == "stomp_heartbeat_timeout")
@@ -256,7 +302,8 @@ final class StompInbox: Sendable {
         #expect(monotonicNanos() - start < 2_000_000_000)
 
         // A beating server keeps an idle client alive, and the client's beats reach the server.
-        let d = try await connect(broker, login: "beat", heartBeat: (.milliseconds(20), .milliseconds(20)), toleranceMillis: 250)
+        let d = try await connect(broker, login: "beat", heartBeat: (.milliseconds(20), .milliseconds(20)), toleranceMillis: 250,
+                                webSocket: webSocket)
         #expect(d.heartBeat.sendEveryMillis == 20)
         try await Task.sleep(for: .milliseconds(200))
         #expect(broker.state.withLock { $0.heartBeatsReceived } >= 4)
@@ -290,5 +337,60 @@ final class StompInbox: Sendable {
         } catch {
             #expect(["closed_by_peer", "reset"].contains(error.loadKitKind))
         }
+    }
+
+    @Test func webSocketHandshakeRefusalAndSubprotocol() async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        do {
+            _ = try await StompClient.connect(webSocket: broker.webSocketURL + "?deny=1", timeout: .seconds(5))
+            Issue.record("refused upgrade accepted")
+        } catch {
+            #expect(error.loadKitKind == "ws_handshake_403")
+        }
+        let c = try await StompClient.connect(webSocket: broker.webSocketURL, connectHeaders: [("login", "u")],
+                                              heartBeat: (.zero, .zero), timeout: .seconds(5),
+                                              wsHeaders: [("Authorization", "Bearer abc")])
+        #expect(c.stompConnectNanos > 0)
+        #expect(c.webSocketSubprotocol == "v12.stomp")
+        await c.disconnect()
+        #expect(await c.waitClosed() == nil)
+    }
+
+    /// A hand-written WebSocket server puts several frames in one message and splits one frame
+    /// over two messages; the client must see every MESSAGE.
+    @Test func framesSplitAndBatchedAcrossWebSocketMessages() async throws {
+        final class Scripted: WebSocketHandler {
+            var parser = StompFrameParser(peer: .loadGenerator)
+            func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+                var frames: [StompFrame] = []
+                try? parser.parse(payload) { frames.append($0) }
+                for f in frames {
+                    if f.command == .connect {
+                        _ = ws.sendOnLoop(text: "CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0")
+                    } else if f.command == .subscribe, let r = f["receipt"] {
+                        let m1 = "MESSAGE\nsubscription:\(f["id"]!)\nmessage-id:1\ndestination:/d\n\none\0"
+                        let m2 = "MESSAGE\nsubscription:\(f["id"]!)\nmessage-id:2\ndestination:/d\ncontent-length:3\n\ntwo\0\n"
+                        let all = "RECEIPT\nreceipt-id:\(r)\n\n\0\n" + m1 + m2 + m1
+                        let bytes = Array(all.utf8)
+                        let cut = bytes.count - 10
+                        _ = bytes[..<cut].withUnsafeBytes { ws.sendOnLoop(.text, payload: $0) }
+                        _ = bytes[cut...].withUnsafeBytes { ws.sendOnLoop(.binary, payload: $0) }
+                    }
+                }
+            }
+            func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {}
+        }
+        let listener = try TCPListener { tcp in
+            WebSocketServer.accept(tcp, supportedSubprotocols: ["v12.stomp"]) { ws, _ in ws.setHandler(Scripted()) }
+        }
+        defer { listener.close() }
+        let c = try await StompClient.connect(webSocket: "ws://127.0.0.1:\(listener.address.port)/", heartBeat: (.zero, .zero),
+                                              timeout: .seconds(5))
+        let inbox = StompInbox()
+        _ = try await c.subscribe(destination: "/d", receipt: true) { inbox.add($0) }
+        #expect(await inbox.wait(for: 3) == ["one", "two", "one"])
+        c.close()
+        #expect(await c.waitClosed() == nil)
     }
 }

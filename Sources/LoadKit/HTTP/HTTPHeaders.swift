@@ -41,8 +41,17 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     /// (e.g. `Connection: keep-alive, Upgrade` contains `upgrade`).
     public func containsToken(_ token: String, in name: String) -> Bool {
         for f in fields where asciiCaseInsensitiveEquals(f.name, name) {
-            for part in f.value.split(separator: ",") {
-                if asciiCaseInsensitiveEquals(part.trimmingASCIISpaces(), token) { return true }
+            // Scan the comma-separated list without building substrings (hot on every response).
+            let v = f.value.utf8
+            var start = v.startIndex
+            while start <= v.endIndex {
+                let end = v[start...].firstIndex(of: UInt8(ascii: ",")) ?? v.endIndex
+                var lo = start, hi = end
+                while lo < hi && (v[lo] == 0x20 || v[lo] == 0x09) { lo = v.index(after: lo) }
+                while hi > lo && (v[v.index(before: hi)] == 0x20 || v[v.index(before: hi)] == 0x09) { hi = v.index(before: hi) }
+                if asciiCaseInsensitiveEquals(f.value[lo..<hi], token) { return true }
+                if end == v.endIndex { break }
+                start = v.index(after: end)
             }
         }
         return false

@@ -67,8 +67,10 @@ public enum SLA {
         Threshold(metric: metric, statistic: .min, comparison: .atLeast, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
     }
 
-    /// Error rate below `ratio` (0…1): all counted errors ÷ (counter `operations` — or
-    /// `iterations` when there is no `operations` counter — + errors). See ``Threshold/errorsMetric``.
+    /// Error rate below `ratio` (0…1): all counted errors ÷ (successful operations + errors), where
+    /// successful operations are the counter `operations` (the runner's `user.succeed()` /
+    /// `measure`), or `iterations − iterations_failed` when no `operations` were counted.
+    /// See ``MetricsSnapshot/errorRate``.
     public static func errorRate(below ratio: Double, abortOnFail: Bool = false) -> Threshold {
         Threshold(metric: Threshold.errorsMetric, statistic: .rate, comparison: .below, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
     }

@@ -31,17 +31,26 @@ public struct ThresholdOutcome: Sendable, Hashable, Codable, CustomStringConvert
 }
 
 extension MetricsSnapshot {
-    /// Whether anything was measured: some trend sample, some counter above zero, some rate
-    /// sample, or some error.
+    /// Counters the runner keeps for its own bookkeeping; they do not count as work done.
+    public static let bookkeepingCounters: Set<String> = [
+        "connections_held_target", "errors_after_cancel", "ticks_missed", "iterations_dropped",
+        "iterations_late", "iterations_failed",
+    ]
+
+    /// Whether anything was measured: a trend sample, a counter (other than
+    /// ``bookkeepingCounters``) above zero, a rate sample, or an error.
     public var didWork: Bool {
-        trends.values.contains { $0.count > 0 } || counters.values.contains { $0 > 0 }
+        trends.values.contains { $0.count > 0 }
+            || counters.contains { $0.value > 0 && !MetricsSnapshot.bookkeepingCounters.contains($0.key) }
             || rates.values.contains { $0.total > 0 } || !errors.isEmpty
     }
 
-    /// Successful operations, the error rate's other term: counter `operations`, or
-    /// `iterations` when no `operations` counter exists.
+    /// Successful operations, the error rate's other term: counter `operations` when present,
+    /// else `iterations − iterations_failed` (completed script runs that did not throw).
     public var successfulOperations: Int64 {
-        counters[Threshold.operationsCounter] ?? counters[Threshold.iterationsCounter] ?? 0
+        if let ops = counters[Threshold.operationsCounter] { return ops }
+        let it = counters[Threshold.iterationsCounter] ?? 0
+        return Swift.max(0, it - (counters["iterations_failed"] ?? 0))
     }
 
     /// errors ÷ (successful operations + errors); nil when both are zero.

@@ -16,6 +16,8 @@ public final class StompClient: @unchecked Sendable {
     public internal(set) var transportConnectNanos: UInt64 = 0
     /// Nanoseconds of the WebSocket connect (TCP + upgrade); 0 over plain TCP.
     public internal(set) var webSocketConnectNanos: UInt64 = 0
+    /// The WebSocket subprotocol the server selected (`v12.stomp`, …); nil over TCP or when none.
+    public internal(set) var webSocketSubprotocol: String?
     /// Nanoseconds from writing CONNECT to receiving CONNECTED.
     public private(set) var stompConnectNanos: UInt64 = 0
     /// The negotiated heart-beats (valid after connect).
@@ -414,11 +416,16 @@ public final class StompClient: @unchecked Sendable {
 enum StompTransport {
     case none
     case tcp(TCPConnection)
+    /// One STOMP frame (or heart-beat) per WebSocket message: text when the bytes are UTF-8
+    /// (what browsers' STOMP clients send), binary otherwise.
+    case webSocket(WebSocketConnection)
 
     func write(_ bytes: UnsafeRawBufferPointer) {
         switch self {
         case .none: break
         case .tcp(let c): c.write(rawBytes: bytes)
+        case .webSocket(let ws):
+            ws.sendOnLoop(isUTF8(bytes) ? .text : .binary, payload: bytes)
         }
     }
 
@@ -426,7 +433,14 @@ enum StompTransport {
         switch self {
         case .none: break
         case .tcp(let c): c.close()
+        case .webSocket(let ws): ws.closeOnLoop(code: WebSocketCloseCode.normal)
         }
+    }
+
+    private func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        // ASCII fast path; full validation only for frames with non-ASCII bytes.
+        if !bytes.contains(where: { $0 >= 0x80 }) { return true }
+        return String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) != nil
     }
 }
 

@@ -1,0 +1,66 @@
+extension StompClient {
+    /// The subprotocols offered by default in the WebSocket handshake.
+    public static let webSocketSubprotocols = ["v12.stomp", "v11.stomp", "v10.stomp"]
+
+    /// Connects to a STOMP broker over WebSocket (`ws://host:port/path?query`): the WebSocket
+    /// handshake (with `wsHeaders`, e.g. `Authorization`, and the STOMP subprotocols offered),
+    /// then CONNECT → CONNECTED, all within `timeout`. Frames travel one per WebSocket message;
+    /// several frames in one message and frames split over messages are parsed as well.
+    ///
+    /// Measures ``webSocketConnectNanos`` (TCP + upgrade) and ``stompConnectNanos``. Throws a
+    /// ``TransportError``, a ``WebSocketError`` (e.g. `ws_handshake_401`) or a ``StompError``.
+    public static func connect(webSocket url: String, connectHeaders: [(String, String)] = [], host: String? = nil,
+                               heartBeat: (send: Duration, receive: Duration) = (.seconds(10), .seconds(10)),
+                               timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
+                               subprotocols: [String] = StompClient.webSocketSubprotocols,
+                               source: SocketAddress? = nil,
+                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+        let config = StompClientConfiguration(host: host, connectHeaders: connectHeaders, heartBeat: heartBeat)
+        return try await connect(webSocket: url, configuration: config, timeout: timeout, wsHeaders: wsHeaders,
+                                 subprotocols: subprotocols, source: source, on: loop)
+    }
+
+    /// Connects over WebSocket with a full ``StompClientConfiguration``; see
+    /// ``connect(webSocket:connectHeaders:host:heartBeat:timeout:wsHeaders:subprotocols:source:on:)``.
+    public static func connect(webSocket url: String, configuration: StompClientConfiguration,
+                               timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
+                               subprotocols: [String] = StompClient.webSocketSubprotocols,
+                               source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(),
+                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+        let start = monotonicNanos()
+        let ws = try await WebSocketClient.connect(url, headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
+                                                   maxMessageSize: limits.maxBodySize + limits.maxLineLength * 4,
+                                                   source: source, on: loop)
+        let client = StompClient(loop: ws.loop, configuration: configuration, limits: limits)
+        client.webSocketConnectNanos = ws.handshakeNanos
+        client.transportConnectNanos = ws.handshakeNanos
+        client.webSocketSubprotocol = ws.subprotocol
+        let spent = monotonicNanos() &- start
+        let remaining = Duration.nanoseconds(Int64(max(1_000_000, timeout.nanoseconds &- min(spent, timeout.nanoseconds))))
+        let connection = ws.connection
+        do {
+            try await client.handshake(timeout: remaining) {
+                client.transport = .webSocket(connection)
+                connection.setHandler(StompWebSocketAdapter(client: client))
+            }
+        } catch {
+            connection.tcp.close()
+            throw error
+        }
+        return client
+    }
+}
+
+/// Feeds WebSocket messages into the client's STOMP parser, on the loop, without copies.
+final class StompWebSocketAdapter: WebSocketHandler {
+    let client: StompClient
+    init(client: StompClient) { self.client = client }
+
+    func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        client.handleBytes(payload)
+    }
+
+    func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {
+        client.transportClosed(error: WebSocketConnection.error(for: info))
+    }
+}
