@@ -187,7 +187,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         }
         defer { silent.close() }
         await #expect(throws: WebSocketError.self) {
-            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(200)) }
+            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(500)) }
             catch let e as WebSocketError { #expect(e.kind == "ws_handshake_timeout"); throw e }
         }
     }
@@ -219,7 +219,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         let info = await ws.close(code: 1001, reason: "leaving")
         let elapsed = monotonicNanos() - start
         #expect(info.code == 1001)
-        #expect(elapsed >= 90_000_000 && elapsed < 2_000_000_000)
+        #expect(elapsed >= 90_000_000 && elapsed < 4_000_000_000)  // well below the 5 s default
     }
 
     @Test func wssIsAClearError() async throws {
