@@ -24,6 +24,12 @@ static inline long lk_SSL_CTX_set_options(SSL_CTX *ctx, int ignoreUnexpectedEOF)
 }
 static inline int lk_SSL_set_tlsext_host_name(SSL *s, const char *name) { return (int)SSL_set_tlsext_host_name(s, name); }
 static inline long lk_BIO_set_mem_eof_return(BIO *b, int v) { return BIO_set_mem_eof_return(b, v); }
+/// The allocated size of a memory BIO's buffer (it never shrinks while the BIO lives).
+static inline size_t lk_BIO_mem_capacity(BIO *b) {
+    BUF_MEM *m = NULL;
+    BIO_get_mem_ptr(b, &m);
+    return m != NULL ? m->max : 0;
+}
 static inline int lk_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
 static inline int lk_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
 static inline int lk_SSL_AD_REASON_OFFSET(void) { return SSL_AD_REASON_OFFSET; }

@@ -42,6 +42,13 @@ import Testing
         }
     }
 
+    @Test func defaultPlanAssumesOneConnectionPerUser() async {
+        let test = LoadTest("huge") { Stage("up", to: 30_000, over: .seconds(1)) }.progress(false).reports(false)
+        await #expect(throws: CapacityError.self) {
+            _ = try await test.run { _ in Issue.record("must not start") }
+        }
+    }
+
     @Test func preflightRaisesTheLimit() throws {
         let d = try Diagnosis.preflight(CapacityPlan(peakConnections: 10))
         #expect(Int(d.facts["open_file_limit"] ?? "") == ResourceLimits.openFiles().hard)

@@ -280,29 +280,48 @@ final class StompOverWS: @unchecked Sendable {
     @Test func droppedConnectionIsSeenAsAbnormalClosure() async throws {
         var o = FixtureOptions()
         o.faults.dropConnectionShare = 1
-        o.faults.dropAfter = .milliseconds(50) ... .milliseconds(80)
+        o.faults.dropAfter = .milliseconds(300) ... .milliseconds(300)
         let chat = try await StompChatFixture.start(o)
         defer { Task { await chat.stop() } }
-        let ws = try await WebSocketClient.connect(chat.webSocketURL, subprotocols: ["v12.stomp"], timeout: .seconds(5))
-        let info = await ws.waitClosed()
-        #expect(info.code == 1006)
+        do {
+            let ws = try await WebSocketClient.connect(chat.webSocketURL, subprotocols: ["v12.stomp"], timeout: .seconds(5))
+            let info = await ws.waitClosed()
+            #expect(info.code == 1006)
+        } catch {
+            // On a very loaded machine the reset can land inside the handshake: still a server-side reset.
+            #expect(error.loadKitSource == .server)
+        }
         #expect(chat.droppedConnections == 1)
     }
 
     @Test func refusedConnectsForAWindow() async throws {
         let f = try await ConcertFixture.start()
         defer { Task { await f.stop() } }
-        f.refuseConnects(for: .milliseconds(400))
-        try await Task.sleep(for: .milliseconds(50))
-        do {
-            _ = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
-            Issue.record("connect succeeded while refusing")
-        } catch let e as TransportError {
-            #expect(e.kind == "refused")
+        f.refuseConnects(for: .milliseconds(500))
+        // The listening socket closes on its loop: poll until a connect is refused.
+        var refused = false
+        for _ in 0..<40 where !refused {
+            do {
+                let c = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
+                c.close()
+                try await Task.sleep(for: .milliseconds(10))
+            } catch let e as TransportError {
+                // A connect caught in the closing socket's backlog is reset; then come refusals.
+                refused = e.kind == "refused"
+            }
         }
-        try await Task.sleep(for: .milliseconds(600))
-        let c = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
-        c.close()
+        #expect(refused)
+        // And it listens again after the window.
+        var back = false
+        for _ in 0..<100 where !back {
+            if let c = try? await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2)) {
+                c.close()
+                back = true
+            } else {
+                try await Task.sleep(for: .milliseconds(30))
+            }
+        }
+        #expect(back)
     }
 }
 
@@ -318,5 +337,61 @@ final class StompOverWS: @unchecked Sendable {
         #expect(o.runnity.ticketTTL == .milliseconds(500))
         #expect(throws: FixtureCommandLine.UsageError.self) { try FixtureCommandLine.parse(["--nope", "1"]) }
         #expect(throws: FixtureCommandLine.UsageError.self) { try FixtureCommandLine.parse(["--drop-share", "2"]) }
+    }
+}
+
+@Suite struct FixtureShapingTests {
+    @Test func stompDeliveryLatencyIsMeasurableByTheClient() async throws {
+        var o = FixtureOptions()
+        o.latency = .uniform(min: .milliseconds(40), max: .milliseconds(60))
+        o.chat.heartBeatMillis = 0
+        let chat = try await StompChatFixture.start(o)
+        defer { Task { await chat.stop() } }
+        let (c, connected) = try await StompOverWS.connect(chat.webSocketURL, token: chat.token())
+        #expect(connected.command == .connected)
+        try await c.send(StompFrame(.subscribe, headers: [("id", "s"), ("destination", "/sub/chat/room/1")]))
+        try await Task.sleep(for: .milliseconds(20))
+        let start = monotonicNanos()
+        try await c.send(StompFrame(.send, headers: [("destination", "/pub/chat/message")], text: #"{"roomId":1,"id":"x"}"#))
+        let m = try await c.next()
+        let ms = Double(monotonicNanos() - start) / 1e6
+        #expect(m.command == .message)
+        #expect(ms >= 38)
+        await c.ws.close()
+    }
+
+    @Test func queuedOverflowWaitsForASlotAndStallsDelayResponses() async throws {
+        var o = FixtureOptions()
+        o.capacity = CapacityLimit(maxConcurrentRequests: 1, overflow: .queue(maxWait: .seconds(5)))
+        o.latency = .fixed(.milliseconds(40))
+        let f = try await ConcertFixture.start(o)
+        defer { Task { await f.stop() } }
+        let http = HTTPClient(maxConnectionsPerHost: 8)
+        defer { http.shutdown() }
+        let url = f.url
+        let start = monotonicNanos()
+        let statuses = try await withThrowingTaskGroup(of: Int.self, returning: [Int].self) { g in
+            for _ in 0..<4 { g.addTask { try await http.get(url + "/concerts").status } }
+            return try await g.reduce(into: []) { $0.append($1) }
+        }
+        let ms = Double(monotonicNanos() - start) / 1e6
+        #expect(statuses == [200, 200, 200, 200])
+        #expect(ms >= 150)   // one at a time: 4 × 40 ms
+        f.setFaults(FaultPlan(stallShare: 1, stallDuration: .milliseconds(200)))
+        let s2 = monotonicNanos()
+        _ = try await http.get(url + "/health")
+        #expect(Double(monotonicNanos() - s2) / 1e6 >= 190)
+    }
+
+    @Test func invalidTicketCanBeRejectedWithACloseFrame() async throws {
+        var o = FixtureOptions()
+        o.runnity.memberCount = 5
+        o.runnity.invalidTicketRejection = .closeFrame
+        let f = try await RunnityFixture.start(o)
+        defer { Task { await f.stop() } }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(f.port)/ws/ws-1?ticket=bogus", timeout: .seconds(5))
+        let info = await ws.waitClosed()
+        #expect(info.code == 1008)
+        #expect(info.reason == "INVALID_TICKET")
     }
 }

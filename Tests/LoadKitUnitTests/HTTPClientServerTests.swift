@@ -128,6 +128,18 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         #expect(order == order.sorted())
     }
 
+    @Test func expectContinueIsAnswered() async throws {
+        let server = try HTTPServer { req in .text("got \(req.body.count)") }
+        defer { server.stop() }
+        let tcp = try await TCPConnection.connect(to: server.address, timeout: .seconds(5))
+        defer { tcp.close() }
+        let first = try await RawPeerStream.start(tcp, send: Array("POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n".utf8),
+                                                  until: { String(decoding: $0, as: UTF8.self).hasSuffix("\r\n\r\n") })
+        #expect(String(decoding: first.0, as: UTF8.self) == "HTTP/1.1 100 Continue\r\n\r\n")
+        let rest = await first.1.send(Array("abc".utf8), until: { String(decoding: $0, as: UTF8.self).hasSuffix("got 3") })
+        #expect(String(decoding: rest, as: UTF8.self).contains("HTTP/1.1 200 OK"))
+    }
+
     @Test func serverRejectsMalformedAndOversizedRequests() async throws {
         var config = HTTPServer.Configuration()
         config.maxBodyBytes = 100
@@ -181,6 +193,29 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
             switch result {
             case .success: Issue.record("stalled request succeeded")
             case .failure(let e): #expect(e.loadKitKind == "timeout" && e.loadKitSource == .server)
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(1))
+    }
+
+    @Test func cancellationEndsAPendingRequestAtOnce() async throws {
+        let server = try HTTPServer { _ in
+            try? await Task.sleep(for: .seconds(2))
+            return .text("late")
+        }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/"
+        let started = ContinuousClock.now
+        let inFlight = Task { try await client.get(url, timeout: .seconds(10)) }
+        let queued = Task { try await client.get(url, timeout: .seconds(10)) }  // waits for the only connection
+        try await Task.sleep(for: .milliseconds(100))
+        inFlight.cancel()
+        queued.cancel()
+        for t in [inFlight, queued] {
+            do { _ = try await t.value; Issue.record("cancelled request succeeded") } catch {
+                #expect(error is CancellationError && error.loadKitKind == "cancelled")
             }
         }
         #expect(ContinuousClock.now - started < .seconds(1))
@@ -294,4 +329,37 @@ final class Seen: Sendable {
     private let s = Mutex<Set<String>>([])
     func insert(_ x: String) { s.withLock { _ = $0.insert(x) } }
     var all: Set<String> { s.withLock { $0 } }
+}
+
+/// A raw peer kept open across several exchanges.
+final class RawPeerStream: ConnectionDelegate, @unchecked Sendable {
+    let tcp: TCPConnection
+    private var data: [UInt8] = []
+    private var waiter: (until: ([UInt8]) -> Bool, cont: CheckedContinuation<[UInt8], Never>)?
+    private var closed = false
+    init(_ tcp: TCPConnection) { self.tcp = tcp }
+
+    static func start(_ tcp: TCPConnection, send bytes: [UInt8], until: @escaping @Sendable ([UInt8]) -> Bool) async throws -> ([UInt8], RawPeerStream) {
+        let s = RawPeerStream(tcp)
+        let got = await s.send(bytes, until: until, starting: true)
+        return (got, s)
+    }
+
+    func send(_ bytes: [UInt8], until: @escaping @Sendable ([UInt8]) -> Bool, starting: Bool = false) async -> [UInt8] {
+        await withCheckedContinuation { (k: CheckedContinuation<[UInt8], Never>) in
+            tcp.loop.execute { [self] in
+                data = []
+                waiter = (until, k)
+                if starting { tcp.start(delegate: self) }
+                tcp.write(bytes)
+            }
+        }
+    }
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { data.append(contentsOf: bytes); check() }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) { closed = true; check() }
+    private func check() {
+        guard let w = waiter, closed || w.until(data) else { return }
+        waiter = nil
+        w.cont.resume(returning: data)
+    }
 }

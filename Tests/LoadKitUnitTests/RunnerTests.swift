@@ -13,8 +13,9 @@ private struct Boom: Error {}
         let t0 = monotonicNanos()
         let result = try await quiet(LoadTest("tiny") {
             Stage("ramp", to: 20, over: .milliseconds(400))
-            Hold(.milliseconds(600))
+            Hold(.milliseconds(400))
         }).run { user in
+            if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos - t0) / 1000)) }
             user.markConnected()
             try await user.every(.milliseconds(50)) {
                 try await user.measure("work") { try await Task.sleep(for: .milliseconds(1)) }
@@ -25,15 +26,22 @@ private struct Boom: Error {}
         #expect(result.peakActiveUsers == 20)
         #expect(result.plannedPeakUsers == 20)
         #expect(wall < 2.0)
-        #expect(result.durationSeconds >= 1.0)
+        #expect(result.durationSeconds >= 0.8)
         let m = result.metrics
         #expect(m.counters["iterations"] == 20)             // each user's script ran once, until stopped
-        #expect((m.counters["operations"] ?? 0) > 150)      // ≈ 20 users × ~15 ticks
+        #expect((m.counters["operations"] ?? 0) > 150)      // ≈ 20 users × ~12 ticks
         #expect((m.trends["work"]?.count ?? 0) == m.counters["operations"])
         #expect(m.rates["connections_held"] == RateTally(hits: 20, total: 20))
-        #expect(m.series["vus"]?.first.map { $0 > 0 } == true)
+        #expect(m.series["vus"]?.last == 20)               // closing sample: users at the plan's end
+        #expect(m.series["connected"]?.last == 20)
         #expect(m.gauges["vus_max"] == 20)
         #expect(m.errors.isEmpty)
+        // Users were ramped: user k starts ≈ 20·k ms in (400 ms / 20 users), not all at once.
+        let starts = try #require(m.trends["start_at"])
+        #expect(starts.count == 20)
+        #expect(starts.min < 150_000)
+        #expect(starts.max >= 380_000)
+        #expect(abs(Double(starts.value(atPercentile: 50)) - 200_000) < 80_000)
         #expect(!result.generator.isEmpty)
         #expect(result.generator[0].rssBytes > 0 && result.generator[0].openDescriptors > 0)
     }
@@ -51,6 +59,38 @@ private struct Boom: Error {}
         #expect(m.errors["assertion"]?.count == 1)
         #expect(m.errors["assertion"]?.source == .script)
         #expect(m.errors["assertion"]?.examples.first?.contains("503") == true)
+    }
+
+    @Test func heldConnectionsAtPeakWithoutHold() async throws {
+        // The plan ends on its peak stage: held connections are measured against the full peak.
+        let result = try await quiet(LoadTest("peak-end") { Stage("up", to: 10, over: .milliseconds(300)) })
+            .run { user in
+                if user.index % 2 == 0 { user.markConnected() }
+                while !user.isStopping { await user.sleep(for: .seconds(5)) }
+            }
+        #expect(result.metrics.rates["connections_held"] == RateTally(hits: 5, total: 10))
+    }
+
+    @Test func openModelDeadline() async throws {
+        let result = try await quiet(LoadTest("open-cap", rate: .constant(50, for: .seconds(30)), maxUsers: 10))
+            .maxDuration(.milliseconds(300))
+            .run { _ in }
+        #expect(result.interruption?.hasPrefix("deadline") == true)
+        #expect(result.durationSeconds < 1.5)
+        #expect((result.metrics.counters["iterations"] ?? 0) >= 10)
+    }
+
+    @Test func shardedUsersHaveRunWideIds() async throws {
+        let result = try await quiet(LoadTest("shard") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(100)) })
+            .sharded(try Shard(index: 1, count: 3))
+            .run { user in
+                user.record("ids", micros: Int64(user.id))
+                while !user.isStopping { await user.sleep(for: .seconds(5)) }
+            }
+        let ids = try #require(result.metrics.trends["ids"])
+        #expect(ids.count == 3)             // global users 1, 4, 7 of 0..<10 → ids 2, 5, 8
+        #expect(ids.min == 2 && ids.max == 8)
+        #expect(result.environment["shard"] == "1/3")
     }
 
     @Test func deadlineCapsTheRun() async throws {
@@ -207,5 +247,26 @@ private struct Boom: Error {}
         for file in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "load_test.log"] {
             #expect(FileManager.default.fileExists(atPath: root + "/reported/" + file), "\(file) missing")
         }
+    }
+
+    @Test func retryingBacksOffAndMeasuresReconnects() async throws {
+        let policy = Backoff(initial: .milliseconds(20), maximum: .milliseconds(50), maxAttempts: 3)
+        let result = try await quiet(LoadTest("retry", burst: 2)).run { user in
+            let attempts = try await user.retrying(policy, step: "connect") { attempt in
+                if attempt < 2 { throw ScriptFailure("refused", kind: "refused", source: .server) }
+                return attempt
+            }
+            #expect(attempts == 2)
+            // Exhausted attempts rethrow the last error.
+            await #expect(throws: ScriptFailure.self) {
+                try await user.retrying(policy, step: "never") { _ in throw ScriptFailure("down", kind: "down", source: .server) }
+            }
+        }
+        let m = result.metrics
+        #expect(m.errors["refused"]?.count == 4)              // 2 users × 2 failed attempts
+        #expect(m.errors["down"]?.count == 8)                 // 2 users × (1 + 3 retries)
+        #expect(m.counters["connection_retries"] == 10)       // 2 + 3 retries per user
+        let rt = try #require(m.trends["reconnection_time"])
+        #expect(rt.count == 2 && rt.min >= 20_000)            // ≥ first back-off (20 ms ± 50 %, then 40 ms)
     }
 }

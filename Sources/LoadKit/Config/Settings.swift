@@ -44,6 +44,9 @@ public struct Settings: Sendable, Equatable {
     /// to see errors about an unreadable `LOADKIT_ENV_FILE`.
     public static var current: Settings { cached }
 
+    /// The process's settings (same as ``current``): reads well as `.scaled(by: .environment)`.
+    public static var environment: Settings { cached }
+
     /// A copy with some values replaced (handy in tests).
     public func with(_ overrides: [String: String]) -> Settings {
         Settings(values.merging(overrides) { _, new in new }, envFile: envFile)

@@ -102,6 +102,9 @@ public struct HTTPRequestParser: Sendable {
     /// True when no part of a request has been received.
     public var isIdle: Bool { head == nil && !headParser.hasPartialHead }
 
+    /// The head of a request whose body is still arriving (a server answers `Expect: 100-continue` with it).
+    public var headAwaitingBody: HTTPRequestHead? { head }
+
     /// Feeds bytes; `.done` carries one request and how many bytes it used.
     public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> HTTPParseResult<HTTPServerRequest> {
         var offset = 0
@@ -111,7 +114,6 @@ public struct HTTPRequestParser: Sendable {
             case .failure(let e): return .failure(e)
             case .done(let h, let used):
                 offset = used
-                guard h.version.minor >= 0 else { return .failure(.malformed("bad version")) }
                 switch requestFraming(h) {
                 case .failure(let e): return .failure(e)
                 case .success(let framing):

@@ -111,6 +111,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
     private var closing = false       // a final response was queued; ignore further input
     private var upgrading = false     // an upgrade hook is running; hold bytes back
     private var held: [UInt8] = []
+    private var sentContinue = false
     private var out: [UInt8] = []
 
     init(tcp: TCPConnection, configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler,
@@ -137,9 +138,15 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         while offset < bytes.count && !closing {
             switch parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
             case .needMore:
+                if !sentContinue, let h = parser.headAwaitingBody, h.headers["Expect"].map({ asciiCaseInsensitiveEquals($0, "100-continue") }) == true {
+                    // curl and others wait for this before sending a large body.
+                    sentContinue = true
+                    tcp.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                }
                 return
             case .done(var request, let used):
                 offset += used
+                sentContinue = false
                 request.remoteAddress = tcp.remote
                 if upgrade != nil && request.headers.containsToken("upgrade", in: "Connection") && request.headers.contains("Upgrade") {
                     // Everything after this request belongs to the upgraded protocol (or, if the

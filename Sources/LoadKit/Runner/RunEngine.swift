@@ -30,6 +30,7 @@ final class RunEngine: Sendable {
         var connectedSeries: [Int64] = []
         var generator: [GeneratorSample] = []
         var heldSampled = false
+        var atPlanEnd: (vus: Int, connected: Int)?
     }
     private let state = Mutex(State())
     private let active = Atomic<Int>(0)
@@ -61,7 +62,8 @@ final class RunEngine: Sendable {
     var interruption: String? { state.withLock { $0.interruption } }
     var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
 
-    private func makeContext(index: Int) -> UserContext {
+    private func makeContext(index local: Int) -> UserContext {
+        let index = test.options.shard.globalIndex(local: local)
         let c = UserContext(index: index, recorder: registry.recorder(forUser: index), engine: self)
         created.add(1, ordering: .relaxed)
         return c
@@ -144,6 +146,8 @@ final class RunEngine: Sendable {
         } onCancel: {
             self.interrupt("cancelled")
         }
+        let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
+        state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
         await shutdown(cap: hardCap)
         finished.store(true, ordering: .releasing)
         _ = await monitor.value
@@ -170,10 +174,10 @@ final class RunEngine: Sendable {
         var live: [UserContext] = []
         var nextIndex = 0
         let heldAt = plan.heldSampleNanos
-        let end = min(plan.totalNanos, cap)
+        let end = plan.totalNanos // the cap is enforced by mustStop, which also records why
         while !mustStop(cap: cap) {
             let t = elapsed
-            if let h = heldAt, t >= h { sampleHeld(target: plan.target(atNanos: h &- 1)) }
+            if let h = heldAt, t >= h { sampleHeld(target: plan.peakUsers) }
             if t >= end { break }
             let target = plan.target(atNanos: t)
             if target > live.count {
@@ -205,7 +209,11 @@ final class RunEngine: Sendable {
         let late = test.options.lateThreshold.nanoseconds
         var number = 0
         for offset in rate.startTimes() {
-            if mustStop(cap: cap) || offset >= cap { break }
+            if mustStop(cap: cap) { break }
+            if offset >= cap {
+                interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+                break
+            }
             let due = startNanos + offset
             let now = monotonicNanos()
             if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
@@ -247,7 +255,7 @@ final class RunEngine: Sendable {
     }
 
     private func runBurst(_ burst: Burst, hold: Duration, cap: UInt64) async {
-        let end = min(burst.window.nanoseconds + hold.nanoseconds, cap)
+        let end = burst.window.nanoseconds + hold.nanoseconds // the cap is enforced by mustStop
         for i in 0..<burst.count {
             if mustStop(cap: cap) { break }
             let due = startNanos + burst.offset(of: i)
@@ -270,7 +278,6 @@ final class RunEngine: Sendable {
             return true
         }
         guard first, target > 0 else { return }
-        own.increment("connections_held_target", by: Int64(target))
         for i in 0..<target { own.rate(RunnerMetrics.connectionsHeld, hit: i < now) }
         note(["connections_held_at_second": String(format2(Double(elapsed) / 1e9))])
     }
@@ -326,6 +333,10 @@ final class RunEngine: Sendable {
             state.withLock { s in
                 s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
             }
+            // Live gauges for the Prometheus endpoint.
+            own.gauge(RunnerMetrics.vus, Double(vus))
+            own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+            own.gauge(RunnerMetrics.connected, Double(conn))
             if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
                 let snap = registry.snapshot(includeTrends: true)
                 if let check = test.options.abortCheck, let reason = check(snap) {
@@ -346,8 +357,17 @@ final class RunEngine: Sendable {
                 previous = snap
             }
         }
+        // A closing sample, so short runs (and the last partial second) are covered too; users
+        // and connections as they were when the plan ended (before the shutdown stopped them).
+        let sample = sampler.sample(second: Double(elapsed) / 1e9)
+        state.withLock { s in
+            s.generator.append(sample)
+            s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
+            s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
+        }
         if printed { writeStderr("\n") }
     }
+
 
     private func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
         var stage: String?
@@ -370,6 +390,7 @@ final class RunEngine: Sendable {
         let s = state.withLock { $0 }
         own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
         own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.connected, Double(connected.load(ordering: .relaxed)))
         var metrics = registry.snapshot(includeTrends: true)
         metrics.series[RunnerMetrics.vus] = s.vusSeries
         metrics.series[RunnerMetrics.connected] = s.connectedSeries

@@ -8,7 +8,8 @@ public struct VirtualUser: Sendable {
     let context: UserContext
     /// 0-based number of this user in the run (pooled users keep theirs across iterations).
     public let index: Int
-    /// How many times this user has run the script before this call (0 on the first).
+    /// Closed model and bursts: how many times this user has run the script before this call (0 on
+    /// the first). Open model: the iteration's number in the run's schedule.
     public let iteration: Int
     /// When this run of the script was *due* (``monotonicNanos()``). In the open model time from
     /// here, not from when the iteration actually started, so a stalled server cannot hide its
@@ -103,6 +104,33 @@ public struct VirtualUser: Sendable {
         }
     }
 
+    /// Runs `body` (given the attempt number, 0 first) and, when it throws an error `retryIf`
+    /// accepts, retries after the policy's jittered back-off until it succeeds, the attempts are
+    /// exhausted or the user must stop (then the last error is rethrown). Every failed attempt is
+    /// recorded as an error of `step`; each retry counts in `connection_retries`, and the time
+    /// from the first failure to the success is recorded in the trend `reconnection_time`.
+    public func retrying<T>(_ policy: Backoff, step: String,
+                            retryIf: (any Error) -> Bool = { !($0 is CancellationError) },
+                            _ body: (_ attempt: Int) async throws -> T) async throws -> T {
+        var attempt = 0
+        var firstFailure: UInt64?
+        var rng = SystemRandomNumberGenerator()
+        while true {
+            do {
+                let value = try await body(attempt)
+                if let f = firstFailure { context.recorder.recordNanos(RunnerMetrics.reconnectionTime, monotonicNanos() - f) }
+                return value
+            } catch {
+                fail(error, step: step)
+                attempt += 1
+                guard retryIf(error), !isStopping, let delay = policy.delay(attempt: attempt, using: &rng) else { throw error }
+                if firstFailure == nil { firstFailure = monotonicNanos() }
+                context.recorder.increment(RunnerMetrics.connectionRetries)
+                guard await sleep(for: delay) else { throw error }
+            }
+        }
+    }
+
     /// Throws `CancellationError` when the user must stop (for scripts with long straight-line steps).
     public func checkStop() throws {
         if isStopping { throw CancellationError() }
@@ -130,6 +158,10 @@ public enum RunnerMetrics {
     public static let iterationDuration = "iteration_duration"
     /// Ticks of ``VirtualUser/every(_:_:)`` skipped because the body overran.
     public static let ticksMissed = "ticks_missed"
+    /// Retries made by ``VirtualUser/retrying(_:step:retryIf:_:)``.
+    public static let connectionRetries = "connection_retries"
+    /// Time from a first failure to the success after retries (trend, µs).
+    public static let reconnectionTime = "reconnection_time"
     /// Errors thrown after the runner cancelled a user (not counted as failures).
     public static let errorsAfterCancel = "errors_after_cancel"
     /// Gauge / series: active virtual users.

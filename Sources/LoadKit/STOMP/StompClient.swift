@@ -40,6 +40,8 @@ public final class StompClient: @unchecked Sendable {
     /// Position in the ticker's client list (maintained by the ticker).
     var heartBeatSlot = -1
     private var connectTimer: LoopTimer?
+    // Timers must be kept: a discarded LoopTimer cancels itself when released.
+    private var disconnectTimer: LoopTimer?
     private var connectStarted: UInt64 = 0
     private var closed = false
     private var cause: (any ClassifiedError)?
@@ -251,7 +253,7 @@ public final class StompClient: @unchecked Sendable {
                     return
                 }
                 write(frame: session.disconnectFrame())
-                loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
+                disconnectTimer = loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
             }
         }
     }
@@ -402,6 +404,8 @@ public final class StompClient: @unchecked Sendable {
         heartBeatTicker = nil
         connectTimer?.cancel()
         connectTimer = nil
+        disconnectTimer?.cancel()
+        disconnectTimer = nil
         let t = transport
         transport = .none
         t.close()

@@ -56,6 +56,7 @@ extension TCPConnection {
 // [6/8, 1) ciphertext taken out of the write BIO on its way to the socket.
 private let feedChunk = 8192  // ciphertext fed to the read BIO at a time (bounds the BIO's buffer)
 private let writeChunk = 16384  // plaintext per SSL_write (one full record)
+private let idleBIOLimit = 4096  // larger empty BIO buffers are released after each read or write
 
 extension TCPConnection {
     // MARK: setting up
@@ -104,7 +105,11 @@ extension TCPConnection {
         let input = buf.baseAddress! + 3 * q
         let cap = 3 * q
         var rounds = 0
+        defer { if isOpen { tls.trimBuffers(limit: idleBIOLimit) } }
         while isOpen {
+            // Established but nobody to read yet (client between connect and start): leave the
+            // rest (and any EOF or error) in the socket until start(delegate:) re-arms reading.
+            if delegate == nil && tls.state == .established { stopReading(); return }
             let n = read(fd, input, cap)
             if n > 0 {
                 var off = 0
@@ -151,6 +156,7 @@ extension TCPConnection {
         if rc == 1 {
             tls.markEstablished()
             tlsFlushOutput(tls)
+            tls.trimBuffers(limit: 0)  // the handshake flights' buffers are not needed any more
             tls.handshakeTimer?.cancel()
             tls.handshakeTimer = nil
             if let w = tls.handshakeWaiter {
@@ -213,6 +219,15 @@ extension TCPConnection {
             if tls.state == .handshaking { tls.earlyPlaintext.append(contentsOf: bytes) }
             return
         }
+        let buf = loop.readBuffer
+        if let p = bytes.baseAddress, p + bytes.count > buf.baseAddress! + 6 * (buf.count / 8),
+           p < buf.baseAddress! + buf.count {
+            // The bytes lie in the loop buffer region tlsFlushOutput writes ciphertext into (a plain
+            // connection's read forwarded here): encrypt from a copy.
+            let copy = Array(bytes)
+            copy.withUnsafeBytes { tlsWrite(tls, $0) }
+            return
+        }
         var off = 0
         while off < bytes.count && isOpen {
             let n = min(writeChunk, bytes.count - off)
@@ -226,6 +241,7 @@ extension TCPConnection {
             off += Int(r)
             tlsFlushOutput(tls)
         }
+        if bytes.count > idleBIOLimit { tls.trimBuffers(limit: idleBIOLimit) }
     }
 
     /// Moves ciphertext from the write BIO to the socket (or the connection's send queue).

@@ -109,8 +109,8 @@ final class TLSSession: @unchecked Sendable {
     enum State { case handshaking, established, failed }
 
     let ssl: OpaquePointer
-    let rbio: OpaquePointer
-    let wbio: OpaquePointer
+    private(set) var rbio: OpaquePointer
+    private(set) var wbio: OpaquePointer
     let isClient: Bool
     let verifiesPeer: Bool
     var state: State = .handshaking
@@ -132,13 +132,15 @@ final class TLSSession: @unchecked Sendable {
         guard let ssl = SSL_new(context.ctx) else {
             throw .configuration("SSL_new failed: \(openSSLErrorString())")
         }
-        guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
+        guard let r = Self.emptyBIO() else {
             SSL_free(ssl)
             throw .configuration("BIO_new failed: \(openSSLErrorString())")
         }
-        // An empty read BIO means "wait for more" (retry), never end of file.
-        _ = lk_BIO_set_mem_eof_return(r, -1)
-        _ = lk_BIO_set_mem_eof_return(w, -1)
+        guard let w = Self.emptyBIO() else {
+            BIO_free(r)
+            SSL_free(ssl)
+            throw .configuration("BIO_new failed: \(openSSLErrorString())")
+        }
         SSL_set_bio(ssl, r, w)  // the SSL owns both BIOs from here on
         self.ssl = ssl
         self.rbio = r
@@ -169,6 +171,29 @@ final class TLSSession: @unchecked Sendable {
     deinit {
         handshakeTimer?.cancel()
         SSL_free(ssl)
+    }
+
+    /// Memory BIO buffers only grow; an empty one that grew past `limit` bytes is swapped for a
+    /// fresh BIO so idle connections stay small after a burst (or after the handshake, limit 0).
+    func trimBuffers(limit: Int) {
+        if BIO_ctrl_pending(rbio) == 0 && lk_BIO_mem_capacity(rbio) > limit, let b = Self.emptyBIO() {
+            SSL_set0_rbio(ssl, b)  // frees the old one
+            rbio = b
+        }
+        if BIO_ctrl_pending(wbio) == 0 && lk_BIO_mem_capacity(wbio) > limit, let b = Self.emptyBIO() {
+            SSL_set0_wbio(ssl, b)
+            wbio = b
+        }
+    }
+
+    /// The allocated sizes of the two BIO buffers (for tests of the idle footprint).
+    var bioCapacities: (read: Int, write: Int) { (lk_BIO_mem_capacity(rbio), lk_BIO_mem_capacity(wbio)) }
+
+    private static func emptyBIO() -> OpaquePointer? {
+        guard let b = BIO_new(BIO_s_mem()) else { return nil }
+        // An empty BIO means "wait for more" (retry), never end of file.
+        _ = lk_BIO_set_mem_eof_return(b, -1)
+        return b
     }
 
     /// Records the end of a successful handshake.

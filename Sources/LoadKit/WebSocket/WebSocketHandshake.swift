@@ -26,7 +26,7 @@ public enum WebSocketHandshake {
         if !subprotocols.isEmpty { s += "Sec-WebSocket-Protocol: \(subprotocols.joined(separator: ", "))\r\n" }
         for (name, value) in headers where !owned.contains(name.lowercased()) {
             // CR/LF in a value would split the head: drop such characters rather than inject.
-            let clean = value.filter { $0 != "\r" && $0 != "\n" }
+            let clean = String(String.UnicodeScalarView(value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }))
             s += "\(name): \(clean)\r\n"
         }
         s += "\r\n"
@@ -104,11 +104,8 @@ public enum WebSocketHandshake {
         head.headers.containsToken("websocket", in: "Upgrade")
     }
 
-    /// Checks an upgrade request (GET, HTTP/1.1, Upgrade/Connection tokens, version 13, a valid
-    /// 16-byte key) and builds the 101 answer. `supportedSubprotocols` in the server's order is
-    /// matched against the client's offer; `extraHeaders` are added to the answer.
-    public static func accept(_ head: HTTPRequestHead, supportedSubprotocols: [String] = [],
-                              extraHeaders: [(String, String)] = []) -> Result<Acceptance, Rejection> {
+    /// Validates an upgrade request; returns its key and the chosen subprotocol.
+    static func check(_ head: HTTPRequestHead, supportedSubprotocols: [String]) -> Result<(key: String, chosen: String?), Rejection> {
         guard head.method == .GET else { return .failure(Rejection(status: 400, message: "WebSocket upgrade must use GET")) }
         guard head.version.major == 1 && head.version.minor >= 1 else {
             return .failure(Rejection(status: 400, message: "WebSocket upgrade needs HTTP/1.1"))
@@ -130,11 +127,24 @@ public enum WebSocketHandshake {
         for v in head.headers.values(for: "Sec-WebSocket-Protocol") {
             for p in v.split(separator: ",") { offered.append(String(p.trimmingASCIISpaces())) }
         }
-        let chosen = supportedSubprotocols.first { offered.contains($0) }
+        return .success((key, supportedSubprotocols.first { offered.contains($0) }))
+    }
+
+    /// Checks an upgrade request (GET, HTTP/1.1, Upgrade/Connection tokens, version 13, a valid
+    /// 16-byte key) and builds the 101 answer. `supportedSubprotocols` in the server's order is
+    /// matched against the client's offer; `extraHeaders` are added to the answer.
+    public static func accept(_ head: HTTPRequestHead, supportedSubprotocols: [String] = [],
+                              extraHeaders: [(String, String)] = []) -> Result<Acceptance, Rejection> {
+        let checked: (key: String, chosen: String?)
+        switch check(head, supportedSubprotocols: supportedSubprotocols) {
+        case .failure(let r): return .failure(r)
+        case .success(let c): checked = c
+        }
+        let key = checked.key, chosen = checked.chosen
         var s = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         s += "Sec-WebSocket-Accept: \(WebSocketHandshakeKeys.accept(forKey: key))\r\n"
         if let chosen { s += "Sec-WebSocket-Protocol: \(chosen)\r\n" }
-        for (n, v) in extraHeaders { s += "\(n): \(v.filter { $0 != "\r" && $0 != "\n" })\r\n" }
+        for (n, v) in extraHeaders { s += "\(n): \(String(String.UnicodeScalarView(v.unicodeScalars.filter { $0 != "\r" && $0 != "\n" })))\r\n" }
         s += "\r\n"
         return .success(Acceptance(responseBytes: Array(s.utf8), subprotocol: chosen))
     }

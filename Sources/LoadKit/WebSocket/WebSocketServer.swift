@@ -123,3 +123,41 @@ final class ServerHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         timer?.cancel()
     }
 }
+
+extension WebSocketServer {
+    /// The answer for ``HTTPServer``'s upgrade hook: a WebSocket upgrade of `request`, or nil when
+    /// it is not a valid WebSocket upgrade request (the HTTP handler then answers it, e.g. 400, or
+    /// 401 with a reason for a refused ticket — decide that before calling this).
+    ///
+    /// `onOpen` runs on the connection's loop with the started server connection; set its
+    /// callbacks or handler there. Frames the client sent right behind the request are processed
+    /// after `onOpen` returns.
+    ///
+    /// ```swift
+    /// let server = try HTTPServer(port: 0, upgrade: { request in
+    ///     guard validTicket(request) else { return nil }          // handler answers 401
+    ///     return WebSocketServer.httpUpgrade(for: request) { ws, _ in
+    ///         ws.setCallbacks(onMessage: { m in if case .text(let t) = m { ws.sendOnLoop(text: t) } })
+    ///     }
+    /// }, handler: { _ in .text("INVALID_TICKET", status: 401) })
+    /// ```
+    public static func httpUpgrade(for request: HTTPServerRequest, supportedSubprotocols: [String] = [],
+                                   maxMessageSize: Int = 16 << 20,
+                                   onOpen: @escaping @Sendable (WebSocketServerConnection, HTTPServerRequest) -> Void) -> HTTPUpgrade? {
+        guard case .success(let checked) = WebSocketHandshake.check(request.head, supportedSubprotocols: supportedSubprotocols) else {
+            return nil
+        }
+        var headers = HTTPHeaders()
+        headers.add("Upgrade", "websocket")
+        headers.add("Connection", "Upgrade")
+        headers.add("Sec-WebSocket-Accept", WebSocketHandshakeKeys.accept(forKey: checked.key))
+        if let p = checked.chosen { headers.add("Sec-WebSocket-Protocol", p) }
+        let chosen = checked.chosen
+        return HTTPUpgrade(headers: headers) { tcp, leftover in
+            let ws = WebSocketConnection(tcp: tcp, role: .server, subprotocol: chosen, maxMessageSize: maxMessageSize)
+            ws.start()
+            onOpen(ws, request)
+            if !leftover.isEmpty { ws.feed(leftover) }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+/// Everything the STOMP chat scenario (seeds 000/001) needs to talk to a chat server, read from
+/// the environment / `.env` with the seeds' own names, plus the settings a user of another STOMP
+/// broker (Spring, ActiveMQ, RabbitMQ web-stomp) needs. See the README's StompLoadTests section
+/// for the table of variables; ``init(settings:)`` documents each default.
+///
+/// ```swift
+/// let chat = try await StompChatConfiguration(settings: .current).prepared()   // login, room
+/// let result = try await LoadTest("stomp-chat", stages: StompChatProfile.seed000.stages)
+///     .run { user in try await chat.runWorker(user) }
+/// ```
+public struct StompChatConfiguration: Sendable {
+    /// Where the access token goes.
+    public enum AuthPlacement: String, Sendable, CaseIterable {
+        /// A CONNECT header (`Authorization: Bearer …`, seed 000/001, Spring).
+        case connect
+        /// A header of the WebSocket upgrade request.
+        case handshake
+        /// Both.
+        case both
+        /// Nowhere (brokers using `login`/`passcode` instead).
+        case none
+    }
+
+    // MARK: Server
+    /// Server host (`SERVER_URL` host part).
+    public var host: String
+    /// Server port (`SERVER_URL` port part; 80/443 when absent).
+    public var port: Int
+    /// `wss`/`https` instead of `ws`/`http` (`STOMP_SECURE`, or a `wss://`/`https://` `SERVER_URL`).
+    public var secure: Bool
+    /// WebSocket endpoint path (`STOMP_WS_PATH`, default `/ws-stomp`).
+    public var webSocketPath: String
+    /// WebSocket subprotocols offered (`STOMP_SUBPROTOCOLS`, default `v12.stomp,v11.stomp,v10.stomp`).
+    public var subprotocols: [String]
+    /// Extra WebSocket upgrade headers (`STOMP_WS_HEADERS`, `Name: value` pairs separated by `;`).
+    public var webSocketHeaders: [(String, String)]
+
+    // MARK: Auth
+    /// Access token (`TOKEN`); filled by ``prepared(http:)`` from `EMAIL`/`PASSWORD` when absent.
+    public var token: String?
+    /// Login e-mail (`EMAIL`).
+    public var email: String?
+    /// Login password (`PASSWORD`).
+    public var password: String?
+    /// Login path (`LOGIN_PATH`, default `/api/v1/auth/login`; body `{"email","password"}`).
+    public var loginPath: String
+    /// Dotted JSON path of the token in the login response (`TOKEN_JSON_PATH`; default: the first of
+    /// `accessToken`, `data.accessToken`, `token`, `access_token`, `data.token`).
+    public var tokenJSONPath: String?
+    /// Header carrying the token (`STOMP_AUTH_HEADER`, default `Authorization`).
+    public var authHeader: String
+    /// Scheme before the token (`STOMP_AUTH_SCHEME`, default `Bearer`; empty for the bare token).
+    public var authScheme: String
+    /// Where the token goes (`STOMP_AUTH_IN`: connect, handshake, both, none; default connect).
+    public var authIn: AuthPlacement
+
+    // MARK: Room
+    /// Room id (`ROOM_ID`); when absent ``prepared(http:)`` creates one (`CREATE_NEW_ROOM=true`) or
+    /// picks the first room listed at ``roomsPath``.
+    public var roomId: String?
+    /// Create a new group room (`CREATE_NEW_ROOM`).
+    public var createNewRoom: Bool
+    /// Members of the new room (`MEMBER_IDS`, comma-separated).
+    public var memberIds: [Int]
+    /// Group-room creation path (`CREATE_ROOM_PATH`, default `/api/v1/chat/rooms/group`).
+    public var createRoomPath: String
+    /// Room list path for picking a room (`ROOMS_PATH`, default `/api/v1/chat/rooms`).
+    public var roomsPath: String
+
+    // MARK: STOMP
+    /// Subscription destination; `{roomId}` is replaced (`STOMP_SUBSCRIBE_PREFIX`, default
+    /// `/sub/chat/room/`: the room id is appended unless the value contains `{roomId}`).
+    public var subscribeDestination: String
+    /// SEND destination; `{roomId}` is replaced (`STOMP_PUBLISH_DESTINATION`, default `/pub/chat/message`).
+    public var publishDestination: String
+    /// CONNECT `host` header, the virtual host (`STOMP_HOST`, default the server host; RabbitMQ wants `/`).
+    public var stompHost: String?
+    /// Extra CONNECT headers (`STOMP_CONNECT_HEADERS`, `name:value` pairs separated by `;`), and
+    /// `login`/`passcode` from `STOMP_LOGIN`/`STOMP_PASSCODE`.
+    public var connectHeaders: [(String, String)]
+    /// Heart-beats offered (`STOMP_HEARTBEAT_MS` `send,receive`, default `10000,10000`; `0,0` off).
+    public var heartBeat: (send: Duration, receive: Duration)
+    /// Ask for a RECEIPT on SUBSCRIBE and wait for it before sending (`STOMP_SUBSCRIBE_RECEIPT`, default false).
+    public var subscribeReceipt: Bool
+    /// `content-type` of SEND frames (`STOMP_CONTENT_TYPE`, default `application/json`).
+    public var contentType: String
+    /// The message body (`STOMP_MESSAGE_TEMPLATE`); placeholders `{messageId}`, `{roomId}`,
+    /// `{roomIdJSON}` (a number when numeric, else a quoted string), `{workerId}`, `{seq}`,
+    /// `{timestamp}` (ms). The message id must come back in the broadcast: it is how RTT is matched.
+    public var messageTemplate: String
+
+    // MARK: Timing
+    /// Time between a worker's messages (`MESSAGE_INTERVAL_MS`, default 1000).
+    public var messageInterval: Duration
+    /// A message not echoed back within this counts as a `message_timeout` failure
+    /// (`MESSAGE_TIMEOUT_MS`, default 30000).
+    public var messageTimeout: Duration
+    /// WebSocket + STOMP handshake time-out (`CONNECT_TIMEOUT_MS`, default 30000).
+    public var connectTimeout: Duration
+    /// At the end of the run, how long a worker waits for its last echoes before disconnecting
+    /// (`STOMP_DRAIN_MS`, default 2000). Messages still pending then are counted in
+    /// `messages_pending_at_stop`, not as failures.
+    public var drainAtStop: Duration
+    /// Reconnect policy (`ENABLE_RECONNECT`, `MAX_RECONNECT_ATTEMPTS` 5, `INITIAL_BACKOFF_MS` 1000,
+    /// `MAX_BACKOFF_MS` 30000, `RECONNECT_JITTER` 0.5); nil when reconnecting is off (the default).
+    public var reconnect: Backoff?
+    /// Per-process nonce in message ids, so shards sharing a room never match each other's messages.
+    public var runTag: String
+
+    /// Reads the configuration. `SERVER_URL` (`host:port`, a scheme is allowed) is required.
+    public init(settings s: Settings) throws {
+        guard let server = s.string("SERVER_URL") else {
+            throw ConfigError(variable: "SERVER_URL", value: "", expected: "host:port of the chat server (no scheme), e.g. localhost:8080")
+        }
+        var rest = Substring(server.lkTrimmed(" "))
+        var secure = try s.bool("STOMP_SECURE") ?? false
+        if let r = rest.firstRange(of: "://") {
+            let scheme = rest[..<r.lowerBound].lowercased()
+            guard ["ws", "wss", "http", "https"].contains(scheme) else {
+                throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port (or ws://, wss://, http://, https://)")
+            }
+            secure = secure || scheme == "wss" || scheme == "https"
+            rest = rest[r.upperBound...]
+        }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var hostPart = String(rest), port = secure ? 443 : 80
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
+                throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port with a port 1...65535")
+            }
+            port = p; hostPart = String(rest[..<colon])
+        }
+        if hostPart.hasPrefix("["), hostPart.hasSuffix("]") { hostPart = String(hostPart.dropFirst().dropLast()) }
+        guard !hostPart.isEmpty else { throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port") }
+        host = hostPart; self.port = port; self.secure = secure
+
+        webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
+        subprotocols = s.string("STOMP_SUBPROTOCOLS") == nil ? StompClient.webSocketSubprotocols : s.list("STOMP_SUBPROTOCOLS")
+        webSocketHeaders = try Self.headers(s, "STOMP_WS_HEADERS")
+
+        token = s.string("TOKEN")
+        email = s.string("EMAIL")
+        password = s.string("PASSWORD")
+        loginPath = Self.path(s.string("LOGIN_PATH") ?? "/api/v1/auth/login")
+        tokenJSONPath = s.string("TOKEN_JSON_PATH")
+        authHeader = s.string("STOMP_AUTH_HEADER") ?? "Authorization"
+        authScheme = s.values["STOMP_AUTH_SCHEME"] ?? "Bearer"
+        if let a = s.string("STOMP_AUTH_IN") {
+            guard let p = AuthPlacement(rawValue: a.lowercased()) else {
+                throw ConfigError(variable: "STOMP_AUTH_IN", value: a, expected: "connect, handshake, both or none")
+            }
+            authIn = p
+        } else { authIn = .connect }
+
+        roomId = s.string("ROOM_ID")
+        createNewRoom = try s.bool("CREATE_NEW_ROOM") ?? false
+        memberIds = try s.intList("MEMBER_IDS")
+        createRoomPath = Self.path(s.string("CREATE_ROOM_PATH") ?? "/api/v1/chat/rooms/group")
+        roomsPath = Self.path(s.string("ROOMS_PATH") ?? "/api/v1/chat/rooms")
+
+        let prefix = s.string("STOMP_SUBSCRIBE_PREFIX") ?? "/sub/chat/room/"
+        subscribeDestination = prefix.contains("{roomId}") ? prefix : prefix + "{roomId}"
+        publishDestination = s.string("STOMP_PUBLISH_DESTINATION") ?? "/pub/chat/message"
+        stompHost = s.string("STOMP_HOST") ?? hostPart
+        connectHeaders = try Self.headers(s, "STOMP_CONNECT_HEADERS")
+        if let l = s.string("STOMP_LOGIN") { connectHeaders.append(("login", l)) }
+        if let p = s.string("STOMP_PASSCODE") { connectHeaders.append(("passcode", p)) }
+        heartBeat = try Self.heartBeat(s)
+        subscribeReceipt = try s.bool("STOMP_SUBSCRIBE_RECEIPT") ?? false
+        contentType = s.string("STOMP_CONTENT_TYPE") ?? "application/json"
+        messageTemplate = s.string("STOMP_MESSAGE_TEMPLATE") ?? StompChatConfiguration.defaultMessageTemplate
+
+        messageInterval = try Self.positive(s, "MESSAGE_INTERVAL_MS", .milliseconds(1000))
+        messageTimeout = try Self.positive(s, "MESSAGE_TIMEOUT_MS", .seconds(30))
+        connectTimeout = try Self.positive(s, "CONNECT_TIMEOUT_MS", .seconds(30))
+        drainAtStop = try s.duration("STOMP_DRAIN_MS") ?? .seconds(2)
+        if try s.bool("ENABLE_RECONNECT") ?? false {
+            reconnect = Backoff(initial: try Self.positive(s, "INITIAL_BACKOFF_MS", .seconds(1)),
+                                maximum: try Self.positive(s, "MAX_BACKOFF_MS", .seconds(30)),
+                                maxAttempts: try s.int("MAX_RECONNECT_ATTEMPTS") ?? 5,
+                                jitter: try s.double("RECONNECT_JITTER") ?? 0.5)
+        } else {
+            reconnect = nil
+        }
+        var g = SystemRandomNumberGenerator()
+        runTag = String(UInt32.random(in: 0x1000_0000...UInt32.max, using: &g), radix: 36)
+        _ = try MessageTemplate(messageTemplate)   // reject a template without {messageId} now
+    }
+
+    /// The default SEND body: a Spring-style chat message carrying the id twice (as `messageId`
+    /// and inside `message`), so servers that rebuild the DTO from the text still echo it.
+    public static let defaultMessageTemplate =
+        #"{"type":"TALK","roomId":{roomIdJSON},"messageId":"{messageId}","message":"load test {messageId}","sentAt":{timestamp}}"#
+
+    /// `ws(s)://host:port/path`.
+    public var webSocketURL: String { "\(secure ? "wss" : "ws")://\(hostForURL):\(port)\(webSocketPath)" }
+    /// `http(s)://host:port` (login and room API).
+    public var httpBaseURL: String { "\(secure ? "https" : "http")://\(hostForURL):\(port)" }
+    private var hostForURL: String { host.contains(":") ? "[\(host)]" : host }
+
+    /// The subscription destination for the room.
+    public var roomTopic: String { subscribeDestination.replacingAll("{roomId}", with: roomId ?? "") }
+    /// The SEND destination for the room.
+    public var roomPublishDestination: String { publishDestination.replacingAll("{roomId}", with: roomId ?? "") }
+
+    /// The `Authorization: Bearer …` (or configured) header, when a token is known.
+    var authHeaderPair: (String, String)? {
+        guard let t = token, authIn != .none else { return nil }
+        return (authHeader, authScheme.isEmpty ? t : "\(authScheme) \(t)")
+    }
+
+    /// CONNECT headers actually sent (extra headers plus the token when it goes in CONNECT).
+    public var effectiveConnectHeaders: [(String, String)] {
+        var h = connectHeaders
+        if authIn == .connect || authIn == .both, let a = authHeaderPair { h.insert(a, at: 0) }
+        return h
+    }
+
+    /// WebSocket upgrade headers actually sent.
+    public var effectiveWebSocketHeaders: [(String, String)] {
+        var h = webSocketHeaders
+        if authIn == .handshake || authIn == .both, let a = authHeaderPair { h.insert(a, at: 0) }
+        return h
+    }
+
+    /// Facts for reports, without secrets.
+    public var description: [String: String] {
+        var d = ["server": "\(host):\(port)", "websocket_url": webSocketURL, "room_id": roomId ?? "?",
+                 "subscribe": roomTopic, "publish": roomPublishDestination,
+                 "message_interval_ms": String(messageInterval.milliseconds),
+                 "message_timeout_ms": String(messageTimeout.milliseconds),
+                 "reconnect": reconnect.map { "on (max \($0.maxAttempts), \($0.initial.milliseconds)–\($0.maximum.milliseconds) ms, ±\(Int($0.jitter * 100)) %)" } ?? "off",
+                 "auth": token != nil ? "token in \(authIn.rawValue)" : "none"]
+        if let h = stompHost { d["stomp_host"] = h }
+        return d
+    }
+
+    // MARK: Parsing helpers
+
+    static func path(_ p: String) -> String { p.hasPrefix("/") ? p : "/" + p }
+
+    static func positive(_ s: Settings, _ key: String, _ d: Duration) throws -> Duration {
+        guard let v = try s.duration(key) else { return d }
+        guard v > .zero else { throw ConfigError(variable: key, value: s.string(key) ?? "", expected: "a positive duration in ms") }
+        return v
+    }
+
+    /// `Name: value; Other: value` (also `name=value`) → pairs.
+    static func headers(_ s: Settings, _ key: String) throws -> [(String, String)] {
+        guard let raw = s.string(key) else { return [] }
+        var out: [(String, String)] = []
+        for item in raw.split(whereSeparator: { $0 == ";" || $0 == "\n" }) {
+            let t = item.lkTrimmed(" \t\r")
+            if t.isEmpty { continue }
+            guard let sep = t.firstIndex(where: { $0 == ":" || $0 == "=" }), sep != t.startIndex else {
+                // Never echo the raw value: it may hold a passcode.
+                throw ConfigError(variable: key, value: "<hidden>", expected: "`name:value` pairs separated by `;`")
+            }
+            out.append((t[..<sep].lkTrimmed(" \t"), t[t.index(after: sep)...].lkTrimmed(" \t")))
+        }
+        return out
+    }
+
+    static func heartBeat(_ s: Settings) throws -> (send: Duration, receive: Duration) {
+        guard let raw = s.string("STOMP_HEARTBEAT_MS") else { return (.seconds(10), .seconds(10)) }
+        let parts = raw.split(separator: ",").map { Int($0.lkTrimmed(" ")) }
+        guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, b >= 0 else {
+            throw ConfigError(variable: "STOMP_HEARTBEAT_MS", value: raw, expected: "`send,receive` in ms, e.g. 10000,10000 (0,0 disables)")
+        }
+        return (.milliseconds(a), .milliseconds(b))
+    }
+}
+
+/// The seeds' stage plans for the STOMP chat scenario (written at the seed's size; the default
+/// smoke scale shrinks them).
+public enum StompChatProfile: String, Sendable, CaseIterable {
+    /// Seed 000: 300 "initial" over 10 s, to 600 "peak" over 10 s, to 900 "final" over 10 s.
+    case seed000
+    /// Seed 001: 1,000 over 60 s, 3,000 over 300 s, 5,000 over 300 s, 10,000 over 600 s.
+    case seed001
+
+    /// Reads `LOADKIT_STOMP_PROFILE` (`seed000`, the default, or `seed001`).
+    public init(settings: Settings) throws {
+        guard let v = settings.string("LOADKIT_STOMP_PROFILE") else { self = .seed000; return }
+        guard let p = StompChatProfile(rawValue: v.lowercased()) else {
+            throw ConfigError(variable: "LOADKIT_STOMP_PROFILE", value: v, expected: "seed000 or seed001")
+        }
+        self = p
+    }
+
+    /// The ramp stages (cumulative targets).
+    public var stages: [Stage] {
+        switch self {
+        case .seed000:
+            return [Stage("initial", to: 300, over: .seconds(10)), Stage("peak", to: 600, over: .seconds(10)),
+                    Stage("final", to: 900, over: .seconds(10))]
+        case .seed001:
+            return [Stage("warm-up", to: 1000, over: .seconds(60)), Stage("medium", to: 3000, over: .seconds(300)),
+                    Stage("high", to: 5000, over: .seconds(300)), Stage("max", to: 10_000, over: .seconds(600))]
+        }
+    }
+}
+
+extension String {
+    func replacingAll(_ target: String, with value: String) -> String {
+        guard contains(target) else { return self }
+        return split(separator: target, omittingEmptySubsequences: false).joined(separator: value)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 { Int64(nanoseconds / 1_000_000) }
+}

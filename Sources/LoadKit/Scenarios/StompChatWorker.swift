@@ -1,0 +1,233 @@
+import Synchronization
+
+/// Metric names the STOMP chat worker records (seed 000/001; the Prometheus endpoint exports them
+/// as `stomp_load_test_<name>_total`, `…_ms`, `…_seconds`).
+public enum StompChatMetrics {
+    /// Trend: TCP connect + WebSocket upgrade, per connection.
+    public static let websocketConnect = "websocket_connect"
+    /// Trend: CONNECT → CONNECTED.
+    public static let stompConnect = "stomp_connect"
+    /// Trend: own SEND → own MESSAGE back (RTT).
+    public static let messageLatency = "message_latency"
+    /// Counter: SEND frames written.
+    public static let messagesSent = "messages_sent"
+    /// Counter: MESSAGE frames received (every broadcast, N:N).
+    public static let messagesReceived = "messages_received"
+    /// Counter: own messages received back (RTT samples).
+    public static let messagesEchoed = "messages_echoed"
+    /// Counter: messages still pending when the run ended (younger than the time-out; not failures).
+    public static let messagesPendingAtStop = "messages_pending_at_stop"
+    /// Trend: how long each WebSocket connection stayed up (µs; Prometheus in seconds).
+    public static let connectionDuration = "connection_duration"
+    /// Trend: the same, under seed 001's Prometheus name `websocket_duration_seconds`.
+    public static let websocketDuration = "websocket_duration"
+    /// Counter: reconnect attempts (every try after a failure).
+    public static let connectionRetries = "connection_retries"
+    /// Counter: successful reconnects.
+    public static let reconnects = "reconnects"
+    /// Trend: from losing the connection (or the first failed attempt) to subscribed again, back-off included.
+    public static let reconnectionTime = "reconnection_time"
+    /// Gauge: connections subscribed now.
+    public static let activeConnections = "active_connections"
+    /// Gauge: workers between a failure and their next successful connection.
+    public static let activeReconnections = "active_reconnections"
+    /// Rate: workers that ended connected with every message echoed (seed 000's success rate).
+    public static let workerSuccess = "worker_success"
+}
+
+extension StompChatConfiguration {
+    /// One chat worker's whole life (seed 000/001), for `LoadTest.run`: connect over WebSocket
+    /// (`websocket_connect`), STOMP CONNECT (`stomp_connect`), SUBSCRIBE to the room, then SEND a
+    /// JSON message every ``messageInterval`` until the run stops. Every MESSAGE is counted
+    /// (`messages_received`) on the event loop; the worker's own messages, recognised by their id,
+    /// give the RTT (`message_latency`); messages not back within ``messageTimeout`` are failures
+    /// (`message_timeout`). A dropped WebSocket, a failed handshake or a send on a closed session
+    /// triggers a reconnect with ``reconnect``'s back-off (`connection_retries`,
+    /// `reconnection_time`) when enabled; otherwise the worker stays down until the run ends (and
+    /// `connections_held` shows it). The worker is marked connected while subscribed.
+    ///
+    /// Call ``prepared(http:timeout:)`` first so ``token`` and ``roomId`` are known.
+    public func runWorker(_ user: VirtualUser) async throws {
+        let room = roomId ?? ""
+        let template = try MessageTemplate(messageTemplate)
+        let matcher = StompEchoMatcher(runTag: runTag, workerId: user.id)
+        let topic = roomTopic, destination = roomPublishDestination
+        let rec = user.recorder
+        let h = Handles(rec)
+
+        var failures = 0                 // consecutive failed attempts
+        var outageStart: UInt64?         // first failure of the current outage
+        var reconnecting = false
+        var seq: UInt64 = 0
+        var timeouts = 0
+        var gaveUp = false
+        var endedConnected = false
+        let pending = PendingBox()
+
+        func setReconnecting(_ on: Bool) {
+            guard on != reconnecting else { return }
+            reconnecting = on
+            rec.adjustGauge(StompChatMetrics.activeReconnections, by: on ? 1 : -1)
+        }
+        func expire(now: UInt64) {
+            let gone = pending.value.withLock { $0.expire(now: now, timeout: messageTimeout) }
+            for s in gone { user.fail(StompMessageTimeout(messageId: matcher.messageId(seq: s), timeout: messageTimeout), step: "message") }
+            timeouts += gone.count
+        }
+
+        while !user.isStopping {
+            if failures > 0 {
+                guard let policy = reconnect, let delay = policy.delay(attempt: failures) else { gaveUp = true; break }
+                setReconnecting(true)
+                if !(await user.sleep(for: delay)) { break }
+                rec.increment(h.retries)
+            }
+            // Connect: WebSocket upgrade, then CONNECT → CONNECTED.
+            let client: StompClient
+            do {
+                client = try await StompClient.connect(
+                    webSocket: webSocketURL, connectHeaders: effectiveConnectHeaders, host: stompHost,
+                    heartBeat: heartBeat, timeout: connectTimeout, wsHeaders: effectiveWebSocketHeaders,
+                    subprotocols: subprotocols)
+            } catch {
+                user.fail(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
+                failures += 1
+                if outageStart == nil { outageStart = monotonicNanos() }
+                if reconnect == nil { gaveUp = true; break }
+                continue
+            }
+            rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
+            rec.recordNanos(h.stompConnect, client.stompConnectNanos)
+            rec.increment(h.operations)
+
+            let closed = ClosedBox()
+            _ = Task { let cause = await client.waitClosed(); closed.value.withLock { $0 = (monotonicNanos(), cause) } }
+            do {
+                try await client.subscribe(destination: topic, id: "sub-1", receipt: subscribeReceipt, timeout: connectTimeout) { msg in
+                    let now = monotonicNanos()
+                    rec.increment(h.received)
+                    guard let s = msg.body.withUnsafeBytes({ matcher.seq(in: $0) }),
+                          let rtt = pending.value.withLock({ $0.echoed(seq: s, at: now) }) else { return }
+                    rec.recordNanos(h.latency, rtt)
+                    rec.increment(h.echoed)
+                    rec.increment(h.operations)
+                }
+            } catch {
+                user.fail(error, step: "subscribe")
+                client.close()
+                failures += 1
+                if outageStart == nil { outageStart = monotonicNanos() }
+                if reconnect == nil { gaveUp = true; break }
+                continue
+            }
+            let connectedAt = monotonicNanos()
+            if let s = outageStart {
+                rec.recordNanos(h.reconnectionTime, connectedAt &- s)
+                rec.increment(h.reconnects)
+                outageStart = nil
+            }
+            failures = 0
+            setReconnecting(false)
+            user.markConnected(true)
+            rec.adjustGauge(StompChatMetrics.activeConnections, by: 1)
+
+            // Send every interval until the run stops or the connection is lost.
+            var lost: (at: UInt64, cause: (any ClassifiedError)?)?
+            do {
+                try await user.every(messageInterval) {
+                    if let c = closed.value.withLock({ $0 }) { lost = c; throw ConnectionLost() }
+                    let now = monotonicNanos()
+                    expire(now: now)
+                    seq += 1
+                    let body = template.render(messageId: matcher.messageId(seq: seq), roomId: room, workerId: user.id,
+                                               seq: seq, timestampMillis: wallClockMillis())
+                    pending.value.withLock { $0.sent(seq: seq, at: monotonicNanos()) }
+                    client.send(destination: destination, body: body, contentType: contentType)
+                    rec.increment(h.sent)
+                }
+            } catch is ConnectionLost {
+            } catch {
+                lost = (monotonicNanos(), StompError.closed("\(error)"))
+            }
+
+            if lost == nil {
+                // The run is ending: give the last echoes a moment, then leave politely.
+                let drainEnd = monotonicNanos() &+ drainAtStop.nanoseconds
+                var pause: UInt64 = 10_000_000
+                while pending.value.withLock({ $0.count }) > 0, closed.value.withLock({ $0 }) == nil, monotonicNanos() < drainEnd, !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: min(pause, drainEnd &- min(drainEnd, monotonicNanos())))
+                    pause = min(pause * 2, 200_000_000)
+                }
+                expire(now: monotonicNanos())
+                let left = pending.value.withLock { $0.removeAll() }
+                if left > 0 { user.count(StompChatMetrics.messagesPendingAtStop, by: Int64(left)) }
+                endedConnected = closed.value.withLock({ $0 }) == nil
+                let d = monotonicNanos() &- connectedAt
+                rec.recordNanos(h.duration, d)
+                rec.recordNanos(h.wsDuration, d)
+                rec.adjustGauge(StompChatMetrics.activeConnections, by: -1)
+                user.markConnected(false)
+                await client.disconnect(timeout: .seconds(1))
+                break
+            }
+
+            // Lost: a drop, or a send on a closed session. Count it, then reconnect or give up.
+            let l = lost!
+            let d = l.at > connectedAt ? l.at - connectedAt : 0
+            rec.recordNanos(h.duration, d)
+            rec.recordNanos(h.wsDuration, d)
+            rec.adjustGauge(StompChatMetrics.activeConnections, by: -1)
+            user.markConnected(false)
+            user.fail(l.cause ?? StompError.closed("the server closed the connection"), step: "connection")
+            client.close()
+            failures = 1
+            outageStart = l.at
+            if reconnect == nil { gaveUp = true; break }
+        }
+        setReconnecting(false)
+        if gaveUp {
+            // Seed semantics: without reconnect a failed worker stays down until the run ends.
+            while !user.isStopping { _ = await user.sleep(for: .seconds(3600)) }
+            expire(now: monotonicNanos())
+            let left = pending.value.withLock { $0.removeAll() }
+            if left > 0 { user.count(StompChatMetrics.messagesPendingAtStop, by: Int64(left)) }
+        }
+        rec.rate(h.success, hit: endedConnected && !gaveUp && timeouts == 0)
+    }
+}
+
+/// The worker's pending messages, shared with the MESSAGE handler on the event loop.
+private final class PendingBox: Sendable {
+    let value = Mutex(StompPendingMessages())
+}
+
+/// When and why the current connection closed (nil while open).
+private final class ClosedBox: Sendable {
+    let value = Mutex<(at: UInt64, cause: (any ClassifiedError)?)?>(nil)
+}
+
+/// Thrown inside the send loop to leave it when the connection is gone.
+private struct ConnectionLost: Error {}
+
+/// Pre-resolved metric handles of one recorder (the MESSAGE handler runs per frame on the loop).
+private struct Handles: Sendable {
+    let wsConnect, stompConnect, latency, duration, wsDuration, reconnectionTime: TrendHandle
+    let sent, received, echoed, operations, retries, reconnects: CounterHandle
+    let success: RateHandle
+    init(_ r: MetricsRecorder) {
+        wsConnect = r.trend(StompChatMetrics.websocketConnect)
+        stompConnect = r.trend(StompChatMetrics.stompConnect)
+        latency = r.trend(StompChatMetrics.messageLatency)
+        duration = r.trend(StompChatMetrics.connectionDuration)
+        wsDuration = r.trend(StompChatMetrics.websocketDuration)
+        reconnectionTime = r.trend(StompChatMetrics.reconnectionTime)
+        sent = r.counter(StompChatMetrics.messagesSent)
+        received = r.counter(StompChatMetrics.messagesReceived)
+        echoed = r.counter(StompChatMetrics.messagesEchoed)
+        operations = r.counter(RunnerMetrics.operations)
+        // Resolved up front so the reports always carry them (`connection_retries_total,0`).
+        retries = r.counter(StompChatMetrics.connectionRetries)
+        reconnects = r.counter(StompChatMetrics.reconnects)
+        success = r.rateHandle(StompChatMetrics.workerSuccess)
+    }
+}
