@@ -187,7 +187,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         }
         defer { silent.close() }
         await #expect(throws: WebSocketError.self) {
-            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(200)) }
+            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(500)) }
             catch let e as WebSocketError { #expect(e.kind == "ws_handshake_timeout"); throw e }
         }
     }
@@ -208,6 +208,18 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         try await ws.send(text: "still there")
         #expect(try await ws.receive(timeout: .seconds(5)) == .text("still there"))
         await ws.close()
+    }
+
+    @Test func closeHandshakeIsBoundedByTheCloseTimeout() async throws {
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSMuteServer()) }
+        defer { listener.close() }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5),
+                                                   closeTimeout: .milliseconds(100))
+        let start = monotonicNanos()
+        let info = await ws.close(code: 1001, reason: "leaving")
+        let elapsed = monotonicNanos() - start
+        #expect(info.code == 1001)
+        #expect(elapsed >= 90_000_000 && elapsed < 4_000_000_000)  // well below the 5 s default
     }
 
     @Test func wssIsAClearError() async throws {
@@ -260,5 +272,19 @@ final class WSBadAcceptServer: ConnectionDelegate, @unchecked Sendable {
 /// Never answers.
 final class WSSilentServer: ConnectionDelegate, @unchecked Sendable {
     func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+/// Completes the handshake, then ignores everything (never answers a close).
+final class WSMuteServer: ConnectionDelegate, @unchecked Sendable {
+    var parser = HTTPRequestHeadParser()
+    var upgraded = false
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard !upgraded else { return }
+        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
+            upgraded = true
+            c.write(a.responseBytes)
+        }
+    }
     func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
 }

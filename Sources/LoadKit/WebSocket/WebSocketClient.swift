@@ -31,27 +31,27 @@ public final class WebSocketClient: @unchecked Sendable {
     }
 
     /// Connects to a `ws://` URL (`host:port/path` without scheme is taken as `ws`).
-    /// See ``connect(_:headers:subprotocols:timeout:maxMessageSize:source:on:)-(Endpoint,_,_,_,_,_,_)``.
+    /// See the `Endpoint` variant.
     public static func connect(_ url: String, headers: [(String, String)] = [], subprotocols: [String] = [],
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
-                               source: SocketAddress? = nil,
+                               source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
         let endpoint = try Endpoint(url, defaultScheme: .ws)
         return try await connect(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
-                                 maxMessageSize: maxMessageSize, source: source, on: loop)
+                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout, on: loop)
     }
 
     /// Opens TCP (optionally from a `source` address) and performs the opening handshake within
     /// `timeout`: fresh `Sec-WebSocket-Key`, `headers` added as given (Authorization, Origin, …),
     /// `subprotocols` offered; checks status 101, Upgrade/Connection, `Sec-WebSocket-Accept` and
-    /// that a selected subprotocol was offered.
+    /// that a selected subprotocol was offered. `closeTimeout` bounds the closing handshake.
     ///
     /// Throws ``TransportError`` for connect failures, ``HTTPError/tlsUnavailable(endpoint:)`` for
     /// `wss`, and ``WebSocketError``: `ws_handshake_<status>` (with up to ~200 bytes of the body,
     /// e.g. `INVALID_TICKET`), `ws_handshake_invalid`, `ws_handshake_timeout`, `ws_handshake_closed`.
     public static func connect(_ endpoint: Endpoint, headers: [(String, String)] = [], subprotocols: [String] = [],
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
-                               source: SocketAddress? = nil,
+                               source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
         if endpoint.isTLS { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         let address = try await endpoint.resolve()
@@ -64,7 +64,7 @@ public final class WebSocketClient: @unchecked Sendable {
         let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
             loop.execute {
                 let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
-                                                 cont: cont)
+                                                 closeTimeout: closeTimeout, cont: cont)
                 tcp.start(delegate: hs)
                 tcp.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
@@ -128,7 +128,7 @@ public final class WebSocketClient: @unchecked Sendable {
 
     // MARK: closing
 
-    /// Performs the closing handshake (bounded by the close timeout, 5 s) and returns how the
+    /// Performs the closing handshake (bounded by the connect call's `closeTimeout`) and returns how the
     /// connection ended.
     @discardableResult
     public func close(code: UInt16 = WebSocketCloseCode.normal, reason: String = "") async -> WebSocketCloseInfo {
@@ -146,6 +146,7 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private let request: WebSocketHandshake.ClientRequest
     private let endpoint: Endpoint
     private let maxMessageSize: Int
+    private let closeTimeout: Duration
     private var cont: CheckedContinuation<WebSocketConnection, any Error>?
     var timer: LoopTimer?
     // A rejected handshake: collect a little of the body for the error message.
@@ -153,8 +154,9 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private var body: [UInt8] = []
     private var bodyWanted = 0
 
-    init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int,
+    init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int, closeTimeout: Duration,
          cont: CheckedContinuation<WebSocketConnection, any Error>) {
+        self.closeTimeout = closeTimeout
         self.request = request
         self.endpoint = endpoint
         self.maxMessageSize = maxMessageSize
@@ -180,12 +182,20 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 let length = head.headers["Content-Length"].flatMap { Int($0.trimmingASCIISpaces()) }
                 bodyWanted = min(length ?? 200, 200)
                 body.append(contentsOf: rest.prefix(bodyWanted))
-                if body.count >= bodyWanted { failRejected(head, tcp) }
+                if body.count >= bodyWanted { failRejected(head, tcp); return }
+                // Don't let a slow or chunked body turn the rejection into a timeout: report
+                // the status with whatever of the body arrives within a short grace period.
+                timer?.cancel()
+                timer = tcp.loop.schedule(after: .milliseconds(200)) { [weak self, weak tcp] in
+                    guard let self, let tcp, let head = self.rejected else { return }
+                    self.failRejected(head, tcp)
+                }
                 return
             }
             do {
                 let proto = try WebSocketHandshake.validate(response: head, for: request)
-                let ws = WebSocketConnection(tcp: tcp, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize)
+                let ws = WebSocketConnection(tcp: tcp, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize,
+                                             closeTimeout: closeTimeout)
                 timer?.cancel()
                 let k = cont
                 cont = nil

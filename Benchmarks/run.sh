@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# LoadKit's side-by-side benchmark. Release build; loopback only; every measurement bounded.
+#   Benchmarks/run.sh            # all sections
+#   Benchmarks/run.sh http       # one section: http | record | stomp | held
+# Installs nginx, wrk and hey from Debian packages when missing. Prints one table with LoadKit's
+# figures beside the peers' figures from the same run, with ratios and whether each target is met.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECTIONS=${*:-"record http stomp held"}
+DURATION=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNECTIONS:-50}
+HELD=${BENCH_HELD:-19000}
+OUT=$(mktemp -d /tmp/loadkit-bench.XXXXXX)
+ROWS="$OUT/rows.tsv"
+: > "$ROWS"
+row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; }   # name loadkit peer ratio verdict
+
+need() {
+  local missing=()
+  for p in "$@"; do command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} (apt-get)…" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+echo "building loadkit (release)…" >&2
+swift build -c release --product loadkit >/dev/null
+swift build -c release --product loadkit-fixture >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+LK="$BIN/loadkit"
+
+for s in $SECTIONS; do case "$s" in
+record)
+  "$LK" bench record | tee "$OUT/record.txt" >&2
+  ns_rec=$(awk '/^histogram_record_ns/{print $2}' "$OUT/record.txt")
+  ns_inc=$(awk '/^counter_increment_ns/{print $2}' "$OUT/record.txt")
+  row "histogram record (ns)" "$ns_rec" "-" "-" "$(awk -v v="$ns_rec" 'BEGIN{print (v<=50)?"met (<= 50)":"MISSED (<= 50)"}')"
+  row "counter increment (ns)" "$ns_inc" "-" "-" "-"
+  ;;
+http)
+  need nginx wrk hey taskset
+  PORT=18080
+  ND="$OUT/nginx"; mkdir -p "$ND"
+  sed "s#__DIR__#$ND#g; s#__PORT__#$PORT#g" Benchmarks/nginx.conf.template > "$ND/nginx.conf"
+  taskset -c 1 nginx -c "$ND/nginx.conf" -p "$ND" & NGINX=$!
+  trap 'kill $NGINX 2>/dev/null || true' EXIT
+  for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/hello" && break; sleep 0.1; done
+  URL="http://127.0.0.1:$PORT/hello"
+  # Everything client-side is pinned to core 0; nginx has core 1.
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL" > "$OUT/wrk.txt"
+  taskset -c 0 hey -c "$CONNS" -z "${DURATION}s" "$URL" > "$OUT/hey.txt"
+  taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" > "$OUT/loadkit-http.txt"
+  wrk_rps=$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.txt")
+  hey_rps=$(awk '/Requests\/sec/{print $2}' "$OUT/hey.txt")
+  lk_rps=$(awk '/^requests_per_second/{print $2}' "$OUT/loadkit-http.txt")
+  wrk_p50=$(awk '$1=="50%"{print $2}' "$OUT/wrk.txt"); wrk_p99=$(awk '$1=="99%"{print $2}' "$OUT/wrk.txt")
+  lk_p50=$(awk '/^p50_us/{print $2"us"}' "$OUT/loadkit-http.txt"); lk_p99=$(awk '/^p99_us/{print $2"us"}' "$OUT/loadkit-http.txt")
+  r_wrk=$(awk -v a="$lk_rps" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
+  r_hey=$(awk -v a="$lk_rps" -v b="$hey_rps" 'BEGIN{printf "%.2f", a/b}')
+  row "HTTP req/s, 1 core, $CONNS conns vs wrk" "$lk_rps" "wrk $wrk_rps" "$r_wrk" "$(awk -v r="$r_wrk" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
+  row "HTTP req/s, 1 core, $CONNS conns vs hey" "$lk_rps" "hey $hey_rps" "$r_hey" "$(awk -v r="$r_hey" 'BEGIN{print (r>1)?"met (> 1)":"MISSED (> 1)"}')"
+  row "HTTP latency p50 / p99" "$lk_p50 / $lk_p99" "wrk $wrk_p50 / $wrk_p99" "-" "-"
+  kill $NGINX 2>/dev/null || true; trap - EXIT
+  ;;
+stomp)
+  "$LK" bench stomp --fixture "$BIN/loadkit-fixture" --seconds "$DURATION" | tee "$OUT/stomp.txt" >&2
+  fps=$(awk '/^stomp_frames_per_second_per_core/{print $2}' "$OUT/stomp.txt")
+  wsps=$(awk '/^websocket_messages_per_second_per_core/{print $2}' "$OUT/stomp.txt")
+  fan=$(awk '/^fanout/{print $2}' "$OUT/stomp.txt")
+  row "STOMP MESSAGE frames/s per client core (fan-out $fan)" "$fps" "-" "-" "$(awk -v v="$fps" 'BEGIN{print (v>=200000)?"met (>= 200000)":"MISSED (>= 200000)"}')"
+  row "WebSocket messages/s per client core" "$wsps" "-" "-" "-"
+  ;;
+held)
+  "$LK" bench held --fixture "$BIN/loadkit-fixture" --connections "$HELD" --hold-seconds "${BENCH_HOLD_SECONDS:-30}" | tee "$OUT/held.txt" >&2
+  held=$(awk '/^held_connections/{print $2}' "$OUT/held.txt")
+  kb=$(awk '/^client_rss_kb_per_connection/{print $2}' "$OUT/held.txt")
+  cpu=$(awk '/^client_idle_cpu_percent/{print $2}' "$OUT/held.txt")
+  row "held STOMP-over-WS connections, one process" "$held" "-" "-" "$(awk -v v="$held" -v t="$HELD" 'BEGIN{print (v>=t)?"met (>= "t")":"MISSED (>= "t")"}')"
+  row "client RSS per held connection (KB)" "$kb" "-" "-" "$(awk -v v="$kb" 'BEGIN{print (v<=8)?"met (<= 8)":"MISSED (<= 8)"}')"
+  row "client idle CPU (% of a core)" "$cpu" "-" "-" "$(awk -v v="$cpu" 'BEGIN{print (v<10)?"met (< 10)":"MISSED (< 10)"}')"
+  ;;
+*) echo "unknown section $s" >&2; exit 2 ;;
+esac; done
+
+echo
+echo "LoadKit benchmark — $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores — swift $(swift --version 2>&1 | awk '/Swift version/{print $3; exit}')"
+printf '%-52s | %-22s | %-22s | %-6s | %s\n' "measure" "LoadKit" "peer (same run)" "ratio" "target"
+printf '%s\n' "-----------------------------------------------------+------------------------+------------------------+--------+------------------"
+while IFS=$'\t' read -r a b c d e; do printf '%-52s | %-22s | %-22s | %-6s | %s\n' "$a" "$b" "$c" "$d" "$e"; done < "$ROWS"
+echo "(raw outputs in $OUT)"
