@@ -164,4 +164,7 @@ public struct DataSetError: ClassifiedError, Sendable, Equatable {
     /// Always the load generator.
     public var source: FailureSource { .loadGenerator }
     public var description: String { message }
+
+    /// Creates an error (also for callers that find a data set unusable, e.g. a missing column).
+    public init(kind: String, message: String) { self.kind = kind; self.message = message }
 }
