@@ -1,5 +1,5 @@
 import Testing
-@testable import LoadKit
+import LoadKit
 
 @Suite struct StompChatScenarioTests {
     @Test func readsTheSeedVariablesWithTheirDefaults() throws {

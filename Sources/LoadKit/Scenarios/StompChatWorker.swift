@@ -54,6 +54,9 @@ extension StompChatConfiguration {
         let topic = topic(room: room), destination = publishDestination(room: room)
         let rec = user.recorder
         let h = Handles(rec)
+        // Present from the start in the Prometheus exposition, also when nobody reconnects.
+        rec.adjustGauge(StompChatMetrics.activeReconnections, by: 0)
+        rec.adjustGauge(StompChatMetrics.activeConnections, by: 0)
 
         var failures = 0                 // consecutive failed attempts
         var outageStart: UInt64?         // first failure of the current outage
