@@ -1,2 +1,20 @@
-import LoadKit
-print("loadkit: not yet")
+// `loadkit`: LoadKit's command-line companion. This file only dispatches; each command lives in
+// its own files (bench: Bench*.swift).
+//
+//   loadkit bench record|http|stomp|held [--flag value …]   side-by-side benchmark sections
+import Foundation
+
+/// A subcommand: takes its arguments (after the command name) and returns the exit status.
+typealias Command = @Sendable ([String]) async -> Int32
+
+/// One line per subcommand (e.g. `"merge": { MergeCommand.run($0) },` for shard results).
+let commands: [String: Command] = [
+    "bench": { await BenchCommand.run($0) },
+]
+
+let argv = Array(CommandLine.arguments.dropFirst())
+guard let name = argv.first, let command = commands[name] else {
+    FileHandle.standardError.write(Data("usage: loadkit <\(commands.keys.sorted().joined(separator: "|"))> …\n".utf8))
+    exit(64)
+}
+exit(await command(Array(argv.dropFirst())))

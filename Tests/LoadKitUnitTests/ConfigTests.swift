@@ -133,6 +133,24 @@ import Testing
         #expect(Scale.suiteKey("stomp-chat") == "STOMP_CHAT")
     }
 
+    @Test func shardsSplitThePlanExactly() throws {
+        let plan = LoadTest("runnity") { Stage("ramp", to: 3_500, over: .seconds(300)); Hold(.seconds(1200)) }
+        var total = 0
+        for i in 0..<7 {
+            let t = try plan.scaled(by: Settings(["LOADKIT_SCALE": "seed", "LOADKIT_SHARD_INDEX": String(i), "LOADKIT_SHARD_COUNT": "7"]))
+            total += t.peakUsers
+            #expect(t.peakUsers == 500)
+            #expect(t.options.shard.globalIndex(local: 2) == 14 + i)
+        }
+        #expect(total == 3_500)
+        let s = try Shard(index: 2, count: 3)
+        #expect((0..<10).map { s.share(of: $0) } == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3])
+        #expect(throws: ConfigError.self) { try Shard(settings: Settings(["LOADKIT_SHARD_INDEX": "3", "LOADKIT_SHARD_COUNT": "3"])) }
+        let open = try LoadTest("q", rate: .constant(100, for: .seconds(10)), maxUsers: 10)
+            .scaled(by: Settings(["LOADKIT_SCALE": "seed", "LOADKIT_SHARD_INDEX": "1", "LOADKIT_SHARD_COUNT": "4"]))
+        #expect(open.peakUsers == 25 && open.plannedPeakUsers == 3) // users 1, 5, 9 of 10
+    }
+
     @Test func loadKitSettings() throws {
         let s = Settings(["LOADKIT_REPORT_DIR": "/tmp/r", "LOADKIT_PROMETHEUS_PORT": "2112", "LOADKIT_PROGRESS": "1"])
         #expect(s.reportDirectory == "/tmp/r")

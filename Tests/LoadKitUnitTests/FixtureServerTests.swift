@@ -280,29 +280,48 @@ final class StompOverWS: @unchecked Sendable {
     @Test func droppedConnectionIsSeenAsAbnormalClosure() async throws {
         var o = FixtureOptions()
         o.faults.dropConnectionShare = 1
-        o.faults.dropAfter = .milliseconds(400) ... .milliseconds(400)
+        o.faults.dropAfter = .milliseconds(300) ... .milliseconds(300)
         let chat = try await StompChatFixture.start(o)
         defer { Task { await chat.stop() } }
-        let ws = try await WebSocketClient.connect(chat.webSocketURL, subprotocols: ["v12.stomp"], timeout: .seconds(5))
-        let info = await ws.waitClosed()
-        #expect(info.code == 1006)
+        do {
+            let ws = try await WebSocketClient.connect(chat.webSocketURL, subprotocols: ["v12.stomp"], timeout: .seconds(5))
+            let info = await ws.waitClosed()
+            #expect(info.code == 1006)
+        } catch {
+            // On a very loaded machine the reset can land inside the handshake: still a server-side reset.
+            #expect(error.loadKitSource == .server)
+        }
         #expect(chat.droppedConnections == 1)
     }
 
     @Test func refusedConnectsForAWindow() async throws {
         let f = try await ConcertFixture.start()
         defer { Task { await f.stop() } }
-        f.refuseConnects(for: .milliseconds(400))
-        try await Task.sleep(for: .milliseconds(50))
-        do {
-            _ = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
-            Issue.record("connect succeeded while refusing")
-        } catch let e as TransportError {
-            #expect(e.kind == "refused")
+        f.refuseConnects(for: .milliseconds(500))
+        // The listening socket closes on its loop: poll until a connect is refused.
+        var refused = false
+        for _ in 0..<40 where !refused {
+            do {
+                let c = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
+                c.close()
+                try await Task.sleep(for: .milliseconds(10))
+            } catch let e as TransportError {
+                // A connect caught in the closing socket's backlog is reset; then come refusals.
+                refused = e.kind == "refused"
+            }
         }
-        try await Task.sleep(for: .milliseconds(600))
-        let c = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
-        c.close()
+        #expect(refused)
+        // And it listens again after the window.
+        var back = false
+        for _ in 0..<100 where !back {
+            if let c = try? await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2)) {
+                c.close()
+                back = true
+            } else {
+                try await Task.sleep(for: .milliseconds(30))
+            }
+        }
+        #expect(back)
     }
 }
 

@@ -63,6 +63,13 @@ private func parseSplit(_ input: [UInt8], cuts: [Int]) throws -> [StompFrame] {
         }
     }
 
+    @Test func descriptionHidesCredentials() {
+        let f = StompFrame(.connect, headers: [("login", "bob"), ("passcode", "hunter22"), ("Authorization", "Bearer abc123")])
+        #expect(f.description.contains("login:bob"))
+        #expect(!f.description.contains("hunter22"))
+        #expect(!f.description.contains("abc123"))
+    }
+
     @Test func escapingOnTheWire() {
         let send = StompFrameEncoder.encode(StompFrame(.send, headers: [("a:b", "c\nd\re\\f")]))
         #expect(String(decoding: send, as: UTF8.self) == "SEND\na\\cb:c\\nd\\re\\\\f\ncontent-length:0\n\n\0")

@@ -37,4 +37,15 @@ struct StompInteropTests {
                                               heartBeat: (.seconds(1), .seconds(1)), timeout: .seconds(5))
         try await roundTrip(c)
     }
+
+    /// Serves the test broker (server-role codec) on `STOMP_INTEROP_SERVE_PORT` for
+    /// `STOMP_INTEROP_SERVE_SECONDS` (default 20) so an independent client (stomp.py) can be run
+    /// against it; `STOMP_INTEROP_SERVE_WS=1` serves STOMP over WebSocket at `/stomp` instead.
+    @Test(.enabled(if: env["STOMP_INTEROP_SERVE_PORT"] != nil))
+    func serveForIndependentClients() async throws {
+        let broker = try StompTestBroker(webSocket: Self.env["STOMP_INTEROP_SERVE_WS"] == "1",
+                                         port: Int(Self.env["STOMP_INTEROP_SERVE_PORT"]!)!)
+        defer { broker.close() }
+        try await Task.sleep(for: .seconds(Int(Self.env["STOMP_INTEROP_SERVE_SECONDS"] ?? "") ?? 20))
+    }
 }

@@ -129,9 +129,9 @@ final class StompTestBroker: Sendable {
     let state = Mutex(State())
     let listener: TCPListener
 
-    init(webSocket: Bool = false) throws {
+    init(webSocket: Bool = false, port: Int = 0, tls: TLSConfiguration? = nil) throws {
         let box = Mutex<StompTestBroker?>(nil)
-        listener = try TCPListener { tcp in
+        listener = try TCPListener(port: port, tls: tls) { tcp in
             guard let broker = box.withLock({ $0 }) else { tcp.close(); return }
             if webSocket {
                 WebSocketServer.accept(tcp, supportedSubprotocols: ["v12.stomp"], authorize: { head in
@@ -391,6 +391,29 @@ final class StompInbox: Sendable {
         _ = try await c.subscribe(destination: "/d", receipt: true) { inbox.add($0) }
         #expect(await inbox.wait(for: 3) == ["one", "two", "one"])
         c.close()
+        #expect(await c.waitClosed() == nil)
+    }
+
+    /// A server that never answers DISCONNECT: `disconnect(timeout:)` still returns, bounded.
+    @Test func disconnectIsBoundedWhenTheReceiptNeverComes() async throws {
+        final class NoReceipt: ConnectionDelegate, @unchecked Sendable {
+            var parser = StompFrameParser(peer: .loadGenerator)
+            func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+                var frames: [StompFrame] = []
+                try? parser.parse(bytes) { frames.append($0) }
+                for f in frames where f.command == .connect {
+                    c.write(Array("CONNECTED\nversion:1.2\n\n\0".utf8))
+                }
+            }
+            func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+        }
+        let listener = try TCPListener { tcp in tcp.start(delegate: NoReceipt()) }
+        defer { listener.close() }
+        let c = try await StompClient.connect(tcp: listener.address, configuration: .init(heartBeat: (.zero, .zero)), timeout: .seconds(5))
+        let start = monotonicNanos()
+        await c.disconnect(timeout: .milliseconds(100))
+        let waited = monotonicNanos() - start
+        #expect(waited >= 90_000_000 && waited < 2_000_000_000)
         #expect(await c.waitClosed() == nil)
     }
 }

@@ -190,7 +190,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ ($0 >> 11)) }
         let got = try await tlsEcho(conn, payload)
         #expect(got.count == payload.count)
-        #expect(got == payload)
+        #expect(got == payload, "echoed bytes differ")
         // After the burst, the memory BIOs gave their grown buffers back (idle footprint stays small).
         let caps: (read: Int, write: Int) = await withCheckedContinuation { k in
             conn.loop.execute { k.resume(returning: conn.tlsSession!.bioCapacities) }
@@ -263,6 +263,61 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
             conn.loop.execute { collector.cont = k; conn.start(delegate: collector) }
         }
         #expect(got == Array("greeting\n".utf8))
+    }
+
+    @Test func dataAndCloseBeforeStartAreNotLost() async throws {
+        let certs = try TLSTestFixture.certificates()
+        // Echoes the first message, then closes (close_notify + FIN).
+        final class EchoThenClose: ConnectionDelegate, @unchecked Sendable {
+            func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes); c.close() }
+            func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+        }
+        let listener = try TCPListener(tls: certs.serverConfiguration) { $0.start(delegate: EchoThenClose()) }
+        defer { listener.close() }
+        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+        conn.write(Array("ping".utf8))  // no delegate yet
+        try await Task.sleep(for: .milliseconds(100))  // the reply and the close arrive meanwhile
+        let collector = Collector(expected: 4)
+        final class Holder: @unchecked Sendable { var timer: LoopTimer? }
+        let holder = Holder()
+        defer { conn.loop.execute { holder.timer?.cancel() } }
+        let got: [UInt8] = try await withCheckedThrowingContinuation { k in
+            conn.loop.execute {
+                collector.cont = k
+                conn.start(delegate: collector)
+                // Bounded: fail instead of hanging if the reply was lost.
+                holder.timer = conn.loop.schedule(after: .seconds(3)) {
+                    if let k = collector.cont { collector.cont = nil; k.resume(throwing: TransportError.timedOut(endpoint: "test", operation: "read")) }
+                }
+            }
+        }
+        #expect(got == Array("ping".utf8))
+        await conn.waitClosed()
+        #expect(collector.closeError?.kind == "closed_by_peer")
+    }
+
+    @Test func writingBytesFromTheLoopBufferIsSafe() async throws {
+        // A plain connection's read forwarded to a TLS connection: the plaintext lies in the loop's
+        // read buffer, which the TLS layer also uses for outgoing ciphertext.
+        let certs = try TLSTestFixture.certificates()
+        let listener = try TLSTestFixture.echoListener(certs)
+        defer { listener.close() }
+        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+        defer { conn.close() }
+        let count = 60 * 1024
+        let expected = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let collector = Collector(expected: count)
+        let got: [UInt8] = try await withCheckedThrowingContinuation { k in
+            conn.loop.execute {
+                collector.cont = k
+                conn.start(delegate: collector)
+                let buf = conn.loop.readBuffer
+                let region = UnsafeMutableRawBufferPointer(rebasing: buf[(buf.count - count)...])
+                expected.withUnsafeBytes { region.copyMemory(from: $0) }
+                conn.write(rawBytes: UnsafeRawBufferPointer(region))
+            }
+        }
+        #expect(got.count == expected.count && got == expected, "forwarded bytes differ")
     }
 
     @Test func badCAFileFailsAtOnceAsConfiguration() async throws {

@@ -187,14 +187,46 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         }
         defer { silent.close() }
         await #expect(throws: WebSocketError.self) {
-            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(200)) }
+            do { _ = try await WebSocketClient.connect("ws://127.0.0.1:\(silent.address.port)/", timeout: .milliseconds(500)) }
             catch let e as WebSocketError { #expect(e.kind == "ws_handshake_timeout"); throw e }
         }
     }
 
+    @Test func receiveTimeoutAndCancellationLeaveTheConnectionUsable() async throws {
+        let server = try WSEchoServer()
+        let ws = try await WebSocketClient.connect(server.url, timeout: .seconds(5))
+        do {
+            _ = try await ws.receive(timeout: .milliseconds(50))
+            Issue.record("receive returned without a message")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_receive_timeout")
+        }
+        let waiting = Task { try await ws.receive() }
+        try await Task.sleep(for: .milliseconds(20))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        try await ws.send(text: "still there")
+        #expect(try await ws.receive(timeout: .seconds(5)) == .text("still there"))
+        await ws.close()
+    }
+
+    @Test func closeHandshakeIsBoundedByTheCloseTimeout() async throws {
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSMuteServer()) }
+        defer { listener.close() }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5),
+                                                   closeTimeout: .milliseconds(100))
+        let start = monotonicNanos()
+        let info = await ws.close(code: 1001, reason: "leaving")
+        let elapsed = monotonicNanos() - start
+        #expect(info.code == 1001)
+        #expect(elapsed >= 90_000_000 && elapsed < 4_000_000_000)  // well below the 5 s default
+    }
+
+    #if !TLS  // with the TLS trait, wss connects (TLSEndToEndTests)
     @Test func wssIsAClearError() async throws {
         await #expect(throws: HTTPError.self) { _ = try await WebSocketClient.connect("wss://127.0.0.1:1/", timeout: .seconds(1)) }
     }
+    #endif
 }
 
 /// Polls `condition` every few milliseconds for up to 5 s.
@@ -242,5 +274,19 @@ final class WSBadAcceptServer: ConnectionDelegate, @unchecked Sendable {
 /// Never answers.
 final class WSSilentServer: ConnectionDelegate, @unchecked Sendable {
     func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+/// Completes the handshake, then ignores everything (never answers a close).
+final class WSMuteServer: ConnectionDelegate, @unchecked Sendable {
+    var parser = HTTPRequestHeadParser()
+    var upgraded = false
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard !upgraded else { return }
+        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
+            upgraded = true
+            c.write(a.responseBytes)
+        }
+    }
     func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
 }

@@ -108,4 +108,25 @@ final class WSRawCollector: ConnectionDelegate, @unchecked Sendable {
             #expect(e.message.contains("INVALID_TICKET"))
         }
     }
+
+    @Test func rejectionWithKeepAliveChunkedBodyIsReportedPromptly() async throws {
+        // 403 with a chunked body on a kept-alive connection: no Content-Length, no close.
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSChunkedRejecter()) }
+        defer { listener.close() }
+        // Without the grace period this would end as `ws_handshake_timeout` after 10 s.
+        do {
+            _ = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(10))
+            Issue.record("rejected handshake succeeded")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_handshake_403")
+            #expect(e.message.contains("INVALID_TICKET"))
+        }
+    }
+}
+
+final class WSChunkedRejecter: ConnectionDelegate, @unchecked Sendable {
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        c.write(Array("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\ne\r\nINVALID_TICKET\r\n0\r\n\r\n".utf8))
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
 }

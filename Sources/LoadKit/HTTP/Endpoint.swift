@@ -127,14 +127,29 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
     /// The `Host` header value: the host (IPv6 in brackets) and the port unless it is the default.
     public var hostHeader: String {
-        let h = host.contains(":") ? "[\(host)]" : host
+        let h = isIPv6 ? "[\(host)]" : host
         return port == scheme.defaultPort ? h : "\(h):\(port)"
     }
 
     /// `host:port` with IPv6 in brackets; the key of a connection pool.
     public var authority: String {
-        let h = host.contains(":") ? "[\(host)]" : host
+        let h = isIPv6 ? "[\(host)]" : host
         return "\(h):\(port)"
+    }
+
+    /// True when the host is an IPv6 literal (written in brackets in URLs and `Host`).
+    public var isIPv6: Bool { host.utf8.contains(UInt8(ascii: ":")) }
+
+    /// Appends the `Host` header value without building a string (request encoding hot path).
+    func appendHostHeader(to buffer: inout [UInt8]) {
+        let v6 = isIPv6
+        if v6 { buffer.append(UInt8(ascii: "[")) }
+        buffer.append(contentsOf: host.utf8)
+        if v6 { buffer.append(UInt8(ascii: "]")) }
+        if port != scheme.defaultPort {
+            buffer.append(UInt8(ascii: ":"))
+            appendDecimal(&buffer, port)
+        }
     }
 
     /// The full URL, query included.

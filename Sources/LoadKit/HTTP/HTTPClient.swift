@@ -34,6 +34,9 @@ public final class HTTPClient: Sendable {
         public var defaultHeaders: HTTPHeaders = HTTPHeaders()
         /// The loops connections run on.
         public var group: EventLoopGroup = .shared
+        /// TLS for `https` URLs (needs the `TLS` trait): verification, trusted CA, ALPN. The server
+        /// name is each URL's host unless set here. Default ``TLSConfiguration/defaultClient``.
+        public var tls: TLSConfiguration = .defaultClient
 
         /// Default settings.
         public init() {}
@@ -65,7 +68,7 @@ public final class HTTPClient: Sendable {
     /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
         let endpoint = request.endpoint
-        if endpoint.isTLS { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         let pool = pool(for: endpoint)
         let limit = timeout ?? configuration.defaultTimeout
         let start = monotonicNanos()
@@ -73,8 +76,15 @@ public final class HTTPClient: Sendable {
         if !configuration.defaultHeaders.isEmpty {
             for f in configuration.defaultHeaders where !request.headers.contains(f.name) { request.headers.add(f.name, f.value) }
         }
-        return try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
-            pool.submit(PendingRequest(request: request, timeout: limit, start: start, continuation: cont))
+        let pending = PendingRequest(request: request, timeout: limit, start: start)
+        // Cancelling the calling task fails the request at once with CancellationError; a
+        // response that still arrives is read and dropped, so the connection stays usable.
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
+                if pending.attach(cont) { pool.submit(pending) }
+            }
+        } onCancel: {
+            pending.fail(CancellationError())
         }
     }
 
@@ -127,8 +137,10 @@ public final class HTTPClient: Sendable {
         let key = PoolKey(endpoint)
         return pools.withLock { p in
             if let existing = p[key] { return existing }
+            let tls = endpoint.isTLS ? configuration.tls.withServerName(configuration.tls.serverName ?? endpoint.host) : nil
             let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
-                                   configuration: configuration, nextSource: { [weak self] in self?.nextSource() })
+                                   configuration: configuration, tls: tls,
+                                   nextSource: { [weak self] in self?.nextSource() })
             p[key] = created
             return created
         }
@@ -152,40 +164,72 @@ struct PoolKey: Hashable, Sendable {
 /// One request on its way: created by `execute`, then owned by whoever holds it (pool queue or
 /// connection loop). Resumed exactly once.
 final class PendingRequest: @unchecked Sendable {
+    private struct Completion: ~Copyable {
+        var continuation: UnsafeContinuation<HTTPResponse, any Error>?
+        var finished = false
+        var failure: (any Error)?
+    }
+
     let request: HTTPRequest
     let timeout: Duration
     let start: UInt64
     let deadline: UInt64
-    private var continuation: UnsafeContinuation<HTTPResponse, any Error>?
+    // Resumed once, by whoever comes first: the connection, the timeout, or cancellation.
+    private let completion = Mutex(Completion())
+    // Touched only by the current owner (connection loop or pool), never concurrently.
     var sentAt: UInt64 = 0
     var firstByteAt: UInt64 = 0
     var staleRetries = 0
     var requeues = 0
 
-    init(request: HTTPRequest, timeout: Duration, start: UInt64, continuation: UnsafeContinuation<HTTPResponse, any Error>) {
+    init(request: HTTPRequest, timeout: Duration, start: UInt64) {
         self.request = request
         self.timeout = timeout
         self.start = start
         self.deadline = start &+ timeout.nanoseconds
-        self.continuation = continuation
     }
 
     var timeoutError: HTTPError { .timeout(after: timeout, endpoint: request.endpoint.description) }
 
+    /// True once the caller has its answer (response, error or cancellation).
+    var isFinished: Bool { completion.withLock { $0.finished } }
+
+    /// Stores the continuation; false (and the continuation already resumed) when the request
+    /// was cancelled before it could be sent.
+    func attach(_ cont: UnsafeContinuation<HTTPResponse, any Error>) -> Bool {
+        let early = completion.withLock { c -> (any Error)? in
+            if c.finished { return c.failure ?? CancellationError() }
+            c.continuation = cont
+            return nil
+        }
+        if let e = early { cont.resume(throwing: e); return false }
+        return true
+    }
+
+    private func take(_ failure: (any Error)?) -> UnsafeContinuation<HTTPResponse, any Error>? {
+        completion.withLock { c in
+            if c.finished { return nil }
+            c.finished = true
+            c.failure = failure
+            let k = c.continuation
+            c.continuation = nil
+            return k
+        }
+    }
+
     func succeed(_ response: HTTPResponse) {
+        guard let k = take(nil) else { return }
         var r = response
         let now = monotonicNanos()
         r.timeToFirstByteNanos = firstByteAt >= sentAt && sentAt > 0 ? firstByteAt - sentAt : 0
         r.totalNanos = now &- start
         r.requestMethod = request.method
         r.requestEndpoint = request.endpoint
-        continuation?.resume(returning: r)
-        continuation = nil
+        k.resume(returning: r)
     }
 
     func fail(_ error: any Error) {
-        continuation?.resume(throwing: error)
-        continuation = nil
+        take(error)?.resume(throwing: error)
     }
 }
 
@@ -212,15 +256,18 @@ final class HostPool: Sendable {
     let port: Int
     let label: String
     let configuration: HTTPClient.Configuration
+    /// TLS for an `https` pool (server name set), nil for `http`.
+    let tls: TLSConfiguration?
     private let nextSource: @Sendable () -> SocketAddress?
     private let state = Mutex(State())
 
     init(host: String, port: Int, label: String, configuration: HTTPClient.Configuration,
-         nextSource: @escaping @Sendable () -> SocketAddress?) {
+         tls: TLSConfiguration? = nil, nextSource: @escaping @Sendable () -> SocketAddress?) {
         self.host = host
         self.port = port
         self.label = label
         self.configuration = configuration
+        self.tls = tls
         self.nextSource = nextSource
     }
 
@@ -255,7 +302,8 @@ final class HostPool: Sendable {
             do {
                 let address = try await SocketAddress.resolve(host: host, port: port)
                 let tcp = try await TCPConnection.connect(to: address, from: source,
-                                                          timeout: .nanoseconds(Int64(max(remaining, 1_000_000))), on: loop)
+                                                          timeout: .nanoseconds(Int64(max(remaining, 1_000_000))),
+                                                          tls: tls, on: loop)
                 let conn = HTTPClientConnection(tcp: tcp, pool: self)
                 loop.execute {
                     tcp.start(delegate: conn)
@@ -282,6 +330,7 @@ final class HostPool: Sendable {
             while s.waitersHead < s.waiters.count {
                 let w = s.waiters[s.waitersHead]
                 s.waitersHead += 1
+                if w.isFinished { continue }  // cancelled while waiting
                 if w.deadline <= now { expired.append(w); continue }
                 compactWaiters(&s)
                 return w
@@ -417,6 +466,10 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             return
         }
         let now = monotonicNanos()
+        if task.isFinished {  // cancelled before it could be sent
+            pool.release(self)
+            return
+        }
         if now >= task.deadline {
             pool.release(self)
             task.fail(task.timeoutError)

@@ -41,7 +41,7 @@ public struct HTTPRequest: Sendable {
         }
         if !hasHost {
             buffer.append(contentsOf: "Host: ".utf8)
-            buffer.append(contentsOf: endpoint.hostHeader.utf8)
+            endpoint.appendHostHeader(to: &buffer)
             buffer.append(contentsOf: "\r\n".utf8)
         }
         for f in headers.fields { appendField(&buffer, f.name, f.value) }

@@ -52,6 +52,8 @@ public struct LoadTest: Sendable {
         public var progress: Bool?
         /// Facts copied into `RunResult.environment`.
         public var environment: [String: String] = [:]
+        /// This machine's share of a sharded run (see ``LoadTest/sharded(_:)``).
+        public var shard: Shard = .single
         /// Thresholds shown with pass/fail in the reports; those with `abortOnFail` are checked
         /// once a second and stop the run early when breached.
         public var thresholds: [Threshold] = []
@@ -108,9 +110,32 @@ public struct LoadTest: Sendable {
     /// `LOADKIT_DURATION_SCALE`, `LOADKIT_<SUITE>_USERS`, `LOADKIT_<SUITE>_DURATION`,
     /// `LOADKIT_MAX_DURATION`) and makes `settings` the scripts' settings. `suite` defaults to the name.
     public func scaled(by settings: Settings, suite: String? = nil) throws -> LoadTest {
-        var t = try scaled(Scale(settings: settings, suite: suite ?? name))
+        var t = try scaled(Scale(settings: settings, suite: suite ?? name)).sharded(Shard(settings: settings))
         t.settings = settings
         if let cap = try settings.maxDuration() { t.options.maxDuration = cap }
+        return t
+    }
+
+    /// Keeps this machine's share of the plan: stage targets and burst sizes become the number of
+    /// striped users this shard owns, rates and `maxUsers` are divided; user ids stay run-wide
+    /// unique (`id` = local·count + index + 1). Also applied by ``scaled(by:suite:)`` from
+    /// `LOADKIT_SHARD_INDEX` / `LOADKIT_SHARD_COUNT`. Apply once, after scaling.
+    public func sharded(_ shard: Shard) -> LoadTest {
+        guard shard.count > 1 else { return self }
+        var t = self
+        switch model {
+        case .stages(let stages):
+            t.model = .stages(StagePlan(stages).segments.map {
+                Stage(name: $0.name, target: .absolute(shard.share(of: $0.to)), duration: .nanoseconds(Int64($0.durationNanos)))
+            })
+        case .arrivals(let rate, let maxUsers):
+            t.model = .arrivals(rate.scaled(rate: 1 / Double(shard.count), duration: 1),
+                                maxUsers: max(1, shard.share(of: maxUsers)))
+        case .burst(let b, let hold):
+            t.model = .burst(Burst(shard.share(of: b.count), over: b.window), hold: hold)
+        }
+        t.options.shard = shard
+        t.options.environment["shard"] = "\(shard.index)/\(shard.count)"
         return t
     }
 

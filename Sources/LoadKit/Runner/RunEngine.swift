@@ -30,6 +30,7 @@ final class RunEngine: Sendable {
         var connectedSeries: [Int64] = []
         var generator: [GeneratorSample] = []
         var heldSampled = false
+        var atPlanEnd: (vus: Int, connected: Int)?
     }
     private let state = Mutex(State())
     private let active = Atomic<Int>(0)
@@ -61,7 +62,8 @@ final class RunEngine: Sendable {
     var interruption: String? { state.withLock { $0.interruption } }
     var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
 
-    private func makeContext(index: Int) -> UserContext {
+    private func makeContext(index local: Int) -> UserContext {
+        let index = test.options.shard.globalIndex(local: local)
         let c = UserContext(index: index, recorder: registry.recorder(forUser: index), engine: self)
         created.add(1, ordering: .relaxed)
         return c
@@ -144,6 +146,8 @@ final class RunEngine: Sendable {
         } onCancel: {
             self.interrupt("cancelled")
         }
+        let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
+        state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
         await shutdown(cap: hardCap)
         finished.store(true, ordering: .releasing)
         _ = await monitor.value
@@ -353,8 +357,17 @@ final class RunEngine: Sendable {
                 previous = snap
             }
         }
+        // A closing sample, so short runs (and the last partial second) are covered too; users
+        // and connections as they were when the plan ended (before the shutdown stopped them).
+        let sample = sampler.sample(second: Double(elapsed) / 1e9)
+        state.withLock { s in
+            s.generator.append(sample)
+            s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
+            s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
+        }
         if printed { writeStderr("\n") }
     }
+
 
     private func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
         var stage: String?

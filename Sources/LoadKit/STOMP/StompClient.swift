@@ -16,6 +16,8 @@ public final class StompClient: @unchecked Sendable {
     public internal(set) var transportConnectNanos: UInt64 = 0
     /// Nanoseconds of the WebSocket connect (TCP + upgrade); 0 over plain TCP.
     public internal(set) var webSocketConnectNanos: UInt64 = 0
+    /// TLS handshake time for `wss` (the `tls_handshake` metric), nil without TLS.
+    public internal(set) var tlsHandshakeNanos: UInt64?
     /// The WebSocket subprotocol the server selected (`v12.stomp`, …); nil over TCP or when none.
     public internal(set) var webSocketSubprotocol: String?
     /// Nanoseconds from writing CONNECT to receiving CONNECTED.
@@ -35,8 +37,13 @@ public final class StompClient: @unchecked Sendable {
     private var connectWaiter: CheckedContinuation<Void, any Error>?
     private var disconnectWaiters: [CheckedContinuation<Void, Never>] = []
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
-    private var heartBeatTimer: LoopTimer?
+    // The loop's shared heart-beat ticker this client is registered with (nil when none).
+    private var heartBeatTicker: StompHeartBeatTicker?
+    /// Position in the ticker's client list (maintained by the ticker).
+    var heartBeatSlot = -1
     private var connectTimer: LoopTimer?
+    // Timers must be kept: a discarded LoopTimer cancels itself when released.
+    private var disconnectTimer: LoopTimer?
     private var connectStarted: UInt64 = 0
     private var closed = false
     private var cause: (any ClassifiedError)?
@@ -248,7 +255,7 @@ public final class StompClient: @unchecked Sendable {
                     return
                 }
                 write(frame: session.disconnectFrame())
-                loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
+                disconnectTimer = loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
             }
         }
     }
@@ -341,7 +348,11 @@ public final class StompClient: @unchecked Sendable {
             connectTimer?.cancel()
             connectTimer = nil
             if let t = hb.tickIntervalMillis {
-                heartBeatTimer = loop.scheduleRepeating(every: .milliseconds(Int64(t))) { [weak self] in self?.tick() }
+                // One timer per loop and period for all its clients, not one per connection:
+                // 19,000 idle connections cost two timer wake-ups a second instead of thousands.
+                let ticker = StompHeartBeatTicker.ticker(for: loop, periodMillis: min(t, StompHeartBeatTicker.maxPeriodMillis))
+                ticker.add(self)
+                heartBeatTicker = ticker
             }
             connectWaiter?.resume()
             connectWaiter = nil
@@ -354,9 +365,10 @@ public final class StompClient: @unchecked Sendable {
         }
     }
 
-    private func tick() {
+    /// Heart-beat tick from the loop's ticker (on the loop).
+    func heartBeatTick(now: UInt64, periodMillis: UInt64) {
         guard !closed else { return }
-        switch session.tick(now: monotonicNanos()) {
+        switch session.tick(now: now, periodMillis: periodMillis) {
         case .none: break
         case .sendHeartBeat: StompFrameEncoder.heartBeat.withUnsafeBytes { transport.write($0) }
         case .peerSilent: fail(session.failure ?? StompError.timeout("heart-beat"))
@@ -390,10 +402,12 @@ public final class StompClient: @unchecked Sendable {
         closed = true
         if session.state != .closed { session.markClosed() }
         if cause == nil { cause = closeCause }
-        heartBeatTimer?.cancel()
-        heartBeatTimer = nil
+        heartBeatTicker?.remove(self)
+        heartBeatTicker = nil
         connectTimer?.cancel()
         connectTimer = nil
+        disconnectTimer?.cancel()
+        disconnectTimer = nil
         let t = transport
         transport = .none
         t.close()

@@ -172,10 +172,10 @@ public struct StompClientSession: Sendable {
     public mutating func bytesSent(now: UInt64) { heartBeatClock.lastSent = now }
 
     /// Heart-beat decision at `now` (only while connected). A silent server fails the session
-    /// with kind `stomp_heartbeat_timeout`.
-    public mutating func tick(now: UInt64) -> StompHeartBeatClock.Decision {
+    /// with kind `stomp_heartbeat_timeout`. `periodMillis`: see ``StompHeartBeatClock/tick(now:periodMillis:)``.
+    public mutating func tick(now: UInt64, periodMillis: UInt64? = nil) -> StompHeartBeatClock.Decision {
         guard state == .connected || state == .disconnecting else { return .none }
-        let d = heartBeatClock.tick(now: now)
+        let d = heartBeatClock.tick(now: now, periodMillis: periodMillis)
         switch d {
         case .peerSilent(let silent):
             _ = fail(.heartBeatTimeout(silentForMillis: silent, expectedMillis: heartBeatClock.heartBeat.expectReceiveEveryMillis))

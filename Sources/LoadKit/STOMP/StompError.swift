@@ -19,6 +19,7 @@ public struct StompError: ClassifiedError, Sendable, Equatable {
         self.message = message
     }
 
+    /// The message (what reports print).
     public var description: String { message }
 
     /// A frame that does not follow the STOMP 1.2 grammar or exceeds a limit.

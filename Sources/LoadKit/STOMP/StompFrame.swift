@@ -5,6 +5,7 @@ public struct StompCommand: RawRepresentable, Hashable, Sendable, CustomStringCo
     public let rawValue: String
     /// Wraps a command token.
     public init(rawValue: String) { self.rawValue = rawValue }
+    /// The wire token.
     public var description: String { rawValue }
 
     // Client frames.
@@ -155,6 +156,7 @@ public struct StompFrame: Sendable, Equatable, CustomStringConvertible {
     /// The body as UTF-8 text (invalid sequences replaced).
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
 
+    /// Same command, same headers in the same order, same body.
     public static func == (a: StompFrame, b: StompFrame) -> Bool {
         guard a.command == b.command, a.body == b.body, a.headerCount == b.headerCount else { return false }
         let ha = a.headers, hb = b.headers
@@ -162,8 +164,14 @@ public struct StompFrame: Sendable, Equatable, CustomStringConvertible {
         return true
     }
 
+    /// A one-line summary (command, headers, body size) for logs and test failures.
     public var description: String {
-        let h = headers.map { "\($0.name):\($0.value)" }.joined(separator: ", ")
+        // Credentials never reach logs.
+        let h = headers.map { h -> String in
+            let n = h.name.lowercased()
+            let secret = n == "passcode" || n.contains("auth") || n.contains("token") || n.contains("secret") || n.contains("password")
+            return "\(h.name):\(secret ? "***" : h.value)"
+        }.joined(separator: ", ")
         return "\(command)[\(h)] \(body.count) bytes"
     }
 }

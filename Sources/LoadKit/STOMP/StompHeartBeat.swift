@@ -84,13 +84,15 @@ public struct StompHeartBeatClock: Sendable, Equatable {
     }
 
     /// The decision at `now`. A beat is sent when waiting for the next tick could exceed the
-    /// send interval, so the gap between our writes never exceeds it.
-    public func tick(now: UInt64) -> Decision {
+    /// send interval, so the gap between our writes never exceeds it. `periodMillis` is how often
+    /// the owner actually ticks (default ``StompHeartBeat/tickIntervalMillis``); a shorter period
+    /// lets the beat go closer to the interval instead of up to one tick early.
+    public func tick(now: UInt64, periodMillis: UInt64? = nil) -> Decision {
         let ms: UInt64 = 1_000_000
         if heartBeat.receiveTimeoutMillis > 0, now > lastReceived, now - lastReceived > heartBeat.receiveTimeoutMillis * ms {
             return .peerSilent(silentMillis: (now - lastReceived) / ms)
         }
-        if heartBeat.sendEveryMillis > 0, let tick = heartBeat.tickIntervalMillis,
+        if heartBeat.sendEveryMillis > 0, let tick = periodMillis ?? heartBeat.tickIntervalMillis,
            now >= lastSent, (now - lastSent) + tick * ms >= heartBeat.sendEveryMillis * ms {
             return .sendHeartBeat
         }

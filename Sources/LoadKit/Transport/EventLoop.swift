@@ -29,13 +29,16 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs `work` on the loop after `delay`; returns a timer that can be cancelled (on the loop).
-    /// Must be called on the loop.
+    /// Must be called on the loop. The timer keeps itself alive until it fires or is cancelled, so
+    /// the result may be discarded (fire-and-forget); dropping it does not cancel it.
     @discardableResult
     public func schedule(after delay: Duration, _ work: @escaping () -> Void) -> LoopTimer {
         let t = DispatchSource.makeTimerSource(queue: queue)
         let timer = LoopTimer(source: t)
-        t.setEventHandler { [weak timer] in
-            timer?.cancel()
+        // Strong capture on purpose: the source -> handler -> timer cycle is broken by cancel(),
+        // which runs when the timer fires or when the owner cancels it.
+        t.setEventHandler {
+            timer.cancel()
             work()
         }
         t.schedule(deadline: .now() + delay.seconds, leeway: .milliseconds(1))
@@ -43,8 +46,8 @@ public final class EventLoop: @unchecked Sendable {
         return timer
     }
 
-    /// Runs `work` on the loop every `interval` until the returned timer is cancelled.
-    /// Must be called on the loop. A leeway of 1 % lets the kernel batch many connections' timers.
+    /// Runs `work` on the loop every `interval` until the returned timer is cancelled or released
+    /// (keep a reference for as long as it should run). Must be called on the loop. A leeway of 1 % lets the kernel batch many connections' timers.
     @discardableResult
     public func scheduleRepeating(every interval: Duration, startingAfter initial: Duration? = nil,
                                   _ work: @escaping () -> Void) -> LoopTimer {

@@ -211,6 +211,13 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         rs.resume()
     }
 
+    /// Stops reading until the next ``start(delegate:)`` (TLS: after the handshake, nothing is
+    /// read from the socket until a delegate can take it, as with plain TCP).
+    func stopReading() {
+        readSource?.cancel()
+        readSource = nil
+    }
+
     private func handleReadable() {
         #if TLS && canImport(COpenSSL)
         if let tls = tlsSession { tlsHandleReadable(tls); return }

@@ -107,6 +107,9 @@ extension TCPConnection {
         var rounds = 0
         defer { if isOpen { tls.trimBuffers(limit: idleBIOLimit) } }
         while isOpen {
+            // Established but nobody to read yet (client between connect and start): leave the
+            // rest (and any EOF or error) in the socket until start(delegate:) re-arms reading.
+            if delegate == nil && tls.state == .established { stopReading(); return }
             let n = read(fd, input, cap)
             if n > 0 {
                 var off = 0
@@ -214,6 +217,15 @@ extension TCPConnection {
         guard isOpen, bytes.count > 0, !tls.sentCloseNotify else { return }
         guard tls.state == .established else {
             if tls.state == .handshaking { tls.earlyPlaintext.append(contentsOf: bytes) }
+            return
+        }
+        let buf = loop.readBuffer
+        if let p = bytes.baseAddress, p + bytes.count > buf.baseAddress! + 6 * (buf.count / 8),
+           p < buf.baseAddress! + buf.count {
+            // The bytes lie in the loop buffer region tlsFlushOutput writes ciphertext into (a plain
+            // connection's read forwarded here): encrypt from a copy.
+            let copy = Array(bytes)
+            copy.withUnsafeBytes { tlsWrite(tls, $0) }
             return
         }
         var off = 0

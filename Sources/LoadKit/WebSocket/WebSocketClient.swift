@@ -19,52 +19,62 @@ public final class WebSocketClient: @unchecked Sendable {
     public let endpoint: Endpoint
     /// TCP connect plus upgrade time in nanoseconds (the `websocket_connect` metric).
     public let handshakeNanos: UInt64
+    /// TLS handshake time in nanoseconds for `wss` (the `tls_handshake` metric), nil for `ws`.
+    public let tlsHandshakeNanos: UInt64?
     /// The subprotocol the server selected, or nil.
     public var subprotocol: String? { connection.subprotocol }
     /// The loop the connection is confined to.
     public var loop: EventLoop { connection.loop }
 
-    init(connection: WebSocketConnection, endpoint: Endpoint, handshakeNanos: UInt64) {
+    init(connection: WebSocketConnection, endpoint: Endpoint, handshakeNanos: UInt64, tlsHandshakeNanos: UInt64? = nil) {
         self.connection = connection
         self.endpoint = endpoint
         self.handshakeNanos = handshakeNanos
+        self.tlsHandshakeNanos = tlsHandshakeNanos
     }
 
     /// Connects to a `ws://` URL (`host:port/path` without scheme is taken as `ws`).
-    /// See ``connect(_:headers:subprotocols:timeout:maxMessageSize:source:on:)-(Endpoint,_,_,_,_,_,_)``.
+    /// See the `Endpoint` variant.
     public static func connect(_ url: String, headers: [(String, String)] = [], subprotocols: [String] = [],
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
-                               source: SocketAddress? = nil,
+                               source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
+                               tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
         let endpoint = try Endpoint(url, defaultScheme: .ws)
         return try await connect(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
-                                 maxMessageSize: maxMessageSize, source: source, on: loop)
+                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
+                                 tls: tls, on: loop)
     }
 
     /// Opens TCP (optionally from a `source` address) and performs the opening handshake within
     /// `timeout`: fresh `Sec-WebSocket-Key`, `headers` added as given (Authorization, Origin, …),
     /// `subprotocols` offered; checks status 101, Upgrade/Connection, `Sec-WebSocket-Accept` and
-    /// that a selected subprotocol was offered.
+    /// that a selected subprotocol was offered. `closeTimeout` bounds the closing handshake.
     ///
+    /// `wss` uses `tls` (default ``TLSConfiguration/defaultClient``) and needs the `TLS` trait.
     /// Throws ``TransportError`` for connect failures, ``HTTPError/tlsUnavailable(endpoint:)`` for
     /// `wss`, and ``WebSocketError``: `ws_handshake_<status>` (with up to ~200 bytes of the body,
     /// e.g. `INVALID_TICKET`), `ws_handshake_invalid`, `ws_handshake_timeout`, `ws_handshake_closed`.
     public static func connect(_ endpoint: Endpoint, headers: [(String, String)] = [], subprotocols: [String] = [],
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
-                               source: SocketAddress? = nil,
+                               source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
+                               tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
-        if endpoint.isTLS { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        // wss: `tls` or the default client configuration, verified for the URL's host.
+        let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
         let address = try await endpoint.resolve()
         let start = monotonicNanos()
         let deadline = start &+ timeout.nanoseconds
-        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, tls: tlsConfig, on: loop)
+        let tlsNanos = tcp.tlsHandshakeNanos
         let now = monotonicNanos()
         let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
         let request = WebSocketHandshake.clientRequest(endpoint: endpoint, headers: headers, subprotocols: subprotocols)
         let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
             loop.execute {
                 let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
-                                                 cont: cont)
+                                                 closeTimeout: closeTimeout, cont: cont)
                 tcp.start(delegate: hs)
                 tcp.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
@@ -74,7 +84,7 @@ public final class WebSocketClient: @unchecked Sendable {
                 }
             }
         }
-        return WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start)
+        return WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
     }
 
     // MARK: sending
@@ -98,20 +108,26 @@ public final class WebSocketClient: @unchecked Sendable {
 
     private func onLoopThrowing(_ body: @escaping @Sendable (WebSocketConnection) -> Bool) async throws {
         let c = connection
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+        let backlog = try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Int, any Error>) in
             c.loop.execute {
-                if body(c) { cont.resume() } else {
+                if body(c) { cont.resume(returning: c.tcp.bufferedBytes) } else {
                     cont.resume(throwing: c.closeInfo.map { WebSocketConnection.error(for: $0) } ?? WebSocketError.closedLocally)
                 }
             }
         }
+        // Back-pressure: when the socket does not keep up, wait until the queue is written.
+        if backlog > 1 << 20 { try await c.tcp.writeAndFlush([]) }
     }
 
     // MARK: receiving
 
     /// The next message (buffered if it arrived earlier). Throws `ws_close_<code>` (source server)
     /// once the server closed, `ws_close_1006` after an abrupt drop, `ws_closed` after our close.
-    public func receive() async throws -> WebSocketMessage { try await connection.receive() }
+    /// With `timeout`, throws `ws_receive_timeout` when nothing arrives in time; task cancellation
+    /// throws `CancellationError`. The connection stays usable after either.
+    public func receive(timeout: Duration? = nil) async throws -> WebSocketMessage {
+        try await connection.receive(timeout: timeout)
+    }
 
     /// Hot-path alternative to ``receive()``: `onMessage` and `onClose` run on the loop (no task per
     /// message). Messages already buffered are delivered first. Thread-safe.
@@ -122,7 +138,7 @@ public final class WebSocketClient: @unchecked Sendable {
 
     // MARK: closing
 
-    /// Performs the closing handshake (bounded by the close timeout, 5 s) and returns how the
+    /// Performs the closing handshake (bounded by the connect call's `closeTimeout`) and returns how the
     /// connection ended.
     @discardableResult
     public func close(code: UInt16 = WebSocketCloseCode.normal, reason: String = "") async -> WebSocketCloseInfo {
@@ -140,6 +156,7 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private let request: WebSocketHandshake.ClientRequest
     private let endpoint: Endpoint
     private let maxMessageSize: Int
+    private let closeTimeout: Duration
     private var cont: CheckedContinuation<WebSocketConnection, any Error>?
     var timer: LoopTimer?
     // A rejected handshake: collect a little of the body for the error message.
@@ -147,8 +164,9 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private var body: [UInt8] = []
     private var bodyWanted = 0
 
-    init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int,
+    init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int, closeTimeout: Duration,
          cont: CheckedContinuation<WebSocketConnection, any Error>) {
+        self.closeTimeout = closeTimeout
         self.request = request
         self.endpoint = endpoint
         self.maxMessageSize = maxMessageSize
@@ -174,12 +192,20 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 let length = head.headers["Content-Length"].flatMap { Int($0.trimmingASCIISpaces()) }
                 bodyWanted = min(length ?? 200, 200)
                 body.append(contentsOf: rest.prefix(bodyWanted))
-                if body.count >= bodyWanted { failRejected(head, tcp) }
+                if body.count >= bodyWanted { failRejected(head, tcp); return }
+                // Don't let a slow or chunked body turn the rejection into a timeout: report
+                // the status with whatever of the body arrives within a short grace period.
+                timer?.cancel()
+                timer = tcp.loop.schedule(after: .milliseconds(200)) { [weak self, weak tcp] in
+                    guard let self, let tcp, let head = self.rejected else { return }
+                    self.failRejected(head, tcp)
+                }
                 return
             }
             do {
                 let proto = try WebSocketHandshake.validate(response: head, for: request)
-                let ws = WebSocketConnection(tcp: tcp, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize)
+                let ws = WebSocketConnection(tcp: tcp, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize,
+                                             closeTimeout: closeTimeout)
                 timer?.cancel()
                 let k = cont
                 cont = nil

@@ -68,7 +68,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     private var onClose: ((WebSocketCloseInfo) -> Void)?
     private var inbox: [WebSocketMessage] = []
     private var inboxHead = 0
-    private var receivers: [CheckedContinuation<WebSocketMessage, any Error>] = []
+    private var receivers: [(token: ReceiveToken, cont: CheckedContinuation<WebSocketMessage, any Error>)] = []
     private var closeWaiters: [CheckedContinuation<WebSocketCloseInfo, Never>] = []
 
     /// Wraps an upgraded TCP connection. Call ``start(initialBytes:)`` on the loop to begin.
@@ -241,23 +241,49 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
 
     /// The next message. Throws when the connection has closed and no message is left:
     /// `ws_close_<code>` (source server) when the peer closed or broke the protocol,
-    /// `ws_close_1006` for a drop without close frame, `ws_closed` after our own close.
-    /// Only used when no handler or callbacks are set.
-    public func receive() async throws -> WebSocketMessage {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WebSocketMessage, any Error>) in
-            onLoop { [self] in
-                if inboxHead < inbox.count {
-                    let m = inbox[inboxHead]
-                    inboxHead += 1
-                    if inboxHead == inbox.count { inbox.removeAll(keepingCapacity: inbox.capacity <= 16); inboxHead = 0 }
-                    cont.resume(returning: m)
-                } else if let info = closeInfo {
-                    cont.resume(throwing: Self.error(for: info))
-                } else {
-                    receivers.append(cont)
+    /// `ws_close_1006` for a drop without close frame, `ws_closed` after our own close;
+    /// `ws_receive_timeout` when `timeout` passes first; `CancellationError` when the task is
+    /// cancelled (the connection stays usable in both cases). Only used when no handler or
+    /// callbacks are set.
+    public func receive(timeout: Duration? = nil) async throws -> WebSocketMessage {
+        let token = ReceiveToken()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WebSocketMessage, any Error>) in
+                onLoop { [self] in
+                    if inboxHead < inbox.count {
+                        let m = inbox[inboxHead]
+                        inboxHead += 1
+                        if inboxHead == inbox.count { inbox.removeAll(keepingCapacity: inbox.capacity <= 16); inboxHead = 0 }
+                        cont.resume(returning: m)
+                    } else if let info = closeInfo {
+                        cont.resume(throwing: Self.error(for: info))
+                    } else if token.cancelled {
+                        cont.resume(throwing: CancellationError())
+                    } else {
+                        receivers.append((token, cont))
+                        if let timeout {
+                            token.timer = loop.schedule(after: timeout) { [weak self] in
+                                self?.abandon(token, with: WebSocketError(kind: "ws_receive_timeout", source: .server,
+                                                                           message: "no WebSocket message within \(timeout.seconds) s"))
+                            }
+                        }
+                    }
                 }
             }
+        } onCancel: {
+            onLoop { [self] in
+                token.cancelled = true
+                abandon(token, with: CancellationError())
+            }
         }
+    }
+
+    private func abandon(_ token: ReceiveToken, with error: any Error) {
+        token.timer?.cancel()
+        token.timer = nil
+        guard let i = receivers.firstIndex(where: { $0.token === token }) else { return }
+        let r = receivers.remove(at: i)
+        r.cont.resume(throwing: error)
     }
 
     static func error(for info: WebSocketCloseInfo) -> WebSocketError {
@@ -314,7 +340,15 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
             } else {
                 let m: WebSocketMessage = op == .text
                     ? .text(String(decoding: payload, as: UTF8.self)) : .binary(Array(payload))
-                if let cb = onMessage { cb(m) } else if !receivers.isEmpty { receivers.removeFirst().resume(returning: m) } else { inbox.append(m) }
+                if let cb = onMessage {
+                    cb(m)
+                } else if !receivers.isEmpty {
+                    let r = receivers.removeFirst()
+                    r.token.timer?.cancel()
+                    r.cont.resume(returning: m)
+                } else {
+                    inbox.append(m)
+                }
             }
         case .ping:
             if machine.receivedPing() == .sendPong { writeFrame(.pong, payload) }
@@ -388,7 +422,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
             let err = Self.error(for: info)
             let rs = receivers
             receivers = []
-            for r in rs { r.resume(throwing: err) }
+            for r in rs { r.token.timer?.cancel(); r.cont.resume(throwing: err) }
         }
         let ws = closeWaiters
         closeWaiters = []
@@ -398,6 +432,12 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     private func onLoop(_ work: @escaping @Sendable () -> Void) {
         if loop.inLoop { work() } else { loop.execute(work) }
     }
+}
+
+/// Identifies one waiting ``WebSocketConnection/receive(timeout:)`` call (loop-confined).
+final class ReceiveToken: @unchecked Sendable {
+    var cancelled = false
+    var timer: LoopTimer?
 }
 
 /// Carries a non-Sendable value (loop-confined closures) to the loop.
