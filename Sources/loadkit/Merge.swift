@@ -10,7 +10,8 @@ enum MergeCommand {
         usage: loadkit merge <result.json | folder>... [--out DIR] [--expect-shards N] [--quiet]
           Merges sharded runs' results (exact histograms), writes console/CSV/JSON reports for the
           whole into DIR/<test>/ (default ./loadkit-reports/merged) and judges the shards' SLA on
-          the whole. Exit 0 = SLA held, 1 = SLA breached, 2 = shards missing/duplicate/mismatched.
+          the whole; shards of several tests are merged per test. Exit 0 = SLA held, 1 = SLA
+          breached, 2 = shards missing/duplicate/mismatched or unreadable.
         """
 
     /// Parsed arguments.
@@ -64,30 +65,47 @@ enum MergeCommand {
             if !"\(error)".hasPrefix("usage") { stderrLine(usage) }
             return 2
         }
-        let merged: MergedRun
-        do { merged = try ShardMerge.merge(paths: a.inputs, expectShards: a.expectShards) } catch let e as ShardMergeError {
+        let shards: [ShardResultFile]
+        do { shards = try ShardMerge.load(a.inputs) } catch {
+            report(error)
+            return 2
+        }
+        // One merge per test (a sharded suite writes one folder per test); exit 2 beats exit 1.
+        var status: Int32 = 0
+        for (test, outcome) in ShardMerge.mergeEachTest(shards, expectShards: a.expectShards) {
+            switch outcome {
+            case .failure(let e):
+                stderrLine("loadkit merge: test '\(test)':")
+                report(e)
+                status = 2
+            case .success(let merged):
+                if !a.quiet { print(merged.summary) }
+                do {
+                    let files = try merged.writeReports(root: a.out)
+                    stderrLine("loadkit merge: '\(test)': reports for the whole in \(files.directory)")
+                } catch {
+                    report(error)
+                    status = 2
+                }
+                for m in merged.breachMessages { stderrLine(m) }
+                if merged.passed {
+                    stderrLine("loadkit merge: '\(test)': \(merged.shards.count) shards merged; SLA held (\(merged.outcomes.count) thresholds)")
+                } else {
+                    stderrLine("loadkit merge: '\(test)': SLA breached on the merged result (\(merged.breachMessages.count) breach(es))")
+                    status = max(status, 1)
+                }
+            }
+        }
+        return status
+    }
+
+    static func report(_ error: any Error) {
+        if let e = error as? ShardMergeError {
             stderrLine("loadkit merge: error [\(e.kind)]: cannot merge shard results:")
             for p in e.problems { stderrLine("  - \(p)") }
-            return 2
-        } catch {
+        } else {
             stderrLine("loadkit merge: error: \(error)")
-            return 2
         }
-        if !a.quiet { print(merged.summary) }
-        do {
-            let files = try merged.writeReports(root: a.out)
-            stderrLine("loadkit merge: reports for the whole in \(files.directory)")
-        } catch {
-            stderrLine("loadkit merge: error: \(error)")
-            return 2
-        }
-        for m in merged.breachMessages { stderrLine(m) }
-        if merged.passed {
-            stderrLine("loadkit merge: \(merged.shards.count) shards merged; SLA held (\(merged.outcomes.count) thresholds)")
-            return 0
-        }
-        stderrLine("loadkit merge: SLA breached on the merged result (\(merged.breachMessages.count) breach(es))")
-        return 1
     }
 }
 

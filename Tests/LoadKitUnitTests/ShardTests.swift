@@ -211,6 +211,19 @@ enum ShardFixtures {
         #expect(throws: ShardMergeError.self) { try ShardMerge.merge(sla) }
     }
 
+    @Test func eachTestOfASuiteMergesSeparately() throws {
+        let shards = [ShardFixtures.shard(0, of: 2, [1], errors: 0, name: "a"), ShardFixtures.shard(1, of: 2, [2], errors: 0, name: "a"),
+                      ShardFixtures.shard(0, of: 2, [3], errors: 5, name: "b"), ShardFixtures.shard(1, of: 2, [4], errors: 0, name: "b"),
+                      ShardFixtures.shard(0, of: 2, [5], errors: 0, name: "c")]
+        let runs = ShardMerge.mergeEachTest(shards)
+        #expect(runs.map(\.test) == ["a", "b", "c"])
+        guard case .success(let a) = runs[0].outcome, case .success(let b) = runs[1].outcome,
+              case .failure(let c) = runs[2].outcome else { Issue.record("\(runs)"); return }
+        #expect(a.passed && a.result.metrics.trends["request"]?.count == 2)
+        #expect(!b.passed && b.result.metrics.totalErrors == 5)
+        #expect(c.problems == [.missing(indices: [1], count: 2)])
+    }
+
     @Test func roundTripsThroughFilesAndFolders() throws {
         let root = ShardFixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

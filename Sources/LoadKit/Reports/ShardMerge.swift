@@ -190,6 +190,19 @@ public enum ShardMerge {
         return MergedRun(result: result, thresholds: first.thresholds, outcomes: outcomes, runID: first.runID, shards: ordered)
     }
 
+    /// Merges the shards of each test separately (a sharded suite writes one folder per test):
+    /// one entry per test name, in name order, each the merged run or why it could not be merged.
+    public static func mergeEachTest(_ shards: [ShardResultFile], expectShards: Int? = nil)
+        -> [(test: String, outcome: Result<MergedRun, ShardMergeError>)] {
+        Dictionary(grouping: shards, by: \.manifest.test).sorted { $0.key < $1.key }.map { test, group in
+            do { return (test, .success(try merge(group, expectShards: expectShards))) } catch let e as ShardMergeError {
+                return (test, .failure(e))
+            } catch {
+                return (test, .failure(ShardMergeError(problems: [.input(String(describing: error))])))
+            }
+        }
+    }
+
     /// Loads (``load(_:)``) and merges (``merge(_:expectShards:)``).
     public static func merge(paths: [String], expectShards: Int? = nil) throws -> MergedRun {
         try merge(load(paths), expectShards: expectShards)

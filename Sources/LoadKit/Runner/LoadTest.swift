@@ -251,10 +251,18 @@ public struct LoadTest: Sendable {
             ResourceLimits.raiseOpenFileLimit()
         }
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
-        if let start = try ShardStart(settings: settings) { try await start.wait() }  // LOADKIT_START_AT
+        let exclusive = (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
+        if exclusive { await RunGate.shared.acquire() }
+        do {
+            if let start = try ShardStart(settings: settings) { try await start.wait() }  // LOADKIT_START_AT
+        } catch {
+            if exclusive { await RunGate.shared.release() }
+            throw error
+        }
         let engine = RunEngine(test: self, script: script)
         if let d = diagnosis { engine.note(d.facts) }
         let result = await engine.run()
+        if exclusive { await RunGate.shared.release() }
         if options.writeReports && options.shard.count > 1 {
             // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
             do {
