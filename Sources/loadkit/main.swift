@@ -7,6 +7,7 @@ import Foundation
 /// A subcommand: takes its arguments (after the command name) and returns the exit status.
 typealias Command = @Sendable ([String]) async -> Int32
 
+/// One line per subcommand (e.g. `"merge": { MergeCommand.run($0) },` for shard results).
 let commands: [String: Command] = [
     "bench": { await BenchCommand.run($0) },
 ]

@@ -129,9 +129,9 @@ final class StompTestBroker: Sendable {
     let state = Mutex(State())
     let listener: TCPListener
 
-    init(webSocket: Bool = false, port: Int = 0) throws {
+    init(webSocket: Bool = false, port: Int = 0, tls: TLSConfiguration? = nil) throws {
         let box = Mutex<StompTestBroker?>(nil)
-        listener = try TCPListener(port: port) { tcp in
+        listener = try TCPListener(port: port, tls: tls) { tcp in
             guard let broker = box.withLock({ $0 }) else { tcp.close(); return }
             if webSocket {
                 WebSocketServer.accept(tcp, supportedSubprotocols: ["v12.stomp"], authorize: { head in

@@ -34,6 +34,9 @@ public final class HTTPClient: Sendable {
         public var defaultHeaders: HTTPHeaders = HTTPHeaders()
         /// The loops connections run on.
         public var group: EventLoopGroup = .shared
+        /// TLS for `https` URLs (needs the `TLS` trait): verification, trusted CA, ALPN. The server
+        /// name is each URL's host unless set here. Default ``TLSConfiguration/defaultClient``.
+        public var tls: TLSConfiguration = .defaultClient
 
         /// Default settings.
         public init() {}
@@ -65,7 +68,7 @@ public final class HTTPClient: Sendable {
     /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
         let endpoint = request.endpoint
-        if endpoint.isTLS { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         let pool = pool(for: endpoint)
         let limit = timeout ?? configuration.defaultTimeout
         let start = monotonicNanos()
@@ -134,8 +137,10 @@ public final class HTTPClient: Sendable {
         let key = PoolKey(endpoint)
         return pools.withLock { p in
             if let existing = p[key] { return existing }
+            let tls = endpoint.isTLS ? configuration.tls.withServerName(configuration.tls.serverName ?? endpoint.host) : nil
             let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
-                                   configuration: configuration, nextSource: { [weak self] in self?.nextSource() })
+                                   configuration: configuration, tls: tls,
+                                   nextSource: { [weak self] in self?.nextSource() })
             p[key] = created
             return created
         }
@@ -251,15 +256,18 @@ final class HostPool: Sendable {
     let port: Int
     let label: String
     let configuration: HTTPClient.Configuration
+    /// TLS for an `https` pool (server name set), nil for `http`.
+    let tls: TLSConfiguration?
     private let nextSource: @Sendable () -> SocketAddress?
     private let state = Mutex(State())
 
     init(host: String, port: Int, label: String, configuration: HTTPClient.Configuration,
-         nextSource: @escaping @Sendable () -> SocketAddress?) {
+         tls: TLSConfiguration? = nil, nextSource: @escaping @Sendable () -> SocketAddress?) {
         self.host = host
         self.port = port
         self.label = label
         self.configuration = configuration
+        self.tls = tls
         self.nextSource = nextSource
     }
 
@@ -294,7 +302,8 @@ final class HostPool: Sendable {
             do {
                 let address = try await SocketAddress.resolve(host: host, port: port)
                 let tcp = try await TCPConnection.connect(to: address, from: source,
-                                                          timeout: .nanoseconds(Int64(max(remaining, 1_000_000))), on: loop)
+                                                          timeout: .nanoseconds(Int64(max(remaining, 1_000_000))),
+                                                          tls: tls, on: loop)
                 let conn = HTTPClientConnection(tcp: tcp, pool: self)
                 loop.execute {
                     tcp.start(delegate: conn)

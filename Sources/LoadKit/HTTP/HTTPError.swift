@@ -43,7 +43,7 @@ public enum HTTPError: ClassifiedError, Sendable, Equatable {
     public var description: String {
         switch self {
         case .badURL(let input, let reason): "bad URL '\(input)': \(reason)"
-        case .tlsUnavailable(let e): "\(e) needs TLS, which this build of LoadKit does not include (build with --traits TLS)"
+        case .tlsUnavailable(let e): "\(e): " + TLSError.unavailable("https/wss").description
         case .status(let code, let method, let e): "\(method) \(e) answered HTTP \(code) (server)"
         case .malformed(let why): "malformed HTTP message: \(why) (server)"
         case .headTooLarge(let limit): "HTTP head larger than \(limit) bytes or too many header lines"

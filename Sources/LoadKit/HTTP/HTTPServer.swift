@@ -61,12 +61,13 @@ public final class HTTPServer: Sendable {
     public var port: Int { listener.address.port }
 
     /// Starts listening on `host:port` (a numeric address; port 0 picks a free one).
+    /// With `tls` (a server ``TLSConfiguration``, `TLS` trait) it serves https (and wss upgrades).
     public init(host: String = "127.0.0.1", port: Int = 0, group: EventLoopGroup = .shared,
-                configuration: Configuration = Configuration(),
+                configuration: Configuration = Configuration(), tls: TLSConfiguration? = nil,
                 upgrade: UpgradeHook? = nil,
                 handler: @escaping Handler) throws {
         let connections = self.connections
-        listener = try TCPListener(host: host, port: port, group: group) { tcp in
+        listener = try TCPListener(host: host, port: port, group: group, tls: tls) { tcp in
             connections.add(tcp)
             let conn = HTTPServerConnection(tcp: tcp, configuration: configuration, handler: handler, upgrade: upgrade,
                                             forget: { [weak tcp] in if let tcp { connections.remove(tcp) } })

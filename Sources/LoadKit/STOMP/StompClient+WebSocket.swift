@@ -13,11 +13,11 @@ extension StompClient {
                                heartBeat: (send: Duration, receive: Duration) = (.seconds(10), .seconds(10)),
                                timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
                                subprotocols: [String] = StompClient.webSocketSubprotocols,
-                               source: SocketAddress? = nil,
+                               source: SocketAddress? = nil, tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
         let config = StompClientConfiguration(host: host, connectHeaders: connectHeaders, heartBeat: heartBeat)
         return try await connect(webSocket: url, configuration: config, timeout: timeout, wsHeaders: wsHeaders,
-                                 subprotocols: subprotocols, source: source, on: loop)
+                                 subprotocols: subprotocols, source: source, tls: tls, on: loop)
     }
 
     /// Connects over WebSocket with a full ``StompClientConfiguration``; see
@@ -26,13 +26,15 @@ extension StompClient {
                                timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
                                subprotocols: [String] = StompClient.webSocketSubprotocols,
                                source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(),
+                               tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
         let start = monotonicNanos()
         let ws = try await WebSocketClient.connect(url, headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
                                                    maxMessageSize: limits.maxBodySize + limits.maxLineLength * 4,
-                                                   source: source, on: loop)
+                                                   source: source, tls: tls, on: loop)
         let client = StompClient(loop: ws.loop, configuration: configuration, limits: limits)
         client.webSocketConnectNanos = ws.handshakeNanos
+        client.tlsHandshakeNanos = ws.tlsHandshakeNanos
         client.transportConnectNanos = ws.handshakeNanos
         client.webSocketSubprotocol = ws.subprotocol
         let spent = monotonicNanos() &- start

@@ -16,6 +16,8 @@ public final class StompClient: @unchecked Sendable {
     public internal(set) var transportConnectNanos: UInt64 = 0
     /// Nanoseconds of the WebSocket connect (TCP + upgrade); 0 over plain TCP.
     public internal(set) var webSocketConnectNanos: UInt64 = 0
+    /// TLS handshake time for `wss` (the `tls_handshake` metric), nil without TLS.
+    public internal(set) var tlsHandshakeNanos: UInt64?
     /// The WebSocket subprotocol the server selected (`v12.stomp`, …); nil over TCP or when none.
     public internal(set) var webSocketSubprotocol: String?
     /// Nanoseconds from writing CONNECT to receiving CONNECTED.

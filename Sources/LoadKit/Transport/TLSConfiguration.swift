@@ -1,3 +1,5 @@
+import Foundation
+
 /// True when this build of LoadKit can speak TLS (https, wss): the package was built with the
 /// `TLS` trait on Linux (`swift test --traits TLS`, or `traits: ["TLS"]` on the dependency).
 /// Read it as `LoadKit.tlsAvailable`; the trait's compile-time define is not visible to consumers.
@@ -84,6 +86,15 @@ public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     /// A client that verifies the server against the system trust store (the default).
     public static var client: TLSConfiguration { TLSConfiguration() }
+
+    /// What the HTTP, WebSocket and STOMP clients use for `https`/`wss` when given no
+    /// configuration: ALPN `http/1.1`, verification against the CA file named by the environment
+    /// variable `LOADKIT_TLS_CA_FILE` (staging certificates) or else the system store.
+    public static let defaultClient: TLSConfiguration = {
+        let env = ProcessInfo.processInfo.environment
+        let base: TLSConfiguration = if let ca = env["LOADKIT_TLS_CA_FILE"], !ca.isEmpty { .trustRoots(caFile: ca) } else { .client }
+        return base.withALPN(http1ALPN)
+    }()
 
     /// A client that trusts only the CA certificates in `caFile` (PEM), with full verification.
     public static func trustRoots(caFile: String) -> TLSConfiguration {

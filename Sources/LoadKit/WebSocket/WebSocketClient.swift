@@ -19,15 +19,18 @@ public final class WebSocketClient: @unchecked Sendable {
     public let endpoint: Endpoint
     /// TCP connect plus upgrade time in nanoseconds (the `websocket_connect` metric).
     public let handshakeNanos: UInt64
+    /// TLS handshake time in nanoseconds for `wss` (the `tls_handshake` metric), nil for `ws`.
+    public let tlsHandshakeNanos: UInt64?
     /// The subprotocol the server selected, or nil.
     public var subprotocol: String? { connection.subprotocol }
     /// The loop the connection is confined to.
     public var loop: EventLoop { connection.loop }
 
-    init(connection: WebSocketConnection, endpoint: Endpoint, handshakeNanos: UInt64) {
+    init(connection: WebSocketConnection, endpoint: Endpoint, handshakeNanos: UInt64, tlsHandshakeNanos: UInt64? = nil) {
         self.connection = connection
         self.endpoint = endpoint
         self.handshakeNanos = handshakeNanos
+        self.tlsHandshakeNanos = tlsHandshakeNanos
     }
 
     /// Connects to a `ws://` URL (`host:port/path` without scheme is taken as `ws`).
@@ -35,10 +38,12 @@ public final class WebSocketClient: @unchecked Sendable {
     public static func connect(_ url: String, headers: [(String, String)] = [], subprotocols: [String] = [],
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
                                source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
+                               tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
         let endpoint = try Endpoint(url, defaultScheme: .ws)
         return try await connect(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
-                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout, on: loop)
+                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
+                                 tls: tls, on: loop)
     }
 
     /// Opens TCP (optionally from a `source` address) and performs the opening handshake within
@@ -46,18 +51,23 @@ public final class WebSocketClient: @unchecked Sendable {
     /// `subprotocols` offered; checks status 101, Upgrade/Connection, `Sec-WebSocket-Accept` and
     /// that a selected subprotocol was offered. `closeTimeout` bounds the closing handshake.
     ///
+    /// `wss` uses `tls` (default ``TLSConfiguration/defaultClient``) and needs the `TLS` trait.
     /// Throws ``TransportError`` for connect failures, ``HTTPError/tlsUnavailable(endpoint:)`` for
     /// `wss`, and ``WebSocketError``: `ws_handshake_<status>` (with up to ~200 bytes of the body,
     /// e.g. `INVALID_TICKET`), `ws_handshake_invalid`, `ws_handshake_timeout`, `ws_handshake_closed`.
     public static func connect(_ endpoint: Endpoint, headers: [(String, String)] = [], subprotocols: [String] = [],
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
                                source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
+                               tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
-        if endpoint.isTLS { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        // wss: `tls` or the default client configuration, verified for the URL's host.
+        let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
         let address = try await endpoint.resolve()
         let start = monotonicNanos()
         let deadline = start &+ timeout.nanoseconds
-        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, tls: tlsConfig, on: loop)
+        let tlsNanos = tcp.tlsHandshakeNanos
         let now = monotonicNanos()
         let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
         let request = WebSocketHandshake.clientRequest(endpoint: endpoint, headers: headers, subprotocols: subprotocols)
@@ -74,7 +84,7 @@ public final class WebSocketClient: @unchecked Sendable {
                 }
             }
         }
-        return WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start)
+        return WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
     }
 
     // MARK: sending

@@ -1,0 +1,271 @@
+import Foundation
+import Testing
+import LoadKit
+import LoadKitFixtures
+
+/// Seed 003: the Concert reservation service's four k6 scenarios with their SLAs, and the
+/// small/medium/large comparison. Default: smoke-sized runs (≈ 4–5 s each) against embedded
+/// `ConcertFixture`s; `LOADKIT_SCALE=seed` runs the seed's sizes; `CONCERT_BASE_URL` (or
+/// `BASE_URL`) and `CONCERT_TARGETS` point the same tests at real servers. Serialized: load tests
+/// compete for the cores.
+@Suite(.serialized) struct ConcertHTTPLoadTests {
+
+    /// Settings, configuration and the primary target (health-checked: a clear failure if not ok).
+    static func prepare() async throws -> (Settings, ConcertConfiguration, ConcertTarget) {
+        let settings = try Settings.load()
+        let config = try ConcertConfiguration(settings: settings)
+        let target = try await ConcertTarget.primary(settings, config: config)
+        do { try await target.client.checkHealth() } catch {
+            await target.stop()
+            throw error
+        }
+        return (settings, config, target)
+    }
+
+    /// Runs `scenario` on the primary target and records its SLA and consistency checks as failures.
+    static func runScenario(_ scenario: ConcertScenario) async throws -> ScenarioRun {
+        let (settings, config, target) = try await prepare()
+        let run: ScenarioRun
+        do { run = try await scenario.run(on: target, settings: settings, config: config) } catch {
+            await target.stop()
+            throw error
+        }
+        await target.stop()
+        run.result.expect(run.sla)
+        for c in run.checks { #expect(c.passed, "\(run.result.name): \(c.name): \(c.message)") }
+        let files = ["k6-summary.txt", "summary.json", "consistency.txt"].map { run.directory(root: settings.string("LOADKIT_REPORT_DIR")) + "/" + $0 }
+        for f in files { #expect(FileManager.default.fileExists(atPath: f), "report file \(f)") }
+        #expect((run.result.metrics.counters[K6Metrics.reqs] ?? 0) > 0, "requests were sent")
+        return run
+    }
+
+    // MARK: The four scenarios
+
+    @Test func queueSpike() async throws {
+        let run = try await Self.runScenario(.queueSpike)
+        let m = run.result.metrics
+        let reqs = m.counters[K6Metrics.reqs] ?? 0
+        #expect(reqs >= 100, "a spike, not a trickle: \(reqs) requests")
+        #expect((m.trends["queue_token"]?.count ?? 0) > 0)
+        #expect((m.counters[RunnerMetrics.iterationsDropped] ?? 0) == 0, "the open model kept its schedule")
+        let json = try String(contentsOfFile: run.directory(root: Settings.current.string("LOADKIT_REPORT_DIR")) + "/summary.json", encoding: .utf8)
+        for key in ["\"http_req_duration\"", "\"p(95)\"", "\"p(99)\"", "\"med\"", "\"http_req_failed\"", "\"http_reqs\""] {
+            #expect(json.contains(key), "summary.json has \(key)")
+        }
+    }
+
+    @Test func reservationStress() async throws {
+        let run = try await Self.runScenario(.reservationStress)
+        let m = run.result.metrics
+        let success = try #require(m.rates[ReservationMetrics.success])
+        let conflict = try #require(m.rates[ReservationMetrics.conflict])
+        #expect(success.hits > 0 && conflict.hits > 0, "both outcomes happen when users fight over the same seats")
+        let seats = try ConcertConfiguration(settings: Settings.current).seats
+        #expect(success.hits <= Int64(seats), "never more sales than seats")
+        #expect(m.errors["http_409"] == nil, "409 is an expected outcome, not an error")
+        #expect(m.rates[ReservationMetrics.soldOnce]?.value == 1)
+        if Settings.current.string("CONCERT_BASE_URL") == nil && Settings.current.string("BASE_URL") == nil {
+            #expect(run.checks.contains { $0.name == "no seat sold twice (server totals)" }, "the fixture's totals were checked")
+        }
+    }
+
+    @Test func paymentSoak() async throws {
+        let run = try await Self.runScenario(.paymentLoad)
+        let m = run.result.metrics
+        #expect((m.counters[PaymentMetrics.completed] ?? 0) > 0)
+        #expect((m.counters[PaymentMetrics.replayed] ?? 0) > 0, "duplicates with the same key were answered from the first payment")
+        #expect(run.checks.count >= 2, "consistency verified after the run: \(run.checks)")
+        let drift = try String(contentsOfFile: run.directory(root: Settings.current.string("LOADKIT_REPORT_DIR")) + "/drift.csv", encoding: .utf8)
+        let rows = drift.split(separator: "\n")
+        #expect(rows.first == "second,http_reqs,http_req_duration_avg_ms,errors")
+        #expect(rows.count >= 3, "a per-second series: \(rows.count - 1) seconds")
+    }
+
+    @Test func concertEndurance() async throws {
+        let run = try await Self.runScenario(.concertEndurance)
+        let m = run.result.metrics
+        let hits = try #require(m.rates[CatalogueMetrics.cacheHit])
+        #expect(hits.total > 100)
+        #expect((m.trends[CatalogueMetrics.hitDuration]?.count ?? 0) > 0)
+    }
+
+    // MARK: Comparison across named targets
+
+    @Test func comparisonAcrossTargets() async throws {
+        let settings = try Settings.load()
+        let config = try ConcertConfiguration(settings: settings)
+        let specs = try ConcertTargetSpec.list(settings)
+        let scenarios = try ConcertScenario.list(settings)
+        let root = settings.string("LOADKIT_REPORT_DIR")
+        var runs: [ConcertScenario: [ScenarioRun]] = [:]
+        var targets: [(name: String, label: String)] = []
+        for spec in specs {
+            let target = try await ConcertTarget.start(spec, config: config)
+            targets.append((target.name, target.label))
+            do {
+                try await target.client.checkHealth()
+                for s in scenarios {
+                    let run = try await s.run(on: target, settings: settings, config: config, name: "\(s.reportName)-\(target.name)", reportRoot: root)
+                    runs[s, default: []].append(run)
+                }
+            } catch {
+                await target.stop()
+                throw error
+            }
+            await target.stop()
+        }
+        let text = ConcertComparison.markdown(targets: targets, runs: runs)
+        let dir = ReportWriter(root: root).directory(for: "concert-comparison")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/comparison.md"))
+        print(text)
+
+        // A column per target, the seed's rows, a value in every cell of the P95 row.
+        let lines = text.split(separator: "\n").map(String.init)
+        let header = try #require(lines.first { $0.hasPrefix("| Metric |") })
+        for spec in specs { #expect(header.contains("| \(spec.name) |") || header.hasSuffix("| \(spec.name) |")) }
+        #expect(header.split(separator: "|").count == specs.count + 1)
+        let p95 = try #require(lines.first { $0.hasPrefix("| P95 response time (ms) |") })
+        #expect(!p95.contains("N/A"), "\(p95)")
+        for s in scenarios { #expect(text.contains("## \(s.title)")) }
+        #expect(text.contains("## Recommendation"))
+        for list in runs.values { for r in list { #expect((r.result.metrics.counters[K6Metrics.reqs] ?? 0) > 0, "work on \(r.target)") } }
+
+        // The embedded presets behave like the seed's sizes: small is slower (or sheds load) than large.
+        if settings.string("CONCERT_TARGETS") == nil, let qs = runs[.queueSpike], qs.count == 3 {
+            let small = qs[0].result, large = qs[2].result
+            let slowMedian = try #require(ConcertComparison.ms(small, K6Metrics.duration, 50))
+            let fastMedian = try #require(ConcertComparison.ms(large, K6Metrics.duration, 50))
+            let small503 = small.metrics.counters[K6Metrics.status503] ?? 0, large503 = large.metrics.counters[K6Metrics.status503] ?? 0
+            #expect(slowMedian > fastMedian || small503 > large503,
+                    "small: median \(slowMedian) ms, \(small503)×503; large: median \(fastMedian) ms, \(large503)×503")
+            #expect(small503 >= large503)
+        }
+    }
+
+    // MARK: Failures the SLA must catch (each ≈ 2–3 s, against a shaped fixture)
+
+    static func reportRoot() -> String {
+        NSTemporaryDirectory() + "loadkit-concert-tests-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// A short constant-rate queue-token run against a fixture started with `options`.
+    static func shortQueueRun(_ name: String, options: FixtureOptions, rate: Double, root: String) async throws -> ScenarioRun {
+        let settings = Settings([:])
+        let config = ConcertConfiguration()
+        let target = try await ConcertTarget.embedded(name: name, options: options, config: config)
+        let plan = LoadTest(name, rate: .constant(rate, for: .milliseconds(1500)), maxUsers: 200)
+            .gracefulStop(.seconds(3)).progress(false)
+        let run: ScenarioRun
+        do {
+            try await target.client.checkHealth()
+            run = try await ConcertScenario.queueSpike.run(on: target, settings: settings, config: config, reportRoot: root, plan: plan)
+        } catch {
+            await target.stop()
+            throw error
+        }
+        await target.stop()
+        return run
+    }
+
+    @Test func injectedLatencyBreachesTheP95() async throws {
+        var o = FixtureOptions()
+        o.latency = .fixed(.milliseconds(600))
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let run = try await Self.shortQueueRun("queue-latency", options: o, rate: 20, root: root)
+
+        let outcomes = run.outcomes                       // evaluated, not recorded: the breach is the point
+        let p95 = try #require(outcomes.first { $0.metric == K6Metrics.duration })
+        #expect(!p95.passed)
+        #expect((p95.actual ?? 0) >= 600_000)
+        #expect(p95.message.hasPrefix("http_req_duration p(95) = "), "\(p95.message)")
+        #expect(p95.message.hasSuffix("limit < 500 ms"), "\(p95.message)")
+        #expect(outcomes.first { $0.metric == K6Metrics.failed }?.passed == true, "slow is not failed")
+        #expect((run.result.metrics.counters[K6Metrics.reqs] ?? 0) >= 20)
+        let dir = run.directory(root: root)
+        let k6 = try String(contentsOfFile: dir + "/k6-summary.txt", encoding: .utf8)
+        #expect(k6.contains("✗ http_req_duration p(95)"), "\(k6)")
+        #expect(k6.contains("http_req_duration") && k6.contains("p(99)=") && k6.contains("http_reqs"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/summary.json"))
+    }
+
+    @Test func smallCapacityShedsLoadAsServerErrors() async throws {
+        var o = FixtureOptions()
+        o.capacity = CapacityLimit(maxConcurrentRequests: 2, overflow: .reject)
+        o.latency = .fixed(.milliseconds(40))
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let run = try await Self.shortQueueRun("queue-capacity", options: o, rate: 120, root: root)
+
+        let m = run.result.metrics
+        let e503 = try #require(m.errors["http_503"])
+        #expect(e503.source == .server, "a 503 is the server's failure, not the generator's")
+        #expect(e503.count == m.counters[K6Metrics.status503])
+        #expect((m.counters[RunnerMetrics.operations] ?? 0) > 0, "some requests were served")
+        let failed = try #require(run.outcomes.first { $0.metric == K6Metrics.failed })
+        #expect(!failed.passed)
+        #expect(failed.message.hasPrefix("http_req_failed rate = "), "\(failed.message)")
+        #expect(failed.message.hasSuffix("limit < 1 %"), "\(failed.message)")
+        #expect(run.outcomes.first { $0.metric == Threshold.errorsMetric }?.passed == false)
+        #expect(FileManager.default.fileExists(atPath: run.directory(root: root) + "/k6-summary.txt"))
+    }
+
+    @Test func failingHealthCheckStopsTheRunWithAClearMessage() async throws {
+        let fixture = try await ConcertFixture.start()
+        var config = ConcertConfiguration()
+        config.paths.health = "/nope"
+        let client = ConcertClient(baseURL: fixture.url, config: config)
+        let error = await #expect(throws: ConcertTargetError.self) { try await client.checkHealth() }
+        #expect(error?.message == "health check GET \(fixture.url)/nope answered HTTP 404 "
+            + #"'{"statusCode":404,"message":"Cannot GET \/nope","error":"Not Found"}'; expected 200 {"status":"ok"}"#
+            || error?.message.hasPrefix("health check GET \(fixture.url)/nope answered HTTP 404") == true, "\(String(describing: error))")
+        client.shutdown()
+        let port = fixture.port
+        await fixture.stop()
+        let gone = ConcertClient(baseURL: "http://127.0.0.1:\(port)", config: ConcertConfiguration())
+        let refused = await #expect(throws: ConcertTargetError.self) { try await gone.checkHealth() }
+        #expect(refused?.message.contains("is the server running?") == true, "\(String(describing: refused))")
+        gone.shutdown()
+    }
+
+    // MARK: Configuration (no network)
+
+    @Test func configurationFromSettings() throws {
+        let s = Settings(["CONCERT_PATH_QUEUE_TOKEN": "/api/v1/queue/tokens", "CONCERT_PATH_RESET": "off",
+                          "CONCERT_AUTH_HEADER": "X-Api-Key: s3cr3t", "CONCERT_SEATS": "20", "CONCERT_ENDURANCE": "short",
+                          "CONCERT_TARGETS": "small=http://127.0.0.1:3001, large=fixture:large"])
+        let c = try ConcertConfiguration(settings: s)
+        #expect(c.paths.queueToken == "/api/v1/queue/tokens")
+        #expect(c.paths.reset == nil && c.paths.totals == "/admin/totals")
+        #expect(c.authHeader?.name == "X-Api-Key" && c.authHeader?.value == "s3cr3t")
+        #expect(c.seats == 20 && c.enduranceShort)
+        #expect(try ConcertTargetSpec.list(s) == [ConcertTargetSpec(name: "small", url: "http://127.0.0.1:3001"),
+                                                  ConcertTargetSpec(name: "large", url: "fixture:large")])
+        #expect(try ConcertTargetSpec.list(Settings([:])).map(\.name) == ["small", "medium", "large"])
+        #expect(throws: ConfigError.self) { try ConcertTargetSpec.list(Settings(["CONCERT_TARGETS": "small"])) }
+        let bad = #expect(throws: ConfigError.self) { try ConcertConfiguration(settings: Settings(["CONCERT_AUTH_HEADER": "token-without-name"])) }
+        #expect(bad?.description.contains("token-without-name") == false, "a secret never appears in an error")
+        #expect(try ConcertScenario.list(Settings(["CONCERT_COMPARE_SCENARIOS": "all"])) == ConcertScenario.allCases)
+        #expect(try ConcertScenario.list(Settings(["CONCERT_COMPARE_SCENARIOS": "1,payment-load"])) == [.queueSpike, .paymentLoad])
+
+        // Seed scale: the scenarios as the seed wrote them (endurance 30 min, or 5 min short form).
+        let seed = Settings(["LOADKIT_SCALE": "seed"])
+        #expect(try ConcertScenario.concertEndurance.loadTest(seed, config: ConcertConfiguration()).plannedDuration == .seconds(30 * 60))
+        #expect(try ConcertScenario.concertEndurance.loadTest(seed, config: c).plannedDuration == .seconds(5 * 60))
+        #expect(try ConcertScenario.paymentLoad.loadTest(seed, config: c).plannedDuration == .seconds(5 * 60))
+        #expect(try ConcertScenario.reservationStress.loadTest(seed, config: c).plannedPeakUsers == 200)
+        #expect(try ConcertScenario.queueSpike.loadTest(seed, config: c).peakUsers == 200)
+        // Smoke (default): a few seconds each.
+        for sc in ConcertScenario.allCases {
+            #expect(try sc.loadTest(Settings([:]), config: c).plannedDuration <= .seconds(5))
+        }
+    }
+
+    @Test func seatLedgerFlagsADoubleSale() {
+        let ledger = SeatLedger()
+        #expect(ledger.sell("s1") && ledger.sell("s2"))
+        #expect(!ledger.sell("s1"))
+        #expect(ledger.summary.doubleSold == ["s1"] && ledger.summary.reservations == 3)
+    }
+}
