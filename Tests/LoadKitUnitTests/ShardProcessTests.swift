@@ -83,7 +83,7 @@ import Testing
         let reports = root + "/reports"
         let runID = "test-\(UUID().uuidString.prefix(8))"
         // A common wall-clock start, far enough ahead for three debug processes to launch.
-        let startAt = wallClockMillis() + 2_500
+        let startAt = wallClockMillis() + 3_000
 
         // Three shards, identity from three kinds of variables (LoadKit's, a Kubernetes Indexed Job's, a CI's).
         let identities: [[String: String]] = [
@@ -97,6 +97,7 @@ import Testing
                 env["LOADKIT_REPORT_DIR"] = reports
                 env["LOADKIT_RUN_ID"] = runID
                 env["LOADKIT_START_AT"] = String(startAt)
+                env["LOADKIT_START_TOLERANCE"] = "30s"  // a very loaded machine may launch a child late
                 group.addTask {
                     (i, try await Self.run(bin, ["shard-demo", "--url", url, "--users", "15", "--requests", "4",
                                                  "--fail-users", "6", "--max-errors", "3",
@@ -154,7 +155,7 @@ import Testing
         // The common start: every shard began at or after LOADKIT_START_AT, together.
         let starts = merged.shards.map(\.result.startedAtMillis)
         #expect(starts.allSatisfy { $0 >= startAt - 5 })
-        #expect(starts.max()! - starts.min()! < 1_000, "starts \(starts)")
+        #expect(starts.max()! - starts.min()! < 1_500, "starts \(starts)")
 
         // The SLA is breached only in aggregate: each shard (2 errors ≤ 3) passes, the whole (6) fails.
         for s in merged.shards {
