@@ -11,9 +11,9 @@ enum K6Metrics {
     static let failed = "http_req_failed"
     /// Counter: requests sent.
     static let reqs = "http_reqs"
-    /// Counter: sum of request durations in ms; its per-second series ÷ `http_reqs`' is the
+    /// Counter: sum of request durations in µs; its per-second series ÷ `http_reqs`' is the
     /// per-second mean latency (drift over time).
-    static let durationSumMillis = "http_req_duration_sum_ms"
+    static let durationSumMicros = "http_req_duration_sum_us"
     /// Counter: responses with status 503 (a server at capacity).
     static let status503 = "http_503"
 }
@@ -70,7 +70,7 @@ final class ConcertClient: Sendable {
             let nanos = monotonicNanos() &- t0
             r.increment(K6Metrics.reqs)
             r.recordNanos(K6Metrics.duration, nanos)
-            if trackDrift { r.increment(K6Metrics.durationSumMillis, by: Int64(nanos / 1_000_000)) }
+            if trackDrift { r.increment(K6Metrics.durationSumMicros, by: Int64(nanos / 1000)) }
             if response.status == 503 { r.increment(K6Metrics.status503) }
             let ok = expected.contains(response.status)
             r.rate(K6Metrics.failed, hit: !ok)

@@ -206,18 +206,18 @@ struct ConsistencyCheck: Sendable, CustomStringConvertible {
     var description: String { "\(passed ? "✓" : "✗") \(name): \(message)" }
 }
 
-/// Per-second mean latency from the `http_req_duration_sum_ms` and `http_reqs` series: a
+/// Per-second mean latency from the `http_req_duration_sum_us` and `http_reqs` series: a
 /// leak or a filling pool shows as a rising line.
 enum Drift {
     /// (second, requests, mean ms, errors) for every second with requests.
     static func perSecond(_ r: RunResult) -> [(second: Int, reqs: Int64, meanMillis: Double, errors: Int64)] {
-        let sums = r.metrics.series[K6Metrics.durationSumMillis] ?? []
+        let sums = r.metrics.series[K6Metrics.durationSumMicros] ?? []
         let reqs = r.metrics.series[K6Metrics.reqs] ?? []
         let errs = r.metrics.series["errors"] ?? []
         return reqs.indices.compactMap { i in
             guard reqs[i] > 0 else { return nil }
             let s = i < sums.count ? sums[i] : 0
-            return (i, reqs[i], Double(s) / Double(reqs[i]), i < errs.count ? errs[i] : 0)
+            return (i, reqs[i], Double(s) / 1000 / Double(reqs[i]), i < errs.count ? errs[i] : 0)
         }
     }
 

@@ -250,9 +250,12 @@ public struct LoadTest: Sendable {
             ResourceLimits.raiseOpenFileLimit()
         }
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
+        let exclusive = (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
+        if exclusive { await RunGate.shared.acquire() }
         let engine = RunEngine(test: self, script: script)
         if let d = diagnosis { engine.note(d.facts) }
         let result = await engine.run()
+        if exclusive { await RunGate.shared.release() }
         if options.writeReports {
             let writer = ReportWriter(root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
             do {
