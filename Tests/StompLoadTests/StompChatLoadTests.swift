@@ -128,6 +128,12 @@ import LoadKitFixtures
         let prom = PrometheusExposition.render(m)
         #expect(prom.contains("stomp_load_test_connection_retries_total \(retries)"))
         #expect(prom.contains("stomp_load_test_reconnection_time_ms_count \(reconnects)"))
+        // Seed 001's other names are all there.
+        for name in ["messages_sent_total", "messages_received_total", "errors_total", "active_connections",
+                     "active_reconnections", "avg_connection_duration_seconds", "message_latency_ms_bucket",
+                     "websocket_connect_ms_count", "websocket_duration_seconds_count"] {
+            #expect(prom.contains("\nstomp_load_test_\(name)"), "missing stomp_load_test_\(name)")
+        }
     }
 
     @Test func droppedConnectionsWithoutReconnectBreachConnectionsHeld() async throws {
