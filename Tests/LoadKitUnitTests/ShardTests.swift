@@ -175,6 +175,16 @@ enum ShardFixtures {
         #expect(merged.breachMessages == ["SLA breached in 't': errors count = 6, limit <= 3"])
     }
 
+    @Test func seriesAreAlignedOnTheWallClock() throws {
+        var a = ShardFixtures.shard(0, of: 2, [1], errors: 0), b = ShardFixtures.shard(1, of: 2, [1], errors: 0)
+        a.result.metrics.series["requests"] = [5, 5, 5]
+        b.result.metrics.series["requests"] = [7, 7]
+        b.result.startedAtMillis = a.result.startedAtMillis + 2_000   // b started two seconds later
+        let merged = try ShardMerge.merge([a, b])
+        #expect(merged.result.metrics.series["requests"] == [5, 5, 12, 7])
+        #expect(merged.result.startedAtMillis == a.result.startedAtMillis)
+    }
+
     @Test func missingShardsAreReportedNotMerged() {
         let shards = [ShardFixtures.shard(0, of: 4, [1], errors: 0), ShardFixtures.shard(2, of: 4, [1], errors: 0)]
         do { _ = try ShardMerge.merge(shards); Issue.record("merged a partial run") } catch let e as ShardMergeError {

@@ -181,13 +181,27 @@ public enum ShardMerge {
         }
         let ordered = shards.sorted { $0.manifest.index < $1.manifest.index }
         let first = ordered[0].manifest
-        var result = RunResult.merged(ordered.map(\.result), name: first.test)!
+        var result = RunResult.merged(alignedSeries(ordered.map(\.result)), name: first.test)!
         for key in ["shard", "shard_index"] { result.environment[key] = nil }
         result.environment["shard_count"] = String(count)
         result.environment["shards_merged"] = ordered.map { String($0.manifest.index) }.joined(separator: ",")
         if let id = first.runID { result.environment["run_id"] = id }
         let outcomes = first.thresholds.evaluate(result)
         return MergedRun(result: result, thresholds: first.thresholds, outcomes: outcomes, runID: first.runID, shards: ordered)
+    }
+
+    /// Shards started at different wall-clock moments: their per-second series are shifted by
+    /// whole seconds so that second k of the merge is the same wall-clock second on every shard
+    /// (with `LOADKIT_START_AT` the shift is 0).
+    static func alignedSeries(_ results: [RunResult]) -> [RunResult] {
+        guard let origin = results.map(\.startedAtMillis).min() else { return results }
+        return results.map { r in
+            let shift = Int((r.startedAtMillis - origin + 500) / 1000)
+            guard shift > 0 else { return r }
+            var r = r
+            for (name, s) in r.metrics.series { r.metrics.series[name] = Array(repeating: 0, count: shift) + s }
+            return r
+        }
     }
 
     /// Merges the shards of each test separately (a sharded suite writes one folder per test):
