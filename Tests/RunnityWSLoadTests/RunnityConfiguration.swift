@@ -85,6 +85,9 @@ struct RunnityConfiguration: Sendable {
     var connectDelay: Duration
     /// `RUNNITY_HTTP_CONNECTIONS`: keep-alive connections to the API, default 64.
     var httpConnections: Int
+    /// TLS for `https`/`wss` (needs the `TLS` trait): the kit's default client (system store, or
+    /// `LOADKIT_TLS_CA_FILE`), or no verification at all with `RUNNITY_TLS_INSECURE=true`.
+    var tls: TLSConfiguration
     /// Random tag in created challenge titles.
     var runTag: String
 
@@ -148,6 +151,7 @@ struct RunnityConfiguration: Sendable {
         httpTimeout = try Self.positive(s, "RUNNITY_HTTP_TIMEOUT", .seconds(10))
         connectDelay = try s.duration("RUNNITY_CONNECT_DELAY") ?? .zero
         httpConnections = max(1, try s.int("RUNNITY_HTTP_CONNECTIONS") ?? 64)
+        tls = try s.bool("RUNNITY_TLS_INSECURE") == true ? .insecureNoVerification : .defaultClient
         runTag = String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 36)
     }
 
@@ -195,6 +199,15 @@ struct RunnityConfiguration: Sendable {
         let base = webSocketURLOverride ?? wsUrl
         let escaped = ticket.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? ticket
         return base + (base.contains("?") ? "&" : "?") + "\(ticketParam)=\(escaped)"
+    }
+
+    /// An HTTP client for the API with `connections` keep-alive connections and ``tls``.
+    func makeHTTPClient(connections: Int) -> HTTPClient {
+        var c = HTTPClient.Configuration()
+        c.maxConnectionsPerHost = max(1, connections)
+        c.defaultTimeout = httpTimeout
+        c.tls = tls
+        return HTTPClient(configuration: c)
     }
 
     /// HTTP headers for a member's call.

@@ -34,7 +34,7 @@ struct RunnityTarget: Sendable {
                 throw ConfigError(variable: "RUNNITY_FIXTURE", value: mode, expected: "auto, inprocess or process")
             }
             let limit = ResourceLimits.raiseOpenFileLimit()
-            let need = userIndices.count * 2 + 256
+            let need = userIndices.count * 2 + 256 + 2 * (try settings.int("RUNNITY_HTTP_CONNECTIONS") ?? 64)
             if mode == "process" || (mode == "auto" && Double(need) > Double(limit) * 0.8) {
                 let p = try await FixtureProcess.launch(.runnity, arguments: ["--members", String(max(10_000, (userIndices.max() ?? 0) + 2))])
                 process = p
@@ -69,7 +69,7 @@ enum RunnitySetup {
     /// Runs the configured set-up; returns the challenge created (nil when none was) and the reports.
     static func run(_ c: RunnityConfiguration, userIndices: [Int], progress: Bool) async throws -> (String?, [SetupReport]) {
         guard c.setup != .none else { return (nil, []) }
-        let http = HTTPClient(maxConnectionsPerHost: c.setupConcurrency)
+        let http = c.makeHTTPClient(connections: c.setupConcurrency)
         defer { http.shutdown() }
         let onProgress: (@Sendable (SetupPhase.Progress) -> Void)? = progress ? SetupPhase.stderrProgress : nil
         var reports: [SetupReport] = []

@@ -125,7 +125,7 @@ extension RunnityConfiguration {
         user.record(RunnityMetrics.ticketAge, .nanoseconds(Int64(monotonicNanos() &- enteredAt)))
         let ws = try await user.measure(RunnityMetrics.websocketConnect) {
             do {
-                return try await WebSocketClient.connect(webSocketURL(wsUrl: wsUrl, ticket: ticket), headers: headers, timeout: connectTimeout)
+                return try await WebSocketClient.connect(webSocketURL(wsUrl: wsUrl, ticket: ticket), headers: headers, timeout: connectTimeout, tls: tls)
             } catch { throw RunnityFailure.classify(error) }
         }
         user.count(RunnityMetrics.connects)

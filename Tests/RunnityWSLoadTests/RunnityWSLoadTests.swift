@@ -16,11 +16,11 @@ import LoadKitFixtures
         let target = try await RunnityTarget.start(settings, userIndices: RunnityPlan.userIndices(test), pingInterval: ping)
         let config = target.config
         let sla = try RunnityPlan.sla(settings, pongTimeout: config.pongTimeout)
-        test = test.connections(perUser: 2, descriptorsEach: target.descriptorsPerConnection).sla(sla)
+        test = test.connections(perUser: 1, descriptorsEach: target.descriptorsPerConnection).sla(sla)
         test.options.environment.merge(config.description) { _, n in n }
         test.options.environment["target"] = target.kind
         if let c = target.challengeId { test.options.environment["challenge_id"] = c }
-        let http = HTTPClient(maxConnectionsPerHost: config.httpConnections)
+        let http = config.makeHTTPClient(connections: config.httpConnections)
         let challenge = target.challengeId
         let result: RunResult
         do {
@@ -77,7 +77,7 @@ import LoadKitFixtures
         let test = shortRun(name, users: users, hold: hold, reports: reports).sla(sla)
         let target = try await RunnityTarget.start(settings(fixture, extra), userIndices: RunnityPlan.userIndices(test),
                                                    pingInterval: .milliseconds(300), progress: false)
-        let http = HTTPClient(maxConnectionsPerHost: 16)
+        let http = target.config.makeHTTPClient(connections: 16)
         defer { http.shutdown() }
         let config = target.config, challenge = target.challengeId
         let result = try await test.run { user in await config.runUser(user, http: http, challengeId: challenge) }
@@ -242,6 +242,9 @@ import LoadKitFixtures
         #expect(c.pingInterval == .seconds(2) && c.pongTimeout == .milliseconds(1500))
         #expect(c.webSocketURL(wsUrl: "ignored", ticket: "t1") == "ws://edge:9000/ws?x=1&t=t1")
         #expect(c.headers.map(\.0) == ["X-Load", "Host-Tag"])
+        #expect(c.tls == .defaultClient)
+        let insecure = try RunnityConfiguration(settings: Settings(["RUNNITY_TLS_INSECURE": "true"]), baseURL: "https://staging")
+        #expect(!insecure.tls.verifiesPeer)
         #expect(c.url(c.enterPath, challengeId: "42") == "https://runnity.example/v2/enter/42")
     }
 
