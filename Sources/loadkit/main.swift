@@ -1,7 +1,9 @@
 // `loadkit`: LoadKit's command-line companion. This file only dispatches; each command lives in
-// its own files (bench: Bench*.swift).
+// its own files (bench: Bench*.swift; merge, shard-demo: Merge*.swift).
 //
 //   loadkit bench record|http|stomp|held [--flag value …]   side-by-side benchmark sections
+//   loadkit merge <result.json | folder>… [--out DIR] [--expect-shards N]   merge shard results, gate on the SLA
+//   loadkit shard-demo --url URL …                          a tiny sharded scenario (tests, trying a set-up)
 import Foundation
 
 /// A subcommand: takes its arguments (after the command name) and returns the exit status.
@@ -10,6 +12,8 @@ typealias Command = @Sendable ([String]) async -> Int32
 /// One line per subcommand (e.g. `"merge": { MergeCommand.run($0) },` for shard results).
 let commands: [String: Command] = [
     "bench": { await BenchCommand.run($0) },
+    "merge": { MergeCommand.run($0) },
+    "shard-demo": { await ShardDemoCommand.run($0) },
 ]
 
 let argv = Array(CommandLine.arguments.dropFirst())

@@ -1,5 +1,5 @@
 import Testing
-@testable import LoadKit
+import LoadKit
 
 @Suite struct StompChatScenarioTests {
     @Test func readsTheSeedVariablesWithTheirDefaults() throws {
@@ -39,10 +39,18 @@ import Testing
         #expect(c.messageTimeout == .seconds(5))
     }
 
+    @Test func severalRoomsAreDealtRoundRobin() throws {
+        let c = try StompChatConfiguration(settings: Settings(["SERVER_URL": "h:1", "ROOM_ID": "7, 8,9"]))
+        #expect(c.roomIds == ["7", "8", "9"] && c.roomId == "7")
+        #expect((1...4).map { c.room(forWorker: $0) } == ["7", "8", "9", "7"])
+        #expect(c.topic(room: "8") == "/sub/chat/room/8")
+        #expect(try StompChatConfiguration(settings: Settings(["SERVER_URL": "h:1", "STOMP_ROOMS": "4"])).roomCount == 4)
+    }
+
     @Test func badValuesNameTheVariableButNotSecrets() {
         #expect(throws: ConfigError.self) { try StompChatConfiguration(settings: Settings([:])) }
         for (k, v) in [("SERVER_URL", "ftp://x:1"), ("SERVER_URL", "host:99999"), ("STOMP_HEARTBEAT_MS", "10"),
-                       ("STOMP_AUTH_IN", "cookie"), ("MESSAGE_INTERVAL_MS", "0"), ("STOMP_MESSAGE_TEMPLATE", "{\"no\":\"id\"}")] {
+                       ("STOMP_AUTH_IN", "cookie"), ("STOMP_ROOMS", "0"), ("MESSAGE_INTERVAL_MS", "0"), ("STOMP_MESSAGE_TEMPLATE", "{\"no\":\"id\"}")] {
             var s = ["SERVER_URL": "h:1"]
             s[k] = v
             do {

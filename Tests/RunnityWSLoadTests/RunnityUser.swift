@@ -155,13 +155,7 @@ extension RunnityConfiguration {
         defer { watcher.cancel() }
 
         do {
-            try await user.every(pingInterval) {
-                do {
-                    try await ping(user, ws)
-                } catch let f as RunnityFailure where f.kind == "pong_timeout" {
-                    // Recorded; the connection may still be fine — keep pinging.
-                }
-            }
+            try await hold(user, ws)
         } catch {
             user.markConnected(false)
             user.record(RunnityMetrics.connectionDuration, .nanoseconds(Int64(monotonicNanos() &- connectedAt)))
@@ -171,6 +165,45 @@ extension RunnityConfiguration {
         user.record(RunnityMetrics.connectionDuration, .nanoseconds(Int64(monotonicNanos() &- connectedAt)))
         user.markConnected(false)
         await ws.close(code: 1000, reason: "load test done")
+    }
+
+    /// PING every ``pingInterval`` (first at once; ticks missed by a slow PONG are skipped, as
+    /// `every` does) until the run stops. Between PINGs the user waits on the socket in slices of
+    /// at most 0.5 s, so a server close (`TIMEOUT`, a drop) is recorded when it happens and a
+    /// stop is noticed within a second. A missing PONG is recorded and the PINGs go on.
+    private func hold(_ user: VirtualUser, _ ws: WebSocketClient) async throws {
+        let interval = max(1_000_000, pingInterval.nanoseconds)
+        var due = monotonicNanos()
+        while !user.isStopping {
+            var now = monotonicNanos()
+            if now >= due {
+                do {
+                    try await ping(user, ws)
+                } catch let f as RunnityFailure where f.kind == "pong_timeout" {
+                    // Recorded by `measure`; the connection may still be fine.
+                }
+                now = monotonicNanos()
+                due += interval
+                if now >= due {
+                    let missed = (now - due) / interval + 1
+                    user.count(RunnerMetrics.ticksMissed, by: Int64(missed))
+                    due += missed * interval
+                }
+                continue
+            }
+            do {
+                let m = try await ws.receive(timeout: .nanoseconds(Int64(min(due - now, 500_000_000))))
+                user.count(RunnityMetrics.otherMessages)
+                _ = m
+            } catch let e as WebSocketError where e.kind == "ws_receive_timeout" {
+                continue
+            } catch {
+                if user.isStopping && error is CancellationError { return }
+                let f = RunnityFailure.classify(error)
+                user.fail(f, step: "connection")
+                throw f
+            }
+        }
     }
 
     /// `{"type":"PING","timestamp":ms}` → the next `{"type":"PONG"}` within ``pongTimeout``

@@ -162,6 +162,28 @@ import LoadKitFixtures
         #expect(m.errors.values.allSatisfy { $0.source != .loadGenerator })
     }
 
+    @Test func silentConnectionsAreClosedWithTimeout() async throws {
+        var o = FixtureOptions()
+        o.runnity.idleTimeout = .milliseconds(400)   // the seed's server: 60 s without a message → close TIMEOUT
+        let fixture = try await RunnityFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let sla = try RunnityPlan.sla(Settings([:]))
+        let (result, _) = try await Self.run("runnity-idle", fixture, users: 5, hold: .milliseconds(1500), reports: root,
+                                             extra: ["RUNNITY_PING_INTERVAL": "5s"], sla: sla)
+        let timedOut = fixture.timedOutSessions
+        await fixture.stop()
+
+        #expect(timedOut == 5)
+        let m = result.metrics
+        let e = try #require(m.errors["ws_close_timeout"])
+        #expect(e.count == 5 && e.source == .server)
+        #expect(e.examples.allSatisfy { $0.contains("1000 TIMEOUT") })
+        let outcomes = result.evaluate(sla)
+        #expect(outcomes.first { $0.metric == SLA.connectionsHeldMetric }?.passed == false, "closed before the end of the hold")
+        #expect(m.counters[RunnityMetrics.pongs] == 5, "one PING each at connect, answered")
+    }
+
     @Test func csvDataSetReplacesTheSetUpAndRecycles() async throws {
         let fixture = try await RunnityFixture.start()
         let root = Self.reportRoot()

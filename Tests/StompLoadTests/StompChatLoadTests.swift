@@ -37,9 +37,10 @@ import LoadKitFixtures
         #expect(sent > 0 && received > 0)
         #expect(echoed + pendingAtStop + Int64(m.errors["message_timeout"]?.count ?? 0) == sent,
                 "every message sent is echoed, still pending at the end, or timed out")
-        // Σ connected² / Σ connected over the per-second series: the mean room size a message met.
+        // Σ connected² / Σ connected over the per-second series: the mean number of connected
+        // workers a message met, spread over the rooms.
         let conn = (m.series[RunnerMetrics.connected] ?? []).map(Double.init)
-        let meanRoom = conn.reduce(0) { $0 + $1 * $1 } / max(1, conn.reduce(0, +))
+        let meanRoom = conn.reduce(0) { $0 + $1 * $1 } / max(1, conn.reduce(0, +)) / Double(max(1, chat.roomIds.count))
         #expect(Double(received) >= 0.7 * meanRoom * Double(sent),
                 "received \(received) for \(sent) sent; expected ≈ sent × mean room size \(Int(meanRoom))")
         #expect((m.trends[StompChatMetrics.websocketConnect]?.count ?? 0) >= Int64(plan.plannedPeakUsers))
@@ -127,6 +128,12 @@ import LoadKitFixtures
         let prom = PrometheusExposition.render(m)
         #expect(prom.contains("stomp_load_test_connection_retries_total \(retries)"))
         #expect(prom.contains("stomp_load_test_reconnection_time_ms_count \(reconnects)"))
+        // Seed 001's other names are all there.
+        for name in ["messages_sent_total", "messages_received_total", "errors_total", "active_connections",
+                     "active_reconnections", "avg_connection_duration_seconds", "message_latency_ms_bucket",
+                     "websocket_connect_ms_count", "websocket_duration_seconds_count"] {
+            #expect(prom.contains("\nstomp_load_test_\(name)"), "missing stomp_load_test_\(name)")
+        }
     }
 
     @Test func droppedConnectionsWithoutReconnectBreachConnectionsHeld() async throws {

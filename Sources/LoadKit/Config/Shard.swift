@@ -24,10 +24,11 @@ public struct Shard: Sendable, Equatable, Codable {
         self.index = index; self.count = count
     }
 
-    /// Reads `LOADKIT_SHARD_INDEX` / `LOADKIT_SHARD_COUNT` (default: a single shard).
+    /// Reads `LOADKIT_SHARD_INDEX` / `LOADKIT_SHARD_COUNT`, or an orchestrator's index
+    /// (`JOB_COMPLETION_INDEX` with `LOADKIT_SHARD_COUNT`, CI node variables; see
+    /// ``detect(in:)``); default: a single shard.
     public init(settings: Settings) throws {
-        try self.init(index: try settings.int("LOADKIT_SHARD_INDEX", default: 0),
-                      count: try settings.int("LOADKIT_SHARD_COUNT", default: 1))
+        self = try Shard.detect(in: settings).shard
     }
 
     /// This shard's part of `n` users: the number of k in 0..<n with k % count == index.

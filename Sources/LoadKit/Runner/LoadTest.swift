@@ -129,7 +129,7 @@ public struct LoadTest: Sendable {
                 Stage(name: $0.name, target: .absolute(shard.share(of: $0.to)), duration: .nanoseconds(Int64($0.durationNanos)))
             })
         case .arrivals(let rate, let maxUsers):
-            t.model = .arrivals(rate.scaled(rate: 1 / Double(shard.count), duration: 1),
+            t.model = .arrivals(rate.sharded(shard),
                                 maxUsers: max(1, shard.share(of: maxUsers)))
         case .burst(let b, let hold):
             t.model = .burst(Burst(shard.share(of: b.count), over: b.window), hold: hold)
@@ -237,7 +237,8 @@ public struct LoadTest: Sendable {
     /// Runs the test: pre-run capacity check, then the users, then the result. Never outlives
     /// ``deadline`` by more than about a second; stops early on cancellation, SIGINT/SIGTERM or an
     /// abort check, with `RunResult.interruption` saying why. Writes the reports (unless turned
-    /// off) before returning. Throws only when the run could not start (``CapacityError``).
+    /// off) before returning. Throws only when the run could not start (``CapacityError``, or an unusable
+    /// `LOADKIT_START_AT`: ``ShardStart/StartError``, ``ConfigError``); waits for `LOADKIT_START_AT` first.
     public func run(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
@@ -250,10 +251,30 @@ public struct LoadTest: Sendable {
             ResourceLimits.raiseOpenFileLimit()
         }
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
+        let exclusive = (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
+        if exclusive { await RunGate.shared.acquire() }
+        do {
+            if let start = try ShardStart(settings: settings) { try await start.wait() }  // LOADKIT_START_AT
+        } catch {
+            if exclusive { await RunGate.shared.release() }
+            throw error
+        }
         let engine = RunEngine(test: self, script: script)
         if let d = diagnosis { engine.note(d.facts) }
         let result = await engine.run()
-        if options.writeReports {
+        if exclusive { await RunGate.shared.release() }
+        if options.writeReports && options.shard.count > 1 {
+            // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
+            do {
+                let files = try ShardOutput.write(result, shard: options.shard, runID: settings.runID,
+                                                  thresholds: options.thresholds,
+                                                  root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
+                print(ConsoleSummary.render(result, outcomes: options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)))
+                writeStderr("loadkit: \(name): shard \(options.shard.index)/\(options.shard.count) reports in \(files.directory)\n")
+            } catch {
+                writeStderr("loadkit: \(name): could not write shard reports: \(error)\n")
+            }
+        } else if options.writeReports {
             let writer = ReportWriter(root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
             do {
                 let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)

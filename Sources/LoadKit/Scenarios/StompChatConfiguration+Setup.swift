@@ -2,7 +2,7 @@ extension StompChatConfiguration {
     /// The set-up before the workers start (seed 001): logs in over HTTP with `EMAIL`/`PASSWORD`
     /// when no `TOKEN` is given, and creates a group room (`CREATE_NEW_ROOM=true` with
     /// `MEMBER_IDS`) or picks the first listed room when no `ROOM_ID` is given. Returns the
-    /// configuration with ``token`` and ``roomId`` filled. Errors name the step and the HTTP
+    /// configuration with ``token`` and ``roomIds`` filled. Errors name the step and the HTTP
     /// status, never the credentials.
     public func prepared(http: HTTPClient? = nil, timeout: Duration = .seconds(30)) async throws -> StompChatConfiguration {
         var c = self
@@ -34,16 +34,22 @@ extension StompChatConfiguration {
         if let t = c.token { headers.add("Authorization", "Bearer \(t)") }
         if c.createNewRoom {
             let ids = c.memberIds.map { String($0) }.joined(separator: ",")
-            let body = "{\"roomName\":\"loadkit-\(c.runTag)\",\"memberIds\":[\(ids)]}"
-            let r = try await client.post(c.httpBaseURL + c.createRoomPath, body: Array(body.utf8), headers: headers, timeout: timeout)
-            guard (200...299).contains(r.status) else {
-                throw ScriptFailure("creating a room at \(c.createRoomPath) answered HTTP \(r.status): \(r.bodyString.prefix(200))", kind: "room_create_failed", source: .server)
+            var created: [String] = []
+            for n in 1...c.roomCount {
+                let body = "{\"roomName\":\"loadkit-\(c.runTag)-\(n)\",\"memberIds\":[\(ids)]}"
+                let r = try await client.post(c.httpBaseURL + c.createRoomPath, body: Array(body.utf8), headers: headers, timeout: timeout)
+                guard (200...299).contains(r.status) else {
+                    throw ScriptFailure("creating a room at \(c.createRoomPath) answered HTTP \(r.status): \(r.bodyString.prefix(200))",
+                                        kind: "room_create_failed", source: .server)
+                }
+                guard let id = ["roomId", "data.roomId", "id", "data.id", "chatRoomId", "data.chatRoomId"].lazy
+                    .compactMap({ r.jsonValue(at: $0) }).first else {
+                    throw ScriptFailure("room creation at \(c.createRoomPath) returned no roomId (body: \(r.bodyString.prefix(200)))",
+                                        kind: "room_create_failed", source: .server)
+                }
+                created.append(id)
             }
-            guard let id = ["roomId", "data.roomId", "id", "data.id", "chatRoomId", "data.chatRoomId"].lazy
-                .compactMap({ r.jsonValue(at: $0) }).first else {
-                throw ScriptFailure("room creation at \(c.createRoomPath) returned no roomId", kind: "room_create_failed", source: .server)
-            }
-            c.roomId = id
+            c.roomIds = created
         } else if c.roomId == nil {
             let r = try await client.get(c.httpBaseURL + c.roomsPath, headers: headers, timeout: timeout)
             let id = (200...299).contains(r.status)

@@ -55,9 +55,19 @@ public struct StompChatConfiguration: Sendable {
     public var authIn: AuthPlacement
 
     // MARK: Room
-    /// Room id (`ROOM_ID`); when absent ``prepared(http:)`` creates one (`CREATE_NEW_ROOM=true`) or
-    /// picks the first room listed at ``roomsPath``.
-    public var roomId: String?
+    /// Room ids (`ROOM_ID`, comma-separated for several rooms; worker n joins room n mod count).
+    /// When absent ``prepared(http:timeout:)`` creates ``roomCount`` rooms (`CREATE_NEW_ROOM=true`)
+    /// or picks the first room listed at ``roomsPath``.
+    public var roomIds: [String]
+    /// The first room id (the seeds' single `ROOM_ID`).
+    public var roomId: String? {
+        get { roomIds.first }
+        set { roomIds = newValue.map { [$0] } ?? [] }
+    }
+    /// Rooms to create with `CREATE_NEW_ROOM=true` (`STOMP_ROOMS`, default 1). Every message is
+    /// broadcast to its room only, so N workers in k rooms make N²/k deliveries per interval
+    /// instead of N².
+    public var roomCount: Int
     /// Create a new group room (`CREATE_NEW_ROOM`).
     public var createNewRoom: Bool
     /// Members of the new room (`MEMBER_IDS`, comma-separated).
@@ -152,7 +162,9 @@ public struct StompChatConfiguration: Sendable {
             authIn = p
         } else { authIn = .connect }
 
-        roomId = s.string("ROOM_ID")
+        roomIds = s.list("ROOM_ID")
+        roomCount = try s.int("STOMP_ROOMS") ?? 1
+        guard roomCount >= 1 else { throw ConfigError(variable: "STOMP_ROOMS", value: String(roomCount), expected: "at least 1 room") }
         createNewRoom = try s.bool("CREATE_NEW_ROOM") ?? false
         memberIds = try s.intList("MEMBER_IDS")
         createRoomPath = Self.path(s.string("CREATE_ROOM_PATH") ?? "/api/v1/chat/rooms/group")
@@ -198,10 +210,18 @@ public struct StompChatConfiguration: Sendable {
     public var httpBaseURL: String { "\(secure ? "https" : "http")://\(hostForURL):\(port)" }
     private var hostForURL: String { host.contains(":") ? "[\(host)]" : host }
 
-    /// The subscription destination for the room.
-    public var roomTopic: String { subscribeDestination.replacingAll("{roomId}", with: roomId ?? "") }
-    /// The SEND destination for the room.
-    public var roomPublishDestination: String { publishDestination.replacingAll("{roomId}", with: roomId ?? "") }
+    /// The subscription destination for the (first) room.
+    public var roomTopic: String { topic(room: roomId ?? "") }
+    /// The SEND destination for the (first) room.
+    public var roomPublishDestination: String { publishDestination(room: roomId ?? "") }
+    /// The subscription destination for `room`.
+    public func topic(room: String) -> String { subscribeDestination.replacingAll("{roomId}", with: room) }
+    /// The SEND destination for `room`.
+    public func publishDestination(room: String) -> String { publishDestination.replacingAll("{roomId}", with: room) }
+    /// The room of worker `workerId` (1-based): rooms are dealt round-robin.
+    public func room(forWorker workerId: Int) -> String {
+        roomIds.isEmpty ? "" : roomIds[(max(1, workerId) - 1) % roomIds.count]
+    }
 
     /// The `Authorization: Bearer …` (or configured) header, when a token is known.
     var authHeaderPair: (String, String)? {
@@ -225,7 +245,7 @@ public struct StompChatConfiguration: Sendable {
 
     /// Facts for reports, without secrets.
     public var description: [String: String] {
-        var d = ["server": "\(host):\(port)", "websocket_url": webSocketURL, "room_id": roomId ?? "?",
+        var d = ["server": "\(host):\(port)", "websocket_url": webSocketURL, "room_id": roomIds.isEmpty ? "?" : roomIds.joined(separator: ","),
                  "subscribe": roomTopic, "publish": roomPublishDestination,
                  "message_interval_ms": String(messageInterval.milliseconds),
                  "message_timeout_ms": String(messageTimeout.milliseconds),

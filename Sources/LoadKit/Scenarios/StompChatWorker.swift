@@ -48,12 +48,15 @@ extension StompChatConfiguration {
     ///
     /// Call ``prepared(http:timeout:)`` first so ``token`` and ``roomId`` are known.
     public func runWorker(_ user: VirtualUser) async throws {
-        let room = roomId ?? ""
+        let room = room(forWorker: user.id)
         let template = try MessageTemplate(messageTemplate)
         let matcher = StompEchoMatcher(runTag: runTag, workerId: user.id)
-        let topic = roomTopic, destination = roomPublishDestination
+        let topic = topic(room: room), destination = publishDestination(room: room)
         let rec = user.recorder
         let h = Handles(rec)
+        // Present from the start in the Prometheus exposition, also when nobody reconnects.
+        rec.adjustGauge(StompChatMetrics.activeReconnections, by: 0)
+        rec.adjustGauge(StompChatMetrics.activeConnections, by: 0)
 
         var failures = 0                 // consecutive failed attempts
         var outageStart: UInt64?         // first failure of the current outage
