@@ -3,6 +3,7 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+import LoadKitFixtures
 
 /// https, wss and STOMP over wss through TLS listeners with a test CA (trait `TLS` only).
 @Suite struct TLSEndToEndTests {
@@ -65,6 +66,21 @@ import Synchronization
         try await ws.send(binary: big)
         #expect(try await ws.receive() == .binary(big), "256 KiB binary echo")
         await ws.close(code: 1000, reason: "done")
+    }
+
+    @Test func fixtureServesHTTPS() async throws {
+        let certs = try TLSTestFixture.certificates()
+        var options = FixtureOptions()
+        options.tls = certs.serverConfiguration
+        let concert = try await ConcertFixture.start(options)
+        #expect(concert.url.hasPrefix("https://"))
+        var config = HTTPClient.Configuration()
+        config.tls = certs.clientConfiguration
+        let client = HTTPClient(configuration: config)
+        defer { client.shutdown() }
+        let r = try await client.get(concert.url + "/admin/totals", timeout: .seconds(5))
+        #expect(r.status == 200)
+        await concert.stop()
     }
 
     @Test func stompOverWSS() async throws {
