@@ -7,7 +7,7 @@ private struct Boom: Error {}
 /// Real runs of tiny scenarios (trivial async work, no sockets). Serialized: runs compete for two
 /// cores and the SIGINT test interrupts every live run.
 @Suite(.serialized) struct RunnerTests {
-    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])) }
+    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])).exclusive(false) }
 
     @Test func closedModelRampsHoldsAndCounts() async throws {
         let t0 = monotonicNanos()

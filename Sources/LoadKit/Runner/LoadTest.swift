@@ -50,6 +50,8 @@ public struct LoadTest: Sendable {
         public var smokeDuration: Duration?
         /// Live progress line: nil = on when stderr is a terminal or `LOADKIT_PROGRESS=1`.
         public var progress: Bool?
+        /// Wait for other runs in the process first (nil: `LOADKIT_EXCLUSIVE_RUNS`, default true).
+        public var exclusive: Bool?
         /// Facts copied into `RunResult.environment`.
         public var environment: [String: String] = [:]
         /// This machine's share of a sharded run (see ``LoadTest/sharded(_:)``).
@@ -194,6 +196,10 @@ public struct LoadTest: Sendable {
     }
     /// Turns the live progress line on or off (default: only on a terminal or `LOADKIT_PROGRESS=1`).
     public func progress(_ on: Bool) -> LoadTest { var t = self; t.options.progress = on; return t }
+    /// Whether this run waits for other runs in the process to finish first (default: yes, unless
+    /// `LOADKIT_EXCLUSIVE_RUNS=0`). Load runs sharing cores would measure each other; tiny runs
+    /// that test the runner itself may overlap.
+    public func exclusive(_ on: Bool) -> LoadTest { var t = self; t.options.exclusive = on; return t }
 
     // MARK: Plan facts
 
@@ -251,7 +257,7 @@ public struct LoadTest: Sendable {
             ResourceLimits.raiseOpenFileLimit()
         }
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
-        let exclusive = (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
+        let exclusive = options.exclusive ?? (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
         if exclusive { await RunGate.shared.acquire() }
         do {
             if let start = try ShardStart(settings: settings) { try await start.wait() }  // LOADKIT_START_AT
