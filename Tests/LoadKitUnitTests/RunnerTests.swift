@@ -201,7 +201,7 @@ private struct Boom: Error {}
         async let result = quiet(LoadTest("sig") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
             .run { user in while !user.isStopping { await user.sleep(for: .seconds(5)) } }
         try await Task.sleep(for: .milliseconds(300))
-        SignalTrap.shared.simulate("SIGINT")
+        SignalTrap.shared.simulate("SIGINT", runName: "sig")
         let r = try await result
         #expect(r.interruption == "SIGINT")
         #expect(r.durationSeconds < 1.5)

@@ -267,8 +267,9 @@ public struct LoadTest: Sendable {
         }
         let engine = RunEngine(test: self, script: script)
         if let d = diagnosis { engine.note(d.facts) }
-        let result = await engine.run()
+        var result = await engine.run()
         if exclusive { await RunGate.shared.release() }
+        if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
         if options.writeReports && options.shard.count > 1 {
             // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
             do {

@@ -49,9 +49,10 @@ final class SignalTrap: Sendable {
         runs.forEach { $0.interrupt(name) }
     }
 
-    /// For tests: behave as if `name` had arrived.
-    func simulate(_ name: String) {
-        state.withLock { Array($0.runs.values) }.forEach { $0.interrupt(name) }
+    /// For tests: behave as if `name` had arrived, for the live runs called `runName` only (other
+    /// tests' runs in the same process must not be stopped).
+    func simulate(_ name: String, runName: String) {
+        state.withLock { Array($0.runs.values) }.filter { $0.name == runName }.forEach { $0.interrupt(name) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Testing)
 import Testing
 #endif
@@ -70,7 +71,17 @@ extension SLA {
                               line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
         let outcomes = thresholds.evaluate(result)
         let loc = FailureLocation(fileID: fileID, filePath: filePath, line: line, column: column)
-        for o in outcomes where !o.passed {
+        // One shard of a sharded run: a count or budget can pass on every shard and fail on the
+        // whole (or the reverse), so the verdict belongs to `loadkit merge`. Only "no work" fails
+        // here. LOADKIT_SHARD_JUDGE=local judges each shard on its own as well.
+        let isShard = result.environment["shard_index"] != nil
+            && ProcessInfo.processInfo.environment["LOADKIT_SHARD_JUDGE"] != "local"
+        if isShard {
+            let breaches = outcomes.filter { !$0.passed }.count
+            FileHandle.standardError.write(Data(("loadkit: \(result.name): shard \(result.environment["shard"] ?? "?"): "
+                + "\(breaches) threshold(s) breached on this shard alone; the SLA is judged on the merge (loadkit merge)\n").utf8))
+        }
+        for o in outcomes where !o.passed && (!isShard || o == .noWork) {
             reporter.record("SLA breached in '\(result.name)': \(o.message)", loc)
         }
         return outcomes
