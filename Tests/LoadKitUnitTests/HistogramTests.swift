@@ -2,17 +2,6 @@ import Foundation
 import Testing
 @testable import LoadKit
 
-/// Deterministic generator so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct HistogramTests {
     static func exactPercentile(_ sorted: [Int64], _ p: Double) -> Int64 {
@@ -22,7 +11,7 @@ struct SplitMix64: RandomNumberGenerator {
 
     @Test(arguments: [1 as Int64, 2_000, 1_000_000, 3_600_000_000])
     func percentilesMatchExactWithinOneTenthPercent(scale: Int64) {
-        var rng = SplitMix64(state: UInt64(scale))
+        var rng = SeededRandom(seed: UInt64(scale))
         var h = Histogram()
         var values: [Int64] = []
         for _ in 0..<100_000 {
@@ -64,7 +53,7 @@ struct SplitMix64: RandomNumberGenerator {
 
     @Test func stdDevIsCloseToExact() {
         var h = Histogram()
-        var rng = SplitMix64(state: 7)
+        var rng = SeededRandom(seed: 7)
         var xs: [Double] = []
         for _ in 0..<50_000 { let v = Int64.random(in: 1_000...100_000, using: &rng); h.record(v); xs.append(Double(v)) }
         let m = xs.reduce(0, +) / Double(xs.count)
@@ -73,7 +62,7 @@ struct SplitMix64: RandomNumberGenerator {
     }
 
     @Test func mergeEqualsCombined() {
-        var rng = SplitMix64(state: 42)
+        var rng = SeededRandom(seed: 42)
         var a = Histogram(), b = Histogram(), all = Histogram()
         for i in 0..<20_000 {
             let v = Int64.random(in: 0...5_000_000, using: &rng)
@@ -93,7 +82,7 @@ struct SplitMix64: RandomNumberGenerator {
     }
 
     @Test func codableRoundTripIsLosslessAndCompact() throws {
-        var rng = SplitMix64(state: 3)
+        var rng = SeededRandom(seed: 3)
         var h = Histogram()
         for _ in 0..<10_000 { h.record(Int64.random(in: 100...2_000_000, using: &rng)) }
         let data = try JSONEncoder().encode(h)

@@ -44,18 +44,3 @@ public struct Backoff: Sendable, Equatable, Codable {
         return delay(attempt: attempt, using: &g)
     }
 }
-
-/// A small, fast, seedable random generator (SeededRandom) for reproducible jitter and data in tests.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    /// Creates a generator from a seed; the same seed gives the same sequence.
-    public init(seed: UInt64) { state = seed }
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
