@@ -129,6 +129,7 @@ extension RunnityConfiguration {
             } catch { throw RunnityFailure.classify(error) }
         }
         user.count(RunnityMetrics.connects)
+        if let tls = ws.tlsHandshakeNanos { user.record("tls_handshake", .nanoseconds(Int64(tls))) }
 
         // The first message must be CONNECTED.
         do {

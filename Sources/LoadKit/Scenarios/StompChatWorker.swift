@@ -7,6 +7,8 @@ public enum StompChatMetrics {
     public static let websocketConnect = "websocket_connect"
     /// Trend: CONNECT → CONNECTED.
     public static let stompConnect = "stomp_connect"
+    /// Trend: TLS handshake alone (wss targets, `TLS` trait), part of `websocket_connect`.
+    public static let tlsHandshake = "tls_handshake"
     /// Trend: own SEND → own MESSAGE back (RTT).
     public static let messageLatency = "message_latency"
     /// Counter: SEND frames written.
@@ -101,6 +103,7 @@ extension StompChatConfiguration {
             }
             rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
             rec.recordNanos(h.stompConnect, client.stompConnectNanos)
+            if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
             rec.increment(h.operations)
 
             let closed = ClosedBox()
