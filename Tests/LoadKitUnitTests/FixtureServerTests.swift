@@ -174,7 +174,7 @@ final class StompOverWS: @unchecked Sendable {
     @Test func expiredTicketIsRefusedAndIdleSessionTimesOut() async throws {
         var o = FixtureOptions()
         o.runnity.memberCount = 10
-        o.runnity.ticketTTL = .milliseconds(150)
+        o.runnity.ticketTTL = .milliseconds(800)   // long enough for a fresh enter + upgrade on a loaded machine
         o.runnity.idleTimeout = .milliseconds(300)
         let f = try await RunnityFixture.start(o)
         defer { Task { await f.stop() } }
@@ -182,7 +182,7 @@ final class StompOverWS: @unchecked Sendable {
         defer { http.shutdown() }
         let token = try await login(f, http, member: 2)
         let stale = try await enter(f, http, token: token)
-        try await Task.sleep(for: .milliseconds(250))
+        try await Task.sleep(for: .milliseconds(1000))
         await #expect(throws: WebSocketError.self) {
             _ = try await WebSocketClient.connect("\(stale.wsUrl)?ticket=\(stale.ticket)", timeout: .seconds(5))
         }
@@ -297,7 +297,8 @@ final class StompOverWS: @unchecked Sendable {
     @Test func refusedConnectsForAWindow() async throws {
         let f = try await ConcertFixture.start()
         defer { Task { await f.stop() } }
-        f.refuseConnects(for: .milliseconds(500))
+        // Long enough that a loaded machine's first connect still lands inside the window.
+        f.refuseConnects(for: .milliseconds(1500))
         // The listening socket closes on its loop: poll until a connect is refused.
         var refused = false
         for _ in 0..<40 where !refused {

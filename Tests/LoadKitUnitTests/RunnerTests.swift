@@ -25,7 +25,7 @@ private struct Boom: Error {}
         #expect(result.interruption == nil)
         #expect(result.peakActiveUsers == 20)
         #expect(result.plannedPeakUsers == 20)
-        #expect(wall < 2.0)
+        #expect(wall < 3.0)
         #expect(result.durationSeconds >= 0.8)
         let m = result.metrics
         #expect(m.counters["iterations"] == 20)             // each user's script ran once, until stopped
@@ -39,7 +39,7 @@ private struct Boom: Error {}
         // Users were ramped: user k starts ≈ 20·k ms in (400 ms / 20 users), not all at once.
         let starts = try #require(m.trends["start_at"])
         #expect(starts.count == 20)
-        #expect(starts.min < 150_000)
+        #expect(starts.min < 300_000)   // first users early in the 400 ms ramp (slack for a loaded machine)
         #expect(starts.max >= 380_000)
         #expect(abs(Double(starts.value(atPercentile: 50)) - 200_000) < 80_000)
         #expect(!result.generator.isEmpty)
@@ -99,7 +99,7 @@ private struct Boom: Error {}
             .maxDuration(.milliseconds(400))
             .run { user in _ = await user.sleep(for: .seconds(30)) }
         let wall = Double(monotonicNanos() - t0) / 1e9
-        #expect(wall < 1.5)
+        #expect(wall < 3.0)   // capped at 0.4 s (+ ≤ 1 s grace), not the 60 s plan or 30 s sleeps
         #expect(result.interruption?.hasPrefix("deadline") == true)
     }
 
@@ -116,7 +116,7 @@ private struct Boom: Error {}
         task.cancel()
         let result = try await task.value
         let wall = Double(monotonicNanos() - t0) / 1e9
-        #expect(wall < 2.5) // 0.3 s + at most 1 s grace when interrupted + unwinding
+        #expect(wall < 4.0) // 0.3 s + at most 1 s grace when interrupted + unwinding (slack for a loaded machine), not the 30 s hold
         #expect(result.interruption == "cancelled")
         #expect(result.peakActiveUsers == 10)
         #expect(result.metrics.errors.isEmpty) // cancellation errors are not failures
@@ -132,7 +132,7 @@ private struct Boom: Error {}
                 user.count("stopped_cleanly")
             }
         let wall = Double(monotonicNanos() - t0) / 1e9
-        #expect(wall < 1.0) // not the 5 s grace
+        #expect(wall < 3.0) // not the 5 s grace
         #expect(result.metrics.counters["stopped_cleanly"] == 8)
         #expect(result.interruption == nil)
     }
@@ -194,7 +194,7 @@ private struct Boom: Error {}
         let wall = Double(monotonicNanos() - t0) / 1e9
         #expect(result.metrics.counters["iterations"] == 200)
         #expect(result.metrics.counters["operations"] == 200)
-        #expect(wall < 1.5) // ends when every user is done, not after the 10 s hold
+        #expect(wall < 5.0) // ends when every user is done, not after the 10 s hold
     }
 
     @Test func signalInterruptsTheRun() async throws {

@@ -127,6 +127,7 @@ import LoadKitFixtures
         let e = try #require(m.errors["invalid_ticket"])
         #expect(e.count == 6, "one expired ticket per user, no retry")
         #expect(e.source == .server)
+        #expect(!e.examples.isEmpty)
         #expect(e.examples.allSatisfy { $0.hasPrefix("websocket_connect: INVALID_TICKET") })
         #expect(rejected == 6)
         #expect((m.trends[RunnityMetrics.ticketAge]?.min ?? 0) >= 500_000)
@@ -178,6 +179,7 @@ import LoadKitFixtures
         let m = result.metrics
         let e = try #require(m.errors["ws_close_timeout"])
         #expect(e.count == 5 && e.source == .server)
+        #expect(!e.examples.isEmpty)
         #expect(e.examples.allSatisfy { $0.contains("1000 TIMEOUT") })
         let outcomes = result.evaluate(sla)
         #expect(outcomes.first { $0.metric == SLA.connectionsHeldMetric }?.passed == false, "closed before the end of the hold")

@@ -169,6 +169,7 @@ import LoadKitFixtures
         let e = try #require(result.metrics.errors["stomp_error"])
         #expect(e.count == 5, "one failed CONNECT per worker, no reconnect")
         #expect(e.source == .server)
+        #expect(!e.examples.isEmpty)
         #expect(e.examples.allSatisfy { $0.hasPrefix("stomp_connect: STOMP ERROR from server: Unauthorized") })
         #expect(e.examples.allSatisfy { !$0.contains(badToken) })
         let log = try String(contentsOfFile: ReportWriter(root: root).directory(for: "stomp-bad-token") + "/load_test.log", encoding: .utf8)

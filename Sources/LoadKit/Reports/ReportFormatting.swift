@@ -20,6 +20,35 @@ public enum Secrets {
         return out
     }
 
+    // Credential shapes that must never reach a report, whatever key they came under: bearer
+    // tokens, JWTs, credentials in query strings, JSON fields and STOMP headers.
+    nonisolated(unsafe) private static let credentialPatterns: [(NSRegularExpression, String)] = [
+        (#"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"#, "$1 \(mask)"),
+        (#"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"#, mask),
+        (#"(?i)\b(ticket|token|access_token|accesstoken|password|passcode|api_?key|secret)=[^&\s"']+"#, "$1=\(mask)"),
+        (#"(?i)"(ticket|token|accessToken|refreshToken|password|passcode|secret)"\s*:\s*"[^"]*""#, "\"$1\":\"\(mask)\""),
+        (#"(?im)^(passcode|authorization|login):[^\n]*"#, "$1:\(mask)"),
+    ].compactMap { pattern, template in
+        (try? NSRegularExpression(pattern: pattern)).map { ($0, template) }
+    }
+
+    /// `text` with credential-shaped parts (bearer tokens, JWTs, `ticket=…`/`token=…` query
+    /// values, JSON `"password":"…"` fields, STOMP `passcode:` headers) replaced by ``mask``.
+    /// Applied to every error example as it is recorded, so server text echoing a credential
+    /// cannot leak into a report.
+    public static func redactCredentials(_ text: String) -> String {
+        var t = text
+        for (re, template) in credentialPatterns {
+            t = re.stringByReplacingMatches(in: t, range: NSRange(t.startIndex..., in: t), withTemplate: template)
+        }
+        return t
+    }
+
+    /// The values of every secret-looking key in `values` (for ``scrub(_:environment:)``).
+    public static func secretValues(_ values: [String: String]) -> [String: String] {
+        values.filter { isSecret($0.key) && $0.value.count >= 4 }
+    }
+
     /// `text` with every occurrence of a secret value from `environment` replaced by ``mask``
     /// (values shorter than 4 characters are left alone to avoid masking noise).
     public static func scrub(_ text: String, environment: [String: String]) -> String {
