@@ -110,8 +110,8 @@ struct RunnityConfiguration: Sendable {
         challengeIdJSONPath = s.string("RUNNITY_CHALLENGE_ID_JSON_PATH") ?? "data.challengeId"
         webSocketURLOverride = s.string("RUNNITY_WS_URL")
         ticketParam = s.string("RUNNITY_TICKET_PARAM") ?? "ticket"
-        headers = try Self.headers(s, "RUNNITY_HEADERS")
-        adminHeaders = try Self.headers(s, "RUNNITY_ADMIN_HEADERS")
+        headers = try s.headers("RUNNITY_HEADERS")
+        adminHeaders = try s.headers("RUNNITY_ADMIN_HEADERS")
         adminToken = s.string("RUNNITY_ADMIN_TOKEN")
         adminMemberId = try s.int("RUNNITY_ADMIN_MEMBER_ID")
 
@@ -145,10 +145,10 @@ struct RunnityConfiguration: Sendable {
         }
         memberOffset = try s.int("RUNNITY_MEMBER_OFFSET") ?? 0
 
-        pingInterval = try Self.positive(s, "RUNNITY_PING_INTERVAL", defaultPingInterval)
-        pongTimeout = try Self.positive(s, "RUNNITY_PONG_TIMEOUT", .seconds(5))
-        connectTimeout = try Self.positive(s, "RUNNITY_CONNECT_TIMEOUT", .seconds(10))
-        httpTimeout = try Self.positive(s, "RUNNITY_HTTP_TIMEOUT", .seconds(10))
+        pingInterval = try s.positiveDuration("RUNNITY_PING_INTERVAL", default: defaultPingInterval)
+        pongTimeout = try s.positiveDuration("RUNNITY_PONG_TIMEOUT", default: .seconds(5))
+        connectTimeout = try s.positiveDuration("RUNNITY_CONNECT_TIMEOUT", default: .seconds(10))
+        httpTimeout = try s.positiveDuration("RUNNITY_HTTP_TIMEOUT", default: .seconds(10))
         connectDelay = try s.duration("RUNNITY_CONNECT_DELAY") ?? .zero
         httpConnections = max(1, try s.int("RUNNITY_HTTP_CONNECTIONS") ?? 64)
         tls = try s.bool("RUNNITY_TLS_INSECURE") == true ? .insecureNoVerification : .defaultClient
@@ -233,26 +233,7 @@ struct RunnityConfiguration: Sendable {
 
     static func path(_ p: String) -> String { p.hasPrefix("/") ? p : "/" + p }
 
-    static func positive(_ s: Settings, _ key: String, _ d: Duration) throws -> Duration {
-        guard let v = try s.duration(key) else { return d }
-        guard v > .zero else { throw ConfigError(variable: key, value: s.string(key) ?? "", expected: "a positive duration (1500, 250ms, 30s)") }
-        return v
-    }
 
-    /// `Name: value; Other: value` → pairs (values never echoed: they may hold credentials).
-    static func headers(_ s: Settings, _ key: String) throws -> [(String, String)] {
-        guard let raw = s.string(key) else { return [] }
-        var out: [(String, String)] = []
-        for item in raw.split(whereSeparator: { $0 == ";" || $0 == "\n" }) {
-            let t = item.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { continue }
-            guard let sep = t.firstIndex(of: ":"), sep != t.startIndex else {
-                throw ConfigError(variable: key, value: "<hidden>", expected: "`Name: value` pairs separated by `;`")
-            }
-            out.append((t[..<sep].trimmingCharacters(in: .whitespaces), t[t.index(after: sep)...].trimmingCharacters(in: .whitespaces)))
-        }
-        return out
-    }
 }
 
 extension Duration {

@@ -100,6 +100,30 @@ public struct Settings: Sendable, Equatable {
     /// A boolean or a default.
     public func bool(_ key: String, default d: Bool) throws -> Bool { try bool(key) ?? d }
 
+    /// A duration that must be positive (`MESSAGE_INTERVAL_MS=0` is a mistake, not "as fast as
+    /// possible"); `d` when unset.
+    public func positiveDuration(_ key: String, default d: Duration) throws -> Duration {
+        guard let v = try duration(key) else { return d }
+        guard v > .zero else { throw ConfigError(variable: key, value: string(key) ?? "", expected: "a positive duration (1500, 250ms, 30s)") }
+        return v
+    }
+
+    /// Header pairs written `Name: value; Other: value` (or `name=value`). A malformed entry's
+    /// value is never echoed in the error: header values often hold credentials.
+    public func headers(_ key: String) throws -> [(String, String)] {
+        guard let raw = string(key) else { return [] }
+        var out: [(String, String)] = []
+        for item in raw.split(whereSeparator: { $0 == ";" || $0 == "\n" }) {
+            let t = item.lkTrimmed(" \t\r")
+            if t.isEmpty { continue }
+            guard let sep = t.firstIndex(where: { $0 == ":" || $0 == "=" }), sep != t.startIndex else {
+                throw ConfigError(variable: key, value: "<hidden>", expected: "`Name: value` pairs separated by `;`")
+            }
+            out.append((t[..<sep].lkTrimmed(" \t"), t[t.index(after: sep)...].lkTrimmed(" \t")))
+        }
+        return out
+    }
+
     /// A duration: a plain number is milliseconds (as in the seeds' `*_MS` names); otherwise
     /// number-unit pairs such as `250ms`, `30s`, `5m`, `1h`, `1m30s`, `1.5s`; nil when unset.
     public func duration(_ key: String) throws -> Duration? {

@@ -146,7 +146,7 @@ public struct StompChatConfiguration: Sendable {
 
         webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
         subprotocols = s.string("STOMP_SUBPROTOCOLS") == nil ? StompClient.webSocketSubprotocols : s.list("STOMP_SUBPROTOCOLS")
-        webSocketHeaders = try Self.headers(s, "STOMP_WS_HEADERS")
+        webSocketHeaders = try s.headers("STOMP_WS_HEADERS")
 
         token = s.string("TOKEN")
         email = s.string("EMAIL")
@@ -174,7 +174,7 @@ public struct StompChatConfiguration: Sendable {
         subscribeDestination = prefix.contains("{roomId}") ? prefix : prefix + "{roomId}"
         publishDestination = s.string("STOMP_PUBLISH_DESTINATION") ?? "/pub/chat/message"
         stompHost = s.string("STOMP_HOST") ?? hostPart
-        connectHeaders = try Self.headers(s, "STOMP_CONNECT_HEADERS")
+        connectHeaders = try s.headers("STOMP_CONNECT_HEADERS")
         if let l = s.string("STOMP_LOGIN") { connectHeaders.append(("login", l)) }
         if let p = s.string("STOMP_PASSCODE") { connectHeaders.append(("passcode", p)) }
         heartBeat = try Self.heartBeat(s)
@@ -182,13 +182,13 @@ public struct StompChatConfiguration: Sendable {
         contentType = s.string("STOMP_CONTENT_TYPE") ?? "application/json"
         messageTemplate = s.string("STOMP_MESSAGE_TEMPLATE") ?? StompChatConfiguration.defaultMessageTemplate
 
-        messageInterval = try Self.positive(s, "MESSAGE_INTERVAL_MS", .milliseconds(1000))
-        messageTimeout = try Self.positive(s, "MESSAGE_TIMEOUT_MS", .seconds(30))
-        connectTimeout = try Self.positive(s, "CONNECT_TIMEOUT_MS", .seconds(30))
+        messageInterval = try s.positiveDuration("MESSAGE_INTERVAL_MS", default: .milliseconds(1000))
+        messageTimeout = try s.positiveDuration("MESSAGE_TIMEOUT_MS", default: .seconds(30))
+        connectTimeout = try s.positiveDuration("CONNECT_TIMEOUT_MS", default: .seconds(30))
         drainAtStop = try s.duration("STOMP_DRAIN_MS") ?? .seconds(2)
         if try s.bool("ENABLE_RECONNECT") ?? false {
-            reconnect = Backoff(initial: try Self.positive(s, "INITIAL_BACKOFF_MS", .seconds(1)),
-                                maximum: try Self.positive(s, "MAX_BACKOFF_MS", .seconds(30)),
+            reconnect = Backoff(initial: try s.positiveDuration("INITIAL_BACKOFF_MS", default: .seconds(1)),
+                                maximum: try s.positiveDuration("MAX_BACKOFF_MS", default: .seconds(30)),
                                 maxAttempts: try s.int("MAX_RECONNECT_ATTEMPTS") ?? 5,
                                 jitter: try s.double("RECONNECT_JITTER") ?? 0.5)
         } else {
@@ -259,27 +259,7 @@ public struct StompChatConfiguration: Sendable {
 
     static func path(_ p: String) -> String { p.hasPrefix("/") ? p : "/" + p }
 
-    static func positive(_ s: Settings, _ key: String, _ d: Duration) throws -> Duration {
-        guard let v = try s.duration(key) else { return d }
-        guard v > .zero else { throw ConfigError(variable: key, value: s.string(key) ?? "", expected: "a positive duration in ms") }
-        return v
-    }
 
-    /// `Name: value; Other: value` (also `name=value`) → pairs.
-    static func headers(_ s: Settings, _ key: String) throws -> [(String, String)] {
-        guard let raw = s.string(key) else { return [] }
-        var out: [(String, String)] = []
-        for item in raw.split(whereSeparator: { $0 == ";" || $0 == "\n" }) {
-            let t = item.lkTrimmed(" \t\r")
-            if t.isEmpty { continue }
-            guard let sep = t.firstIndex(where: { $0 == ":" || $0 == "=" }), sep != t.startIndex else {
-                // Never echo the raw value: it may hold a passcode.
-                throw ConfigError(variable: key, value: "<hidden>", expected: "`name:value` pairs separated by `;`")
-            }
-            out.append((t[..<sep].lkTrimmed(" \t"), t[t.index(after: sep)...].lkTrimmed(" \t")))
-        }
-        return out
-    }
 
     static func heartBeat(_ s: Settings) throws -> (send: Duration, receive: Duration) {
         guard let raw = s.string("STOMP_HEARTBEAT_MS") else { return (.seconds(10), .seconds(10)) }
