@@ -40,3 +40,14 @@ import Testing
         #expect(examples.allSatisfy { !$0.contains(token) && $0.contains(Secrets.mask) })
     }
 }
+
+/// The one JSON string writer shared by the scenarios and the fixtures.
+@Suite struct JSONQuotingTests {
+    @Test func quotedStringsRoundTripThroughJSONSerialization() throws {
+        for s in ["plain", "quote \" and \\ backslash", "tab\tnew\nline\r", "\u{01}\u{1f} controls", "한글 ✓"] {
+            let data = Data("[\(JSONQuoting.quoted(s))]".utf8)
+            let back = try #require(try JSONSerialization.jsonObject(with: data) as? [String])
+            #expect(back == [s])
+        }
+    }
+}

@@ -15,7 +15,7 @@ extension StompChatConfiguration {
             guard let password = c.password else {
                 throw ConfigError(variable: "PASSWORD", value: "", expected: "the password for EMAIL (or set TOKEN)")
             }
-            let body = "{\"email\":\(jsonString(email)),\"password\":\(jsonString(password))}"
+            let body = "{\"email\":\(JSONQuoting.quoted(email)),\"password\":\(JSONQuoting.quoted(password))}"
             let r = try await client.post(c.httpBaseURL + c.loginPath, body: Array(body.utf8),
                                           headers: ["Content-Type": "application/json"], timeout: timeout)
             guard (200...299).contains(r.status) else {
@@ -63,21 +63,4 @@ extension StompChatConfiguration {
         }
         return c
     }
-}
-
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if ch.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(ch.value, radix: 16).count) + String(ch.value, radix: 16) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out + "\""
 }
