@@ -22,8 +22,11 @@ let package = Package(
         // The system OpenSSL, used only with the `TLS` trait on Linux (the default build links no libssl).
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
+        // The few system calls the event loop needs that Glibc does not expose (epoll, eventfd).
+        .target(name: "CLoadKit", path: "Sources/CLoadKit"),
         .target(name: "LoadKit",
-                dependencies: [.target(name: "COpenSSL", condition: .when(platforms: [.linux], traits: ["TLS"]))],
+                dependencies: ["CLoadKit",
+                               .target(name: "COpenSSL", condition: .when(platforms: [.linux], traits: ["TLS"]))],
                 path: "Sources/LoadKit", swiftSettings: strict),
         // Embedded systems under test (STOMP chat, Runnity, Concert), built on LoadKit's server role.
         .target(name: "LoadKitFixtures", dependencies: ["LoadKit"], path: "fixtures/LoadKitFixtures",

@@ -11,7 +11,7 @@ import Darwin
 enum BenchCommand {
     static let usage = """
     usage: loadkit bench record [--seconds S]
-           loadkit bench http  --url URL [--connections N] [--seconds S] [--mode pump|tasks]
+           loadkit bench http  --url URL [--connections N] [--seconds S] [--mode scenario|execute|open|ceiling] [--rate R]
            loadkit bench stomp [--fixture PATH] [--seconds S] [--publishers P] [--subscribers N] [--window W]
            loadkit bench held  [--fixture PATH] [--connections N] [--hold-seconds S] [--heartbeat-ms MS]
     """
@@ -95,6 +95,17 @@ enum ProcessStats {
         #endif
         return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6
              + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Context switches so far, voluntary + involuntary, of all threads (getrusage).
+    static func contextSwitches() -> Int {
+        var u = rusage()
+        #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        return Int(u.ru_nvcsw + u.ru_nivcsw)
     }
 
     /// Resident set size now, in bytes (/proc/self/statm; 0 where unavailable).

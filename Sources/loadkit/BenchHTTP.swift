@@ -1,84 +1,175 @@
 import Foundation
 import LoadKit
 
-/// `loadkit bench http --url URL`: closed-loop HTTP/1.1 GETs over N keep-alive connections on one
-/// event loop (run it pinned to one core, like `wrk -t1 -cN`), through the kit's `HTTPClient`
-/// and response parser: `--mode pump` (default) uses `HTTPClient.closedLoop` (loop-level
-/// request/response pump), `--mode tasks` one Swift task per connection calling `execute`. Prints requests per second and latency percentiles.
+/// `loadkit bench http --url URL`: HTTP/1.1 GETs against one URL through the kit's general path.
+/// Run it pinned to one core (`taskset -c 0`, like `wrk -t1`): the shared event-loop group then
+/// has one loop.
+///
+/// - `--mode scenario` (default): the README's scenario — a `LoadTest` of `--connections` users
+///   (closed model), each iteration `user.measure("get") { try await client.get(url) }` with a
+///   default `HTTPClient`, full per-request recording.
+/// - `--mode execute`: no runner — one task per connection (on the loop) calling `execute` in a loop.
+/// - `--mode open --rate R`: the open model (`LoadTest(rate: .constant(R))`, `maxUsers` =
+///   `--connections`), same script; prints dropped and late iterations.
+/// - `--mode ceiling`: the open model at rising rates (`--from`, `--step` factor), `--seconds`
+///   each; prints the highest rate that dropped fewer than 0.1 % of its iterations.
+///
+/// Prints requests per second, latency percentiles, client CPU µs and context switches per request.
 enum BenchHTTP {
+    struct Round {
+        var requests = 0, errors = 0, dropped = 0, late = 0
+        var histogram = Histogram()
+        var elapsed = 0.0, cpu = 0.0, switches = 0
+    }
+
     static func run(_ o: BenchOptions) async throws {
         guard let url = o.string("url") else { throw BenchError("--url is required") }
         let connections = max(1, try o.int("connections", 50))
         let seconds = try o.double("seconds", 10)
         let warmup = try o.double("warmup-seconds", 1)
-        let mode = o.string("mode") ?? "pump"
-        let request = try HTTPRequest(url: url)
-
-        var config = HTTPClient.Configuration()
-        config.maxConnectionsPerHost = connections
-        let group = EventLoopGroup(loops: 1, label: "bench.http")
-        config.group = group
-        let client = HTTPClient(configuration: config)
+        let mode = o.string("mode") ?? "scenario"
+        _ = try HTTPRequest(url: url)  // a bad URL fails here, before any load
+        let client = HTTPClient()
         defer { client.shutdown() }
-        let executor = EventLoopTaskExecutor(group.loops[0])
 
-        // One closed-loop user per connection, each a task running on the loop itself, so a
-        // request costs no thread hop in either direction.
-        func round(_ secs: Double) async throws -> (requests: Int, errors: Int, histogram: Histogram, elapsed: Double, cpu: Double) {
-            let cpu0 = ProcessStats.cpuSeconds()
-            let start = monotonicNanos()
-            let end = start + UInt64(secs * 1e9)
-            var merged = Histogram()
-            var requests = 0, errors = 0
-            try await withThrowingTaskGroup(of: (Int, Int, Histogram).self) { g in
-                for _ in 0..<connections {
-                    g.addTask(executorPreference: executor) {
-                        var h = Histogram()
-                        var ok = 0, bad = 0
-                        while monotonicNanos() < end {
-                            let r = try await client.execute(request, timeout: .seconds(5))
-                            if r.status == 200 { ok += 1 } else { bad += 1 }
-                            h.record(Int64(truncatingIfNeeded: (r.totalNanos &+ 500) / 1000))
-                        }
-                        return (ok, bad, h)
-                    }
-                }
-                for try await (ok, bad, h) in g {
-                    requests += ok; errors += bad
-                    merged.merge(h)
-                }
-            }
-            let elapsed = Double(monotonicNanos() - start) / 1e9
-            return (requests, errors, merged, elapsed, ProcessStats.cpuSeconds() - cpu0)
-        }
-
-        err("http: \(mode) mode, \(connections) connections, \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList())")
-        let r: (requests: Int, errors: Int, histogram: Histogram, elapsed: Double, cpu: Double)
+        err("http: \(mode) mode, \(connections) connections, \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList()), \(EventLoopGroup.shared.loops.count) loop(s)")
+        let r: Round
         switch mode {
-        case "tasks":
-            if warmup > 0 { _ = try await round(warmup) }
-            r = try await round(seconds)
-        case "pump":
-            // HTTPClient.closedLoop: the next request is written from the response's read callback.
-            if warmup > 0 { _ = try await client.closedLoop(request, connections: connections, duration: .seconds(warmup)) }
-            let cpu0 = ProcessStats.cpuSeconds()
-            let p = try await client.closedLoop(request, connections: connections, duration: .seconds(seconds), timeout: .seconds(5))
-            let cpu = ProcessStats.cpuSeconds() - cpu0
-            if !p.failures.isEmpty || !p.connectFailures.isEmpty { err("http: failures \(p.failures) connect failures \(p.connectFailures)") }
-            r = (p.statusCounts[200] ?? 0, p.responses - (p.statusCounts[200] ?? 0) + p.failures.values.reduce(0, +),
-                 p.latency, p.elapsedSeconds, cpu)
+        case "scenario":
+            if warmup > 0 { _ = try await scenario(client, url, users: connections, seconds: warmup) }
+            r = try await scenario(client, url, users: connections, seconds: seconds)
+        case "execute":
+            if warmup > 0 { _ = try await executeLoop(client, url, connections: connections, seconds: warmup) }
+            r = try await executeLoop(client, url, connections: connections, seconds: seconds)
+        case "open":
+            let rate = try o.double("rate", 10_000)
+            if warmup > 0 { _ = try await openModel(client, url, rate: rate, users: connections, seconds: warmup) }
+            r = try await openModel(client, url, rate: rate, users: connections, seconds: seconds)
+            emit("rate_asked", rate, digits: 0)
+        case "ceiling":
+            try await ceiling(client, url, users: connections, seconds: seconds, o)
+            return
         default:
-            throw BenchError("--mode must be pump or tasks")
+            throw BenchError("--mode must be scenario, execute, open or ceiling")
         }
-        let rps = Double(r.requests) / r.elapsed
+        print(r)
+    }
+
+    static func print(_ r: Round) {
+        let n = max(1, r.requests)
         emit("requests", r.requests)
         emit("errors", r.errors)
+        emit("dropped", r.dropped)
+        emit("late", r.late)
         emit("elapsed_s", r.elapsed, digits: 2)
-        emit("requests_per_second", rps, digits: 0)
+        emit("requests_per_second", Double(r.requests) / r.elapsed, digits: 0)
         emit("p50_us", Int(r.histogram.value(atPercentile: 50)))
         emit("p90_us", Int(r.histogram.value(atPercentile: 90)))
         emit("p99_us", Int(r.histogram.value(atPercentile: 99)))
         emit("max_us", Int(r.histogram.max))
         emit("client_cpu_percent", 100 * r.cpu / r.elapsed, digits: 0)
+        emit("cpu_us_per_request", 1e6 * r.cpu / Double(n), digits: 2)
+        emit("context_switches_per_request", Double(r.switches) / Double(n), digits: 4)
+    }
+
+    /// CPU seconds and context switches of the whole process around `body`.
+    static func measured(_ body: () async throws -> Round) async rethrows -> Round {
+        let cpu0 = ProcessStats.cpuSeconds(), cs0 = ProcessStats.contextSwitches()
+        var r = try await body()
+        r.cpu = ProcessStats.cpuSeconds() - cpu0
+        r.switches = ProcessStats.contextSwitches() - cs0
+        return r
+    }
+
+    /// The README's scenario: closed-model users, one measured `get` per iteration.
+    static func scenario(_ client: HTTPClient, _ url: String, users: Int, seconds: Double) async throws -> Round {
+        try await measured {
+            let result = try await LoadTest("bench-http") {
+                Stage("all", to: users, over: .zero)
+                Hold(.nanoseconds(Int64(seconds * 1e9)))
+            }
+            .gracefulStop(.seconds(2)).reports(false).progress(false)
+            .run { user in
+                try await user.measure("get") { _ = try await client.get(url) }
+            }
+            return round(result)
+        }
+    }
+
+    /// The open model at `rate` iterations per second, at most `users` in flight.
+    static func openModel(_ client: HTTPClient, _ url: String, rate: Double, users: Int, seconds: Double) async throws -> Round {
+        try await measured {
+            let result = try await LoadTest("bench-http-open", rate: .constant(rate, for: .nanoseconds(Int64(seconds * 1e9))),
+                                            maxUsers: users)
+            .gracefulStop(.seconds(2)).reports(false).progress(false)
+            .run { user in
+                try await user.measure("get") { _ = try await client.get(url) }
+            }
+            return round(result)
+        }
+    }
+
+    static func round(_ result: RunResult) -> Round {
+        let m = result.metrics
+        var r = Round()
+        r.histogram = m.trends["get"] ?? Histogram()
+        r.requests = Int(r.histogram.count)
+        r.errors = Int(m.totalErrors)
+        r.dropped = Int(m.counters[RunnerMetrics.iterationsDropped] ?? 0)
+        r.late = Int(m.counters[RunnerMetrics.iterationsLate] ?? 0)
+        r.elapsed = result.durationSeconds
+        return r
+    }
+
+    /// No runner: a task per connection on the loop, `execute` in a loop.
+    static func executeLoop(_ client: HTTPClient, _ url: String, connections: Int, seconds: Double) async throws -> Round {
+        let request = try HTTPRequest(url: url)
+        return try await measured {
+            let start = monotonicNanos()
+            let end = start + UInt64(seconds * 1e9)
+            var r = Round()
+            try await withThrowingTaskGroup(of: (Int, Int, Histogram).self) { g in
+                for _ in 0..<connections {
+                    g.addTask(executorPreference: EventLoopGroup.shared.next()) {
+                        var h = Histogram()
+                        var ok = 0, bad = 0
+                        while monotonicNanos() < end {
+                            let resp = try await client.execute(request, timeout: .seconds(5))
+                            if resp.status == 200 { ok += 1 } else { bad += 1 }
+                            h.record(Int64(truncatingIfNeeded: (resp.totalNanos &+ 500) / 1000))
+                        }
+                        return (ok, bad, h)
+                    }
+                }
+                for try await (ok, bad, h) in g {
+                    r.requests += ok; r.errors += bad
+                    r.histogram.merge(h)
+                }
+            }
+            r.elapsed = Double(monotonicNanos() - start) / 1e9
+            return r
+        }
+    }
+
+    /// Rising open-model rates until one drops 0.1 % or more of its iterations.
+    static func ceiling(_ client: HTTPClient, _ url: String, users: Int, seconds: Double, _ o: BenchOptions) async throws {
+        var rate = try o.double("from", 20_000)
+        let factor = max(1.01, try o.double("step", 1.1))
+        let maxRate = try o.double("max-rate", 1_000_000)
+        _ = try await openModel(client, url, rate: rate, users: users, seconds: 1)  // warm-up
+        var best: (rate: Double, round: Round)?
+        while rate <= maxRate {
+            let r = try await openModel(client, url, rate: rate, users: users, seconds: seconds)
+            let planned = Double(r.requests + r.dropped + r.errors)
+            let droppedShare = planned > 0 ? Double(r.dropped) / planned : 1
+            err(String(format: "http: open model at %.0f/s: %d requests, %d dropped (%.3f %%), %d late, cpu %.1f µs/request",
+                       rate, r.requests, r.dropped, 100 * droppedShare, r.late, 1e6 * r.cpu / Double(max(1, r.requests))))
+            guard droppedShare < 0.001, r.errors == 0 else { break }
+            best = (rate, r)
+            rate *= factor
+        }
+        guard let best else { throw BenchError("the open model dropped ≥ 0.1 % already at the first rate; lower --from") }
+        emit("ceiling_rate", best.rate, digits: 0)
+        print(best.round)
     }
 }

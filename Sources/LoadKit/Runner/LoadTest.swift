@@ -33,8 +33,9 @@ public struct LoadTest: Sendable {
         public var maxDuration: Duration?
         /// Closed model: pause after a script run threw, before it is run again (no hot error loop).
         public var pauseAfterError: Duration = .milliseconds(500)
-        /// Open model: an iteration starting later than this after it was due counts as late.
-        public var lateThreshold: Duration = .milliseconds(10)
+        /// Open model: an iteration starting more than this after it was due counts in
+        /// `iterations_late` (default 1 ms; every iteration's lateness is in `iteration_lateness`).
+        public var lateThreshold: Duration = .milliseconds(1)
         /// Connections each user holds (for the pre-run capacity check; 0 skips it).
         public var connectionsPerUser: Int = 1
         /// Descriptors per connection (2 when the fixture server shares this process).

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
 import Synchronization
 
 /// Drives one run: starts and stops user tasks per the model, samples the generator, watches the
@@ -18,6 +17,8 @@ final class RunEngine: Sendable {
     /// The runner's own counters (dropped/late iterations, vus gauges).
     let own: MetricsRecorder
     let startNanos: UInt64
+    /// The loops virtual users run on (round-robin); the run's control loop is the first.
+    let userLoops = EventLoopGroup.shared
 
     private struct State {
         var contexts: [Int: UserContext] = [:]
@@ -62,15 +63,16 @@ final class RunEngine: Sendable {
     var interruption: String? { state.withLock { $0.interruption } }
     var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
 
-    private func makeContext(index local: Int) -> UserContext {
+    func makeContext(index local: Int) -> UserContext {
         let index = test.options.shard.globalIndex(local: local)
         let c = UserContext(index: index, recorder: registry.recorder(forUser: index), engine: self)
         created.add(1, ordering: .relaxed)
         return c
     }
 
-    /// Starts `body` as a tracked task; `active` counts it until it ends.
-    private func spawn(_ ctx: UserContext, _ body: @escaping @Sendable () async -> Void) {
+    /// Starts `body` as a tracked task on `loop` (a task executor preference: the user's awaits
+    /// resume on that loop's thread, not on Swift's shared pool); `active` counts it until it ends.
+    func spawn(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void) {
         let now = active.add(1, ordering: .relaxed).newValue
         var peak = peakActive.load(ordering: .relaxed)
         while now > peak {
@@ -84,7 +86,7 @@ final class RunEngine: Sendable {
             s.contexts[ctx.index] = ctx
             s.userTask[ctx.index] = id
             // Created under the lock so its own removal (also under the lock) always comes after.
-            s.tasks[id] = Task { [self] in
+            s.tasks[id] = Task(executorPreference: loop) { [self] in
                 await body()
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 self.active.subtract(1, ordering: .relaxed)
@@ -137,18 +139,23 @@ final class RunEngine: Sendable {
         }
         let monitor = Task.detached { [self] in await self.monitorLoop() }
         let hardCap = test.deadline.nanoseconds
-        await withTaskCancellationHandler {
-            switch test.model {
-            case .stages(let stages): await runStages(StagePlan(stages), cap: hardCap)
-            case .arrivals(let rate, let maxUsers): await runArrivals(rate, maxUsers: maxUsers, cap: hardCap)
-            case .burst(let burst, let hold): await runBurst(burst, hold: hold, cap: hardCap)
+        // The control loop runs on an event loop too, so a process busy with other work (tests
+        // running in parallel on Swift's shared pool) cannot delay ramps and stops.
+        await withTaskExecutorPreference(userLoops.loops[0]) {
+            await withTaskCancellationHandler {
+                switch test.model {
+                case .stages(let stages): await runStages(StagePlan(stages), cap: hardCap)
+                case .arrivals(let rate, let maxUsers):
+                    await ArrivalDriver(engine: self, rate: rate, maxUsers: maxUsers, cap: hardCap, loop: userLoops.loops[0]).run()
+                case .burst(let burst, let hold): await runBurst(burst, hold: hold, cap: hardCap)
+                }
+            } onCancel: {
+                self.interrupt("cancelled")
             }
-        } onCancel: {
-            self.interrupt("cancelled")
+            let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
+            state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
+            await shutdown(cap: hardCap)
         }
-        let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
-        state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
-        await shutdown(cap: hardCap)
         finished.store(true, ordering: .releasing)
         _ = await monitor.value
         endpoint?.close()
@@ -157,7 +164,7 @@ final class RunEngine: Sendable {
     }
 
     /// Whether the control loop must stop now (interrupted, cancelled, or past the hard cap).
-    private func mustStop(cap: UInt64) -> Bool {
+    func mustStop(cap: UInt64) -> Bool {
         if Task.isCancelled { interrupt("cancelled") }
         if interruption != nil { return true }
         if elapsed >= cap {
@@ -185,14 +192,14 @@ final class RunEngine: Sendable {
                     let ctx = makeContext(index: nextIndex)
                     nextIndex += 1
                     live.append(ctx)
-                    spawn(ctx) { [self] in await self.userLoop(ctx, once: false) }
+                    spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: false) }
                 }
             } else if target < live.count {
                 let grace = test.options.gracefulStop.nanoseconds
                 while live.count > target {
                     let ctx = live.removeLast()
                     ctx.stop()
-                    runnerTimerQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(grace))) { [self] in
+                    timerLoop().schedule(after: .nanoseconds(Int64(grace))) { [self] in
                         self.cancelTasks(of: ctx.index)
                     }
                 }
@@ -200,58 +207,6 @@ final class RunEngine: Sendable {
             await pauseUncancellable(nanos: Self.tick)
         }
         if let h = heldAt, elapsed < h { sampleHeld(target: plan.target(atNanos: elapsed)) }
-    }
-
-    private func runArrivals(_ rate: ArrivalRate, maxUsers: Int, cap: UInt64) async {
-        var free: [UserContext] = []
-        let freeList = Mutex<[UserContext]>([])
-        var createdUsers = 0
-        let late = test.options.lateThreshold.nanoseconds
-        var number = 0
-        for offset in rate.startTimes() {
-            if mustStop(cap: cap) { break }
-            if offset >= cap {
-                interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
-                break
-            }
-            let due = startNanos + offset
-            let now = monotonicNanos()
-            if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
-            if mustStop(cap: cap) { break }
-            if free.isEmpty { free = freeList.withLock { l in let f = l; l.removeAll(); return f } }
-            let ctx: UserContext
-            if let c = free.popLast() {
-                ctx = c
-            } else if createdUsers < maxUsers {
-                ctx = makeContext(index: createdUsers)
-                createdUsers += 1
-            } else {
-                own.increment(RunnerMetrics.iterationsDropped)
-                continue
-            }
-            let iteration = number
-            number += 1
-            spawn(ctx) { [self] in
-                let startedAt = monotonicNanos()
-                if startedAt > due + late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
-                do {
-                    try await self.script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: due))
-                    ctx.recorder.increment(RunnerMetrics.iterations)
-                } catch {
-                    ctx.recorder.increment(RunnerMetrics.iterations)
-                    if Task.isCancelled {
-                        ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
-                    } else {
-                        ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                        ctx.recorder.error(error, step: "iteration")
-                    }
-                }
-                let end = monotonicNanos()
-                ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
-                ctx.markConnected(false)
-                freeList.withLock { $0.append(ctx) }
-            }
-        }
     }
 
     private func runBurst(_ burst: Burst, hold: Duration, cap: UInt64) async {
@@ -262,7 +217,7 @@ final class RunEngine: Sendable {
             let now = monotonicNanos()
             if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
             let ctx = makeContext(index: i)
-            spawn(ctx) { [self] in await self.userLoop(ctx, once: true) }
+            spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: true) }
         }
         while !mustStop(cap: cap), elapsed < end, active.load(ordering: .relaxed) > 0 {
             await pauseUncancellable(nanos: Self.tick)

@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// A one-shot wake-up: resumed by its timer, by a stop, or by cancellation, whichever comes first.
@@ -33,14 +32,17 @@ final class Wakeup: Sendable {
     }
 }
 
-/// Timers for user sleeps: one concurrent queue, no thread per sleeper.
-let runnerTimerQueue = DispatchQueue(label: "loadkit.runner.timers", attributes: .concurrent)
+/// The loop a runner wait uses: the caller's own loop (a virtual user's), else one of the shared group.
+func timerLoop() -> EventLoop { EventLoop.current ?? EventLoopGroup.shared.next() }
 
-/// Sleeps `nanos` without reacting to task cancellation (the runner's own bookkeeping waits).
+/// Sleeps `nanos` without reacting to task cancellation (the runner's own bookkeeping waits), on a
+/// loop timer: the wake-up does not depend on Swift's shared thread pool.
 func pauseUncancellable(nanos: UInt64) async {
-    let w = Wakeup()
-    runnerTimerQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(min(nanos, UInt64(Int.max))))) { w.fire(true) }
-    _ = await w.wait()
+    let loop = timerLoop()
+    let deadline = monotonicNanos() &+ nanos
+    await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+        loop.schedule(atNanos: deadline) { c.resume() }
+    }
 }
 
 /// The runner's side of one virtual user: its stop flag, its sleepers and its connected mark.
@@ -50,6 +52,8 @@ final class UserContext: Sendable {
     let engine: RunEngine
     private let stopping = Atomic<Bool>(false)
     private let connected = Atomic<Bool>(false)
+    // Open model: the running iteration's scheduled start, until its first `measure` takes it (0: none).
+    private let scheduledStart = Atomic<UInt64>(0)
     private let sleepers = Mutex<(next: Int, waiting: [Int: Wakeup])>((0, [:]))
 
     init(index: Int, recorder: MetricsRecorder, engine: RunEngine) {
@@ -73,6 +77,16 @@ final class UserContext: Sendable {
         if was != value { engine.connectedDelta(value ? 1 : -1) }
     }
 
+    /// Open model: the first ``VirtualUser/measure(_:since:_:)`` of the iteration starting now is
+    /// timed from `due`, its scheduled start.
+    func beginScheduledIteration(due: UInt64) { scheduledStart.store(due, ordering: .relaxed) }
+
+    /// The scheduled start, once per iteration (nil in the closed model and after the first take).
+    func takeScheduledStart() -> UInt64? {
+        let v = scheduledStart.exchange(0, ordering: .relaxed)
+        return v == 0 ? nil : v
+    }
+
     /// Called once the user's task has finished: a user still marked connected is no longer.
     func finished() { markConnected(false) }
 
@@ -85,8 +99,9 @@ final class UserContext: Sendable {
             s.next += 1; s.waiting[s.next] = w; return s.next
         }
         if isStopping { w.fire(false) } // stop raced with registration
-        runnerTimerQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(min(nanos, UInt64(Int.max))))) { w.fire(true) }
+        let timer = timerLoop().schedule(atNanos: monotonicNanos() &+ nanos) { w.fire(true) }
         let completed = await withTaskCancellationHandler { await w.wait() } onCancel: { w.fire(false) }
+        if !completed { timer.cancel() }
         _ = sleepers.withLock { $0.waiting.removeValue(forKey: token) }
         return completed
     }

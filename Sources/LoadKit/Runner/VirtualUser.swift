@@ -11,8 +11,9 @@ public struct VirtualUser: Sendable {
     /// Closed model and bursts: how many times this user has run the script before this call (0 on
     /// the first). Open model: the iteration's number in the run's schedule.
     public let iteration: Int
-    /// When this run of the script was *due* (``monotonicNanos()``). In the open model time from
-    /// here, not from when the iteration actually started, so a stalled server cannot hide its
+    /// When this run of the script was *due* (``monotonicNanos()``). In the open model the
+    /// iteration starts at or after this instant (never before) and its first ``measure(_:since:_:)``
+    /// is timed from here, not from when it actually started, so a stalled server cannot hide its
     /// stall (coordinated omission, as wrk2 does). In the closed model: when the script started.
     public let scheduledStartNanos: UInt64
 
@@ -34,11 +35,16 @@ public struct VirtualUser: Sendable {
 
     /// Times `body` into the trend `step` (microseconds) and counts a successful operation; when
     /// `body` throws, records the classified error with `step` and rethrows (a failed step is not
-    /// added to the latency trend). Pass `since:` (e.g. ``scheduledStartNanos``) to time from an
-    /// earlier instant.
+    /// added to the latency trend). Pass `since:` to time from an earlier instant.
+    ///
+    /// Open model (arrival rate): the *first* `measure` of an iteration that is not given `since:`
+    /// is timed from the iteration's scheduled start (``scheduledStartNanos``), not from the call,
+    /// as wrk2 times requests: an iteration that started late because the generator or a stalled
+    /// server held it back shows that delay in its latency (no coordinated omission). Later
+    /// `measure` calls in the same iteration, and every call in the closed model, time from the call.
     @discardableResult
     public func measure<T>(_ step: String, since start: UInt64? = nil, _ body: () async throws -> T) async throws -> T {
-        let t0 = start ?? monotonicNanos()
+        let t0 = start ?? context.takeScheduledStart() ?? monotonicNanos()
         do {
             let value = try await body()
             let now = monotonicNanos()
@@ -152,8 +158,11 @@ public enum RunnerMetrics {
     public static let iterationsFailed = "iterations_failed"
     /// Open model: iterations not started because every one of `maxUsers` was busy.
     public static let iterationsDropped = "iterations_dropped"
-    /// Open model: iterations that started later than the late threshold after they were due.
+    /// Open model: iterations that started more than the late threshold (default 1 ms) after they
+    /// were due (an iteration never starts before it is due).
     public static let iterationsLate = "iterations_late"
+    /// Open model: how long after its scheduled start each iteration actually started (trend, µs).
+    public static let iterationLateness = "iteration_lateness"
     /// Open model: time from each iteration's scheduled start to its end (trend, µs).
     public static let iterationDuration = "iteration_duration"
     /// Ticks of ``VirtualUser/every(_:_:)`` skipped because the body overran.

@@ -1,110 +1,471 @@
-import Dispatch
+import CLoadKit
 import Synchronization
-
-/// One serial queue that owns a set of connections: every socket event, parser step and protocol
-/// decision for those connections runs here, so per-connection state needs no locks.
-///
-/// Reads go into one shared buffer per loop (not one per connection), which keeps an idle
-/// connection's memory small; delegates must consume or copy the bytes before returning.
-public final class EventLoop: @unchecked Sendable {
-    /// The serial queue the loop runs on.
-    public let queue: DispatchQueue
-    let readBuffer: UnsafeMutableRawBufferPointer
-    private static let key = DispatchSpecificKey<UInt>()
-    private let id: UInt
-
-    init(label: String, id: UInt) {
-        queue = DispatchQueue(label: label, qos: .userInitiated)
-        readBuffer = .allocate(byteCount: 128 * 1024, alignment: 16)
-        self.id = id
-        queue.setSpecific(key: Self.key, value: id)
-    }
-
-    /// True when the caller runs on this loop's queue.
-    public var inLoop: Bool { DispatchQueue.getSpecific(key: Self.key) == id }
-
-    /// Runs `work` on the loop.
-    public func execute(_ work: @escaping @Sendable () -> Void) {
-        queue.async(execute: work)
-    }
-
-    /// Runs `work` on the loop after `delay`; returns a timer that can be cancelled (on the loop).
-    /// Must be called on the loop. The timer keeps itself alive until it fires or is cancelled, so
-    /// the result may be discarded (fire-and-forget); dropping it does not cancel it.
-    @discardableResult
-    public func schedule(after delay: Duration, _ work: @escaping () -> Void) -> LoopTimer {
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        let timer = LoopTimer(source: t)
-        // Strong capture on purpose: the source -> handler -> timer cycle is broken by cancel(),
-        // which runs when the timer fires or when the owner cancels it.
-        t.setEventHandler {
-            timer.cancel()
-            work()
-        }
-        t.schedule(deadline: .now() + delay.seconds, leeway: .milliseconds(1))
-        t.resume()
-        return timer
-    }
-
-    /// Runs `work` on the loop every `interval` until the returned timer is cancelled or released
-    /// (keep a reference for as long as it should run). Must be called on the loop. A leeway of 1 % lets the kernel batch many connections' timers.
-    @discardableResult
-    public func scheduleRepeating(every interval: Duration, startingAfter initial: Duration? = nil,
-                                  _ work: @escaping () -> Void) -> LoopTimer {
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        let timer = LoopTimer(source: t)
-        t.setEventHandler(handler: work)
-        let s = interval.seconds
-        let leewayNs = max(1_000_000, Int(s * 10_000_000))
-        t.schedule(deadline: .now() + (initial ?? interval).seconds, repeating: s, leeway: .nanoseconds(leewayNs))
-        t.resume()
-        return timer
-    }
-}
-
-/// A one-shot or repeating timer on an ``EventLoop``.
-public final class LoopTimer: @unchecked Sendable {
-    private var source: (any DispatchSourceTimer)?
-    init(source: any DispatchSourceTimer) { self.source = source }
-
-    /// Stops the timer; safe to call more than once.
-    public func cancel() {
-        source?.cancel()
-        source = nil
-    }
-
-    deinit { source?.cancel() }
-}
-
-/// A fixed set of event loops, one per core by default; connections are spread round-robin.
-public final class EventLoopGroup: Sendable {
-    /// The process-wide group used when no group is given (one loop per active core).
-    public static let shared = EventLoopGroup(loops: max(1, ProcessInfo_activeCores()))
-
-    /// The loops of the group.
-    public let loops: [EventLoop]
-    private let counter = Atomic<Int>(0)
-
-    /// Creates a group with `count` loops.
-    public init(loops count: Int, label: String = "loadkit.loop") {
-        loops = (0..<count).map { EventLoop(label: "\(label).\($0)", id: loopIDs.add(1, ordering: .relaxed).newValue) }
-    }
-
-    /// The next loop, round-robin.
-    public func next() -> EventLoop {
-        let i = counter.add(1, ordering: .relaxed).newValue
-        return loops[i % loops.count]
-    }
-}
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-private let loopIDs = Atomic<UInt>(0)
+/// One thread that owns a set of connections and timers: every socket event, parser step, timer
+/// and protocol decision for those connections runs on it, so per-connection state needs no locks.
+///
+/// The thread waits in `epoll_wait` (kqueue on macOS) for a batch of events, reads straight into
+/// one buffer shared by all of the loop's connections, fires due timers from one heap, and runs
+/// the work submitted to it. Work submitted from another thread goes through a locked queue and
+/// wakes the loop with an eventfd; work submitted from the loop's own thread is queued locally
+/// and never touches the eventfd.
+///
+/// The loop is also a `TaskExecutor`: a task started with the loop as its executor preference
+/// (`Task(executorPreference: loop) { … }`) runs on the loop's thread, so awaiting a response that
+/// the loop parses resumes the task in place — no thread hop, no futex. Virtual users run that way.
+///
+/// Reads go into one shared buffer per loop (not one per connection), which keeps an idle
+/// connection's memory small; delegates must consume or copy the bytes before returning.
+public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringConvertible {
+    /// The loop's name (its thread's name, shortened).
+    public let label: String
+    let readBuffer: UnsafeMutableRawBufferPointer
+    private let pollFD: Int32
+    private let wakeFD: Int32
+    private let wakeWriteFD: Int32
+
+    // Cross-thread submissions: appended under the lock, counted so the loop can peek lock-free.
+    private let inbox = Mutex<[LoopWork]>([])
+    private let inboxCount = Atomic<Int>(0)
+    // True while the loop is about to block (or blocked) in the poller: a submitter that flips it
+    // back writes the eventfd. Sequentially consistent with `inboxCount` (store, then load).
+    private let sleeping = Atomic<Bool>(false)
+    private let stopWhenIdle = Atomic<Bool>(false)
+    private let wakeups = Atomic<Int>(0)
+
+    // Loop-confined state.
+    private var local: [LoopWork] = []
+    private var running: [LoopWork] = []
+    private var remoteBatch: [LoopWork] = []
+    private var timers = TimerHeap()
+    private var registrations: [Registration] = []
+    private var freeSlots: [Int] = []
+    private var liveRegistrations = 0
+
+    init(label: String) {
+        self.label = label
+        readBuffer = .allocate(byteCount: 128 * 1024, alignment: 16)
+        let p = lk_poll_create()
+        precondition(p >= 0, "loadkit: cannot create the event loop's poller (errno \(errno))")
+        pollFD = p
+        var w: Int32 = -1
+        let r = lk_wakeup_create(&w)
+        precondition(r >= 0, "loadkit: cannot create the event loop's wake-up descriptor (errno \(errno))")
+        wakeFD = r
+        wakeWriteFD = w
+        _ = lk_poll_add(pollFD, wakeFD, UInt64.max, 0)
+        startThread()
+    }
+
+    public var description: String { "EventLoop(\(label))" }
+
+    /// True when the caller runs on this loop's thread.
+    public var inLoop: Bool { lk_current_loop() == Unmanaged.passUnretained(self).toOpaque() }
+
+    /// The loop whose thread the caller runs on, if any.
+    public static var current: EventLoop? {
+        guard let p = lk_current_loop() else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    // MARK: submitting work
+
+    /// Runs `work` on the loop (after the current turn's work when called on the loop). Thread-safe.
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        submit(.closure(work))
+    }
+
+    /// Runs `work` at once when called on the loop, else on the loop as soon as it can. Thread-safe.
+    @inline(__always)
+    public func runOrExecute(_ work: @escaping @Sendable () -> Void) {
+        if inLoop { work() } else { submit(.closure(work)) }
+    }
+
+    /// Runs loop-confined `work` later in this turn. Must be called on the loop.
+    func executeLocal(_ work: @escaping () -> Void) {
+        local.append(.closure(work))
+    }
+
+    /// `TaskExecutor`: runs a task's job on the loop's thread.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        submit(.job(UnownedJob(job)))
+    }
+
+    private func submit(_ w: LoopWork) {
+        if inLoop {
+            local.append(w)
+            return
+        }
+        // The count changes only under the lock, so it never disagrees with the queue for long
+        // enough to strand work.
+        inbox.withLock {
+            $0.append(w)
+            inboxCount.add(1, ordering: .sequentiallyConsistent)
+        }
+        if sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            wakeups.add(1, ordering: .relaxed)
+            lk_wakeup_signal(wakeWriteFD)
+        }
+    }
+
+    // MARK: timers
+
+    /// Runs `work` on the loop after `delay`; returns a timer that can be cancelled. The loop keeps
+    /// the timer until it fires or is cancelled, so the result may be discarded (fire-and-forget).
+    /// Call it on the loop (from another thread the timer is added in the loop's next turn).
+    @discardableResult
+    public func schedule(after delay: Duration, _ work: @escaping () -> Void) -> LoopTimer {
+        schedule(atNanos: monotonicNanos() &+ delay.nanoseconds, work)
+    }
+
+    /// Runs `work` on the loop once ``monotonicNanos()`` has reached `deadline` — never earlier.
+    @discardableResult
+    func schedule(atNanos deadline: UInt64, _ work: @escaping () -> Void) -> LoopTimer {
+        let t = LoopTimer(loop: self, deadline: deadline, interval: 0, work: work)
+        onLoop { self.timers.insert(t) }
+        return t
+    }
+
+    /// Runs `work` on the loop every `interval` (first after `initial`, default one interval) until
+    /// the returned timer is cancelled. Ticks missed while the loop was busy are skipped, not
+    /// run back to back.
+    @discardableResult
+    public func scheduleRepeating(every interval: Duration, startingAfter initial: Duration? = nil,
+                                  _ work: @escaping () -> Void) -> LoopTimer {
+        let step = max(1, interval.nanoseconds)
+        let t = LoopTimer(loop: self, deadline: monotonicNanos() &+ (initial?.nanoseconds ?? step), interval: step, work: work)
+        onLoop { self.timers.insert(t) }
+        return t
+    }
+
+    func cancel(_ timer: LoopTimer) {
+        onLoop {
+            timer.work = nil
+            self.timers.remove(timer)
+        }
+    }
+
+    /// How many times a submission had to wake the loop's thread (for tests and benchmarks).
+    var wakeupSignals: Int { wakeups.load(ordering: .relaxed) }
+
+    /// Timers waiting on this loop (on the loop; for tests).
+    var pendingTimers: Int { timers.count }
+
+    private func onLoop(_ body: @escaping () -> Void) {
+        if inLoop { body() } else { submit(.closure(body)) }
+    }
+
+    // MARK: registrations
+
+    /// Registers `fd` with the poller; `edge`: edge-triggered read and write (sockets), else
+    /// level-triggered read only (listeners). Returns the token to deregister with. On the loop.
+    func register(_ fd: Int32, _ handler: any LoopSelectable, edge: Bool) -> UInt64? {
+        let slot: Int
+        if let s = freeSlots.popLast() {
+            slot = s
+        } else {
+            slot = registrations.count
+            registrations.append(Registration())
+        }
+        registrations[slot].handler = handler
+        let token = UInt64(slot) | UInt64(registrations[slot].generation) << 32
+        if lk_poll_add(pollFD, fd, token, edge ? 1 : 0) != 0 {
+            registrations[slot].handler = nil
+            registrations[slot].generation &+= 1
+            freeSlots.append(slot)
+            return nil
+        }
+        liveRegistrations += 1
+        return token
+    }
+
+    /// Removes a registration (before the fd is closed). On the loop.
+    func deregister(_ fd: Int32, token: UInt64) {
+        let slot = Int(token & 0xffff_ffff)
+        guard slot < registrations.count, registrations[slot].generation == UInt32(truncatingIfNeeded: token >> 32),
+              registrations[slot].handler != nil else { return }
+        _ = lk_poll_remove(pollFD, fd)
+        registrations[slot].handler = nil
+        registrations[slot].generation &+= 1
+        freeSlots.append(slot)
+        liveRegistrations -= 1
+    }
+
+    /// Level-triggered registrations: turns read interest off or on (a listener out of descriptors).
+    func setReading(_ fd: Int32, token: UInt64, _ on: Bool) {
+        _ = lk_poll_set_reading(pollFD, fd, token, on ? 1 : 0)
+    }
+
+    // MARK: the thread
+
+    private func startThread() {
+        let me = Unmanaged.passRetained(self).toOpaque()
+        #if canImport(Glibc)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue().runThread()
+            return nil
+        }, me)
+        #else
+        var tid: pthread_t?
+        let rc = pthread_create(&tid, nil, { arg in
+            Unmanaged<EventLoop>.fromOpaque(arg).takeRetainedValue().runThread()
+            return nil
+        }, me)
+        #endif
+        precondition(rc == 0, "loadkit: cannot start an event loop thread (\(rc))")
+        #if canImport(Glibc)
+        pthread_detach(tid)
+        #else
+        if let tid { pthread_detach(tid) }
+        #endif
+    }
+
+    private static let batch = 256
+
+    private func runThread() {
+        lk_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
+        lk_set_thread_name(String(label.suffix(15)))
+        let events = UnsafeMutablePointer<lk_event>.allocate(capacity: Self.batch)
+        defer { events.deallocate() }
+        while true {
+            var timeout: Int64 = -1
+            if !local.isEmpty {
+                timeout = 0
+            } else if let next = timers.first {
+                let now = monotonicNanos()
+                timeout = next.deadline > now ? Int64(next.deadline - now) : 0
+            }
+            if timeout != 0 {
+                sleeping.store(true, ordering: .sequentiallyConsistent)
+                if inboxCount.load(ordering: .sequentiallyConsistent) > 0 { timeout = 0 }
+            }
+            let n = lk_poll_wait(pollFD, events, Int32(Self.batch), timeout)
+            sleeping.store(false, ordering: .relaxed)
+            if n > 0 {
+                for i in 0..<Int(n) { dispatch(events[i]) }
+            }
+            fireTimers()
+            runWork()
+            if stopWhenIdle.load(ordering: .relaxed) && isIdle { break }
+        }
+        lk_set_current_loop(nil)
+        _ = lk_poll_remove(pollFD, wakeFD)
+        _ = systemClose(wakeFD)
+        if wakeWriteFD != wakeFD { _ = systemClose(wakeWriteFD) }
+        _ = systemClose(pollFD)
+    }
+
+    @inline(__always)
+    private func dispatch(_ e: lk_event) {
+        if e.token == UInt64.max {
+            lk_wakeup_drain(wakeFD)
+            return
+        }
+        let slot = Int(e.token & 0xffff_ffff)
+        guard slot < registrations.count,
+              registrations[slot].generation == UInt32(truncatingIfNeeded: e.token >> 32),
+              let h = registrations[slot].handler else { return }  // closed earlier in this batch
+        h.ioReady(e.events)
+    }
+
+    private func fireTimers() {
+        guard let first = timers.first else { return }
+        var now = monotonicNanos()
+        if first.deadline > now { return }
+        var fired = 0
+        while let t = timers.first, t.deadline <= now, fired < 4096 {
+            timers.popFirst()
+            fired += 1
+            guard let work = t.work else { continue }
+            if t.interval > 0 {
+                // Fixed rate; ticks missed while the loop was busy are skipped.
+                t.deadline &+= t.interval
+                if t.deadline <= now { t.deadline = now &+ t.interval }
+                timers.insert(t)
+            } else {
+                t.work = nil
+            }
+            work()
+            if fired & 63 == 0 { now = monotonicNanos() }
+        }
+    }
+
+    private func runWork() {
+        if inboxCount.load(ordering: .relaxed) > 0 {
+            inbox.withLock {
+                swap(&$0, &remoteBatch)
+                inboxCount.store(0, ordering: .relaxed)
+            }
+            local.append(contentsOf: remoteBatch)
+            remoteBatch.removeAll(keepingCapacity: remoteBatch.capacity <= 4096)
+        }
+        guard !local.isEmpty else { return }
+        swap(&local, &running)
+        let executor = asUnownedTaskExecutor()
+        for w in running {
+            switch w {
+            case .closure(let f): f()
+            case .job(let j): j.runSynchronously(on: executor)
+            }
+        }
+        running.removeAll(keepingCapacity: running.capacity <= 4096)
+    }
+
+    private var isIdle: Bool {
+        liveRegistrations == 0 && timers.count == 0 && local.isEmpty && inboxCount.load(ordering: .relaxed) == 0
+    }
+
+    /// Lets the thread end once nothing is registered, scheduled or queued (the group is gone).
+    func stopWhenIdleNow() {
+        stopWhenIdle.store(true, ordering: .relaxed)
+        execute {}  // wake it so it checks
+    }
+}
+
+/// A unit of work queued on a loop: a closure or a Swift task's job. Closures handed over from
+/// another thread are run only on the loop (the reason for the unchecked conformance).
+enum LoopWork: @unchecked Sendable {
+    case closure(() -> Void)
+    case job(UnownedJob)
+}
+
+/// Something registered with a loop's poller; called on the loop with `LK_*` readiness bits.
+protocol LoopSelectable: AnyObject {
+    func ioReady(_ events: UInt32)
+}
+
+private struct Registration {
+    var handler: (any LoopSelectable)?
+    var generation: UInt32 = 0
+}
+
+/// A one-shot or repeating timer on an ``EventLoop``.
+public final class LoopTimer: @unchecked Sendable {
+    let loop: EventLoop
+    var deadline: UInt64
+    let interval: UInt64
+    var work: (() -> Void)?
+    var heapIndex = -1
+    var sequence: UInt64 = 0
+
+    init(loop: EventLoop, deadline: UInt64, interval: UInt64, work: @escaping () -> Void) {
+        self.loop = loop
+        self.deadline = deadline
+        self.interval = interval
+        self.work = work
+    }
+
+    /// Stops the timer; safe to call more than once, and from any thread (off the loop it takes
+    /// effect in the loop's next turn).
+    public func cancel() { loop.cancel(self) }
+}
+
+/// A binary min-heap of timers by (deadline, insertion order): equal deadlines fire in the order
+/// they were scheduled. Loop-confined.
+struct TimerHeap {
+    private var items: [LoopTimer] = []
+    private var nextSequence: UInt64 = 0
+
+    var count: Int { items.count }
+    var first: LoopTimer? { items.first }
+
+    mutating func insert(_ t: LoopTimer) {
+        if t.heapIndex >= 0 { remove(t) }
+        guard t.work != nil else { return }
+        nextSequence &+= 1
+        t.sequence = nextSequence
+        t.heapIndex = items.count
+        items.append(t)
+        up(items.count - 1)
+    }
+
+    mutating func popFirst() {
+        guard !items.isEmpty else { return }
+        remove(items[0])
+    }
+
+    mutating func remove(_ t: LoopTimer) {
+        let i = t.heapIndex
+        guard i >= 0, i < items.count, items[i] === t else { return }
+        t.heapIndex = -1
+        let last = items.removeLast()
+        guard i < items.count else { return }
+        items[i] = last
+        last.heapIndex = i
+        down(i)
+        up(last.heapIndex)
+    }
+
+    private func less(_ a: LoopTimer, _ b: LoopTimer) -> Bool {
+        a.deadline != b.deadline ? a.deadline < b.deadline : a.sequence < b.sequence
+    }
+
+    private mutating func up(_ start: Int) {
+        var i = start
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard less(items[i], items[p]) else { break }
+            items.swapAt(i, p)
+            items[i].heapIndex = i
+            items[p].heapIndex = p
+            i = p
+        }
+    }
+
+    private mutating func down(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && less(items[l], items[m]) { m = l }
+            if r < items.count && less(items[r], items[m]) { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            items[i].heapIndex = i
+            items[m].heapIndex = m
+            i = m
+        }
+    }
+}
+
+/// A fixed set of event loops, one per core by default; connections and virtual users are spread
+/// over them round-robin. When the group is released, its loops' threads end once they have
+/// nothing left to do.
+public final class EventLoopGroup: Sendable {
+    /// The process-wide group used when no group is given: one loop per CPU this process may run
+    /// on (its affinity mask, so `taskset -c 0` gives one loop).
+    public static let shared = EventLoopGroup(loops: ProcessInfo_activeCores())
+
+    /// The loops of the group.
+    public let loops: [EventLoop]
+    private let counter = Atomic<Int>(0)
+
+    /// Creates a group with `count` loops (threads).
+    public init(loops count: Int, label: String = "loadkit.loop") {
+        loops = (0..<max(1, count)).map { EventLoop(label: "\(label).\($0)") }
+    }
+
+    deinit { for l in loops { l.stopWhenIdleNow() } }
+
+    /// The next loop, round-robin.
+    public func next() -> EventLoop {
+        let i = counter.add(1, ordering: .relaxed).newValue
+        return loops[i % loops.count]
+    }
+
+    /// The group's loop that the caller runs on, if any.
+    public var currentLoop: EventLoop? {
+        guard let l = EventLoop.current else { return nil }
+        return loops.contains { $0 === l } ? l : nil
+    }
+}
 
 func ProcessInfo_activeCores() -> Int {
-    Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    Int(lk_cpu_count())
 }

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
+import CLoadKit
 
 /// Receives a connection's events, always on the connection's ``EventLoop``.
 ///
@@ -23,11 +23,13 @@ extension ConnectionDelegate {
     public func connectionDidDrain(_ connection: TCPConnection) {}
 }
 
-/// A non-blocking TCP connection driven by DispatchSources on one ``EventLoop``.
+/// A non-blocking TCP connection on one ``EventLoop``: registered once with the loop's poller
+/// (edge-triggered for reading and writing), read straight into the loop's shared buffer, written
+/// at once when the kernel takes the bytes and queued (then flushed with `writev`) when it does not.
 ///
 /// All methods not marked thread-safe must be called on ``loop``. Connect with
 /// ``connect(to:from:timeout:on:)``, then call ``start(delegate:)`` to begin reading.
-public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
+public final class TCPConnection: @unchecked Sendable, CustomStringConvertible, LoopSelectable {
     /// The loop that owns this connection.
     public let loop: EventLoop
     /// The peer's address.
@@ -44,12 +46,15 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     var tlsSession: TLSSession?
     #endif
 
-    private var readSource: (any DispatchSourceRead)?
-    private var writeSource: (any DispatchSourceWrite)?
-    private var liveSources = 0
+    // The poller registration (nil while not registered). The loop holds the connection while it
+    // is registered: from connect (or start) until it closes.
+    private var token: UInt64?
+    private var connecting: Connecting?
+    private var reading = false
+    private var readAgainQueued = false
     private var fdClosed = false
 
-    // Unsent bytes: `pending[pendingStart...]`.
+    // Unsent bytes, in order: `pending[pendingStart...]`.
     private var pending: [UInt8] = []
     private var pendingStart = 0
     private var queuedTotal: UInt64 = 0
@@ -57,6 +62,11 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     private var flushWaiters: [(mark: UInt64, cont: CheckedContinuation<Void, any Error>)] = []
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var shutdownAfterFlush = false
+
+    private struct Connecting {
+        var cont: CheckedContinuation<TCPConnection, any Error>
+        var timer: LoopTimer?
+    }
 
     /// Bytes queued but not yet accepted by the kernel.
     public var bufferedBytes: Int { pending.count - pendingStart }
@@ -70,7 +80,7 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     }
 
     deinit {
-        if !fdClosed && liveSources == 0 { _ = systemClose(fd) }
+        if !fdClosed { _ = systemClose(fd) }
     }
 
     // MARK: connecting
@@ -82,9 +92,12 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     /// `timeout`), verifying the certificate for `tls.serverName` or else the address's IP; the
     /// delegate then reads and writes plaintext. Without TLS support in the build this throws
     /// ``TransportError/tls(_:)`` with ``TLSError/unavailable(_:)`` before connecting.
+    ///
+    /// By default the connection goes to the caller's loop when the caller runs on one (a virtual
+    /// user), else to the next loop of the shared group.
     public static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
                                timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> TCPConnection {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> TCPConnection {
         guard let tls else { return try await connectTCP(to: address, from: source, timeout: timeout, on: loop) }
         #if TLS && canImport(COpenSSL)
         let context = try TLSContext.shared(for: tls)
@@ -99,42 +112,73 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     private static func connectTCP(to address: SocketAddress, from source: SocketAddress?, timeout: Duration,
                                    on loop: EventLoop) async throws -> TCPConnection {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<TCPConnection, any Error>) in
-            loop.execute {
-                let endpoint = address.description
-                let fd: Int32
-                do { fd = try makeSocket(family: address.family) } catch {
-                    cont.resume(throwing: error); return
-                }
-                if let source {
-                    #if os(Linux)
-                    // Let connect() pick the port per destination, so 28k ports are available per
-                    // (source, destination) pair instead of per source address.
-                    var one: Int32 = 1
-                    _ = setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
-                    #endif
-                    let rc = source.withPort(0).withSockAddr { bind(fd, $0, $1) }
-                    if rc != 0 {
-                        let e = errno
-                        _ = systemClose(fd)
-                        cont.resume(throwing: e == EADDRNOTAVAIL
-                            ? TransportError.addressing("source address \(source.host) is not local")
-                            : TransportError.from(errno: e, call: "bind", endpoint: endpoint))
-                        return
-                    }
-                }
-                let rc = address.withSockAddr { systemConnect(fd, $0, $1) }
-                let conn = TCPConnection(fd: fd, remote: address, loop: loop)
-                if rc == 0 { cont.resume(returning: conn); return }
+            loop.runOrExecute { startConnect(to: address, from: source, timeout: timeout, on: loop, cont) }
+        }
+    }
+
+    /// Creates the socket and starts a non-blocking connect. On the loop.
+    private static func startConnect(to address: SocketAddress, from source: SocketAddress?, timeout: Duration,
+                                     on loop: EventLoop, _ cont: CheckedContinuation<TCPConnection, any Error>) {
+        let endpoint = address.description
+        let fd: Int32
+        do { fd = try makeSocket(family: address.family) } catch {
+            cont.resume(throwing: error); return
+        }
+        if let source {
+            #if os(Linux)
+            // Let connect() pick the port per destination, so 28k ports are available per
+            // (source, destination) pair instead of per source address.
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
+            #endif
+            let rc = source.withPort(0).withSockAddr { bind(fd, $0, $1) }
+            if rc != 0 {
                 let e = errno
-                guard e == EINPROGRESS else {
-                    conn.fdClosed = true
-                    conn.isOpen = false
-                    _ = systemClose(fd)
-                    cont.resume(throwing: TransportError.from(errno: e, call: "connect", endpoint: endpoint))
-                    return
-                }
-                conn.awaitConnect(timeout: timeout, cont: cont)
+                _ = systemClose(fd)
+                cont.resume(throwing: e == EADDRNOTAVAIL
+                    ? TransportError.addressing("source address \(source.host) is not local")
+                    : TransportError.from(errno: e, call: "bind", endpoint: endpoint))
+                return
             }
+        }
+        let rc = address.withSockAddr { systemConnect(fd, $0, $1) }
+        let conn = TCPConnection(fd: fd, remote: address, loop: loop)
+        if rc == 0 { cont.resume(returning: conn); return }
+        let e = errno
+        guard e == EINPROGRESS, conn.register() else {
+            conn.isOpen = false
+            conn.fdClosed = true
+            _ = systemClose(fd)
+            cont.resume(throwing: TransportError.from(errno: e == EINPROGRESS ? errno : e, call: "connect", endpoint: endpoint))
+            return
+        }
+        conn.connecting = Connecting(cont: cont, timer: nil)
+        conn.connecting?.timer = loop.schedule(after: timeout) { [conn] in
+            guard let c = conn.connecting else { return }
+            conn.connecting = nil
+            conn.isOpen = false
+            conn.closeSocket()
+            c.cont.resume(throwing: TransportError.timedOut(endpoint: conn.remote.description, operation: "connect"))
+        }
+    }
+
+    /// The connect finished (writable, error or hang-up). On the loop.
+    private func finishConnect() {
+        guard let c = connecting else { return }
+        connecting = nil
+        c.timer?.cancel()
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        if err == 0 {
+            // Not read until a delegate is attached: the loop stops holding the connection (a
+            // caller that drops it unused closes the socket), start() registers it again.
+            deregister()
+            c.cont.resume(returning: self)
+        } else {
+            isOpen = false
+            closeSocket()
+            c.cont.resume(throwing: TransportError.from(errno: err, call: "connect", endpoint: remote.description))
         }
     }
 
@@ -142,53 +186,46 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     /// and the certificate check use `host` unless `tls.serverName` says otherwise.
     public static func connect(host: String, port: Int, from source: SocketAddress? = nil,
                                timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> TCPConnection {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> TCPConnection {
         if let tls, !tlsAvailable { throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? host)")) }
         let address = try await SocketAddress.resolve(host: host, port: port)
         return try await connect(to: address, from: source, timeout: timeout,
                                  tls: tls.map { $0.serverName == nil ? $0.withServerName(host) : $0 }, on: loop)
     }
 
-    // Waits for a non-blocking connect with a write source alone (a read source armed at the
-    // same time can miss its only wake-up on Linux libdispatch; PLATFORM.md).
-    private func awaitConnect(timeout: Duration, cont: CheckedContinuation<TCPConnection, any Error>) {
-        var done = false
-        let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-        liveSources += 1
-        ws.setCancelHandler { [self] in sourceCancelled() }
-        let timer = loop.schedule(after: timeout) { [self] in
-            guard !done else { return }
-            done = true
-            ws.cancel()
-            isOpen = false
-            fdClosed = false
-            closeFDWhenSourcesGone()
-            cont.resume(throwing: TransportError.timedOut(endpoint: remote.description, operation: "connect"))
+    // MARK: the poller
+
+    @discardableResult
+    private func register() -> Bool {
+        if token != nil { return true }
+        token = loop.register(fd, self, edge: true)
+        return token != nil
+    }
+
+    private func deregister() {
+        guard let t = token else { return }
+        token = nil
+        loop.deregister(fd, token: t)
+    }
+
+    func ioReady(_ events: UInt32) {
+        if connecting != nil {
+            finishConnect()
+            return
         }
-        ws.setEventHandler { [self] in
-            guard !done else { return }
-            done = true
-            timer.cancel()
-            ws.cancel()
-            var err: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err == 0 {
-                cont.resume(returning: self)
-            } else {
-                isOpen = false
-                closeFDWhenSourcesGone()
-                cont.resume(throwing: TransportError.from(errno: err, call: "connect", endpoint: remote.description))
-            }
+        if events & UInt32(LK_WRITABLE) != 0 && pendingStart < pending.count { flushPending() }
+        guard isOpen, reading else { return }
+        if events & UInt32(LK_READABLE | LK_HANGUP | LK_ERROR) != 0 {
+            // After a hang-up or an error, read until EOF or the error: no further edge will come.
+            handleReadable(untilEnd: events & UInt32(LK_HANGUP | LK_ERROR) != 0)
         }
-        ws.resume()
     }
 
     // MARK: reading
 
     /// Sets the delegate and starts reading. Thread-safe.
     public func start(delegate: any ConnectionDelegate) {
-        if loop.inLoop { startOnLoop(delegate) } else { loop.execute { self.startOnLoop(delegate) } }
+        loop.runOrExecute { self.startOnLoop(delegate) }
     }
 
     private func startOnLoop(_ delegate: any ConnectionDelegate) {
@@ -196,41 +233,55 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         guard isOpen else { return }
         #if TLS && canImport(COpenSSL)
         // Plaintext that arrived with the end of the handshake waits in the session until now.
-        if let tls = tlsSession { loop.execute { [self] in tlsProcess(tls) } }
+        if let tls = tlsSession { loop.executeLocal { [self] in tlsProcess(tls) } }
         #endif
-        armReadSource()
+        armReading()
     }
 
-    func armReadSource() {
-        guard isOpen, readSource == nil else { return }
-        let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        liveSources += 1
-        rs.setEventHandler { [self] in handleReadable() }
-        rs.setCancelHandler { [self] in sourceCancelled() }
-        readSource = rs
-        rs.resume()
+    /// Starts reading: registers with the poller (which reports data already waiting) or, when
+    /// already registered, reads once now (an edge may have passed while nobody read).
+    func armReading() {
+        guard isOpen, !reading else { return }
+        reading = true
+        if token != nil {
+            queueReadAgain()
+        } else if !register() {
+            closeWith(TransportError.from(errno: errno, call: "epoll_ctl", endpoint: remote.description))
+        }
     }
 
     /// Stops reading until the next ``start(delegate:)`` (TLS: after the handshake, nothing is
     /// read from the socket until a delegate can take it, as with plain TCP).
     func stopReading() {
-        readSource?.cancel()
-        readSource = nil
+        reading = false
+        if pendingStart >= pending.count { deregister() }  // a caller that drops it unused closes it
     }
 
-    private func handleReadable() {
+    func queueReadAgain() {
+        guard !readAgainQueued else { return }
+        readAgainQueued = true
+        loop.executeLocal { [self] in
+            readAgainQueued = false
+            if isOpen && reading { handleReadable(untilEnd: true) }
+        }
+    }
+
+    private func handleReadable(untilEnd: Bool) {
         #if TLS && canImport(COpenSSL)
-        if let tls = tlsSession { tlsHandleReadable(tls); return }
+        if let tls = tlsSession { tlsHandleReadable(tls, untilEnd: untilEnd); return }
         #endif
         let buf = loop.readBuffer
         var rounds = 0
-        while isOpen {
+        while isOpen && reading {
             let n = read(fd, buf.baseAddress, buf.count)
             if n > 0 {
                 delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buf[0..<n]))
                 rounds += 1
-                // A short read means the socket is drained; more than a few rounds would starve others.
-                if n < buf.count || rounds >= 4 { return }
+                // A short read means the socket is drained (a later arrival raises a new edge).
+                if n < buf.count && !untilEnd { return }
+                // More than a few full rounds would starve the loop's other connections: carry on
+                // in a later turn (edge-triggered: no new event would come for these bytes).
+                if rounds >= 4 { queueReadAgain(); return }
                 continue
             }
             if n == 0 { closeWith(.closedByPeer(endpoint: remote.description)); return }
@@ -257,6 +308,39 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         socketWrite(bytes)
     }
 
+    /// Queues two buffers as one write (a head and a body): one `writev`, no concatenation.
+    public func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
+        #if TLS && canImport(COpenSSL)
+        if let tls = tlsSession { tlsWrite(tls, first); tlsWrite(tls, second); return }
+        #endif
+        guard isOpen else { return }
+        if second.isEmpty { socketWrite(first); return }
+        if first.isEmpty || pendingStart < pending.count { socketWrite(first); socketWrite(second); return }
+        let total = first.count + second.count
+        queuedTotal &+= UInt64(total)
+        var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress), iov_len: first.count),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: second.baseAddress), iov_len: second.count))
+        let n = withUnsafeMutablePointer(to: &iov) { p in
+            p.withMemoryRebound(to: iovec.self, capacity: 2) { systemWritev(fd, $0, 2) }
+        }
+        if n == total {
+            writtenTotal &+= UInt64(n)
+            if !flushWaiters.isEmpty { resolveFlushWaiters() }
+            return
+        }
+        guard let sent = acceptedOrClose(n) else { return }
+        writtenTotal &+= UInt64(sent)
+        pending.removeAll(keepingCapacity: true)
+        pendingStart = 0
+        if sent < first.count {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: first[sent...]))
+            pending.append(contentsOf: second)
+        } else {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: second[(sent - first.count)...]))
+        }
+        awaitWritable()
+    }
+
     /// Writes bytes to the socket as they are (ciphertext when TLS is on).
     @inline(__always)
     func socketWrite(_ bytes: UnsafeRawBufferPointer) {
@@ -269,45 +353,47 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
                 if !flushWaiters.isEmpty { resolveFlushWaiters() }
                 return
             }
-            var sent = 0
-            if n < 0 {
-                let e = errno
-                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR {
-                    closeWith(TransportError.from(errno: e, call: "write", endpoint: remote.description))
-                    return
-                }
-            } else { sent = n }
+            guard let sent = acceptedOrClose(n) else { return }
             writtenTotal &+= UInt64(sent)
             pending.removeAll(keepingCapacity: true)
             pendingStart = 0
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[sent...]))
-            armWriteSource()
+            awaitWritable()
         } else {
             pending.append(contentsOf: bytes)
         }
+    }
+
+    /// The bytes a send took (0 for EAGAIN), or nil after closing on a real error.
+    private func acceptedOrClose(_ n: Int) -> Int? {
+        if n >= 0 { return n }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { return 0 }
+        closeWith(TransportError.from(errno: e, call: "write", endpoint: remote.description))
+        return nil
+    }
+
+    /// The kernel did not take everything: make sure a writable edge will come (registered, and
+    /// the socket's buffer seen full by a send that returned EAGAIN).
+    private func awaitWritable() {
+        if !register() {
+            closeWith(TransportError.from(errno: errno, call: "epoll_ctl", endpoint: remote.description))
+            return
+        }
+        flushPending()
     }
 
     /// Thread-safe write that resumes once the bytes are handed to the kernel
     /// (back-pressure for scripts); throws if the connection closes first.
     public func writeAndFlush(_ bytes: [UInt8]) async throws {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            loop.execute { [self] in
+            loop.runOrExecute { [self] in
                 guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
                 write(bytes)
                 guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
                 if writtenTotal >= queuedTotal { cont.resume() } else { flushWaiters.append((queuedTotal, cont)) }
             }
         }
-    }
-
-    private func armWriteSource() {
-        guard writeSource == nil, isOpen else { return }
-        let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-        liveSources += 1
-        ws.setEventHandler { [self] in flushPending() }
-        ws.setCancelHandler { [self] in sourceCancelled() }
-        writeSource = ws
-        ws.resume()
     }
 
     private func flushPending() {
@@ -330,9 +416,8 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         if pendingStart >= pending.count {
             pending.removeAll(keepingCapacity: pending.capacity <= 64 * 1024)
             pendingStart = 0
-            writeSource?.cancel()
-            writeSource = nil
             if shutdownAfterFlush { _ = shutdown(fd, Int32(SHUT_WR)) }
+            if !reading && isOpen && connecting == nil { deregister() }
             delegate?.connectionDidDrain(self)
         } else if pendingStart > 64 * 1024 && pendingStart * 2 > pending.count {
             pending.removeFirst(pendingStart)
@@ -360,7 +445,7 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
 
     /// Closes the connection (thread-safe). The delegate sees `didCloseWith(nil)`.
     public func close() {
-        if loop.inLoop { closeWith(nil) } else { loop.execute { self.closeWith(nil) } }
+        loop.runOrExecute { self.closeWith(nil) }
     }
 
     /// Closes with an error as the reason (for protocol layers that detect a violation); on the loop.
@@ -369,7 +454,7 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     /// Resumes once the connection is closed (thread-safe).
     public func waitClosed() async {
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            loop.execute { [self] in
+            loop.runOrExecute { [self] in
                 if isOpen { closeWaiters.append(cont) } else { cont.resume() }
             }
         }
@@ -381,11 +466,8 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         if let tls = tlsSession { tlsWillClose(tls, error) }
         #endif
         isOpen = false
-        readSource?.cancel()
-        readSource = nil
-        writeSource?.cancel()
-        writeSource = nil
-        closeFDWhenSourcesGone()
+        reading = false
+        closeSocket()
         let waiters = flushWaiters
         flushWaiters.removeAll()
         for w in waiters { w.cont.resume(throwing: error ?? TransportError.closedLocally) }
@@ -397,17 +479,14 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
         for c in cw { c.resume() }
     }
 
-    private func sourceCancelled() {
-        liveSources -= 1
-        closeFDWhenSourcesGone()
-    }
-
-    // The fd may only be closed after every DispatchSource on it is cancelled, or a new socket
-    // reusing the number could receive the old source's events.
-    private func closeFDWhenSourcesGone() {
-        guard !isOpen, !fdClosed, liveSources == 0 else { return }
+    /// Leaves the poller and closes the descriptor (once). On the loop.
+    private func closeSocket() {
+        guard !fdClosed else { return }
+        deregister()
         fdClosed = true
         _ = systemClose(fd)
+        pending = []
+        pendingStart = 0
     }
 }
 
@@ -438,6 +517,18 @@ func configureSocket(_ fd: Int32) {
     return send(fd, p, n, Int32(MSG_NOSIGNAL))
     #else
     return send(fd, p, n, 0)
+    #endif
+}
+
+/// `writev` without SIGPIPE (Linux: `sendmsg` with `MSG_NOSIGNAL`; Darwin sockets have SO_NOSIGPIPE).
+@inline(__always) func systemWritev(_ fd: Int32, _ iov: UnsafeMutablePointer<iovec>, _ n: Int32) -> Int {
+    #if canImport(Glibc)
+    var msg = msghdr()
+    msg.msg_iov = iov
+    msg.msg_iovlen = Int(n)
+    return sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
+    #else
+    return Darwin.writev(fd, iov, n)
     #endif
 }
 

@@ -3,18 +3,19 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
+import CLoadKit
 
 /// A listening TCP socket (server role, used by the fixtures). Accepted connections are spread
 /// over a group's loops; `onAccept` runs on the new connection's loop, where it must call
 /// ``TCPConnection/start(delegate:)``.
-public final class TCPListener: @unchecked Sendable {
+public final class TCPListener: @unchecked Sendable, LoopSelectable {
     /// The bound address (with the real port when port 0 was asked for).
     public let address: SocketAddress
     private let fd: Int32
     private let acceptLoop: EventLoop
     private let group: EventLoopGroup
-    private var source: (any DispatchSourceRead)?
+    private var token: UInt64?
+    private var closed = false
     private var suspended = false
     private let onAccept: @Sendable (TCPConnection) -> Void
     #if TLS && canImport(COpenSSL)
@@ -68,38 +69,32 @@ public final class TCPListener: @unchecked Sendable {
     }
 
     private func arm() {
-        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptLoop.queue)
-        s.setEventHandler { [self] in acceptAll() }
-        s.setCancelHandler { [fd] in _ = systemClose(fd) }
-        source = s
-        s.resume()
+        guard !closed else { return }
+        token = acceptLoop.register(fd, self, edge: false)
+        if token == nil { writeStderr("loadkit: cannot watch listener \(address) (errno \(errno))\n") }
     }
+
+    func ioReady(_ events: UInt32) { acceptAll() }
 
     private func acceptAll() {
         for _ in 0..<256 {
             var storage = sockaddr_storage()
-            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let cfd = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                    accept(fd, p, &len)
-                }
-            }
+            var len = UInt32(MemoryLayout<sockaddr_storage>.size)
+            let cfd = withUnsafeMutablePointer(to: &storage) { lk_accept(fd, $0, &len) }
             if cfd < 0 {
                 let e = errno
                 if e == EINTR || e == ECONNABORTED { continue }
-                if e == EMFILE || e == ENFILE, let s = source, !suspended {
-                    // Out of descriptors: back off instead of spinning on a level-triggered source.
+                if e == EMFILE || e == ENFILE, let t = token, !suspended {
+                    // Out of descriptors: back off instead of spinning on a level-triggered event.
                     suspended = true
-                    s.suspend()
+                    acceptLoop.setReading(fd, token: t, false)
                     acceptLoop.schedule(after: .milliseconds(50)) { [self] in
                         suspended = false
-                        source?.resume()
+                        if let t = token { acceptLoop.setReading(fd, token: t, true) }
                     }
                 }
                 return
             }
-            _ = fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(cfd, F_SETFD, FD_CLOEXEC)
             configureSocket(cfd)
             let remote = withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress.from($0) }
@@ -120,9 +115,11 @@ public final class TCPListener: @unchecked Sendable {
     /// Stops accepting (existing connections stay open). Thread-safe.
     public func close() {
         acceptLoop.execute { [self] in
-            if suspended { suspended = false; source?.resume() }
-            source?.cancel()
-            source = nil
+            guard !closed else { return }
+            closed = true
+            if let t = token { acceptLoop.deregister(fd, token: t) }
+            token = nil
+            _ = systemClose(fd)
         }
     }
 }

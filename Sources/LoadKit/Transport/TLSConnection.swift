@@ -80,7 +80,7 @@ extension TCPConnection {
                     guard tls.state == .handshaking, isOpen else { return }
                     closeWith(.timedOut(endpoint: remote.description, operation: "TLS handshake"))
                 }
-                armReadSource()
+                armReading()
                 tlsPumpHandshake(tls)  // sends the ClientHello
             }
         }
@@ -94,12 +94,12 @@ extension TCPConnection {
             closeWith(.tls(error))
             return
         }
-        armReadSource()
+        armReading()
     }
 
     // MARK: reading
 
-    func tlsHandleReadable(_ tls: TLSSession) {
+    func tlsHandleReadable(_ tls: TLSSession, untilEnd: Bool) {
         let buf = loop.readBuffer
         let q = buf.count / 8
         let input = buf.baseAddress! + 3 * q
@@ -120,7 +120,8 @@ extension TCPConnection {
                     tlsProcess(tls)
                 }
                 rounds += 1
-                if n < cap || rounds >= 4 { return }
+                if n < cap && !untilEnd { return }
+                if rounds >= 4 { queueReadAgain(); return }
                 continue
             }
             if n == 0 {

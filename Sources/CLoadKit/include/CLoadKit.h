@@ -1,0 +1,55 @@
+// The few system calls LoadKit's event loop needs that Glibc does not expose to Swift (epoll,
+// eventfd) plus a thread-local slot and the CPU affinity count. Kept tiny on purpose.
+#ifndef CLOADKIT_H
+#define CLOADKIT_H
+
+#include <stdint.h>
+
+/// Readiness bits reported by lk_poll_wait (the same on every platform).
+enum {
+    LK_READABLE = 1,
+    LK_WRITABLE = 2,
+    LK_HANGUP = 4,   // peer closed (EPOLLHUP / EPOLLRDHUP / EV_EOF)
+    LK_ERROR = 8,
+};
+
+/// One readiness event: the bits above and the registration's 64-bit token.
+typedef struct {
+    uint32_t events;
+    uint64_t token;
+} lk_event;
+
+/// A new poller (epoll or kqueue), close-on-exec; -1 and errno on failure.
+int lk_poll_create(void);
+/// Registers `fd`. `edge` != 0: edge-triggered for reading and writing (a socket registered once
+/// for its whole life); else level-triggered for reading only (listeners, the wake-up fd).
+int lk_poll_add(int pfd, int fd, uint64_t token, int edge);
+/// Level-triggered registrations only: turn read interest on or off (a listener out of fds).
+int lk_poll_set_reading(int pfd, int fd, uint64_t token, int on);
+/// Removes `fd` (closing it does the same).
+int lk_poll_remove(int pfd, int fd);
+/// Waits for at most `max` (<= 1024) events; `timeout_ns` < 0 waits without limit. Nanosecond
+/// precision where the kernel offers it (epoll_pwait2), else rounded up to the next millisecond.
+int lk_poll_wait(int pfd, lk_event *events, int max, int64_t timeout_ns);
+
+/// The loop's wake-up: an eventfd (Linux) or a pipe; returns the fd to poll, -1 on failure.
+int lk_wakeup_create(int *write_fd);
+/// Wakes the poller (thread-safe).
+void lk_wakeup_signal(int write_fd);
+/// Consumes pending wake-ups (on the loop).
+void lk_wakeup_drain(int read_fd);
+
+/// The event loop that runs on the calling thread (NULL when none).
+void *lk_current_loop(void);
+void lk_set_current_loop(void *loop);
+
+/// accept(2) returning a non-blocking, close-on-exec socket (accept4 on Linux).
+int lk_accept(int fd, void *addr, uint32_t *len);
+
+/// Names the calling thread (at most 15 characters are kept).
+void lk_set_thread_name(const char *name);
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+int lk_cpu_count(void);
+
+#endif

@@ -1,0 +1,141 @@
+import Synchronization
+
+/// The open model's clock, pure: hands out scheduled iteration starts once they are due, never
+/// before. The driver asks it at each wake-up; tests ask it with chosen instants.
+struct ArrivalPlanner {
+    private var schedule: ArrivalSchedule
+    /// The run's start (``monotonicNanos()``); schedule offsets count from here.
+    let startNanos: UInt64
+    /// The next iteration's due instant, nil once the plan is over.
+    private(set) var nextDue: UInt64?
+
+    init(_ rate: ArrivalRate, startNanos: UInt64) {
+        schedule = rate.startTimes()
+        self.startNanos = startNanos
+        nextDue = schedule.next().map { startNanos &+ $0 }
+    }
+
+    /// The due instant of the next iteration if it is due at `now` (and moves past it); nil when
+    /// the next one is still in the future or the plan is over.
+    mutating func takeDue(now: UInt64) -> UInt64? {
+        guard let due = nextDue, due <= now else { return nil }
+        nextDue = schedule.next().map { startNanos &+ $0 }
+        return due
+    }
+
+    /// How late an iteration due at `due` is when it starts at `startedAt` (0 when on time).
+    static func lateness(due: UInt64, startedAt: UInt64) -> UInt64 { startedAt > due ? startedAt - due : 0 }
+}
+
+/// Runs an open-model plan on one event loop: a loop timer wakes at each due instant (never
+/// earlier) and starts every iteration due by then on a free user, round-robin over the users'
+/// loops; with all `maxUsers` busy the iteration is dropped and counted. Loop-confined except for
+/// the list of users handed back by finished iterations.
+final class ArrivalDriver: @unchecked Sendable {
+    private let engine: RunEngine
+    private let loop: EventLoop
+    private var planner: ArrivalPlanner
+    private let cap: UInt64
+    private let maxUsers: Int
+    private let lateNanos: UInt64
+    private var free: [UserContext] = []
+    private let returned = Mutex<[UserContext]>([])
+    private var created = 0
+    private var number = 0
+    private var done: UnsafeContinuation<Void, Never>?
+
+    /// Longest sleep between checks of the stop conditions (interrupt, cap) at low rates.
+    private static let checkEvery: UInt64 = 10_000_000
+    /// Most iterations started in one go before the loop runs other work.
+    private static let batch = 256
+
+    init(engine: RunEngine, rate: ArrivalRate, maxUsers: Int, cap: UInt64, loop: EventLoop) {
+        self.engine = engine
+        self.loop = loop
+        self.planner = ArrivalPlanner(rate, startNanos: engine.startNanos)
+        self.cap = cap
+        self.maxUsers = maxUsers
+        self.lateNanos = engine.test.options.lateThreshold.nanoseconds
+    }
+
+    /// Drives the plan; returns when it is over or the run must stop.
+    func run() async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            loop.runOrExecute { [self] in
+                done = c
+                advance()
+            }
+        }
+    }
+
+    private func advance() {
+        guard done != nil else { return }
+        if engine.mustStop(cap: cap) { finish(); return }
+        let now = monotonicNanos()
+        var started = 0
+        while let due = planner.takeDue(now: now) {
+            if due &- engine.startNanos >= cap {
+                engine.interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+                finish()
+                return
+            }
+            start(due: due)
+            started += 1
+            if started >= Self.batch {
+                loop.executeLocal { [self] in advance() }
+                return
+            }
+        }
+        guard let next = planner.nextDue else { finish(); return }
+        loop.schedule(atNanos: min(next, now &+ Self.checkEvery)) { [self] in advance() }
+    }
+
+    /// A finished iteration's user is free again (any thread).
+    private func handBack(_ ctx: UserContext) { returned.withLock { $0.append(ctx) } }
+
+    private func finish() {
+        let c = done
+        done = nil
+        c?.resume()
+    }
+
+    private func start(due: UInt64) {
+        if free.isEmpty { free = returned.withLock { l in let f = l; l.removeAll(); return f } }
+        let ctx: UserContext
+        if let c = free.popLast() {
+            ctx = c
+        } else if created < maxUsers {
+            ctx = engine.makeContext(index: created)
+            created += 1
+        } else {
+            engine.own.increment(RunnerMetrics.iterationsDropped)
+            return
+        }
+        let iteration = number
+        number += 1
+        let engine = engine, late = lateNanos
+        engine.spawn(ctx, on: engine.userLoops.next()) {
+            let lateness = ArrivalPlanner.lateness(due: due, startedAt: monotonicNanos())
+            ctx.recorder.recordNanos(RunnerMetrics.iterationLateness, lateness)
+            if lateness > late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
+            ctx.beginScheduledIteration(due: due)
+            do {
+                try await engine.script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: due))
+                ctx.recorder.increment(RunnerMetrics.iterations)
+            } catch {
+                ctx.recorder.increment(RunnerMetrics.iterations)
+                if Task.isCancelled {
+                    ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+                } else {
+                    ctx.recorder.increment(RunnerMetrics.iterationsFailed)
+                    ctx.recorder.error(error, step: "iteration")
+                }
+            }
+            _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
+            let end = monotonicNanos()
+            ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
+            ctx.markConnected(false)
+            self.handBack(ctx)
+        }
+    }
+}

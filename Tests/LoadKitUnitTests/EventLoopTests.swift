@@ -1,0 +1,258 @@
+import Testing
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+@testable import LoadKit
+
+/// Runs `body` on `loop` and returns its result.
+private func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { c in loop.execute { c.resume(returning: body()) } }
+}
+
+/// Loop-confined log of fired timers.
+private final class FireLog: @unchecked Sendable {
+    var fired: [(id: Int, due: UInt64, at: UInt64, onLoop: Bool)] = []
+}
+
+@Suite struct EventLoopTests {
+    @Test func timersFireInDeadlineOrderNeverEarlyAndOnTime() async throws {
+        let group = EventLoopGroup(loops: 1, label: "t.timers")
+        let loop = group.loops[0]
+        let log = FireLog()
+        var rng = SeededRandom(seed: 14)
+        let delays = (0..<200).map { _ in UInt64(rng.next() % 40) * 1_000_000 }  // 0–39 ms, many equal
+        let done = Atomic<Int>(0)
+        await onLoop(loop) {
+            let base = monotonicNanos()
+            for (i, d) in delays.enumerated() {
+                loop.schedule(atNanos: base + d) {
+                    log.fired.append((i, base + d, monotonicNanos(), loop.inLoop))
+                    done.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        for _ in 0..<500 where done.load(ordering: .relaxed) < delays.count { try await Task.sleep(for: .milliseconds(10)) }
+        let fired = await onLoop(loop) { log.fired.map { ($0.id, $0.due, $0.at, $0.onLoop) } }
+        #expect(fired.count == delays.count)
+        // In deadline order; equal deadlines in the order they were scheduled.
+        let expected = delays.enumerated().sorted { ($0.element, $0.offset) < ($1.element, $1.offset) }.map(\.offset)
+        #expect(fired.map(\.0) == expected)
+        #expect(fired.allSatisfy { $0.3 })
+        #expect(fired.allSatisfy { $0.2 >= $0.1 })                  // never before the deadline
+        let late = fired.map { $0.2 - $0.1 }.sorted()
+        #expect(late[late.count / 2] < 2_000_000)                   // median within 2 ms (nanosecond timeouts)
+        #expect(late.last! < 200_000_000)                           // slack for a loaded machine
+        #expect(await onLoop(loop) { loop.pendingTimers } == 0)
+    }
+
+    @Test func cancelledTimersDoNotFireAndRepeatingTimersStop() async throws {
+        let group = EventLoopGroup(loops: 1, label: "t.cancel")
+        let loop = group.loops[0]
+        let hits = Mutex<[Int]>([])
+        let timers = await onLoop(loop) {
+            (0..<10).map { i in loop.schedule(after: .milliseconds(30)) { hits.withLock { $0.append(i) } } }
+        }
+        for i in stride(from: 0, to: 10, by: 2) { await onLoop(loop) { timers[i].cancel() } }   // on the loop
+        timers[1].cancel()                                                                        // off the loop
+        let ticks = Atomic<Int>(0)
+        let repeating = loop.scheduleRepeating(every: .milliseconds(5)) { ticks.add(1, ordering: .relaxed) }
+        try await Task.sleep(for: .milliseconds(120))
+        repeating.cancel()
+        repeating.cancel()  // twice is fine
+        try await Task.sleep(for: .milliseconds(20))
+        let after = ticks.load(ordering: .relaxed)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(hits.withLock { $0.sorted() } == [3, 5, 7, 9])
+        #expect(after >= 5)
+        #expect(ticks.load(ordering: .relaxed) == after)   // no tick after the cancel took effect
+        #expect(await onLoop(loop) { loop.pendingTimers } == 0)
+    }
+
+    @Test func crossThreadSubmissionsAllRunOnTheLoopInOrderPerSubmitter() async throws {
+        let group = EventLoopGroup(loops: 1, label: "t.submit")
+        let loop = group.loops[0]
+        final class Seen: @unchecked Sendable { var last = [Int](repeating: -1, count: 8); var count = 0; var wrong = 0 }
+        let seen = Seen()
+        await withTaskGroup(of: Void.self) { g in
+            for t in 0..<8 {
+                g.addTask {
+                    for k in 0..<5_000 {
+                        loop.execute {
+                            if !loop.inLoop || seen.last[t] != k - 1 { seen.wrong += 1 }
+                            seen.last[t] = k
+                            seen.count += 1
+                        }
+                    }
+                }
+            }
+        }
+        let (count, wrong) = await onLoop(loop) { (seen.count, seen.wrong) }
+        #expect(count == 40_000)
+        #expect(wrong == 0)
+    }
+
+    @Test func workQueuedOnTheLoopNeverWritesTheWakeUp() async throws {
+        let group = EventLoopGroup(loops: 1, label: "t.local")
+        let loop = group.loops[0]
+        let before = loop.wakeupSignals
+        let ran = Atomic<Int>(0)
+        let n = await Task(executorPreference: loop) { () -> Int in
+            var n = 0
+            for _ in 0..<2_000 {
+                await Task.yield()            // the job is re-enqueued from the loop's own thread
+                loop.execute { ran.add(1, ordering: .relaxed) }   // and closures too
+                if loop.inLoop { n += 1 }
+            }
+            return n
+        }.value
+        #expect(n == 2_000)
+        #expect(ran.load(ordering: .relaxed) == 2_000)
+        // Only the task's first job and its completion cross threads; 4,000 local submissions did not.
+        #expect(loop.wakeupSignals - before <= 2)
+    }
+
+    @Test func tasksWithTheLoopAsPreferenceStayOnItsThread() async throws {
+        let group = EventLoopGroup(loops: 2, label: "t.exec")
+        let (a, b) = (group.loops[0], group.loops[1])
+        final class Count: Sendable { let v = Atomic<Int>(0); func add() { v.add(1, ordering: .relaxed) } }
+        let offLoop = Count()
+        await withTaskGroup(of: Void.self) { g in
+            for i in 0..<20 {
+                let mine = i % 2 == 0 ? a : b, other = i % 2 == 0 ? b : a
+                g.addTask(executorPreference: mine) {
+                    for _ in 0..<50 {
+                        if !mine.inLoop { offLoop.add() }
+                        // Resumed from the other loop's thread, from a timer, and from the pool.
+                        await withCheckedContinuation { c in other.execute { c.resume() } }
+                        if !mine.inLoop || EventLoop.current !== mine { offLoop.add() }
+                        await withCheckedContinuation { c in other.schedule(after: .microseconds(100)) { c.resume() } }
+                        if !mine.inLoop { offLoop.add() }
+                        try? await Task.sleep(for: .microseconds(50))
+                        if !mine.inLoop { offLoop.add() }
+                    }
+                }
+            }
+        }
+        #expect(offLoop.v.load(ordering: .relaxed) == 0)
+        #expect(group.currentLoop == nil)   // the test itself is not on a loop
+    }
+
+    @Test func threadsOfAReleasedGroupEndWhenIdle() async throws {
+        func loopThreads() -> Int {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return tasks.filter { t in
+                ((try? String(contentsOfFile: "/proc/self/task/\(t)/comm", encoding: .utf8)) ?? "").hasPrefix("t.release")
+            }.count
+        }
+        do {
+            let group = EventLoopGroup(loops: 3, label: "t.release")
+            await onLoop(group.loops[0]) {}
+            #expect(loopThreads() == 3)
+        }
+        for _ in 0..<100 where loopThreads() > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(loopThreads() == 0)
+    }
+}
+
+/// Connections on the loop: many at once, and how they end.
+@Suite struct EventLoopConnectionTests {
+    @Test func manyConnectionsOnOneLoopAllEchoTheirBytes() async throws {
+        ResourceLimits.raiseOpenFileLimit()
+        let group = EventLoopGroup(loops: 1, label: "t.many")
+        let listener = try TCPListener(group: group) { conn in conn.start(delegate: EchoDelegate()) }
+        defer { listener.close() }
+        let n = 400
+        let ok = try await withThrowingTaskGroup(of: Bool.self) { g in
+            for i in 0..<n {
+                g.addTask {
+                    let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(10), on: group.loops[0])
+                    let payload = Array("hello \(i) ".utf8) + [UInt8](repeating: UInt8(i & 0xff), count: i * 37)
+                    let collector = Collector(expected: payload.count)
+                    let got: [UInt8] = try await withCheckedThrowingContinuation { k in
+                        conn.loop.execute { collector.cont = k; conn.start(delegate: collector); conn.write(payload) }
+                    }
+                    conn.close()
+                    return got == payload
+                }
+            }
+            var all = 0
+            for try await r in g where r { all += 1 }
+            return all
+        }
+        #expect(ok == n)
+    }
+
+    @Test func peerEOFIsClosedByPeer() async throws {
+        let listener = try TCPListener { conn in conn.write(Array("bye".utf8)); conn.close() }
+        defer { listener.close() }
+        let (got, error) = try await readUntilClosed(listener.address)
+        #expect(got == Array("bye".utf8))     // the bytes before the FIN are delivered first
+        #expect(error?.kind == "closed_by_peer")
+    }
+
+    @Test func peerResetIsReportedAsReset() async throws {
+        let listener = try TCPListener { conn in
+            conn.start(delegate: EchoDelegate())
+            conn.loop.schedule(after: .milliseconds(20)) { conn.abort() }
+        }
+        defer { listener.close() }
+        let (_, error) = try await readUntilClosed(listener.address)
+        #expect(error?.kind == "reset")
+        #expect(error?.source == .server)
+    }
+
+    @Test func halfCloseKeepsReadingUntilThePeerCloses() async throws {
+        // The server echoes; it sees our FIN after "ping", echoes, and closes on that EOF.
+        let listener = try TCPListener { conn in conn.start(delegate: EchoDelegate()) }
+        defer { listener.close() }
+        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5))
+        let collector = Collector(expected: 4)
+        let got: [UInt8] = try await withCheckedThrowingContinuation { k in
+            conn.loop.execute {
+                collector.cont = k
+                conn.start(delegate: collector)
+                conn.write(Array("ping".utf8))
+                conn.shutdownOutput()                      // FIN right behind "ping"; reading goes on
+            }
+        }
+        #expect(got == Array("ping".utf8))                 // the echo arrived after our half-close
+        await conn.waitClosed()                            // then the server's close
+        #expect(collector.closeError?.kind == "closed_by_peer")
+    }
+
+    @Test func connectThatHangsTimesOut() async throws {
+        // A listening socket that never accepts: once its backlog is full the kernel drops SYNs.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { _ = close(fd) }
+        let any = SocketAddress(ip: "127.0.0.1", port: 0)!
+        #expect(any.withSockAddr { bind(fd, $0, $1) } == 0)
+        #expect(listen(fd, 0) == 0)
+        var storage = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let addr = SocketAddress(ip: "127.0.0.1", port: Int(UInt16(bigEndian: storage.sin_port)))!
+        var kept: [TCPConnection] = []
+        var timedOut = false
+        for _ in 0..<8 where !timedOut {
+            do {
+                kept.append(try await TCPConnection.connect(to: addr, timeout: .milliseconds(300)))
+            } catch let e as TransportError {
+                #expect(e.kind == "timeout")
+                timedOut = true
+            }
+        }
+        #expect(timedOut)
+        kept.forEach { $0.close() }
+    }
+
+    /// Connects, starts reading and returns what arrived before the close, with its reason.
+    private func readUntilClosed(_ address: SocketAddress) async throws -> ([UInt8], TransportError?) {
+        let conn = try await TCPConnection.connect(to: address, timeout: .seconds(5))
+        let collector = Collector(expected: Int.max)
+        conn.start(delegate: collector)
+        await conn.waitClosed()
+        return await withCheckedContinuation { c in conn.loop.execute { c.resume(returning: (collector.data, collector.closeError)) } }
+    }
+}
