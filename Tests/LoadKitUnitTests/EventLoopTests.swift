@@ -52,20 +52,20 @@ private final class FireLog: @unchecked Sendable {
         let loop = group.loops[0]
         let hits = Mutex<[Int]>([])
         let timers = await onLoop(loop) {
-            (0..<10).map { i in loop.schedule(after: .milliseconds(30)) { hits.withLock { $0.append(i) } } }
+            (0..<10).map { i in loop.schedule(after: .milliseconds(300)) { hits.withLock { $0.append(i) } } }
         }
         for i in stride(from: 0, to: 10, by: 2) { await onLoop(loop) { timers[i].cancel() } }   // on the loop
         timers[1].cancel()                                                                        // off the loop
         let ticks = Atomic<Int>(0)
         let repeating = loop.scheduleRepeating(every: .milliseconds(5)) { ticks.add(1, ordering: .relaxed) }
-        try await Task.sleep(for: .milliseconds(120))
+        try await Task.sleep(for: .milliseconds(400))
         repeating.cancel()
         repeating.cancel()  // twice is fine
         try await Task.sleep(for: .milliseconds(20))
         let after = ticks.load(ordering: .relaxed)
         try await Task.sleep(for: .milliseconds(50))
         #expect(hits.withLock { $0.sorted() } == [3, 5, 7, 9])
-        #expect(after >= 5)
+        #expect(after >= 10)
         #expect(ticks.load(ordering: .relaxed) == after)   // no tick after the cancel took effect
         #expect(await onLoop(loop) { loop.pendingTimers } == 0)
     }

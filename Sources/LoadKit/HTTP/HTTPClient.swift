@@ -46,6 +46,8 @@ public final class HTTPClient: Sendable {
     public let configuration: Configuration
     private let pools = Mutex<[PoolKey: HostPool]>([:])
     private let sourceCounter = Atomic<Int>(0)
+    // URL strings already parsed: `get(url)` in a loop costs a dictionary lookup, not a parse.
+    private let endpoints = Mutex<[String: Endpoint]>([:])
 
     /// Creates a client.
     public init(configuration: Configuration = Configuration()) {
@@ -66,6 +68,7 @@ public final class HTTPClient: Sendable {
     ///
     /// Throws ``HTTPError`` (`timeout`, `http_malformed`, `http_body_too_large`, `bad_url`,
     /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
+    nonisolated(nonsending)
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
         let endpoint = request.endpoint
         if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
@@ -89,11 +92,13 @@ public final class HTTPClient: Sendable {
     }
 
     /// `GET url`.
+    nonisolated(nonsending)
     public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: .GET, url: url, headers: headers), timeout: timeout)
+        try await execute(HTTPRequest(method: .GET, endpoint: try endpoint(url), headers: headers), timeout: timeout)
     }
 
     /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
+    nonisolated(nonsending)
     public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
                      encoder: JSONEncoder = JSONEncoder(), timeout: Duration? = nil) async throws -> HTTPResponse {
         var h = headers
@@ -102,19 +107,36 @@ public final class HTTPClient: Sendable {
         do { body = Array(try encoder.encode(value)) } catch {
             throw ScriptFailure("cannot encode \(type(of: value)) as JSON: \(error)", kind: "json_encode")
         }
-        return try await execute(HTTPRequest(method: .POST, url: url, headers: h, body: body), timeout: timeout)
+        return try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: h, body: body), timeout: timeout)
     }
 
     /// `POST url` with a raw body.
+    nonisolated(nonsending)
     public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: .POST, url: url, headers: headers, body: body), timeout: timeout)
+        try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: headers, body: body), timeout: timeout)
     }
 
     /// Sends any method with an optional body.
+    nonisolated(nonsending)
     public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
                      timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: method, url: url, headers: headers, body: body), timeout: timeout)
+        try await execute(HTTPRequest(method: method, endpoint: try endpoint(url), headers: headers, body: body), timeout: timeout)
     }
+
+    /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
+    /// builds a new URL per request still gets it parsed once per request, no more).
+    func endpoint(_ url: String) throws(HTTPError) -> Endpoint {
+        if let e = endpoints.withLock({ $0[url] }) { return e }
+        let e = try Endpoint(url)
+        endpoints.withLock { c in
+            if c.count >= 256 { c.removeAll(keepingCapacity: true) }
+            c[url] = e
+        }
+        return e
+    }
+
+    /// URL strings in the parse cache (for tests).
+    var cachedEndpointCount: Int { endpoints.withLock { $0.count } }
 
     /// Closes idle connections and fails waiting requests with `client_shutdown`; requests in
     /// flight finish and their connections close afterwards. Thread-safe, idempotent.

@@ -246,7 +246,7 @@ public struct LoadTest: Sendable {
     /// abort check, with `RunResult.interruption` saying why. Writes the reports (unless turned
     /// off) before returning. Throws only when the run could not start (``CapacityError``, or an unusable
     /// `LOADKIT_START_AT`: ``ShardStart/StartError``, ``ConfigError``); waits for `LOADKIT_START_AT` first.
-    public func run(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+    public func run(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
         if connections > 0 {

@@ -12,7 +12,7 @@ final class RunEngine: Sendable {
     let name: String
     let settings: Settings
     let test: LoadTest
-    let script: @Sendable (VirtualUser) async throws -> Void
+    let script: nonisolated(nonsending) @Sendable (VirtualUser) async throws -> Void
     let registry: MetricsRegistry
     /// The runner's own counters (dropped/late iterations, vus gauges).
     let own: MetricsRecorder
@@ -40,7 +40,7 @@ final class RunEngine: Sendable {
     private let created = Atomic<Int>(0)
     private let finished = Atomic<Bool>(false)
 
-    init(test: LoadTest, script: @escaping @Sendable (VirtualUser) async throws -> Void) {
+    init(test: LoadTest, script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) {
         self.name = test.name
         self.settings = test.settings
         self.test = test
@@ -100,7 +100,8 @@ final class RunEngine: Sendable {
     }
 
     /// The closed-model and burst user: runs the script (again, unless `once`) until stopped.
-    private func userLoop(_ ctx: UserContext, once: Bool) async {
+    // Runs where its caller runs (the user's loop): no executor hop around each iteration.
+    nonisolated(nonsending) private func userLoop(_ ctx: UserContext, once: Bool) async {
         var iteration = 0
         while !ctx.isStopping && !Task.isCancelled {
             let started = monotonicNanos()

@@ -43,7 +43,9 @@ public struct VirtualUser: Sendable {
     /// server held it back shows that delay in its latency (no coordinated omission). Later
     /// `measure` calls in the same iteration, and every call in the closed model, time from the call.
     @discardableResult
-    public func measure<T>(_ step: String, since start: UInt64? = nil, _ body: () async throws -> T) async throws -> T {
+    nonisolated(nonsending)
+    public func measure<T>(_ step: String, since start: UInt64? = nil,
+                           _ body: nonisolated(nonsending) () async throws -> T) async throws -> T {
         let t0 = start ?? context.takeScheduledStart() ?? monotonicNanos()
         do {
             let value = try await body()
@@ -94,7 +96,8 @@ public struct VirtualUser: Sendable {
     /// ticks are due at start + k·interval; when `body` overruns, the missed ticks are skipped —
     /// not run back to back — and counted in counter `ticks_missed`. An error thrown by `body`
     /// ends the loop and propagates.
-    public func every(_ interval: Duration, _ body: () async throws -> Void) async throws {
+    nonisolated(nonsending)
+    public func every(_ interval: Duration, _ body: nonisolated(nonsending) () async throws -> Void) async throws {
         let step = max(1, interval.nanoseconds)
         var due = monotonicNanos()
         while !isStopping {

@@ -1,0 +1,112 @@
+import Testing
+import Foundation
+import Synchronization
+@testable import LoadKit
+
+/// An HTTP/1.1 server that answers every request `ok` after `stall` (a loop timer, so the server's
+/// loop stays free): the stalled server the open model must not be fooled by.
+final class StallServer: ConnectionDelegate, @unchecked Sendable {
+    private var pending: [UInt8] = []
+    private let stall: Duration
+    init(stall: Duration) { self.stall = stall }
+
+    static func start(stall: Duration) throws -> TCPListener {
+        try TCPListener { conn in conn.start(delegate: StallServer(stall: stall)) }
+    }
+
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        pending.append(contentsOf: bytes)
+        while let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) {
+            pending.removeSubrange(..<end.upperBound)
+            c.loop.schedule(after: stall) {
+                c.write(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8))
+            }
+        }
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+@Suite struct OpenModelScheduleTests {
+    @Test func plannerNeverHandsOutAnIterationBeforeItIsDue() {
+        let start: UInt64 = 1_000_000_000
+        var p = ArrivalPlanner(.constant(1000, for: .milliseconds(10)), startNanos: start)  // due every 1 ms
+        var got: [UInt64] = []
+        var now = start
+        // Ask at arbitrary instants, sometimes between two due times, sometimes far behind.
+        for step: UInt64 in [0, 300_000, 700_000, 1_500_000, 1_500_000, 4_200_000, 9_999_999, 20_000_000] {
+            now = start + step
+            while let due = p.takeDue(now: now) {
+                #expect(due <= now)
+                got.append(due)
+            }
+            if let next = p.nextDue { #expect(next > now) }
+        }
+        #expect(got == (0..<10).map { start + UInt64($0) * 1_000_000 })   // all of them, in order, once
+        #expect(p.nextDue == nil)
+        #expect(p.takeDue(now: .max) == nil)
+    }
+
+    @Test func latenessIsTheDelayAfterTheDueTimeAndNeverNegative() {
+        #expect(ArrivalPlanner.lateness(due: 100, startedAt: 100) == 0)
+        #expect(ArrivalPlanner.lateness(due: 100, startedAt: 1_100_100) == 1_100_000)
+        #expect(ArrivalPlanner.lateness(due: 100, startedAt: 50) == 0)
+        #expect(LoadTest.Options().lateThreshold == .milliseconds(1))
+    }
+}
+
+@Suite(.serialized) struct OpenModelExecutorTests {
+    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])).exclusive(false) }
+
+    @Test func iterationsStartOnScheduleAndAreTimedFromIt() async throws {
+        let server = try StallServer.start(stall: .milliseconds(20))
+        defer { server.close() }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.address.port)/slow"
+        let result = try await quiet(LoadTest("open-stall", rate: .constant(50, for: .milliseconds(400)), maxUsers: 50))
+            .run { user in
+                user.rate("started_on_or_after_due", hit: monotonicNanos() >= user.scheduledStartNanos)
+                // Held back 30 ms before the first measured step: an open-model measure counts it.
+                // (Task.sleep: the last iterations outlive the plan, when user.sleep ends at the stop flag.)
+                try await Task.sleep(for: .milliseconds(30))
+                try await user.measure("get") { _ = try await client.get(url) }
+                try await user.measure("again") { _ = try await client.get(url) }
+            }
+        let m = result.metrics
+        let n = m.counters["iterations"] ?? 0
+        #expect(n == 20)
+        #expect(m.rates["started_on_or_after_due"] == RateTally(hits: 20, total: 20))
+        let get = try #require(m.trends["get"]), again = try #require(m.trends["again"])
+        #expect(get.count == 20 && again.count == 20)
+        #expect(get.min >= 50_000)                    // 30 ms held + 20 ms stall, timed from the schedule
+        #expect(again.min >= 20_000 && again.min < 45_000)   // later steps time from their call
+        #expect(m.trends["iteration_lateness"]?.count == 20)
+        #expect((m.counters["iterations_dropped"] ?? 0) == 0)
+    }
+
+    @Test func aBusyLoopMakesIterationsLateNotEarlyAndTheLatenessIsRecorded() async throws {
+        final class Once: Sendable { let done = Atomic<Bool>(false) }
+        let spun = Once()
+        let result = try await quiet(LoadTest("open-busy", rate: .constant(200, for: .milliseconds(300)), maxUsers: 100))
+            .run { user in
+                user.rate("started_on_or_after_due", hit: monotonicNanos() >= user.scheduledStartNanos)
+                if user.iteration == 10, !spun.done.exchange(true, ordering: .relaxed) {
+                    // Stall the loop that runs the schedule for 60 ms: starts due meanwhile are late.
+                    EventLoopGroup.shared.loops[0].execute {
+                        let end = monotonicNanos() + 60_000_000
+                        while monotonicNanos() < end {}
+                    }
+                }
+                try await user.measure("noop") {}
+            }
+        let m = result.metrics
+        #expect(m.counters["iterations"] == 60)
+        #expect(m.rates["started_on_or_after_due"] == RateTally(hits: 60, total: 60))
+        #expect((m.counters["iterations_late"] ?? 0) >= 5)            // ≈ 12 were due during the stall
+        let lateness = try #require(m.trends["iteration_lateness"])
+        #expect(lateness.count == 60)
+        #expect(lateness.max >= 40_000)
+        // The first measured step of a late iteration includes its lateness (timed from the schedule).
+        #expect((m.trends["noop"]?.max ?? 0) >= 40_000)
+    }
+}
