@@ -14,6 +14,7 @@ enum BenchCommand {
            loadkit bench http  --url URL [--connections N] [--seconds S] [--mode scenario|execute|open|ceiling] [--rate R]
            loadkit bench stomp [--fixture PATH] [--seconds S] [--publishers P] [--subscribers N] [--window W]
            loadkit bench held  [--fixture PATH] [--connections N] [--hold-seconds S] [--heartbeat-ms MS]
+           loadkit bench chat  [--fixture PATH] [--workers N] [--ramp-seconds S] [--hold-seconds S] [--rooms R] [--interval-ms MS] [--mode chat|users]
     """
 
     static func run(_ args: [String]) async -> Int32 {
@@ -26,6 +27,7 @@ enum BenchCommand {
             case "http": try await BenchHTTP.run(options)
             case "stomp": try await BenchStomp.run(options)
             case "held": try await BenchHeld.run(options)
+            case "chat": try await BenchChat.run(options)
             default: err("loadkit bench: unknown section '\(section)'\n\(usage)"); return 64
             }
         } catch {

@@ -14,7 +14,7 @@ extension StompClient {
                                timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
                                subprotocols: [String] = StompClient.webSocketSubprotocols,
                                source: SocketAddress? = nil, tls: TLSConfiguration? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
         let config = StompClientConfiguration(host: host, connectHeaders: connectHeaders, heartBeat: heartBeat)
         return try await connect(webSocket: url, configuration: config, timeout: timeout, wsHeaders: wsHeaders,
                                  subprotocols: subprotocols, source: source, tls: tls, on: loop)
@@ -27,9 +27,21 @@ extension StompClient {
                                subprotocols: [String] = StompClient.webSocketSubprotocols,
                                source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(),
                                tls: TLSConfiguration? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
+        // In a task of its own: the deep connect path's frames are freed when it ends instead of
+        // staying in the (long-lived) caller's task allocator.
+        try await inShortTask(on: loop) {
+            try await connectNow(webSocket: url, configuration: configuration, timeout: timeout, wsHeaders: wsHeaders,
+                                 subprotocols: subprotocols, source: source, limits: limits, tls: tls, on: loop)
+        }
+    }
+
+    private static func connectNow(webSocket url: String, configuration: StompClientConfiguration,
+                                   timeout: Duration, wsHeaders: [(String, String)], subprotocols: [String],
+                                   source: SocketAddress?, limits: StompFrameParser.Limits, tls: TLSConfiguration?,
+                                   on loop: EventLoop) async throws -> StompClient {
         let start = monotonicNanos()
-        let ws = try await WebSocketClient.connect(url, headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
+        let ws = try await WebSocketClient.connectNow(try Endpoint(url, defaultScheme: .ws), headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
                                                    maxMessageSize: limits.maxBodySize + limits.maxLineLength * 4,
                                                    source: source, tls: tls, on: loop)
         let client = StompClient(loop: ws.loop, configuration: configuration, limits: limits)

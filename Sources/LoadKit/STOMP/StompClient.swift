@@ -31,12 +31,12 @@ public final class StompClient: @unchecked Sendable {
     var session: StompClientSession
     var parser: StompFrameParser
     var transport: StompTransport = .none
-    private var out: [UInt8] = []
     private var subscriptions: [Subscription] = []
     private var receiptWaiters: [String: ReceiptWaiter] = [:]
     private var connectWaiter: CheckedContinuation<Void, any Error>?
     private var disconnectWaiters: [CheckedContinuation<Void, Never>] = []
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closeCallbacks: [@Sendable ((any ClassifiedError)?) -> Void] = []
     // The loop's shared heart-beat ticker this client is registered with (nil when none).
     private var heartBeatTicker: StompHeartBeatTicker?
     /// Position in the ticker's client list (maintained by the ticker).
@@ -81,7 +81,7 @@ public final class StompClient: @unchecked Sendable {
     public static func connect(tcp address: SocketAddress, configuration: StompClientConfiguration,
                                timeout: Duration = .seconds(10), source: SocketAddress? = nil,
                                limits: StompFrameParser.Limits = .init(),
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
         let start = monotonicNanos()
         let conn = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
         let client = StompClient(loop: loop, configuration: configuration, limits: limits)
@@ -99,7 +99,7 @@ public final class StompClient: @unchecked Sendable {
                                vhost: String? = nil,
                                heartBeat: (send: Duration, receive: Duration) = (.seconds(10), .seconds(10)),
                                timeout: Duration = .seconds(10), source: SocketAddress? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> StompClient {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
         let address = try await SocketAddress.resolve(host: host, port: port)
         let config = StompClientConfiguration(host: vhost ?? host, connectHeaders: connectHeaders, heartBeat: heartBeat)
         return try await connect(tcp: address, configuration: config, timeout: timeout, source: source, on: loop)
@@ -212,14 +212,14 @@ public final class StompClient: @unchecked Sendable {
 
     private func writeSend(destination: String, body: [UInt8], contentType: String?, headers: [(String, String)], receipt: String?) {
         guard session.canSend else { droppedSends += 1; return }
-        out.removeAll(keepingCapacity: true)
+        var out = loop.takeEncodeBuffer(1)
         StompFrameEncoder.appendHead(.send, into: &out)
         StompFrameEncoder.appendHeader("destination", destination, escape: true, into: &out)
         if let contentType { StompFrameEncoder.appendHeader("content-type", contentType, escape: true, into: &out) }
         for (n, v) in headers where n != "content-length" { StompFrameEncoder.appendHeader(n, v, escape: true, into: &out) }
         if let receipt { StompFrameEncoder.appendHeader("receipt", receipt, escape: true, into: &out) }
         body.withUnsafeBytes { StompFrameEncoder.appendBody($0, command: .send, into: &out) }
-        flushOut()
+        flush(out)
     }
 
     /// Acknowledges a message (subscriptions with ack mode `client` or `client-individual`).
@@ -276,6 +276,14 @@ public final class StompClient: @unchecked Sendable {
         }.value
     }
 
+    /// Calls `body` once, on the loop, when the connection closes — at once if it already has —
+    /// with the cause (nil when graceful). Unlike ``waitClosed()`` it needs no task of its own.
+    func whenClosed(_ body: @escaping @Sendable ((any ClassifiedError)?) -> Void) {
+        loop.runOrExecute { [self] in
+            if closed { body(cause) } else { closeCallbacks.append(body) }
+        }
+    }
+
     // MARK: loop-side machinery
 
     private func notConnected() -> StompError {
@@ -284,16 +292,16 @@ public final class StompClient: @unchecked Sendable {
     }
 
     func write(frame: StompFrame) {
-        out.removeAll(keepingCapacity: true)
+        var out = loop.takeEncodeBuffer(1)
         StompFrameEncoder.encode(frame, into: &out)
-        flushOut()
+        flush(out)
     }
 
-    private func flushOut() {
+    /// Writes an encoded frame and hands the loop's buffer back (no send buffer per connection).
+    private func flush(_ out: [UInt8]) {
         session.bytesSent(now: monotonicNanos())
         out.withUnsafeBytes { transport.write($0) }
-        // Do not let one large frame pin a big buffer on an otherwise idle connection.
-        if out.capacity > 64 * 1024 { out = [] }
+        loop.returnEncodeBuffer(1, out)
     }
 
     private func awaitReceipt(_ id: String, timeout: Duration, _ done: @escaping (Result<Void, any Error>) -> Void) {
@@ -423,6 +431,9 @@ public final class StompClient: @unchecked Sendable {
         disconnectWaiters.removeAll()
         for w in closeWaiters { w.resume() }
         closeWaiters.removeAll()
+        let callbacks = closeCallbacks
+        closeCallbacks = []
+        for c in callbacks { c(cause) }
     }
 }
 

@@ -87,12 +87,14 @@ public struct StompClientSession: Sendable {
     private var nextSubscription = 0
     private var nextReceipt = 0
     // Values that must never appear in error text (passcodes, tokens).
-    private let secrets: [String]
-
-    /// Creates a session; nothing is sent until ``connectFrame(now:)``.
     public init(configuration: StompClientConfiguration, now: UInt64 = monotonicNanos()) {
         self.configuration = configuration
         heartBeatClock = StompHeartBeatClock(heartBeat: .none, now: now)
+    }
+
+    /// Credentials among the CONNECT headers, never to be echoed in errors. Computed when an ERROR
+    /// frame needs redacting, not kept per session (10,000 sessions would hold 10,000 copies).
+    private var secrets: [String] {
         var secrets: [String] = []
         for (name, value) in configuration.connectHeaders {
             let n = name.lowercased()
@@ -102,7 +104,7 @@ public struct StompClientSession: Sendable {
                 if let space = value.lastIndex(of: " ") { secrets.append(String(value[value.index(after: space)...])) }
             }
         }
-        self.secrets = secrets.filter { $0.count >= 3 }
+        return secrets.filter { $0.count >= 3 }
     }
 
     // MARK: connecting

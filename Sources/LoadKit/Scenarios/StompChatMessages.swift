@@ -108,7 +108,9 @@ public struct StompEchoMatcher: Sendable {
 /// One worker's messages sent and not yet seen back: match an echo to its send time (RTT), and
 /// expire those older than the time-out. Pure; the worker guards it with a lock.
 public struct StompPendingMessages: Sendable {
-    private var sentAt: [UInt64: UInt64] = [:]
+    // Few at a time (sends are seconds apart, echoes take milliseconds): a short array, in send
+    // order, with no storage kept while empty (10,000 idle workers hold nothing).
+    private var sentAt: [(seq: UInt64, at: UInt64)] = []
 
     /// Creates an empty tracker.
     public init() {}
@@ -117,28 +119,33 @@ public struct StompPendingMessages: Sendable {
     public var count: Int { sentAt.count }
 
     /// Notes message `seq` sent at `nanos` (monotonic).
-    public mutating func sent(seq: UInt64, at nanos: UInt64) { sentAt[seq] = nanos }
+    public mutating func sent(seq: UInt64, at nanos: UInt64) {
+        if let i = sentAt.firstIndex(where: { $0.seq == seq }) { sentAt[i].at = nanos } else { sentAt.append((seq, nanos)) }
+    }
 
     /// The round trip of message `seq` echoed at `nanos`, or nil when it was not pending
     /// (a duplicate, or already expired).
     public mutating func echoed(seq: UInt64, at nanos: UInt64) -> UInt64? {
-        guard let t = sentAt.removeValue(forKey: seq) else { return nil }
+        guard let i = sentAt.firstIndex(where: { $0.seq == seq }) else { return nil }
+        let t = sentAt.remove(at: i).at
+        if sentAt.isEmpty { sentAt = [] }
         return nanos > t ? nanos - t : 0
     }
 
     /// Removes and returns the sequence numbers of messages sent `timeout` or longer before `now`.
     public mutating func expire(now: UInt64, timeout: Duration) -> [UInt64] {
         let limit = timeout.nanoseconds
-        var gone: [UInt64] = []
-        for (seq, t) in sentAt where now > t && now - t >= limit { gone.append(seq) }
-        for s in gone { sentAt.removeValue(forKey: s) }
+        guard sentAt.contains(where: { now > $0.at && now - $0.at >= limit }) else { return [] }
+        let gone = sentAt.filter { now > $0.at && now - $0.at >= limit }.map(\.seq)
+        sentAt.removeAll { now > $0.at && now - $0.at >= limit }
+        if sentAt.isEmpty { sentAt = [] }
         return gone.sorted()
     }
 
     /// Removes every pending message; returns how many there were.
     public mutating func removeAll() -> Int {
         let n = sentAt.count
-        sentAt.removeAll()
+        sentAt = []
         return n
     }
 }

@@ -46,6 +46,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     private var registrations: [Registration] = []
     private var freeSlots: [Int] = []
     private var liveRegistrations = 0
+    private var encodeBuffers: [[UInt8]] = [[], []]
 
     init(label: String) {
         self.label = label
@@ -158,6 +159,24 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
 
     private func onLoop(_ body: @escaping () -> Void) {
         if inLoop { body() } else { submit(.closure(body)) }
+    }
+
+    // MARK: encoding buffers
+
+    /// Lends the loop's encoding buffer for a protocol layer (0: WebSocket frames, 1: STOMP
+    /// frames), empty; hand it back with ``returnEncodeBuffer(_:_:)`` after writing. Connections
+    /// encode into it and write at once instead of each keeping a buffer of its own. On the loop;
+    /// a nested take of the same layer just gets a fresh array.
+    func takeEncodeBuffer(_ layer: Int) -> [UInt8] {
+        var b: [UInt8] = []
+        swap(&b, &encodeBuffers[layer])
+        b.removeAll(keepingCapacity: true)
+        return b
+    }
+
+    /// Takes back a buffer lent by ``takeEncodeBuffer(_:)`` (a very large one is dropped).
+    func returnEncodeBuffer(_ layer: Int, _ buffer: [UInt8]) {
+        if buffer.capacity <= 256 * 1024 { encodeBuffers[layer] = buffer }
     }
 
     // MARK: registrations
@@ -464,6 +483,14 @@ public final class EventLoopGroup: Sendable {
         guard let l = EventLoop.current else { return nil }
         return loops.contains { $0 === l } ? l : nil
     }
+}
+
+/// Runs `body` in a short-lived task on `loop` (a connect, a handshake) and returns its result;
+/// cancelling the caller cancels it. A task keeps the memory of its deepest call stack until it
+/// ends, so work with a deep stack done once by a long-lived virtual user runs here instead.
+func inShortTask<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let task = Task(executorPreference: loop) { try await body() }
+    return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
 }
 
 func ProcessInfo_activeCores() -> Int {

@@ -39,7 +39,7 @@ public final class WebSocketClient: @unchecked Sendable {
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
                                source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
                                tls: TLSConfiguration? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> WebSocketClient {
         let endpoint = try Endpoint(url, defaultScheme: .ws)
         return try await connect(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
                                  maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
@@ -59,7 +59,17 @@ public final class WebSocketClient: @unchecked Sendable {
                                timeout: Duration = .seconds(10), maxMessageSize: Int = 16 << 20,
                                source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
                                tls: TLSConfiguration? = nil,
-                               on loop: EventLoop = EventLoopGroup.shared.next()) async throws -> WebSocketClient {
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> WebSocketClient {
+        // In a task of its own: the connect path's frames do not stay in the caller's allocator.
+        try await inShortTask(on: loop) {
+            try await connectNow(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
+                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout, tls: tls, on: loop)
+        }
+    }
+
+    static func connectNow(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
+                           timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
+                           tls: TLSConfiguration?, on loop: EventLoop) async throws -> WebSocketClient {
         if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // wss: `tls` or the default client configuration, verified for the URL's host.
         let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil

@@ -56,7 +56,6 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     private var parser: WebSocketFrameParser
     private var assembler: WebSocketMessageAssembler
     private var machine: WebSocketStateMachine
-    private var out: [UInt8] = []
     private var maskKeys: MaskKeyGenerator?
     private var closeTimer: LoopTimer?
     private var reading = true
@@ -193,10 +192,11 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     }
 
     private func writeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
-        out.removeAll(keepingCapacity: true)
+        // Encoded into the loop's buffer: an idle connection keeps no send buffer of its own.
+        var out = loop.takeEncodeBuffer(0)
         WebSocketFrameEncoder.encode(into: &out, opcode: opcode, maskKey: maskKeys?.next(), payload: payload)
         out.withUnsafeBytes { tcp.write(rawBytes: $0) }
-        if out.capacity > 4096 { out = [] }  // don't keep a big message's buffer per connection
+        loop.returnEncodeBuffer(0, out)
     }
 
     // MARK: closing
