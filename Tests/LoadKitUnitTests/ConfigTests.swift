@@ -110,7 +110,9 @@ import Testing
         }
         #expect(try plan([:]) == (50, 20))                                   // smoke default: ≤ 50 users, ≤ 20 s
         #expect(try plan([:], seed.smoke(users: 30, duration: .seconds(15))) == (30, 15))
-        #expect(try plan(["LOADKIT_SCALE": "seed"]) == (900, 30))
+        #expect(try plan(["LOADKIT_SCALE": "full"]) == (900, 30))
+        #expect(try plan(["LOADKIT_SCALE": "nightly"]) == (900, 30))
+        #expect(try plan(["LOADKIT_SCALE": "seed"]) == (900, 30))       // the older name
         #expect(try plan(["LOADKIT_SCALE": "nightly"]) == (900, 30))
         #expect(try plan(["LOADKIT_SCALE": "0.5"]) == (450, 15))
         #expect(try plan(["LOADKIT_SCALE": "seed", "LOADKIT_USERS_SCALE": "2", "LOADKIT_DURATION_SCALE": "0.1"]) == (1800, 3))

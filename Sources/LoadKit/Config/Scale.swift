@@ -1,10 +1,14 @@
-/// How big a run is. A scenario is written at the seed's size (the seed's users, rates and
-/// durations); the default **smoke** profile shrinks it to at most ``smokeUsers`` users and
+/// How big a run is. A scenario is written at its full size (the users, rates and durations of
+/// the real test); the **smoke** profile shrinks it to at most ``smokeUsers`` users and
 /// ``smokeDuration`` (or what the scenario declares with `LoadTest.smoke(users:duration:)`), so
-/// plain `swift test` stays short; `seed` / `nightly` run it as written; a number multiplies it.
+/// plain `swift test` stays short; `full` runs it as written; a number multiplies it.
+///
+/// A test that calls `LoadTest.scaled(by:suite:)` defaults to smoke; any other run is scaled only
+/// when a variable below is set (then the default is `full`).
 ///
 /// Variables, read by ``init(settings:suite:)`` (the suite's own prefix wins over the global one):
-/// - `LOADKIT_SCALE` / `LOADKIT_<SUITE>_SCALE`: `smoke` (default), `seed`, `nightly`, or a factor.
+/// - `LOADKIT_SCALE` / `LOADKIT_<SUITE>_SCALE`: `smoke`, `full` (also `nightly`, `as-written`,
+///   and the older `seed`), or a factor.
 /// - `LOADKIT_USERS_SCALE`, `LOADKIT_DURATION_SCALE`: extra factors on users/rates and on durations.
 /// - `LOADKIT_<SUITE>_USERS`: the peak users (or peak rate, or burst size) outright.
 /// - `LOADKIT_<SUITE>_DURATION`: the total duration outright.
@@ -13,8 +17,8 @@ public struct Scale: Sendable, Equatable {
     public enum Profile: Sendable, Equatable {
         /// Small local run (default).
         case smoke
-        /// The seed's sizes, as written in the scenario (`seed` or `nightly`).
-        case seed
+        /// The scenario as written, at full size (`full`, `nightly`, `as-written` or `seed`).
+        case full
         /// The scenario as written times a factor.
         case factor(Double)
     }
@@ -35,7 +39,7 @@ public struct Scale: Sendable, Equatable {
     /// Total duration outright (per-suite override).
     public var totalDuration: Duration?
 
-    /// A scale with explicit values (`.seed` runs the scenario as written).
+    /// A scale with explicit values (`.full` runs the scenario as written).
     public init(profile: Profile = .smoke, usersFactor: Double = 1, durationFactor: Double = 1,
                 peakUsers: Int? = nil, totalDuration: Duration? = nil) {
         self.profile = profile; self.usersFactor = usersFactor; self.durationFactor = durationFactor
@@ -43,10 +47,20 @@ public struct Scale: Sendable, Equatable {
     }
 
     /// The scenario exactly as written.
-    public static let asWritten = Scale(profile: .seed)
+    public static let asWritten = Scale(profile: .full)
+
+    /// The variables that scale a run (global names; each also exists per suite).
+    static let variables = ["SCALE", "USERS_SCALE", "DURATION_SCALE", "USERS", "DURATION"]
+
+    /// Whether any scale variable is set for `suite` (or globally).
+    static func isSet(in settings: Settings, suite: String) -> Bool {
+        let p = "LOADKIT_" + suiteKey(suite) + "_"
+        return variables.contains { settings.string("LOADKIT_" + $0) != nil || settings.string(p + $0) != nil }
+    }
 
     /// Reads the scale variables; `suite` is the per-suite prefix (`STOMP` reads `LOADKIT_STOMP_USERS`).
-    public init(settings: Settings, suite: String? = nil) throws {
+    /// `defaultProfile` applies when `LOADKIT_SCALE` is unset.
+    public init(settings: Settings, suite: String? = nil, defaultProfile: Profile = .smoke) throws {
         let prefix = suite.map { "LOADKIT_" + Scale.suiteKey($0) + "_" }
         func key(_ name: String) -> String {
             if let p = prefix, settings.string(p + name) != nil { return p + name }
@@ -54,11 +68,12 @@ public struct Scale: Sendable, Equatable {
         }
         let scaleKey = key("SCALE")
         switch settings.string(scaleKey)?.lowercased() {
-        case nil, "smoke": profile = .smoke
-        case "seed", "nightly", "full": profile = .seed
+        case nil: profile = defaultProfile
+        case "smoke": profile = .smoke
+        case "full", "nightly", "as-written", "seed": profile = .full
         case let other?:
             guard let f = Double(other), f > 0, f.isFinite else {
-                throw ConfigError(variable: scaleKey, value: other, expected: "smoke, seed, nightly or a positive number")
+                throw ConfigError(variable: scaleKey, value: other, expected: "smoke, full (or nightly) or a positive number")
             }
             profile = .factor(f)
         }
@@ -91,7 +106,7 @@ public struct Scale: Sendable, Equatable {
     public func factors(peak: Double, total: Duration, smokeUsers: Int?, smokeDuration: Duration?) -> (users: Double, duration: Double) {
         var u = 1.0, d = 1.0
         switch profile {
-        case .seed: break
+        case .full: break
         case .factor(let f): u = f; d = f
         case .smoke:
             let su = Double(smokeUsers ?? Scale.smokeUsers)
@@ -109,7 +124,7 @@ public struct Scale: Sendable, Equatable {
     public var profileName: String {
         switch profile {
         case .smoke: return "smoke"
-        case .seed: return "seed"
+        case .full: return "full"
         case .factor(let f): return "×\(f)"
         }
     }

@@ -29,8 +29,11 @@ public struct LoadTest: Sendable {
     public struct Options: Sendable {
         /// After the stop flag, how long users get to finish before their tasks are cancelled.
         public var gracefulStop: Duration = .seconds(5)
-        /// Hard cap on the whole run (`LOADKIT_MAX_DURATION` when set through ``LoadTest/scaled(by:suite:)``).
+        /// Hard cap on the whole run. `LOADKIT_MAX_DURATION` caps every run as well (the smaller wins).
         public var maxDuration: Duration?
+        /// The test chose its scale in code (``LoadTest/scaled(by:suite:)`` or ``LoadTest/scaled(_:)``):
+        /// the run does not apply the environment's scale again.
+        var scaleChosen = false
         /// Closed model: pause after a script run threw, before it is run again (no hot error loop).
         public var pauseAfterError: Duration = .milliseconds(500)
         /// Open model: an iteration starting later than this after it was due counts as late.
@@ -114,7 +117,21 @@ public struct LoadTest: Sendable {
     public func scaled(by settings: Settings, suite: String? = nil) throws -> LoadTest {
         var t = try scaled(Scale(settings: settings, suite: suite ?? name)).sharded(Shard(settings: settings))
         t.settings = settings
-        if let cap = try settings.maxDuration() { t.options.maxDuration = cap }
+        if let cap = try settings.maxDuration() { t.options.maxDuration = min(t.options.maxDuration ?? cap, cap) }
+        return t
+    }
+
+    /// What ``run(_:)`` runs: the environment (``settings``) applied where the test did not decide
+    /// in code — a run never escapes the nightly job's `LOADKIT_MAX_DURATION`, `LOADKIT_SCALE` (and
+    /// the other scale variables) or shard settings. Without a scale variable a test runs as
+    /// written; an explicit `.scaled(…)` in code keeps its own scale.
+    func applyingEnvironment() throws -> LoadTest {
+        var t = self
+        if !options.scaleChosen, Scale.isSet(in: settings, suite: name) {
+            t = t.scaled(try Scale(settings: settings, suite: name, defaultProfile: .full))
+        }
+        if options.shard.count == 1 { t = t.sharded(try Shard(settings: settings)) }
+        if let cap = try settings.maxDuration() { t.options.maxDuration = min(t.options.maxDuration ?? cap, cap) }
         return t
     }
 
@@ -144,6 +161,7 @@ public struct LoadTest: Sendable {
     /// Applies an explicit scale.
     public func scaled(_ scale: Scale) -> LoadTest {
         var t = self
+        t.options.scaleChosen = true
         let f = scale.factors(peak: Double(peakUsers), total: plannedDuration,
                               smokeUsers: options.smokeUsers, smokeDuration: options.smokeDuration)
         switch model {
@@ -245,7 +263,17 @@ public struct LoadTest: Sendable {
     /// abort check, with `RunResult.interruption` saying why. Writes the reports (unless turned
     /// off) before returning. Throws only when the run could not start (``CapacityError``, or an unusable
     /// `LOADKIT_START_AT`: ``ShardStart/StartError``, ``ConfigError``); waits for `LOADKIT_START_AT` first.
-    public func run(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+    ///
+    /// The environment governs every run, whether or not the test called ``scaled(by:suite:)``:
+    /// `LOADKIT_MAX_DURATION` caps it, the scale variables resize it unless the test chose its
+    /// scale in code, and `LOADKIT_SHARD_*` give this machine its share.
+    ///
+    /// The script may end in any value (a one-line `{ user in try await client.get(url) }`); it is ignored.
+    public func run<Ignored>(_ script: @escaping @Sendable (VirtualUser) async throws -> Ignored) async throws -> RunResult {
+        try await applyingEnvironment().runAsGiven { user in _ = try await script(user) }
+    }
+
+    private func runAsGiven(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
         if connections > 0 {

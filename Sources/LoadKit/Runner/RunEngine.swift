@@ -85,7 +85,8 @@ final class RunEngine: Sendable {
             s.userTask[ctx.index] = id
             // Created under the lock so its own removal (also under the lock) always comes after.
             s.tasks[id] = Task { [self] in
-                await body()
+                // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
+                await ClientObservation.$current.withValue(ctx) { await body() }
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 self.active.subtract(1, ordering: .relaxed)
             }
@@ -101,24 +102,36 @@ final class RunEngine: Sendable {
     private func userLoop(_ ctx: UserContext, once: Bool) async {
         var iteration = 0
         while !ctx.isStopping && !Task.isCancelled {
-            let started = monotonicNanos()
-            do {
-                try await script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: started))
-                ctx.recorder.increment(RunnerMetrics.iterations)
-            } catch {
-                ctx.recorder.increment(RunnerMetrics.iterations)
-                if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
-                    ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
-                } else {
-                    ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                    ctx.recorder.error(error, step: "script")
-                    if !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
-                }
-            }
+            let ok = await runIteration(ctx, number: iteration, due: monotonicNanos())
+            if !ok && !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
             iteration += 1
             if once { break }
         }
         retire(ctx)
+    }
+
+    /// One run of the script, the path every model shares: counts the iteration, its duration
+    /// (from `due`) and — once — its failure. A script that throws right after a failure a step or
+    /// client already counted (an HTTP 500, then `requireStatus()` or the script's own error)
+    /// fails the iteration without a second error. Returns false when the script threw.
+    private func runIteration(_ ctx: UserContext, number: Int, due: UInt64) async -> Bool {
+        let mark = ctx.mark
+        var ok = true
+        do {
+            try await script(VirtualUser(context: ctx, iteration: number, scheduledStartNanos: due))
+        } catch {
+            ok = false
+            if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
+                ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+            } else {
+                ctx.recorder.increment(RunnerMetrics.iterationsFailed)
+                ctx.recordFailure(error, step: "script", since: mark)
+            }
+        }
+        ctx.recorder.increment(RunnerMetrics.iterations)
+        let end = monotonicNanos()
+        ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
+        return ok
     }
 
     // MARK: The run
@@ -234,20 +247,7 @@ final class RunEngine: Sendable {
             spawn(ctx) { [self] in
                 let startedAt = monotonicNanos()
                 if startedAt > due + late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
-                do {
-                    try await self.script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: due))
-                    ctx.recorder.increment(RunnerMetrics.iterations)
-                } catch {
-                    ctx.recorder.increment(RunnerMetrics.iterations)
-                    if Task.isCancelled {
-                        ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
-                    } else {
-                        ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                        ctx.recorder.error(error, step: "iteration")
-                    }
-                }
-                let end = monotonicNanos()
-                ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
+                _ = await self.runIteration(ctx, number: iteration, due: due)
                 ctx.markConnected(false)
                 freeList.withLock { $0.append(ctx) }
             }

@@ -64,6 +64,10 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     public private(set) var closeInfo: WebSocketCloseInfo?
 
     private var handler: (any WebSocketHandler)?
+    /// The virtual user's listener for `ws_msgs_*`, `data_*` and `ws_session_duration` (clients
+    /// opened inside a load run); set before ``start(initialBytes:)``.
+    var sessionObserver: (any WebSocketSessionObserver)?
+    private var messagesReceived = 0
     private var onMessage: ((WebSocketMessage) -> Void)?
     private var onClose: ((WebSocketCloseInfo) -> Void)?
     private var inbox: [WebSocketMessage] = []
@@ -196,6 +200,8 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
         out.removeAll(keepingCapacity: true)
         WebSocketFrameEncoder.encode(into: &out, opcode: opcode, maskKey: maskKeys?.next(), payload: payload)
         out.withUnsafeBytes { tcp.write(rawBytes: $0) }
+        sessionObserver?.traffic(messagesSent: opcode == .text || opcode == .binary ? 1 : 0, messagesReceived: 0,
+                                 bytesSent: out.count, bytesReceived: 0)
         if out.capacity > 4096 { out = [] }  // don't keep a big message's buffer per connection
     }
 
@@ -300,9 +306,11 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     /// Transport callback: bytes arrived (on the loop).
     public func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
         lastActivityNanos = monotonicNanos()
+        let before = messagesReceived
         // The loop's read buffer is mutable memory handed out read-only; it is overwritten after
         // this call anyway, so masked payloads are unmasked in place instead of copied.
         process(UnsafeMutableRawBufferPointer(mutating: bytes))
+        sessionObserver?.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: 0, bytesReceived: bytes.count)
     }
 
     /// Transport callback: the TCP connection closed (on the loop).
@@ -335,6 +343,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     private func dispatch(_ op: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
         switch op {
         case .text, .binary:
+            messagesReceived &+= 1
             if let h = handler {
                 h.webSocket(self, didReceive: op, payload: payload)
             } else {
@@ -409,6 +418,8 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
         closeTimer = nil
         let info = machine.connectionClosed(transportError: transportError)
         closeInfo = info
+        sessionObserver?.sessionClosed()
+        sessionObserver = nil
         if let h = handler {
             handler = nil
             h.webSocket(self, didCloseWith: info)

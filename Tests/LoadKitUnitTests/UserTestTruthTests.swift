@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+@testable import LoadKit
+
+private struct UnexpectedStatus: Error {}
+
+/// The numbers of the test a user writes from the README, compared with what a counting server
+/// saw: each failed operation is one error, blamed on the right side; the pool does not cap the
+/// users; the environment's hard cap governs every run.
+@Suite(.serialized) struct UserTestTruthTests {
+    private func quiet(_ t: LoadTest, _ settings: [String: String] = [:]) -> LoadTest {
+        t.progress(false).reports(false).settings(Settings(settings))
+    }
+
+    @Test func aFailingMeasuredStepIsOneError() async throws {
+        let result = try await quiet(LoadTest("one-failure", burst: 1)).run { user in
+            try await user.measure("step") { throw ScriptFailure("expected 200, got 503") }
+        }
+        let m = result.metrics
+        #expect(m.counters["iterations"] == 1)
+        #expect(m.counters["iterations_failed"] == 1)
+        #expect(m.totalErrors == 1, "\(m.errors)")
+        #expect(m.errors["assertion"]?.count == 1)
+        #expect(m.errors["assertion"]?.source == .script)
+        #expect(m.errorRate == 1)
+    }
+
+    @Test func serverErrorsAreCountedOnceAndBlamedOnTheServer() async throws {
+        let server = try CountingHTTPServer(failEvery: 20)
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/flaky")
+        // The README's shape: the step throws on a bad status, and the error leaves the script.
+        let result = try await quiet(LoadTest("http-500s") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(1500)) })
+            .run { user in
+                try await user.measure("get_items") { try await client.get(url).requireStatus() }
+            }
+        let seen = server.snapshot
+        let m = result.metrics
+        let failed = seen.byStatus[500] ?? 0
+        #expect(seen.requests > 200, "the run did real work: \(seen.requests) requests")
+        #expect(failed > 0)
+        #expect(m.totalErrors == Int64(failed), "one error per HTTP 500: \(m.errors)")
+        #expect(Set(m.errors.keys) == ["http_500"])
+        #expect(m.errors["http_500"]?.source == .server)
+        let rate = try #require(m.errorRate)
+        #expect(abs(rate - Double(failed) / Double(seen.requests)) < 0.005, "error rate \(rate)")
+        #expect(abs(rate - 0.05) < 0.01)
+    }
+
+    @Test func aScriptThrowingItsOwnErrorOnABadStatusIsStillOneServerError() async throws {
+        let server = try CountingHTTPServer(failEvery: 20)
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/flaky")
+        let result = try await quiet(LoadTest("own-error") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(1500)) })
+            .run { user in
+                let response = try await client.get(url)
+                guard response.status == 200 else { throw UnexpectedStatus() }
+            }
+        let seen = server.snapshot
+        let m = result.metrics
+        let failed = seen.byStatus[500] ?? 0
+        #expect(failed > 0 && seen.requests > 200)
+        #expect(m.totalErrors == Int64(failed), "\(m.errors)")
+        #expect(m.errors["http_500"]?.count == Int64(failed))
+        #expect(m.errors["http_500"]?.source == .server)
+    }
+
+    @Test func thePoolDoesNotCapTheUsers() async throws {
+        // Every request waits 30 ms at the server, so 100 users have 100 requests in flight.
+        let server = try CountingHTTPServer(delay: .milliseconds(30))
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/ok")
+        _ = try await quiet(LoadTest("pool") { Stage("all", to: 100, over: .zero); Hold(.milliseconds(800)) })
+            .run { user in
+                _ = try await client.get(url)
+            }
+        let seen = server.snapshot
+        #expect(seen.requests >= 100)
+        #expect(seen.connections == 100, "one connection per user, not a shared cap: \(seen.connections)")
+    }
+
+    @Test func theEnvironmentsHardCapGovernsAPlainRun() async throws {
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("capped") { Stage("ramp", to: 2, over: .seconds(30)) },
+                                     ["LOADKIT_MAX_DURATION": "2s"])
+            .gracefulStop(.milliseconds(500))
+            .run { user in _ = await user.sleep(for: .milliseconds(50)) }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(wall < 4.5, "a 30 s plan under LOADKIT_MAX_DURATION=2s ran \(wall) s")
+        #expect(result.interruption?.hasPrefix("deadline") == true, "\(result.interruption ?? "nil")")
+    }
+
+    @Test func theEnvironmentsScaleAndShardsGovernAPlainRun() async throws {
+        func peak(_ env: [String: String], _ adjust: (LoadTest) -> LoadTest = { $0 }) async throws -> Int {
+            let t = adjust(quiet(LoadTest("sized") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(200)) }, env))
+            return try await t.run { user in _ = await user.sleep(for: .milliseconds(20)) }.peakActiveUsers
+        }
+        #expect(try await peak([:]) == 10)                                     // as written without a variable
+        #expect(try await peak(["LOADKIT_SCALE": "0.5"]) == 5)
+        #expect(try await peak(["LOADKIT_SIZED_USERS": "3"]) == 3)              // per test, by its name
+        #expect(try await peak(["LOADKIT_SHARD_INDEX": "0", "LOADKIT_SHARD_COUNT": "2"]) == 5)
+        #expect(try await peak(["LOADKIT_SCALE": "0.5"]) { $0.scaled(.asWritten) } == 10)   // chosen in code
+        #expect(try await peak(["LOADKIT_SCALE": "full"]) { try! $0.scaled(by: $0.settings) } == 10)
+        #expect(try await peak(["LOADKIT_SCALE": "seed"]) { try! $0.scaled(by: $0.settings) } == 10)   // the old name still works
+    }
+}
