@@ -106,4 +106,103 @@ private struct UnexpectedStatus: Error {}
         #expect(try await peak(["LOADKIT_SCALE": "full"]) { try! $0.scaled(by: $0.settings) } == 10)
         #expect(try await peak(["LOADKIT_SCALE": "seed"]) { try! $0.scaled(by: $0.settings) } == 10)   // the old name still works
     }
+
+    @Test func builtInHTTPMetricsMatchWhatTheServerSaw() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/ok")
+        let result = try await quiet(LoadTest("builtins") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(1000)) })
+            .run { user in try await client.get(url, name: "/ok") }
+        let seen = server.server.statistics
+        let m = result.metrics
+        let requests = Int64(seen.requests)
+        #expect(requests > 50, "the run did real work")
+        #expect(m.counters["http_reqs"] == requests)
+        #expect(m.counters["http_reqs{name:/ok}"] == requests)
+        #expect(m.counters["data_sent"] == Int64(seen.bytesReceived))
+        #expect(m.counters["data_received"] == Int64(seen.bytesSent))
+        #expect(m.rates["http_req_failed"] == RateTally(hits: 0, total: requests))
+        #expect(m.counters["operations"] == requests)                  // each request is one operation
+        #expect(m.counters["iterations"] == requests)                  // one request per iteration
+        #expect(m.trends["iteration_duration"]?.count == requests)
+        #expect(m.gauges["vus_max"] == 5)
+        let duration = try #require(m.trends["http_req_duration"])
+        #expect(duration.count == requests)
+        #expect(m.trends["http_req_duration{expected_response:true}"]?.count == requests)
+        #expect(m.trends["http_req_duration{name:/ok}"]?.count == requests)
+        // k6's phases: duration = sending + waiting + receiving (each sample rounded to 1 µs).
+        let phases = ["http_req_sending", "http_req_waiting", "http_req_receiving"].map { m.trends[$0]?.sum ?? -1 }
+        #expect(abs(phases.reduce(0, +) - duration.sum) <= 2 * requests, "\(phases) vs \(duration.sum)")
+        // A connect per connection, none for reused keep-alive requests.
+        let connecting = try #require(m.trends["http_req_connecting"])
+        #expect(connecting.count == requests)
+        #expect(connecting.count - connecting.count(atOrBelow: 0) == Int64(seen.connections))
+        #expect(seen.connections == 5)
+        #expect(m.trends["http_req_tls_handshaking"]?.max == 0)
+        #expect(m.trends["http_req_blocked"]?.count == requests)
+    }
+
+    @Test func statusesOutsideTheExpectedOnesFailAndCanBeChosen() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let missing = server.url("/missing")                          // answers 404
+        let result = try await quiet(LoadTest("statuses", burst: 1)).run { user in
+            let r = try await client.get(missing)                     // default 200–399: a 404 fails
+            #expect(r.status == 404)                                   // ...and is still returned
+            try await client.get(missing, name: "lookup", expecting: [200, 404])   // an answer here
+        }
+        let m = result.metrics
+        #expect(m.counters["http_reqs"] == 2)
+        #expect(m.rates["http_req_failed"] == RateTally(hits: 1, total: 2))
+        #expect(m.errors["http_404"]?.count == 1)
+        #expect(m.errors["http_404"]?.source == .server)
+        #expect(m.errors["http_404"]?.examples.first?.hasPrefix("GET /missing: ") == true, "\(m.errors)")
+        #expect(m.rates["http_req_failed{name:lookup}"] == RateTally(hits: 0, total: 1))
+        #expect(m.counters["operations"] == 1)
+        #expect(m.errorRate == 0.5)
+    }
+
+    @Test func refusedConnectionsAreOneServerErrorPerRequest() async throws {
+        // A port nothing listens on: every request is refused.
+        let probe = try CountingHTTPServer()
+        let url = probe.url("/ok")
+        probe.stop()
+        let client = HTTPClient()
+        let result = try await quiet(LoadTest("refused", burst: 3)).run { user in
+            try await user.measure("get") { try await client.get(url) }
+        }
+        let m = result.metrics
+        #expect(m.totalErrors == 3, "\(m.errors)")
+        #expect(m.errors["refused"]?.count == 3)
+        #expect(m.errors["refused"]?.source == .server)
+        #expect(m.rates["http_req_failed"] == RateTally(hits: 3, total: 3))
+        #expect(m.trends["http_req_duration"] == nil)                  // no answer, no duration
+    }
+
+    @Test func builtInWebSocketMetricsCountSessionsAndMessages() async throws {
+        let server = try WSEchoServer()
+        let url = server.url + "/echo"
+        let result = try await quiet(LoadTest("ws-builtins", burst: 4)).run { user in
+            let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+            for i in 0..<3 {
+                try await ws.send(text: "hello \(i)")
+                _ = try await ws.receive(timeout: .seconds(5))
+            }
+            await ws.close()
+        }
+        let m = result.metrics
+        #expect(server.requestTargets.count == 4)
+        #expect(m.counters["ws_sessions"] == 4)
+        #expect(m.trends["ws_connecting"]?.count == 4)
+        #expect(m.counters["ws_msgs_sent"] == 12)
+        #expect(m.counters["ws_msgs_received"] == 12)
+        #expect(m.trends["ws_session_duration"]?.count == 4)
+        // Handshake plus frames: each message is a 2-byte header + 4-byte mask + 7-byte payload out.
+        #expect((m.counters["data_sent"] ?? 0) >= 4 * 12 * 13 / 4 + 4 * 100)
+        #expect((m.counters["data_received"] ?? 0) > 4 * 3 * 9)
+        #expect(m.counters["operations"] == 4)                         // one per session opened
+        #expect(m.errors.isEmpty)
+    }
 }

@@ -31,6 +31,8 @@ public struct LoadTest: Sendable {
         public var gracefulStop: Duration = .seconds(5)
         /// Hard cap on the whole run. `LOADKIT_MAX_DURATION` caps every run as well (the smaller wins).
         public var maxDuration: Duration?
+        /// Thresholds from `LOADKIT_SLA`, already applied to ``thresholds``.
+        var slaOverrides: [Threshold] = []
         /// The test chose its scale in code (``LoadTest/scaled(by:suite:)`` or ``LoadTest/scaled(_:)``):
         /// the run does not apply the environment's scale again.
         var scaleChosen = false
@@ -127,6 +129,11 @@ public struct LoadTest: Sendable {
     /// written; an explicit `.scaled(…)` in code keeps its own scale.
     func applyingEnvironment() throws -> LoadTest {
         var t = self
+        if let text = settings.string(SLA.environmentVariable) {
+            let overrides = try SLA.parse(text)
+            t.options.slaOverrides = overrides
+            t.options.thresholds = SLA.applying(overrides, to: t.options.thresholds)
+        }
         if !options.scaleChosen, Scale.isSet(in: settings, suite: name) {
             t = t.scaled(try Scale(settings: settings, suite: name, defaultProfile: .full))
         }
@@ -297,6 +304,8 @@ public struct LoadTest: Sendable {
         if let d = diagnosis { engine.note(d.facts) }
         var result = await engine.run()
         if exclusive { await RunGate.shared.release() }
+        if !options.thresholds.isEmpty { result.sla = options.thresholds }
+        if !options.slaOverrides.isEmpty { result.slaOverrides = options.slaOverrides }
         if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
         // Secret values the run was configured with (TOKEN, PASSWORD, …) never reach a report,
         // even when a server echoes them back in an error.
