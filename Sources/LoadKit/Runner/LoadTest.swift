@@ -281,6 +281,8 @@ public struct LoadTest: Sendable {
     }
 
     private func runAsGiven(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+        SignalTrap.shared.runStarting()
+        defer { SignalTrap.shared.runReported() }  // after a SIGINT/SIGTERM, the process ends here
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
         if connections > 0 {
