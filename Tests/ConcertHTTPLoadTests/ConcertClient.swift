@@ -2,15 +2,9 @@ import Foundation
 import LoadKit
 import LoadKitFixtures
 
-/// k6's built-in HTTP metric names, recorded for every request so the report files read like k6's
-/// summary, plus the per-second sum of durations that makes latency drift visible.
+/// The Concert suite's own metrics beside the client's built-ins (`BuiltInMetrics`): the
+/// per-second sum of durations that makes latency drift visible, and the 503 count.
 enum K6Metrics {
-    /// Trend: request duration (µs; ms in reports).
-    static let duration = "http_req_duration"
-    /// Rate: share of requests whose status was not expected (or that got no response).
-    static let failed = "http_req_failed"
-    /// Counter: requests sent.
-    static let reqs = "http_reqs"
     /// Counter: sum of request durations in µs; its per-second series ÷ `http_reqs`' is the
     /// per-second mean latency (drift over time).
     static let durationSumMicros = "http_req_duration_sum_us"
@@ -52,10 +46,12 @@ final class ConcertClient: Sendable {
 
     // MARK: Requests of a virtual user
 
-    /// Sends one request for `user` and records `http_reqs`, `http_req_duration` (from `since`, by
-    /// default the send), `http_req_failed` (a status outside `expected` or no response), the
-    /// step's own trend for expected answers, and success or a classified error (`http_<code>`,
-    /// refused, timeout …) for the error rate. Returns the response, nil when none came.
+    /// Sends one request for `user`. The client records k6's built-ins for it (`http_reqs`,
+    /// `http_req_duration`, `http_req_failed` with `expected` as the expected statuses, one
+    /// classified error for an unexpected status or no answer, each also tagged `name:<step>`);
+    /// this adds the step's own trend for expected answers, timed from `since` (the scheduled
+    /// start in the open model, so a stall cannot hide), the 503 count and, with `trackDrift`,
+    /// the per-second duration sum. Returns the response, nil when none came.
     func request(_ user: VirtualUser, _ method: HTTPMethod, _ path: String, json: String? = nil,
                  headers: HTTPHeaders = HTTPHeaders(), step: String, expected: Set<Int> = [200, 201],
                  since: UInt64? = nil, trackDrift: Bool = false) async -> HTTPResponse? {
@@ -63,33 +59,21 @@ final class ConcertClient: Sendable {
         var body: [UInt8] = []
         if let json { h.set("Content-Type", "application/json"); body = Array(json.utf8) }
         let t0 = since ?? monotonicNanos()
-        let r = user.recorder
+        let request: HTTPRequest
         do {
-            let request = try HTTPRequest(method: method, url: url(path), headers: h, body: body)
-            let response = try await http.execute(request)
-            let nanos = monotonicNanos() &- t0
-            r.increment(K6Metrics.reqs)
-            r.recordNanos(K6Metrics.duration, nanos)
-            if trackDrift { r.increment(K6Metrics.durationSumMicros, by: Int64(nanos / 1000)) }
-            if response.status == 503 { r.increment(K6Metrics.status503) }
-            let ok = expected.contains(response.status)
-            r.rate(K6Metrics.failed, hit: !ok)
-            if ok {
-                r.recordNanos(step, nanos)
-                user.succeed()
-            } else {
-                user.fail(HTTPError.status(code: response.status, method: method.rawValue, endpoint: path), step: step)
-            }
-            return response
+            request = try HTTPRequest(method: method, url: url(path), headers: h, body: body, name: step,
+                                      expecting: ExpectedStatuses(codes: expected.sorted()))
         } catch {
-            // A request cut short by the runner's own cancellation is not the server's failure.
-            if !(Task.isCancelled && user.isStopping) {
-                r.increment(K6Metrics.reqs)
-                r.rate(K6Metrics.failed, hit: true)
-            }
             user.fail(error, step: step)
             return nil
         }
+        // A failure is counted by the client (the error rate's one error for this request).
+        guard let response = try? await http.execute(request) else { return nil }
+        let r = user.recorder
+        if trackDrift { r.increment(K6Metrics.durationSumMicros, by: Int64(response.timings.duration / 1000)) }
+        if response.status == 503 { r.increment(K6Metrics.status503) }
+        if expected.contains(response.status) { r.recordNanos(step, monotonicNanos() &- t0) }
+        return response
     }
 
     // MARK: Set-up and verification (outside the measured run)

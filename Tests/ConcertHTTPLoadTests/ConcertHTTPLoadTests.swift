@@ -35,7 +35,7 @@ import LoadKitFixtures
         for c in run.checks { #expect(c.passed, "\(run.result.name): \(c.name): \(c.message)") }
         let files = ["k6-summary.txt", "summary.json", "consistency.txt"].map { run.directory(root: settings.string("LOADKIT_REPORT_DIR")) + "/" + $0 }
         for f in files { #expect(FileManager.default.fileExists(atPath: f), "report file \(f)") }
-        #expect((run.result.metrics.counters[K6Metrics.reqs] ?? 0) > 0, "requests were sent")
+        #expect((run.result.metrics.counters[BuiltInMetrics.httpReqs] ?? 0) > 0, "requests were sent")
         return run
     }
 
@@ -44,7 +44,7 @@ import LoadKitFixtures
     @Test func queueSpike() async throws {
         let run = try await Self.runScenario(.queueSpike)
         let m = run.result.metrics
-        let reqs = m.counters[K6Metrics.reqs] ?? 0
+        let reqs = m.counters[BuiltInMetrics.httpReqs] ?? 0
         #expect(reqs >= 100, "a spike, not a trickle: \(reqs) requests")
         #expect((m.trends["queue_token"]?.count ?? 0) > 0)
         #expect((m.counters[RunnerMetrics.iterationsDropped] ?? 0) == 0, "the open model kept its schedule")
@@ -129,18 +129,18 @@ import LoadKitFixtures
         #expect(!p95.contains("N/A"), "\(p95)")
         for s in scenarios { #expect(text.contains("## \(s.title)")) }
         #expect(text.contains("## Recommendation"))
-        for list in runs.values { for r in list { #expect((r.result.metrics.counters[K6Metrics.reqs] ?? 0) > 0, "work on \(r.target)") } }
+        for list in runs.values { for r in list { #expect((r.result.metrics.counters[BuiltInMetrics.httpReqs] ?? 0) > 0, "work on \(r.target)") } }
 
         // The embedded presets behave like the seed's sizes: small is slower (or sheds load) than large.
         if settings.string("CONCERT_TARGETS") == nil, let qs = runs[.queueSpike], qs.count == 3 {
             let small = qs[0].result, large = qs[2].result
-            let slowMedian = try #require(ConcertComparison.ms(small, K6Metrics.duration, 50))
-            let fastMedian = try #require(ConcertComparison.ms(large, K6Metrics.duration, 50))
+            let slowMedian = try #require(ConcertComparison.ms(small, BuiltInMetrics.httpReqDuration, 50))
+            let fastMedian = try #require(ConcertComparison.ms(large, BuiltInMetrics.httpReqDuration, 50))
             let small503 = small.metrics.counters[K6Metrics.status503] ?? 0, large503 = large.metrics.counters[K6Metrics.status503] ?? 0
             // The minimum is immune to noise from other work on the machine (noise only adds):
             // small's service time is 4–8 ms, large's 1–2 ms.
-            let slowMin = Double(small.metrics.trends[K6Metrics.duration]?.min ?? 0) / 1000
-            let fastMin = Double(large.metrics.trends[K6Metrics.duration]?.min ?? 0) / 1000
+            let slowMin = Double(small.metrics.trends[BuiltInMetrics.httpReqDuration]?.min ?? 0) / 1000
+            let fastMin = Double(large.metrics.trends[BuiltInMetrics.httpReqDuration]?.min ?? 0) / 1000
             #expect(slowMedian > fastMedian || slowMin > fastMin || small503 > large503,
                     "small: median \(slowMedian) ms, min \(slowMin) ms, \(small503)×503; large: median \(fastMedian) ms, min \(fastMin) ms, \(large503)×503")
             #expect(slowMin >= 4, "small's fixture adds at least 4 ms: min \(slowMin) ms")
@@ -181,13 +181,13 @@ import LoadKitFixtures
         let run = try await Self.shortQueueRun("queue-latency", options: o, rate: 20, root: root)
 
         let outcomes = run.outcomes                       // evaluated, not recorded: the breach is the point
-        let p95 = try #require(outcomes.first { $0.metric == K6Metrics.duration })
+        let p95 = try #require(outcomes.first { $0.metric == BuiltInMetrics.httpReqDuration })
         #expect(!p95.passed)
         #expect((p95.actual ?? 0) >= 600_000)
         #expect(p95.message.hasPrefix("http_req_duration p(95) = "), "\(p95.message)")
         #expect(p95.message.hasSuffix("limit < 500 ms"), "\(p95.message)")
-        #expect(outcomes.first { $0.metric == K6Metrics.failed }?.passed == true, "slow is not failed")
-        #expect((run.result.metrics.counters[K6Metrics.reqs] ?? 0) >= 20)
+        #expect(outcomes.first { $0.metric == BuiltInMetrics.httpReqFailed }?.passed == true, "slow is not failed")
+        #expect((run.result.metrics.counters[BuiltInMetrics.httpReqs] ?? 0) >= 20)
         let dir = run.directory(root: root)
         let k6 = try String(contentsOfFile: dir + "/k6-summary.txt", encoding: .utf8)
         #expect(k6.contains("✗ http_req_duration p(95)"), "\(k6)")
@@ -208,7 +208,7 @@ import LoadKitFixtures
         #expect(e503.source == .server, "a 503 is the server's failure, not the generator's")
         #expect(e503.count == m.counters[K6Metrics.status503])
         #expect((m.counters[RunnerMetrics.operations] ?? 0) > 0, "some requests were served")
-        let failed = try #require(run.outcomes.first { $0.metric == K6Metrics.failed })
+        let failed = try #require(run.outcomes.first { $0.metric == BuiltInMetrics.httpReqFailed })
         #expect(!failed.passed)
         #expect(failed.message.hasPrefix("http_req_failed rate = "), "\(failed.message)")
         #expect(failed.message.hasSuffix("limit < 1 %"), "\(failed.message)")

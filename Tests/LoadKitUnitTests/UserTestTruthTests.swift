@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import LoadKit
 
@@ -165,17 +166,15 @@ private struct UnexpectedStatus: Error {}
     }
 
     @Test func refusedConnectionsAreOneServerErrorPerRequest() async throws {
-        // A port nothing listens on: every request is refused.
-        let probe = try CountingHTTPServer()
-        let url = probe.url("/ok")
-        probe.stop()
+        // A port nothing listens on (1, tcpmux, unused here): every request is refused.
+        let url = "http://127.0.0.1:1/ok"
         let client = HTTPClient()
         let result = try await quiet(LoadTest("refused", burst: 3)).run { user in
             try await user.measure("get") { try await client.get(url) }
         }
         let m = result.metrics
         #expect(m.totalErrors == 3, "\(m.errors)")
-        #expect(m.errors["refused"]?.count == 3)
+        #expect(m.errors["refused"]?.count == 3, "\(m.errors)")
         #expect(m.errors["refused"]?.source == .server)
         #expect(m.rates["http_req_failed"] == RateTally(hits: 3, total: 3))
         #expect(m.trends["http_req_duration"] == nil)                  // no answer, no duration
@@ -205,4 +204,40 @@ private struct UnexpectedStatus: Error {}
         #expect(m.counters["operations"] == 4)                         // one per session opened
         #expect(m.errors.isEmpty)
     }
+
+    @Test func aTimeoutWhileTheGeneratorIsOutOfDescriptorsIsBlamedOnTheGenerator() async throws {
+        // A server that accepts but never answers the handshake: a time-out, normally the server's.
+        let held = HeldConnections()
+        let silent = try TCPListener { tcp in held.keep(tcp) }
+        defer { silent.close() }
+        let url = "ws://127.0.0.1:\(silent.address.port)/ws"
+        do {
+            _ = try await WebSocketClient.connect(url, timeout: .milliseconds(300))
+            Issue.record("the handshake cannot succeed")
+        } catch {
+            #expect(error.loadKitKind == "ws_handshake_timeout")
+            #expect(error.loadKitSource == .server)
+        }
+        // The same time-out while this process ran out of descriptors (a socket() failing with
+        // EMFILE, as during a burst past the budget) is the load generator's.
+        let during = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            _ = TransportError.from(errno: EMFILE, call: "socket", endpoint: "")
+        }
+        do {
+            _ = try await WebSocketClient.connect(url, timeout: .milliseconds(400))
+            Issue.record("the handshake cannot succeed")
+        } catch {
+            #expect(error.loadKitKind == "ws_handshake_timeout")
+            #expect(error.loadKitSource == .loadGenerator)
+            #expect("\(error)".contains("out of file descriptors"), "\(error)")
+        }
+        try await during.value
+    }
+}
+
+/// Keeps accepted connections open (a server that accepts and then says nothing).
+private final class HeldConnections: Sendable {
+    private let all = Mutex<[TCPConnection]>([])
+    func keep(_ c: TCPConnection) { all.withLock { $0.append(c) } }
 }

@@ -155,6 +155,33 @@ import LoadKitFixtures
         #expect(result.metrics.rates[StompChatMetrics.workerSuccess]?.hits == 0)
     }
 
+    @Test func aDroppedConnectionLosesItsMessagesInFlight() async throws {
+        // Echoes take 300 ms and a message leaves every 200 ms, so messages are always in flight
+        // when the fixture drops each connection (1.0–1.2 s after accepting it).
+        var o = FixtureOptions()
+        o.latency = .fixed(.milliseconds(300))
+        o.faults = FaultPlan(dropConnectionShare: 1, dropAfter: .milliseconds(1000) ... .milliseconds(1200))
+        let fixture = try await StompChatFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let chat = try await StompChatConfiguration(settings: Self.settings(fixture, ["MESSAGE_INTERVAL_MS": "200"])).prepared()
+        let result = try await Self.shortRun("stomp-lost", users: 2, hold: .milliseconds(2500), reports: root)
+            .run { user in try await chat.runWorker(user) }
+        await fixture.stop()
+
+        let m = result.metrics
+        let sent = m.counters[StompChatMetrics.messagesSent] ?? 0
+        let echoed = m.counters[StompChatMetrics.messagesEchoed] ?? 0
+        let lost = try #require(m.errors["message_lost"], "\(m.errors)")
+        #expect(fixture.droppedConnections == 2)
+        #expect(sent > echoed, "messages were in flight at the drops")
+        #expect(lost.count == sent - echoed, "every message in flight at a drop is lost, counted at the drop")
+        #expect(lost.source == .server)
+        #expect(lost.examples.first?.contains("connection dropped") == true, "\(lost.examples)")
+        #expect((m.counters[StompChatMetrics.messagesPendingAtStop] ?? 0) == 0, "nothing is left pending to the end")
+        #expect(m.rates[StompChatMetrics.workerSuccess]?.hits == 0)
+    }
+
     @Test func badTokenIsAServerSideStompError() async throws {
         let fixture = try await StompChatFixture.start()
         let root = Self.reportRoot()

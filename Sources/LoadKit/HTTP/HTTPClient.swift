@@ -244,7 +244,10 @@ final class PendingRequest: @unchecked Sendable {
         self.deadline = start &+ timeout.nanoseconds
     }
 
-    var timeoutError: HTTPError { .timeout(after: timeout, endpoint: request.endpoint.description) }
+    /// The time-out failure; blamed on the load generator if it ran out of descriptors meanwhile.
+    var timeoutError: any Error {
+        ResourcePressure.attribute(HTTPError.timeout(after: timeout, endpoint: request.endpoint.description), operationStart: start)
+    }
 
     /// True once the caller has its answer (response, error or cancellation).
     var isFinished: Bool { completion.withLock { $0.finished } }

@@ -153,6 +153,7 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
     // same time can miss its only wake-up on Linux libdispatch; PLATFORM.md).
     private func awaitConnect(timeout: Duration, cont: CheckedContinuation<TCPConnection, any Error>) {
         var done = false
+        let started = monotonicNanos()
         let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
         liveSources += 1
         ws.setCancelHandler { [self] in sourceCancelled() }
@@ -163,7 +164,8 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible {
             isOpen = false
             fdClosed = false
             closeFDWhenSourcesGone()
-            cont.resume(throwing: TransportError.timedOut(endpoint: remote.description, operation: "connect"))
+            cont.resume(throwing: ResourcePressure.attribute(TransportError.timedOut(endpoint: remote.description, operation: "connect"),
+                                                             operationStart: started))
         }
         ws.setEventHandler { [self] in
             guard !done else { return }

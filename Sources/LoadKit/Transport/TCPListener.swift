@@ -87,6 +87,7 @@ public final class TCPListener: @unchecked Sendable {
             if cfd < 0 {
                 let e = errno
                 if e == EINTR || e == ECONNABORTED { continue }
+                if e == EMFILE || e == ENFILE { ResourcePressure.noteDescriptorExhaustion() }
                 if e == EMFILE || e == ENFILE, let s = source, !suspended {
                     // Out of descriptors: back off instead of spinning on a level-triggered source.
                     suspended = true

@@ -94,9 +94,9 @@ public final class WebSocketClient: @unchecked Sendable {
                 tcp.start(delegate: hs)
                 tcp.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
-                    hs?.fail(WebSocketError(kind: "ws_handshake_timeout", source: .server,
-                                            message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s"),
-                             tcp)
+                    let timedOut = WebSocketError(kind: "ws_handshake_timeout", source: .server,
+                                                  message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s")
+                    hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), tcp)
                 }
             }
         }
