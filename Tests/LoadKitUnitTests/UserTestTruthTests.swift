@@ -165,6 +165,28 @@ private struct UnexpectedStatus: Error {}
         #expect(m.errorRate == 0.5)
     }
 
+    @Test func aScriptMayClassifyACountedFailureMoreSpecificallyButNotTwice() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let missing = server.url("/missing")                                         // 404
+        let result = try await quiet(LoadTest("reclassify", burst: 3)).run { user in
+            let r = try await client.get(missing)
+            switch user.index {
+            case 0: throw ScriptFailure("expected 200, got \(r.status)")             // generic: stays http_404
+            case 1: throw ScriptFailure("no such item", kind: "item_missing", source: .server)   // more specific
+            default: try r.requireStatus()                                           // same kind: once
+            }
+        }
+        let m = result.metrics
+        #expect(m.totalErrors == 3, "\(m.errors)")
+        #expect(m.errors["http_404"]?.count == 2)
+        #expect(m.errors["item_missing"]?.count == 1)
+        #expect(m.errors["item_missing"]?.examples == ["script: no such item"])
+        #expect(m.series["errors"]?.reduce(0, +) == 3)
+        #expect(m.counters["iterations_failed"] == 3)
+    }
+
     @Test func refusedConnectionsAreOneServerErrorPerRequest() async throws {
         // A port nothing listens on (1, tcpmux, unused here): every request is refused.
         let url = "http://127.0.0.1:1/ok"

@@ -381,7 +381,9 @@ final class RunEngine: Sendable {
             elapsedSeconds: second, stage: stage, users: vus, targetUsers: target,
             requestsPerSecond: ProgressLine.perSecond("http_reqs", previous: previous, current: snapshot, interval: 1),
             messagesPerSecond: ProgressLine.perSecond("messages_received", previous: previous, current: snapshot, interval: 1),
-            errors: snapshot.totalErrors, errorRate: snapshot.errorRate)
+            errors: snapshot.totalErrors, errorRate: snapshot.errorRate,
+            p95Micros: snapshot.counters[BuiltInMetrics.httpReqs] == nil ? nil
+                : registry.trend(BuiltInMetrics.httpReqDuration)?.value(atPercentile: 95))
     }
 
     // MARK: Result
@@ -398,6 +400,9 @@ final class RunEngine: Sendable {
         env["build"] = BuildMode.name
         env["model"] = modelDescription
         env["users_created"] = String(created.load(ordering: .relaxed))
+        if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
+            env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
+        }
         return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(elapsed) / 1e9,
                          metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
                          peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,

@@ -79,7 +79,11 @@ final class UserContext: Sendable {
         var errors: UInt64 = 0
         var operations: UInt64 = 0
         var operationsAtLastError: UInt64 = 0
+        var lastKind = ""
     }
+
+    /// Kinds that only say "the script gave up" — they never re-classify a counted failure.
+    private static let genericKinds: Set<String> = ["assertion", "script_error", "cancelled"]
 
     /// The ledger now, to compare with later (``recordFailure(_:step:since:)``).
     var mark: Ledger { ledger.withLock { $0 } }
@@ -91,18 +95,30 @@ final class UserContext: Sendable {
     }
 
     /// Counts a classified failure of `step`. With `since`, a failure that only surfaces one
-    /// already recorded after that mark (with no success in between) is not counted again.
-    /// Returns whether it was counted.
+    /// already recorded after that mark (with no success in between) is not counted again; if
+    /// the script classified it more specifically (its own ``ClassifiedError`` kind, not a
+    /// generic `assertion`), the counted failure moves to that kind. Returns whether it was counted.
     @discardableResult
     func recordFailure(_ error: any Error, step: String, since mark: Ledger? = nil) -> Bool {
-        let counted = ledger.withLock { l -> Bool in
-            if let m = mark, l.errors > m.errors, l.operations == l.operationsAtLastError { return false }
+        let kind = error.loadKitKind
+        enum Decision { case count, skip, reclassify(from: String) }
+        let decision = ledger.withLock { l -> Decision in
+            if let m = mark, l.errors > m.errors, l.operations == l.operationsAtLastError {
+                guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }
+                let old = l.lastKind
+                l.lastKind = kind
+                return .reclassify(from: old)
+            }
             l.errors &+= 1
             l.operationsAtLastError = l.operations
-            return true
+            l.lastKind = kind
+            return .count
         }
-        if counted { recorder.error(error, step: step) }
-        return counted
+        switch decision {
+        case .count: recorder.error(error, step: step); return true
+        case .skip: return false
+        case .reclassify(let old): recorder.reclassifyError(from: old, to: error, step: step); return false
+        }
     }
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
