@@ -128,6 +128,7 @@ private struct UnexpectedStatus: Error {}
         #expect(m.counters["iterations"] == requests)                  // one request per iteration
         #expect(m.trends["iteration_duration"]?.count == requests)
         #expect(m.gauges["vus_max"] == 5)
+        #expect(m.rates["connections_held"] == nil, "users that never mark a connection hold none: no 0 % to alarm anyone")
         let duration = try #require(m.trends["http_req_duration"])
         #expect(duration.count == requests)
         #expect(m.trends["http_req_duration{expected_response:true}"]?.count == requests)

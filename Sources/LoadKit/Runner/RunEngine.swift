@@ -38,6 +38,9 @@ final class RunEngine: Sendable {
     private let connected = Atomic<Int>(0)
     private let created = Atomic<Int>(0)
     private let finished = Atomic<Bool>(false)
+    /// Whether any user marked a connection (`markConnected`): only then is `connections_held` a
+    /// figure of the run (an HTTP test whose users hold nothing gets no 0 % to alarm anyone).
+    private let marksConnections = Atomic<Bool>(false)
 
     init(test: LoadTest, script: @escaping @Sendable (VirtualUser) async throws -> Void) {
         self.name = test.name
@@ -52,7 +55,10 @@ final class RunEngine: Sendable {
 
     // MARK: Bookkeeping used by users
 
-    func connectedDelta(_ d: Int) { connected.add(d, ordering: .relaxed) }
+    func connectedDelta(_ d: Int) {
+        if d > 0 { marksConnections.store(true, ordering: .relaxed) }
+        connected.add(d, ordering: .relaxed)
+    }
     func note(_ facts: [String: String]) { state.withLock { $0.facts.merge(facts) { _, n in n } } }
 
     /// Asks the run to stop early; the first reason wins.
@@ -271,6 +277,7 @@ final class RunEngine: Sendable {
     }
 
     private func sampleHeld(target: Int) {
+        guard marksConnections.load(ordering: .relaxed) else { return }
         let now = connected.load(ordering: .relaxed)
         let first = state.withLock { s in
             if s.heldSampled { return false }
