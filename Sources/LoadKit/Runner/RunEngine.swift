@@ -75,8 +75,10 @@ final class RunEngine: Sendable {
         return c
     }
 
-    /// Starts `body` as a tracked task; `active` counts it until it ends.
-    private func spawn(_ ctx: UserContext, _ body: @escaping @Sendable () async -> Void) {
+    /// Starts `body` as a tracked task; `active` counts it until it ends, then `ended` runs (a
+    /// pooled user goes back to its pool only once it no longer counts as active).
+    private func spawn(_ ctx: UserContext, _ body: @escaping @Sendable () async -> Void,
+                       ended: (@Sendable () -> Void)? = nil) {
         let now = active.add(1, ordering: .relaxed).newValue
         var peak = peakActive.load(ordering: .relaxed)
         while now > peak {
@@ -95,6 +97,7 @@ final class RunEngine: Sendable {
                 await ClientObservation.$current.withValue(ctx) { await body() }
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 self.active.subtract(1, ordering: .relaxed)
+                ended?()
             }
         }
     }
@@ -255,6 +258,7 @@ final class RunEngine: Sendable {
                 if startedAt > due + late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
                 _ = await self.runIteration(ctx, number: iteration, due: due)
                 ctx.markConnected(false)
+            } ended: {
                 freeList.withLock { $0.append(ctx) }
             }
         }
