@@ -5,7 +5,7 @@ import LoadKitFixtures
 
 /// Seed 003: the Concert reservation service's four k6 scenarios with their SLAs, and the
 /// small/medium/large comparison. Default: smoke-sized runs (≈ 4–5 s each) against embedded
-/// `ConcertFixture`s; `LOADKIT_SCALE=seed` runs the seed's sizes; `CONCERT_BASE_URL` (or
+/// `ConcertFixture`s; `LOADKIT_SCALE=full` runs the seed's sizes; `CONCERT_BASE_URL` (or
 /// `BASE_URL`) and `CONCERT_TARGETS` point the same tests at real servers. Serialized: load tests
 /// compete for the cores.
 @Suite(.serialized) struct ConcertHTTPLoadTests {

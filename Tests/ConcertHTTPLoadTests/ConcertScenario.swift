@@ -5,7 +5,7 @@ import Synchronization
 /// The four k6 scenarios of seed 003, written at the seed's size (its script names, stage lengths
 /// and peak VUs: queue spike ≈ 2 min, reservation stress ≈ 4 min with `target: 200`, payment soak
 /// 5 min, endurance 30 min or the 5-minute short form). `LOADKIT_SCALE` (suite key `CONCERT`)
-/// shrinks them to a smoke run by default; `LOADKIT_SCALE=seed` runs them as written.
+/// shrinks them to a smoke run by default; `LOADKIT_SCALE=full` runs them as written.
 enum ConcertScenario: String, CaseIterable, Sendable {
     case queueSpike = "queue-spike"
     case reservationStress = "reservation-stress"

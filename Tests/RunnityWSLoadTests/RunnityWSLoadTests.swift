@@ -5,7 +5,7 @@ import LoadKitFixtures
 
 /// Seed 002: the Runnity challenge WebSocket. The default run is a smoke run (150 connections,
 /// ≈ 14 s, PING every second) against the embedded fixture, set-up phase included;
-/// `LOADKIT_SCALE=seed` runs the seed's 500 connections ramped over 300 s and held 20 min, and
+/// `LOADKIT_SCALE=full` runs the seed's 500 connections ramped over 300 s and held 20 min, and
 /// `RUNNITY_BASE_URL` points the same test at a real server. Serialized: load tests compete for the cores.
 @Suite(.serialized) struct RunnityWSLoadTests {
 

@@ -4,7 +4,7 @@ import LoadKit
 import LoadKitFixtures
 
 /// Seeds 000/001: STOMP-over-WebSocket group chat under a staged ramp. The default run is a smoke
-/// run (≤ 60 workers, ≈ 12 s) against the embedded fixture; `LOADKIT_SCALE=seed` runs seed 000's
+/// run (≤ 60 workers, ≈ 12 s) against the embedded fixture; `LOADKIT_SCALE=full` runs seed 000's
 /// 300/600/900 workers, `LOADKIT_STOMP_PROFILE=seed001` seed 001's 1,000…10,000, and `SERVER_URL`
 /// points the same test at a real server. Serialized: load tests compete for the cores.
 @Suite(.serialized) struct StompChatLoadTests {

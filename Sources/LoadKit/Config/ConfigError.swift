@@ -19,7 +19,7 @@ public struct ConfigError: ClassifiedError, Sendable, Equatable {
     public var kind: String { "config_invalid" }
     /// Always the load generator: the test was set up wrongly.
     public var source: FailureSource { .loadGenerator }
-    /// `LOADKIT_SCALE="huge" is not valid: expected smoke, seed, nightly or a positive number`.
+    /// `LOADKIT_SCALE="huge" is not valid: expected smoke, full (or nightly) or a positive number`.
     public var description: String {
         "\(variable)=\"\(shownValue)\" is not valid: expected \(expected)"
     }
