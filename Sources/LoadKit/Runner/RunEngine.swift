@@ -38,8 +38,9 @@ final class RunEngine: Sendable {
     private let connected = Atomic<Int>(0)
     private let created = Atomic<Int>(0)
     private let finished = Atomic<Bool>(false)
-    /// Whether any user marked a connection (`markConnected`): only then is `connections_held` a
-    /// figure of the run (an HTTP test whose users hold nothing gets no 0 % to alarm anyone).
+    /// Whether any user marked a connection (`markConnected`): `connections_held` is a figure of
+    /// the run only then, or when its SLA asks for it (an HTTP test whose users hold nothing gets
+    /// no 0 % to alarm anyone).
     private let marksConnections = Atomic<Bool>(false)
 
     init(test: LoadTest, script: @escaping @Sendable (VirtualUser) async throws -> Void) {
@@ -281,7 +282,10 @@ final class RunEngine: Sendable {
     }
 
     private func sampleHeld(target: Int) {
-        guard marksConnections.load(ordering: .relaxed) else { return }
+        // A figure only for scenarios that hold connections: some user marked one, or the SLA
+        // asks for it (then "nobody ever connected" is a truthful 0 %).
+        let asked = test.options.thresholds.contains { $0.metric == SLA.connectionsHeldMetric }
+        guard marksConnections.load(ordering: .relaxed) || asked else { return }
         let now = connected.load(ordering: .relaxed)
         let first = state.withLock { s in
             if s.heldSampled { return false }
