@@ -11,7 +11,7 @@ public struct ConfigError: ClassifiedError, Sendable, Equatable {
     /// Creates an error; the value is masked when `variable` looks secret.
     public init(variable: String, value: String, expected: String) {
         self.variable = variable
-        self.shownValue = Settings.isSecret(variable) ? "<hidden>" : value
+        self.shownValue = Secrets.isSecret(variable) ? "<hidden>" : value
         self.expected = expected
     }
 
@@ -21,6 +21,6 @@ public struct ConfigError: ClassifiedError, Sendable, Equatable {
     public var source: FailureSource { .loadGenerator }
     /// `LOADKIT_SCALE="huge" is not valid: expected smoke, seed, nightly or a positive number`.
     public var description: String {
-        "\(variable)=\"\(shownValue)\" is not valid: expected \(expected)"
+        Secrets.redact("\(variable)=\"\(shownValue)\" is not valid: expected \(expected)")
     }
 }

@@ -10,8 +10,11 @@ public struct Settings: Sendable, Equatable {
     public let envFile: String?
 
     /// Settings from explicit values (tests, embedding code).
+    /// Secret values (``Secrets/isSecret(_:)`` keys, credential headers) are registered with
+    /// ``Secrets`` so no output ever shows them, even echoed by a server.
     public init(_ values: [String: String], envFile: String? = nil) {
         self.values = values; self.envFile = envFile
+        Secrets.register(settings: values)
     }
 
     /// Settings from an environment and the text of a `.env` file (environment wins).
@@ -190,18 +193,13 @@ public struct Settings: Sendable, Equatable {
 
     // MARK: Secrets
 
-    /// Whether a key names a secret whose value must never be printed (`TOKEN`, `PASSWORD`, `SECRET`,
-    /// `API_KEY`, `AUTH`, `CREDENTIAL`, `COOKIE`, `SESSION`, `PRIVATE`).
-    public static func isSecret(_ key: String) -> Bool {
-        let k = key.uppercased()
-        return ["TOKEN", "PASSWORD", "PASSWD", "SECRET", "API_KEY", "APIKEY", "AUTH", "CREDENTIAL",
-                "COOKIE", "SESSION", "PRIVATE", "TICKET"].contains { k.contains($0) }
-    }
+    /// Whether a key names a secret whose value must never be printed (see ``Secrets/isSecret(_:)``).
+    public static func isSecret(_ key: String) -> Bool { Secrets.isSecret(key) }
 
     /// `KEY=value` for logs and reports, with secret values replaced by `<hidden>`.
     public func describe(_ key: String) -> String {
         guard let v = values[key] else { return "\(key) unset" }
-        return Settings.isSecret(key) ? "\(key)=<hidden>" : "\(key)=\(v)"
+        return Secrets.isSecret(key) ? "\(key)=<hidden>" : "\(key)=\(Secrets.redact(v))"
     }
 
     // MARK: LoadKit's own settings

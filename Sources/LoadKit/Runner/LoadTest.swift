@@ -270,15 +270,6 @@ public struct LoadTest: Sendable {
         var result = await engine.run()
         if exclusive { await RunGate.shared.release() }
         if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
-        // Secret values the run was configured with (TOKEN, PASSWORD, …) never reach a report,
-        // even when a server echoes them back in an error.
-        let secrets = Secrets.secretValues(settings.values.merging(options.environment) { a, _ in a })
-        if !secrets.isEmpty {
-            for (kind, var tally) in result.metrics.errors {
-                tally.examples = tally.examples.map { Secrets.scrub($0, environment: secrets) }
-                result.metrics.errors[kind] = tally
-            }
-        }
         if options.writeReports && options.shard.count > 1 {
             // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
             do {
