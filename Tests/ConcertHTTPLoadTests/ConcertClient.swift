@@ -19,12 +19,12 @@ enum K6Metrics {
 }
 
 /// A failure of the target as a whole (health check, admin endpoint): the message names the URL
-/// (without query) and what was wrong.
+/// (without query) and what was wrong; rendered through ``Secrets/redact(_:)``.
 struct ConcertTargetError: ClassifiedError, Sendable {
     var kind: String
     var message: String
     var source: FailureSource { .server }
-    var description: String { message }
+    var description: String { Secrets.redact(message) }
 }
 
 /// HTTP access to one Concert server: a keep-alive client, the configured paths and auth header,
@@ -140,9 +140,9 @@ final class ConcertClient: Sendable {
 
     func shutdown() { http.shutdown() }
 
+    /// A server body for an error message: redacted, then cut (``Secrets/excerpt(_:limit:)``).
     static func snippet(_ s: String) -> String {
-        let t = s.count > 160 ? String(s.prefix(160)) + "…" : s
-        return t.isEmpty ? "(empty body)" : "'\(t)'"
+        s.isEmpty ? "(empty body)" : "'\(Secrets.excerpt(s, limit: 160))'"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import LoadKit
 import LoadKitFixtures
@@ -267,6 +268,44 @@ import LoadKitFixtures
         let refused = await #expect(throws: ConcertTargetError.self) { try await gone.checkHealth() }
         #expect(refused?.message.contains("is the server running?") == true, "\(String(describing: refused))")
         gone.shutdown()
+    }
+
+    /// Issue 13: a health endpoint that echoes the credentials it got in a 401 page leaks them in
+    /// no output — the thrown error as the test records it, and a run's summary, report files,
+    /// log and Prometheus text. The key is opaque (no credential shape): only the registered
+    /// secret values of `CONCERT_AUTH_HEADER` can catch it.
+    @Test func healthCheckEchoingTheAuthHeaderLeaksItNowhere() async throws {
+        var o = FixtureOptions()
+        o.faults.echoCredentialsPaths = ["/health"]
+        let fixture = try await ConcertFixture.start(o)
+        let key = "opaque-concert-key-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        let settings = Settings(["CONCERT_AUTH_HEADER": "X-Api-Key: \(key)"])
+        let client = ConcertClient(baseURL: fixture.url, config: try ConcertConfiguration(settings: settings))
+        defer { client.shutdown() }
+
+        let issues = Mutex<[String]>([])
+        try await withKnownIssue("the echoing fixture refuses the health check") {
+            try await client.checkHealth()
+        } matching: { issue in
+            var texts = [String(describing: issue)]
+            if let e = issue.error { texts.append(String(describing: e)) }
+            issues.withLock { $0 += texts }
+            return true
+        }
+        let issueTexts = issues.withLock { $0 }
+        #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains("x-api-key: \(Secrets.mask)") }, "\(issueTexts)")
+        for t in issueTexts { #expect(!t.contains(key), "test output leaked the key: \(t)") }
+
+        let root = NSTemporaryDirectory() + "loadkit-concert-secrets-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("concert-secret-echo", burst: 2)
+            .settings(settings).reports(true, root: root).progress(false).exclusive(false)
+            .run { user in _ = try? await user.measure("health") { try await client.checkHealth() } }
+        await fixture.stop()
+        #expect(result.metrics.errors["health_check"]?.examples.contains { $0.contains("HTTP 401") } == true)
+        let outputs = OutputChannels.texts(of: result, reportDirectory: ReportWriter(root: root).directory(for: "concert-secret-echo"))
+        #expect(outputs.count >= 7, "\(outputs.map(\.channel))")
+        for (channel, text) in outputs { #expect(!text.contains(key), "\(channel) leaked the key") }
     }
 
     // MARK: Configuration (no network)

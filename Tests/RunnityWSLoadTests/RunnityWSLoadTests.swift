@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import LoadKit
 import LoadKitFixtures
@@ -143,6 +144,45 @@ import LoadKitFixtures
             let text = try String(contentsOfFile: dir + "/" + file, encoding: .utf8)
             #expect(!text.replacingOccurrences(of: "ticket=****", with: "").contains("ticket="), "a ticket in \(file)")
         }
+    }
+
+    /// Issue 13: a login endpoint whose 401 envelope echoes the request headers leaks no
+    /// credential in any output: the gateway key of `RUNNITY_HEADERS` (opaque, so only the
+    /// registered secret values catch it) in the test's issue text, the summary, every report
+    /// file, the log and the Prometheus text.
+    @Test func loginEchoingTheRequestHeadersLeaksNothing() async throws {
+        var o = FixtureOptions()
+        o.faults.echoCredentialsPaths = ["/api/v1/auth/test-login"]
+        let fixture = try await RunnityFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let key = "opaque-gateway-key-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        let settings = Self.settings(fixture, ["RUNNITY_HEADERS": "X-Gateway-Key: \(key)", "RUNNITY_SETUP": "none",
+                                               "RUNNITY_CHALLENGE_ID": "100"])
+        let config = try RunnityConfiguration(settings: settings, baseURL: fixture.url)
+        let http = config.makeHTTPClient(connections: 4)
+        defer { http.shutdown() }
+
+        let issues = Mutex<[String]>([])
+        try await withKnownIssue("the echoing fixture refuses the login") {
+            _ = try await config.login(http, memberId: 1)
+        } matching: { issue in
+            var texts = [String(describing: issue)]
+            if let e = issue.error { texts.append(String(describing: e)) }
+            issues.withLock { $0 += texts }
+            return true
+        }
+        let issueTexts = issues.withLock { $0 }
+        #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains("x-gateway-key: \(Secrets.mask)") }, "\(issueTexts)")
+        for t in issueTexts { #expect(!t.contains(key), "test output leaked the key: \(t)") }
+
+        let result = try await Self.shortRun("runnity-secret-echo", users: 3, hold: .milliseconds(300), reports: root)
+            .settings(settings).run { user in await config.runUser(user, http: http, challengeId: nil) }
+        await fixture.stop()
+        #expect(result.metrics.errors["http_401"]?.count == 3)
+        let outputs = OutputChannels.texts(of: result, reportDirectory: ReportWriter(root: root).directory(for: "runnity-secret-echo"))
+        #expect(outputs.count >= 7, "\(outputs.map(\.channel))")
+        for (channel, text) in outputs { #expect(!text.contains(key), "\(channel) leaked the key") }
     }
 
     @Test func droppedConnectionsBreachConnectionsHeld() async throws {

@@ -62,7 +62,12 @@ public enum Secrets {
     public static func excerpt(_ text: String, limit: Int = 200) -> String {
         let flat = redact(text).split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
         if flat.isEmpty { return "(empty body)" }
-        return flat.count > limit ? String(flat.prefix(max(0, limit))) + "…" : flat
+        guard flat.count > limit else { return flat }
+        var cut = flat.index(flat.startIndex, offsetBy: max(0, limit))
+        // Never cut through a mask: `x-api-key: **…` would read as a partial value.
+        if let m = flat.range(of: mask, range: flat.index(cut, offsetBy: -(mask.count - 1), limitedBy: flat.startIndex).map { $0..<flat.endIndex } ?? flat.startIndex..<flat.endIndex),
+           m.lowerBound < cut { cut = m.upperBound }
+        return cut == flat.endIndex ? flat : String(flat[..<cut]) + "…"
     }
 
     // MARK: Registered values

@@ -250,9 +250,19 @@ public struct StompChatConfiguration: Sendable {
                  "message_interval_ms": String(messageInterval.milliseconds),
                  "message_timeout_ms": String(messageTimeout.milliseconds),
                  "reconnect": reconnect.map { "on (max \($0.maxAttempts), \($0.initial.milliseconds)–\($0.maximum.milliseconds) ms, ±\(Int($0.jitter * 100)) %)" } ?? "off",
-                 "auth": token != nil ? "token in \(authIn.rawValue)" : "none"]
+                 "auth": authDescription]
         if let h = stompHost { d["stomp_host"] = h }
         return d
+    }
+
+    /// Which credentials are sent, never their values: `token in connect`, `login/passcode`,
+    /// both joined with ` + `, or `none` (the `auth` fact of the reports).
+    public var authDescription: String {
+        var kinds: [String] = []
+        if token != nil && authIn != .none { kinds.append("token in \(authIn.rawValue)") }
+        let names = Set(connectHeaders.map { $0.0.lowercased() })
+        if names.contains("passcode") || names.contains("login") { kinds.append("login/passcode") }
+        return kinds.isEmpty ? "none" : kinds.joined(separator: " + ")
     }
 
     // MARK: Parsing helpers
