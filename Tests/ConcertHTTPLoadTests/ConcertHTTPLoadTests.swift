@@ -341,6 +341,30 @@ import LoadKitFixtures
         }
     }
 
+    /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
+    /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
+    @Test(arguments: ["CONCERT_SEATS", "CONCERT_PAYMENT_AMOUNT", "CONCERT_PAYMENT_DUPLICATES", "CONCERT_MAX_CONNECTIONS",
+                      "CONCERT_THINK_TIME", "CONCERT_REQUEST_TIMEOUT", "LOADKIT_CONCERT_USERS", "LOADKIT_CONCERT_DURATION",
+                      "LOADKIT_CONCERT_SCALE", "CONCERT_SLA_QUEUE_P95", "CONCERT_SLA_RESERVATION_P95", "CONCERT_SLA_PAYMENT_P95",
+                      "CONCERT_SLA_HIT_P95"])
+    func hostileNumbersNameTheVariable(key: String) {
+        for value in ["inf", "nan", "1e30", "1e300", "-1", "99999999999999999999"] {
+            let s = Settings([key: value])
+            do {
+                let c = try ConcertConfiguration(settings: s)
+                for sc in ConcertScenario.allCases {
+                    let t = try sc.loadTest(s, config: c)
+                    _ = (t.deadline, t.peakUsers, try sc.sla(s))
+                }
+                Issue.record("\(key)=\(value) was accepted")
+            } catch let e as ConfigError {
+                #expect(e.variable == key && e.description.contains("expected"), "\(key)=\(value): \(e)")
+            } catch {
+                Issue.record("\(key)=\(value): not a ConfigError: \(error)")
+            }
+        }
+    }
+
     @Test func seatLedgerFlagsADoubleSale() {
         let ledger = SeatLedger()
         #expect(ledger.sell("s1") && ledger.sell("s2"))

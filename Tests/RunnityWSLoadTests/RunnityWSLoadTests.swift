@@ -320,6 +320,31 @@ import LoadKitFixtures
         #expect(!"\(e)".contains("secret"))
     }
 
+    /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
+    /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
+    @Test(arguments: ["RUNNITY_MEMBER_FIRST", "RUNNITY_MEMBER_COUNT", "RUNNITY_MEMBER_OFFSET", "RUNNITY_SETUP_CONCURRENCY",
+                      "RUNNITY_HTTP_CONNECTIONS", "RUNNITY_MAX_PARTICIPANTS", "RUNNITY_ADMIN_MEMBER_ID", "RUNNITY_PING_INTERVAL",
+                      "RUNNITY_PONG_TIMEOUT", "RUNNITY_CONNECT_TIMEOUT", "RUNNITY_HTTP_TIMEOUT", "RUNNITY_CONNECT_DELAY",
+                      "RUNNITY_CONNECTIONS", "RUNNITY_RAMP", "RUNNITY_HOLD", "LOADKIT_RUNNITY_USERS", "LOADKIT_RUNNITY_DURATION",
+                      "LOADKIT_RUNNITY_SCALE", "RUNNITY_SLA_LOGIN_P95", "RUNNITY_SLA_ENTER_P95", "RUNNITY_SLA_CONNECT_P95"])
+    func hostileNumbersNameTheVariable(key: String) {
+        for value in ["inf", "nan", "1e30", "1e300", "-1", "99999999999999999999"] {
+            let s = Settings(["RUNNITY_CHALLENGE_ID": "100", key: value])
+            do {
+                let test = try RunnityPlan.loadTest(s)
+                _ = (test.deadline, RunnityPlan.defaultPingInterval(test, s))
+                _ = try RunnityPlan.sla(s)
+                let c = try RunnityConfiguration(settings: s, baseURL: "http://127.0.0.1:1")
+                _ = try c.assignment(forUser: 1_000_000, challengeId: nil)
+                Issue.record("\(key)=\(value) was accepted")
+            } catch let e as ConfigError {
+                #expect(e.variable == key && e.description.contains("expected"), "\(key)=\(value): \(e)")
+            } catch {
+                Issue.record("\(key)=\(value): not a ConfigError: \(error)")
+            }
+        }
+    }
+
     @Test func failuresAreClassifiedInTheSeedsTerms() {
         let handshake = WebSocketError(kind: "ws_handshake_401", source: .server,
                                        message: #"WebSocket handshake rejected with HTTP 401 Unauthorized: {"isSuccess":false,"code":401,"message":"INVALID_TICKET: ticket expired"}"#,

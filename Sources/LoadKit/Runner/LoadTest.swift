@@ -112,10 +112,30 @@ public struct LoadTest: Sendable {
     /// `LOADKIT_DURATION_SCALE`, `LOADKIT_<SUITE>_USERS`, `LOADKIT_<SUITE>_DURATION`,
     /// `LOADKIT_MAX_DURATION`) and makes `settings` the scripts' settings. `suite` defaults to the name.
     public func scaled(by settings: Settings, suite: String? = nil) throws -> LoadTest {
-        var t = try scaled(Scale(settings: settings, suite: suite ?? name)).sharded(Shard(settings: settings))
+        let scale = try Scale(settings: settings, suite: suite ?? name)
+        var t = try scaled(scale).checkedScale(settings, suite: suite ?? name).sharded(Shard(settings: settings))
         t.settings = settings
         if let cap = try settings.maxDuration() { t.options.maxDuration = cap }
         return t
+    }
+
+    /// A scaled plan beyond ``Scale/maxUsers`` or ``Settings/maxDuration`` is an error naming
+    /// the variables that made it (each factor alone may be fine; their product is not).
+    private func checkedScale(_ settings: Settings, suite: String) throws -> LoadTest {
+        let key = "LOADKIT_" + Scale.suiteKey(suite) + "_"
+        func named(_ names: [String]) -> String {
+            let set = names.flatMap { [key + $0, "LOADKIT_" + $0] }.filter { settings.string($0) != nil }
+            return set.isEmpty ? "LOADKIT_SCALE" : set.joined(separator: " × ")
+        }
+        if plannedPeakUsers > Scale.maxUsers || peakUsers > Scale.maxUsers {
+            throw ConfigError(variable: named(["SCALE", "USERS_SCALE", "USERS"]), value: "\(max(plannedPeakUsers, peakUsers)) users",
+                              expected: "a scale giving at most \(Scale.maxUsers) users")
+        }
+        if plannedDuration > Settings.maxDuration {
+            throw ConfigError(variable: named(["SCALE", "DURATION_SCALE", "DURATION"]), value: "\(Int(plannedDuration.seconds / 86_400)) days",
+                              expected: "a scale giving a plan of at most 365 days")
+        }
+        return self
     }
 
     /// Keeps this machine's share of the plan: stage targets and burst sizes become the number of
@@ -207,7 +227,7 @@ public struct LoadTest: Sendable {
     public var peakUsers: Int {
         switch model {
         case .stages(let s): return StagePlan(s).peakUsers
-        case .arrivals(let r, _): return Int(r.peakRate.rounded(.up))
+        case .arrivals(let r, _): return saturatingInt(r.peakRate.rounded(.up), limit: Int(Int32.max))
         case .burst(let b, _): return b.count
         }
     }
@@ -246,6 +266,7 @@ public struct LoadTest: Sendable {
     /// off) before returning. Throws only when the run could not start (``CapacityError``, or an unusable
     /// `LOADKIT_START_AT`: ``ShardStart/StartError``, ``ConfigError``); waits for `LOADKIT_START_AT` first.
     public func run(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+        try settings.checkLoaded()   // a malformed .env behind `Settings.current` fails the run, loudly
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
         if connections > 0 {
@@ -320,5 +341,6 @@ public enum BuildMode {
 
 func format2(_ x: Double) -> String {
     let r = (x * 1000).rounded() / 1000
+    guard r.isFinite, abs(r) < 1e15 else { return String(x) }   // Int(r) would trap
     return r == r.rounded() ? String(Int(r)) : String(r)
 }

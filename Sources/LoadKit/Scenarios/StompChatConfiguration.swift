@@ -119,6 +119,7 @@ public struct StompChatConfiguration: Sendable {
 
     /// Reads the configuration. `SERVER_URL` (`host:port`, a scheme is allowed) is required.
     public init(settings s: Settings) throws {
+        try s.checkLoaded()
         guard let server = s.string("SERVER_URL") else {
             throw ConfigError(variable: "SERVER_URL", value: "", expected: "host:port of the chat server (no scheme), e.g. localhost:8080")
         }
@@ -163,8 +164,7 @@ public struct StompChatConfiguration: Sendable {
         } else { authIn = .connect }
 
         roomIds = s.list("ROOM_ID")
-        roomCount = try s.int("STOMP_ROOMS") ?? 1
-        guard roomCount >= 1 else { throw ConfigError(variable: "STOMP_ROOMS", value: String(roomCount), expected: "at least 1 room") }
+        roomCount = try s.int("STOMP_ROOMS", in: 1...100_000) ?? 1
         createNewRoom = try s.bool("CREATE_NEW_ROOM") ?? false
         memberIds = try s.intList("MEMBER_IDS")
         createRoomPath = Self.path(s.string("CREATE_ROOM_PATH") ?? "/api/v1/chat/rooms/group")
@@ -189,8 +189,8 @@ public struct StompChatConfiguration: Sendable {
         if try s.bool("ENABLE_RECONNECT") ?? false {
             reconnect = Backoff(initial: try s.positiveDuration("INITIAL_BACKOFF_MS", default: .seconds(1)),
                                 maximum: try s.positiveDuration("MAX_BACKOFF_MS", default: .seconds(30)),
-                                maxAttempts: try s.int("MAX_RECONNECT_ATTEMPTS") ?? 5,
-                                jitter: try s.double("RECONNECT_JITTER") ?? 0.5)
+                                maxAttempts: try s.int("MAX_RECONNECT_ATTEMPTS", in: 0...1_000_000) ?? 5,
+                                jitter: try s.double("RECONNECT_JITTER", in: 0...1) ?? 0.5)
         } else {
             reconnect = nil
         }
@@ -274,8 +274,10 @@ public struct StompChatConfiguration: Sendable {
     static func heartBeat(_ s: Settings) throws -> (send: Duration, receive: Duration) {
         guard let raw = s.string("STOMP_HEARTBEAT_MS") else { return (.seconds(10), .seconds(10)) }
         let parts = raw.split(separator: ",").map { Int($0.lkTrimmed(" ")) }
-        guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, b >= 0 else {
-            throw ConfigError(variable: "STOMP_HEARTBEAT_MS", value: raw, expected: "`send,receive` in ms, e.g. 10000,10000 (0,0 disables)")
+        let day = 86_400_000
+        guard parts.count == 2, let a = parts[0], let b = parts[1], (0...day).contains(a), (0...day).contains(b) else {
+            throw ConfigError(variable: "STOMP_HEARTBEAT_MS", value: raw,
+                              expected: "`send,receive` in ms (each 0...86400000), e.g. 10000,10000 (0,0 disables)")
         }
         return (.milliseconds(a), .milliseconds(b))
     }
