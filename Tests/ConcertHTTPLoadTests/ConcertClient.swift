@@ -204,16 +204,28 @@ final class ConcertTarget: Sendable {
         return ConcertTarget(name: name, label: label ?? "\(name) (embedded fixture)", client: ConcertClient(baseURL: f.url, config: config), fixture: f)
     }
 
-    /// A target at `url`.
-    static func external(name: String, url: String, config: ConcertConfiguration) -> ConcertTarget {
-        ConcertTarget(name: name, label: name, client: ConcertClient(baseURL: url, config: config), fixture: nil)
+    /// A target at `url` (`variable` names the setting it came from, for errors).
+    static func external(name: String, url: String, variable: String, config: ConcertConfiguration) throws -> ConcertTarget {
+        ConcertTarget(name: name, label: name, client: ConcertClient(baseURL: try baseURL(url, variable: variable), config: config), fixture: nil)
+    }
+
+    /// Checks a base URL: `http(s)://host[:port]` with an optional path, which prefixes every
+    /// API path (`http://gw/concert` → `http://gw/concert/health`); a query or fragment is an error.
+    static func baseURL(_ raw: String, variable: String) throws -> String {
+        let t = raw.trimmingCharacters(in: .whitespaces)
+        guard let u = URL(string: t), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host != nil,
+              u.query == nil, u.fragment == nil else {
+            throw ConfigError(variable: variable, value: raw,
+                              expected: "http(s)://host[:port][/prefix], without query (a path prefixes every API path)")
+        }
+        return t
     }
 
     /// The scenarios' target: `CONCERT_BASE_URL` or `BASE_URL`, else an embedded medium-size fixture
     /// (the seed's recommended size).
     static func primary(_ settings: Settings, config: ConcertConfiguration) async throws -> ConcertTarget {
-        if let u = settings.string("CONCERT_BASE_URL") ?? settings.string("BASE_URL") {
-            return external(name: "server", url: u, config: config)
+        for key in ["CONCERT_BASE_URL", "BASE_URL"] {
+            if let u = settings.string(key) { return try external(name: "server", url: u, variable: key, config: config) }
         }
         return try await embedded(name: "medium", options: fixtureOptions(.medium), config: config)
     }
@@ -222,7 +234,7 @@ final class ConcertTarget: Sendable {
     static func start(_ spec: ConcertTargetSpec, config: ConcertConfiguration) async throws -> ConcertTarget {
         var preset = spec.name
         if let u = spec.url {
-            guard u.hasPrefix("fixture:") else { return external(name: spec.name, url: u, config: config) }
+            guard u.hasPrefix("fixture:") else { return try external(name: spec.name, url: u, variable: "CONCERT_TARGETS", config: config) }
             preset = String(u.dropFirst("fixture:".count))
         }
         guard let size = ConcertSize(rawValue: preset.lowercased()) else {

@@ -341,6 +341,21 @@ import LoadKitFixtures
         }
     }
 
+    /// Issue 13 (item 4): a path in the base URL prefixes every API path (the health check goes
+    /// to `<base>/health`); a query is an error naming the variable.
+    @Test func baseURLPathPrefixesTheAPIPaths() async throws {
+        let fixture = try await ConcertFixture.start()
+        let target = try await ConcertTarget.primary(Settings(["CONCERT_BASE_URL": fixture.url + "/concert-api/"]), config: ConcertConfiguration())
+        let e = await #expect(throws: ConcertTargetError.self) { try await target.client.checkHealth() }
+        #expect(e?.message.hasPrefix("health check GET \(fixture.url)/concert-api/health answered HTTP 404") == true, "\(String(describing: e))")
+        await target.stop()
+        await fixture.stop()
+        for (key, url) in [("BASE_URL", "http://h:1/x?y=1"), ("CONCERT_BASE_URL", "h:1"), ("CONCERT_BASE_URL", "ftp://h:1")] {
+            let bad = await #expect(throws: ConfigError.self) { _ = try await ConcertTarget.primary(Settings([key: url]), config: ConcertConfiguration()) }
+            #expect(bad?.variable == key, "\(key)=\(url)")
+        }
+    }
+
     /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
     /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
     @Test(arguments: ["CONCERT_SEATS", "CONCERT_PAYMENT_AMOUNT", "CONCERT_PAYMENT_DUPLICATES", "CONCERT_MAX_CONNECTIONS",

@@ -16,7 +16,8 @@ struct RunnityConfiguration: Sendable {
     }
 
     // MARK: Server
-    /// `RUNNITY_BASE_URL` (`http(s)://host:port`, no trailing slash).
+    /// `RUNNITY_BASE_URL` (`http(s)://host:port`, no trailing slash). A path is a prefix of every
+    /// API path (`http://gw/runnity` → `http://gw/runnity/api/v1/…`); a query or fragment is an error.
     var baseURL: String
     /// `RUNNITY_LOGIN_PATH`, default `/api/v1/auth/test-login?memberId={memberId}`.
     var loginPath: String
@@ -99,8 +100,10 @@ struct RunnityConfiguration: Sendable {
     init(settings s: Settings, baseURL: String, defaultPingInterval: Duration = .seconds(30)) throws {
         var base = baseURL.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }
-        guard let u = URL(string: base), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil else {
-            throw ConfigError(variable: "RUNNITY_BASE_URL", value: baseURL, expected: "http(s)://host[:port] of the Runnity API")
+        guard let u = URL(string: base), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil,
+              u.query == nil, u.fragment == nil else {
+            throw ConfigError(variable: "RUNNITY_BASE_URL", value: baseURL,
+                              expected: "http(s)://host[:port][/prefix] of the Runnity API, without query (a path prefixes every API path)")
         }
         self.baseURL = base
         loginPath = Self.path(s.string("RUNNITY_LOGIN_PATH") ?? "/api/v1/auth/test-login?memberId={memberId}")

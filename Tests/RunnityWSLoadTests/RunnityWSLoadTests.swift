@@ -320,6 +320,18 @@ import LoadKitFixtures
         #expect(!"\(e)".contains("secret"))
     }
 
+    /// Issue 13 (item 4): a path in `RUNNITY_BASE_URL` prefixes every API path; a query is an
+    /// error naming the variable.
+    @Test func baseURLPathPrefixesTheAPIPaths() throws {
+        let c = try RunnityConfiguration(settings: Settings(["RUNNITY_CHALLENGE_ID": "100"]), baseURL: "http://gw.example:8080/runnity/")
+        #expect(c.url(c.loginPath, memberId: 7) == "http://gw.example:8080/runnity/api/v1/auth/test-login?memberId=7")
+        #expect(c.url(c.enterPath, challengeId: "100") == "http://gw.example:8080/runnity/api/v1/challenges/100/enter")
+        let e = #expect(throws: ConfigError.self) {
+            try RunnityConfiguration(settings: Settings(["RUNNITY_CHALLENGE_ID": "100"]), baseURL: "http://gw.example/api?x=1")
+        }
+        #expect(e?.variable == "RUNNITY_BASE_URL" && e?.description.contains("prefix") == true)
+    }
+
     /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
     /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
     @Test(arguments: ["RUNNITY_MEMBER_FIRST", "RUNNITY_MEMBER_COUNT", "RUNNITY_MEMBER_OFFSET", "RUNNITY_SETUP_CONCURRENCY",

@@ -118,6 +118,10 @@ public struct StompChatConfiguration: Sendable {
     public var runTag: String
 
     /// Reads the configuration. `SERVER_URL` (`host:port`, a scheme is allowed) is required.
+    /// A `ws://`/`wss://` `SERVER_URL` may carry the WebSocket endpoint's path
+    /// (`ws://host:15674/ws`), used instead of `STOMP_WS_PATH` (both set and different: an
+    /// error); a path after `http(s)://` or no scheme is an error naming `STOMP_WS_PATH` and the
+    /// API path settings, since the server's API and WebSocket paths are set apart.
     public init(settings s: Settings) throws {
         try s.checkLoaded()
         guard let server = s.string("SERVER_URL") else {
@@ -125,15 +129,22 @@ public struct StompChatConfiguration: Sendable {
         }
         var rest = Substring(server.lkTrimmed(" "))
         var secure = try s.bool("STOMP_SECURE") ?? false
+        var scheme: String?
         if let r = rest.firstRange(of: "://") {
-            let scheme = rest[..<r.lowerBound].lowercased()
-            guard ["ws", "wss", "http", "https"].contains(scheme) else {
+            let sc = rest[..<r.lowerBound].lowercased()
+            guard ["ws", "wss", "http", "https"].contains(sc) else {
                 throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port (or ws://, wss://, http://, https://)")
             }
-            secure = secure || scheme == "wss" || scheme == "https"
+            scheme = sc
+            secure = secure || sc == "wss" || sc == "https"
             rest = rest[r.upperBound...]
         }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var urlPath: String?
+        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+            let p = String(rest[slash...])
+            if p != "/" { urlPath = p.hasPrefix("/") ? p : "/" + p }
+            rest = rest[..<slash]
+        }
         var hostPart = String(rest), port = secure ? 443 : 80
         if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
             guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
@@ -145,7 +156,20 @@ public struct StompChatConfiguration: Sendable {
         guard !hostPart.isEmpty else { throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port") }
         host = hostPart; self.port = port; self.secure = secure
 
-        webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
+        if let p = urlPath {
+            guard scheme == "ws" || scheme == "wss" else {
+                throw ConfigError(variable: "SERVER_URL", value: server,
+                                  expected: "host:port without a path: the WebSocket path goes in STOMP_WS_PATH (or write ws://\(rest)\(p) "
+                                      + "to use \(p) as the WebSocket endpoint); API paths go in LOGIN_PATH, CREATE_ROOM_PATH and ROOMS_PATH")
+            }
+            if let w = s.string("STOMP_WS_PATH"), Self.path(w) != p {
+                throw ConfigError(variable: "STOMP_WS_PATH", value: w,
+                                  expected: "the path of SERVER_URL (\(p)), or unset: SERVER_URL's path is the WebSocket endpoint")
+            }
+            webSocketPath = p
+        } else {
+            webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
+        }
         subprotocols = s.string("STOMP_SUBPROTOCOLS") == nil ? StompClient.webSocketSubprotocols : s.list("STOMP_SUBPROTOCOLS")
         webSocketHeaders = try s.headers("STOMP_WS_HEADERS")
 
