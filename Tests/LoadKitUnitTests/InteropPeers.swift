@@ -38,20 +38,23 @@ enum InteropPeers {
 
     /// Runs a command to its end (bounded by the command itself); status and combined output.
     static func run(_ args: [String]) -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        do { try p.run() } catch { return (-1, "\(error)") }
+        guard let (p, out) = try? start(args) else { return (-1, "could not start \(args)") }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    /// Runs a command in the background (`async`, bounded by `seconds`): status and output.
+    /// Runs a command in the background (`async`, killed after `seconds`): status and output.
     static func runDetached(_ args: [String], seconds: Double = 30) async throws -> (status: Int32, output: String) {
+        let (p, out) = try start(args)
+        let killer = Task { try await Task.sleep(for: .seconds(seconds)); kill(p.processIdentifier, SIGKILL) }
+        let data = try await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        p.waitUntilExit()
+        killer.cancel()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    private static func start(_ args: [String]) throws -> (Process, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args
@@ -59,11 +62,7 @@ enum InteropPeers {
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let killer = Task { try await Task.sleep(for: .seconds(seconds)); kill(p.processIdentifier, SIGKILL) }
-        let data = try await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        p.waitUntilExit()
-        killer.cancel()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (p, out)
     }
 
     /// A loopback port nobody listens on right now.

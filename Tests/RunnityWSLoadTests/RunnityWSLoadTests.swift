@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import LoadKit
 import LoadKitFixtures
@@ -163,16 +162,9 @@ import LoadKitFixtures
         let http = config.makeHTTPClient(connections: 4)
         defer { http.shutdown() }
 
-        let issues = Mutex<[String]>([])
-        try await withKnownIssue("the echoing fixture refuses the login") {
+        let issueTexts = try await OutputChannels.issueTexts("the echoing fixture refuses the login") {
             _ = try await config.login(http, memberId: 1)
-        } matching: { issue in
-            var texts = [String(describing: issue)]
-            if let e = issue.error { texts.append(String(describing: e)) }
-            issues.withLock { $0 += texts }
-            return true
         }
-        let issueTexts = issues.withLock { $0 }
         #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains("x-gateway-key: \(Secrets.mask)") }, "\(issueTexts)")
         for t in issueTexts { #expect(!t.contains(key), "test output leaked the key: \(t)") }
 

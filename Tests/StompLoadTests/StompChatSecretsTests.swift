@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import LoadKit
 import LoadKitFixtures
@@ -20,16 +19,9 @@ import LoadKitFixtures
         let chat = try StompChatConfiguration(settings: settings)
 
         // Test output: what Swift Testing records for the error the set-up throws.
-        let issues = Mutex<[String]>([])
-        try await withKnownIssue("the echoing fixture refuses the room creation") {
+        let issueTexts = try await OutputChannels.issueTexts("the echoing fixture refuses the room creation") {
             _ = try await chat.prepared()
-        } matching: { issue in
-            var texts = [String(describing: issue)]
-            if let e = issue.error { texts.append(String(describing: e)); texts.append("\(e)") }
-            issues.withLock { $0 += texts }
-            return true
         }
-        let issueTexts = issues.withLock { $0 }
         #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains(Secrets.mask) }, "\(issueTexts)")
         for t in issueTexts { #expect(!t.contains(token), "test output leaked the token: \(t)") }
 
