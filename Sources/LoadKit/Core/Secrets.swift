@@ -22,9 +22,10 @@ public enum Secrets {
     /// What a masked value is replaced with.
     public static let mask = "****"
 
-    /// Key fragments that mark a secret setting (case-insensitive).
+    /// Key fragments that mark a secret setting (case-insensitive). Not `SESSION`: the process
+    /// environment's `DESKTOP_SESSION`, `XDG_SESSION_*` would mask ordinary words everywhere.
     public static let markers = ["TOKEN", "PASSWORD", "PASSWD", "PASSCODE", "SECRET", "KEY", "AUTH", "CREDENTIAL",
-                                 "COOKIE", "SESSION", "PRIVATE", "TICKET"]
+                                 "COOKIE", "PRIVATE", "TICKET"]
 
     /// Whether `key` names a secret whose value is never shown (`TOKEN`, `DB_PASSWORD`, `api_key`,
     /// `Authorization`, `CONCERT_AUTH_HEADER`). Keys that only *configure* a credential are not
