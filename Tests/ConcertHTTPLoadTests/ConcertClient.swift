@@ -13,12 +13,12 @@ enum K6Metrics {
 }
 
 /// A failure of the target as a whole (health check, admin endpoint): the message names the URL
-/// (without query) and what was wrong.
+/// (without query) and what was wrong; rendered through ``Secrets/redact(_:)``.
 struct ConcertTargetError: ClassifiedError, Sendable {
     var kind: String
     var message: String
     var source: FailureSource { .server }
-    var description: String { message }
+    var description: String { Secrets.redact(message) }
 }
 
 /// HTTP access to one Concert server: a keep-alive client, the configured paths and auth header,
@@ -124,9 +124,9 @@ final class ConcertClient: Sendable {
 
     func shutdown() { http.shutdown() }
 
+    /// A server body for an error message: redacted, then cut (``Secrets/excerpt(_:limit:)``).
     static func snippet(_ s: String) -> String {
-        let t = s.count > 160 ? String(s.prefix(160)) + "…" : s
-        return t.isEmpty ? "(empty body)" : "'\(t)'"
+        s.isEmpty ? "(empty body)" : "'\(Secrets.excerpt(s, limit: 160))'"
     }
 }
 
@@ -188,16 +188,28 @@ final class ConcertTarget: Sendable {
         return ConcertTarget(name: name, label: label ?? "\(name) (embedded fixture)", client: ConcertClient(baseURL: f.url, config: config), fixture: f)
     }
 
-    /// A target at `url`.
-    static func external(name: String, url: String, config: ConcertConfiguration) -> ConcertTarget {
-        ConcertTarget(name: name, label: name, client: ConcertClient(baseURL: url, config: config), fixture: nil)
+    /// A target at `url` (`variable` names the setting it came from, for errors).
+    static func external(name: String, url: String, variable: String, config: ConcertConfiguration) throws -> ConcertTarget {
+        ConcertTarget(name: name, label: name, client: ConcertClient(baseURL: try baseURL(url, variable: variable), config: config), fixture: nil)
+    }
+
+    /// Checks a base URL: `http(s)://host[:port]` with an optional path, which prefixes every
+    /// API path (`http://gw/concert` → `http://gw/concert/health`); a query or fragment is an error.
+    static func baseURL(_ raw: String, variable: String) throws -> String {
+        let t = raw.trimmingCharacters(in: .whitespaces)
+        guard let u = URL(string: t), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host != nil,
+              u.query == nil, u.fragment == nil else {
+            throw ConfigError(variable: variable, value: raw,
+                              expected: "http(s)://host[:port][/prefix], without query (a path prefixes every API path)")
+        }
+        return t
     }
 
     /// The scenarios' target: `CONCERT_BASE_URL` or `BASE_URL`, else an embedded medium-size fixture
     /// (the seed's recommended size).
     static func primary(_ settings: Settings, config: ConcertConfiguration) async throws -> ConcertTarget {
-        if let u = settings.string("CONCERT_BASE_URL") ?? settings.string("BASE_URL") {
-            return external(name: "server", url: u, config: config)
+        for key in ["CONCERT_BASE_URL", "BASE_URL"] {
+            if let u = settings.string(key) { return try external(name: "server", url: u, variable: key, config: config) }
         }
         return try await embedded(name: "medium", options: fixtureOptions(.medium), config: config)
     }
@@ -206,7 +218,7 @@ final class ConcertTarget: Sendable {
     static func start(_ spec: ConcertTargetSpec, config: ConcertConfiguration) async throws -> ConcertTarget {
         var preset = spec.name
         if let u = spec.url {
-            guard u.hasPrefix("fixture:") else { return external(name: spec.name, url: u, config: config) }
+            guard u.hasPrefix("fixture:") else { return try external(name: spec.name, url: u, variable: "CONCERT_TARGETS", config: config) }
             preset = String(u.dropFirst("fixture:".count))
         }
         guard let size = ConcertSize(rawValue: preset.lowercased()) else {

@@ -269,6 +269,37 @@ import LoadKitFixtures
         gone.shutdown()
     }
 
+    /// Issue 13: a health endpoint that echoes the credentials it got in a 401 page leaks them in
+    /// no output — the thrown error as the test records it, and a run's summary, report files,
+    /// log and Prometheus text. The key is opaque (no credential shape): only the registered
+    /// secret values of `CONCERT_AUTH_HEADER` can catch it.
+    @Test func healthCheckEchoingTheAuthHeaderLeaksItNowhere() async throws {
+        var o = FixtureOptions()
+        o.faults.echoCredentialsPaths = ["/health"]
+        let fixture = try await ConcertFixture.start(o)
+        let key = "opaque-concert-key-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        let settings = Settings(["CONCERT_AUTH_HEADER": "X-Api-Key: \(key)"])
+        let client = ConcertClient(baseURL: fixture.url, config: try ConcertConfiguration(settings: settings))
+        defer { client.shutdown() }
+
+        let issueTexts = try await OutputChannels.issueTexts("the echoing fixture refuses the health check") {
+            try await client.checkHealth()
+        }
+        #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains("x-api-key: \(Secrets.mask)") }, "\(issueTexts)")
+        for t in issueTexts { #expect(!t.contains(key), "test output leaked the key: \(t)") }
+
+        let root = NSTemporaryDirectory() + "loadkit-concert-secrets-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("concert-secret-echo", burst: 2)
+            .settings(settings).reports(true, root: root).progress(false).exclusive(false)
+            .run { user in _ = try? await user.measure("health") { try await client.checkHealth() } }
+        await fixture.stop()
+        #expect(result.metrics.errors["health_check"]?.examples.contains { $0.contains("HTTP 401") } == true)
+        let outputs = OutputChannels.texts(of: result, reportDirectory: ReportWriter(root: root).directory(for: "concert-secret-echo"))
+        #expect(outputs.count >= 7, "\(outputs.map(\.channel))")
+        for (channel, text) in outputs { #expect(!text.contains(key), "\(channel) leaked the key") }
+    }
+
     // MARK: Configuration (no network)
 
     @Test func configurationFromSettings() throws {
@@ -299,6 +330,45 @@ import LoadKitFixtures
         // Smoke (default): a few seconds each.
         for sc in ConcertScenario.allCases {
             #expect(try sc.loadTest(Settings([:]), config: c).plannedDuration <= .seconds(5))
+        }
+    }
+
+    /// Issue 13 (item 4): a path in the base URL prefixes every API path (the health check goes
+    /// to `<base>/health`); a query is an error naming the variable.
+    @Test func baseURLPathPrefixesTheAPIPaths() async throws {
+        let fixture = try await ConcertFixture.start()
+        let target = try await ConcertTarget.primary(Settings(["CONCERT_BASE_URL": fixture.url + "/concert-api/"]), config: ConcertConfiguration())
+        let e = await #expect(throws: ConcertTargetError.self) { try await target.client.checkHealth() }
+        #expect(e?.message.hasPrefix("health check GET \(fixture.url)/concert-api/health answered HTTP 404") == true, "\(String(describing: e))")
+        await target.stop()
+        await fixture.stop()
+        for (key, url) in [("BASE_URL", "http://h:1/x?y=1"), ("CONCERT_BASE_URL", "h:1"), ("CONCERT_BASE_URL", "ftp://h:1")] {
+            let bad = await #expect(throws: ConfigError.self) { _ = try await ConcertTarget.primary(Settings([key: url]), config: ConcertConfiguration()) }
+            #expect(bad?.variable == key, "\(key)=\(url)")
+        }
+    }
+
+    /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
+    /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
+    @Test(arguments: ["CONCERT_SEATS", "CONCERT_PAYMENT_AMOUNT", "CONCERT_PAYMENT_DUPLICATES", "CONCERT_MAX_CONNECTIONS",
+                      "CONCERT_THINK_TIME", "CONCERT_REQUEST_TIMEOUT", "LOADKIT_CONCERT_USERS", "LOADKIT_CONCERT_DURATION",
+                      "LOADKIT_CONCERT_SCALE", "CONCERT_SLA_QUEUE_P95", "CONCERT_SLA_RESERVATION_P95", "CONCERT_SLA_PAYMENT_P95",
+                      "CONCERT_SLA_HIT_P95"])
+    func hostileNumbersNameTheVariable(key: String) {
+        for value in ["inf", "nan", "1e30", "1e300", "-1", "99999999999999999999"] {
+            let s = Settings([key: value])
+            do {
+                let c = try ConcertConfiguration(settings: s)
+                for sc in ConcertScenario.allCases {
+                    let t = try sc.loadTest(s, config: c)
+                    _ = (t.deadline, t.peakUsers, try sc.sla(s))
+                }
+                Issue.record("\(key)=\(value) was accepted")
+            } catch let e as ConfigError {
+                #expect(e.variable == key && e.description.contains("expected"), "\(key)=\(value): \(e)")
+            } catch {
+                Issue.record("\(key)=\(value): not a ConfigError: \(error)")
+            }
         }
     }
 

@@ -27,6 +27,10 @@ public struct Scale: Sendable, Equatable {
     public static let smokeUsers = 50
     /// Default smoke cap on duration when a scenario declares none.
     public static let smokeDuration: Duration = .seconds(20)
+    /// Largest factor `LOADKIT_SCALE`, `LOADKIT_USERS_SCALE` and `LOADKIT_DURATION_SCALE` accept.
+    public static let maxFactor = 10_000.0
+    /// Most users (or per-second rate, or burst size) a scaled plan may reach.
+    public static let maxUsers = 10_000_000
 
     /// The profile.
     public var profile: Profile
@@ -61,6 +65,7 @@ public struct Scale: Sendable, Equatable {
     /// Reads the scale variables; `suite` is the per-suite prefix (`STOMP` reads `LOADKIT_STOMP_USERS`).
     /// `defaultProfile` applies when `LOADKIT_SCALE` is unset.
     public init(settings: Settings, suite: String? = nil, defaultProfile: Profile = .smoke) throws {
+        try settings.checkLoaded()
         let prefix = suite.map { "LOADKIT_" + Scale.suiteKey($0) + "_" }
         func key(_ name: String) -> String {
             if let p = prefix, settings.string(p + name) != nil { return p + name }
@@ -72,18 +77,16 @@ public struct Scale: Sendable, Equatable {
         case "smoke": profile = .smoke
         case "full", "nightly", "as-written", "seed": profile = .full
         case let other?:
-            guard let f = Double(other), f > 0, f.isFinite else {
-                throw ConfigError(variable: scaleKey, value: other, expected: "smoke, full (or nightly) or a positive number")
+            guard let f = Double(other), f > 0, f <= Scale.maxFactor else {
+                throw ConfigError(variable: scaleKey, value: other,
+                                  expected: "smoke, full (or nightly) or a factor above 0 and at most \(Int(Scale.maxFactor))")
             }
             profile = .factor(f)
         }
         usersFactor = try Scale.positive(settings, "LOADKIT_USERS_SCALE")
         durationFactor = try Scale.positive(settings, "LOADKIT_DURATION_SCALE")
         if let p = prefix {
-            if let u = try settings.int(p + "USERS") {
-                guard u > 0 else { throw ConfigError(variable: p + "USERS", value: String(u), expected: "a positive number of users") }
-                peakUsers = u
-            } else { peakUsers = nil }
+            peakUsers = try settings.int(p + "USERS", in: 1...Scale.maxUsers)
             totalDuration = try settings.duration(p + "DURATION")
         } else {
             peakUsers = nil; totalDuration = nil
@@ -92,7 +95,9 @@ public struct Scale: Sendable, Equatable {
 
     private static func positive(_ s: Settings, _ k: String) throws -> Double {
         guard let f = try s.double(k) else { return 1 }
-        guard f > 0 else { throw ConfigError(variable: k, value: s.string(k) ?? "", expected: "a positive factor") }
+        guard f > 0, f <= maxFactor else {
+            throw ConfigError(variable: k, value: s.string(k) ?? "", expected: "a factor above 0 and at most \(Int(maxFactor))")
+        }
         return f
     }
 

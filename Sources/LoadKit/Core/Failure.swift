@@ -37,7 +37,8 @@ public struct ScriptFailure: ClassifiedError, Sendable {
         self.source = source
     }
 
-    public var description: String { message }
+    /// The message, through ``Secrets/redact(_:)``: scripts often quote what a server sent.
+    public var description: String { Secrets.redact(message) }
 }
 
 extension Error {

@@ -230,7 +230,7 @@ public final class MetricsRecorder: Sendable {
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Secrets.redactCredentials("\(step): \(String(describing: error))"))
+                tally.examples.append(Secrets.redact("\(step): \(String(describing: error))"))
             }
             s.errors[kind] = tally
             Self.bump(&s.errorSeries, second, 1)
@@ -250,7 +250,7 @@ public final class MetricsRecorder: Sendable {
             var tally = s.errors[kind] ?? ErrorTally(source: error.loadKitSource)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Secrets.redactCredentials("\(step): \(String(describing: error))"))
+                tally.examples.append(Secrets.redact("\(step): \(String(describing: error))"))
             }
             s.errors[kind] = tally
         }

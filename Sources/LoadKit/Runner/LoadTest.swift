@@ -117,7 +117,8 @@ public struct LoadTest: Sendable {
     /// `LOADKIT_DURATION_SCALE`, `LOADKIT_<SUITE>_USERS`, `LOADKIT_<SUITE>_DURATION`,
     /// `LOADKIT_MAX_DURATION`) and makes `settings` the scripts' settings. `suite` defaults to the name.
     public func scaled(by settings: Settings, suite: String? = nil) throws -> LoadTest {
-        var t = try scaled(Scale(settings: settings, suite: suite ?? name)).sharded(Shard(settings: settings))
+        let scale = try Scale(settings: settings, suite: suite ?? name)
+        var t = try scaled(scale).checkedScale(settings, suite: suite ?? name).sharded(Shard(settings: settings))
         t.settings = settings
         if let cap = try settings.maxDuration() { t.options.maxDuration = min(t.options.maxDuration ?? cap, cap) }
         return t
@@ -135,11 +136,30 @@ public struct LoadTest: Sendable {
             t.options.thresholds = SLA.applying(overrides, to: t.options.thresholds)
         }
         if !options.scaleChosen, Scale.isSet(in: settings, suite: name) {
-            t = t.scaled(try Scale(settings: settings, suite: name, defaultProfile: .full))
+            t = try t.scaled(try Scale(settings: settings, suite: name, defaultProfile: .full)).checkedScale(settings, suite: name)
         }
         if options.shard.count == 1 { t = t.sharded(try Shard(settings: settings)) }
         if let cap = try settings.maxDuration() { t.options.maxDuration = min(t.options.maxDuration ?? cap, cap) }
         return t
+    }
+
+    /// A scaled plan beyond ``Scale/maxUsers`` or ``Settings/maxDuration`` is an error naming
+    /// the variables that made it (each factor alone may be fine; their product is not).
+    private func checkedScale(_ settings: Settings, suite: String) throws -> LoadTest {
+        let key = "LOADKIT_" + Scale.suiteKey(suite) + "_"
+        func named(_ names: [String]) -> String {
+            let set = names.flatMap { [key + $0, "LOADKIT_" + $0] }.filter { settings.string($0) != nil }
+            return set.isEmpty ? "LOADKIT_SCALE" : set.joined(separator: " × ")
+        }
+        if plannedPeakUsers > Scale.maxUsers || peakUsers > Scale.maxUsers {
+            throw ConfigError(variable: named(["SCALE", "USERS_SCALE", "USERS"]), value: "\(max(plannedPeakUsers, peakUsers)) users",
+                              expected: "a scale giving at most \(Scale.maxUsers) users")
+        }
+        if plannedDuration > Settings.maxDuration {
+            throw ConfigError(variable: named(["SCALE", "DURATION_SCALE", "DURATION"]), value: "\(Int(plannedDuration.seconds / 86_400)) days",
+                              expected: "a scale giving a plan of at most 365 days")
+        }
+        return self
     }
 
     /// Keeps this machine's share of the plan: stage targets and burst sizes become the number of
@@ -232,7 +252,7 @@ public struct LoadTest: Sendable {
     public var peakUsers: Int {
         switch model {
         case .stages(let s): return StagePlan(s).peakUsers
-        case .arrivals(let r, _): return Int(r.peakRate.rounded(.up))
+        case .arrivals(let r, _): return saturatingInt(r.peakRate.rounded(.up), limit: Int(Int32.max))
         case .burst(let b, _): return b.count
         }
     }
@@ -277,7 +297,8 @@ public struct LoadTest: Sendable {
     ///
     /// The script may end in any value (a one-line `{ user in try await client.get(url) }`); it is ignored.
     public func run<Ignored>(_ script: @escaping @Sendable (VirtualUser) async throws -> Ignored) async throws -> RunResult {
-        try await applyingEnvironment().runAsGiven { user in _ = try await script(user) }
+        try settings.checkLoaded()   // a malformed .env behind `Settings.current` fails the run, loudly
+        return try await applyingEnvironment().runAsGiven { user in _ = try await script(user) }
     }
 
     private func runAsGiven(_ script: @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
@@ -309,15 +330,6 @@ public struct LoadTest: Sendable {
         if !options.thresholds.isEmpty { result.sla = options.thresholds }
         if !options.slaOverrides.isEmpty { result.slaOverrides = options.slaOverrides }
         if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
-        // Secret values the run was configured with (TOKEN, PASSWORD, …) never reach a report,
-        // even when a server echoes them back in an error.
-        let secrets = Secrets.secretValues(settings.values.merging(options.environment) { a, _ in a })
-        if !secrets.isEmpty {
-            for (kind, var tally) in result.metrics.errors {
-                tally.examples = tally.examples.map { Secrets.scrub($0, environment: secrets) }
-                result.metrics.errors[kind] = tally
-            }
-        }
         if options.writeReports && options.shard.count > 1 {
             // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
             do {
@@ -368,5 +380,6 @@ public enum BuildMode {
 
 func format2(_ x: Double) -> String {
     let r = (x * 1000).rounded() / 1000
+    guard r.isFinite, abs(r) < 1e15 else { return String(x) }   // Int(r) would trap
     return r == r.rounded() ? String(Int(r)) : String(r)
 }

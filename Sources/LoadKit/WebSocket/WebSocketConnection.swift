@@ -262,7 +262,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
                         if inboxHead == inbox.count { inbox.removeAll(keepingCapacity: inbox.capacity <= 16); inboxHead = 0 }
                         cont.resume(returning: m)
                     } else if let info = closeInfo {
-                        cont.resume(throwing: Self.error(for: info))
+                        cont.resume(throwing: Self.error(for: info, role: role))
                     } else if token.cancelled {
                         cont.resume(throwing: CancellationError())
                     } else {
@@ -292,12 +292,9 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
         r.cont.resume(throwing: error)
     }
 
-    static func error(for info: WebSocketCloseInfo) -> WebSocketError {
-        if info.initiatedByPeer { return .closed(info) }
-        if info.detail != nil {
-            // We failed the connection because the peer broke the protocol.
-            return .closed(info, source: .server)
-        }
+    static func error(for info: WebSocketCloseInfo, role: WebSocketRole = .client) -> WebSocketError {
+        // Closed by the peer, or by us because the peer broke the protocol (detail says how).
+        if info.initiatedByPeer || info.detail != nil { return .closed(info, role: role) }
         return .closedLocally
     }
 
@@ -430,7 +427,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
             cb(info)
         }
         if !receivers.isEmpty {
-            let err = Self.error(for: info)
+            let err = Self.error(for: info, role: role)
             let rs = receivers
             receivers = []
             for r in rs { r.token.timer?.cancel(); r.cont.resume(throwing: err) }
