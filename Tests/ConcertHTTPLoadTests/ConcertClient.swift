@@ -2,15 +2,9 @@ import Foundation
 import LoadKit
 import LoadKitFixtures
 
-/// k6's built-in HTTP metric names, recorded for every request so the report files read like k6's
-/// summary, plus the per-second sum of durations that makes latency drift visible.
+/// The Concert suite's own metrics beside the client's built-ins (`BuiltInMetrics`): the
+/// per-second sum of durations that makes latency drift visible, and the 503 count.
 enum K6Metrics {
-    /// Trend: request duration (µs; ms in reports).
-    static let duration = "http_req_duration"
-    /// Rate: share of requests whose status was not expected (or that got no response).
-    static let failed = "http_req_failed"
-    /// Counter: requests sent.
-    static let reqs = "http_reqs"
     /// Counter: sum of request durations in µs; its per-second series ÷ `http_reqs`' is the
     /// per-second mean latency (drift over time).
     static let durationSumMicros = "http_req_duration_sum_us"
@@ -19,12 +13,12 @@ enum K6Metrics {
 }
 
 /// A failure of the target as a whole (health check, admin endpoint): the message names the URL
-/// (without query) and what was wrong.
+/// (without query) and what was wrong; rendered through ``Secrets/redact(_:)``.
 struct ConcertTargetError: ClassifiedError, Sendable {
     var kind: String
     var message: String
     var source: FailureSource { .server }
-    var description: String { message }
+    var description: String { Secrets.redact(message) }
 }
 
 /// HTTP access to one Concert server: a keep-alive client, the configured paths and auth header,
@@ -52,10 +46,12 @@ final class ConcertClient: Sendable {
 
     // MARK: Requests of a virtual user
 
-    /// Sends one request for `user` and records `http_reqs`, `http_req_duration` (from `since`, by
-    /// default the send), `http_req_failed` (a status outside `expected` or no response), the
-    /// step's own trend for expected answers, and success or a classified error (`http_<code>`,
-    /// refused, timeout …) for the error rate. Returns the response, nil when none came.
+    /// Sends one request for `user`. The client records k6's built-ins for it (`http_reqs`,
+    /// `http_req_duration`, `http_req_failed` with `expected` as the expected statuses, one
+    /// classified error for an unexpected status or no answer, each also tagged `name:<step>`);
+    /// this adds the step's own trend for expected answers, timed from `since` (the scheduled
+    /// start in the open model, so a stall cannot hide), the 503 count and, with `trackDrift`,
+    /// the per-second duration sum. Returns the response, nil when none came.
     func request(_ user: VirtualUser, _ method: HTTPMethod, _ path: String, json: String? = nil,
                  headers: HTTPHeaders = HTTPHeaders(), step: String, expected: Set<Int> = [200, 201],
                  since: UInt64? = nil, trackDrift: Bool = false) async -> HTTPResponse? {
@@ -63,33 +59,21 @@ final class ConcertClient: Sendable {
         var body: [UInt8] = []
         if let json { h.set("Content-Type", "application/json"); body = Array(json.utf8) }
         let t0 = since ?? monotonicNanos()
-        let r = user.recorder
+        let request: HTTPRequest
         do {
-            let request = try HTTPRequest(method: method, url: url(path), headers: h, body: body)
-            let response = try await http.execute(request)
-            let nanos = monotonicNanos() &- t0
-            r.increment(K6Metrics.reqs)
-            r.recordNanos(K6Metrics.duration, nanos)
-            if trackDrift { r.increment(K6Metrics.durationSumMicros, by: Int64(nanos / 1000)) }
-            if response.status == 503 { r.increment(K6Metrics.status503) }
-            let ok = expected.contains(response.status)
-            r.rate(K6Metrics.failed, hit: !ok)
-            if ok {
-                r.recordNanos(step, nanos)
-                user.succeed()
-            } else {
-                user.fail(HTTPError.status(code: response.status, method: method.rawValue, endpoint: path), step: step)
-            }
-            return response
+            request = try HTTPRequest(method: method, url: url(path), headers: h, body: body, name: step,
+                                      expecting: ExpectedStatuses(codes: expected.sorted()))
         } catch {
-            // A request cut short by the runner's own cancellation is not the server's failure.
-            if !(Task.isCancelled && user.isStopping) {
-                r.increment(K6Metrics.reqs)
-                r.rate(K6Metrics.failed, hit: true)
-            }
             user.fail(error, step: step)
             return nil
         }
+        // A failure is counted by the client (the error rate's one error for this request).
+        guard let response = try? await http.execute(request) else { return nil }
+        let r = user.recorder
+        if trackDrift { r.increment(K6Metrics.durationSumMicros, by: Int64(response.timings.duration / 1000)) }
+        if response.status == 503 { r.increment(K6Metrics.status503) }
+        if expected.contains(response.status) { r.recordNanos(step, monotonicNanos() &- t0) }
+        return response
     }
 
     // MARK: Set-up and verification (outside the measured run)
@@ -140,9 +124,9 @@ final class ConcertClient: Sendable {
 
     func shutdown() { http.shutdown() }
 
+    /// A server body for an error message: redacted, then cut (``Secrets/excerpt(_:limit:)``).
     static func snippet(_ s: String) -> String {
-        let t = s.count > 160 ? String(s.prefix(160)) + "…" : s
-        return t.isEmpty ? "(empty body)" : "'\(t)'"
+        s.isEmpty ? "(empty body)" : "'\(Secrets.excerpt(s, limit: 160))'"
     }
 }
 
@@ -204,16 +188,28 @@ final class ConcertTarget: Sendable {
         return ConcertTarget(name: name, label: label ?? "\(name) (embedded fixture)", client: ConcertClient(baseURL: f.url, config: config), fixture: f)
     }
 
-    /// A target at `url`.
-    static func external(name: String, url: String, config: ConcertConfiguration) -> ConcertTarget {
-        ConcertTarget(name: name, label: name, client: ConcertClient(baseURL: url, config: config), fixture: nil)
+    /// A target at `url` (`variable` names the setting it came from, for errors).
+    static func external(name: String, url: String, variable: String, config: ConcertConfiguration) throws -> ConcertTarget {
+        ConcertTarget(name: name, label: name, client: ConcertClient(baseURL: try baseURL(url, variable: variable), config: config), fixture: nil)
+    }
+
+    /// Checks a base URL: `http(s)://host[:port]` with an optional path, which prefixes every
+    /// API path (`http://gw/concert` → `http://gw/concert/health`); a query or fragment is an error.
+    static func baseURL(_ raw: String, variable: String) throws -> String {
+        let t = raw.trimmingCharacters(in: .whitespaces)
+        guard let u = URL(string: t), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host != nil,
+              u.query == nil, u.fragment == nil else {
+            throw ConfigError(variable: variable, value: raw,
+                              expected: "http(s)://host[:port][/prefix], without query (a path prefixes every API path)")
+        }
+        return t
     }
 
     /// The scenarios' target: `CONCERT_BASE_URL` or `BASE_URL`, else an embedded medium-size fixture
     /// (the seed's recommended size).
     static func primary(_ settings: Settings, config: ConcertConfiguration) async throws -> ConcertTarget {
-        if let u = settings.string("CONCERT_BASE_URL") ?? settings.string("BASE_URL") {
-            return external(name: "server", url: u, config: config)
+        for key in ["CONCERT_BASE_URL", "BASE_URL"] {
+            if let u = settings.string(key) { return try external(name: "server", url: u, variable: key, config: config) }
         }
         return try await embedded(name: "medium", options: fixtureOptions(.medium), config: config)
     }
@@ -222,7 +218,7 @@ final class ConcertTarget: Sendable {
     static func start(_ spec: ConcertTargetSpec, config: ConcertConfiguration) async throws -> ConcertTarget {
         var preset = spec.name
         if let u = spec.url {
-            guard u.hasPrefix("fixture:") else { return external(name: spec.name, url: u, config: config) }
+            guard u.hasPrefix("fixture:") else { return try external(name: spec.name, url: u, variable: "CONCERT_TARGETS", config: config) }
             preset = String(u.dropFirst("fixture:".count))
         }
         guard let size = ConcertSize(rawValue: preset.lowercased()) else {

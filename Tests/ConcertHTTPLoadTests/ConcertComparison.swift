@@ -7,14 +7,14 @@ import LoadKit
 enum ConcertComparison {
     /// The seed's rows for a scenario, plus request count, median and 503s for every scenario.
     static func rows(_ scenario: ConcertScenario) -> [ComparisonTable.Row] {
-        let p95 = ComparisonTable.Row("P95 response time (ms)", decimals: 1) { r in ms(r, K6Metrics.duration, 95) }
-        let p50 = ComparisonTable.Row("median response time (ms)", decimals: 1) { r in ms(r, K6Metrics.duration, 50) }
-        let failed = ComparisonTable.Row("http_req_failed (%)", decimals: 2) { r in rate(r, K6Metrics.failed) }
-        let reqs = ComparisonTable.Row("http_reqs (count)", decimals: 0) { r in r.metrics.counters[K6Metrics.reqs].map(Double.init) }
+        let p95 = ComparisonTable.Row("P95 response time (ms)", decimals: 1) { r in ms(r, BuiltInMetrics.httpReqDuration, 95) }
+        let p50 = ComparisonTable.Row("median response time (ms)", decimals: 1) { r in ms(r, BuiltInMetrics.httpReqDuration, 50) }
+        let failed = ComparisonTable.Row("http_req_failed (%)", decimals: 2) { r in rate(r, BuiltInMetrics.httpReqFailed) }
+        let reqs = ComparisonTable.Row("http_reqs (count)", decimals: 0) { r in r.metrics.counters[BuiltInMetrics.httpReqs].map(Double.init) }
         let s503 = ComparisonTable.Row("HTTP 503 (count)", decimals: 0) { r in Double(r.metrics.counters[K6Metrics.status503] ?? 0) }
         switch scenario {
         case .queueSpike:
-            return [p95, failed, ComparisonTable.Row.throughput(K6Metrics.reqs), p50, s503, reqs]
+            return [p95, failed, ComparisonTable.Row.throughput(BuiltInMetrics.httpReqs), p50, s503, reqs]
         case .reservationStress:
             return [p95,
                     ComparisonTable.Row("reservation success (%)") { r in rate(r, ReservationMetrics.success) },

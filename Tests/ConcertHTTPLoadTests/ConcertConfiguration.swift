@@ -90,14 +90,14 @@ struct ConcertConfiguration: Sendable {
             authHeader = ("Authorization", "Bearer " + token)
         }
         scheduleId = s.string("CONCERT_SCHEDULE_ID") ?? scheduleId
-        seats = try positive(s, "CONCERT_SEATS", seats)
+        seats = try s.int("CONCERT_SEATS", in: 1...1_000_000) ?? seats
         if !s.list("CONCERT_CONCERT_IDS").isEmpty { concertIds = s.list("CONCERT_CONCERT_IDS") }
         if !s.list("CONCERT_SCHEDULE_IDS").isEmpty { scheduleIds = s.list("CONCERT_SCHEDULE_IDS") }
         thinkTime = try s.duration("CONCERT_THINK_TIME") ?? thinkTime
-        paymentAmount = try positive(s, "CONCERT_PAYMENT_AMOUNT", paymentAmount)
-        paymentDuplicates = try positive(s, "CONCERT_PAYMENT_DUPLICATES", paymentDuplicates)
-        requestTimeout = try s.duration("CONCERT_REQUEST_TIMEOUT") ?? requestTimeout
-        maxConnections = try positive(s, "CONCERT_MAX_CONNECTIONS", maxConnections)
+        paymentAmount = try s.int("CONCERT_PAYMENT_AMOUNT", in: 1...1_000_000_000_000) ?? paymentAmount
+        paymentDuplicates = try s.int("CONCERT_PAYMENT_DUPLICATES", in: 1...100) ?? paymentDuplicates
+        requestTimeout = try s.positiveDuration("CONCERT_REQUEST_TIMEOUT", default: requestTimeout)
+        maxConnections = try s.int("CONCERT_MAX_CONNECTIONS", in: 1...100_000) ?? maxConnections
         switch s.string("CONCERT_ENDURANCE")?.lowercased() {
         case nil, "long", "30m": enduranceShort = false
         case "short", "5m": enduranceShort = true
@@ -111,12 +111,6 @@ struct ConcertConfiguration: Sendable {
         for (k, v) in values { p = p.replacingOccurrences(of: "{\(k)}", with: v) }
         return p
     }
-}
-
-private func positive(_ s: Settings, _ key: String, _ d: Int) throws -> Int {
-    guard let v = try s.int(key) else { return d }
-    guard v > 0 else { throw ConfigError(variable: key, value: String(v), expected: "a positive integer") }
-    return v
 }
 
 /// A named server for the comparison (`CONCERT_TARGETS=small=http://…,large=http://…`).

@@ -5,7 +5,7 @@ import LoadKitFixtures
 
 /// Seed 003: the Concert reservation service's four k6 scenarios with their SLAs, and the
 /// small/medium/large comparison. Default: smoke-sized runs (≈ 4–5 s each) against embedded
-/// `ConcertFixture`s; `LOADKIT_SCALE=seed` runs the seed's sizes; `CONCERT_BASE_URL` (or
+/// `ConcertFixture`s; `LOADKIT_SCALE=full` runs the seed's sizes; `CONCERT_BASE_URL` (or
 /// `BASE_URL`) and `CONCERT_TARGETS` point the same tests at real servers. Serialized: load tests
 /// compete for the cores.
 @Suite(.serialized) struct ConcertHTTPLoadTests {
@@ -35,7 +35,7 @@ import LoadKitFixtures
         for c in run.checks { #expect(c.passed, "\(run.result.name): \(c.name): \(c.message)") }
         let files = ["k6-summary.txt", "summary.json", "consistency.txt"].map { run.directory(root: settings.string("LOADKIT_REPORT_DIR")) + "/" + $0 }
         for f in files { #expect(FileManager.default.fileExists(atPath: f), "report file \(f)") }
-        #expect((run.result.metrics.counters[K6Metrics.reqs] ?? 0) > 0, "requests were sent")
+        #expect((run.result.metrics.counters[BuiltInMetrics.httpReqs] ?? 0) > 0, "requests were sent")
         return run
     }
 
@@ -44,7 +44,7 @@ import LoadKitFixtures
     @Test func queueSpike() async throws {
         let run = try await Self.runScenario(.queueSpike)
         let m = run.result.metrics
-        let reqs = m.counters[K6Metrics.reqs] ?? 0
+        let reqs = m.counters[BuiltInMetrics.httpReqs] ?? 0
         #expect(reqs >= 100, "a spike, not a trickle: \(reqs) requests")
         #expect((m.trends["queue_token"]?.count ?? 0) > 0)
         #expect((m.counters[RunnerMetrics.iterationsDropped] ?? 0) == 0, "the open model kept its schedule")
@@ -129,18 +129,18 @@ import LoadKitFixtures
         #expect(!p95.contains("N/A"), "\(p95)")
         for s in scenarios { #expect(text.contains("## \(s.title)")) }
         #expect(text.contains("## Recommendation"))
-        for list in runs.values { for r in list { #expect((r.result.metrics.counters[K6Metrics.reqs] ?? 0) > 0, "work on \(r.target)") } }
+        for list in runs.values { for r in list { #expect((r.result.metrics.counters[BuiltInMetrics.httpReqs] ?? 0) > 0, "work on \(r.target)") } }
 
         // The embedded presets behave like the seed's sizes: small is slower (or sheds load) than large.
         if settings.string("CONCERT_TARGETS") == nil, let qs = runs[.queueSpike], qs.count == 3 {
             let small = qs[0].result, large = qs[2].result
-            let slowMedian = try #require(ConcertComparison.ms(small, K6Metrics.duration, 50))
-            let fastMedian = try #require(ConcertComparison.ms(large, K6Metrics.duration, 50))
+            let slowMedian = try #require(ConcertComparison.ms(small, BuiltInMetrics.httpReqDuration, 50))
+            let fastMedian = try #require(ConcertComparison.ms(large, BuiltInMetrics.httpReqDuration, 50))
             let small503 = small.metrics.counters[K6Metrics.status503] ?? 0, large503 = large.metrics.counters[K6Metrics.status503] ?? 0
             // The minimum is immune to noise from other work on the machine (noise only adds):
             // small's service time is 4–8 ms, large's 1–2 ms.
-            let slowMin = Double(small.metrics.trends[K6Metrics.duration]?.min ?? 0) / 1000
-            let fastMin = Double(large.metrics.trends[K6Metrics.duration]?.min ?? 0) / 1000
+            let slowMin = Double(small.metrics.trends[BuiltInMetrics.httpReqDuration]?.min ?? 0) / 1000
+            let fastMin = Double(large.metrics.trends[BuiltInMetrics.httpReqDuration]?.min ?? 0) / 1000
             #expect(slowMedian > fastMedian || slowMin > fastMin || small503 > large503,
                     "small: median \(slowMedian) ms, min \(slowMin) ms, \(small503)×503; large: median \(fastMedian) ms, min \(fastMin) ms, \(large503)×503")
             #expect(slowMin >= 4, "small's fixture adds at least 4 ms: min \(slowMin) ms")
@@ -181,13 +181,13 @@ import LoadKitFixtures
         let run = try await Self.shortQueueRun("queue-latency", options: o, rate: 20, root: root)
 
         let outcomes = run.outcomes                       // evaluated, not recorded: the breach is the point
-        let p95 = try #require(outcomes.first { $0.metric == K6Metrics.duration })
+        let p95 = try #require(outcomes.first { $0.metric == BuiltInMetrics.httpReqDuration })
         #expect(!p95.passed)
         #expect((p95.actual ?? 0) >= 600_000)
         #expect(p95.message.hasPrefix("http_req_duration p(95) = "), "\(p95.message)")
         #expect(p95.message.hasSuffix("limit < 500 ms"), "\(p95.message)")
-        #expect(outcomes.first { $0.metric == K6Metrics.failed }?.passed == true, "slow is not failed")
-        #expect((run.result.metrics.counters[K6Metrics.reqs] ?? 0) >= 20)
+        #expect(outcomes.first { $0.metric == BuiltInMetrics.httpReqFailed }?.passed == true, "slow is not failed")
+        #expect((run.result.metrics.counters[BuiltInMetrics.httpReqs] ?? 0) >= 20)
         let dir = run.directory(root: root)
         let k6 = try String(contentsOfFile: dir + "/k6-summary.txt", encoding: .utf8)
         #expect(k6.contains("✗ http_req_duration p(95)"), "\(k6)")
@@ -208,7 +208,7 @@ import LoadKitFixtures
         #expect(e503.source == .server, "a 503 is the server's failure, not the generator's")
         #expect(e503.count == m.counters[K6Metrics.status503])
         #expect((m.counters[RunnerMetrics.operations] ?? 0) > 0, "some requests were served")
-        let failed = try #require(run.outcomes.first { $0.metric == K6Metrics.failed })
+        let failed = try #require(run.outcomes.first { $0.metric == BuiltInMetrics.httpReqFailed })
         #expect(!failed.passed)
         #expect(failed.message.hasPrefix("http_req_failed rate = "), "\(failed.message)")
         #expect(failed.message.hasSuffix("limit < 1 %"), "\(failed.message)")
@@ -269,6 +269,37 @@ import LoadKitFixtures
         gone.shutdown()
     }
 
+    /// Issue 13: a health endpoint that echoes the credentials it got in a 401 page leaks them in
+    /// no output — the thrown error as the test records it, and a run's summary, report files,
+    /// log and Prometheus text. The key is opaque (no credential shape): only the registered
+    /// secret values of `CONCERT_AUTH_HEADER` can catch it.
+    @Test func healthCheckEchoingTheAuthHeaderLeaksItNowhere() async throws {
+        var o = FixtureOptions()
+        o.faults.echoCredentialsPaths = ["/health"]
+        let fixture = try await ConcertFixture.start(o)
+        let key = "opaque-concert-key-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        let settings = Settings(["CONCERT_AUTH_HEADER": "X-Api-Key: \(key)"])
+        let client = ConcertClient(baseURL: fixture.url, config: try ConcertConfiguration(settings: settings))
+        defer { client.shutdown() }
+
+        let issueTexts = try await OutputChannels.issueTexts("the echoing fixture refuses the health check") {
+            try await client.checkHealth()
+        }
+        #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains("x-api-key: \(Secrets.mask)") }, "\(issueTexts)")
+        for t in issueTexts { #expect(!t.contains(key), "test output leaked the key: \(t)") }
+
+        let root = NSTemporaryDirectory() + "loadkit-concert-secrets-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("concert-secret-echo", burst: 2)
+            .settings(settings).reports(true, root: root).progress(false).exclusive(false)
+            .run { user in _ = try? await user.measure("health") { try await client.checkHealth() } }
+        await fixture.stop()
+        #expect(result.metrics.errors["health_check"]?.examples.contains { $0.contains("HTTP 401") } == true)
+        let outputs = OutputChannels.texts(of: result, reportDirectory: ReportWriter(root: root).directory(for: "concert-secret-echo"))
+        #expect(outputs.count >= 7, "\(outputs.map(\.channel))")
+        for (channel, text) in outputs { #expect(!text.contains(key), "\(channel) leaked the key") }
+    }
+
     // MARK: Configuration (no network)
 
     @Test func configurationFromSettings() throws {
@@ -299,6 +330,45 @@ import LoadKitFixtures
         // Smoke (default): a few seconds each.
         for sc in ConcertScenario.allCases {
             #expect(try sc.loadTest(Settings([:]), config: c).plannedDuration <= .seconds(5))
+        }
+    }
+
+    /// Issue 13 (item 4): a path in the base URL prefixes every API path (the health check goes
+    /// to `<base>/health`); a query is an error naming the variable.
+    @Test func baseURLPathPrefixesTheAPIPaths() async throws {
+        let fixture = try await ConcertFixture.start()
+        let target = try await ConcertTarget.primary(Settings(["CONCERT_BASE_URL": fixture.url + "/concert-api/"]), config: ConcertConfiguration())
+        let e = await #expect(throws: ConcertTargetError.self) { try await target.client.checkHealth() }
+        #expect(e?.message.hasPrefix("health check GET \(fixture.url)/concert-api/health answered HTTP 404") == true, "\(String(describing: e))")
+        await target.stop()
+        await fixture.stop()
+        for (key, url) in [("BASE_URL", "http://h:1/x?y=1"), ("CONCERT_BASE_URL", "h:1"), ("CONCERT_BASE_URL", "ftp://h:1")] {
+            let bad = await #expect(throws: ConfigError.self) { _ = try await ConcertTarget.primary(Settings([key: url]), config: ConcertConfiguration()) }
+            #expect(bad?.variable == key, "\(key)=\(url)")
+        }
+    }
+
+    /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
+    /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
+    @Test(arguments: ["CONCERT_SEATS", "CONCERT_PAYMENT_AMOUNT", "CONCERT_PAYMENT_DUPLICATES", "CONCERT_MAX_CONNECTIONS",
+                      "CONCERT_THINK_TIME", "CONCERT_REQUEST_TIMEOUT", "LOADKIT_CONCERT_USERS", "LOADKIT_CONCERT_DURATION",
+                      "LOADKIT_CONCERT_SCALE", "CONCERT_SLA_QUEUE_P95", "CONCERT_SLA_RESERVATION_P95", "CONCERT_SLA_PAYMENT_P95",
+                      "CONCERT_SLA_HIT_P95"])
+    func hostileNumbersNameTheVariable(key: String) {
+        for value in ["inf", "nan", "1e30", "1e300", "-1", "99999999999999999999"] {
+            let s = Settings([key: value])
+            do {
+                let c = try ConcertConfiguration(settings: s)
+                for sc in ConcertScenario.allCases {
+                    let t = try sc.loadTest(s, config: c)
+                    _ = (t.deadline, t.peakUsers, try sc.sla(s))
+                }
+                Issue.record("\(key)=\(value) was accepted")
+            } catch let e as ConfigError {
+                #expect(e.variable == key && e.description.contains("expected"), "\(key)=\(value): \(e)")
+            } catch {
+                Issue.record("\(key)=\(value): not a ConfigError: \(error)")
+            }
         }
     }
 

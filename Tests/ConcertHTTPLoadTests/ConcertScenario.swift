@@ -5,7 +5,7 @@ import Synchronization
 /// The four k6 scenarios of seed 003, written at the seed's size (its script names, stage lengths
 /// and peak VUs: queue spike ≈ 2 min, reservation stress ≈ 4 min with `target: 200`, payment soak
 /// 5 min, endurance 30 min or the 5-minute short form). `LOADKIT_SCALE` (suite key `CONCERT`)
-/// shrinks them to a smoke run by default; `LOADKIT_SCALE=seed` runs them as written.
+/// shrinks them to a smoke run by default; `LOADKIT_SCALE=full` runs them as written.
 enum ConcertScenario: String, CaseIterable, Sendable {
     case queueSpike = "queue-spike"
     case reservationStress = "reservation-stress"
@@ -98,7 +98,7 @@ enum ConcertScenario: String, CaseIterable, Sendable {
             return SLA.all {
                 SLA.http(p95: p95, failedBelow: failed)
                 SLA.errorRate(below: failed)
-                SLA.count(K6Metrics.reqs, atLeast: 1)
+                SLA.count(BuiltInMetrics.httpReqs, atLeast: 1)
             }
         case .reservationStress:
             let p95 = try s.duration("CONCERT_SLA_RESERVATION_P95") ?? .seconds(1)
@@ -107,7 +107,7 @@ enum ConcertScenario: String, CaseIterable, Sendable {
                 SLA.http(p95: p95, failedBelow: failed)
                 SLA.rate(ReservationMetrics.lockTimeout, below: failed)
                 SLA.rate(ReservationMetrics.soldOnce, atLeast: 1)
-                SLA.count(K6Metrics.reqs, atLeast: 1)
+                SLA.count(BuiltInMetrics.httpReqs, atLeast: 1)
             }
         case .paymentLoad:
             let p95 = try s.duration("CONCERT_SLA_PAYMENT_P95") ?? .seconds(1)
@@ -124,7 +124,7 @@ enum ConcertScenario: String, CaseIterable, Sendable {
             return SLA.all {
                 SLA.rate(CatalogueMetrics.cacheHit, atLeast: hit)
                 SLA.p95(CatalogueMetrics.hitDuration, below: hitP95)
-                SLA.rate(K6Metrics.failed, below: failed)
+                SLA.rate(BuiltInMetrics.httpReqFailed, below: failed)
                 SLA.errorRate(below: failed)
             }
         }
@@ -212,7 +212,7 @@ enum Drift {
     /// (second, requests, mean ms, errors) for every second with requests.
     static func perSecond(_ r: RunResult) -> [(second: Int, reqs: Int64, meanMillis: Double, errors: Int64)] {
         let sums = r.metrics.series[K6Metrics.durationSumMicros] ?? []
-        let reqs = r.metrics.series[K6Metrics.reqs] ?? []
+        let reqs = r.metrics.series[BuiltInMetrics.httpReqs] ?? []
         let errs = r.metrics.series["errors"] ?? []
         return reqs.indices.compactMap { i in
             guard reqs[i] > 0 else { return nil }

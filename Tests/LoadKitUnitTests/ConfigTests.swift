@@ -27,7 +27,49 @@ import Testing
         #expect(v["EMPTY"] == "")
         #expect(v["SPACED"] == "value with spaces")
         #expect(v["BAD"] == nil)
-        #expect(skipped == [10, 11])
+        #expect(skipped.map(\.line) == [10, 11])
+        #expect(skipped.map(\.reason) == ["no \"=\" between a name and a value", "unterminated double quote in the value of BAD"])
+    }
+
+    /// Issue 13: a malformed `.env` line is an error naming the file and the line (it used to be
+    /// skipped: `SERVER_URL 127.0.0.1:1` ran against the embedded fixture, green, without a word).
+    /// The line's text is never shown (it may hold a secret).
+    @Test(arguments: [("SERVER_URL 127.0.0.1:1", "no \"="), ("TOKEN=\"sk-live-abcdef", "unterminated double quote"),
+                      ("PASSWORD='hunter2-secret", "unterminated single quote"), ("A=\"x\" sk-live-abcdef", "after the closing quote"),
+                      ("MY KEY=1", "not a variable name")])
+    func malformedDotEnvLineIsAnErrorNamingFileAndLine(line: String, reason: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lk-env-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "# settings\nLOADKIT_SCALE=smoke\n\(line)\nROOM_ID=1\n".write(to: dir.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        let e = #expect(throws: ConfigError.self) { try Settings.load(environment: [:], currentDirectory: dir.path) }
+        let text = e.map { String(describing: $0) } ?? ""
+        #expect(text.contains(dir.path + "/.env") && text.contains("line 3") && text.contains(reason), "\(text)")
+        #expect(!text.contains("sk-live") && !text.contains("hunter2") && !text.contains("127.0.0.1:1"), "the line's text is not shown: \(text)")
+        // The same file named by LOADKIT_ENV_FILE.
+        let named = #expect(throws: ConfigError.self) {
+            try Settings.load(environment: ["LOADKIT_ENV_FILE": dir.path + "/.env"], currentDirectory: "/nonexistent")
+        }
+        #expect(named.map { "\($0)".contains("line 3") } == true)
+    }
+
+    /// Settings that fell back to the environment alone (`Settings.current` with a bad `.env`)
+    /// carry the error: scaling, the chat configuration and a run all throw it.
+    @Test func settingsCarryingALoadErrorFailEveryUse() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lk-env-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "SERVER_URL 127.0.0.1:1\n".write(to: dir.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        var s = Settings(["SERVER_URL": "127.0.0.1:1"])
+        do { _ = try Settings.load(environment: [:], currentDirectory: dir.path) } catch let e as ConfigError {
+            s = s.carrying(e)
+        }
+        #expect(s.loadError != nil)
+        #expect(throws: ConfigError.self) { try Scale(settings: s) }
+        #expect(throws: ConfigError.self) { try StompChatConfiguration(settings: s) }
+        await #expect(throws: ConfigError.self) {
+            _ = try await LoadTest("env", burst: 1).settings(s).reports(false).progress(false).exclusive(false).run { _ in }
+        }
     }
 
     @Test func environmentWinsOverDotEnvFile() throws {
@@ -110,7 +152,9 @@ import Testing
         }
         #expect(try plan([:]) == (50, 20))                                   // smoke default: ≤ 50 users, ≤ 20 s
         #expect(try plan([:], seed.smoke(users: 30, duration: .seconds(15))) == (30, 15))
-        #expect(try plan(["LOADKIT_SCALE": "seed"]) == (900, 30))
+        #expect(try plan(["LOADKIT_SCALE": "full"]) == (900, 30))
+        #expect(try plan(["LOADKIT_SCALE": "nightly"]) == (900, 30))
+        #expect(try plan(["LOADKIT_SCALE": "seed"]) == (900, 30))       // the older name
         #expect(try plan(["LOADKIT_SCALE": "nightly"]) == (900, 30))
         #expect(try plan(["LOADKIT_SCALE": "0.5"]) == (450, 15))
         #expect(try plan(["LOADKIT_SCALE": "seed", "LOADKIT_USERS_SCALE": "2", "LOADKIT_DURATION_SCALE": "0.1"]) == (1800, 3))

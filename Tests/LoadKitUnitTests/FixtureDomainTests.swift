@@ -73,6 +73,7 @@ private func json(_ r: FixtureResponse) -> [String: Any] {
         #expect(LatencyModel(parsing: "10-40") == .uniform(min: .milliseconds(10), max: .milliseconds(40)))
         #expect(LatencyModel(parsing: "50~10") == .normal(mean: .milliseconds(50), standardDeviation: .milliseconds(10)))
         #expect(LatencyModel(parsing: "x") == nil)
+        for hostile in ["inf", "1e30", "nan", "0-inf", "5~1e300"] { #expect(LatencyModel(parsing: hostile) == nil, "\(hostile)") }
         let u = LatencyModel.uniform(min: .milliseconds(10), max: .milliseconds(20))
         for _ in 0..<1000 {
             let v = u.sampleNanos(&rng)

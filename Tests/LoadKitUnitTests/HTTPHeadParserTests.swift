@@ -78,6 +78,25 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         guard case .failure(let e) = q.parse(many) else { Issue.record("accepted 20 lines"); return }
         #expect(e.kind == "http_head_too_large")
     }
+
+    /// Issue 13: a server sending endless CRLF before the status line made the client read 21 GB
+    /// until its time-out. Leading empty lines count against the head limit (both directions),
+    /// whether they come in one slice or byte by byte.
+    @Test func leadingEmptyLinesCountAgainstTheHeadLimit() {
+        let limits = HTTPHeadLimits(maxHeadBytes: 1024, maxLines: 10)
+        let blank = [UInt8](repeating: 0, count: 2000).enumerated().map { $0.offset % 2 == 0 ? UInt8(13) : UInt8(10) }
+        var r = HTTPResponseHeadParser(limits: limits)
+        guard case .failure(let e) = r.parse(blank) else { Issue.record("2000 bytes of CRLF accepted as a prefix"); return }
+        #expect(e.kind == "http_head_too_large")
+        var q = HTTPRequestHeadParser(limits: limits)
+        var failed = false
+        for b in blank { if case .failure(let e) = q.parse([b]) { #expect(e.kind == "http_head_too_large"); failed = true; break } }
+        #expect(failed)
+        // A few blank lines before a head within the limit are still skipped.
+        var ok = HTTPResponseHeadParser(limits: limits)
+        guard case .done(let head, _) = ok.parse(bytes("\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")) else { Issue.record("no head"); return }
+        #expect(head.status == 204)
+    }
 }
 
 /// Deterministic generator for reproducible random tests.

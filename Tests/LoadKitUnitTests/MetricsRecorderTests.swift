@@ -39,7 +39,7 @@ import Testing
         #expect(s.errors["assertion"]?.source == .script)
         #expect(s.errors["assertion"]?.examples == (0..<5).map { "check: body \($0) wrong" })
         #expect(s.errors["cancelled"]?.count == 1)
-        #expect(s.errors["other"]?.source == .loadGenerator)
+        #expect(s.errors["script_error"]?.source == .script)   // not classified: the scenario's own error
         #expect(s.totalErrors == 10)
         #expect(s.series["errors"]?.reduce(0, +) == 10)
     }

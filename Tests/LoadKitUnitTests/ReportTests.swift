@@ -131,6 +131,8 @@ import Testing
                                    requestsPerSecond: 98.46, messagesPerSecond: 1234, errors: 3, errorRate: 0.0002)
         #expect(ProgressLine.render(s) == "[01:05] peak | users 450/600 | 1234 msg/s | 98.5 req/s | errors 3 (0.02%)")
         #expect(ProgressLine.render(.init(elapsedSeconds: 3, users: 0)) == "[00:03] | users 0 | errors 0")
+        #expect(ProgressLine.render(.init(elapsedSeconds: 3, users: 100, requestsPerSecond: 2500, p95Micros: 12_340))
+                    == "[00:03] | users 100 | 2500 req/s p95 12.34 ms | errors 0")
         var a = MetricsSnapshot(), b = MetricsSnapshot()
         a.counters["http_reqs"] = 100; b.counters["http_reqs"] = 300
         #expect(ProgressLine.perSecond("http_reqs", previous: a, current: b, interval: 2) == 100)

@@ -41,6 +41,110 @@ import Testing
     }
 }
 
+/// Issue 13: one redaction (`Secrets.redact`) for every error text, fed by registered secret
+/// values (settings, credentials obtained at run time) and credential shapes.
+@Suite struct RedactionTests {
+    /// A token obtained from a login at run time is masked when a later error quotes it bare (no
+    /// shape to recognise it by): the chat set-up registers it before using it.
+    @Test func tokenFromALoginIsMaskedWhenEchoedBare() async throws {
+        let token = "opaque-login-token-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        var router = Router()
+        router.post("/api/v1/auth/login") { _ in .text(#"{"accessToken":"\#(token)"}"#) }
+        router.post("/api/v1/chat/rooms/group") { req in
+            // A 401 page quoting the token it got, without the `Bearer` scheme.
+            let auth = req.head.headers["Authorization"] ?? ""
+            return .text("unauthorized: \(auth.split(separator: " ").last ?? "") is not a member", status: 401)
+        }
+        let server = try HTTPServer(handler: router.handler)
+        defer { server.stop() }
+        let chat = try StompChatConfiguration(settings: Settings([
+            "SERVER_URL": "127.0.0.1:\(server.port)", "EMAIL": "a@b.c", "PASSWORD": "pw-\(UInt32.random(in: 100_000...UInt32.max))",
+            "CREATE_NEW_ROOM": "true", "MEMBER_IDS": "1"]))
+        do {
+            _ = try await chat.prepared()
+            Issue.record("room creation succeeded against a 401")
+        } catch {
+            let text = String(describing: error)
+            #expect(text.contains("HTTP 401") && text.contains("unauthorized: \(Secrets.mask) is not a member"), "\(text)")
+            #expect(!text.contains(token))
+        }
+    }
+
+    /// Server text is redacted before it is cut: a token straddling the cut leaves no prefix.
+    @Test func excerptsRedactBeforeCutting() {
+        let secret = "straddling-secret-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        Secrets.register(secret)
+        let body = String(repeating: "x", count: 190) + " " + secret + " tail"
+        let e = Secrets.excerpt(body, limit: 200)
+        #expect(!e.contains(String(secret.prefix(6))), "\(e)")
+        #expect(e.hasSuffix(Secrets.mask + "…") || e.contains(Secrets.mask), "\(e)")
+        #expect(Secrets.excerpt("") == "(empty body)")
+        #expect(Secrets.excerpt("a\nb") == "a b")
+    }
+
+    /// Keys that configure a credential are not secrets (their values would mask ordinary words);
+    /// header values of secret-named headers in `*_HEADERS` settings are registered.
+    @Test func secretKeysAndRegisteredSettings() {
+        for k in ["TOKEN", "PASSWORD", "STOMP_PASSCODE", "RUNNITY_ADMIN_TOKEN", "CONCERT_AUTH_HEADER", "MY_API_KEY", "Authorization"] {
+            #expect(Secrets.isSecret(k), "\(k)")
+        }
+        for k in ["TOKEN_JSON_PATH", "RUNNITY_TICKET_PARAM", "STOMP_AUTH_IN", "STOMP_AUTH_SCHEME", "STOMP_AUTH_HEADER",
+                  "CONCERT_PATH_QUEUE_TOKEN", "LOADKIT_FIXTURE_TICKET_TTL_MS", "auth", "SERVER_URL"] {
+            #expect(!Secrets.isSecret(k), "\(k)")
+        }
+        let cookie = "cookie-value-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        let bearer = "bearer-value-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        _ = Settings(["RUNNITY_HEADERS": "X-Trace: visible-trace-id; Cookie: \(cookie)", "CONCERT_AUTH_HEADER": "Authorization: Bearer \(bearer)",
+                      "STOMP_AUTH_IN": "connect", "TOKEN_JSON_PATH": "data.accessToken"])
+        let out = Secrets.redact("got \(cookie) and \(bearer) for data.accessToken via connect, trace visible-trace-id")
+        #expect(out == "got **** and **** for data.accessToken via connect, trace visible-trace-id", "\(out)")
+        // Redaction is idempotent, and text without secrets is left alone.
+        #expect(Secrets.redact(out) == out)
+        #expect(Secrets.redact("connection refused by 127.0.0.1:80 (1000 ms)") == "connection refused by 127.0.0.1:80 (1000 ms)")
+    }
+
+    /// Every kit error type renders its description through the redaction.
+    @Test func errorDescriptionsAreRedacted() {
+        let secret = "described-secret-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        Secrets.register(secret)
+        let errors: [any Error] = [
+            ScriptFailure("server said \(secret)"),
+            ConfigError(variable: "ROOM_ID", value: secret, expected: "a room"),
+            HTTPError.badURL(input: "http://h/?x=\(secret)", reason: "bad"),
+            HTTPError.malformed("header value \(secret)"),
+            StompError.serverError(message: secret, bodyPrefix: ""),
+            WebSocketError(kind: "ws_close_4001", source: .server, message: "closed with \(secret)"),
+        ]
+        for e in errors { #expect(!String(describing: e).contains(secret), "\(type(of: e)): \(e)") }
+    }
+}
+
+/// Issue 13 item 8: the report says which credential kind is used, never `auth=****` (and no value).
+@Suite struct AuthFactTests {
+    @Test func reportEnvironmentSaysWhatAuthIsUsed() throws {
+        let token = "opaque-report-token-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        func auth(_ extra: [String: String]) throws -> String {
+            try StompChatConfiguration(settings: Settings(["SERVER_URL": "127.0.0.1:1"].merging(extra) { _, n in n })).authDescription
+        }
+        #expect(try auth([:]) == "none")
+        #expect(try auth(["TOKEN": token]) == "token in connect")
+        #expect(try auth(["TOKEN": token, "STOMP_AUTH_IN": "handshake"]) == "token in handshake")
+        #expect(try auth(["STOMP_LOGIN": "guest", "STOMP_PASSCODE": "guest-pass", "STOMP_AUTH_IN": "none", "TOKEN": token]) == "login/passcode")
+
+        let chat = try StompChatConfiguration(settings: Settings(["SERVER_URL": "127.0.0.1:1", "ROOM_ID": "1"]))
+        var env = chat.description
+        env["TOKEN"] = token
+        let result = RunResult(name: "auth-fact", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsRecorder().snapshot(),
+                               plannedPeakUsers: 1, peakActiveUsers: 1, environment: env)
+        let summary = ConsoleSummary.render(result)
+        #expect(summary.contains("auth=none"), "\(summary)")
+        #expect(!summary.contains("auth=****"))
+        #expect(summary.contains("TOKEN=****") && !summary.contains(token))
+        let json = String(decoding: JSONSummary.render(result), as: UTF8.self)
+        #expect(json.contains(#""auth":"none""#) || json.contains(#""auth" : "none""#), "\(json)")
+    }
+}
+
 /// The one JSON string writer shared by the scenarios and the fixtures.
 @Suite struct JSONQuotingTests {
     @Test func quotedStringsRoundTripThroughJSONSerialization() throws {

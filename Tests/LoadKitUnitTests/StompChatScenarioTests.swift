@@ -1,5 +1,6 @@
 import Testing
 import LoadKit
+import LoadKitFixtures
 
 @Suite struct StompChatScenarioTests {
     @Test func readsTheSeedVariablesWithTheirDefaults() throws {
@@ -20,7 +21,7 @@ import LoadKit
 
     @Test func everythingABrokerNeedsIsSettable() throws {
         let c = try StompChatConfiguration(settings: Settings([
-            "SERVER_URL": "wss://mq.example.com:15673/ignored", "STOMP_WS_PATH": "ws", "STOMP_HOST": "/",
+            "SERVER_URL": "wss://mq.example.com:15673", "STOMP_WS_PATH": "ws", "STOMP_HOST": "/",
             "STOMP_SUBSCRIBE_PREFIX": "/exchange/chat/room.{roomId}", "STOMP_PUBLISH_DESTINATION": "/exchange/chat/room.{roomId}",
             "STOMP_CONNECT_HEADERS": "x-tenant: blue; client-id=load", "STOMP_LOGIN": "guest", "STOMP_PASSCODE": "guest",
             "STOMP_AUTH_IN": "handshake", "STOMP_AUTH_SCHEME": "", "TOKEN": "abc", "ROOM_ID": "general",
@@ -37,6 +38,32 @@ import LoadKit
         #expect(c.subprotocols == ["v12.stomp"] && c.subscribeReceipt)
         #expect(c.reconnect == Backoff(initial: .milliseconds(200), maximum: .seconds(1), maxAttempts: 3))
         #expect(c.messageTimeout == .seconds(5))
+    }
+
+    /// Issue 13: `SERVER_URL=ws://host:15674/ws` connected to `/ws-stomp` and failed with a 404
+    /// that did not say why. A ws/wss URL's path is the WebSocket endpoint; any other path is an
+    /// error naming the settings that hold paths.
+    @Test func serverURLPathIsTheWebSocketEndpoint() async throws {
+        var o = FixtureOptions()
+        o.chat.webSocketPath = "/ws"
+        let fixture = try await StompChatFixture.start(o)
+        let c = try StompChatConfiguration(settings: Settings(["SERVER_URL": "ws://127.0.0.1:\(fixture.port)/ws", "ROOM_ID": "1"]))
+        #expect(c.webSocketURL == "ws://127.0.0.1:\(fixture.port)/ws" && c.httpBaseURL == "http://127.0.0.1:\(fixture.port)")
+        let client = try await StompClient.connect(webSocket: c.webSocketURL, connectHeaders: fixture.connectHeaders(token: fixture.token()),
+                                                   heartBeat: (.zero, .zero), timeout: .seconds(5))
+        await client.disconnect()
+        await fixture.stop()
+        // The same path in STOMP_WS_PATH agrees; a trailing slash is no path.
+        #expect(try StompChatConfiguration(settings: Settings(["SERVER_URL": "wss://h:1/ws", "STOMP_WS_PATH": "ws"])).webSocketURL == "wss://h:1/ws")
+        #expect(try StompChatConfiguration(settings: Settings(["SERVER_URL": "http://h:1/"])).webSocketURL == "ws://h:1/ws-stomp")
+        for (url, wsPath, named) in [("ws://h:1/ws", "/other", "STOMP_WS_PATH"), ("h:1/ws", nil, "SERVER_URL"),
+                                     ("http://h:1/api", nil, "SERVER_URL")] as [(String, String?, String)] {
+            var v = ["SERVER_URL": url]
+            v["STOMP_WS_PATH"] = wsPath
+            let e = #expect(throws: ConfigError.self) { try StompChatConfiguration(settings: Settings(v)) }
+            #expect(e?.variable == named, "\(url): \(String(describing: e))")
+            #expect(e?.description.contains("STOMP_WS_PATH") == true, "\(String(describing: e))")
+        }
     }
 
     @Test func severalRoomsAreDealtRoundRobin() throws {

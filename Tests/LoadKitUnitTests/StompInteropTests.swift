@@ -3,9 +3,11 @@ import Foundation
 import Synchronization
 @testable import LoadKit
 
-/// Runs only against an independent broker named by `STOMP_INTEROP_TCP=host:port` (e.g. coilmq
-/// from PyPI: `coilmq -b 127.0.0.1 -p 61613`, which wants the machine's FQDN as `host`; override
-/// with `STOMP_INTEROP_VHOST`) and/or `STOMP_INTEROP_WS=ws://host:port/path`.
+/// STOMP interop with independent implementations. By default (when the Python packages import;
+/// `.ci/run` installs and requires them, see ``InteropPeers``): our client against coilmq, which
+/// the test starts, and stomp.py against our server role over TCP and WebSocket. Also against a
+/// broker you name: `STOMP_INTEROP_TCP=host:port` (`STOMP_INTEROP_VHOST` for its virtual host)
+/// and/or `STOMP_INTEROP_WS=ws://host:port/path` (RabbitMQ, ActiveMQ).
 @Suite(.serialized)
 struct StompInteropTests {
     static let env = ProcessInfo.processInfo.environment
@@ -36,6 +38,57 @@ struct StompInteropTests {
         let c = try await StompClient.connect(webSocket: Self.env["STOMP_INTEROP_WS"]!, connectHeaders: [("login", "guest"), ("passcode", "guest")],
                                               heartBeat: (.seconds(1), .seconds(1)), timeout: .seconds(5))
         try await roundTrip(c)
+    }
+
+    /// Our client against coilmq (PyPI), started here on a free loopback port. coilmq accepts only
+    /// its own fully qualified name as the virtual host, which Python tells.
+    @Test(.enabled(if: InteropPeers.available(["coilmq"]), "coilmq is not installed (LOADKIT_INTEROP)"))
+    func loadKitClientAgainstCoilmq() async throws {
+        try InteropPeers.require(["coilmq"])
+        let port = try InteropPeers.freePort()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sys; from coilmq.start import main; sys.argv = ['coilmq', '-b', '127.0.0.1', '-p', '\(port)']; main()"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        let vhost = InteropPeers.run(["python3", "-c", "import socket; print(socket.getfqdn())"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        // coilmq takes a moment to listen: retry the connect for up to 10 s.
+        var client: StompClient?
+        let deadline = monotonicNanos() + 10_000_000_000
+        while client == nil {
+            do {
+                client = try await StompClient.connect(tcpHost: "127.0.0.1", port: port, connectHeaders: [("login", "guest"), ("passcode", "guest")],
+                                                       vhost: vhost, heartBeat: (.seconds(1), .seconds(1)), timeout: .seconds(5))
+            } catch let e as TransportError where e.kind == "refused" && monotonicNanos() < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        try await roundTrip(try #require(client))
+    }
+
+    /// stomp.py (PyPI) against our server role, over TCP and over WebSocket.
+    @Test(.enabled(if: InteropPeers.available(["stomp"]), "stomp.py is not installed (LOADKIT_INTEROP)"), arguments: [false, true])
+    func stompPyClientAgainstLoadKitServer(webSocket: Bool) async throws {
+        try InteropPeers.require(["stomp"])
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let script = InteropPeers.scripts.appendingPathComponent("stomp-interop/client.py").path
+        let a = broker.address
+        let args = webSocket ? ["python3", script, "ws", a.host, "\(a.port)", "/stomp"] : ["python3", script, "tcp", a.host, "\(a.port)"]
+        let (status, output) = try await InteropPeers.runDetached(args)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("OK"), "\(output)")
+        #expect(broker.state.withLock { $0.disconnects } == 1, "stomp.py sent DISCONNECT")
+    }
+
+    /// With the peers required (`LOADKIT_INTEROP=1`, as in CI), a missing one is a failure that
+    /// says what to install, not a skip.
+    @Test func aMissingPeerIsAClearError() {
+        let e = #expect(throws: ScriptFailure.self) { try InteropPeers.require(["loadkit_no_such_module"]) }
+        #expect(e?.description.contains("loadkit_no_such_module") == true && e?.description.contains("pip install") == true)
     }
 
     /// Serves the test broker (server-role codec) on `STOMP_INTEROP_SERVE_PORT` for

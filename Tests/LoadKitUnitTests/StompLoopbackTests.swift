@@ -46,6 +46,7 @@ final class StompTestBroker: Sendable {
         var out: [UInt8] = []
         var timer: LoopTimer?
         var silent = false
+        var noReceipt = false
         init(_ pipe: Pipe, broker: StompTestBroker) { self.tcp = pipe; self.broker = broker }
 
         func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { received(bytes) }
@@ -89,6 +90,7 @@ final class StompTestBroker: Sendable {
                         return
                     }
                     silent = f["login"] == "silent"
+                    noReceipt = f["login"] == "noreceipt"
                     let hb: (UInt64, UInt64) = silent ? (30, 0) : (f["login"] == "beat" ? (20, 20) : (0, 0))
                     switch session.accept(f, heartBeat: hb) {
                     case .success(let reply): send(reply)
@@ -117,6 +119,7 @@ final class StompTestBroker: Sendable {
                     break
                 case .disconnect:
                     broker.state.withLock { $0.disconnects += 1 }
+                    if noReceipt { tcp.close(); return }   // orderly close (WebSocket 1000 / TCP FIN), no RECEIPT
                     if let r = StompServerSession.receiptFrame(for: frame) { send(r) }
                     tcp.shutdownOutput()
                     return
@@ -394,6 +397,21 @@ final class StompInbox: Sendable {
         #expect(await inbox.wait(for: 3) == ["one", "two", "one"])
         c.close()
         #expect(await c.waitClosed() == nil)
+    }
+
+    /// Issue 13: brokers may close right after DISCONNECT without the RECEIPT (STOMP 1.2 warns
+    /// of it). An orderly close (WebSocket 1000, TCP FIN) after our DISCONNECT is success, at once.
+    @Test(arguments: [false, true])
+    func orderlyCloseAfterDisconnectWithoutReceiptIsSuccess(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let c = try await connect(broker, login: "noreceipt", webSocket: webSocket)
+        let start = monotonicNanos()
+        await c.disconnect(timeout: .seconds(5))
+        #expect(monotonicNanos() - start < 3_000_000_000, "disconnect waited for the time-out")
+        let cause = await c.waitClosed()
+        #expect(cause == nil, "\(cause.map { "\($0.kind): \($0)" } ?? "")")
+        #expect(broker.state.withLock { $0.disconnects } == 1)
     }
 
     /// A server that never answers DISCONNECT: `disconnect(timeout:)` still returns, bounded.

@@ -2,15 +2,14 @@ import Testing
 import Foundation
 @testable import LoadKit
 
-/// Interop with Python `websockets` (an independent implementation). Opt-in:
-/// `LOADKIT_WS_INTEROP=1 swift test --filter WebSocketInteropTests` (needs `pip install websockets`).
-@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["LOADKIT_WS_INTEROP"] != nil))
+/// Interop with Python `websockets` (an independent implementation): runs by default when the
+/// package imports (`.ci/run` installs it and requires it; see ``InteropPeers``).
+@Suite(.serialized, .enabled(if: InteropPeers.available(["websockets"]), "Python websockets is not installed (LOADKIT_INTEROP)"))
 struct WebSocketInteropTests {
-    static let scripts = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Benchmarks/websocket-interop")
+    static let scripts = InteropPeers.scripts.appendingPathComponent("websocket-interop")
 
     @Test func loadKitClientAgainstPythonServer() async throws {
+        try InteropPeers.require(["websockets"])
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", Self.scripts.appendingPathComponent("echo_server.py").path, "0"]
@@ -61,6 +60,7 @@ struct WebSocketInteropTests {
     }
 
     @Test func pythonClientAgainstLoadKitServer() async throws {
+        try InteropPeers.require(["websockets"])
         let server = try WSEchoServer()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -172,6 +172,37 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         }
     }
 
+    /// Issue 13: close errors say who closed and why. A close LoadKit starts because the server
+    /// broke the protocol is "by LoadKit" in the text, yet still the server's fault (source).
+    @Test func closeErrorsSayWhoClosedAndWhy() async throws {
+        func failure(after frame: [UInt8]) async throws -> WebSocketError? {
+            let listener = try TCPListener { tcp in tcp.start(delegate: WSRawFrameServer(frame)) }
+            defer { listener.close() }
+            let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
+            do { _ = try await ws.receive(timeout: .seconds(5)); return nil } catch let e as WebSocketError { return e }
+        }
+        var badText: [UInt8] = []
+        WebSocketFrameEncoder.encode(into: &badText, opcode: .text, maskKey: nil, payload: [0x61, 0xC3, 0x28])
+        let e1007 = try #require(try await failure(after: badText))
+        #expect(e1007.kind == "ws_close_1007" && e1007.source == .server)
+        #expect(e1007.description.contains("closed by LoadKit with 1007"), "\(e1007)")
+        #expect(e1007.description.contains("the server sent invalid"), "\(e1007)")
+        #expect(e1007.description.contains("UTF-8"), "\(e1007)")
+        #expect(!e1007.description.contains("by peer"))
+
+        var masked: [UInt8] = []
+        WebSocketFrameEncoder.encode(into: &masked, opcode: .text, maskKey: WebSocketMaskKey(1, 2, 3, 4), payload: Array("x".utf8))
+        let e1002 = try #require(try await failure(after: masked))
+        #expect(e1002.kind == "ws_close_1002" && e1002.source == .server)
+        #expect(e1002.description.contains("closed by LoadKit with 1002"), "\(e1002)")
+
+        var bye: [UInt8] = []
+        WebSocketFrameEncoder.encode(into: &bye, opcode: .close, maskKey: nil, payload: WebSocketClosePayload.make(code: 4001, reason: "bye"))
+        let e4001 = try #require(try await failure(after: bye))
+        #expect(e4001.kind == "ws_close_4001" && e4001.source == .server)
+        #expect(e4001.description.contains(#"closed by the server with 4001 "bye""#), "\(e4001)")
+    }
+
     @Test func handshakeAgainstWrongAcceptIsInvalid() async throws {
         let listener = try TCPListener { tcp in
             tcp.start(delegate: WSBadAcceptServer())
@@ -258,6 +289,23 @@ final class WSMaskingServer: ConnectionDelegate, @unchecked Sendable {
             var f: [UInt8] = []
             WebSocketFrameEncoder.encode(into: &f, opcode: .text, maskKey: WebSocketMaskKey(1, 2, 3, 4), payload: Array("x".utf8))
             c.write(f)
+        }
+    }
+    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+}
+
+/// Answers the handshake correctly, then sends the given raw frame bytes; closes the TCP
+/// connection when the client sends anything after that (its close frame).
+final class WSRawFrameServer: ConnectionDelegate, @unchecked Sendable {
+    var parser = HTTPRequestHeadParser()
+    var upgraded = false
+    let frame: [UInt8]
+    init(_ frame: [UInt8]) { self.frame = frame }
+    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        if upgraded { c.close(); return }
+        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
+            upgraded = true
+            c.write(a.responseBytes + frame)
         }
     }
     func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}

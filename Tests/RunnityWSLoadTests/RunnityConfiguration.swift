@@ -16,7 +16,8 @@ struct RunnityConfiguration: Sendable {
     }
 
     // MARK: Server
-    /// `RUNNITY_BASE_URL` (`http(s)://host:port`, no trailing slash).
+    /// `RUNNITY_BASE_URL` (`http(s)://host:port`, no trailing slash). A path is a prefix of every
+    /// API path (`http://gw/runnity` → `http://gw/runnity/api/v1/…`); a query or fragment is an error.
     var baseURL: String
     /// `RUNNITY_LOGIN_PATH`, default `/api/v1/auth/test-login?memberId={memberId}`.
     var loginPath: String
@@ -91,13 +92,18 @@ struct RunnityConfiguration: Sendable {
     /// Random tag in created challenge titles.
     var runTag: String
 
+    /// Largest member id (and offset) the settings accept.
+    static let maxMemberId = 1_000_000_000_000
+
     /// Reads the configuration; `baseURL` is the API (from `RUNNITY_BASE_URL` or the fixture);
     /// `defaultPingInterval` is used when `RUNNITY_PING_INTERVAL` is unset.
     init(settings s: Settings, baseURL: String, defaultPingInterval: Duration = .seconds(30)) throws {
         var base = baseURL.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }
-        guard let u = URL(string: base), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil else {
-            throw ConfigError(variable: "RUNNITY_BASE_URL", value: baseURL, expected: "http(s)://host[:port] of the Runnity API")
+        guard let u = URL(string: base), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil,
+              u.query == nil, u.fragment == nil else {
+            throw ConfigError(variable: "RUNNITY_BASE_URL", value: baseURL,
+                              expected: "http(s)://host[:port][/prefix] of the Runnity API, without query (a path prefixes every API path)")
         }
         self.baseURL = base
         loginPath = Self.path(s.string("RUNNITY_LOGIN_PATH") ?? "/api/v1/auth/test-login?memberId={memberId}")
@@ -113,7 +119,7 @@ struct RunnityConfiguration: Sendable {
         headers = try s.headers("RUNNITY_HEADERS")
         adminHeaders = try s.headers("RUNNITY_ADMIN_HEADERS")
         adminToken = s.string("RUNNITY_ADMIN_TOKEN")
-        adminMemberId = try s.int("RUNNITY_ADMIN_MEMBER_ID")
+        adminMemberId = try s.int("RUNNITY_ADMIN_MEMBER_ID", in: 0...Self.maxMemberId)
 
         challengeId = s.string("RUNNITY_CHALLENGE_ID")
         if let path = s.string("RUNNITY_DATASET") {
@@ -135,22 +141,20 @@ struct RunnityConfiguration: Sendable {
             throw ConfigError(variable: "RUNNITY_CHALLENGE_ID", value: "", expected: "an existing challenge id or RUNNITY_DATASET (RUNNITY_SETUP=none)")
         }
         challengeBody = s.string("RUNNITY_CHALLENGE_BODY") ?? Self.seedChallengeBody
-        maxParticipants = try s.int("RUNNITY_MAX_PARTICIPANTS") ?? 10_000
+        maxParticipants = try s.int("RUNNITY_MAX_PARTICIPANTS", in: 1...1_000_000_000) ?? 10_000
         joinBody = s.string("RUNNITY_JOIN_BODY") ?? "{}"
-        setupConcurrency = max(1, try s.int("RUNNITY_SETUP_CONCURRENCY") ?? 32)
-        memberFirst = try s.int("RUNNITY_MEMBER_FIRST") ?? 1
-        memberCount = try s.int("RUNNITY_MEMBER_COUNT")
-        if let c = memberCount, c <= 0 {
-            throw ConfigError(variable: "RUNNITY_MEMBER_COUNT", value: String(c), expected: "a positive number of members")
-        }
-        memberOffset = try s.int("RUNNITY_MEMBER_OFFSET") ?? 0
+        setupConcurrency = try s.int("RUNNITY_SETUP_CONCURRENCY", in: 1...10_000) ?? 32
+        // Bounded so `memberFirst + offset + index` can never overflow.
+        memberFirst = try s.int("RUNNITY_MEMBER_FIRST", in: 0...Self.maxMemberId) ?? 1
+        memberCount = try s.int("RUNNITY_MEMBER_COUNT", in: 1...Self.maxMemberId)
+        memberOffset = try s.int("RUNNITY_MEMBER_OFFSET", in: 0...Self.maxMemberId) ?? 0
 
         pingInterval = try s.positiveDuration("RUNNITY_PING_INTERVAL", default: defaultPingInterval)
         pongTimeout = try s.positiveDuration("RUNNITY_PONG_TIMEOUT", default: .seconds(5))
         connectTimeout = try s.positiveDuration("RUNNITY_CONNECT_TIMEOUT", default: .seconds(10))
         httpTimeout = try s.positiveDuration("RUNNITY_HTTP_TIMEOUT", default: .seconds(10))
         connectDelay = try s.duration("RUNNITY_CONNECT_DELAY") ?? .zero
-        httpConnections = max(1, try s.int("RUNNITY_HTTP_CONNECTIONS") ?? 64)
+        httpConnections = try s.int("RUNNITY_HTTP_CONNECTIONS", in: 1...100_000) ?? 64
         tls = try s.bool("RUNNITY_TLS_INSECURE") == true ? .insecureNoVerification : .defaultClient
         runTag = String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 36)
     }

@@ -34,7 +34,7 @@ struct RunnityTarget: Sendable {
                 throw ConfigError(variable: "RUNNITY_FIXTURE", value: mode, expected: "auto, inprocess or process")
             }
             let limit = ResourceLimits.raiseOpenFileLimit()
-            let need = userIndices.count * 2 + 256 + 2 * (try settings.int("RUNNITY_HTTP_CONNECTIONS") ?? 64)
+            let need = userIndices.count * 2 + 256 + 2 * (try settings.int("RUNNITY_HTTP_CONNECTIONS", in: 1...100_000) ?? 64)
             if mode == "process" || (mode == "auto" && Double(need) > Double(limit) * 0.8) {
                 let p = try await FixtureProcess.launch(.runnity, arguments: ["--members", String(max(10_000, (userIndices.max() ?? 0) + 2))])
                 process = p
@@ -118,8 +118,7 @@ enum RunnityPlan {
     /// The seed's plan: `RUNNITY_CONNECTIONS` (500 per machine) ramped over `RUNNITY_RAMP` (300 s),
     /// held `RUNNITY_HOLD` (20 min); scaled by `LOADKIT_SCALE` & co. (suite key `RUNNITY`).
     static func loadTest(_ s: Settings, name: String = "runnity-ws") throws -> LoadTest {
-        let users = try s.int("RUNNITY_CONNECTIONS") ?? 500
-        guard users > 0 else { throw ConfigError(variable: "RUNNITY_CONNECTIONS", value: String(users), expected: "a positive number") }
+        let users = try s.int("RUNNITY_CONNECTIONS", in: 1...Scale.maxUsers) ?? 500
         let ramp = try s.duration("RUNNITY_RAMP") ?? .seconds(300)
         let hold = try s.duration("RUNNITY_HOLD") ?? .seconds(20 * 60)
         return try LoadTest(name) {

@@ -29,7 +29,7 @@ struct RunnityFailure: ClassifiedError, Sendable {
     var kind: String
     var source: FailureSource
     var message: String
-    var description: String { message }
+    var description: String { Secrets.redact(message) }
 
     /// Maps the kit's errors onto the seed's vocabulary: an `INVALID_TICKET` anywhere (401 upgrade,
     /// 1008 close) is `invalid_ticket`; the server's idle close (`TIMEOUT`) is `ws_close_timeout`;
@@ -55,7 +55,8 @@ struct RunnityEnvelope {
     /// and the envelope's message (its error code first, e.g. `NOT_PARTICIPANT: …`).
     static func require(_ r: HTTPResponse, step: String, accept: ClosedRange<Int> = 200...299) throws -> HTTPResponse {
         let ok = r.jsonValue(at: "isSuccess")
-        let msg = r.jsonValue(at: "message") ?? r.jsonValue(at: "errorCode") ?? String(r.bodyString.prefix(120))
+        // Server text enters the error through Secrets (redacted, then cut).
+        let msg = Secrets.excerpt(r.jsonValue(at: "message") ?? r.jsonValue(at: "errorCode") ?? r.bodyString, limit: 160)
         if !accept.contains(r.status) {
             let invalidTicket = msg.contains("INVALID_TICKET")
             throw RunnityFailure(kind: invalidTicket ? "invalid_ticket" : "http_\(r.status)", source: .server,
@@ -87,7 +88,9 @@ extension RunnityConfiguration {
     func login(_ http: HTTPClient, memberId: Int) async throws -> String {
         let r = try await http.post(url(loginPath, memberId: memberId), body: [], headers: httpHeaders(token: nil, json: false),
                                     timeout: httpTimeout)
-        return try RunnityEnvelope.field(RunnityEnvelope.require(r, step: "test-login"), tokenJSONPath, step: "test-login")
+        let token = try RunnityEnvelope.field(RunnityEnvelope.require(r, step: "test-login"), tokenJSONPath, step: "test-login")
+        Secrets.register(token)
+        return token
     }
 
     /// One virtual user's life (seed 002): test-login, enter, WebSocket with the ticket at once,
@@ -118,6 +121,7 @@ extension RunnityConfiguration {
             return (try RunnityEnvelope.field(ok, ticketJSONPath, step: "enter"),
                     try webSocketURLOverride ?? RunnityEnvelope.field(ok, webSocketURLJSONPath, step: "enter"))
         }
+        Secrets.register(ticket)
         let enteredAt = monotonicNanos()
         user.count(RunnityMetrics.enters)
         if connectDelay > .zero { guard await user.sleep(for: connectDelay) else { return } }
@@ -141,7 +145,7 @@ extension RunnityConfiguration {
                 } catch { throw RunnityFailure.classify(error) }
                 guard let text = first.text, messageType(text) == "CONNECTED" else {
                     throw RunnityFailure(kind: "unexpected_message", source: .server,
-                                         message: "first message is not {\"type\":\"CONNECTED\"}: \(String(first.text?.prefix(120) ?? "<binary>"))")
+                                         message: "first message is not {\"type\":\"CONNECTED\"}: \(first.text.map { Secrets.excerpt($0, limit: 120) } ?? "<binary>")")
                 }
             }
         } catch {

@@ -5,7 +5,7 @@ import LoadKitFixtures
 
 /// Seed 002: the Runnity challenge WebSocket. The default run is a smoke run (150 connections,
 /// ≈ 14 s, PING every second) against the embedded fixture, set-up phase included;
-/// `LOADKIT_SCALE=seed` runs the seed's 500 connections ramped over 300 s and held 20 min, and
+/// `LOADKIT_SCALE=full` runs the seed's 500 connections ramped over 300 s and held 20 min, and
 /// `RUNNITY_BASE_URL` points the same test at a real server. Serialized: load tests compete for the cores.
 @Suite(.serialized) struct RunnityWSLoadTests {
 
@@ -145,6 +145,38 @@ import LoadKitFixtures
         }
     }
 
+    /// Issue 13: a login endpoint whose 401 envelope echoes the request headers leaks no
+    /// credential in any output: the gateway key of `RUNNITY_HEADERS` (opaque, so only the
+    /// registered secret values catch it) in the test's issue text, the summary, every report
+    /// file, the log and the Prometheus text.
+    @Test func loginEchoingTheRequestHeadersLeaksNothing() async throws {
+        var o = FixtureOptions()
+        o.faults.echoCredentialsPaths = ["/api/v1/auth/test-login"]
+        let fixture = try await RunnityFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let key = "opaque-gateway-key-\(UInt32.random(in: 1_000_000...UInt32.max))"
+        let settings = Self.settings(fixture, ["RUNNITY_HEADERS": "X-Gateway-Key: \(key)", "RUNNITY_SETUP": "none",
+                                               "RUNNITY_CHALLENGE_ID": "100"])
+        let config = try RunnityConfiguration(settings: settings, baseURL: fixture.url)
+        let http = config.makeHTTPClient(connections: 4)
+        defer { http.shutdown() }
+
+        let issueTexts = try await OutputChannels.issueTexts("the echoing fixture refuses the login") {
+            _ = try await config.login(http, memberId: 1)
+        }
+        #expect(issueTexts.contains { $0.contains("HTTP 401") && $0.contains("x-gateway-key: \(Secrets.mask)") }, "\(issueTexts)")
+        for t in issueTexts { #expect(!t.contains(key), "test output leaked the key: \(t)") }
+
+        let result = try await Self.shortRun("runnity-secret-echo", users: 3, hold: .milliseconds(300), reports: root)
+            .settings(settings).run { user in await config.runUser(user, http: http, challengeId: nil) }
+        await fixture.stop()
+        #expect(result.metrics.errors["http_401"]?.count == 3)
+        let outputs = OutputChannels.texts(of: result, reportDirectory: ReportWriter(root: root).directory(for: "runnity-secret-echo"))
+        #expect(outputs.count >= 7, "\(outputs.map(\.channel))")
+        for (channel, text) in outputs { #expect(!text.contains(key), "\(channel) leaked the key") }
+    }
+
     @Test func droppedConnectionsBreachConnectionsHeld() async throws {
         var o = FixtureOptions()
         // HTTP keep-alive connections are dropped too; the run's HTTP traffic is over by then.
@@ -278,6 +310,43 @@ import LoadKitFixtures
         #expect(throws: DataSetError.self) { try RunnityConfiguration(settings: Settings(["RUNNITY_DATASET": "/nope.csv"]), baseURL: "http://a") }
         let e = try #require(throws: ConfigError.self) { try RunnityConfiguration(settings: Settings(["RUNNITY_HEADERS": "secret-no-colon"]), baseURL: "http://a") }
         #expect(!"\(e)".contains("secret"))
+    }
+
+    /// Issue 13 (item 4): a path in `RUNNITY_BASE_URL` prefixes every API path; a query is an
+    /// error naming the variable.
+    @Test func baseURLPathPrefixesTheAPIPaths() throws {
+        let c = try RunnityConfiguration(settings: Settings(["RUNNITY_CHALLENGE_ID": "100"]), baseURL: "http://gw.example:8080/runnity/")
+        #expect(c.url(c.loginPath, memberId: 7) == "http://gw.example:8080/runnity/api/v1/auth/test-login?memberId=7")
+        #expect(c.url(c.enterPath, challengeId: "100") == "http://gw.example:8080/runnity/api/v1/challenges/100/enter")
+        let e = #expect(throws: ConfigError.self) {
+            try RunnityConfiguration(settings: Settings(["RUNNITY_CHALLENGE_ID": "100"]), baseURL: "http://gw.example/api?x=1")
+        }
+        #expect(e?.variable == "RUNNITY_BASE_URL" && e?.description.contains("prefix") == true)
+    }
+
+    /// Issue 13: hostile numbers (non-finite, 1e30, negative, overflowing) in any of the suite's
+    /// numeric or duration settings are ConfigErrors naming the variable — never a trap.
+    @Test(arguments: ["RUNNITY_MEMBER_FIRST", "RUNNITY_MEMBER_COUNT", "RUNNITY_MEMBER_OFFSET", "RUNNITY_SETUP_CONCURRENCY",
+                      "RUNNITY_HTTP_CONNECTIONS", "RUNNITY_MAX_PARTICIPANTS", "RUNNITY_ADMIN_MEMBER_ID", "RUNNITY_PING_INTERVAL",
+                      "RUNNITY_PONG_TIMEOUT", "RUNNITY_CONNECT_TIMEOUT", "RUNNITY_HTTP_TIMEOUT", "RUNNITY_CONNECT_DELAY",
+                      "RUNNITY_CONNECTIONS", "RUNNITY_RAMP", "RUNNITY_HOLD", "LOADKIT_RUNNITY_USERS", "LOADKIT_RUNNITY_DURATION",
+                      "LOADKIT_RUNNITY_SCALE", "RUNNITY_SLA_LOGIN_P95", "RUNNITY_SLA_ENTER_P95", "RUNNITY_SLA_CONNECT_P95"])
+    func hostileNumbersNameTheVariable(key: String) {
+        for value in ["inf", "nan", "1e30", "1e300", "-1", "99999999999999999999"] {
+            let s = Settings(["RUNNITY_CHALLENGE_ID": "100", key: value])
+            do {
+                let test = try RunnityPlan.loadTest(s)
+                _ = (test.deadline, RunnityPlan.defaultPingInterval(test, s))
+                _ = try RunnityPlan.sla(s)
+                let c = try RunnityConfiguration(settings: s, baseURL: "http://127.0.0.1:1")
+                _ = try c.assignment(forUser: 1_000_000, challengeId: nil)
+                Issue.record("\(key)=\(value) was accepted")
+            } catch let e as ConfigError {
+                #expect(e.variable == key && e.description.contains("expected"), "\(key)=\(value): \(e)")
+            } catch {
+                Issue.record("\(key)=\(value): not a ConfigError: \(error)")
+            }
+        }
     }
 
     @Test func failuresAreClassifiedInTheSeedsTerms() {

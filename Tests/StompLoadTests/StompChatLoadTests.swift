@@ -4,7 +4,7 @@ import LoadKit
 import LoadKitFixtures
 
 /// Seeds 000/001: STOMP-over-WebSocket group chat under a staged ramp. The default run is a smoke
-/// run (≤ 60 workers, ≈ 12 s) against the embedded fixture; `LOADKIT_SCALE=seed` runs seed 000's
+/// run (≤ 60 workers, ≈ 12 s) against the embedded fixture; `LOADKIT_SCALE=full` runs seed 000's
 /// 300/600/900 workers, `LOADKIT_STOMP_PROFILE=seed001` seed 001's 1,000…10,000, and `SERVER_URL`
 /// points the same test at a real server. Serialized: load tests compete for the cores.
 @Suite(.serialized) struct StompChatLoadTests {
@@ -153,6 +153,33 @@ import LoadKitFixtures
         #expect(held.message == "connections_held rate = 0 %, limit >= 99 %")
         #expect(result.metrics.counters[StompChatMetrics.connectionRetries] ?? 0 == 0, "reconnect is off by default")
         #expect(result.metrics.rates[StompChatMetrics.workerSuccess]?.hits == 0)
+    }
+
+    @Test func aDroppedConnectionLosesItsMessagesInFlight() async throws {
+        // Echoes take 300 ms and a message leaves every 200 ms, so messages are always in flight
+        // when the fixture drops each connection (1.0–1.2 s after accepting it).
+        var o = FixtureOptions()
+        o.latency = .fixed(.milliseconds(300))
+        o.faults = FaultPlan(dropConnectionShare: 1, dropAfter: .milliseconds(1000) ... .milliseconds(1200))
+        let fixture = try await StompChatFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let chat = try await StompChatConfiguration(settings: Self.settings(fixture, ["MESSAGE_INTERVAL_MS": "200"])).prepared()
+        let result = try await Self.shortRun("stomp-lost", users: 2, hold: .milliseconds(2500), reports: root)
+            .run { user in try await chat.runWorker(user) }
+        await fixture.stop()
+
+        let m = result.metrics
+        let sent = m.counters[StompChatMetrics.messagesSent] ?? 0
+        let echoed = m.counters[StompChatMetrics.messagesEchoed] ?? 0
+        let lost = try #require(m.errors["message_lost"], "\(m.errors)")
+        #expect(fixture.droppedConnections == 2)
+        #expect(sent > echoed, "messages were in flight at the drops")
+        #expect(lost.count == sent - echoed, "every message in flight at a drop is lost, counted at the drop")
+        #expect(lost.source == .server)
+        #expect(lost.examples.first?.contains("connection dropped") == true, "\(lost.examples)")
+        #expect((m.counters[StompChatMetrics.messagesPendingAtStop] ?? 0) == 0, "nothing is left pending to the end")
+        #expect(m.rates[StompChatMetrics.workerSuccess]?.hits == 0)
     }
 
     @Test func badTokenIsAServerSideStompError() async throws {

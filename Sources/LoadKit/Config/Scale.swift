@@ -1,10 +1,14 @@
-/// How big a run is. A scenario is written at the seed's size (the seed's users, rates and
-/// durations); the default **smoke** profile shrinks it to at most ``smokeUsers`` users and
+/// How big a run is. A scenario is written at its full size (the users, rates and durations of
+/// the real test); the **smoke** profile shrinks it to at most ``smokeUsers`` users and
 /// ``smokeDuration`` (or what the scenario declares with `LoadTest.smoke(users:duration:)`), so
-/// plain `swift test` stays short; `seed` / `nightly` run it as written; a number multiplies it.
+/// plain `swift test` stays short; `full` runs it as written; a number multiplies it.
+///
+/// A test that calls `LoadTest.scaled(by:suite:)` defaults to smoke; any other run is scaled only
+/// when a variable below is set (then the default is `full`).
 ///
 /// Variables, read by ``init(settings:suite:)`` (the suite's own prefix wins over the global one):
-/// - `LOADKIT_SCALE` / `LOADKIT_<SUITE>_SCALE`: `smoke` (default), `seed`, `nightly`, or a factor.
+/// - `LOADKIT_SCALE` / `LOADKIT_<SUITE>_SCALE`: `smoke`, `full` (also `nightly`, `as-written`,
+///   and the older `seed`), or a factor.
 /// - `LOADKIT_USERS_SCALE`, `LOADKIT_DURATION_SCALE`: extra factors on users/rates and on durations.
 /// - `LOADKIT_<SUITE>_USERS`: the peak users (or peak rate, or burst size) outright.
 /// - `LOADKIT_<SUITE>_DURATION`: the total duration outright.
@@ -13,8 +17,8 @@ public struct Scale: Sendable, Equatable {
     public enum Profile: Sendable, Equatable {
         /// Small local run (default).
         case smoke
-        /// The seed's sizes, as written in the scenario (`seed` or `nightly`).
-        case seed
+        /// The scenario as written, at full size (`full`, `nightly`, `as-written` or `seed`).
+        case full
         /// The scenario as written times a factor.
         case factor(Double)
     }
@@ -23,6 +27,10 @@ public struct Scale: Sendable, Equatable {
     public static let smokeUsers = 50
     /// Default smoke cap on duration when a scenario declares none.
     public static let smokeDuration: Duration = .seconds(20)
+    /// Largest factor `LOADKIT_SCALE`, `LOADKIT_USERS_SCALE` and `LOADKIT_DURATION_SCALE` accept.
+    public static let maxFactor = 10_000.0
+    /// Most users (or per-second rate, or burst size) a scaled plan may reach.
+    public static let maxUsers = 10_000_000
 
     /// The profile.
     public var profile: Profile
@@ -35,7 +43,7 @@ public struct Scale: Sendable, Equatable {
     /// Total duration outright (per-suite override).
     public var totalDuration: Duration?
 
-    /// A scale with explicit values (`.seed` runs the scenario as written).
+    /// A scale with explicit values (`.full` runs the scenario as written).
     public init(profile: Profile = .smoke, usersFactor: Double = 1, durationFactor: Double = 1,
                 peakUsers: Int? = nil, totalDuration: Duration? = nil) {
         self.profile = profile; self.usersFactor = usersFactor; self.durationFactor = durationFactor
@@ -43,10 +51,21 @@ public struct Scale: Sendable, Equatable {
     }
 
     /// The scenario exactly as written.
-    public static let asWritten = Scale(profile: .seed)
+    public static let asWritten = Scale(profile: .full)
+
+    /// The variables that scale a run (global names; each also exists per suite).
+    static let variables = ["SCALE", "USERS_SCALE", "DURATION_SCALE", "USERS", "DURATION"]
+
+    /// Whether any scale variable is set for `suite` (or globally).
+    static func isSet(in settings: Settings, suite: String) -> Bool {
+        let p = "LOADKIT_" + suiteKey(suite) + "_"
+        return variables.contains { settings.string("LOADKIT_" + $0) != nil || settings.string(p + $0) != nil }
+    }
 
     /// Reads the scale variables; `suite` is the per-suite prefix (`STOMP` reads `LOADKIT_STOMP_USERS`).
-    public init(settings: Settings, suite: String? = nil) throws {
+    /// `defaultProfile` applies when `LOADKIT_SCALE` is unset.
+    public init(settings: Settings, suite: String? = nil, defaultProfile: Profile = .smoke) throws {
+        try settings.checkLoaded()
         let prefix = suite.map { "LOADKIT_" + Scale.suiteKey($0) + "_" }
         func key(_ name: String) -> String {
             if let p = prefix, settings.string(p + name) != nil { return p + name }
@@ -54,21 +73,20 @@ public struct Scale: Sendable, Equatable {
         }
         let scaleKey = key("SCALE")
         switch settings.string(scaleKey)?.lowercased() {
-        case nil, "smoke": profile = .smoke
-        case "seed", "nightly", "full": profile = .seed
+        case nil: profile = defaultProfile
+        case "smoke": profile = .smoke
+        case "full", "nightly", "as-written", "seed": profile = .full
         case let other?:
-            guard let f = Double(other), f > 0, f.isFinite else {
-                throw ConfigError(variable: scaleKey, value: other, expected: "smoke, seed, nightly or a positive number")
+            guard let f = Double(other), f > 0, f <= Scale.maxFactor else {
+                throw ConfigError(variable: scaleKey, value: other,
+                                  expected: "smoke, full (or nightly) or a factor above 0 and at most \(Int(Scale.maxFactor))")
             }
             profile = .factor(f)
         }
         usersFactor = try Scale.positive(settings, "LOADKIT_USERS_SCALE")
         durationFactor = try Scale.positive(settings, "LOADKIT_DURATION_SCALE")
         if let p = prefix {
-            if let u = try settings.int(p + "USERS") {
-                guard u > 0 else { throw ConfigError(variable: p + "USERS", value: String(u), expected: "a positive number of users") }
-                peakUsers = u
-            } else { peakUsers = nil }
+            peakUsers = try settings.int(p + "USERS", in: 1...Scale.maxUsers)
             totalDuration = try settings.duration(p + "DURATION")
         } else {
             peakUsers = nil; totalDuration = nil
@@ -77,7 +95,9 @@ public struct Scale: Sendable, Equatable {
 
     private static func positive(_ s: Settings, _ k: String) throws -> Double {
         guard let f = try s.double(k) else { return 1 }
-        guard f > 0 else { throw ConfigError(variable: k, value: s.string(k) ?? "", expected: "a positive factor") }
+        guard f > 0, f <= maxFactor else {
+            throw ConfigError(variable: k, value: s.string(k) ?? "", expected: "a factor above 0 and at most \(Int(maxFactor))")
+        }
         return f
     }
 
@@ -91,7 +111,7 @@ public struct Scale: Sendable, Equatable {
     public func factors(peak: Double, total: Duration, smokeUsers: Int?, smokeDuration: Duration?) -> (users: Double, duration: Double) {
         var u = 1.0, d = 1.0
         switch profile {
-        case .seed: break
+        case .full: break
         case .factor(let f): u = f; d = f
         case .smoke:
             let su = Double(smokeUsers ?? Scale.smokeUsers)
@@ -109,7 +129,7 @@ public struct Scale: Sendable, Equatable {
     public var profileName: String {
         switch profile {
         case .smoke: return "smoke"
-        case .seed: return "seed"
+        case .full: return "full"
         case .factor(let f): return "×\(f)"
         }
     }

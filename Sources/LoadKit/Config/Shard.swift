@@ -12,12 +12,16 @@ public struct Shard: Sendable, Equatable, Codable {
 
     /// The whole run on one machine.
     public static let single = Shard(uncheckedIndex: 0, count: 1)
+    /// Most shards a run may be spread over.
+    public static let maxCount = 100_000
 
     init(uncheckedIndex index: Int, count: Int) { self.index = index; self.count = count }
 
     /// Shard `index` of `count` (validated).
     public init(index: Int, count: Int) throws {
-        guard count >= 1 else { throw ConfigError(variable: "LOADKIT_SHARD_COUNT", value: String(count), expected: "a count ≥ 1") }
+        guard (1...Shard.maxCount).contains(count) else {
+            throw ConfigError(variable: "LOADKIT_SHARD_COUNT", value: String(count), expected: "a count in 1...\(Shard.maxCount)")
+        }
         guard (0..<count).contains(index) else {
             throw ConfigError(variable: "LOADKIT_SHARD_INDEX", value: String(index), expected: "0...\(count - 1)")
         }

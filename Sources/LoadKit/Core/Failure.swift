@@ -37,19 +37,22 @@ public struct ScriptFailure: ClassifiedError, Sendable {
         self.source = source
     }
 
-    public var description: String { message }
+    /// The message, through ``Secrets/redact(_:)``: scripts often quote what a server sent.
+    public var description: String { Secrets.redact(message) }
 }
 
 extension Error {
-    /// The error's report category, `other` when it is not a ``ClassifiedError``.
+    /// The error's report category; `script_error` when it is not a ``ClassifiedError``.
     public var loadKitKind: String {
         if let c = self as? any ClassifiedError { return c.kind }
         if self is CancellationError { return "cancelled" }
-        return "other"
+        return "script_error"
     }
 
-    /// The error's source, `.loadGenerator` for errors LoadKit cannot classify (our own code failed).
+    /// The error's source. Every error LoadKit's own code throws is classified, so an error that
+    /// is not comes from the scenario's code (`.script`); cancellation is the load generator's.
     public var loadKitSource: FailureSource {
-        (self as? any ClassifiedError)?.source ?? .loadGenerator
+        if let c = self as? any ClassifiedError { return c.source }
+        return self is CancellationError ? .loadGenerator : .script
     }
 }

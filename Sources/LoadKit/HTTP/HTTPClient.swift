@@ -9,19 +9,33 @@ import Synchronization
 /// let token = login.jsonValue(at: "data.accessToken")
 /// ```
 ///
-/// Each host (`scheme://host:port`) gets a pool of at most ``Configuration/maxConnectionsPerHost``
-/// connections; requests beyond that wait for a free connection. The timeout of a request covers
-/// everything: waiting for a connection, connecting, sending and receiving. A request on a reused
-/// connection that the server closed before answering a single byte is retried once on a fresh
-/// connection, but only when its method is idempotent.
+/// Each host (`scheme://host:port`) gets a pool of keep-alive connections that grows to the
+/// number of requests in flight — so virtual users never queue inside the client, each in effect
+/// owning a connection as in k6 — unless ``Configuration/maxConnectionsPerHost`` caps it (then
+/// requests beyond the cap wait, which shows in `http_req_blocked` and `http_reqs_queued`). The
+/// timeout of a request covers everything: waiting for a connection, connecting, sending and
+/// receiving. A request on a reused connection that the server closed before answering a single
+/// byte is retried once on a fresh connection, but only when its method is idempotent.
+///
+/// Inside a load run, every request records k6's built-in metrics for the virtual user that sent
+/// it: `http_reqs`, `http_req_duration` (and its phases `http_req_blocked`, `_connecting`,
+/// `_tls_handshaking`, `_sending`, `_waiting`, `_receiving`), `http_req_failed`, `data_sent` and
+/// `data_received`; a status outside ``Configuration/expectedStatuses`` counts one `http_<code>`
+/// error, blamed on the server (the response is still returned: check it or call
+/// ``HTTPResponse/requireStatus(_:)``, which does not count it again).
 ///
 /// Per request, the client does one hop to the connection's event loop and one continuation; the
 /// request is encoded into a buffer owned by the connection and reused.
 public final class HTTPClient: Sendable {
     /// Client settings.
     public struct Configuration: Sendable {
-        /// Largest number of open connections per host (default 64).
-        public var maxConnectionsPerHost: Int = 64
+        /// Largest number of open connections per host. Default: no cap — the pool grows to the
+        /// number of requests in flight, so a closed-model run measures the server, not a queue
+        /// inside the client. A cap is reported in the run's environment (`http_pool_cap`).
+        public var maxConnectionsPerHost: Int = .max
+        /// Statuses that count as success (default 200–399, as k6); others count an
+        /// `http_<code>` error and a hit in `http_req_failed`. A request can override it.
+        public var expectedStatuses: ExpectedStatuses = .default
         /// Timeout of a request when none is given (default 30 s).
         public var defaultTimeout: Duration = .seconds(30)
         /// Largest response body accepted (default 16 MiB); larger ones fail with `http_body_too_large`.
@@ -70,8 +84,13 @@ public final class HTTPClient: Sendable {
     /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
     nonisolated(nonsending)
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
+        let observer = ClientObservation.current
         let endpoint = request.endpoint
-        if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        if endpoint.isTLS && !tlsAvailable {
+            let error = HTTPError.tlsUnavailable(endpoint: endpoint.description)
+            observer?.httpExchangeFinished(exchange(request, nil, error, nil))
+            throw error
+        }
         let pool = pool(for: endpoint)
         let limit = timeout ?? configuration.defaultTimeout
         let start = monotonicNanos()
@@ -82,45 +101,73 @@ public final class HTTPClient: Sendable {
         let pending = PendingRequest(request: request, timeout: limit, start: start)
         // Cancelling the calling task fails the request at once with CancellationError; a
         // response that still arrives is read and dropped, so the connection stays usable.
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
-                if pending.attach(cont) { pool.submit(pending) }
+        let response: HTTPResponse
+        do {
+            response = try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
+                    if pending.attach(cont) { pool.submit(pending) }
+                }
+            } onCancel: {
+                pending.fail(CancellationError())
             }
-        } onCancel: {
-            pending.fail(CancellationError())
+        } catch {
+            observer?.httpExchangeFinished(exchange(request, nil, error, pending))
+            throw error
         }
+        if let observer {
+            let expected = request.expectedStatuses ?? configuration.expectedStatuses
+            let failure: HTTPError? = expected.contains(response.status) ? nil
+                : .status(code: response.status, method: request.method.rawValue, endpoint: request.endpoint.description)
+            observer.httpExchangeFinished(exchange(request, response, failure, pending))
+        }
+        return response
     }
 
-    /// `GET url`.
+    private func exchange(_ request: HTTPRequest, _ response: HTTPResponse?, _ failure: (any Error)?,
+                          _ pending: PendingRequest?) -> HTTPExchange {
+        HTTPExchange(label: request.name ?? "\(request.method.rawValue) \(request.endpoint.path)", name: request.name,
+                     status: response?.status, failure: failure, timings: response?.timings ?? HTTPTimings(),
+                     bytesSent: pending?.bytesSent ?? 0, bytesReceived: pending?.bytesReceived ?? 0,
+                     queued: pending?.queued ?? false, cancelled: failure is CancellationError)
+    }
+
+    /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);
+    /// `expecting` overrides which statuses count as success.
     nonisolated(nonsending)
-    public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: .GET, endpoint: try endpoint(url), headers: headers), timeout: timeout)
+    public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
+                    expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await execute(HTTPRequest(method: .GET, endpoint: try endpoint(url), headers: headers, name: name, expecting: expecting), timeout: timeout)
     }
 
     /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
     nonisolated(nonsending)
     public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
-                     encoder: JSONEncoder = JSONEncoder(), timeout: Duration? = nil) async throws -> HTTPResponse {
+                     encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
+                     timeout: Duration? = nil) async throws -> HTTPResponse {
         var h = headers
         if !h.contains("Content-Type") { h.add("Content-Type", "application/json") }
         let body: [UInt8]
         do { body = Array(try encoder.encode(value)) } catch {
             throw ScriptFailure("cannot encode \(type(of: value)) as JSON: \(error)", kind: "json_encode")
         }
-        return try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: h, body: body), timeout: timeout)
+        return try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: h, body: body, name: name, expecting: expecting),
+                                 timeout: timeout)
     }
 
     /// `POST url` with a raw body.
     nonisolated(nonsending)
-    public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: headers, body: body), timeout: timeout)
+    public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
+                     expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: headers, body: body, name: name, expecting: expecting),
+                          timeout: timeout)
     }
 
     /// Sends any method with an optional body.
     nonisolated(nonsending)
     public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
-                     timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: method, endpoint: try endpoint(url), headers: headers, body: body), timeout: timeout)
+                     name: String? = nil, expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await execute(HTTPRequest(method: method, endpoint: try endpoint(url), headers: headers, body: body, name: name, expecting: expecting),
+                          timeout: timeout)
     }
 
     /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
@@ -198,9 +245,17 @@ final class PendingRequest: @unchecked Sendable {
     let deadline: UInt64
     // Resumed once, by whoever comes first: the connection, the timeout, or cancellation.
     private let completion = Mutex(Completion())
-    // Touched only by the current owner (connection loop or pool), never concurrently.
+    // Touched only by the current owner (connection loop or pool), never concurrently; read by
+    // the caller after it resumed.
+    var connectStartAt: UInt64 = 0
+    var connectNanos: UInt64 = 0
+    var tlsNanos: UInt64 = 0
     var sentAt: UInt64 = 0
+    var writtenAt: UInt64 = 0
     var firstByteAt: UInt64 = 0
+    var bytesSent = 0
+    var bytesReceived = 0
+    var queued = false
     var staleRetries = 0
     var requeues = 0
 
@@ -211,7 +266,10 @@ final class PendingRequest: @unchecked Sendable {
         self.deadline = start &+ timeout.nanoseconds
     }
 
-    var timeoutError: HTTPError { .timeout(after: timeout, endpoint: request.endpoint.description) }
+    /// The time-out failure; blamed on the load generator if it ran out of descriptors meanwhile.
+    var timeoutError: any Error {
+        ResourcePressure.attribute(HTTPError.timeout(after: timeout, endpoint: request.endpoint.description), operationStart: start)
+    }
 
     /// True once the caller has its answer (response, error or cancellation).
     var isFinished: Bool { completion.withLock { $0.finished } }
@@ -245,6 +303,13 @@ final class PendingRequest: @unchecked Sendable {
         let now = monotonicNanos()
         r.timeToFirstByteNanos = firstByteAt >= sentAt && sentAt > 0 ? firstByteAt - sentAt : 0
         r.totalNanos = now &- start
+        // k6's phases: blocked until the connect started (new connection) or the request was
+        // written (reused one); then connect, TLS, send, wait for the first byte, receive.
+        let began = connectStartAt > 0 ? connectStartAt : sentAt
+        r.timings = HTTPTimings(blocked: began > start ? began - start : 0, connecting: connectNanos, tlsHandshaking: tlsNanos,
+                                sending: writtenAt > sentAt ? writtenAt - sentAt : 0,
+                                waiting: firstByteAt > writtenAt ? firstByteAt - writtenAt : 0,
+                                receiving: now > firstByteAt && firstByteAt > 0 ? now - firstByteAt : 0)
         r.requestMethod = request.method
         r.requestEndpoint = request.endpoint
         k.resume(returning: r)
@@ -302,6 +367,7 @@ final class HostPool: Sendable {
             if s.closed { return .closed }
             if let c = s.idle.popLast() { return .use(c) }
             if s.open < cap { s.open += 1; return .connect }
+            task.queued = true
             s.waiters.append(task)
             return .wait
         }
@@ -323,9 +389,14 @@ final class HostPool: Sendable {
         Task {
             do {
                 let address = try await SocketAddress.resolve(host: host, port: port)
+                task.connectStartAt = monotonicNanos()
                 let tcp = try await TCPConnection.connect(to: address, from: source,
                                                           timeout: .nanoseconds(Int64(max(remaining, 1_000_000))),
                                                           tls: tls, on: loop)
+                let tlsNanos = tcp.tlsHandshakeNanos ?? 0
+                let total = monotonicNanos() &- task.connectStartAt
+                task.tlsNanos = tlsNanos
+                task.connectNanos = total > tlsNanos ? total - tlsNanos : 0
                 let conn = HTTPClientConnection(tcp: tcp, pool: self)
                 loop.execute {
                     tcp.start(delegate: conn)
@@ -503,8 +574,11 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         writeBuffer.removeAll(keepingCapacity: true)
         task.request.encode(into: &writeBuffer)
         task.sentAt = now
+        task.bytesSent = writeBuffer.count
+        task.bytesReceived = 0
         armTimer(task.deadline, now: now)
         tcp.write(writeBuffer)
+        task.writtenAt = monotonicNanos()
         if writeBuffer.count > 64 * 1024 { writeBuffer = [] }
     }
 
@@ -518,12 +592,14 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             receivedAny = true
             task.firstByteAt = monotonicNanos()
         }
+        task.bytesReceived += bytes.count
         switch parser.parse(bytes) {
         case .needMore:
             return
         case .done(let response, let used):
             current = nil
             served += 1
+            task.bytesReceived -= bytes.count - used  // bytes behind the response are not its own
             let reusable = used == bytes.count && response.status != 101 && response.head.keepAlive
             if reusable { pool.release(self) } else { tcp.close() }
             task.succeed(response)

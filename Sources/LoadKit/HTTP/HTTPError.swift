@@ -40,7 +40,10 @@ public enum HTTPError: ClassifiedError, Sendable, Equatable {
         }
     }
 
-    public var description: String {
+    /// What happened, through ``Secrets/redact(_:)`` (a bad URL may carry a ticket or token).
+    public var description: String { Secrets.redact(rawDescription) }
+
+    private var rawDescription: String {
         switch self {
         case .badURL(let input, let reason): "bad URL '\(input)': \(reason)"
         case .tlsUnavailable(let e): "\(e): " + TLSError.unavailable("https/wss").description

@@ -27,7 +27,8 @@ public struct HTTPHeadLimits: Sendable, Hashable {
 /// by the WebSocket handshake. Feed byte slices until it answers `.done(head, consumed:)`; the
 /// bytes after `consumed` are the body or the next protocol's first bytes.
 ///
-/// Tolerates bare LF line ends. Needs no copying when a head arrives in one slice.
+/// Tolerates bare LF line ends and empty lines before the status line (counted against
+/// ``HTTPHeadLimits/maxHeadBytes``). Needs no copying when a head arrives in one slice.
 public struct HTTPResponseHeadParser: Sendable {
     private var scanner: HeadScanner
     /// Creates a parser with the given limits.
@@ -49,7 +50,7 @@ public struct HTTPResponseHeadParser: Sendable {
 
 /// Incremental parser for a request head (request line and headers), used by the server role and
 /// by the WebSocket server's upgrade. Same contract as ``HTTPResponseHeadParser``. Empty lines
-/// before the request line are skipped (RFC 9112 §2.2).
+/// before the request line are skipped (RFC 9112 §2.2) but count against ``HTTPHeadLimits/maxHeadBytes``.
 public struct HTTPRequestHeadParser: Sendable {
     private var scanner: HeadScanner
     /// Creates a parser with the given limits.
@@ -97,7 +98,13 @@ struct HeadScanner: Sendable {
             let b = bytes[i]
             switch state {
             case 0:
-                if b == CR || b == LF { i += 1; start = i; continue }
+                if b == CR || b == LF {
+                    // Empty lines before the start line are skipped but still count against the
+                    // head limit: a peer sending endless CRLF must not be read forever.
+                    size += 1
+                    if size > maxSize { return .failure(.headTooLarge(limit: maxSize)) }
+                    i += 1; start = i; continue
+                }
                 state = 1
             case 1:
                 if b == LF {

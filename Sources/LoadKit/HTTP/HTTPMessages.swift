@@ -10,18 +10,29 @@ public struct HTTPRequest: Sendable {
     public var headers: HTTPHeaders
     /// The body (empty for none).
     public var body: [UInt8]
+    /// The `name` tag (k6's): requests to `/items/123` and `/items/456` named `/items/{id}`
+    /// also aggregate as `http_req_duration{name:/items/{id}}`, `http_reqs{name:…}` and
+    /// `http_req_failed{name:…}`, which an SLA can select. Nil: only the untagged metrics.
+    public var name: String?
+    /// Statuses that count as success for this request; nil: the client's
+    /// ``HTTPClient/Configuration/expectedStatuses``.
+    public var expectedStatuses: ExpectedStatuses?
 
     /// Creates a request for a parsed endpoint.
-    public init(method: HTTPMethod = .GET, endpoint: Endpoint, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+    public init(method: HTTPMethod = .GET, endpoint: Endpoint, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [],
+                name: String? = nil, expecting: ExpectedStatuses? = nil) {
         self.method = method
         self.endpoint = endpoint
         self.headers = headers
         self.body = body
+        self.name = name
+        self.expectedStatuses = expecting
     }
 
     /// Creates a request for a URL string; throws `bad_url` when it does not parse.
-    public init(method: HTTPMethod = .GET, url: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) throws(HTTPError) {
-        self.init(method: method, endpoint: try Endpoint(url), headers: headers, body: body)
+    public init(method: HTTPMethod = .GET, url: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [],
+                name: String? = nil, expecting: ExpectedStatuses? = nil) throws(HTTPError) {
+        self.init(method: method, endpoint: try Endpoint(url), headers: headers, body: body, name: name, expecting: expecting)
     }
 
     /// Appends the wire form to `buffer` (reused by the client to avoid allocation).
@@ -71,6 +82,8 @@ public struct HTTPResponse: Sendable {
     public var timeToFirstByteNanos: UInt64 = 0
     /// Nanoseconds from the call (waiting for a connection included) to the last byte (0 when not measured).
     public var totalNanos: UInt64 = 0
+    /// The request's phases as k6 splits them (set by ``HTTPClient``).
+    public var timings = HTTPTimings()
     /// The method of the request this answers (set by ``HTTPClient``), for error messages.
     public var requestMethod: HTTPMethod?
     /// The endpoint of the request this answers (set by ``HTTPClient``), for error messages.

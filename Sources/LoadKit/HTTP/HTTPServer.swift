@@ -52,8 +52,24 @@ public final class HTTPServer: Sendable {
     /// Decides whether to upgrade a request carrying `Connection: upgrade`; nil lets ``Handler`` answer it.
     public typealias UpgradeHook = @Sendable (HTTPServerRequest) async -> HTTPUpgrade?
 
+    /// What the server has seen so far, for tests that compare a client's figures with the truth.
+    public struct Statistics: Sendable, Equatable {
+        /// Connections accepted.
+        public var connections: Int
+        /// Requests parsed (upgrade requests included).
+        public var requests: Int
+        /// HTTP bytes read (request heads and bodies; not an upgraded protocol's).
+        public var bytesReceived: Int
+        /// HTTP bytes written (responses, 100-continue and 101 heads).
+        public var bytesSent: Int
+    }
+
     private let listener: TCPListener
     private let connections = ConnectionRegistry()
+    private let counters = ServerCounters()
+
+    /// Connections, requests and bytes so far.
+    public var statistics: Statistics { counters.snapshot }
 
     /// The bound address.
     public var address: SocketAddress { listener.address }
@@ -67,9 +83,12 @@ public final class HTTPServer: Sendable {
                 upgrade: UpgradeHook? = nil,
                 handler: @escaping Handler) throws {
         let connections = self.connections
+        let counters = self.counters
         listener = try TCPListener(host: host, port: port, group: group, tls: tls) { tcp in
             connections.add(tcp)
+            counters.connections.add(1, ordering: .relaxed)
             let conn = HTTPServerConnection(tcp: tcp, configuration: configuration, handler: handler, upgrade: upgrade,
+                                            counters: counters,
                                             forget: { [weak tcp] in if let tcp { connections.remove(tcp) } })
             tcp.start(delegate: conn)
         }
@@ -82,6 +101,19 @@ public final class HTTPServer: Sendable {
     }
 
     deinit { stop() }
+}
+
+/// Running totals of one ``HTTPServer`` (relaxed atomics: exact once the traffic has stopped).
+final class ServerCounters: Sendable {
+    let connections = Atomic<Int>(0)
+    let requests = Atomic<Int>(0)
+    let bytesReceived = Atomic<Int>(0)
+    let bytesSent = Atomic<Int>(0)
+
+    var snapshot: HTTPServer.Statistics {
+        HTTPServer.Statistics(connections: connections.load(ordering: .relaxed), requests: requests.load(ordering: .relaxed),
+                              bytesReceived: bytesReceived.load(ordering: .relaxed), bytesSent: bytesSent.load(ordering: .relaxed))
+    }
 }
 
 /// The open HTTP connections of a server, so ``HTTPServer/stop()`` can close them.
@@ -106,6 +138,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
     private let handler: HTTPServer.Handler
     private let upgrade: HTTPServer.UpgradeHook?
     private let forget: @Sendable () -> Void
+    private let counters: ServerCounters
     private var parser: HTTPRequestParser
     private var queue: [HTTPServerRequest] = []
     private var busy = false
@@ -116,8 +149,9 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
     private var out: [UInt8] = []
 
     init(tcp: TCPConnection, configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler,
-         upgrade: HTTPServer.UpgradeHook?, forget: @escaping @Sendable () -> Void) {
+         upgrade: HTTPServer.UpgradeHook?, counters: ServerCounters, forget: @escaping @Sendable () -> Void) {
         self.tcp = tcp
+        self.counters = counters
         self.configuration = configuration
         self.handler = handler
         self.upgrade = upgrade
@@ -127,6 +161,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
 
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
         if closing { return }
+        counters.bytesReceived.add(bytes.count, ordering: .relaxed)
         if upgrading || !held.isEmpty {
             held.append(contentsOf: bytes)
             return
@@ -142,7 +177,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
                 if !sentContinue, let h = parser.headAwaitingBody, h.headers["Expect"].map({ asciiCaseInsensitiveEquals($0, "100-continue") }) == true {
                     // curl and others wait for this before sending a large body.
                     sentContinue = true
-                    tcp.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                    write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
                 return
             case .done(var request, let used):
@@ -176,6 +211,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
             failAndClose(status: 503, reason: "too many pipelined requests")
             return
         }
+        counters.requests.add(1, ordering: .relaxed)
         queue.append(request)
         if !busy { next() }
     }
@@ -202,7 +238,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         let keepAlive = request.head.keepAlive && !response.headers.containsToken("close", in: "Connection")
         out.removeAll(keepingCapacity: true)
         response.encode(into: &out, keepAlive: keepAlive, headRequest: request.method == .HEAD)
-        tcp.write(out)
+        write(out)
         if out.capacity > 256 * 1024 { out = [] }
         if !keepAlive {
             closeGracefully()
@@ -225,7 +261,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         guard tcp.isOpen else { return }
         out.removeAll(keepingCapacity: true)
         HTTPServerResponse(status: 101, headers: up.headers).encode(into: &out)
-        tcp.write(out)
+        write(out)
         closing = true  // stop HTTP processing on this delegate
         forget()
         let leftover = held
@@ -233,11 +269,16 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         up.install(tcp, leftover)
     }
 
+    private func write(_ bytes: [UInt8]) {
+        counters.bytesSent.add(bytes.count, ordering: .relaxed)
+        tcp.write(bytes)
+    }
+
     private func failAndClose(status: Int, reason: String) {
         guard !closing else { return }
         out.removeAll(keepingCapacity: true)
         HTTPServerResponse.text(reason + "\n", status: status).encode(into: &out, keepAlive: false)
-        tcp.write(out)
+        write(out)
         closeGracefully()
     }
 

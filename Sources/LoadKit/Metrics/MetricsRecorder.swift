@@ -230,10 +230,29 @@ public final class MetricsRecorder: Sendable {
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Secrets.redactCredentials("\(step): \(String(describing: error))"))
+                tally.examples.append(Secrets.redact("\(step): \(String(describing: error))"))
             }
             s.errors[kind] = tally
             Self.bump(&s.errorSeries, second, 1)
+        }
+    }
+
+    /// Moves one error already counted under `oldKind` to `error`'s kind and source (a script
+    /// that caught a failure and threw a more specific classification of it). The total and the
+    /// per-second series are unchanged: it is still one failure.
+    public func reclassifyError(from oldKind: String, to error: any Error, step: String) {
+        let kind = error.loadKitKind
+        guard kind != oldKind else { return }
+        state.withLock { s in
+            guard var old = s.errors[oldKind], old.count > 0 else { return }
+            old.count -= 1
+            s.errors[oldKind] = old.count == 0 ? nil : old
+            var tally = s.errors[kind] ?? ErrorTally(source: error.loadKitSource)
+            tally.count &+= 1
+            if tally.examples.count < ErrorTally.maxExamples {
+                tally.examples.append(Secrets.redact("\(step): \(String(describing: error))"))
+            }
+            s.errors[kind] = tally
         }
     }
 
@@ -264,6 +283,16 @@ public final class MetricsRecorder: Sendable {
             out.errors = s.errors
             if !s.errorSeries.isEmpty { out.series["errors"] = s.errorSeries }
             return out
+        }
+    }
+
+    /// A copy of the trend `name`, nil when it has no samples here.
+    public func histogram(_ name: String) -> Histogram? {
+        state.withLock { s in
+            guard let i = s.trendIndex[name], s.trends[i].count > 0 else { return nil }
+            var h = template
+            h.merge(s.trends[i])
+            return h
         }
     }
 

@@ -53,6 +53,17 @@ public final class MetricsRegistry: Sendable {
         return out
     }
 
+    /// One trend merged across every recorder (nil when nobody recorded it): cheaper than a
+    /// whole snapshot with trends, for a live figure such as the progress line's P95.
+    public func trend(_ name: String) -> Histogram? {
+        var out: Histogram?
+        for r in allRecorders {
+            guard let h = r.histogram(name) else { continue }
+            if out == nil { out = h } else { out!.merge(h) }
+        }
+        return out
+    }
+
     /// Seconds since the run started.
     public var elapsedSeconds: Double {
         let now = monotonicNanos()

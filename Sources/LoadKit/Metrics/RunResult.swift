@@ -21,6 +21,12 @@ public struct RunResult: Sendable, Codable {
     public var generator: [GeneratorSample]
     /// Free-form facts about the run (build mode, shard index, target URL without secrets).
     public var environment: [String: String]
+    /// The SLA the run was declared with (``LoadTest/sla(_:)``), `LOADKIT_SLA` applied; nil when
+    /// none was declared. ``expect(reporter:fileID:filePath:line:column:)`` judges it.
+    public var sla: [Threshold]?
+    /// The thresholds `LOADKIT_SLA` set for this run; applied to every SLA this result is judged
+    /// against, so a nightly job can change limits without a code change.
+    public var slaOverrides: [Threshold]?
 
     /// Creates a result.
     public init(name: String, startedAtMillis: Int64, durationSeconds: Double, metrics: MetricsSnapshot,

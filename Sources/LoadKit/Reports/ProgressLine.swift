@@ -25,24 +25,29 @@ public enum ProgressLine {
         public var errors: Int64
         /// Error rate so far (0…1), if known.
         public var errorRate: Double?
+        /// P95 so far of the run's main latency trend (`http_req_duration`), in µs, if any.
+        public var p95Micros: Int64?
 
         /// Creates a state.
         public init(elapsedSeconds: Double, stage: String? = nil, users: Int, targetUsers: Int? = nil,
                     requestsPerSecond: Double? = nil, messagesPerSecond: Double? = nil,
-                    errors: Int64 = 0, errorRate: Double? = nil) {
+                    errors: Int64 = 0, errorRate: Double? = nil, p95Micros: Int64? = nil) {
             self.elapsedSeconds = elapsedSeconds; self.stage = stage; self.users = users
             self.targetUsers = targetUsers; self.requestsPerSecond = requestsPerSecond
             self.messagesPerSecond = messagesPerSecond; self.errors = errors; self.errorRate = errorRate
+            self.p95Micros = p95Micros
         }
     }
 
-    /// `[01:05] peak | users 450/600 | 1234.0 msg/s | 98.5 req/s | errors 3 (0.020%)`
+    /// `[01:05] peak | users 450/600 | 1234.0 msg/s | 98.5 req/s p95 12.3 ms | errors 3 (0.020%)`
     public static func render(_ s: State) -> String {
         let t = Int(s.elapsedSeconds.isFinite ? Swift.max(0, s.elapsedSeconds) : 0)
         var parts = ["[" + String(format2: t / 60) + ":" + String(format2: t % 60) + "]" + (s.stage.map { " " + $0 } ?? "")]
         parts.append("users \(s.users)" + (s.targetUsers.map { "/\($0)" } ?? ""))
         if let m = s.messagesPerSecond { parts.append("\(Threshold.trim(m, decimals: 1)) msg/s") }
-        if let r = s.requestsPerSecond { parts.append("\(Threshold.trim(r, decimals: 1)) req/s") }
+        if let r = s.requestsPerSecond {
+            parts.append("\(Threshold.trim(r, decimals: 1)) req/s" + (s.p95Micros.map { " p95 " + Threshold.format(Double($0), .duration) } ?? ""))
+        }
         var e = "errors \(s.errors)"
         if let rate = s.errorRate { e += " (\(Threshold.trim(rate * 100, decimals: 3))%)" }
         parts.append(e)

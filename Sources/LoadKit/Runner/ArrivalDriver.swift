@@ -119,23 +119,11 @@ final class ArrivalDriver: @unchecked Sendable {
             ctx.recorder.recordNanos(RunnerMetrics.iterationLateness, lateness)
             if lateness > late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
             ctx.beginScheduledIteration(due: due)
-            do {
-                try await engine.script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: due))
-                ctx.recorder.increment(RunnerMetrics.iterations)
-            } catch {
-                ctx.recorder.increment(RunnerMetrics.iterations)
-                if Task.isCancelled {
-                    ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
-                } else {
-                    ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                    ctx.recorder.error(error, step: "iteration")
-                }
-            }
+            _ = await engine.runIteration(ctx, number: iteration, due: due)
             _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
-            let end = monotonicNanos()
-            ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
             ctx.markConnected(false)
-            self.handBack(ctx)
+        } ended: { [self] in
+            handBack(ctx)   // only once the user no longer counts as active: peak ≤ maxUsers
         }
     }
 }

@@ -29,8 +29,13 @@ public struct LoadTest: Sendable {
     public struct Options: Sendable {
         /// After the stop flag, how long users get to finish before their tasks are cancelled.
         public var gracefulStop: Duration = .seconds(5)
-        /// Hard cap on the whole run (`LOADKIT_MAX_DURATION` when set through ``LoadTest/scaled(by:suite:)``).
+        /// Hard cap on the whole run. `LOADKIT_MAX_DURATION` caps every run as well (the smaller wins).
         public var maxDuration: Duration?
+        /// Thresholds from `LOADKIT_SLA`, already applied to ``thresholds``.
+        var slaOverrides: [Threshold] = []
+        /// The test chose its scale in code (``LoadTest/scaled(by:suite:)`` or ``LoadTest/scaled(_:)``):
+        /// the run does not apply the environment's scale again.
+        var scaleChosen = false
         /// Closed model: pause after a script run threw, before it is run again (no hot error loop).
         public var pauseAfterError: Duration = .milliseconds(500)
         /// Open model: an iteration starting more than this after it was due counts in
@@ -113,10 +118,49 @@ public struct LoadTest: Sendable {
     /// `LOADKIT_DURATION_SCALE`, `LOADKIT_<SUITE>_USERS`, `LOADKIT_<SUITE>_DURATION`,
     /// `LOADKIT_MAX_DURATION`) and makes `settings` the scripts' settings. `suite` defaults to the name.
     public func scaled(by settings: Settings, suite: String? = nil) throws -> LoadTest {
-        var t = try scaled(Scale(settings: settings, suite: suite ?? name)).sharded(Shard(settings: settings))
+        let scale = try Scale(settings: settings, suite: suite ?? name)
+        var t = try scaled(scale).checkedScale(settings, suite: suite ?? name).sharded(Shard(settings: settings))
         t.settings = settings
-        if let cap = try settings.maxDuration() { t.options.maxDuration = cap }
+        if let cap = try settings.maxDuration() { t.options.maxDuration = min(t.options.maxDuration ?? cap, cap) }
         return t
+    }
+
+    /// What ``run(_:)`` runs: the environment (``settings``) applied where the test did not decide
+    /// in code — a run never escapes the nightly job's `LOADKIT_MAX_DURATION`, `LOADKIT_SCALE` (and
+    /// the other scale variables) or shard settings. Without a scale variable a test runs as
+    /// written; an explicit `.scaled(…)` in code keeps its own scale.
+    func applyingEnvironment() throws -> LoadTest {
+        var t = self
+        if let text = settings.string(SLA.environmentVariable) {
+            let overrides = try SLA.parse(text)
+            t.options.slaOverrides = overrides
+            t.options.thresholds = SLA.applying(overrides, to: t.options.thresholds)
+        }
+        if !options.scaleChosen, Scale.isSet(in: settings, suite: name) {
+            t = try t.scaled(try Scale(settings: settings, suite: name, defaultProfile: .full)).checkedScale(settings, suite: name)
+        }
+        if options.shard.count == 1 { t = t.sharded(try Shard(settings: settings)) }
+        if let cap = try settings.maxDuration() { t.options.maxDuration = min(t.options.maxDuration ?? cap, cap) }
+        return t
+    }
+
+    /// A scaled plan beyond ``Scale/maxUsers`` or ``Settings/maxDuration`` is an error naming
+    /// the variables that made it (each factor alone may be fine; their product is not).
+    private func checkedScale(_ settings: Settings, suite: String) throws -> LoadTest {
+        let key = "LOADKIT_" + Scale.suiteKey(suite) + "_"
+        func named(_ names: [String]) -> String {
+            let set = names.flatMap { [key + $0, "LOADKIT_" + $0] }.filter { settings.string($0) != nil }
+            return set.isEmpty ? "LOADKIT_SCALE" : set.joined(separator: " × ")
+        }
+        if plannedPeakUsers > Scale.maxUsers || peakUsers > Scale.maxUsers {
+            throw ConfigError(variable: named(["SCALE", "USERS_SCALE", "USERS"]), value: "\(max(plannedPeakUsers, peakUsers)) users",
+                              expected: "a scale giving at most \(Scale.maxUsers) users")
+        }
+        if plannedDuration > Settings.maxDuration {
+            throw ConfigError(variable: named(["SCALE", "DURATION_SCALE", "DURATION"]), value: "\(Int(plannedDuration.seconds / 86_400)) days",
+                              expected: "a scale giving a plan of at most 365 days")
+        }
+        return self
     }
 
     /// Keeps this machine's share of the plan: stage targets and burst sizes become the number of
@@ -145,6 +189,7 @@ public struct LoadTest: Sendable {
     /// Applies an explicit scale.
     public func scaled(_ scale: Scale) -> LoadTest {
         var t = self
+        t.options.scaleChosen = true
         let f = scale.factors(peak: Double(peakUsers), total: plannedDuration,
                               smokeUsers: options.smokeUsers, smokeDuration: options.smokeDuration)
         switch model {
@@ -208,7 +253,7 @@ public struct LoadTest: Sendable {
     public var peakUsers: Int {
         switch model {
         case .stages(let s): return StagePlan(s).peakUsers
-        case .arrivals(let r, _): return Int(r.peakRate.rounded(.up))
+        case .arrivals(let r, _): return saturatingInt(r.peakRate.rounded(.up), limit: Int(Int32.max))
         case .burst(let b, _): return b.count
         }
     }
@@ -246,7 +291,20 @@ public struct LoadTest: Sendable {
     /// abort check, with `RunResult.interruption` saying why. Writes the reports (unless turned
     /// off) before returning. Throws only when the run could not start (``CapacityError``, or an unusable
     /// `LOADKIT_START_AT`: ``ShardStart/StartError``, ``ConfigError``); waits for `LOADKIT_START_AT` first.
-    public func run(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+    ///
+    /// The environment governs every run, whether or not the test called ``scaled(by:suite:)``:
+    /// `LOADKIT_MAX_DURATION` caps it, the scale variables resize it unless the test chose its
+    /// scale in code, and `LOADKIT_SHARD_*` give this machine its share.
+    ///
+    /// The script may end in any value (a one-line `{ user in try await client.get(url) }`); it is ignored.
+    public func run<Ignored>(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Ignored) async throws -> RunResult {
+        try settings.checkLoaded()   // a malformed .env behind `Settings.current` fails the run, loudly
+        return try await applyingEnvironment().runAsGiven { user in _ = try await script(user) }
+    }
+
+    private func runAsGiven(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+        SignalTrap.shared.runStarting()
+        defer { SignalTrap.shared.runReported() }  // after a SIGINT/SIGTERM, the process ends here
         let connections = plannedPeakUsers * options.connectionsPerUser
         var diagnosis: Diagnosis?
         if connections > 0 {
@@ -270,16 +328,9 @@ public struct LoadTest: Sendable {
         if let d = diagnosis { engine.note(d.facts) }
         var result = await engine.run()
         if exclusive { await RunGate.shared.release() }
+        if !options.thresholds.isEmpty { result.sla = options.thresholds }
+        if !options.slaOverrides.isEmpty { result.slaOverrides = options.slaOverrides }
         if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
-        // Secret values the run was configured with (TOKEN, PASSWORD, …) never reach a report,
-        // even when a server echoes them back in an error.
-        let secrets = Secrets.secretValues(settings.values.merging(options.environment) { a, _ in a })
-        if !secrets.isEmpty {
-            for (kind, var tally) in result.metrics.errors {
-                tally.examples = tally.examples.map { Secrets.scrub($0, environment: secrets) }
-                result.metrics.errors[kind] = tally
-            }
-        }
         if options.writeReports && options.shard.count > 1 {
             // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
             do {
@@ -330,5 +381,6 @@ public enum BuildMode {
 
 func format2(_ x: Double) -> String {
     let r = (x * 1000).rounded() / 1000
+    guard r.isFinite, abs(r) < 1e15 else { return String(x) }   // Int(r) would trap
     return r == r.rounded() ? String(Int(r)) : String(r)
 }

@@ -39,6 +39,10 @@ final class RunEngine: Sendable {
     private let connected = Atomic<Int>(0)
     private let created = Atomic<Int>(0)
     private let finished = Atomic<Bool>(false)
+    /// Whether any user marked a connection (`markConnected`): `connections_held` is a figure of
+    /// the run only then, or when its SLA asks for it (an HTTP test whose users hold nothing gets
+    /// no 0 % to alarm anyone).
+    private let marksConnections = Atomic<Bool>(false)
 
     init(test: LoadTest, script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) {
         self.name = test.name
@@ -53,7 +57,10 @@ final class RunEngine: Sendable {
 
     // MARK: Bookkeeping used by users
 
-    func connectedDelta(_ d: Int) { connected.add(d, ordering: .relaxed) }
+    func connectedDelta(_ d: Int) {
+        if d > 0 { marksConnections.store(true, ordering: .relaxed) }
+        connected.add(d, ordering: .relaxed)
+    }
     func note(_ facts: [String: String]) { state.withLock { $0.facts.merge(facts) { _, n in n } } }
 
     /// Asks the run to stop early; the first reason wins.
@@ -71,8 +78,11 @@ final class RunEngine: Sendable {
     }
 
     /// Starts `body` as a tracked task on `loop` (a task executor preference: the user's awaits
-    /// resume on that loop's thread, not on Swift's shared pool); `active` counts it until it ends.
-    func spawn(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void) {
+    /// resume on that loop's thread, not on Swift's shared pool); `active` counts it until it
+    /// ends, then `ended` runs (a pooled user goes back to its pool only once it no longer counts
+    /// as active).
+    func spawn(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void,
+               ended: (@Sendable () -> Void)? = nil) {
         let now = active.add(1, ordering: .relaxed).newValue
         var peak = peakActive.load(ordering: .relaxed)
         while now > peak {
@@ -87,9 +97,11 @@ final class RunEngine: Sendable {
             s.userTask[ctx.index] = id
             // Created under the lock so its own removal (also under the lock) always comes after.
             s.tasks[id] = Task(executorPreference: loop) { [self] in
-                await body()
+                // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
+                await ClientObservation.$current.withValue(ctx) { await body() }
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 self.active.subtract(1, ordering: .relaxed)
+                ended?()
             }
         }
     }
@@ -104,24 +116,37 @@ final class RunEngine: Sendable {
     nonisolated(nonsending) private func userLoop(_ ctx: UserContext, once: Bool) async {
         var iteration = 0
         while !ctx.isStopping && !Task.isCancelled {
-            let started = monotonicNanos()
-            do {
-                try await script(VirtualUser(context: ctx, iteration: iteration, scheduledStartNanos: started))
-                ctx.recorder.increment(RunnerMetrics.iterations)
-            } catch {
-                ctx.recorder.increment(RunnerMetrics.iterations)
-                if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
-                    ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
-                } else {
-                    ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                    ctx.recorder.error(error, step: "script")
-                    if !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
-                }
-            }
+            let ok = await runIteration(ctx, number: iteration, due: monotonicNanos())
+            if !ok && !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
             iteration += 1
             if once { break }
         }
         retire(ctx)
+    }
+
+    /// One run of the script, the path every model shares: counts the iteration, its duration
+    /// (from `due`) and — once — its failure. A script that throws right after a failure a step or
+    /// client already counted (an HTTP 500, then `requireStatus()` or the script's own error)
+    /// fails the iteration without a second error. Returns false when the script threw.
+    nonisolated(nonsending)
+    func runIteration(_ ctx: UserContext, number: Int, due: UInt64) async -> Bool {
+        let mark = ctx.mark
+        var ok = true
+        do {
+            try await script(VirtualUser(context: ctx, iteration: number, scheduledStartNanos: due))
+        } catch {
+            ok = false
+            if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
+                ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+            } else {
+                ctx.recorder.increment(RunnerMetrics.iterationsFailed)
+                ctx.recordFailure(error, step: "script", since: mark)
+            }
+        }
+        ctx.recorder.increment(RunnerMetrics.iterations)
+        let end = monotonicNanos()
+        ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
+        return ok
     }
 
     // MARK: The run
@@ -227,6 +252,10 @@ final class RunEngine: Sendable {
     }
 
     private func sampleHeld(target: Int) {
+        // A figure only for scenarios that hold connections: some user marked one, or the SLA
+        // asks for it (then "nobody ever connected" is a truthful 0 %).
+        let asked = test.options.thresholds.contains { $0.metric == SLA.connectionsHeldMetric }
+        guard marksConnections.load(ordering: .relaxed) || asked else { return }
         let now = connected.load(ordering: .relaxed)
         let first = state.withLock { s in
             if s.heldSampled { return false }
@@ -337,7 +366,9 @@ final class RunEngine: Sendable {
             elapsedSeconds: second, stage: stage, users: vus, targetUsers: target,
             requestsPerSecond: ProgressLine.perSecond("http_reqs", previous: previous, current: snapshot, interval: 1),
             messagesPerSecond: ProgressLine.perSecond("messages_received", previous: previous, current: snapshot, interval: 1),
-            errors: snapshot.totalErrors, errorRate: snapshot.errorRate)
+            errors: snapshot.totalErrors, errorRate: snapshot.errorRate,
+            p95Micros: snapshot.counters[BuiltInMetrics.httpReqs] == nil ? nil
+                : registry.trend(BuiltInMetrics.httpReqDuration)?.value(atPercentile: 95))
     }
 
     // MARK: Result
@@ -354,6 +385,9 @@ final class RunEngine: Sendable {
         env["build"] = BuildMode.name
         env["model"] = modelDescription
         env["users_created"] = String(created.load(ordering: .relaxed))
+        if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
+            env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
+        }
         return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(elapsed) / 1e9,
                          metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
                          peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,

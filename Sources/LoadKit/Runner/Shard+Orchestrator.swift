@@ -30,12 +30,12 @@ extension Shard {
     /// ``orchestratorVariables``). `LOADKIT_SHARD_COUNT` always wins as the count when set.
     /// Nothing set: a single shard. An index without a count is an error naming the missing variable.
     public static func detect(in settings: Settings) throws -> ShardIdentity {
-        let explicitCount = try settings.int("LOADKIT_SHARD_COUNT")
+        let explicitCount = try settings.int("LOADKIT_SHARD_COUNT", in: 1...Shard.maxCount)
         for v in orchestratorVariables {
             guard let raw = try settings.int(v.index) else { continue }
-            let index = v.oneBased ? raw - 1 : raw
+            let index = v.oneBased ? raw &- 1 : raw   // wrapping: Int.min fails the range check below, not a trap
             let countVariable = explicitCount != nil ? "LOADKIT_SHARD_COUNT" : v.count
-            guard let count = try explicitCount ?? settings.int(v.count) else {
+            guard let count = try explicitCount ?? settings.int(v.count, in: 1...Shard.maxCount) else {
                 throw ConfigError(variable: "LOADKIT_SHARD_COUNT", value: "",
                                   expected: "the number of shards, since \(v.index)=\(raw) is set"
                                       + (v.index == "JOB_COMPLETION_INDEX" ? " (the Job's completions)" : ""))

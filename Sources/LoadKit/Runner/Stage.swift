@@ -159,13 +159,23 @@ public struct StagePlan: Sendable, Equatable {
     }
 }
 
-/// A count scaled by a factor; a positive count never scales to 0.
+/// A count scaled by a factor; a positive count never scales to 0. Saturates at
+/// ``Scale/maxUsers`` × 10 instead of trapping (`LoadTest.scaled(by:suite:)` names the variables
+/// of a plan that large).
 func scaleCount(_ n: Int, _ factor: Double) -> Int {
     guard n > 0 else { return n }
-    return max(1, Int((Double(n) * factor).rounded()))
+    return max(1, saturatingInt(Double(n) * factor, limit: Scale.maxUsers * 10))
 }
 
-/// A duration scaled by a factor, in whole milliseconds.
+/// A duration scaled by a factor, in whole milliseconds; saturates at 10 × ``Settings/maxDuration``.
 func scaleDuration(_ d: Duration, _ factor: Double) -> Duration {
-    .milliseconds(Int64((d.seconds * factor * 1000).rounded()))
+    let limitMillis = Settings.maxDuration.seconds * 10_000
+    return .milliseconds(Int64(saturatingInt(d.seconds * factor * 1000, limit: Int(limitMillis))))
+}
+
+/// `x` rounded, within `0...limit` (NaN → 0): never traps on a huge or non-finite value.
+func saturatingInt(_ x: Double, limit: Int) -> Int {
+    guard x.isFinite else { return x.isNaN || x < 0 ? 0 : limit }
+    let r = x.rounded()
+    return r <= 0 ? 0 : r >= Double(limit) ? limit : Int(r)
 }

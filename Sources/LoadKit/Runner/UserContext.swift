@@ -45,7 +45,8 @@ func pauseUncancellable(nanos: UInt64) async {
     }
 }
 
-/// The runner's side of one virtual user: its stop flag, its sleepers and its connected mark.
+/// The runner's side of one virtual user: its stop flag, its sleepers, its connected mark, and
+/// the ledger that keeps each failure counted once.
 final class UserContext: Sendable {
     let index: Int
     let recorder: MetricsRecorder
@@ -55,9 +56,73 @@ final class UserContext: Sendable {
     // Open model: the running iteration's scheduled start, until its first `measure` takes it (0: none).
     private let scheduledStart = Atomic<UInt64>(0)
     private let sleepers = Mutex<(next: Int, waiting: [Int: Wakeup])>((0, [:]))
+    private let ledger = Mutex(Ledger())
+    private let handles = Mutex<HTTPMetricHandles?>(nil)
+
+    /// The HTTP built-ins' handles in this user's recorder, resolved on first use.
+    var httpHandles: HTTPMetricHandles {
+        handles.withLock { h in
+            if let v = h { return v }
+            let v = HTTPMetricHandles(recorder)
+            h = v
+            return v
+        }
+    }
 
     init(index: Int, recorder: MetricsRecorder, engine: RunEngine) {
         self.index = index; self.recorder = recorder; self.engine = engine
+    }
+
+    // MARK: Counting each failure once
+
+    /// Errors and successful operations this user recorded so far, and the operation count at its
+    /// latest error. A thrown error that leaves a step (or the script) right after a recorded
+    /// failure — nothing succeeded since — is that failure surfacing again, not a second one: an
+    /// HTTP 500 the client counted, then `requireStatus()` (or the script's own error) throwing.
+    struct Ledger: Sendable, Equatable {
+        var errors: UInt64 = 0
+        var operations: UInt64 = 0
+        var operationsAtLastError: UInt64 = 0
+        var lastKind = ""
+    }
+
+    /// Kinds that only say "the script gave up" — they never re-classify a counted failure.
+    private static let genericKinds: Set<String> = ["assertion", "script_error", "cancelled"]
+
+    /// The ledger now, to compare with later (``recordFailure(_:step:since:)``).
+    var mark: Ledger { ledger.withLock { $0 } }
+
+    /// Counts one successful operation (the error rate's denominator).
+    func recordSuccess(_ n: Int64 = 1) {
+        recorder.increment(RunnerMetrics.operations, by: n)
+        ledger.withLock { $0.operations &+= UInt64(n) }
+    }
+
+    /// Counts a classified failure of `step`. With `since`, a failure that only surfaces one
+    /// already recorded after that mark (with no success in between) is not counted again; if
+    /// the script classified it more specifically (its own ``ClassifiedError`` kind, not a
+    /// generic `assertion`), the counted failure moves to that kind. Returns whether it was counted.
+    @discardableResult
+    func recordFailure(_ error: any Error, step: String, since mark: Ledger? = nil) -> Bool {
+        let kind = error.loadKitKind
+        enum Decision { case count, skip, reclassify(from: String) }
+        let decision = ledger.withLock { l -> Decision in
+            if let m = mark, l.errors > m.errors, l.operations == l.operationsAtLastError {
+                guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }
+                let old = l.lastKind
+                l.lastKind = kind
+                return .reclassify(from: old)
+            }
+            l.errors &+= 1
+            l.operationsAtLastError = l.operations
+            l.lastKind = kind
+            return .count
+        }
+        switch decision {
+        case .count: recorder.error(error, step: step); return true
+        case .skip: return false
+        case .reclassify(let old): recorder.reclassifyError(from: old, to: error, step: step); return false
+        }
     }
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }

@@ -42,21 +42,49 @@ public struct VirtualUser: Sendable {
     /// as wrk2 times requests: an iteration that started late because the generator or a stalled
     /// server held it back shows that delay in its latency (no coordinated omission). Later
     /// `measure` calls in the same iteration, and every call in the closed model, time from the call.
+    ///
+    /// Each failure is counted once: when a client used inside the step already counted it (an
+    /// HTTP status outside the expected ones, a refused connection), the error the step throws
+    /// for it is not counted again — neither here nor when it leaves the script. Requests the
+    /// step makes are its operations (one each); a step that makes none is one operation.
     @discardableResult
     nonisolated(nonsending)
     public func measure<T>(_ step: String, since start: UInt64? = nil,
                            _ body: nonisolated(nonsending) () async throws -> T) async throws -> T {
+        try await timed(step, since: start, body)
+    }
+
+    // Runs where the caller runs (the user's loop): no executor hop around each step.
+    nonisolated(nonsending)
+    private func timed<T>(_ step: String, since start: UInt64?,
+                          _ body: nonisolated(nonsending) () async throws -> T) async throws -> T {
+        let mark = context.mark
         let t0 = start ?? context.takeScheduledStart() ?? monotonicNanos()
         do {
             let value = try await body()
             let now = monotonicNanos()
-            context.recorder.recordNanos(step, now > t0 ? now - t0 : 0)
-            context.recorder.increment(RunnerMetrics.operations)
+            let after = context.mark
+            // A failure recorded inside the step (an HTTP 500 the client counted although the
+            // body did not throw) makes the step failed: no latency sample, no success.
+            if after.errors == mark.errors {
+                context.recorder.recordNanos(step, now > t0 ? now - t0 : 0)
+                // Operations the clients counted inside (each request) are the step's work;
+                // a step without any is one operation itself.
+                if after.operations == mark.operations { context.recordSuccess() }
+            }
             return value
         } catch {
-            fail(error, step: step)
+            fail(error, step: step, since: mark)
             throw error
         }
+    }
+
+    /// Times a step whose result is not needed (see ``measure(_:since:_:)-generic``). This overload
+    /// lets a one-line step such as `{ try await client.get(url).requireStatus() }` be measured
+    /// where the script expects no value.
+    nonisolated(nonsending)
+    public func measure(_ step: String, since start: UInt64? = nil, _ body: nonisolated(nonsending) () async throws -> Void) async throws {
+        try await timed(step, since: start, body)
     }
 
     /// Records a duration into the trend `metric`.
@@ -67,18 +95,20 @@ public struct VirtualUser: Sendable {
     public func count(_ counter: String, by: Int64 = 1) { context.recorder.increment(counter, by: by) }
     /// Counts `n` successful operations (the error rate's denominator) outside ``measure(_:since:_:)``,
     /// e.g. messages received.
-    public func succeed(_ n: Int64 = 1) { context.recorder.increment(RunnerMetrics.operations, by: n) }
+    public func succeed(_ n: Int64 = 1) { context.recordSuccess(n) }
     /// Counts one sample of the rate `metric` (`cache_hit`, `reservation_conflict`).
     public func rate(_ metric: String, hit: Bool) { context.recorder.rate(metric, hit: hit) }
 
     /// Records a classified failure of `step` (counted in the error rate). Errors caused by the
     /// runner cancelling the user after its grace period are counted in `errors_after_cancel` only.
-    public func fail(_ error: any Error, step: String) {
+    public func fail(_ error: any Error, step: String) { fail(error, step: step, since: nil) }
+
+    func fail(_ error: any Error, step: String, since mark: UserContext.Ledger?) {
         if Task.isCancelled && (error is CancellationError || context.isStopping) {
             context.recorder.increment(RunnerMetrics.errorsAfterCancel)
             return
         }
-        context.recorder.error(error, step: step)
+        context.recordFailure(error, step: step, since: mark)
     }
 
     /// Records a script failure with a message (`ScriptFailure`, kind `assertion`).
@@ -116,7 +146,7 @@ public struct VirtualUser: Sendable {
     /// Runs `body` (given the attempt number, 0 first) and, when it throws an error `retryIf`
     /// accepts, retries after the policy's jittered back-off until it succeeds, the attempts are
     /// exhausted or the user must stop (then the last error is rethrown). Every failed attempt is
-    /// recorded as an error of `step`; each retry counts in `connection_retries`, and the time
+    /// recorded as an error of `step` (once, even when a client inside already counted it); each retry counts in `connection_retries`, and the time
     /// from the first failure to the success is recorded in the trend `reconnection_time`.
     public func retrying<T>(_ policy: Backoff, step: String,
                             retryIf: (any Error) -> Bool = { !($0 is CancellationError) },
@@ -125,12 +155,13 @@ public struct VirtualUser: Sendable {
         var firstFailure: UInt64?
         var rng = SystemRandomNumberGenerator()
         while true {
+            let mark = context.mark
             do {
                 let value = try await body(attempt)
                 if let f = firstFailure { context.recorder.recordNanos(RunnerMetrics.reconnectionTime, monotonicNanos() - f) }
                 return value
             } catch {
-                fail(error, step: step)
+                fail(error, step: step, since: mark)
                 attempt += 1
                 guard retryIf(error), !isStopping, let delay = policy.delay(attempt: attempt, using: &rng) else { throw error }
                 if firstFailure == nil { firstFailure = monotonicNanos() }
@@ -166,7 +197,7 @@ public enum RunnerMetrics {
     public static let iterationsLate = "iterations_late"
     /// Open model: how long after its scheduled start each iteration actually started (trend, µs).
     public static let iterationLateness = "iteration_lateness"
-    /// Open model: time from each iteration's scheduled start to its end (trend, µs).
+    /// Time from each iteration's start (open model: its scheduled start) to its end (trend, µs).
     public static let iterationDuration = "iteration_duration"
     /// Ticks of ``VirtualUser/every(_:_:)`` skipped because the body overran.
     public static let ticksMissed = "ticks_missed"

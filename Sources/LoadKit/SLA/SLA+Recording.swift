@@ -69,7 +69,7 @@ extension SLA {
                               reporter: FailureReporter = .testFramework,
                               fileID: String = #fileID, filePath: StaticString = #filePath,
                               line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
-        let outcomes = thresholds.evaluate(result)
+        let outcomes = applying(result.slaOverrides ?? [], to: thresholds).evaluate(result)
         let loc = FailureLocation(fileID: fileID, filePath: filePath, line: line, column: column)
         // One shard of a sharded run: a count or budget can pass on every shard and fail on the
         // whole (or the reverse), so the verdict belongs to `loadkit merge`. Only "no work" fails
@@ -89,6 +89,21 @@ extension SLA {
 }
 
 extension RunResult {
+    /// Judges the SLA the run was declared with (``LoadTest/sla(_:)``, `LOADKIT_SLA` applied) and
+    /// records one failure per breach at the caller's location — the SLA is written once. A run
+    /// declared without an SLA records a failure saying so (there is nothing to judge).
+    @discardableResult
+    public func expect(reporter: FailureReporter = .testFramework,
+                       fileID: String = #fileID, filePath: StaticString = #filePath,
+                       line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
+        guard let sla, !sla.isEmpty else {
+            reporter.record("'\(name)' has no SLA to judge: declare it with .sla { … } on the LoadTest (or LOADKIT_SLA)",
+                            FailureLocation(fileID: fileID, filePath: filePath, line: line, column: column))
+            return []
+        }
+        return SLA.expect(self, sla, reporter: reporter, fileID: fileID, filePath: filePath, line: line, column: column)
+    }
+
     /// Evaluates thresholds written with the builder and records one failure per breach at the
     /// caller's location (see ``SLA/expect(_:_:reporter:fileID:filePath:line:column:)``).
     @discardableResult

@@ -13,58 +13,67 @@ public enum SLABuilder {
 
 /// Constructors and presets for ``Threshold``s that read like the SLA a person would say:
 /// `SLA.p95("message_latency", below: .milliseconds(200))`, `SLA.errorRate(below: 0.001)`.
+/// Every constructor that names a metric also takes `tag:` to select a tagged share of it, as k6
+/// thresholds do: `SLA.p95("http_req_duration", tag: "name:/items/{id}", below: .milliseconds(150))`.
 public enum SLA {
     static func micros(_ d: Duration) -> Double {
         let c = d.components
         return Double(c.seconds) * 1_000_000 + Double(c.attoseconds) / 1e12
     }
 
+    /// `metric{tag}` (`http_req_duration{name:/items/{id}}`): the tagged share of a metric, as k6
+    /// thresholds select it; `metric` alone when `tag` is nil.
+    static func named(_ metric: String, _ tag: String?) -> String {
+        guard let tag, !tag.isEmpty else { return metric }
+        return BuiltInMetrics.tagged(metric, tag)
+    }
+
     /// Collects thresholds written with the builder.
     public static func all(@SLABuilder _ build: () -> [Threshold]) -> [Threshold] { build() }
 
     /// Percentile `p` (0…100) of trend `metric` below a duration.
-    public static func percentile(_ p: Double, _ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .percentile(p), comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    public static func percentile(_ p: Double, _ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .percentile(p), comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
     }
 
     /// Median of trend `metric` below a duration.
-    public static func p50(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        percentile(50, metric, below: limit, abortOnFail: abortOnFail)
+    public static func p50(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(50, metric, tag: tag, below: limit, abortOnFail: abortOnFail)
     }
 
     /// 90th percentile of trend `metric` below a duration.
-    public static func p90(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        percentile(90, metric, below: limit, abortOnFail: abortOnFail)
+    public static func p90(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(90, metric, tag: tag, below: limit, abortOnFail: abortOnFail)
     }
 
     /// 95th percentile of trend `metric` below a duration.
-    public static func p95(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        percentile(95, metric, below: limit, abortOnFail: abortOnFail)
+    public static func p95(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(95, metric, tag: tag, below: limit, abortOnFail: abortOnFail)
     }
 
     /// 99th percentile of trend `metric` below a duration.
-    public static func p99(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        percentile(99, metric, below: limit, abortOnFail: abortOnFail)
+    public static func p99(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        percentile(99, metric, tag: tag, below: limit, abortOnFail: abortOnFail)
     }
 
     /// Mean of trend `metric` below a duration.
-    public static func avg(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .avg, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    public static func avg(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .avg, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
     }
 
     /// Median of trend `metric` below a duration.
-    public static func med(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .med, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    public static func med(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .med, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
     }
 
     /// Largest value of trend `metric` below a duration.
-    public static func max(_ metric: String, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .max, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    public static func max(_ metric: String, tag: String? = nil, below limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .max, comparison: .below, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
     }
 
     /// Smallest value of trend `metric` at least a duration (e.g. a server-side delay really applied).
-    public static func min(_ metric: String, atLeast limit: Duration, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .min, comparison: .atLeast, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
+    public static func min(_ metric: String, tag: String? = nil, atLeast limit: Duration, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .min, comparison: .atLeast, limit: micros(limit), unit: .duration, abortOnFail: abortOnFail)
     }
 
     /// Error rate below `ratio` (0…1): all counted errors ÷ (successful operations + errors), where
@@ -76,28 +85,28 @@ public enum SLA {
     }
 
     /// Rate `metric` (hits ÷ samples, from `recorder.rate(metric, hit:)`) at least `ratio`.
-    public static func rate(_ metric: String, atLeast ratio: Double, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .rate, comparison: .atLeast, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
+    public static func rate(_ metric: String, tag: String? = nil, atLeast ratio: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .rate, comparison: .atLeast, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
     }
 
     /// Rate `metric` below `ratio` (e.g. k6's `http_req_failed`).
-    public static func rate(_ metric: String, below ratio: Double, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .rate, comparison: .below, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
+    public static func rate(_ metric: String, tag: String? = nil, below ratio: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .rate, comparison: .below, limit: ratio, unit: .ratio, abortOnFail: abortOnFail)
     }
 
     /// Counter `metric`'s total at least `n`.
-    public static func count(_ metric: String, atLeast n: Int64, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .count, comparison: .atLeast, limit: Double(n), unit: .plain, abortOnFail: abortOnFail)
+    public static func count(_ metric: String, tag: String? = nil, atLeast n: Int64, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .count, comparison: .atLeast, limit: Double(n), unit: .plain, abortOnFail: abortOnFail)
     }
 
     /// Counter `metric`'s total at most `n` (e.g. `reconnects`).
-    public static func count(_ metric: String, atMost n: Int64, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .count, comparison: .atMost, limit: Double(n), unit: .plain, abortOnFail: abortOnFail)
+    public static func count(_ metric: String, tag: String? = nil, atMost n: Int64, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .count, comparison: .atMost, limit: Double(n), unit: .plain, abortOnFail: abortOnFail)
     }
 
     /// Counter `metric` per second of run time at least `perSecond` (throughput).
-    public static func throughput(_ metric: String, atLeast perSecond: Double, abortOnFail: Bool = false) -> Threshold {
-        Threshold(metric: metric, statistic: .perSecond, comparison: .atLeast, limit: perSecond, unit: .perSecond, abortOnFail: abortOnFail)
+    public static func throughput(_ metric: String, tag: String? = nil, atLeast perSecond: Double, abortOnFail: Bool = false) -> Threshold {
+        Threshold(metric: named(metric, tag), statistic: .perSecond, comparison: .atLeast, limit: perSecond, unit: .perSecond, abortOnFail: abortOnFail)
     }
 
     /// Name of the rate the runner records for held connections: one sample per target

@@ -75,6 +75,6 @@ final class StompWebSocketAdapter: WebSocketHandler {
     }
 
     func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {
-        client.transportClosed(error: WebSocketConnection.error(for: info))
+        client.transportClosed(error: WebSocketConnection.error(for: info, role: ws.role))
     }
 }

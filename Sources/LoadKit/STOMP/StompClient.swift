@@ -395,13 +395,25 @@ public final class StompClient: @unchecked Sendable {
     /// The transport closed (on the loop). `error` nil means a local, orderly close.
     func transportClosed(error: (any ClassifiedError)?) {
         guard !closed else { return }
-        let graceful = session.state == .closed && session.failure == nil
+        // After our DISCONNECT, an orderly close stands in for the RECEIPT some brokers never send
+        // (STOMP 1.2 §DISCONNECT): a WebSocket close 1000/1001 or a TCP FIN. A drop (1006, reset) is not.
+        let orderlyAfterDisconnect = session.state == .disconnecting && Self.isOrderlyClose(error)
+        let graceful = (session.state == .closed && session.failure == nil) || orderlyAfterDisconnect
         if let error, !graceful {
             fail(error)
         } else if !graceful && session.state != .idle {
             fail(StompError.closed("server closed the connection without ERROR"))
         } else {
             closeTransport(cause: nil)
+        }
+    }
+
+    static func isOrderlyClose(_ error: (any ClassifiedError)?) -> Bool {
+        switch error {
+        case nil: return true
+        case let w as WebSocketError: return w.closeCode == WebSocketCloseCode.normal || w.closeCode == WebSocketCloseCode.goingAway
+        case let t as TransportError: if case .closedByPeer = t { return true } else { return false }
+        default: return false
         }
     }
 

@@ -203,13 +203,14 @@ public struct StompClientSession: Sendable {
 
     private func serverError(_ frame: StompFrame) -> StompError {
         var message = frame["message"]
-        var prefix = String(decoding: frame.body.prefix(200), as: UTF8.self)
-        prefix = prefix.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        var body = String(decoding: frame.body.prefix(16 * 1024), as: UTF8.self)
         for s in secrets {
             message = message.map { redact($0, s) }
-            prefix = redact(prefix, s)
+            body = redact(body, s)
         }
-        return .serverError(message: message, bodyPrefix: prefix)
+        // Server text enters the error through Secrets: redacted, then cut.
+        return .serverError(message: message.map { Secrets.excerpt($0, limit: 200) },
+                            bodyPrefix: body.isEmpty ? "" : Secrets.excerpt(body, limit: 200))
     }
 
     private func redact(_ text: String, _ secret: String) -> String {

@@ -19,8 +19,8 @@ public struct StompError: ClassifiedError, Sendable, Equatable {
         self.message = message
     }
 
-    /// The message (what reports print).
-    public var description: String { message }
+    /// The message (what reports print), through ``Secrets/redact(_:)``.
+    public var description: String { Secrets.redact(message) }
 
     /// A frame that does not follow the STOMP 1.2 grammar or exceeds a limit.
     public static func malformed(_ what: String, source: FailureSource) -> StompError {

@@ -3,7 +3,8 @@ extension StompChatConfiguration {
     /// when no `TOKEN` is given, and creates a group room (`CREATE_NEW_ROOM=true` with
     /// `MEMBER_IDS`) or picks the first listed room when no `ROOM_ID` is given. Returns the
     /// configuration with ``token`` and ``roomIds`` filled. Errors name the step and the HTTP
-    /// status, never the credentials.
+    /// status, never the credentials: the token obtained is registered with ``Secrets``, and
+    /// server bodies are quoted through ``Secrets/excerpt(_:limit:)``.
     public func prepared(http: HTTPClient? = nil, timeout: Duration = .seconds(30)) async throws -> StompChatConfiguration {
         var c = self
         let needsHTTP = (c.token == nil && c.email != nil) || c.roomId == nil || c.createNewRoom
@@ -27,6 +28,7 @@ extension StompChatConfiguration {
                 throw ScriptFailure("login at \(c.loginPath) returned no token at \(paths.joined(separator: " / ")) (set TOKEN_JSON_PATH)",
                                     kind: "login_failed", source: .server)
             }
+            Secrets.register(t)
             c.token = t
         }
 
@@ -39,12 +41,12 @@ extension StompChatConfiguration {
                 let body = "{\"roomName\":\"loadkit-\(c.runTag)-\(n)\",\"memberIds\":[\(ids)]}"
                 let r = try await client.post(c.httpBaseURL + c.createRoomPath, body: Array(body.utf8), headers: headers, timeout: timeout)
                 guard (200...299).contains(r.status) else {
-                    throw ScriptFailure("creating a room at \(c.createRoomPath) answered HTTP \(r.status): \(r.bodyString.prefix(200))",
+                    throw ScriptFailure("creating a room at \(c.createRoomPath) answered HTTP \(r.status): \(Secrets.excerpt(r.bodyString))",
                                         kind: "room_create_failed", source: .server)
                 }
                 guard let id = ["roomId", "data.roomId", "id", "data.id", "chatRoomId", "data.chatRoomId"].lazy
                     .compactMap({ r.jsonValue(at: $0) }).first else {
-                    throw ScriptFailure("room creation at \(c.createRoomPath) returned no roomId (body: \(r.bodyString.prefix(200)))",
+                    throw ScriptFailure("room creation at \(c.createRoomPath) returned no roomId (body: \(Secrets.excerpt(r.bodyString)))",
                                         kind: "room_create_failed", source: .server)
                 }
                 created.append(id)

@@ -118,21 +118,33 @@ public struct StompChatConfiguration: Sendable {
     public var runTag: String
 
     /// Reads the configuration. `SERVER_URL` (`host:port`, a scheme is allowed) is required.
+    /// A `ws://`/`wss://` `SERVER_URL` may carry the WebSocket endpoint's path
+    /// (`ws://host:15674/ws`), used instead of `STOMP_WS_PATH` (both set and different: an
+    /// error); a path after `http(s)://` or no scheme is an error naming `STOMP_WS_PATH` and the
+    /// API path settings, since the server's API and WebSocket paths are set apart.
     public init(settings s: Settings) throws {
+        try s.checkLoaded()
         guard let server = s.string("SERVER_URL") else {
             throw ConfigError(variable: "SERVER_URL", value: "", expected: "host:port of the chat server (no scheme), e.g. localhost:8080")
         }
         var rest = Substring(server.lkTrimmed(" "))
         var secure = try s.bool("STOMP_SECURE") ?? false
+        var scheme: String?
         if let r = rest.firstRange(of: "://") {
-            let scheme = rest[..<r.lowerBound].lowercased()
-            guard ["ws", "wss", "http", "https"].contains(scheme) else {
+            let sc = rest[..<r.lowerBound].lowercased()
+            guard ["ws", "wss", "http", "https"].contains(sc) else {
                 throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port (or ws://, wss://, http://, https://)")
             }
-            secure = secure || scheme == "wss" || scheme == "https"
+            scheme = sc
+            secure = secure || sc == "wss" || sc == "https"
             rest = rest[r.upperBound...]
         }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var urlPath: String?
+        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+            let p = String(rest[slash...])
+            if p != "/" { urlPath = p.hasPrefix("/") ? p : "/" + p }
+            rest = rest[..<slash]
+        }
         var hostPart = String(rest), port = secure ? 443 : 80
         if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
             guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
@@ -144,7 +156,20 @@ public struct StompChatConfiguration: Sendable {
         guard !hostPart.isEmpty else { throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port") }
         host = hostPart; self.port = port; self.secure = secure
 
-        webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
+        if let p = urlPath {
+            guard scheme == "ws" || scheme == "wss" else {
+                throw ConfigError(variable: "SERVER_URL", value: server,
+                                  expected: "host:port without a path: the WebSocket path goes in STOMP_WS_PATH (or write ws://\(rest)\(p) "
+                                      + "to use \(p) as the WebSocket endpoint); API paths go in LOGIN_PATH, CREATE_ROOM_PATH and ROOMS_PATH")
+            }
+            if let w = s.string("STOMP_WS_PATH"), Self.path(w) != p {
+                throw ConfigError(variable: "STOMP_WS_PATH", value: w,
+                                  expected: "the path of SERVER_URL (\(p)), or unset: SERVER_URL's path is the WebSocket endpoint")
+            }
+            webSocketPath = p
+        } else {
+            webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
+        }
         subprotocols = s.string("STOMP_SUBPROTOCOLS") == nil ? StompClient.webSocketSubprotocols : s.list("STOMP_SUBPROTOCOLS")
         webSocketHeaders = try s.headers("STOMP_WS_HEADERS")
 
@@ -163,8 +188,7 @@ public struct StompChatConfiguration: Sendable {
         } else { authIn = .connect }
 
         roomIds = s.list("ROOM_ID")
-        roomCount = try s.int("STOMP_ROOMS") ?? 1
-        guard roomCount >= 1 else { throw ConfigError(variable: "STOMP_ROOMS", value: String(roomCount), expected: "at least 1 room") }
+        roomCount = try s.int("STOMP_ROOMS", in: 1...100_000) ?? 1
         createNewRoom = try s.bool("CREATE_NEW_ROOM") ?? false
         memberIds = try s.intList("MEMBER_IDS")
         createRoomPath = Self.path(s.string("CREATE_ROOM_PATH") ?? "/api/v1/chat/rooms/group")
@@ -189,8 +213,8 @@ public struct StompChatConfiguration: Sendable {
         if try s.bool("ENABLE_RECONNECT") ?? false {
             reconnect = Backoff(initial: try s.positiveDuration("INITIAL_BACKOFF_MS", default: .seconds(1)),
                                 maximum: try s.positiveDuration("MAX_BACKOFF_MS", default: .seconds(30)),
-                                maxAttempts: try s.int("MAX_RECONNECT_ATTEMPTS") ?? 5,
-                                jitter: try s.double("RECONNECT_JITTER") ?? 0.5)
+                                maxAttempts: try s.int("MAX_RECONNECT_ATTEMPTS", in: 0...1_000_000) ?? 5,
+                                jitter: try s.double("RECONNECT_JITTER", in: 0...1) ?? 0.5)
         } else {
             reconnect = nil
         }
@@ -250,9 +274,19 @@ public struct StompChatConfiguration: Sendable {
                  "message_interval_ms": String(messageInterval.milliseconds),
                  "message_timeout_ms": String(messageTimeout.milliseconds),
                  "reconnect": reconnect.map { "on (max \($0.maxAttempts), \($0.initial.milliseconds)–\($0.maximum.milliseconds) ms, ±\(Int($0.jitter * 100)) %)" } ?? "off",
-                 "auth": token != nil ? "token in \(authIn.rawValue)" : "none"]
+                 "auth": authDescription]
         if let h = stompHost { d["stomp_host"] = h }
         return d
+    }
+
+    /// Which credentials are sent, never their values: `token in connect`, `login/passcode`,
+    /// both joined with ` + `, or `none` (the `auth` fact of the reports).
+    public var authDescription: String {
+        var kinds: [String] = []
+        if token != nil && authIn != .none { kinds.append("token in \(authIn.rawValue)") }
+        let names = Set(connectHeaders.map { $0.0.lowercased() })
+        if names.contains("passcode") || names.contains("login") { kinds.append("login/passcode") }
+        return kinds.isEmpty ? "none" : kinds.joined(separator: " + ")
     }
 
     // MARK: Parsing helpers
@@ -264,8 +298,10 @@ public struct StompChatConfiguration: Sendable {
     static func heartBeat(_ s: Settings) throws -> (send: Duration, receive: Duration) {
         guard let raw = s.string("STOMP_HEARTBEAT_MS") else { return (.seconds(10), .seconds(10)) }
         let parts = raw.split(separator: ",").map { Int($0.lkTrimmed(" ")) }
-        guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, b >= 0 else {
-            throw ConfigError(variable: "STOMP_HEARTBEAT_MS", value: raw, expected: "`send,receive` in ms, e.g. 10000,10000 (0,0 disables)")
+        let day = 86_400_000
+        guard parts.count == 2, let a = parts[0], let b = parts[1], (0...day).contains(a), (0...day).contains(b) else {
+            throw ConfigError(variable: "STOMP_HEARTBEAT_MS", value: raw,
+                              expected: "`send,receive` in ms (each 0...86400000), e.g. 10000,10000 (0,0 disables)")
         }
         return (.milliseconds(a), .milliseconds(b))
     }

@@ -142,12 +142,33 @@ public struct StompPendingMessages: Sendable {
         return gone.sorted()
     }
 
+    /// Removes every pending message; returns their sequence numbers, oldest first.
+    public mutating func takeAll() -> [UInt64] {
+        let all = sentAt.map(\.seq).sorted()
+        sentAt = []
+        return all
+    }
+
     /// Removes every pending message; returns how many there were.
     public mutating func removeAll() -> Int {
         let n = sentAt.count
         sentAt = []
         return n
     }
+}
+
+/// A message sent on a connection that dropped before the broadcast brought it back: counted as a
+/// failure at the drop (not left pending until the time-out, which a short run would never reach).
+public struct StompMessageLost: ClassifiedError, Sendable {
+    /// The message's id.
+    public var messageId: String
+    /// Why the connection ended.
+    public var cause: String
+    /// `message_lost`.
+    public var kind: String { "message_lost" }
+    /// The server (or the path to it) dropped the connection with the message unanswered.
+    public var source: FailureSource { .server }
+    public var description: String { "message \(messageId) was lost: the connection dropped before it came back (\(cause))" }
 }
 
 /// A message not echoed back within the time-out (seed 001: pending messages are cleaned up and

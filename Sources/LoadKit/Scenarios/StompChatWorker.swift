@@ -43,7 +43,8 @@ extension StompChatConfiguration {
     /// JSON message every ``messageInterval`` until the run stops. Every MESSAGE is counted
     /// (`messages_received`) on the event loop; the worker's own messages, recognised by their id,
     /// give the RTT (`message_latency`); messages not back within ``messageTimeout`` are failures
-    /// (`message_timeout`). A dropped WebSocket, a failed handshake or a send on a closed session
+    /// (`message_timeout`), and messages in flight when the connection drops are lost
+    /// (`message_lost`, counted at the drop). A dropped WebSocket, a failed handshake or a send on a closed session
     /// triggers a reconnect with ``reconnect``'s back-off (`connection_retries`,
     /// `reconnection_time`) when enabled; otherwise the worker stays down until the run ends (and
     /// `connections_held` shows it). The worker is marked connected while subscribed.
@@ -112,6 +113,7 @@ private final class ChatWorker: @unchecked Sendable {
     var reconnecting = false
     var seq: UInt64 = 0
     var timeouts = 0
+    var lostMessages = 0
     var gaveUp = false
     var endedConnected = false
     var connectedAt: UInt64 = 0
@@ -183,7 +185,7 @@ private final class ChatWorker: @unchecked Sendable {
             let left = pending.value.withLock { $0.removeAll() }
             if left > 0 { user.count(StompChatMetrics.messagesPendingAtStop, by: Int64(left)) }
         }
-        rec.rate(h.success, hit: endedConnected && !gaveUp && timeouts == 0)
+        rec.rate(h.success, hit: endedConnected && !gaveUp && timeouts == 0 && lostMessages == 0)
     }
 
     private func setReconnecting(_ on: Bool) {
@@ -226,7 +228,7 @@ private final class ChatWorker: @unchecked Sendable {
         rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
         rec.recordNanos(h.stompConnect, client.stompConnectNanos)
         if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
-        rec.increment(h.operations)
+        // The connect is one operation: the WebSocket client counted it (ws_sessions).
         let rec = rec, h = h, matcher = matcher, pending = pending
         do {
             try await client.subscribe(destination: topic, id: "sub-1", receipt: c.subscribeReceipt, timeout: c.connectTimeout) { msg in
@@ -299,7 +301,14 @@ private final class ChatWorker: @unchecked Sendable {
         rec.recordNanos(h.wsDuration, d)
         rec.adjustGauge(StompChatMetrics.activeConnections, by: -1)
         user.markConnected(false)
-        user.fail(l.cause ?? StompError.closed("the server closed the connection"), step: "connection")
+        let cause = l.cause ?? StompError.closed("the server closed the connection")
+        user.fail(cause, step: "connection")
+        // What was in flight will not come back on this connection: lost, counted now.
+        let inFlight = pending.value.withLock { $0.takeAll() }
+        for s in inFlight {
+            user.fail(StompMessageLost(messageId: matcher.messageId(seq: s), cause: cause.kind), step: "message")
+        }
+        lostMessages += inFlight.count
         client.close()
         failures = 1
         outageStart = l.at

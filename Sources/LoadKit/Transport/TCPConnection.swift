@@ -153,12 +153,14 @@ public final class TCPConnection: @unchecked Sendable, CustomStringConvertible, 
             return
         }
         conn.connecting = Connecting(cont: cont, timer: nil)
+        let started = monotonicNanos()
         conn.connecting?.timer = loop.schedule(after: timeout) { [conn] in
             guard let c = conn.connecting else { return }
             conn.connecting = nil
             conn.isOpen = false
             conn.closeSocket()
-            c.cont.resume(throwing: TransportError.timedOut(endpoint: conn.remote.description, operation: "connect"))
+            c.cont.resume(throwing: ResourcePressure.attribute(TransportError.timedOut(endpoint: conn.remote.description, operation: "connect"),
+                                                               operationStart: started))
         }
     }
 

@@ -84,6 +84,7 @@ public final class TCPListener: @unchecked Sendable, LoopSelectable {
             if cfd < 0 {
                 let e = errno
                 if e == EINTR || e == ECONNABORTED { continue }
+                if e == EMFILE || e == ENFILE { ResourcePressure.noteDescriptorExhaustion() }
                 if e == EMFILE || e == ENFILE, let t = token, !suspended {
                     // Out of descriptors: back off instead of spinning on a level-triggered event.
                     suspended = true

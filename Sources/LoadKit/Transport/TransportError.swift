@@ -76,7 +76,8 @@ public enum TransportError: ClassifiedError, Sendable, Equatable {
 
     /// Maps an `errno` from `connect`, `read`, `write` or `socket` to a classified error.
     static func from(errno e: Int32, call: String, endpoint: String) -> TransportError {
-        switch e {
+        if e == EMFILE || e == ENFILE { ResourcePressure.noteDescriptorExhaustion() }
+        return switch e {
         case ECONNREFUSED: .refused(endpoint: endpoint)
         case ECONNRESET, EPIPE, ECONNABORTED: .reset(endpoint: endpoint)
         case ETIMEDOUT: .timedOut(endpoint: endpoint, operation: call)

@@ -60,7 +60,8 @@ public final class WebSocketClient: @unchecked Sendable {
                                source: SocketAddress? = nil, closeTimeout: Duration = .seconds(5),
                                tls: TLSConfiguration? = nil,
                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> WebSocketClient {
-        // In a task of its own: the connect path's frames do not stay in the caller's allocator.
+        // In a task of its own: the connect path's frames do not stay in the caller's allocator
+        // (the task inherits the caller's task-locals, so its metrics still go to the caller's user).
         try await inShortTask(on: loop) {
             try await connectNow(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
                                  maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout, tls: tls, on: loop)
@@ -70,6 +71,21 @@ public final class WebSocketClient: @unchecked Sendable {
     static func connectNow(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
                            tls: TLSConfiguration?, on loop: EventLoop) async throws -> WebSocketClient {
+        let observer = ClientObservation.current
+        do {
+            return try await open(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
+                                  maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
+                                  tls: tls, on: loop, observer: observer)
+        } catch {
+            observer?.webSocketFailed(error, endpoint: endpoint)
+            throw error
+        }
+    }
+
+    private static func open(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
+                             timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration,
+                             tls: TLSConfiguration?, on loop: EventLoop,
+                             observer: (any ClientObserver)?) async throws -> WebSocketClient {
         if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // wss: `tls` or the default client configuration, verified for the URL's host.
         let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
@@ -84,13 +100,14 @@ public final class WebSocketClient: @unchecked Sendable {
         let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
             loop.execute {
                 let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
-                                                 closeTimeout: closeTimeout, cont: cont)
+                                                 closeTimeout: closeTimeout, cont: cont, observer: observer,
+                                                 start: start, tlsNanos: tlsNanos)
                 tcp.start(delegate: hs)
                 tcp.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
-                    hs?.fail(WebSocketError(kind: "ws_handshake_timeout", source: .server,
-                                            message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s"),
-                             tcp)
+                    let timedOut = WebSocketError(kind: "ws_handshake_timeout", source: .server,
+                                                  message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s")
+                    hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), tcp)
                 }
             }
         }
@@ -173,14 +190,23 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private var rejected: HTTPResponseHead?
     private var body: [UInt8] = []
     private var bodyWanted = 0
+    // Built-in metrics of the virtual user opening the connection (nil outside a load run).
+    private let observer: (any ClientObserver)?
+    private let start: UInt64
+    private let tlsNanos: UInt64?
+    private var headBytes = 0
 
     init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int, closeTimeout: Duration,
-         cont: CheckedContinuation<WebSocketConnection, any Error>) {
+         cont: CheckedContinuation<WebSocketConnection, any Error>, observer: (any ClientObserver)? = nil,
+         start: UInt64 = 0, tlsNanos: UInt64? = nil) {
         self.closeTimeout = closeTimeout
         self.request = request
         self.endpoint = endpoint
         self.maxMessageSize = maxMessageSize
         self.cont = cont
+        self.observer = observer
+        self.start = start
+        self.tlsNanos = tlsNanos
     }
 
     func connection(_ tcp: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
@@ -192,10 +218,12 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         }
         switch parser.parse(bytes) {
         case .needMore:
+            headBytes += bytes.count
             return
         case .failure(let e):
             fail(WebSocketError.handshakeInvalid("\(e)"), tcp)
         case .done(let head, let consumed):
+            headBytes += consumed
             let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
             if head.status != 101 {
                 rejected = head
@@ -219,6 +247,8 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 timer?.cancel()
                 let k = cont
                 cont = nil
+                ws.sessionObserver = observer?.webSocketOpened(handshakeNanos: monotonicNanos() &- start, tlsNanos: tlsNanos,
+                                                               bytesSent: request.bytes.count, bytesReceived: headBytes)
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {

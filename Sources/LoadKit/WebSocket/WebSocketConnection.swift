@@ -63,6 +63,10 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     public private(set) var closeInfo: WebSocketCloseInfo?
 
     private var handler: (any WebSocketHandler)?
+    /// The virtual user's listener for `ws_msgs_*`, `data_*` and `ws_session_duration` (clients
+    /// opened inside a load run); set before ``start(initialBytes:)``.
+    var sessionObserver: (any WebSocketSessionObserver)?
+    private var messagesReceived = 0
     private var onMessage: ((WebSocketMessage) -> Void)?
     private var onClose: ((WebSocketCloseInfo) -> Void)?
     private var inbox: [WebSocketMessage] = []
@@ -196,6 +200,8 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
         var out = loop.takeEncodeBuffer(0)
         WebSocketFrameEncoder.encode(into: &out, opcode: opcode, maskKey: maskKeys?.next(), payload: payload)
         out.withUnsafeBytes { tcp.write(rawBytes: $0) }
+        sessionObserver?.traffic(messagesSent: opcode == .text || opcode == .binary ? 1 : 0, messagesReceived: 0,
+                                 bytesSent: out.count, bytesReceived: 0)
         loop.returnEncodeBuffer(0, out)
     }
 
@@ -256,7 +262,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
                         if inboxHead == inbox.count { inbox.removeAll(keepingCapacity: inbox.capacity <= 16); inboxHead = 0 }
                         cont.resume(returning: m)
                     } else if let info = closeInfo {
-                        cont.resume(throwing: Self.error(for: info))
+                        cont.resume(throwing: Self.error(for: info, role: role))
                     } else if token.cancelled {
                         cont.resume(throwing: CancellationError())
                     } else {
@@ -286,12 +292,9 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
         r.cont.resume(throwing: error)
     }
 
-    static func error(for info: WebSocketCloseInfo) -> WebSocketError {
-        if info.initiatedByPeer { return .closed(info) }
-        if info.detail != nil {
-            // We failed the connection because the peer broke the protocol.
-            return .closed(info, source: .server)
-        }
+    static func error(for info: WebSocketCloseInfo, role: WebSocketRole = .client) -> WebSocketError {
+        // Closed by the peer, or by us because the peer broke the protocol (detail says how).
+        if info.initiatedByPeer || info.detail != nil { return .closed(info, role: role) }
         return .closedLocally
     }
 
@@ -300,9 +303,11 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     /// Transport callback: bytes arrived (on the loop).
     public func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
         lastActivityNanos = monotonicNanos()
+        let before = messagesReceived
         // The loop's read buffer is mutable memory handed out read-only; it is overwritten after
         // this call anyway, so masked payloads are unmasked in place instead of copied.
         process(UnsafeMutableRawBufferPointer(mutating: bytes))
+        sessionObserver?.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: 0, bytesReceived: bytes.count)
     }
 
     /// Transport callback: the TCP connection closed (on the loop).
@@ -335,6 +340,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
     private func dispatch(_ op: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
         switch op {
         case .text, .binary:
+            messagesReceived &+= 1
             if let h = handler {
                 h.webSocket(self, didReceive: op, payload: payload)
             } else {
@@ -409,6 +415,8 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
         closeTimer = nil
         let info = machine.connectionClosed(transportError: transportError)
         closeInfo = info
+        sessionObserver?.sessionClosed()
+        sessionObserver = nil
         if let h = handler {
             handler = nil
             h.webSocket(self, didCloseWith: info)
@@ -419,7 +427,7 @@ public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable 
             cb(info)
         }
         if !receivers.isEmpty {
-            let err = Self.error(for: info)
+            let err = Self.error(for: info, role: role)
             let rs = receivers
             receivers = []
             for r in rs { r.token.timer?.cancel(); r.cont.resume(throwing: err) }

@@ -46,7 +46,8 @@ public struct WebSocketError: ClassifiedError, Sendable, Hashable {
         self.httpStatus = httpStatus
     }
 
-    public var description: String { message }
+    /// The message, through ``Secrets/redact(_:)``.
+    public var description: String { Secrets.redact(message) }
 
     /// The handshake answered with a status other than 101 (`ws_handshake_<status>`, server).
     static func handshakeStatus(_ status: Int, reason: String, body: String) -> WebSocketError {
@@ -61,15 +62,32 @@ public struct WebSocketError: ClassifiedError, Sendable, Hashable {
         WebSocketError(kind: "ws_handshake_invalid", source: .server, message: "invalid WebSocket handshake response: \(why)")
     }
 
-    /// The peer closed the connection (`ws_close_<code>`); 1006 for a drop without close frame.
-    static func closed(_ info: WebSocketCloseInfo, source: FailureSource = .server) -> WebSocketError {
+    /// The connection ended with `info` (`ws_close_<code>`), seen from `role`: the text says who
+    /// closed and why — `WebSocket closed by the server with 4001 "bye"`, `WebSocket closed by
+    /// LoadKit with 1007: the server sent invalid data (text message is not valid UTF-8)`, or a
+    /// drop without close frame (1006). The source is the peer's side in every case: a close we
+    /// send because the peer broke the protocol is still the peer's fault.
+    static func closed(_ info: WebSocketCloseInfo, role: WebSocketRole = .client) -> WebSocketError {
         let code = info.code
-        let what = code == WebSocketCloseCode.abnormalClosure
-            ? "WebSocket connection dropped without a close frame (1006)"
-            : "WebSocket closed by peer with \(code)" + (info.reason.isEmpty ? "" : " '\(info.reason)'")
-        return WebSocketError(kind: "ws_close_\(code)", source: source,
-                              message: what + (info.detail.map { ": \($0)" } ?? ""),
-                              closeCode: code, closeReason: info.reason)
+        let peer = role == .client ? "the server" : "the client"
+        let what: String
+        if code == WebSocketCloseCode.abnormalClosure {
+            what = "WebSocket connection dropped without a close frame (1006)" + (info.detail.map { ": \($0)" } ?? "")
+        } else if info.initiatedByPeer {
+            what = code == WebSocketCloseCode.noStatusReceived
+                ? "WebSocket closed by \(peer) without a status code (1005)"
+                : "WebSocket closed by \(peer) with \(code)" + (info.reason.isEmpty ? "" : " \"\(info.reason)\"")
+        } else {
+            let why: String
+            switch code {
+            case WebSocketCloseCode.invalidPayloadData: why = "\(peer) sent invalid data"
+            case WebSocketCloseCode.messageTooBig: why = "\(peer) sent a message over the size limit"
+            default: why = "\(peer) broke the WebSocket protocol"
+            }
+            what = "WebSocket closed by LoadKit with \(code): \(why)" + (info.detail.map { " (\($0))" } ?? "")
+        }
+        return WebSocketError(kind: "ws_close_\(code)", source: role == .client ? .server : .loadGenerator,
+                              message: Secrets.redact(what), closeCode: code, closeReason: info.reason)
     }
 
     /// The connection is closing or closed on our own request (`ws_closed`, script).

@@ -67,10 +67,10 @@ public enum WebSocketHandshake {
     /// Up to ~200 bytes of a rejection's body as text, control characters replaced: servers put
     /// their reason there (`INVALID_TICKET`).
     static func bodyExcerpt(_ body: [UInt8]) -> String {
-        // A cut multi-byte character becomes U+FFFD; harmless in a message.
-        let text = String(decoding: body.prefix(200), as: UTF8.self)
-        let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) })
-        return cleaned.trimmingASCIISpaces().description + (body.count > 200 ? "…" : "")
+        // Redacted before it is cut (Secrets.excerpt), so a cut cannot leave half a token behind.
+        let text = String(decoding: body.prefix(16 * 1024), as: UTF8.self)
+        let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) }).trimmingASCIISpaces()
+        return cleaned.isEmpty ? "" : Secrets.excerpt(String(cleaned), limit: 200)
     }
 
     // MARK: server side

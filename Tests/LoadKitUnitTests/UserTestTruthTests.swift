@@ -1,0 +1,266 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import LoadKit
+
+private struct UnexpectedStatus: Error {}
+
+/// The numbers of the test a user writes from the README, compared with what a counting server
+/// saw: each failed operation is one error, blamed on the right side; the pool does not cap the
+/// users; the environment's hard cap governs every run.
+@Suite(.serialized) struct UserTestTruthTests {
+    private func quiet(_ t: LoadTest, _ settings: [String: String] = [:]) -> LoadTest {
+        t.progress(false).reports(false).settings(Settings(settings))
+    }
+
+    @Test func aFailingMeasuredStepIsOneError() async throws {
+        let result = try await quiet(LoadTest("one-failure", burst: 1)).run { user in
+            try await user.measure("step") { throw ScriptFailure("expected 200, got 503") }
+        }
+        let m = result.metrics
+        #expect(m.counters["iterations"] == 1)
+        #expect(m.counters["iterations_failed"] == 1)
+        #expect(m.totalErrors == 1, "\(m.errors)")
+        #expect(m.errors["assertion"]?.count == 1)
+        #expect(m.errors["assertion"]?.source == .script)
+        #expect(m.errorRate == 1)
+    }
+
+    @Test func serverErrorsAreCountedOnceAndBlamedOnTheServer() async throws {
+        let server = try CountingHTTPServer(failEvery: 20)
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/flaky")
+        // The README's shape: the step throws on a bad status, and the error leaves the script.
+        let result = try await quiet(LoadTest("http-500s") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(1500)) })
+            .run { user in
+                try await user.measure("get_items") { try await client.get(url).requireStatus() }
+            }
+        let seen = server.snapshot
+        let m = result.metrics
+        let failed = seen.byStatus[500] ?? 0
+        #expect(seen.requests > 200, "the run did real work: \(seen.requests) requests")
+        #expect(failed > 0)
+        #expect(m.totalErrors == Int64(failed), "one error per HTTP 500: \(m.errors)")
+        #expect(Set(m.errors.keys) == ["http_500"])
+        #expect(m.errors["http_500"]?.source == .server)
+        let rate = try #require(m.errorRate)
+        #expect(abs(rate - Double(failed) / Double(seen.requests)) < 0.005, "error rate \(rate)")
+        #expect(abs(rate - 0.05) < 0.01)
+    }
+
+    @Test func aScriptThrowingItsOwnErrorOnABadStatusIsStillOneServerError() async throws {
+        let server = try CountingHTTPServer(failEvery: 20)
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/flaky")
+        let result = try await quiet(LoadTest("own-error") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(1500)) })
+            .run { user in
+                let response = try await client.get(url)
+                guard response.status == 200 else { throw UnexpectedStatus() }
+            }
+        let seen = server.snapshot
+        let m = result.metrics
+        let failed = seen.byStatus[500] ?? 0
+        #expect(failed > 0 && seen.requests > 200)
+        #expect(m.totalErrors == Int64(failed), "\(m.errors)")
+        #expect(m.errors["http_500"]?.count == Int64(failed))
+        #expect(m.errors["http_500"]?.source == .server)
+    }
+
+    @Test func thePoolDoesNotCapTheUsers() async throws {
+        // Every request waits 30 ms at the server, so 100 users have 100 requests in flight.
+        let server = try CountingHTTPServer(delay: .milliseconds(30))
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/ok")
+        _ = try await quiet(LoadTest("pool") { Stage("all", to: 100, over: .zero); Hold(.milliseconds(800)) })
+            .run { user in
+                _ = try await client.get(url)
+            }
+        let seen = server.snapshot
+        #expect(seen.requests >= 100)
+        #expect(seen.connections == 100, "one connection per user, not a shared cap: \(seen.connections)")
+    }
+
+    @Test func theEnvironmentsHardCapGovernsAPlainRun() async throws {
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("capped") { Stage("ramp", to: 2, over: .seconds(30)) },
+                                     ["LOADKIT_MAX_DURATION": "2s"])
+            .gracefulStop(.milliseconds(500))
+            .run { user in _ = await user.sleep(for: .milliseconds(50)) }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(wall < 4.5, "a 30 s plan under LOADKIT_MAX_DURATION=2s ran \(wall) s")
+        #expect(result.interruption?.hasPrefix("deadline") == true, "\(result.interruption ?? "nil")")
+    }
+
+    @Test func theEnvironmentsScaleAndShardsGovernAPlainRun() async throws {
+        func peak(_ env: [String: String], _ adjust: (LoadTest) -> LoadTest = { $0 }) async throws -> Int {
+            let t = adjust(quiet(LoadTest("sized") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(200)) }, env))
+            return try await t.run { user in _ = await user.sleep(for: .milliseconds(20)) }.peakActiveUsers
+        }
+        #expect(try await peak([:]) == 10)                                     // as written without a variable
+        #expect(try await peak(["LOADKIT_SCALE": "0.5"]) == 5)
+        #expect(try await peak(["LOADKIT_SIZED_USERS": "3"]) == 3)              // per test, by its name
+        #expect(try await peak(["LOADKIT_SHARD_INDEX": "0", "LOADKIT_SHARD_COUNT": "2"]) == 5)
+        #expect(try await peak(["LOADKIT_SCALE": "0.5"]) { $0.scaled(.asWritten) } == 10)   // chosen in code
+        #expect(try await peak(["LOADKIT_SCALE": "full"]) { try! $0.scaled(by: $0.settings) } == 10)
+        #expect(try await peak(["LOADKIT_SCALE": "seed"]) { try! $0.scaled(by: $0.settings) } == 10)   // the old name still works
+    }
+
+    @Test func builtInHTTPMetricsMatchWhatTheServerSaw() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/ok")
+        let result = try await quiet(LoadTest("builtins") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(1000)) })
+            .run { user in try await client.get(url, name: "/ok") }
+        let seen = server.server.statistics
+        let m = result.metrics
+        let requests = Int64(seen.requests)
+        #expect(requests > 50, "the run did real work")
+        #expect(m.counters["http_reqs"] == requests)
+        #expect(m.counters["http_reqs{name:/ok}"] == requests)
+        #expect(m.counters["data_sent"] == Int64(seen.bytesReceived))
+        #expect(m.counters["data_received"] == Int64(seen.bytesSent))
+        #expect(m.rates["http_req_failed"] == RateTally(hits: 0, total: requests))
+        #expect(m.counters["operations"] == requests)                  // each request is one operation
+        #expect(m.counters["iterations"] == requests)                  // one request per iteration
+        #expect(m.trends["iteration_duration"]?.count == requests)
+        #expect(m.gauges["vus_max"] == 5)
+        #expect(m.rates["connections_held"] == nil, "users that never mark a connection hold none: no 0 % to alarm anyone")
+        let duration = try #require(m.trends["http_req_duration"])
+        #expect(duration.count == requests)
+        #expect(m.trends["http_req_duration{expected_response:true}"]?.count == requests)
+        #expect(m.trends["http_req_duration{name:/ok}"]?.count == requests)
+        // k6's phases: duration = sending + waiting + receiving (each sample rounded to 1 µs).
+        let phases = ["http_req_sending", "http_req_waiting", "http_req_receiving"].map { m.trends[$0]?.sum ?? -1 }
+        #expect(abs(phases.reduce(0, +) - duration.sum) <= 2 * requests, "\(phases) vs \(duration.sum)")
+        // A connect per connection, none for reused keep-alive requests.
+        let connecting = try #require(m.trends["http_req_connecting"])
+        #expect(connecting.count == requests)
+        #expect(connecting.count - connecting.count(atOrBelow: 0) == Int64(seen.connections))
+        #expect(seen.connections == 5)
+        #expect(m.trends["http_req_tls_handshaking"]?.max == 0)
+        #expect(m.trends["http_req_blocked"]?.count == requests)
+    }
+
+    @Test func statusesOutsideTheExpectedOnesFailAndCanBeChosen() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let missing = server.url("/missing")                          // answers 404
+        let result = try await quiet(LoadTest("statuses", burst: 1)).run { user in
+            let r = try await client.get(missing)                     // default 200–399: a 404 fails
+            #expect(r.status == 404)                                   // ...and is still returned
+            try await client.get(missing, name: "lookup", expecting: [200, 404])   // an answer here
+        }
+        let m = result.metrics
+        #expect(m.counters["http_reqs"] == 2)
+        #expect(m.rates["http_req_failed"] == RateTally(hits: 1, total: 2))
+        #expect(m.errors["http_404"]?.count == 1)
+        #expect(m.errors["http_404"]?.source == .server)
+        #expect(m.errors["http_404"]?.examples.first?.hasPrefix("GET /missing: ") == true, "\(m.errors)")
+        #expect(m.rates["http_req_failed{name:lookup}"] == RateTally(hits: 0, total: 1))
+        #expect(m.counters["operations"] == 1)
+        #expect(m.errorRate == 0.5)
+    }
+
+    @Test func aScriptMayClassifyACountedFailureMoreSpecificallyButNotTwice() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let missing = server.url("/missing")                                         // 404
+        let result = try await quiet(LoadTest("reclassify", burst: 3)).run { user in
+            let r = try await client.get(missing)
+            switch user.index {
+            case 0: throw ScriptFailure("expected 200, got \(r.status)")             // generic: stays http_404
+            case 1: throw ScriptFailure("no such item", kind: "item_missing", source: .server)   // more specific
+            default: try r.requireStatus()                                           // same kind: once
+            }
+        }
+        let m = result.metrics
+        #expect(m.totalErrors == 3, "\(m.errors)")
+        #expect(m.errors["http_404"]?.count == 2)
+        #expect(m.errors["item_missing"]?.count == 1)
+        #expect(m.errors["item_missing"]?.examples == ["script: no such item"])
+        #expect(m.series["errors"]?.reduce(0, +) == 3)
+        #expect(m.counters["iterations_failed"] == 3)
+    }
+
+    @Test func refusedConnectionsAreOneServerErrorPerRequest() async throws {
+        // A port nothing listens on (1, tcpmux, unused here): every request is refused.
+        let url = "http://127.0.0.1:1/ok"
+        let client = HTTPClient()
+        let result = try await quiet(LoadTest("refused", burst: 3)).run { user in
+            try await user.measure("get") { try await client.get(url) }
+        }
+        let m = result.metrics
+        #expect(m.totalErrors == 3, "\(m.errors)")
+        #expect(m.errors["refused"]?.count == 3, "\(m.errors)")
+        #expect(m.errors["refused"]?.source == .server)
+        #expect(m.rates["http_req_failed"] == RateTally(hits: 3, total: 3))
+        #expect(m.trends["http_req_duration"] == nil)                  // no answer, no duration
+    }
+
+    @Test func builtInWebSocketMetricsCountSessionsAndMessages() async throws {
+        let server = try WSEchoServer()
+        let url = server.url + "/echo"
+        let result = try await quiet(LoadTest("ws-builtins", burst: 4)).run { user in
+            let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+            for i in 0..<3 {
+                try await ws.send(text: "hello \(i)")
+                _ = try await ws.receive(timeout: .seconds(5))
+            }
+            await ws.close()
+        }
+        let m = result.metrics
+        #expect(server.requestTargets.count == 4)
+        #expect(m.counters["ws_sessions"] == 4)
+        #expect(m.trends["ws_connecting"]?.count == 4)
+        #expect(m.counters["ws_msgs_sent"] == 12)
+        #expect(m.counters["ws_msgs_received"] == 12)
+        #expect(m.trends["ws_session_duration"]?.count == 4)
+        // Handshake plus frames: each message is a 2-byte header + 4-byte mask + 7-byte payload out.
+        #expect((m.counters["data_sent"] ?? 0) >= 4 * 12 * 13 / 4 + 4 * 100)
+        #expect((m.counters["data_received"] ?? 0) > 4 * 3 * 9)
+        #expect(m.counters["operations"] == 4)                         // one per session opened
+        #expect(m.errors.isEmpty)
+    }
+
+    @Test func aTimeoutWhileTheGeneratorIsOutOfDescriptorsIsBlamedOnTheGenerator() async throws {
+        // A server that accepts but never answers the handshake: a time-out, normally the server's.
+        let held = HeldConnections()
+        let silent = try TCPListener { tcp in held.keep(tcp) }
+        defer { silent.close() }
+        let url = "ws://127.0.0.1:\(silent.address.port)/ws"
+        do {
+            _ = try await WebSocketClient.connect(url, timeout: .milliseconds(300))
+            Issue.record("the handshake cannot succeed")
+        } catch {
+            #expect(error.loadKitKind == "ws_handshake_timeout")
+            #expect(error.loadKitSource == .server)
+        }
+        // The same time-out while this process ran out of descriptors (a socket() failing with
+        // EMFILE, as during a burst past the budget) is the load generator's.
+        let during = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            _ = TransportError.from(errno: EMFILE, call: "socket", endpoint: "")
+        }
+        do {
+            _ = try await WebSocketClient.connect(url, timeout: .milliseconds(400))
+            Issue.record("the handshake cannot succeed")
+        } catch {
+            #expect(error.loadKitKind == "ws_handshake_timeout")
+            #expect(error.loadKitSource == .loadGenerator)
+            #expect("\(error)".contains("out of file descriptors"), "\(error)")
+        }
+        try await during.value
+    }
+}
+
+/// Keeps accepted connections open (a server that accepts and then says nothing).
+private final class HeldConnections: Sendable {
+    private let all = Mutex<[TCPConnection]>([])
+    func keep(_ c: TCPConnection) { all.withLock { $0.append(c) } }
+}
