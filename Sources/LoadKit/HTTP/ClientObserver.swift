@@ -87,8 +87,11 @@ public struct ExpectedStatuses: Sendable, Hashable, ExpressibleByArrayLiteral, C
 
 /// One finished HTTP request as the client saw it, for the listener.
 struct HTTPExchange: Sendable {
+    /// The request's method and path (its label is built only when needed: on a failure).
+    var method: HTTPMethod
+    var path: String
     /// `GET /api/items` (no query: it may carry tokens), or the request's name tag.
-    var label: String
+    var label: String { name ?? "\(method.rawValue) \(path)" }
     /// The request's `name` tag, if any.
     var name: String?
     /// The status, nil when no response came.

@@ -125,7 +125,7 @@ public final class HTTPClient: Sendable {
 
     private func exchange(_ request: HTTPRequest, _ response: HTTPResponse?, _ failure: (any Error)?,
                           _ pending: PendingRequest?) -> HTTPExchange {
-        HTTPExchange(label: request.name ?? "\(request.method.rawValue) \(request.endpoint.path)", name: request.name,
+        HTTPExchange(method: request.method, path: request.endpoint.path, name: request.name,
                      status: response?.status, failure: failure, timings: response?.timings ?? HTTPTimings(),
                      bytesSent: pending?.bytesSent ?? 0, bytesReceived: pending?.bytesReceived ?? 0,
                      queued: pending?.queued ?? false, cancelled: failure is CancellationError)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What an incremental HTTP parser answers when fed bytes.
 public enum HTTPParseResult<Value> {
     /// Every byte given was consumed; feed more.
@@ -90,10 +96,28 @@ struct HeadScanner: Sendable {
     mutating func scan<H>(_ bytes: UnsafeRawBufferPointer,
                           parseHead: (UnsafeRawBufferPointer) -> Result<H, HTTPError>) -> HTTPParseResult<H> {
         let n = bytes.count
+        let maxSize = limits.maxHeadBytes
+        // Fast path (the usual case): a fresh head that begins with its start line and ends in
+        // this slice, found line by line with memchr; the byte-wise scanner below takes the rest.
+        if state == 0, n > 0, bytes[0] != CR, bytes[0] != LF, let base = bytes.baseAddress {
+            var i = 0, lines = 0
+            while i < n, let p = memchr(base + i, Int32(LF), n - i) {
+                let j = base.distance(to: UnsafeRawPointer(p))
+                lines += 1
+                if lines > limits.maxLines { return .failure(.headTooLarge(limit: maxSize)) }
+                let end = j + 1 < n && bytes[j + 1] == LF ? j + 2
+                    : j + 2 < n && bytes[j + 1] == CR && bytes[j + 2] == LF ? j + 3 : -1
+                if end > 0 {
+                    if end > maxSize { return .failure(.headTooLarge(limit: maxSize)) }
+                    return finish(parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<end])), end)
+                }
+                if j + 1 > maxSize { return .failure(.headTooLarge(limit: maxSize)) }
+                i = j + 1
+            }
+        }
         var i = 0
         var start = 0
         var end = -1
-        let maxSize = limits.maxHeadBytes
         while i < n {
             let b = bytes[i]
             switch state {
@@ -134,6 +158,10 @@ struct HeadScanner: Sendable {
             result = pending.withUnsafeBytes { parseHead($0) }
             pending = []
         }
+        return finish(result, end)
+    }
+
+    private mutating func finish<H>(_ result: Result<H, HTTPError>, _ end: Int) -> HTTPParseResult<H> {
         state = 0
         size = 0
         lines = 0
@@ -164,6 +192,13 @@ private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<I
     var first: Range<Int>? = nil
     var headers = HTTPHeaders()
     let n = head.count
+    // One allocation for the fields: at most one per line after the start line.
+    var lineCount = 0
+    if let base = head.baseAddress {
+        var i = 0
+        while i < n, let p = memchr(base + i, Int32(LF), n - i) { lineCount += 1; i = base.distance(to: UnsafeRawPointer(p)) + 1 }
+    }
+    headers.reserveCapacity(max(0, lineCount - 2))
     while lineStart < n {
         var lf = lineStart
         while lf < n && head[lf] != LF { lf += 1 }

@@ -18,6 +18,9 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     /// Headers from a dictionary literal, in literal order.
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
 
+    /// Reserves room for `n` fields (parsers that know how many lines follow).
+    mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
+
     /// Number of fields.
     public var count: Int { fields.count }
     /// True when there are no fields.

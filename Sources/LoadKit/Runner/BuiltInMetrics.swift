@@ -73,21 +73,24 @@ extension UserContext: ClientObserver {
         }
         let h = httpHandles
         let r = recorder
-        r.increment(h.reqs)
-        r.rate(h.failed, hit: e.failure != nil)
-        if e.bytesSent > 0 { r.increment(h.dataSent, by: Int64(e.bytesSent)) }
-        if e.bytesReceived > 0 { r.increment(h.dataReceived, by: Int64(e.bytesReceived)) }
-        if e.queued { r.increment(h.queued) }
-        if e.status != nil {
-            let t = e.timings
-            r.recordNanos(h.duration, t.duration)
-            if e.failure == nil { r.recordNanos(h.durationExpected, t.duration) }
-            r.recordNanos(h.blocked, t.blocked)
-            r.recordNanos(h.connecting, t.connecting)
-            r.recordNanos(h.tls, t.tlsHandshaking)
-            r.recordNanos(h.sending, t.sending)
-            r.recordNanos(h.waiting, t.waiting)
-            r.recordNanos(h.receiving, t.receiving)
+        // One lock for the dozen values of a request (the hot path of every HTTP scenario).
+        r.locked { s, second in
+            s.increment(h.reqs, second: second)
+            s.rate(h.failed, hit: e.failure != nil)
+            if e.bytesSent > 0 { s.increment(h.dataSent, by: Int64(e.bytesSent), second: second) }
+            if e.bytesReceived > 0 { s.increment(h.dataReceived, by: Int64(e.bytesReceived), second: second) }
+            if e.queued { s.increment(h.queued, second: second) }
+            if e.status != nil {
+                let t = e.timings
+                s.recordNanos(h.duration, t.duration)
+                if e.failure == nil { s.recordNanos(h.durationExpected, t.duration) }
+                s.recordNanos(h.blocked, t.blocked)
+                s.recordNanos(h.connecting, t.connecting)
+                s.recordNanos(h.tls, t.tlsHandshaking)
+                s.recordNanos(h.sending, t.sending)
+                s.recordNanos(h.waiting, t.waiting)
+                s.recordNanos(h.receiving, t.receiving)
+            }
         }
         if let name = e.name {
             let tag = "name:\(name)"

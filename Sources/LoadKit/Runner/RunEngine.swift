@@ -34,6 +34,7 @@ final class RunEngine: Sendable {
         var atPlanEnd: (vus: Int, connected: Int)?
     }
     private let state = Mutex(State())
+    private let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
     private let active = Atomic<Int>(0)
     private let peakActive = Atomic<Int>(0)
     private let connected = Atomic<Int>(0)
@@ -72,7 +73,14 @@ final class RunEngine: Sendable {
 
     func makeContext(index local: Int) -> UserContext {
         let index = test.options.shard.globalIndex(local: local)
-        let c = UserContext(index: index, recorder: registry.recorder(forUser: index), engine: self)
+        let recorder = registry.recorder(forUser: index)
+        let c = UserContext(index: index, recorder: recorder, engine: self,
+                            runnerHandles: runnerHandles.withLock { h in
+                                if let found = h[ObjectIdentifier(recorder)] { return found }
+                                let made = RunnerHandles(recorder)
+                                h[ObjectIdentifier(recorder)] = made
+                                return made
+                            })
         created.add(1, ordering: .relaxed)
         return c
     }
@@ -143,9 +151,9 @@ final class RunEngine: Sendable {
                 ctx.recordFailure(error, step: "script", since: mark)
             }
         }
-        ctx.recorder.increment(RunnerMetrics.iterations)
+        ctx.recorder.increment(ctx.runnerHandles.iterations)
         let end = monotonicNanos()
-        ctx.recorder.recordNanos(RunnerMetrics.iterationDuration, end > due ? end - due : 0)
+        ctx.recorder.recordNanos(ctx.runnerHandles.iterationDuration, end > due ? end - due : 0)
         return ok
     }
 

@@ -69,8 +69,13 @@ final class UserContext: Sendable {
         }
     }
 
-    init(index: Int, recorder: MetricsRecorder, engine: RunEngine) {
+    /// The runner's per-iteration metrics, pre-resolved in this user's recorder (no name lookup
+    /// per iteration).
+    let runnerHandles: RunnerHandles
+
+    init(index: Int, recorder: MetricsRecorder, engine: RunEngine, runnerHandles: RunnerHandles? = nil) {
         self.index = index; self.recorder = recorder; self.engine = engine
+        self.runnerHandles = runnerHandles ?? RunnerHandles(recorder)
     }
 
     // MARK: Counting each failure once
@@ -94,7 +99,7 @@ final class UserContext: Sendable {
 
     /// Counts one successful operation (the error rate's denominator).
     func recordSuccess(_ n: Int64 = 1) {
-        recorder.increment(RunnerMetrics.operations, by: n)
+        recorder.increment(runnerHandles.operations, by: n)
         ledger.withLock { $0.operations &+= UInt64(n) }
     }
 
@@ -169,5 +174,17 @@ final class UserContext: Sendable {
         if !completed { timer.cancel() }
         _ = sleepers.withLock { $0.waiting.removeValue(forKey: token) }
         return completed
+    }
+}
+
+/// The runner's metrics recorded on every iteration, resolved once per recorder.
+struct RunnerHandles: Sendable {
+    let operations, iterations: CounterHandle
+    let iterationDuration: TrendHandle
+
+    init(_ r: MetricsRecorder) {
+        operations = r.counter(RunnerMetrics.operations)
+        iterations = r.counter(RunnerMetrics.iterations)
+        iterationDuration = r.trend(RunnerMetrics.iterationDuration)
     }
 }
