@@ -51,14 +51,19 @@ private final class FireLog: @unchecked Sendable {
         let group = EventLoopGroup(loops: 1, label: "t.cancel")
         let loop = group.loops[0]
         let hits = Mutex<[Int]>([])
-        let timers = await onLoop(loop) {
-            (0..<10).map { i in loop.schedule(after: .milliseconds(300)) { hits.withLock { $0.append(i) } } }
+        // Created and partly cancelled in one loop job, far enough ahead that a busy test process
+        // (parallel suites) cannot let them fire before the cancellations below.
+        let timers = await onLoop(loop) { () -> [LoopTimer] in
+            let t = (0..<10).map { i in loop.schedule(after: .seconds(1)) { hits.withLock { $0.append(i) } } }
+            for i in stride(from: 0, to: 10, by: 2) { t[i].cancel() }                          // on the loop
+            let other = Thread { t[1].cancel() }                                              // off the loop
+            other.start()
+            while !other.isFinished { usleep(100) }
+            return t
         }
-        for i in stride(from: 0, to: 10, by: 2) { await onLoop(loop) { timers[i].cancel() } }   // on the loop
-        timers[1].cancel()                                                                        // off the loop
         let ticks = Atomic<Int>(0)
         let repeating = loop.scheduleRepeating(every: .milliseconds(5)) { ticks.add(1, ordering: .relaxed) }
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(1300))
         repeating.cancel()
         repeating.cancel()  // twice is fine
         try await Task.sleep(for: .milliseconds(20))

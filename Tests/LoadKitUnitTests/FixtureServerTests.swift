@@ -187,11 +187,15 @@ final class StompOverWS: @unchecked Sendable {
             _ = try await WebSocketClient.connect("\(stale.wsUrl)?ticket=\(stale.ticket)", timeout: .seconds(5))
         }
         let fresh = try await enter(f, http, token: token)
-        let ws = try await WebSocketClient.connect("\(fresh.wsUrl)?ticket=\(fresh.ticket)", timeout: .seconds(5))
-        _ = try await ws.receive()  // CONNECTED
-        let start = monotonicNanos()
-        let info = await ws.waitClosed()
-        let waited = Double(monotonicNanos() - start) / 1e6
+        // Timed on an event loop, not on this test's task: a busy process (parallel suites) may
+        // resume a task on Swift's shared pool late, the loop keeps time.
+        let (info, waited) = try await Task(executorPreference: EventLoopGroup.shared.next()) {
+            let ws = try await WebSocketClient.connect("\(fresh.wsUrl)?ticket=\(fresh.ticket)", timeout: .seconds(5))
+            _ = try await ws.receive()  // CONNECTED
+            let start = monotonicNanos()
+            let info = await ws.waitClosed()
+            return (info, Double(monotonicNanos() - start) / 1e6)
+        }.value
         #expect(info.code == 1000)
         #expect(info.reason == "TIMEOUT")
         #expect(waited >= 250 && waited < 2000)
@@ -299,18 +303,22 @@ final class StompOverWS: @unchecked Sendable {
         defer { Task { await f.stop() } }
         // Long enough that a loaded machine's first connect still lands inside the window.
         f.refuseConnects(for: .milliseconds(1500))
-        // The listening socket closes on its loop: poll until a connect is refused.
-        var refused = false
-        for _ in 0..<40 where !refused {
-            do {
-                let c = try await TCPConnection.connect(host: "127.0.0.1", port: f.port, timeout: .seconds(2))
-                c.close()
-                try await Task.sleep(for: .milliseconds(10))
-            } catch let e as TransportError {
-                // A connect caught in the closing socket's backlog is reset; then come refusals.
-                refused = e.kind == "refused"
+        // The listening socket closes on its loop: poll until a connect is refused. The polling
+        // runs on an event loop, so a busy test process (parallel suites) cannot stretch it past the window.
+        let port = f.port
+        let refused = await Task(executorPreference: EventLoopGroup.shared.next()) { () -> Bool in
+            for _ in 0..<40 {
+                do {
+                    let c = try await TCPConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2))
+                    c.close()
+                    try await EventLoop.sleep(for: .milliseconds(10))
+                } catch let e as TransportError {
+                    // A connect caught in the closing socket's backlog is reset; then come refusals.
+                    if e.kind == "refused" { return true }
+                } catch { return false }
             }
-        }
+            return false
+        }.value
         #expect(refused)
         // And it listens again after the window.
         var back = false

@@ -223,7 +223,9 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         let handler = self.handler
         let isUpgrade = upgrading && queue.isEmpty && request.headers.containsToken("upgrade", in: "Connection")
         let hook = isUpgrade ? upgrade : nil
-        Task { [self] in
+        // The handler runs on the connection's loop: a fixture answers on time even while the
+        // process's shared thread pool is busy (tests running in parallel).
+        Task(executorPreference: tcp.loop) { [self] in
             if let hook, let up = await hook(request) {
                 tcp.loop.execute { self.completeUpgrade(up) }
                 return

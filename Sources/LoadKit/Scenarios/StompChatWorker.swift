@@ -330,7 +330,7 @@ private final class ChatWorker: @unchecked Sendable {
         let drainEnd = monotonicNanos() &+ c.drainAtStop.nanoseconds
         var pause: UInt64 = 10_000_000
         while pending.value.withLock({ $0.count }) > 0, closed.value.withLock({ $0 }) == nil, monotonicNanos() < drainEnd, !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: min(pause, drainEnd &- min(drainEnd, monotonicNanos())))
+            try? await EventLoop.sleep(for: .nanoseconds(Int64(min(pause, drainEnd &- min(drainEnd, monotonicNanos())))))
             pause = min(pause * 2, 200_000_000)
         }
         expire(now: monotonicNanos())

@@ -116,6 +116,21 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
 
     // MARK: timers
 
+    /// Suspends the calling task for `duration` on an event loop's timer: the caller's loop when
+    /// it runs on one (a virtual user, a server handler), else one of the shared group's. Unlike
+    /// `Task.sleep`, whose wake-up waits for Swift's shared thread pool, it stays on time while
+    /// the process is busy. Throws `CancellationError` when the task is cancelled first.
+    public static func sleep(for duration: Duration) async throws {
+        let w = Wakeup()
+        let loop = EventLoop.current ?? EventLoopGroup.shared.next()
+        let timer = loop.schedule(atNanos: monotonicNanos() &+ duration.nanoseconds) { w.fire(true) }
+        let completed = await withTaskCancellationHandler { await w.wait() } onCancel: { w.fire(false) }
+        if !completed {
+            timer.cancel()
+            throw CancellationError()
+        }
+    }
+
     /// Runs `work` on the loop after `delay`; returns a timer that can be cancelled. The loop keeps
     /// the timer until it fires or is cancelled, so the result may be discarded (fire-and-forget).
     /// Call it on the loop (from another thread the timer is added in the loop's next turn).
