@@ -199,7 +199,7 @@ public enum ShardMerge {
             let shift = Int((r.startedAtMillis - origin + 500) / 1000)
             guard shift > 0 else { return r }
             var r = r
-            for (name, s) in r.metrics.series { r.metrics.series[name] = Array(repeating: 0, count: shift) + s }
+            r.metrics = r.metrics.shiftedSeries(by: shift)
             return r
         }
     }

@@ -338,7 +338,7 @@ final class RunEngine: Sendable {
             own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
             own.gauge(RunnerMetrics.connected, Double(conn))
             if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
-                let snap = registry.snapshot(includeTrends: true)
+                let snap = registry.snapshot(includeTrends: true, perSecond: false)
                 if let check = test.options.abortCheck, let reason = check(snap) {
                     interrupt("abort on threshold: \(reason)")
                 }
