@@ -138,6 +138,21 @@ public struct TrendSeries: Sendable, Equatable {
             counts.append(n); sums.append(sum); mins.append(min); maxs.append(max)
             bucketIndex.append(contentsOf: single.bucketIndex); bucketCounts.append(contentsOf: single.bucketCounts)
             offsets.append(Int32(bucketIndex.count))
+        } else if second == seconds - 1 {
+            // The last second again (the common case for `record(_:second:)`): merge its tail in place.
+            let last = second
+            let start = Int(offsets[last])
+            var tail = TrendSeries()
+            tail.counts = [counts[last]]; tail.sums = [sums[last]]; tail.mins = [mins[last]]; tail.maxs = [maxs[last]]
+            tail.bucketIndex = Array(bucketIndex[start...]); tail.bucketCounts = Array(bucketCounts[start...])
+            tail.offsets = [0, Int32(tail.bucketIndex.count)]
+            single.counts = [n]; single.sums = [sum]; single.mins = [min]; single.maxs = [max]
+            single.offsets = [0, Int32(single.bucketIndex.count)]
+            tail.merge(single)
+            counts[last] = tail.counts[0]; sums[last] = tail.sums[0]; mins[last] = tail.mins[0]; maxs[last] = tail.maxs[0]
+            bucketIndex.replaceSubrange(start..., with: tail.bucketIndex)
+            bucketCounts.replaceSubrange(start..., with: tail.bucketCounts)
+            offsets[last + 1] = Int32(bucketIndex.count)
         } else {
             merge(single)
         }
@@ -153,10 +168,10 @@ public struct TrendSeries: Sendable, Equatable {
     /// Records one value into `second` (tests and tools; recorders build seconds densely).
     public mutating func record(_ value: Int64, second: Int) {
         let v = Swift.min(Swift.max(0, value), Self.highestTrackableValue)
-        var dense = [UInt32](repeating: 0, count: Self.bucketCount)
         let i = Self.index(for: v)
-        dense[i] = 1
-        append(second: second, dense: &dense, lo: i, hi: i, count: 1, sum: v, min: v, max: v)
+        var one = [UInt32](repeating: 0, count: i + 1)
+        one[i] = 1
+        append(second: second, dense: &one, lo: i, hi: i, count: 1, sum: v, min: v, max: v)
     }
 
     /// Adds every sample of `other`, second by second (same time origin assumed): exact.
