@@ -3,6 +3,7 @@
 //
 //   loadkit bench record|http|stomp|held [--flag value …]   side-by-side benchmark sections
 //   loadkit merge <result.json | folder>… [--out DIR] [--expect-shards N]   merge shard results, gate on the SLA
+//   loadkit compare BASE NEW [--max-regression 10%]           two runs side by side, gate on regressions
 //   loadkit shard-demo --url URL …                          a tiny sharded scenario (tests, trying a set-up)
 import Foundation
 
@@ -12,6 +13,7 @@ typealias Command = @Sendable ([String]) async -> Int32
 /// One line per subcommand (e.g. `"merge": { MergeCommand.run($0) },` for shard results).
 let commands: [String: Command] = [
     "bench": { await BenchCommand.run($0) },
+    "compare": { CompareCommand.run($0) },
     "merge": { MergeCommand.run($0) },
     "shard-demo": { await ShardDemoCommand.run($0) },
 ]

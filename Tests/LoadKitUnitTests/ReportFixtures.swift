@@ -12,7 +12,7 @@ enum ReportFixtures {
         var perSecond = TrendSeries(), itemsSeries = TrendSeries(), loginSeries = TrendSeries()
         var reqs: [Int64] = [], vus: [Int64] = [], connected: [Int64] = [], errors: [Int64] = [], e503: [Int64] = [], reset: [Int64] = []
         for s in 0..<seconds {
-            let users = Int64(min(100, 5 + s * 3)) - (s > seconds - 10 ? Int64((s - (seconds - 10)) * 10) : 0)
+            let users = max(0, Int64(min(100, 5 + s * 3)) - (s > seconds - 10 ? Int64((s - (seconds - 10)) * 10) : 0))
             vus.append(max(0, users)); connected.append(max(0, users - Int64(rng.next() % 3)))
             let n = Int(max(1, users)) * 4
             reqs.append(Int64(n))
