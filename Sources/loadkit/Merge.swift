@@ -9,8 +9,9 @@ enum MergeCommand {
     static let usage = """
         usage: loadkit merge <result.json | folder>... [--out DIR] [--expect-shards N] [--quiet]
           Merges sharded runs' results (exact histograms), writes console/CSV/JSON reports for the
-          whole into DIR/<test>/ (default ./loadkit-reports/merged) and judges the shards' SLA on
-          the whole; shards of several tests are merged per test. Exit 0 = SLA held, 1 = SLA
+          whole into DIR/<test>/<start time>/ (with DIR/<test>/latest; default ./loadkit-reports/merged),
+          including report.html, and judges the shards' SLA on the whole; shards of several tests are
+          merged per test; LOADKIT_PUSH_URL pushes the merged values to a Pushgateway. Exit 0 = SLA held, 1 = SLA
           breached, 2 = shards missing/duplicate/mismatched or unreadable.
         """
 
@@ -58,7 +59,7 @@ enum MergeCommand {
     }
 
     /// Runs the command and returns the exit status.
-    static func run(_ args: [String]) -> Int32 {
+    static func run(_ args: [String]) async -> Int32 {
         let a: Arguments
         do { a = try parse(args) } catch {
             stderrLine("loadkit merge: \(error)")
@@ -87,6 +88,7 @@ enum MergeCommand {
                     report(error)
                     status = 2
                 }
+                await PrometheusPush.pushIfConfigured(merged.result, options: .init())   // LOADKIT_PUSH_URL
                 for m in merged.breachMessages { stderrLine(m) }
                 if merged.passed {
                     stderrLine("loadkit merge: '\(test)': \(merged.shards.count) shards merged; SLA held (\(merged.outcomes.count) thresholds)")

@@ -14,7 +14,7 @@ typealias Command = @Sendable ([String]) async -> Int32
 let commands: [String: Command] = [
     "bench": { await BenchCommand.run($0) },
     "compare": { CompareCommand.run($0) },
-    "merge": { MergeCommand.run($0) },
+    "merge": { await MergeCommand.run($0) },
     "shard-demo": { await ShardDemoCommand.run($0) },
 ]
 

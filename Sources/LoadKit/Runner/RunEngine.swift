@@ -129,7 +129,9 @@ final class RunEngine: Sendable {
         var endpoint: MetricsEndpoint?
         if let port = try? settings.prometheusPort() {
             do {
-                endpoint = try MetricsEndpoint(registry: registry, options: test.options.prometheus, port: port)
+                let labeled = test.options.prometheus.labeled(
+                    test: name, runID: settings.runID ?? RunHistory.folderName(startedAtMillis: startedAt))
+                endpoint = try MetricsEndpoint(registry: registry, options: labeled, port: port)
                 note(["prometheus": "127.0.0.1:\(port)/metrics"])
             } catch {
                 writeStderr("loadkit: warning: cannot serve /metrics on port \(port): \(error)\n")
