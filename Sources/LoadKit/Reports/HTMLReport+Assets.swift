@@ -19,7 +19,8 @@ h1{font-size:26px;line-height:1.25;margin:2px 0;font-weight:650;letter-spacing:-
 .verdict.none{color:var(--muted);background:#eef0f3}
 .facts{margin:4px 0 0;color:var(--muted)}
 .interrupted{margin:6px 0 0;color:#b54708;font-weight:500}
-nav{display:flex;gap:20px;flex-wrap:wrap;padding-top:10px;padding-bottom:10px;position:sticky;top:0;z-index:5;background:rgba(245,246,248,.94);border-bottom:1px solid var(--line)}
+nav{position:sticky;top:0;z-index:5;background:rgba(245,246,248,.94);border-bottom:1px solid var(--line)}
+nav .wrap{display:flex;gap:20px;flex-wrap:wrap;padding-top:10px;padding-bottom:10px}
 nav a{color:var(--muted);text-decoration:none;font-weight:500;font-size:13.5px}
 nav a:hover{color:var(--fg)}
 main section{margin:30px 0}
@@ -65,6 +66,7 @@ figcaption{display:flex;gap:8px;align-items:baseline;flex-wrap:wrap;margin-botto
 .chart-title{font-weight:600;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .chart-sub{color:var(--muted);font-size:12.5px}
 .plot{position:relative;height:230px}
+.plot.none{display:flex;align-items:center;justify-content:center;color:var(--pass);font-weight:500;background:#fafbfc;border-radius:8px}
 .plot svg{display:block;width:100%;height:100%;overflow:visible}
 .plot text{font-size:11px;fill:#667085;font-variant-numeric:tabular-nums}
 .plot .unit{fill:#98a2b3}
@@ -269,7 +271,9 @@ footer{color:var(--soft);font-size:12.5px;padding-top:8px;padding-bottom:40px}
       lift = xn - lastX < 26 ? lift + 11 : 0;   // labels of close markers are stacked, not overlapped
       lastX = xn;
       h += '<line class="marker" stroke="' + col + '" x1="' + x + '" x2="' + x + '" y1="' + (f.t - lift) + '" y2="' + (f.t + ph) + '"></line>';
-      h += '<text x="' + x + '" y="' + (f.t - 5 - lift) + '" dx="3" text-anchor="start" style="fill:' + col + '">' + esc(m.name) + "</text>";
+      var nearEnd = xn > f.W - f.r - 28;
+      h += '<text x="' + x + '" y="' + (f.t - 5 - lift) + '" dx="' + (nearEnd ? -3 : 3) + '" text-anchor="' + (nearEnd ? "end" : "start") +
+        '" style="fill:' + col + '">' + esc(m.name) + "</text>";
     });
     h += "</svg>";
     plot.innerHTML = h;

@@ -43,9 +43,12 @@ extension HTMLReport {
                 list.append(Chart(id: id, section: section, title: title, subtitle: subtitle, kind: "line", unit: unit,
                                   series: series, xMax: r.durationSeconds.isFinite ? r.durationSeconds.rounded(.up) : 0))
             }
-            /// A per-second series plotted at the end of each second (entry k covers [k, k+1)).
+            /// A per-second series plotted at the end of each second (entry k covers [k, k+1)); a
+            /// last second mostly after the run's end (a sliver) is left out rather than drawn as a drop.
+            let lastSecond = Int((r.durationSeconds + 0.5).rounded(.down))
             func points(_ values: [Double?]) -> [[Any]] {
-                values.enumerated().map { [Double($0.offset + 1), $0.element.flatMap { $0.isFinite ? $0 as Any : nil } ?? NSNull()] }
+                values.enumerated().filter { $0.offset < Swift.max(1, lastSecond) }
+                    .map { [Double($0.offset + 1), $0.element.flatMap { $0.isFinite ? $0 as Any : nil } ?? NSNull()] }
             }
 
             // Throughput.
@@ -71,20 +74,25 @@ extension HTMLReport {
                     return (m.trends[a.base]?.count ?? 0) > (m.trends[b.base]?.count ?? 0)
                 }
                 .prefix(Self.maxTrendCharts)
+            // A trend recorded in fewer than 3 seconds (durations logged as connections close) has
+            // no course over time worth a chart; its distribution and statistics are shown.
+            func spansTime(_ t: TrendSeries) -> Bool { (0..<t.seconds).filter { t.count(second: $0) > 0 }.count >= 3 }
             for (i, group) in bases.enumerated() {
-                if let t = m.trendSeries[group.base] {
-                    line("trend\(i)", .timeline, group.base, "P50, P95 and P99 per second", "ms",
+                if let t = m.trendSeries[group.base], spansTime(t) {
+                    let (scale, unit) = Self.durationUnit(maxMicros: m.trends[group.base]?.max ?? 0)
+                    line("trend\(i)", .timeline, group.base, "P50, P95 and P99 per second", unit,
                          [(50.0, "p50", "#93c5fd"), (95, "p95", "#2563eb"), (99, "p99", "#1e3a8a")].map { p, name, color in
                              ["name": name, "color": color,
-                              "points": points((0..<t.seconds).map { k in t.value(atPercentile: p, second: k).map { Double($0) / 1000 } })]
+                              "points": points((0..<t.seconds).map { k in t.value(atPercentile: p, second: k).map { Double($0) / scale } })]
                          })
                 }
-                let tagged = group.tagged.filter { m.trendSeries[$0] != nil }
+                let tagged = group.tagged.filter { m.trendSeries[$0].map(spansTime) == true }
                     .sorted { (m.trends[$0]?.count ?? 0) > (m.trends[$1]?.count ?? 0) }.prefix(Self.maxTagged)
-                line("trend\(i)-tags", .timeline, "\(group.base) by tag", "P95 per second", "ms", tagged.map { full in
+                let (tagScale, tagUnit) = Self.durationUnit(maxMicros: tagged.compactMap { m.trends[$0]?.max }.max() ?? 0)
+                line("trend\(i)-tags", .timeline, "\(group.base) by tag", "P95 per second", tagUnit, tagged.map { full in
                     let t = m.trendSeries[full]!
                     return ["name": MetricName(full).tagText,
-                            "points": points((0..<t.seconds).map { k in t.value(atPercentile: 95, second: k).map { Double($0) / 1000 } })]
+                            "points": points((0..<t.seconds).map { k in t.value(atPercentile: 95, second: k).map { Double($0) / tagScale } })]
                 })
             }
 
@@ -115,9 +123,15 @@ extension HTMLReport {
             gen("fds", "Open descriptors", "files") { Double($0.openDescriptors) }
         }
 
+        /// Milliseconds, or seconds for trends reaching 2 s and more (µs per unit, unit).
+        static func durationUnit(maxMicros: Int64) -> (Double, String) {
+            maxMicros >= 2_000_000 ? (1_000_000, "s") : (1_000, "ms")
+        }
+
         /// A histogram's samples in about 40 bins (logarithmic when the range spans more than a
-        /// factor of 4), with P50/P95/P99 markers; values in ms.
+        /// factor of 4), with P50/P95/P99 markers; values in ms (s for long trends).
         static func distribution(_ h: Histogram, id: String, title: String) -> Chart {
+            let (scale, unit) = durationUnit(maxMicros: h.max)
             let lo = Double(Swift.max(1, h.min)), hi = Double(Swift.max(h.max, h.min + 1))
             let log = hi / lo > 4
             let n = 40
@@ -132,15 +146,15 @@ extension HTMLReport {
             var below = h.count(atOrBelow: edges[0])
             for k in 1..<edges.count {
                 let upTo = h.count(atOrBelow: edges[k])
-                bins.append([Double(edges[k - 1] + 1) / 1000, Double(edges[k]) / 1000, Double(upTo - below)])
+                bins.append([Double(edges[k - 1] + 1) / scale, Double(edges[k]) / scale, Double(upTo - below)])
                 below = upTo
             }
             let t = TrendSummary(h)
             var c = Chart(id: id, section: .distributions, title: title, subtitle: "\(Fmt.int(h.count)) samples",
-                          kind: "bars", unit: "ms")
+                          kind: "bars", unit: unit)
             c.bins = bins
             c.logX = log
-            c.markers = [("p50", t.med), ("p95", t.p95), ("p99", t.p99)].map { ["name": $0.0, "x": $0.1] }
+            c.markers = [("p50", t.med), ("p95", t.p95), ("p99", t.p99)].map { ["name": $0.0, "x": $0.1 * 1000 / scale] }
             return c
         }
 

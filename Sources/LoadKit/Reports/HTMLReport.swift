@@ -28,7 +28,7 @@ public enum HTMLReport {
         h += "<header class=\"top\"><div class=\"wrap\">\n"
         h += "<div class=\"brand\">LoadKit report</div>\n"
         h += "<div class=\"title\"><h1>\(e(r.name))</h1><span class=\"verdict \(verdict.css)\" id=\"verdict\">\(verdict.text)</span></div>\n"
-        var facts = ["started \(startText(r.startedAtMillis))", "duration \(Fmt.duration(r.durationSeconds))",
+        var facts = ["started \(startText(r.startedAtMillis))", "duration \(Fmt.readableDuration(r.durationSeconds))",
                      "\(Fmt.int(Int64(r.workers))) users planned" + (r.peakActiveUsers > 0 ? ", \(Fmt.int(Int64(r.peakActiveUsers))) peak" : "")]
         if let b = r.environment["build"] { facts.append("\(b) build") }
         if let id = r.environment["run_id"] { facts.append("run \(id)") }
@@ -36,9 +36,9 @@ public enum HTMLReport {
         h += "<p class=\"facts\">" + facts.map(e).joined(separator: " · ") + "</p>\n"
         if let i = r.interruption { h += "<p class=\"interrupted\">Interrupted: \(e(i))</p>\n" }
         h += "</div></header>\n"
-        h += "<nav class=\"wrap\"><a href=\"#thresholds\">Thresholds</a><a href=\"#timeline\">Over time</a>"
+        h += "<nav><div class=\"wrap\"><a href=\"#thresholds\">Thresholds</a><a href=\"#timeline\">Over time</a>"
             + "<a href=\"#distributions\">Distributions</a><a href=\"#statistics\">Statistics</a><a href=\"#errors\">Errors</a>"
-            + "<a href=\"#generator\">Load generator</a><a href=\"#environment\">Environment</a></nav>\n"
+            + "<a href=\"#generator\">Load generator</a><a href=\"#environment\">Environment</a></div></nav>\n"
         h += "<main class=\"wrap\">\n"
 
         // Key figures.
@@ -63,7 +63,7 @@ public enum HTMLReport {
                 let actual = o.actual.map { Threshold.format($0, o.threshold.unit) } ?? "no samples"
                 h += "<tr class=\"\(css)\"><td class=\"mark\">\(o.mark)</td><td><span class=\"metric\">\(e(o.metric))</span> "
                     + "<span class=\"stat\">\(e(o.statistic))</span></td><td class=\"num\">\(e(actual))</td>"
-                    + "<td>\(e(o.detail.isEmpty ? o.message : o.detail))</td></tr>\n"
+                    + "<td>\(e(o.detail.isEmpty ? o.message : String(o.detail.dropFirst(o.detail.hasPrefix("limit ") ? 6 : 0))))</td></tr>\n"
             }
             h += "</tbody></table>\n"
         }
@@ -73,6 +73,11 @@ public enum HTMLReport {
         h += "<section id=\"timeline\"><h2>Over time</h2>\n"
         h += "<p class=\"lead\">Per second of the run. Hover a chart for its values.</p>\n<div class=\"grid\">\n"
         h += charts.figures(in: .timeline)
+        if m.errorSeries.isEmpty {
+            h += "<figure class=\"chart\"><figcaption><span class=\"chart-title\">Errors</span>"
+                + "<span class=\"chart-sub\">per second, by kind and source</span></figcaption>"
+                + "<div class=\"plot none\">No errors during the run.</div></figure>\n"
+        }
         h += "</div></section>\n"
 
         // Distributions.
@@ -117,7 +122,10 @@ public enum HTMLReport {
     static func kpis(_ r: RunResult) -> [KPI] {
         let m = r.metrics
         var out: [KPI] = []
-        if let name = ConsoleSummary.keyCounters(m).first, let v = m.counters[name] {
+        let busiest = m.counters.filter { $0.value > 0 && !MetricsSnapshot.bookkeepingCounters.contains($0.key)
+            && $0.key != Threshold.operationsCounter && !$0.key.hasPrefix("data_") && !$0.key.contains("{") }
+            .max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
+        if let name = m.counters["http_reqs"] != nil ? "http_reqs" : busiest, let v = m.counters[name] {
             let rate = r.durationSeconds > 0 ? Double(v) / r.durationSeconds : 0
             out.append(KPI(label: name, value: Fmt.int(v), note: "\(Fmt.short(rate)) per second"))
         }

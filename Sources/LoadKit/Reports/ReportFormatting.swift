@@ -142,6 +142,15 @@ enum Fmt {
         return Threshold.trim(p, decimals: decimals) + " %"
     }
 
+    /// Seconds for people: `12.1 s`, `4 min 05 s`, `1 h 02 min`.
+    static func readableDuration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0 else { return "–" }
+        if s < 60 { return Threshold.trim(s, decimals: 1) + " s" }
+        let t = Int(s.rounded())
+        if t < 3600 { return "\(t / 60) min " + String(format2: t % 60) + " s" }
+        return "\(t / 3600) h " + String(format2: (t % 3600) / 60) + " min"
+    }
+
     static func bytes(_ b: Int64) -> String {
         let mb = Double(b) / 1_048_576
         return mb >= 1024 ? num(mb / 1024, 2) + " GB" : num(mb, 1) + " MB"

@@ -193,6 +193,7 @@ extension Threshold {
     static func signedPercent(_ fraction: Double) -> String {
         guard fraction.isFinite else { return "new" }
         let p = fraction * 100
-        return (p >= 0 ? "+" : "−") + trim(Swift.abs(p), decimals: Swift.abs(p) >= 10 ? 0 : 1) + " %"
+        let text = trim(Swift.abs(p), decimals: Swift.abs(p) >= 10 ? 0 : 1)
+        return text == "0" ? "0 %" : (p > 0 ? "+" : "−") + text + " %"
     }
 }
