@@ -112,6 +112,14 @@ import Testing
         ])
         #expect(!(try String(contentsOfFile: path, encoding: .utf8)).contains("s3cr3t-token"))
         JUnitReport.reset()
+        // A shard's thresholds are not judged alone: listed as skipped, the merge has the verdict.
+        var shard = ReportFixtures.run(name: "sharded", seconds: 5)
+        shard.environment["shard_index"] = "1"
+        JUnitReport.add(shard, outcomes: [SLA.count("http_reqs", atMost: 1)].evaluate(shard), path: path)
+        let shardCase = try #require(try Self.validate(try Self.parse(try String(contentsOfFile: path, encoding: .utf8))).first?.testcase)
+        #expect(shardCase.all("failure").isEmpty)
+        #expect(shardCase.all("skipped").first?.attributes["message"]?.hasSuffix("judged on the merged result (loadkit merge), not per shard") == true)
+        JUnitReport.reset()
         // Unwritable: a message on stderr, no crash, no throw.
         JUnitReport.add(a, outcomes: [], path: "/proc/loadkit-no/junit.xml")
         JUnitReport.reset()

@@ -104,7 +104,8 @@ extension HTMLReport {
 
             // Distributions.
             for (i, group) in MetricName.grouped(Array(m.trends.keys)).enumerated() {
-                for full in [group.base] + group.tagged {
+                let busiestTags = group.tagged.sorted { (m.trends[$0]?.count ?? 0) > (m.trends[$1]?.count ?? 0) }.prefix(Self.maxTagged)
+                for full in [group.base] + group.tagged where full == group.base || busiestTags.contains(full) {
                     guard let h = m.trends[full], h.count > 0 else { continue }
                     list.append(Self.distribution(h, id: "dist\(i)-\(list.count)", title: full))
                 }

@@ -127,7 +127,7 @@ public enum HTMLReport {
             .max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
         if let name = m.counters["http_reqs"] != nil ? "http_reqs" : busiest, let v = m.counters[name] {
             let rate = r.durationSeconds > 0 ? Double(v) / r.durationSeconds : 0
-            out.append(KPI(label: name, value: Fmt.int(v), note: "\(Fmt.short(rate)) per second"))
+            out.append(KPI(label: name, value: Fmt.int(v), note: "\(Fmt.short3(rate)) per second"))
         }
         let err = ErrorRateText(m)
         out.append(KPI(label: "error rate", value: err.rate.map(Fmt.percent) ?? "–",

@@ -90,6 +90,18 @@ public enum JUnitReport {
         guard let path, !path.isEmpty else { return }
         var safe = result
         safe.environment = Secrets.masked(result.environment)
+        var outcomes = outcomes
+        // One shard of a sharded run is not judged alone (see `SLA.expect`): its thresholds are
+        // listed as skipped, and the merge's JUnit file (`loadkit merge`) carries the verdict.
+        if result.environment["shard_index"] != nil && Settings.current.string("LOADKIT_SHARD_JUDGE") != "local" {
+            outcomes = outcomes.map { o in
+                var s = o
+                s.passed = true
+                s.skipped = true
+                s.message = o.message + "; judged on the merged result (loadkit merge), not per shard"
+                return s
+            }
+        }
         let all = suites.withLock { list -> [Suite] in
             if let i = list.firstIndex(where: { $0.result.name == result.name && $0.result.startedAtMillis == result.startedAtMillis }) {
                 var merged = list[i].outcomes
