@@ -27,17 +27,11 @@ enum CompareCommand {
     static func parse(_ args: [String]) throws -> Arguments {
         var a = Arguments()
         var inputs: [String] = []
-        var i = 0
-        func value(_ flag: String) throws -> String {
-            i += 1
-            guard i < args.count else { throw ScriptFailure("\(flag) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            let arg = args[i]
+        var cursor = ArgumentCursor(args)
+        while let arg = cursor.next() {
             switch arg {
             case "--max-regression", "-r":
-                let v = try value(arg)
+                let v = try cursor.value(for: arg)
                 if let eq = v.lastIndex(of: "=") {
                     let key = v[..<eq].trimmingCharacters(in: .whitespaces)
                     guard !key.isEmpty, let limit = RunComparison.parseLimit(String(v[v.index(after: eq)...])) else {
@@ -50,14 +44,13 @@ enum CompareCommand {
                     }
                     a.maxRegression = f
                 }
-            case "--test": a.test = try value(arg)
-            case "--out", "-o": a.out = try value(arg)
+            case "--test": a.test = try cursor.value(for: arg)
+            case "--out", "-o": a.out = try cursor.value(for: arg)
             case "--help", "-h": throw ScriptFailure(usage)
             default:
                 if arg.hasPrefix("-") { throw ScriptFailure("unknown option \(arg)") }
                 inputs.append(arg)
             }
-            i += 1
         }
         guard inputs.count == 2 else { throw ScriptFailure("expected BASE and NEW, got \(inputs.count) path(s)") }
         a.base = inputs[0]; a.new = inputs[1]

@@ -25,18 +25,12 @@ enum MergeCommand {
 
     static func parse(_ args: [String]) throws -> Arguments {
         var a = Arguments()
-        var i = 0
-        func value(_ flag: String) throws -> String {
-            i += 1
-            guard i < args.count else { throw ScriptFailure("\(flag) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            let arg = args[i]
+        var cursor = ArgumentCursor(args)
+        while let arg = cursor.next() {
             switch arg {
-            case "--out", "-o": a.out = try value(arg)
+            case "--out", "-o": a.out = try cursor.value(for: arg)
             case "--expect-shards", "-n":
-                let v = try value(arg)
+                let v = try cursor.value(for: arg)
                 guard let n = Int(v), n >= 1 else { throw ScriptFailure("--expect-shards needs a count ≥ 1, not '\(v)'") }
                 a.expectShards = n
             case "--quiet", "-q": a.quiet = true
@@ -52,7 +46,6 @@ enum MergeCommand {
                     a.inputs.append(arg)
                 }
             }
-            i += 1
         }
         guard !a.inputs.isEmpty else { throw ScriptFailure("no shard results given") }
         return a

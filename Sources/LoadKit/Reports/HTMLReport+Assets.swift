@@ -151,6 +151,17 @@ footer{color:var(--soft);font-size:12.5px;padding-top:8px;padding-bottom:40px}
     return { W: W, H: H, l: 54, r: 16, t: 18, b: 26 };
   }
   function svgOpen(f) { return '<svg viewBox="0 0 ' + f.W + " " + f.H + '" preserveAspectRatio="none" role="img">'; }
+  // Grid lines and labels at the ticks `yt`, the unit above them, and the x axis line.
+  function yAxis(f, yt, sy, unit) {
+    var h = "", bottom = f.H - f.b;
+    yt.forEach(function (v) {
+      var y = sy(v).toFixed(1);
+      h += '<line class="gl" x1="' + f.l + '" x2="' + (f.W - f.r) + '" y1="' + y + '" y2="' + y + '"></line>';
+      h += '<text x="' + (f.l - 8) + '" y="' + y + '" dy="0.32em" text-anchor="end">' + num(v) + "</text>";
+    });
+    h += '<text class="unit" x="2" y="8">' + esc(unit) + "</text>";
+    return h + '<line class="ax" x1="' + f.l + '" x2="' + (f.W - f.r) + '" y1="' + bottom + '" y2="' + bottom + '"></line>';
+  }
   function tip(plot) {
     var t = plot.querySelector(".tip");
     if (!t) { t = document.createElement("div"); t.className = "tip"; plot.appendChild(t); }
@@ -178,14 +189,7 @@ footer{color:var(--soft);font-size:12.5px;padding-top:8px;padding-bottom:40px}
     var pw = f.W - f.l - f.r, ph = f.H - f.t - f.b;
     function sx(x) { return f.l + (x - x0) / (x1 - x0) * pw; }
     function sy(y) { return f.t + ph - y / yTop * ph; }
-    var h = svgOpen(f);
-    yt.forEach(function (v) {
-      var y = sy(v).toFixed(1);
-      h += '<line class="gl" x1="' + f.l + '" x2="' + (f.W - f.r) + '" y1="' + y + '" y2="' + y + '"></line>';
-      h += '<text x="' + (f.l - 8) + '" y="' + y + '" dy="0.32em" text-anchor="end">' + num(v) + "</text>";
-    });
-    h += '<text class="unit" x="2" y="8">' + esc(c.unit) + "</text>";
-    h += '<line class="ax" x1="' + f.l + '" x2="' + (f.W - f.r) + '" y1="' + (f.t + ph) + '" y2="' + (f.t + ph) + '"></line>';
+    var h = svgOpen(f) + yAxis(f, yt, sy, c.unit);
     var long = x1 > 120;
     timeTicks(x0, x1).forEach(function (v) {
       var x = sx(v).toFixed(1);
@@ -244,14 +248,7 @@ footer{color:var(--soft);font-size:12.5px;padding-top:8px;padding-bottom:40px}
     }
     var yt = ticks(0, top > 0 ? top : 1, 4, true), yTop = yt[yt.length - 1] || 1;
     function sy(y) { return f.t + ph - y / yTop * ph; }
-    var h = svgOpen(f);
-    yt.forEach(function (v) {
-      var y = sy(v).toFixed(1);
-      h += '<line class="gl" x1="' + f.l + '" x2="' + (f.W - f.r) + '" y1="' + y + '" y2="' + y + '"></line>';
-      h += '<text x="' + (f.l - 8) + '" y="' + y + '" dy="0.32em" text-anchor="end">' + num(v) + "</text>";
-    });
-    h += '<text class="unit" x="2" y="8">samples</text>';
-    h += '<line class="ax" x1="' + f.l + '" x2="' + (f.W - f.r) + '" y1="' + (f.t + ph) + '" y2="' + (f.t + ph) + '"></line>';
+    var h = svgOpen(f) + yAxis(f, yt, sy, "samples");
     (log ? logTicks(lo, hi) : ticks(lo, hi, 6)).forEach(function (v) {
       var x = sx(v).toFixed(1);
       h += '<line class="ax" x1="' + x + '" x2="' + x + '" y1="' + (f.t + ph) + '" y2="' + (f.t + ph + 4) + '"></line>';

@@ -224,21 +224,7 @@ public enum HTMLReport {
     }
 
     /// HTML-escapes text.
-    static func e(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.count)
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func e(_ s: String) -> String { Markup.escape(s) }
 }
 
 /// A metric name with an optional tag suffix, k6 style: `http_req_duration{name:/items/{id}}`

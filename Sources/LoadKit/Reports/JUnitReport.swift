@@ -129,24 +129,6 @@ public enum JUnitReport {
 
     static func seconds(_ s: Double) -> String { Fmt.num(s, 3) }
 
-    /// XML-escapes text for attributes and content (control characters other than tab and
-    /// newline are dropped: XML 1.0 cannot carry them).
-    static func x(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.count)
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "\n": out += "&#10;"
-            case "\t": out += "&#9;"
-            default:
-                if u.value < 0x20 || (0xFFFE...0xFFFF).contains(u.value) { continue }
-                out.unicodeScalars.append(u)
-            }
-        }
-        return out
-    }
+    /// XML-escapes text for attributes and content (see ``Markup/escape(_:newlinesAsEntities:)``).
+    static func x(_ s: String) -> String { Markup.escape(s, newlinesAsEntities: true) }
 }

@@ -243,3 +243,29 @@ struct HeldConnections {
         return head + "see the errors"
     }
 }
+
+/// Escaping for HTML and XML text and attribute values.
+enum Markup {
+    /// `s` with `& < > " '` as entities and the control characters XML 1.0 cannot carry dropped;
+    /// with `newlinesAsEntities`, newline and tab become `&#10;`/`&#9;` (kept in attribute values).
+    static func escape(_ s: String, newlinesAsEntities: Bool = false) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for u in s.unicodeScalars {
+            switch u {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            case "\n" where newlinesAsEntities: out += "&#10;"
+            case "\t" where newlinesAsEntities: out += "&#9;"
+            case "\n", "\t", "\r": out.unicodeScalars.append(u)
+            default:
+                if u.value < 0x20 || (0xFFFE...0xFFFF).contains(u.value) { continue }
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+}
