@@ -25,13 +25,12 @@ import Testing
     }
 
     static func build(_ perSecond: [[Int64]]) -> TrendSeries {
-        var series = TrendSeries()
         var window = TrendSecondWindow()
         for (s, values) in perSecond.enumerated() {
-            for v in values { window.record(v, second: s, into: &series) }
+            for v in values { window.record(v, second: s) }
         }
-        window.flush(into: &series)
-        return series
+        window.flush()
+        return window.series
     }
 
     @Test func perSecondPercentilesMatchTheExactOnesWithinThePrecision() throws {
@@ -109,12 +108,12 @@ import Testing
         // 1,800 seconds × 2,000 samples spread over one decade (1–10 ms): far below a full
         // histogram per second (184 KB each).
         var rng = SeededRandom(seed: 5)
-        var series = TrendSeries()
         var window = TrendSecondWindow()
         for s in 0..<1_800 {
-            for _ in 0..<2_000 { window.record(1_000 + Int64(rng.next() % 9_000), second: s, into: &series) }
+            for _ in 0..<2_000 { window.record(1_000 + Int64(rng.next() % 9_000), second: s) }
         }
-        window.flush(into: &series)
+        window.flush()
+        let series = window.series
         #expect(series.seconds == 1_800)
         #expect(series.footprintBytes < 1_800 * 1_400, "\(series.footprintBytes) bytes")
     }

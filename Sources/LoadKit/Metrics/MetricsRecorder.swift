@@ -52,7 +52,6 @@ public final class MetricsRecorder: Sendable {
         var trendIndex: [String: Int] = [:]
         var trendNames: [String] = []
         var trends: [Histogram] = []
-        var trendSeries: [TrendSeries] = []
         var trendWindows: [TrendSecondWindow] = []
         var counterIndex: [String: Int] = [:]
         var counterNames: [String] = []
@@ -71,7 +70,7 @@ public final class MetricsRecorder: Sendable {
         @inline(__always)
         mutating func recordTrend(_ i: Int, _ v: Int64, startNanos: UInt64) {
             trends[i].record(v)
-            trendWindows[i].record(v, second: MetricsRecorder.second(since: startNanos), into: &trendSeries[i])
+            trendWindows[i].record(v, atNanos: coarseMonotonicNanos(), runStart: startNanos)
         }
     }
 
@@ -110,7 +109,7 @@ public final class MetricsRecorder: Sendable {
         if let i = s.trendIndex[name] { return i }
         let i = s.trends.count
         s.trends.append(template); s.trendNames.append(name); s.trendIndex[name] = i
-        s.trendSeries.append(TrendSeries()); s.trendWindows.append(TrendSecondWindow())
+        s.trendWindows.append(TrendSecondWindow())
         return i
     }
 
@@ -279,7 +278,7 @@ public final class MetricsRecorder: Sendable {
                     var h = template
                     h.merge(s.trends[i])
                     out.trends[name] = h
-                    if perSecond { out.trendSeries[name] = s.trendWindows[i].including(in: s.trendSeries[i]) }
+                    if perSecond { out.trendSeries[name] = s.trendWindows[i].snapshot }
                 }
             }
             for (i, name) in s.counterNames.enumerated() {

@@ -281,20 +281,50 @@ extension TrendSeries: Codable {
     }
 }
 
-/// The current second of one trend in one recorder, counted densely (O(1) per sample) and
-/// folded into its ``TrendSeries`` when the second changes or a snapshot is taken.
+/// One trend's per-second histograms in one recorder: the finished seconds (`series`) and the
+/// current one, counted densely (O(1) per sample) and folded into `series` when the second
+/// changes or a snapshot is taken.
 struct TrendSecondWindow {
+    /// The finished seconds.
+    var series = TrendSeries()
     var second = -1
+    // The current second's span on the monotonic clock: inside it, no division is needed.
+    var spanStart: UInt64 = 0, spanEnd: UInt64 = 0
     var dense: [UInt32] = []
     var lo = Int.max, hi = -1
     var count: Int64 = 0, sum: Int64 = 0, min: Int64 = .max, max: Int64 = 0
 
+    /// Records `value` at monotonic time `now` of a run started at `runStart` (the recorder's
+    /// hot path: one comparison decides the second, a division only when it changes).
     @inline(__always)
-    mutating func record(_ value: Int64, second s: Int, into series: inout TrendSeries) {
-        if _slowPath(s != second) {
-            flush(into: &series)
+    mutating func record(_ value: Int64, atNanos now: UInt64, runStart: UInt64) {
+        if _slowPath(now >= spanEnd || now < spanStart) {
+            let s = now > runStart ? Swift.min(Int((now - runStart) / 1_000_000_000), MetricsRecorder.maxSeriesSeconds - 1) : 0
+            move(to: s)
+            spanStart = runStart &+ UInt64(s) &* 1_000_000_000
+            spanEnd = s == MetricsRecorder.maxSeriesSeconds - 1 ? .max : spanStart &+ 1_000_000_000
+            if now < spanStart { spanStart = 0 }   // before the run's start: all of it is second 0
+        }
+        add(value)
+    }
+
+    /// Records `value` into second `s` (tests and tools).
+    mutating func record(_ value: Int64, second s: Int) {
+        move(to: s)
+        spanStart = 0; spanEnd = 0
+        add(value)
+    }
+
+    @inline(__always)
+    private mutating func move(to s: Int) {
+        if s != second {
+            flush()
             second = s
         }
+    }
+
+    @inline(__always)
+    private mutating func add(_ value: Int64) {
         if _slowPath(dense.isEmpty) { dense = [UInt32](repeating: 0, count: TrendSeries.bucketCount) }
         let v = value < 0 ? 0 : (value > TrendSeries.highestTrackableValue ? TrendSeries.highestTrackableValue : value)
         let i = TrendSeries.index(for: v)
@@ -306,15 +336,15 @@ struct TrendSecondWindow {
         if v > max { max = v }
     }
 
-    /// Moves the window's samples into `series` and empties the window.
-    mutating func flush(into series: inout TrendSeries) {
+    /// Moves the current second's samples into `series` and empties it.
+    mutating func flush() {
         guard count > 0 else { return }
         series.append(second: second, dense: &dense, lo: lo, hi: hi, count: count, sum: sum, min: min, max: max)
         lo = .max; hi = -1; count = 0; sum = 0; min = .max; max = 0
     }
 
-    /// `series` with the window's samples added, leaving both unchanged.
-    func including(in series: TrendSeries) -> TrendSeries {
+    /// Every second so far, the current one included, leaving the window unchanged.
+    var snapshot: TrendSeries {
         guard count > 0 else { return series }
         var s = series, d = dense
         s.append(second: second, dense: &d, lo: lo, hi: hi, count: count, sum: sum, min: min, max: max)
