@@ -28,7 +28,7 @@ public enum JSONSummary {
         if let e = m.errorRate { errorValues["rate"] = e }
         metrics[Threshold.errorsMetric] = ["type": "rate", "values": errorValues]
         for o in outcomes {
-            let key = "\(o.statistic) \(o.threshold.comparison.rawValue) \(Threshold.format(o.limit, o.threshold.unit))"
+            let key = "\(o.statistic) \(o.threshold.comparison.rawValue) \(o.threshold.limitText)"
             var entry = metrics[o.metric] ?? ["type": "missing", "values": [String: Any]()]
             var ths = entry["thresholds"] as? [String: Any] ?? [:]
             ths[key] = ["ok": o.passed]
@@ -43,6 +43,8 @@ public enum JSONSummary {
             var d: [String: Any] = ["metric": o.metric, "statistic": o.statistic,
                                     "comparison": o.threshold.comparison.rawValue, "limit": o.limit,
                                     "unit": o.threshold.unit.rawValue, "ok": o.passed, "message": o.message]
+            if o.skipped { d["skipped"] = true }
+            if let r = o.threshold.relative { d["relative"] = ["reference": r.reference.rawValue, "by": r.by] }
             if let a = o.actual { d["actual"] = a }
             return d
         }
@@ -88,7 +90,7 @@ public enum K6TextSummary {
         out += "\n\n"
         if !outcomes.isEmpty {
             for o in outcomes {
-                out += "  \(o.passed ? "✓" : "✗") \(o.metric) \(o.statistic)\(o.threshold.comparison.rawValue)\(Threshold.format(o.limit, o.threshold.unit).replacingOccurrences(of: " ", with: ""))"
+                out += "  \(o.mark) \(o.metric) \(o.statistic)\(o.threshold.comparison.rawValue)\(o.threshold.limitText.replacingOccurrences(of: " ", with: ""))"
                 out += o.passed ? "\n" : "  (\(o.message))\n"
             }
             out += "\n"

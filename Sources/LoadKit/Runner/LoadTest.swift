@@ -68,7 +68,8 @@ public struct LoadTest: Sendable {
         public var writeReports = true
         /// Report folder root (default `LOADKIT_REPORT_DIR`, else `./loadkit-reports`).
         public var reportRoot: String?
-        /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is set).
+        /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is
+        /// set, labelled with `test` and `run_id`) and the push of `LOADKIT_PUSH_URL`.
         public var prometheus = PrometheusExposition.Options()
         /// Creates default options.
         public init() {}
@@ -352,6 +353,7 @@ public struct LoadTest: Sendable {
                 writeStderr("loadkit: \(name): could not write reports: \(error)\n")
             }
         }
+        await PrometheusPush.pushIfConfigured(result, options: options.prometheus)   // LOADKIT_PUSH_URL
         return result
     }
 }

@@ -70,6 +70,7 @@ extension SLA {
                               fileID: String = #fileID, filePath: StaticString = #filePath,
                               line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
         let outcomes = applying(result.slaOverrides ?? [], to: thresholds).evaluate(result)
+        JUnitReport.add(result, outcomes: outcomes)   // LOADKIT_JUNIT: every threshold, passed ones too
         let loc = FailureLocation(fileID: fileID, filePath: filePath, line: line, column: column)
         // One shard of a sharded run: a count or budget can pass on every shard and fail on the
         // whole (or the reverse), so the verdict belongs to `loadkit merge`. Only "no work" fails
