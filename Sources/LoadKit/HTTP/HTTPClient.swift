@@ -80,6 +80,7 @@ public final class HTTPClient: Sendable {
     ///
     /// Throws ``HTTPError`` (`timeout`, `http_malformed`, `http_body_too_large`, `bad_url`,
     /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
+    @discardableResult
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
         let observer = ClientObservation.current
         let endpoint = request.endpoint
@@ -130,12 +131,14 @@ public final class HTTPClient: Sendable {
 
     /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);
     /// `expecting` overrides which statuses count as success.
+    @discardableResult
     public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
                     expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
         try await execute(HTTPRequest(method: .GET, url: url, headers: headers, name: name, expecting: expecting), timeout: timeout)
     }
 
     /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
+    @discardableResult
     public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
                      encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
                      timeout: Duration? = nil) async throws -> HTTPResponse {
@@ -150,6 +153,7 @@ public final class HTTPClient: Sendable {
     }
 
     /// `POST url` with a raw body.
+    @discardableResult
     public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
                      expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
         try await execute(HTTPRequest(method: .POST, url: url, headers: headers, body: body, name: name, expecting: expecting),
@@ -157,6 +161,7 @@ public final class HTTPClient: Sendable {
     }
 
     /// Sends any method with an optional body.
+    @discardableResult
     public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
                      name: String? = nil, expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
         try await execute(HTTPRequest(method: method, url: url, headers: headers, body: body, name: name, expecting: expecting),

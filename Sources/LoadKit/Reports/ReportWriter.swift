@@ -83,6 +83,12 @@ public struct ReportWriter: Sendable {
     /// and returns the paths.
     @discardableResult
     public func write(_ result: RunResult, outcomes: [ThresholdOutcome] = []) throws -> ReportFiles {
+        try write(result, outcomes: outcomes, junit: true)
+    }
+
+    /// ``write(_:outcomes:)``; `junit: false` leaves `LOADKIT_JUNIT` alone (the caller adds the outcomes itself).
+    @discardableResult
+    func write(_ result: RunResult, outcomes: [ThresholdOutcome], junit: Bool) throws -> ReportFiles {
         let dir = runDirectory(for: result)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -113,7 +119,7 @@ public struct ReportWriter: Sendable {
         } catch {
             FileHandle.standardError.write(Data("loadkit: \(error); no old runs were deleted\n".utf8))
         }
-        JUnitReport.add(result, outcomes: outcomes)
+        if junit { JUnitReport.add(result, outcomes: outcomes) }
         return files
     }
 

@@ -36,8 +36,11 @@ public struct LoadTest: Sendable {
         /// The test chose its scale in code (``LoadTest/scaled(by:suite:)`` or ``LoadTest/scaled(_:)``):
         /// the run does not apply the environment's scale again.
         var scaleChosen = false
-        /// Closed model: pause after a script run threw, before it is run again (no hot error loop).
-        public var pauseAfterError: Duration = .milliseconds(500)
+        /// Closed model: pause after a script run threw, before it is run again. Default none: the
+        /// next iteration starts at once, as in k6, so a failing server gets the same load as a
+        /// healthy one. Set it (``LoadTest/pauseAfterError(_:)``) when failures are instant (a
+        /// refused port) and a hot error loop would only burn the generator's CPU.
+        public var pauseAfterError: Duration = .zero
         /// Open model: an iteration starting later than this after it was due counts as late.
         public var lateThreshold: Duration = .milliseconds(10)
         /// Connections each user holds (for the pre-run capacity check; 0 skips it).
@@ -207,6 +210,9 @@ public struct LoadTest: Sendable {
         return t
     }
 
+    /// Pauses a closed-model user after a failed iteration before it runs the script again
+    /// (default: no pause, as in k6).
+    public func pauseAfterError(_ d: Duration) -> LoadTest { var t = self; t.options.pauseAfterError = d; return t }
     /// Sets the graceful-stop period (stop flag → task cancellation).
     public func gracefulStop(_ d: Duration) -> LoadTest { var t = self; t.options.gracefulStop = d; return t }
     /// Caps the whole run.
@@ -316,6 +322,11 @@ public struct LoadTest: Sendable {
             ResourceLimits.raiseOpenFileLimit()
         }
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
+        if let cap = options.maxDuration, cap < plannedDuration + options.gracefulStop {
+            // A capped plan passes or fails on what ran: say up front that it will not run whole.
+            writeStderr("loadkit: \(name): capped at \(format2(cap.seconds)) s (LOADKIT_MAX_DURATION or .maxDuration); "
+                + "the plan lasts \(format2(plannedDuration.seconds)) s, so the run stops early\n")
+        }
         let exclusive = options.exclusive ?? (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
         if exclusive { await RunGate.shared.acquire() }
         do {
@@ -325,6 +336,9 @@ public struct LoadTest: Sendable {
             throw error
         }
         let engine = RunEngine(test: self, script: script)
+        if let cap = options.maxDuration, cap < plannedDuration + options.gracefulStop {
+            engine.note(["max_duration": "\(format2(cap.seconds)) s of a \(format2(plannedDuration.seconds)) s plan"])
+        }
         if let d = diagnosis { engine.note(d.facts) }
         var result = await engine.run()
         if exclusive { await RunGate.shared.release() }
@@ -347,6 +361,7 @@ public struct LoadTest: Sendable {
             do {
                 let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
                 let files = try writer.write(result, outcomes: outcomes)
+                result.reportRoot = writer.root
                 print(ConsoleSummary.render(result, outcomes: outcomes))
                 writeStderr("loadkit: \(name): reports in \(files.directory)\n")
             } catch {

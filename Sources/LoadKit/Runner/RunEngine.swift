@@ -135,7 +135,7 @@ final class RunEngine: Sendable {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
             } else {
                 ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                ctx.recordFailure(error, step: "script", since: mark)
+                ctx.recordFailure(error, step: "iteration", since: mark)
             }
         }
         ctx.recorder.increment(RunnerMetrics.iterations)

@@ -145,11 +145,23 @@ extension Threshold {
         let limitText = "limit \(comparison.rawValue) \(Threshold.format(limit, unit))"
         guard let actual = actualValue(in: m, durationSeconds: durationSeconds) else {
             return ThresholdOutcome(threshold: self, actual: nil, passed: false,
-                                    message: "\(head): no samples, \(limitText)")
+                                    message: "\(head): no samples, \(limitText)" + unknownMetricHint(m))
         }
         let passed = comparison.holds(actual, limit)
         return ThresholdOutcome(threshold: self, actual: actual, passed: passed,
-                                message: "\(head) = \(Threshold.format(actual, unit)), \(limitText)")
+                                message: "\(head) = \(Threshold.format(actual, unit)), \(limitText)" + (passed ? "" : unknownMetricHint(m)))
+    }
+
+    /// For a metric the run never recorded (a typo, a tag never used): says so, with the names
+    /// that were recorded — "count = 0" alone would not tell a misspelt name from a quiet run.
+    func unknownMetricHint(_ m: MetricsSnapshot) -> String {
+        guard metric != Threshold.errorsMetric, m.trends[metric] == nil, m.counters[metric] == nil, m.rates[metric] == nil
+        else { return "" }
+        let base = metric.split(separator: "{").first.map(String.init) ?? metric
+        let names = Set(m.trends.keys).union(m.counters.keys).union(m.rates.keys)
+        let near = names.filter { $0.hasPrefix(base) && $0 != metric }.sorted()
+        let shown = (near.isEmpty ? names.filter { !$0.contains("{") }.sorted() : near).prefix(8)
+        return " (no metric named '\(metric)' was recorded" + (shown.isEmpty ? ")" : "; recorded: \(shown.joined(separator: ", ")))")
     }
 
     /// Evaluates this threshold against a run's result (a relative one against the run's
