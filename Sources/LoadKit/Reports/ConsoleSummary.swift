@@ -75,14 +75,25 @@ public enum ConsoleSummary {
         return Secrets.scrub(out, environment: r.environment)
     }
 
-    /// Trends for the console: those thresholds name, then untagged trends by sample count.
+    /// Trends for the console: those thresholds name, then the script's own steps, then k6's
+    /// most telling built-ins (duration, waiting, connecting, iteration), then the busiest others.
     static func keyTrends(_ m: MetricsSnapshot, outcomes: [ThresholdOutcome]) -> [String] {
         var names: [String] = []
         for o in outcomes where m.trends[o.metric].map({ $0.count > 0 }) == true && !names.contains(o.metric) {
             names.append(o.metric)
         }
+        let priority = [BuiltInMetrics.httpReqDuration, BuiltInMetrics.httpReqWaiting, BuiltInMetrics.httpReqConnecting,
+                        BuiltInMetrics.wsConnecting, RunnerMetrics.iterationDuration]
+        func rank(_ name: String) -> Int {
+            if let i = priority.firstIndex(of: name) { return 1 + i }
+            return name.hasPrefix("http_req_") || name.hasPrefix("ws_") ? 100 : 0
+        }
         let rest = m.trends.filter { $0.value.count > 0 && !names.contains($0.key) && !$0.key.contains("{") }
-            .sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
+            .sorted { a, b in
+                let (ra, rb) = (rank(a.key), rank(b.key))
+                if ra != rb { return ra < rb }
+                return a.value.count > b.value.count || (a.value.count == b.value.count && a.key < b.key)
+            }
         names += rest.map(\.key)
         return Array(names.prefix(consoleTrends))
     }
