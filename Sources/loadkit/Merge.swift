@@ -9,8 +9,9 @@ enum MergeCommand {
     static let usage = """
         usage: loadkit merge <result.json | folder>... [--out DIR] [--expect-shards N] [--quiet]
           Merges sharded runs' results (exact histograms), writes console/CSV/JSON reports for the
-          whole into DIR/<test>/ (default ./loadkit-reports/merged) and judges the shards' SLA on
-          the whole; shards of several tests are merged per test. Exit 0 = SLA held, 1 = SLA
+          whole into DIR/<test>/<start time>/ (with DIR/<test>/latest; default ./loadkit-reports/merged),
+          including report.html, and judges the shards' SLA on the whole; shards of several tests are
+          merged per test; LOADKIT_PUSH_URL pushes the merged values to a Pushgateway. Exit 0 = SLA held, 1 = SLA
           breached, 2 = shards missing/duplicate/mismatched or unreadable.
         """
 
@@ -24,18 +25,12 @@ enum MergeCommand {
 
     static func parse(_ args: [String]) throws -> Arguments {
         var a = Arguments()
-        var i = 0
-        func value(_ flag: String) throws -> String {
-            i += 1
-            guard i < args.count else { throw ScriptFailure("\(flag) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            let arg = args[i]
+        var cursor = ArgumentCursor(args)
+        while let arg = cursor.next() {
             switch arg {
-            case "--out", "-o": a.out = try value(arg)
+            case "--out", "-o": a.out = try cursor.value(for: arg)
             case "--expect-shards", "-n":
-                let v = try value(arg)
+                let v = try cursor.value(for: arg)
                 guard let n = Int(v), n >= 1 else { throw ScriptFailure("--expect-shards needs a count ≥ 1, not '\(v)'") }
                 a.expectShards = n
             case "--quiet", "-q": a.quiet = true
@@ -51,14 +46,13 @@ enum MergeCommand {
                     a.inputs.append(arg)
                 }
             }
-            i += 1
         }
         guard !a.inputs.isEmpty else { throw ScriptFailure("no shard results given") }
         return a
     }
 
     /// Runs the command and returns the exit status.
-    static func run(_ args: [String]) -> Int32 {
+    static func run(_ args: [String]) async -> Int32 {
         let a: Arguments
         do { a = try parse(args) } catch {
             stderrLine("loadkit merge: \(error)")
@@ -87,6 +81,7 @@ enum MergeCommand {
                     report(error)
                     status = 2
                 }
+                await PrometheusPush.pushIfConfigured(merged.result, options: .init())   // LOADKIT_PUSH_URL
                 for m in merged.breachMessages { stderrLine(m) }
                 if merged.passed {
                     stderrLine("loadkit merge: '\(test)': \(merged.shards.count) shards merged; SLA held (\(merged.outcomes.count) thresholds)")

@@ -3,6 +3,7 @@
 //
 //   loadkit bench record|http|stomp|held [--flag value …]   side-by-side benchmark sections
 //   loadkit merge <result.json | folder>… [--out DIR] [--expect-shards N]   merge shard results, gate on the SLA
+//   loadkit compare BASE NEW [--max-regression 10%]           two runs side by side, gate on regressions
 //   loadkit shard-demo --url URL …                          a tiny sharded scenario (tests, trying a set-up)
 //   loadkit fuzz [--parser P] [--count N] [--seed S]        differential fuzzing of the parsers (whole vs split)
 import Foundation
@@ -13,8 +14,9 @@ typealias Command = @Sendable ([String]) async -> Int32
 /// One line per subcommand (e.g. `"merge": { MergeCommand.run($0) },` for shard results).
 let commands: [String: Command] = [
     "bench": { await BenchCommand.run($0) },
+    "compare": { CompareCommand.run($0) },
     "fuzz": { FuzzCommand.run($0) },
-    "merge": { MergeCommand.run($0) },
+    "merge": { await MergeCommand.run($0) },
     "shard-demo": { await ShardDemoCommand.run($0) },
 ]
 

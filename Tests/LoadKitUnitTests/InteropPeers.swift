@@ -15,15 +15,22 @@ enum InteropPeers {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Benchmarks")
 
-    /// Whether `python3` can import every module (checked once per set).
+    /// Whether `python3` can import every module.
     static func available(_ modules: [String]) -> Bool {
         if off { return false }
         return required || missing(modules).isEmpty
     }
 
+    /// The peers' modules that import, asked of `python3` once per process (a blocking call, made
+    /// when the suites are planned, not while tests run).
+    static let importable: Set<String> = {
+        let probe = "import importlib.util as u\nfor m in ['websockets', 'stomp', 'coilmq']:\n    print(m if u.find_spec(m) else '')"
+        return Set(run(["python3", "-c", probe]).output.split(separator: "\n").map(String.init).filter { !$0.isEmpty })
+    }()
+
     /// The modules of `modules` that do not import.
     static func missing(_ modules: [String]) -> [String] {
-        modules.filter { run(["python3", "-c", "import \($0)"]).status != 0 }
+        modules.filter { !importable.contains($0) }
     }
 
     /// Throws a clear error when a module is missing (the tests run only when required or present).
@@ -48,8 +55,11 @@ enum InteropPeers {
     static func runDetached(_ args: [String], seconds: Double = 30) async throws -> (status: Int32, output: String) {
         let (p, out) = try start(args)
         let killer = Task { try await Task.sleep(for: .seconds(seconds)); kill(p.processIdentifier, SIGKILL) }
-        let data = try await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        p.waitUntilExit()
+        let data = try await offThePool {
+            let d = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return d
+        }
         killer.cancel()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }

@@ -42,6 +42,50 @@ import LoadKit   // not @testable: the quick start uses only the public API
     }
 }
 
+/// The README's WebSocket and open-model examples, smaller, against local servers.
+@Suite(.serialized) struct ReadmeMoreExamplesTests {
+    @Test func pingPong() async throws {
+        let server = try WSEchoServer()
+        let url = server.url + "/ws"
+        let result = try await LoadTest("ws-echo") { Stage("ramp", to: 10, over: .milliseconds(500)); Hold(.seconds(1)) }
+            .reports(false)
+            .sla { SLA.p95("pong", below: .milliseconds(100)); SLA.errorRate(below: 0.001) }
+            .run { user in
+                let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+                user.markConnected()                          // counts for connections_held
+                try await user.every(.milliseconds(200)) {
+                    try await user.measure("pong") {
+                        try await ws.send(text: #"{"type":"PING"}"#)
+                        _ = try await ws.receive(timeout: .seconds(5))
+                    }
+                }
+                await ws.close(code: 1000, reason: "bye")
+            }
+        result.expect()
+        #expect(result.metrics.counters["ws_sessions"] == 10)
+        #expect((result.metrics.trends["pong"]?.count ?? 0) >= 40)
+        #expect(result.metrics.counters["ws_msgs_sent"] == result.metrics.counters["ws_msgs_received"])
+    }
+
+    @Test func checkoutAt200PerSecond() async throws {
+        let server = try HTTPServer(port: 0) { _ in .text("ok") }
+        defer { server.stop() }
+        let url = "http://127.0.0.1:\(server.port)/api/checkout"
+        let client = HTTPClient()
+        let result = try await LoadTest("checkout", rate: .constant(200, for: .seconds(1)), maxUsers: 500)
+            .reports(false)
+            .sla { SLA.p99("checkout", below: .milliseconds(300)) }
+            .run { iteration in
+                try await iteration.measure("checkout", since: iteration.scheduledStartNanos) {
+                    try await client.post(url, json: ["cart": 42]).requireStatus()
+                }
+            }
+        result.expect()
+        #expect(result.metrics.counters["http_reqs"] == 200)
+        #expect(server.statistics.requests == 200)
+    }
+}
+
 private final class ServedCount: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0

@@ -75,8 +75,8 @@ import Testing
         #expect(env["TOKEN"] == "****" && env["SERVER_URL"] == "127.0.0.1:61613")
     }
 
-    @Test func consoleSummaryHasSeedLayoutAndNoSecrets() {
-        let text = ConsoleSummary.render(Self.sample(), outcomes: Self.outcomes)
+    @Test func summaryFileHasSeedLayoutAndNoSecrets() {
+        let text = ConsoleSummary.full(Self.sample(), outcomes: Self.outcomes)
         #expect(text.contains("Workers: 900 (peak active 880)"))
         #expect(text.contains("Duration: 45.234s"))
         #expect(text.contains("Success rate: 99.00% (990/1000)"))
@@ -86,6 +86,47 @@ import Testing
         #expect(text.contains("Thresholds: 1 of 2 FAILED"))
         for secret in ["eyJsecretjwt", "hunter22", "k-123456", "abcdef"] { #expect(!text.contains(secret)) }
         #expect(text.contains("TOKEN=****"))
+        #expect(text.contains("error rate 1 % (10 of 1,000 operations: 990 succeeded, 10 failed)"))
+    }
+
+    @Test func consoleSummaryIsShortAndStatesItsDenominators() {
+        let text = ConsoleSummary.render(Self.sample(), outcomes: Self.outcomes)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count <= 25, "\(lines.count) lines:\n\(text)")
+        #expect(lines[0].hasPrefix("── LoadKit · stomp-chat ") && lines[0].hasSuffix(" ✗ FAILED ──"))
+        #expect(text.contains("thresholds   1 of 2 breached"))
+        #expect(text.contains("✓ message_latency p(95) = 95") && text.contains("limit < 200 ms"))
+        #expect(text.contains("✗ errors rate = 1 %"))
+        #expect(text.contains("errors       1 % (10 of 1,000 operations: 990 succeeded, 10 failed)"))
+        #expect(text.contains("refused [server] 10 — connect: connection refused"))
+        #expect(text.contains("message_latency") && text.contains("websocket_connect"))
+        #expect(text.contains("throughput   messages_sent 990 (21.89/s)"))
+        // The held connections explained: 999 of 1,000 planned connected at the end of the hold.
+        #expect(text.contains("connections  held 99.9 % (999 of 1,000 users planned were connected at the end of the hold)"))
+        #expect(text.contains("1 not connected then: see the errors"))
+        // The environment dump stays in the files.
+        #expect(!text.contains("SERVER_URL") && !text.contains("TOKEN"))
+        for secret in ["eyJsecretjwt", "hunter22", "k-123456", "abcdef"] { #expect(!text.contains(secret)) }
+    }
+
+    @Test func heldConnectionsTellLateConnectorsFromFailures() throws {
+        // 60 planned, 57 connected at the end of the hold (second 12); no error anywhere.
+        var r = RunResult(name: "late", startedAtMillis: 0, durationSeconds: 15, metrics: MetricsSnapshot(), plannedPeakUsers: 60,
+                          environment: ["connections_held_at_second": "12"])
+        r.metrics.rates[SLA.connectionsHeldMetric] = RateTally(hits: 57, total: 60)
+        r.metrics.counters["operations"] = 500
+        let none = try #require(HeldConnections(r))
+        #expect(none.sentence == "95 % (57 of 60 users planned were connected at the end of the hold, 12 s into the run)")
+        #expect(none.lateNote == "3 not connected then: no error was recorded, so they were still connecting (late connectors, not failures)")
+        // The per-second series shows two of them connecting after second 12; one never did.
+        r.metrics.series[RunnerMetrics.connected] = [10, 30, 50, 55, 56, 57, 57, 57, 57, 57, 57, 57, 57, 59, 59]
+        let late = try #require(HeldConnections(r))
+        #expect(late.connectedLater == 2)
+        #expect(late.lateNote == "3 not connected then: 2 connected later (late connectors, not failures), 1 never connected with no error recorded")
+        let text = ConsoleSummary.render(r, outcomes: [SLA.connectionsHeld(atLeast: 0.9)].evaluate(r))
+        #expect(text.contains("2 connected later (late connectors, not failures)"))
+        #expect(text.contains("✓ PASSED"))
+        #expect(HeldConnections(RunResult(name: "x", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsSnapshot())) == nil)
     }
 
     @Test func k6TextAndErrorLog() {
@@ -144,8 +185,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         let writer = ReportWriter(root: root)
         let files = try writer.write(Self.sample(name: "stomp chat/1"), outcomes: Self.outcomes)
-        #expect(files.directory.hasSuffix("/stomp_chat_1"))
-        for p in [files.summary, files.csv, files.json, files.result, files.errorLog, files.k6Text] {
+        #expect(files.directory == root + "/stomp_chat_1/2023-11-14_22-13-20.000Z")
+        #expect(writer.directory(for: "stomp chat/1") == files.directory)
+        for p in [files.summary, files.csv, files.json, files.result, files.errorLog, files.k6Text, files.html, files.timeSeries] {
             #expect(FileManager.default.fileExists(atPath: p), "missing \(p)")
             let text = try String(contentsOfFile: p, encoding: .utf8)
             #expect(!text.contains("hunter22") && !text.contains("eyJsecretjwt"), "secret in \(p)")

@@ -246,8 +246,10 @@ private struct Boom: Error {}
                 await user.sleep(for: .milliseconds(20))
             }
         #expect(result.interruption != nil)
-        for file in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "load_test.log"] {
-            #expect(FileManager.default.fileExists(atPath: root + "/reported/" + file), "\(file) missing")
+        let dir = ReportWriter(root: root).directory(for: "reported")
+        #expect(dir.hasPrefix(root + "/reported/") && RunHistory.isRunFolderName((dir as NSString).lastPathComponent))
+        for file in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "load_test.log", "report.html", "timeseries.csv"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file) missing")
         }
     }
 

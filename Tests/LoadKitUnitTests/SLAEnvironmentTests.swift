@@ -33,6 +33,21 @@ import Testing
         }
     }
 
+    @Test func aMisspeltMetricOrTagSaysItWasNeverRecorded() {
+        var m = MetricsSnapshot()
+        m.counters["http_reqs"] = 10
+        var h = Histogram(); h.record(1_000)
+        m.trends["http_req_duration"] = h
+        m.trends["http_req_duration{name:/ok}"] = h
+        let typo = SLA.count("http_reqz", atLeast: 1).evaluate(m, durationSeconds: 1)
+        #expect(!typo.passed)
+        #expect(typo.message.contains("no metric named 'http_reqz' was recorded; recorded: "), "\(typo.message)")
+        let tag = SLA.p95("http_req_duration", tag: "name:/nope", below: .seconds(1)).evaluate(m, durationSeconds: 1)
+        #expect(tag.message.contains("recorded: http_req_duration, http_req_duration{name:/ok}"), "\(tag.message)")
+        let fine = SLA.count("http_reqs", atLeast: 100).evaluate(m, durationSeconds: 1)
+        #expect(!fine.message.contains("no metric named"), "a known metric gets no hint")
+    }
+
     @Test func overridesReplaceTheSameStatisticAndAddOthers() throws {
         let code = [SLA.p95("http_req_duration", below: .milliseconds(500)), SLA.errorRate(below: 0.01)]
         let env = try SLA.parse("http_req_duration: p(95)<200ms; http_reqs: count>=1")

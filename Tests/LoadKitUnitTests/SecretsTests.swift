@@ -136,7 +136,8 @@ import Testing
         env["TOKEN"] = token
         let result = RunResult(name: "auth-fact", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsRecorder().snapshot(),
                                plannedPeakUsers: 1, peakActiveUsers: 1, environment: env)
-        let summary = ConsoleSummary.render(result)
+        // The environment is in the full summary (summary.txt); the console one is short.
+        let summary = ConsoleSummary.full(result)
         #expect(summary.contains("auth=none"), "\(summary)")
         #expect(!summary.contains("auth=****"))
         #expect(summary.contains("TOKEN=****") && !summary.contains(token))

@@ -171,8 +171,9 @@ import Testing
         #expect(cli.status == 1, "merge exited \(cli.status): \(cli.stderr)")
         #expect(cli.stderr.contains("SLA breached in 'shard-demo': errors count = 6, limit <= 3"))
         #expect(cli.stdout.contains("Merged 3 shards of run \(runID)"))
-        for f in ["summary.txt", "load_test_result.csv", "summary.json", "result.json"] {
-            #expect(FileManager.default.fileExists(atPath: root + "/merged/shard-demo/" + f), "\(f) missing")
+        let mergedDir = ReportWriter(root: root + "/merged").directory(for: "shard-demo")
+        for f in ["summary.txt", "load_test_result.csv", "summary.json", "result.json", "report.html", "timeseries.csv"] {
+            #expect(FileManager.default.fileExists(atPath: mergedDir + "/" + f), "\(f) missing")
         }
 
         // A missing shard and a duplicate shard are errors (exit 2), never a silent merge.

@@ -242,18 +242,33 @@ enum ShardFixtures {
             try ShardOutput.write(ShardFixtures.result([Int64(1000 * (i + 1))], errors: 0), shard: s, runID: "r",
                                   thresholds: ShardFixtures.sla, root: root)
         }
-        let dir0 = (root as NSString).appendingPathComponent("shard-0/t")
+        let dir0 = ReportWriter(root: root + "/shard-0").directory(for: "t")
+        let dir1 = ReportWriter(root: root + "/shard-1").directory(for: "t")
+        #expect(dir0.hasPrefix(root + "/shard-0/t/"))
         #expect(FileManager.default.fileExists(atPath: dir0 + "/shard.json"))
         #expect(FileManager.default.fileExists(atPath: dir0 + "/result.json"))
         let fromFolder = try ShardMerge.merge(paths: [root], expectShards: 2)
         #expect(fromFolder.result.metrics.trends["request"]?.count == 2)
         #expect(fromFolder.thresholds == ShardFixtures.sla)
         #expect(fromFolder.passed)
-        let fromFiles = try ShardMerge.merge(paths: [dir0 + "/result.json", root + "/shard-1/t/result.json"])
+        let fromFiles = try ShardMerge.merge(paths: [dir0 + "/result.json", dir1 + "/result.json"])
         #expect(fromFiles.result.metrics == fromFolder.result.metrics)
-        // Merged reports: console, CSV, JSON and a result.json for the whole.
+        // An earlier run of the same shards in the history (another run id) is left out: the
+        // folder merges the runs `latest` names, without a duplicate or a run-id mismatch.
+        for i in 0..<2 {
+            var older = ShardFixtures.result([5_000], errors: 9)
+            older.startedAtMillis -= 86_400_000
+            try ShardOutput.write(older, shard: try Shard(index: i, count: 2), runID: "yesterday", thresholds: ShardFixtures.sla, root: root)
+            try RunHistory.pointLatest(in: root + "/shard-\(i)/t", to: (i == 0 ? dir0 : dir1).split(separator: "/").last.map(String.init)!)
+        }
+        #expect(RunHistory.runs(in: root + "/shard-0/t").count == 2)
+        #expect(try ShardMerge.merge(paths: [root], expectShards: 2).result.metrics == fromFolder.result.metrics)
+        // Merged reports: summary, CSV, JSON, HTML, time series and a result.json for the whole.
         let files = try fromFolder.writeReports(root: root + "/merged")
-        for f in [files.summary, files.csv, files.json, files.result] { #expect(FileManager.default.fileExists(atPath: f)) }
+        for f in [files.summary, files.csv, files.json, files.result, files.html, files.timeSeries] {
+            #expect(FileManager.default.fileExists(atPath: f))
+        }
+        #expect(files.directory == ReportWriter(root: root + "/merged").directory(for: "t"))
         // Nothing there / not a result.
         #expect(throws: ShardMergeError.self) { try ShardMerge.load([root + "/nope"]) }
         try Data("{}".utf8).write(to: URL(fileURLWithPath: root + "/bad.json"))

@@ -52,8 +52,8 @@ struct StompInteropTests {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
-        let vhost = InteropPeers.run(["python3", "-c", "import socket; print(socket.getfqdn())"]).output
+        defer { kill(p.processIdentifier, SIGKILL) }
+        let vhost = try await offThePool { InteropPeers.run(["python3", "-c", "import socket; print(socket.getfqdn())"]) }.output
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // coilmq takes a moment to listen: retry the connect for up to 10 s.
         var client: StompClient?

@@ -93,6 +93,7 @@ private struct UnexpectedStatus: Error {}
         let wall = Double(monotonicNanos() - t0) / 1e9
         #expect(wall < 4.5, "a 30 s plan under LOADKIT_MAX_DURATION=2s ran \(wall) s")
         #expect(result.interruption?.hasPrefix("deadline") == true, "\(result.interruption ?? "nil")")
+        #expect(result.environment["max_duration"] == "2 s of a 30 s plan", "the cap is stated, not silent")
     }
 
     @Test func theEnvironmentsScaleAndShardsGovernAPlainRun() async throws {
@@ -184,7 +185,7 @@ private struct UnexpectedStatus: Error {}
         #expect(m.totalErrors == 3, "\(m.errors)")
         #expect(m.errors["http_404"]?.count == 2)
         #expect(m.errors["item_missing"]?.count == 1)
-        #expect(m.errors["item_missing"]?.examples == ["script: no such item"])
+        #expect(m.errors["item_missing"]?.examples == ["iteration: no such item"])
         #expect(m.series["errors"]?.reduce(0, +) == 3)
         #expect(m.counters["iterations_failed"] == 3)
     }
@@ -257,6 +258,45 @@ private struct UnexpectedStatus: Error {}
             #expect("\(error)".contains("out of file descriptors"), "\(error)")
         }
         try await during.value
+    }
+
+    @Test func aFailedIterationIsFollowedAtOnceByTheNext() async throws {
+        // As in k6: a failing server gets the same offered load as a healthy one.
+        let result = try await quiet(LoadTest("no-pause") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(400)) })
+            .run { user in
+                _ = await user.sleep(for: .milliseconds(10))
+                throw ScriptFailure("the server said no")
+            }
+        let m = result.metrics
+        #expect((m.counters["iterations_failed"] ?? 0) >= 15, "\(m.counters)")   // ≈ 40 in 400 ms, not 1 after a 500 ms pause
+        #expect(m.totalErrors == m.counters["iterations_failed"])
+        let paused = try await quiet(LoadTest("pause") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(400)) })
+            .pauseAfterError(.milliseconds(300))
+            .run { _ in throw ScriptFailure("refused") }
+        #expect((paused.metrics.counters["iterations_failed"] ?? 0) <= 3, "an explicit pause still applies")
+    }
+
+    @Test func anSLAGivenOnlyToExpectReachesTheReportFiles() async throws {
+        let root = NSTemporaryDirectory() + "loadkit-expect-only-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await LoadTest("expect-only", burst: 2).progress(false).settings(Settings([:]))
+            .reports(true, root: root)
+            .run { user in try await user.measure("step") { _ = await user.sleep(for: .milliseconds(5)) } }
+        let recorded = Mutex<[String]>([])
+        result.expect(reporter: FailureReporter { m, _ in recorded.withLock { $0.append(m) } }) {
+            SLA.p95("step", below: .microseconds(1))                    // breached
+            SLA.count("iterations", atLeast: 2)                          // holds
+        }
+        #expect(recorded.withLock { $0 }.count == 1)
+        let dir = ReportWriter(root: root).directory(for: "expect-only")
+        let json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json"))) as? [String: Any])
+        #expect(json["thresholds_ok"] as? Bool == false, "\(json)")
+        let step = try #require((json["thresholds"] as? [[String: Any]])?.first { $0["metric"] as? String == "step" })
+        #expect(step["unit"] as? String == "ms" && step["limit"] as? Double == 0.001, "durations in ms, like the trends: \(step)")
+        let summary = try String(contentsOfFile: dir + "/summary.txt", encoding: .utf8)
+        #expect(summary.contains("step p(95) ="), "\(summary)")
+        let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+        #expect(html.contains("1 of 2 thresholds breached."), "the HTML lists the thresholds too")
     }
 }
 

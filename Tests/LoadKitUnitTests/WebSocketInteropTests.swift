@@ -17,13 +17,16 @@ struct WebSocketInteropTests {
         p.standardOutput = out
         try p.run()
         // SIGKILL: the child may inherit a signal mask that blocks SIGTERM.
-        defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
-        // "READY <port>"
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+        defer { kill(p.processIdentifier, SIGKILL) }
+        // "READY <port>" (read off the cooperative pool: it blocks until the server is up)
+        let line = try await offThePool { () -> Data in
+            var line = Data()
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            return line
         }
         let words = String(decoding: line, as: UTF8.self).split(separator: " ")
         let port = try #require(words.count == 2 ? Int(words[1].trimmingCharacters(in: .whitespacesAndNewlines)) : nil)
@@ -69,8 +72,11 @@ struct WebSocketInteropTests {
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let data = try await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        p.waitUntilExit()
+        let data = try await offThePool {
+            let d = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return d
+        }
         let text = String(decoding: data, as: UTF8.self)
         #expect(p.terminationStatus == 0, "\(text)")
         #expect(text.contains("OK"))

@@ -125,7 +125,7 @@ import LoadKitFixtures
         let dropErrors = m.errors.filter { $0.value.examples.contains { $0.hasPrefix("connection:") } }
         #expect(!dropErrors.isEmpty)
         #expect(dropErrors.values.allSatisfy { $0.source != .loadGenerator })
-        let prom = PrometheusExposition.render(m)
+        let prom = PrometheusExposition.render(m, options: .stompChat)
         #expect(prom.contains("stomp_load_test_connection_retries_total \(retries)"))
         #expect(prom.contains("stomp_load_test_reconnection_time_ms_count \(reconnects)"))
         // Seed 001's other names are all there.

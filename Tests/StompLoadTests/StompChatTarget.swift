@@ -93,6 +93,7 @@ enum StompChatPlan {
         return try LoadTest(name, stages: stages)
             .smoke(users: smokeUsers, duration: smokeDuration)
             .scaled(by: settings, suite: "STOMP")
+            .prometheus(.stompChat)   // seed 001's stomp_load_test_… names
     }
 
     /// P95 message RTT limit: `STOMP_SLA_P95_MS`, default 250 ms in a debug build, 200 ms in release.

@@ -82,6 +82,7 @@ public final class HTTPClient: Sendable {
     ///
     /// Throws ``HTTPError`` (`timeout`, `http_malformed`, `http_body_too_large`, `bad_url`,
     /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
+    @discardableResult
     nonisolated(nonsending)
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
         let observer = ClientObservation.current
@@ -133,6 +134,7 @@ public final class HTTPClient: Sendable {
 
     /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);
     /// `expecting` overrides which statuses count as success.
+    @discardableResult
     nonisolated(nonsending)
     public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
                     expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
@@ -140,6 +142,7 @@ public final class HTTPClient: Sendable {
     }
 
     /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
+    @discardableResult
     nonisolated(nonsending)
     public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
                      encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
@@ -155,6 +158,7 @@ public final class HTTPClient: Sendable {
     }
 
     /// `POST url` with a raw body.
+    @discardableResult
     nonisolated(nonsending)
     public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
                      expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
@@ -163,6 +167,7 @@ public final class HTTPClient: Sendable {
     }
 
     /// Sends any method with an optional body.
+    @discardableResult
     nonisolated(nonsending)
     public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
                      name: String? = nil, expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
@@ -386,7 +391,9 @@ final class HostPool: Sendable {
         let source = nextSource()
         let loop = configuration.group.currentLoop ?? configuration.group.next()
         let remaining = task.deadline > monotonicNanos() ? task.deadline - monotonicNanos() : 0
-        Task {
+        // On the connection's loop, not Swift's shared pool: a process busy with other work (tests
+        // running in parallel) must not hold a new connection back until its request times out.
+        Task(executorPreference: loop) { [self] in
             do {
                 let address = try await SocketAddress.resolve(host: host, port: port)
                 task.connectStartAt = monotonicNanos()

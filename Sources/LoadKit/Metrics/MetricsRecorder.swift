@@ -40,8 +40,10 @@ public struct RateHandle: Sendable, Hashable {
 ///
 /// Trends hold durations in **microseconds** by convention (`record(_:micros:)`,
 /// `recordNanos(_:_:)` converts). Counters also keep a per-second series indexed from the run's
-/// start (`startNanos`, a ``monotonicNanos()`` value). Each trend costs a fixed-size histogram
-/// (≈184 KB once used), so share recorders between users rather than giving 10,000 users one each.
+/// start (`startNanos`, a ``monotonicNanos()`` value), errors one per kind, and trends a compact
+/// per-second histogram (``TrendSeries``) beside the exact whole-run one. Each trend costs a
+/// fixed-size histogram (≈184 KB once used) plus an ≈8 KB window for the current second, so share
+/// recorders between users rather than giving 10,000 users one each.
 public final class MetricsRecorder: Sendable {
     /// Longest per-second series kept (7 days); later seconds are added to the last slot.
     static let maxSeriesSeconds = 7 * 24 * 3600
@@ -50,6 +52,7 @@ public final class MetricsRecorder: Sendable {
         var trendIndex: [String: Int] = [:]
         var trendNames: [String] = []
         var trends: [Histogram] = []
+        var trendWindows: [TrendSecondWindow] = []
         var counterIndex: [String: Int] = [:]
         var counterNames: [String] = []
         var counters: [Int64] = []
@@ -60,6 +63,15 @@ public final class MetricsRecorder: Sendable {
         var gauges: [String: Double] = [:]
         var errors: [String: ErrorTally] = [:]
         var errorSeries: [Int64] = []
+        var errorKindSeries: [String: [Int64]] = [:]
+
+        /// Records `v` into trend `i` and into its current second (the clock is read under the
+        /// lock, so a recorder's seconds only move forward).
+        @inline(__always)
+        mutating func recordTrend(_ i: Int, _ v: Int64, startNanos: UInt64) {
+            trends[i].record(v)
+            trendWindows[i].record(v, atNanos: coarseMonotonicNanos(), runStart: startNanos)
+        }
     }
 
     /// The run's start on the monotonic clock; per-second series count from here.
@@ -97,6 +109,7 @@ public final class MetricsRecorder: Sendable {
         if let i = s.trendIndex[name] { return i }
         let i = s.trends.count
         s.trends.append(template); s.trendNames.append(name); s.trendIndex[name] = i
+        s.trendWindows.append(TrendSecondWindow())
         return i
     }
 
@@ -115,10 +128,14 @@ public final class MetricsRecorder: Sendable {
     }
 
     @inline(__always)
-    private func currentSecond() -> Int {
+    private func currentSecond() -> Int { Self.second(since: startNanos) }
+
+    /// The series index of now for a run started at `startNanos`.
+    @inline(__always)
+    static func second(since startNanos: UInt64) -> Int {
         let now = coarseMonotonicNanos()
         guard now > startNanos else { return 0 }
-        return Swift.min(Int((now - startNanos) / 1_000_000_000), Self.maxSeriesSeconds - 1)
+        return Swift.min(Int((now - startNanos) / 1_000_000_000), maxSeriesSeconds - 1)
     }
 
     @inline(__always)
@@ -134,19 +151,27 @@ public final class MetricsRecorder: Sendable {
     /// Records a duration in microseconds (or a plain value) into a trend.
     @inline(__always)
     public func record(_ trend: TrendHandle, micros: Int64) {
-        state.withLock { s in s.trends[trend.index].record(micros) }
+        state.withLock { s in s.recordTrend(trend.index, micros, startNanos: startNanos) }
     }
 
     /// Records a duration given in nanoseconds (stored in microseconds, rounded to nearest).
     @inline(__always)
     public func recordNanos(_ trend: TrendHandle, _ nanos: UInt64) {
         let micros = Int64(truncatingIfNeeded: (nanos &+ 500) / 1000)
-        state.withLock { s in s.trends[trend.index].record(micros) }
+        state.withLock { s in s.recordTrend(trend.index, micros, startNanos: startNanos) }
     }
 
     /// Records a value with coordinated-omission correction (see ``Histogram/recordCorrected(_:expectedInterval:)``).
     public func recordCorrected(_ trend: TrendHandle, micros: Int64, expectedIntervalMicros: Int64) {
-        state.withLock { s in s.trends[trend.index].recordCorrected(micros, expectedInterval: expectedIntervalMicros) }
+        state.withLock { s in
+            s.recordTrend(trend.index, micros, startNanos: startNanos)
+            guard expectedIntervalMicros > 0, micros > expectedIntervalMicros else { return }
+            var missing = micros - expectedIntervalMicros
+            while missing >= expectedIntervalMicros {
+                s.recordTrend(trend.index, missing, startNanos: startNanos)
+                missing -= expectedIntervalMicros
+            }
+        }
     }
 
     /// Adds `by` to a counter and to its per-second series.
@@ -182,7 +207,7 @@ public final class MetricsRecorder: Sendable {
     public func record(_ trend: String, micros: Int64) {
         state.withLock { s in
             let i = Self.trendSlot(&s, trend, template)
-            s.trends[i].record(micros)
+            s.recordTrend(i, micros, startNanos: startNanos)
         }
     }
 
@@ -242,6 +267,7 @@ public final class MetricsRecorder: Sendable {
             }
             s.errors[kind] = tally
             Self.bump(&s.errorSeries, second, 1)
+            Self.bump(&s.errorKindSeries[kind, default: []], second, 1)
         }
     }
 
@@ -267,8 +293,9 @@ public final class MetricsRecorder: Sendable {
     // MARK: Reading
 
     /// Everything recorded so far. With `includeTrends: false` histograms are left out (cheap,
-    /// for a live progress line).
-    public func snapshot(includeTrends: Bool = true) -> MetricsSnapshot {
+    /// for a live progress line); with `perSecond: false` the per-second trend histograms are
+    /// (cheaper for a check made every second, such as an abort threshold or a scrape).
+    public func snapshot(includeTrends: Bool = true, perSecond: Bool = true) -> MetricsSnapshot {
         state.withLock { s in
             var out = MetricsSnapshot()
             if includeTrends {
@@ -278,6 +305,7 @@ public final class MetricsRecorder: Sendable {
                     var h = template
                     h.merge(s.trends[i])
                     out.trends[name] = h
+                    if perSecond { out.trendSeries[name] = s.trendWindows[i].snapshot }
                 }
             }
             for (i, name) in s.counterNames.enumerated() {
@@ -290,6 +318,7 @@ public final class MetricsRecorder: Sendable {
             out.gauges = s.gauges
             out.errors = s.errors
             if !s.errorSeries.isEmpty { out.series["errors"] = s.errorSeries }
+            out.errorSeries = s.errorKindSeries
             return out
         }
     }

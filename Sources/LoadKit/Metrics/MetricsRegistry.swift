@@ -46,10 +46,11 @@ public final class MetricsRegistry: Sendable {
 
     /// The merge of every recorder so far (see ``MetricsSnapshot/merge(_:)``). With
     /// `includeTrends: false` histograms are skipped, which makes it cheap enough to call every
-    /// second for a progress line.
-    public func snapshot(includeTrends: Bool = true) -> MetricsSnapshot {
+    /// second for a progress line; `perSecond: false` skips only the per-second trend histograms
+    /// (their merge grows with the run's length: take them at the end, not every second).
+    public func snapshot(includeTrends: Bool = true, perSecond: Bool = true) -> MetricsSnapshot {
         var out = MetricsSnapshot()
-        for r in allRecorders { out.merge(r.snapshot(includeTrends: includeTrends)) }
+        for r in allRecorders { out.merge(r.snapshot(includeTrends: includeTrends, perSecond: perSecond)) }
         return out
     }
 

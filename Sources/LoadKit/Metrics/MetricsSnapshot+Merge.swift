@@ -26,7 +26,8 @@ extension MetricsSnapshot {
     /// - `series`: added element-wise (the shorter one is padded with zeros), same time origin assumed;
     /// - `gauges`: **summed** — recorders and shards each hold their share (e.g. each recorder's
     ///   `active_connections`), so the sum is the whole. A gauge that is not a share (a ratio,
-    ///   an average) must be set on one recorder only or derived from trends at report time.
+    ///   an average) must be set on one recorder only or derived from trends at report time;
+    /// - `trendSeries`, `errorSeries`: merged second by second like `trends` and `series`.
     public mutating func merge(_ other: MetricsSnapshot) {
         for (name, h) in other.trends {
             if trends[name] == nil { trends[name] = h } else { trends[name]!.merge(h) }
@@ -37,12 +38,33 @@ extension MetricsSnapshot {
         for (kind, e) in other.errors {
             if errors[kind] == nil { errors[kind] = e } else { errors[kind]!.merge(e) }
         }
-        for (name, s) in other.series {
-            var mine = series[name] ?? []
+        Self.add(other.series, to: &series)
+        Self.add(other.errorSeries, to: &errorSeries)
+        for (name, t) in other.trendSeries {
+            if trendSeries[name] == nil { trendSeries[name] = t } else { trendSeries[name]!.merge(t) }
+        }
+    }
+
+    /// Adds per-second series element-wise (the shorter one padded with zeros).
+    private static func add(_ other: [String: [Int64]], to all: inout [String: [Int64]]) {
+        for (name, s) in other {
+            var mine = all[name] ?? []
             if mine.count < s.count { mine.append(contentsOf: repeatElement(0, count: s.count - mine.count)) }
             for i in s.indices { mine[i] &+= s[i] }
-            series[name] = mine
+            all[name] = mine
         }
+    }
+
+    /// This snapshot's per-second data (series, per-second trends, error kinds) moved `seconds`
+    /// later, for aligning shards that started at different wall-clock seconds.
+    public func shiftedSeries(by seconds: Int) -> MetricsSnapshot {
+        guard seconds > 0 else { return self }
+        var m = self
+        let pad = [Int64](repeating: 0, count: seconds)
+        for (name, s) in series { m.series[name] = pad + s }
+        for (name, s) in errorSeries { m.errorSeries[name] = pad + s }
+        for (name, t) in trendSeries { m.trendSeries[name] = t.shifted(by: seconds) }
+        return m
     }
 
     /// Returns the merge of this snapshot and `other` (see ``merge(_:)``).

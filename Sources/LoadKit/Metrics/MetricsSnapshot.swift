@@ -42,7 +42,29 @@ public struct MetricsSnapshot: Sendable, Codable, Equatable {
     public var errors: [String: ErrorTally] = [:]
     /// Per-second counts by name, index 0 = the run's first second.
     public var series: [String: [Int64]] = [:]
+    /// Per-second distributions of each trend (same origin as `series`): per-second percentiles.
+    public var trendSeries: [String: TrendSeries] = [:]
+    /// Per-second error counts by kind (same origin as `series`; the source is in `errors`).
+    public var errorSeries: [String: [Int64]] = [:]
 
     /// Creates an empty snapshot.
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case trends, counters, gauges, rates, errors, series, trendSeries, errorSeries
+    }
+
+    /// Decodes a snapshot; results written before per-second trends and error kinds existed
+    /// decode with those empty.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        trends = try c.decode([String: Histogram].self, forKey: .trends)
+        counters = try c.decode([String: Int64].self, forKey: .counters)
+        gauges = try c.decode([String: Double].self, forKey: .gauges)
+        rates = try c.decode([String: RateTally].self, forKey: .rates)
+        errors = try c.decode([String: ErrorTally].self, forKey: .errors)
+        series = try c.decode([String: [Int64]].self, forKey: .series)
+        trendSeries = try c.decodeIfPresent([String: TrendSeries].self, forKey: .trendSeries) ?? [:]
+        errorSeries = try c.decodeIfPresent([String: [Int64]].self, forKey: .errorSeries) ?? [:]
+    }
 }

@@ -27,6 +27,9 @@ public struct RunResult: Sendable, Codable {
     /// The thresholds `LOADKIT_SLA` set for this run; applied to every SLA this result is judged
     /// against, so a nightly job can change limits without a code change.
     public var slaOverrides: [Threshold]?
+    /// The report root the run's files were written under (nil: none written); judging the result
+    /// against an SLA it was not declared with rewrites them, so the files carry the verdict.
+    public var reportRoot: String?
 
     /// Creates a result.
     public init(name: String, startedAtMillis: Int64, durationSeconds: Double, metrics: MetricsSnapshot,

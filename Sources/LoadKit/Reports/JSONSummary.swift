@@ -3,7 +3,8 @@ import Foundation
 /// A k6-like JSON summary: `metrics.<name>.values.{avg,min,med,max,p(90),p(95),p(99)}` (ms) for
 /// trends, `{count, rate}` for counters, `{rate, passes, fails}` for rates, `{value}` for gauges,
 /// each with `thresholds: {"p(95) < 200 ms": {"ok": true}}`; plus the pseudo-metric `errors`
-/// (`count`, `rate` = error rate), `errors_by_kind`, `thresholds` (a list with actual and limit),
+/// (`count`, `rate` = error rate), `errors_by_kind`, `thresholds` (a list with actual and limit,
+/// durations in ms like the trends),
 /// and `state` (name, start, duration, interruption, users, masked environment).
 public enum JSONSummary {
     /// The summary as a JSON-compatible dictionary.
@@ -28,7 +29,7 @@ public enum JSONSummary {
         if let e = m.errorRate { errorValues["rate"] = e }
         metrics[Threshold.errorsMetric] = ["type": "rate", "values": errorValues]
         for o in outcomes {
-            let key = "\(o.statistic) \(o.threshold.comparison.rawValue) \(Threshold.format(o.limit, o.threshold.unit))"
+            let key = "\(o.statistic) \(o.threshold.comparison.rawValue) \(o.threshold.limitText)"
             var entry = metrics[o.metric] ?? ["type": "missing", "values": [String: Any]()]
             var ths = entry["thresholds"] as? [String: Any] ?? [:]
             ths[key] = ["ok": o.passed]
@@ -39,11 +40,16 @@ public enum JSONSummary {
         for (kind, t) in m.errors {
             byKind[kind] = ["source": t.source.rawValue, "count": t.count, "examples": t.examples]
         }
+        // Durations in ms, like the trends above (thresholds keep µs internally).
+        func shown(_ v: Double, _ u: ThresholdUnit) -> Double { u == .duration ? v / 1000 : v }
         let thresholds: [[String: Any]] = outcomes.map { o in
+            let u = o.threshold.unit
             var d: [String: Any] = ["metric": o.metric, "statistic": o.statistic,
-                                    "comparison": o.threshold.comparison.rawValue, "limit": o.limit,
-                                    "unit": o.threshold.unit.rawValue, "ok": o.passed, "message": o.message]
-            if let a = o.actual { d["actual"] = a }
+                                    "comparison": o.threshold.comparison.rawValue, "limit": shown(o.limit, u),
+                                    "unit": u == .duration ? "ms" : u.rawValue, "ok": o.passed, "message": o.message]
+            if o.skipped { d["skipped"] = true }
+            if let r = o.threshold.relative { d["relative"] = ["reference": r.reference.rawValue, "by": r.by] }
+            if let a = o.actual { d["actual"] = shown(a, u) }
             return d
         }
         var state: [String: Any] = ["name": r.name, "startedAtMillis": r.startedAtMillis,
@@ -88,7 +94,7 @@ public enum K6TextSummary {
         out += "\n\n"
         if !outcomes.isEmpty {
             for o in outcomes {
-                out += "  \(o.passed ? "✓" : "✗") \(o.metric) \(o.statistic)\(o.threshold.comparison.rawValue)\(Threshold.format(o.limit, o.threshold.unit).replacingOccurrences(of: " ", with: ""))"
+                out += "  \(o.mark) \(o.metric) \(o.statistic)\(o.threshold.comparison.rawValue)\(o.threshold.limitText.replacingOccurrences(of: " ", with: ""))"
                 out += o.passed ? "\n" : "  (\(o.message))\n"
             }
             out += "\n"

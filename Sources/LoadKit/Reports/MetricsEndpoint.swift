@@ -18,7 +18,7 @@ public final class MetricsEndpoint: Sendable {
     public convenience init(registry: MetricsRegistry, options: PrometheusExposition.Options = .init(),
                             host: String = "127.0.0.1", port: Int = 2112) throws {
         try self.init(host: host, port: port) {
-            PrometheusExposition.render(registry.snapshot(), options: options)
+            PrometheusExposition.render(registry.snapshot(perSecond: false), options: options)
         }
     }
 

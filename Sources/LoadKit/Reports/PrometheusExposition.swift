@@ -1,17 +1,24 @@
-/// Prometheus text exposition (format 0.0.4) of a snapshot, with the seed's names:
-/// counters `<prefix>_<name>_total` (`messages_sent`, `messages_received`, `connection_retries`)
-/// and `<prefix>_errors_total` (all errors; per kind in `<prefix>_errors_by_kind_total{kind,source}`),
-/// gauges `<prefix>_<name>` (`active_connections`, `active_reconnections`), rates
-/// `<prefix>_<name>_rate`, `<prefix>_avg_connection_duration_seconds` (from the trend
-/// `connection_duration` or `websocket_duration` unless a gauge of that name exists), and one
-/// histogram per trend: `<prefix>_<name>_ms` (`message_latency`, `websocket_connect`,
-/// `reconnection_time`) or `<prefix>_<name>_seconds` for ``Options/secondsTrends``
-/// (`websocket_duration`), with cumulative `_bucket{le=…}`, `_sum` and `_count`.
+/// Prometheus text exposition (format 0.0.4) of a snapshot. Names are `<prefix>_…` — `loadkit_`
+/// by default, seed 001's `stomp_load_test_` for the STOMP chat scenario (``Options/stompChat``) —
+/// and every sample carries the ``Options/labels`` (the run adds `test` and `run_id`, see
+/// ``Options/labeled(test:runID:)``), so several tests and runs share one Prometheus:
+/// - counters `<prefix>_<name>_total` (`http_reqs`, `iterations`, `messages_sent`, …) and
+///   `<prefix>_errors_total` (all errors; per kind in `<prefix>_errors_by_kind_total{kind,source}`);
+/// - gauges `<prefix>_<name>` (`vus`, `connected`, `active_connections`), rates `<prefix>_<name>_rate`
+///   (`http_req_failed_rate`, `connections_held_rate`), `<prefix>_avg_connection_duration_seconds`
+///   (from the trend `connection_duration` or `websocket_duration` unless a gauge of that name exists);
+/// - one histogram per trend: `<prefix>_<name>_ms` (`http_req_duration`, `message_latency`) or
+///   `<prefix>_<name>_seconds` for ``Options/secondsTrends``, with cumulative `_bucket{le=…}`,
+///   `_sum` and `_count`.
+/// A metric with tags (`http_req_duration{name:/items/{id}}`) is exported under its base name with
+/// the tags as labels (`name="/items/{id}"`; a tag named like another label gets a `tag_` prefix).
 public enum PrometheusExposition {
-    /// Naming and buckets.
+    /// Naming, labels and buckets.
     public struct Options: Sendable, Hashable {
-        /// Metric name prefix (default `stomp_load_test`, seed 001's).
+        /// Metric name prefix (default `loadkit`).
         public var prefix: String
+        /// Labels on every sample (`test`, `run_id`); none by default.
+        public var labels: [String: String]
         /// Trends exported in seconds rather than milliseconds.
         public var secondsTrends: Set<String>
         /// Upper bounds of millisecond histograms.
@@ -20,68 +27,105 @@ public enum PrometheusExposition {
         public var secondBuckets: [Double]
 
         /// Creates options.
-        public init(prefix: String = "stomp_load_test",
+        public init(prefix: String = "loadkit", labels: [String: String] = [:],
                     secondsTrends: Set<String> = ["websocket_duration", "connection_duration"],
                     millisecondBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
                     secondBuckets: [Double] = [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600]) {
-            self.prefix = prefix; self.secondsTrends = secondsTrends
+            self.prefix = prefix; self.labels = labels; self.secondsTrends = secondsTrends
             self.millisecondBuckets = millisecondBuckets; self.secondBuckets = secondBuckets
+        }
+
+        /// Seed 001's names for the STOMP chat scenario: `stomp_load_test_…`.
+        public static var stompChat: Options { Options(prefix: "stomp_load_test") }
+
+        /// These options with the `test` and `run_id` labels set.
+        public func labeled(test: String, runID: String) -> Options {
+            var o = self
+            o.labels["test"] = test
+            o.labels["run_id"] = runID
+            return o
         }
     }
 
     /// The content type to serve the exposition with.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// Labels the exporter itself uses; a tag with one of these names is renamed `tag_<name>`.
+    static let reservedLabels: Set<String> = ["le", "test", "run_id", "kind", "source", "job", "instance"]
+
     /// Renders `snapshot` as exposition text (ends with a newline).
     public static func render(_ snapshot: MetricsSnapshot, options: Options = Options()) -> String {
         let p = sanitize(options.prefix)
-        var out = ""
-        func head(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        let common = options.labels.sorted { $0.key < $1.key }.map { (sanitizeLabel($0.key), $0.value) }
+        // Families by name, each with its type, help and sample lines (sorted at the end).
+        var families: [String: (type: String, help: String, lines: [String])] = [:]
+        func sample(_ family: String, _ type: String, _ help: String, suffix: String = "",
+                    _ labels: [(String, String)], _ value: String) {
+            let all = common + labels
+            let text = all.isEmpty ? "" : "{" + all.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
+            families[family, default: (type, help, [])].lines.append("\(family)\(suffix)\(text) \(value)")
         }
-        for (name, v) in snapshot.counters.sorted(by: { $0.key < $1.key }) where name != Threshold.errorsMetric {
-            let n = "\(p)_\(sanitize(name))_total"
-            head(n, "counter", "Total \(name).")
-            out += "\(n) \(v)\n"
+        func tagLabels(_ name: String) -> (base: String, labels: [(String, String)]) {
+            let n = MetricName(name)
+            return (n.base, n.tags.map { t in
+                let key = sanitizeLabel(t.key)
+                return (reservedLabels.contains(key) || options.labels[key] != nil ? "tag_" + key : key, t.value)
+            })
         }
-        let e = "\(p)_errors_total"
-        head(e, "counter", "Total errors of every kind.")
-        out += "\(e) \(snapshot.totalErrors)\n"
-        if !snapshot.errors.isEmpty {
-            let k = "\(p)_errors_by_kind_total"
-            head(k, "counter", "Errors by kind and source.")
-            for (kind, t) in snapshot.errors.sorted(by: { $0.key < $1.key }) {
-                out += "\(k){kind=\"\(escape(kind))\",source=\"\(t.source.rawValue)\"} \(t.count)\n"
-            }
+        for (name, v) in snapshot.counters where name != Threshold.errorsMetric {
+            let (base, tags) = tagLabels(name)
+            sample("\(p)_\(sanitize(base))_total", "counter", "Total \(base).", tags, String(v))
+        }
+        sample("\(p)_errors_total", "counter", "Total errors of every kind.", [], String(snapshot.totalErrors))
+        for (kind, t) in snapshot.errors {
+            sample("\(p)_errors_by_kind_total", "counter", "Errors by kind and source.",
+                   [("kind", kind), ("source", t.source.rawValue)], String(t.count))
         }
         var gauges = snapshot.gauges
         if gauges["avg_connection_duration_seconds"] == nil,
            let h = snapshot.trends["connection_duration"] ?? snapshot.trends["websocket_duration"], h.count > 0 {
             gauges["avg_connection_duration_seconds"] = h.mean / 1_000_000
         }
-        for (name, v) in gauges.sorted(by: { $0.key < $1.key }) {
-            let n = "\(p)_\(sanitize(name))"
-            head(n, "gauge", "Current \(name).")
-            out += "\(n) \(number(v))\n"
+        for (name, v) in gauges {
+            let (base, tags) = tagLabels(name)
+            sample("\(p)_\(sanitize(base))", "gauge", "Current \(base).", tags, number(v))
         }
-        for (name, t) in snapshot.rates.sorted(by: { $0.key < $1.key }) {
-            let n = "\(p)_\(sanitize(name))_rate"
-            head(n, "gauge", "Share of \(name) samples that were hits (0..1).")
-            out += "\(n) \(number(t.value))\n"
+        for (name, t) in snapshot.rates {
+            let (base, tags) = tagLabels(name)
+            sample("\(p)_\(sanitize(base))_rate", "gauge", "Share of \(base) samples that were hits (0..1).", tags, number(t.value))
         }
-        for (name, h) in snapshot.trends.sorted(by: { $0.key < $1.key }) {
-            let seconds = options.secondsTrends.contains(name)
+        for (name, h) in snapshot.trends {
+            let (base, tags) = tagLabels(name)
+            let seconds = options.secondsTrends.contains(base)
             let scale = seconds ? 1_000_000.0 : 1_000.0  // µs per unit
-            let n = "\(p)_\(sanitize(name))_\(seconds ? "seconds" : "ms")"
-            head(n, "histogram", "Distribution of \(name) in \(seconds ? "seconds" : "milliseconds").")
-            for le in (seconds ? options.secondBuckets : options.millisecondBuckets).sorted() {
-                out += "\(n)_bucket{le=\"\(number(le))\"} \(h.count(atOrBelow: Int64(le * scale)))\n"
+            let family = "\(p)_\(sanitize(base))_\(seconds ? "seconds" : "ms")"
+            let help = "Distribution of \(base) in \(seconds ? "seconds" : "milliseconds")."
+            // Buckets, sum and count of one series stay together (sorted by their labels below).
+            var lines: [String] = []
+            let all = common + tags
+            func labels(_ extra: [(String, String)]) -> String {
+                let l = all + extra
+                return l.isEmpty ? "" : "{" + l.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
             }
-            out += "\(n)_bucket{le=\"+Inf\"} \(h.count)\n"
-            out += "\(n)_sum \(number(Double(h.sum) / scale))\n"
-            out += "\(n)_count \(h.count)\n"
+            for le in (seconds ? options.secondBuckets : options.millisecondBuckets).sorted() {
+                lines.append("\(family)_bucket\(labels([("le", number(le))])) \(h.count(atOrBelow: Int64(le * scale)))")
+            }
+            lines.append("\(family)_bucket\(labels([("le", "+Inf")])) \(h.count)")
+            lines.append("\(family)_sum\(labels([])) \(number(Double(h.sum) / scale))")
+            lines.append("\(family)_count\(labels([])) \(h.count)")
+            families[family, default: ("histogram", help, [])].lines.append(lines.joined(separator: "\n"))
+        }
+        var out = ""
+        for (name, f) in families.sorted(by: { $0.key < $1.key }) {
+            out += "# HELP \(name) \(f.help)\n# TYPE \(name) \(f.type)\n"
+            for line in f.lines.sorted() { out += line + "\n" }
         }
         return out
+    }
+
+    /// A valid label name: `[a-zA-Z_][a-zA-Z0-9_]*` (others become `_`).
+    static func sanitizeLabel(_ s: String) -> String {
+        sanitize(s).replacingOccurrences(of: ":", with: "_")
     }
 
     /// A valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*` (others become `_`).

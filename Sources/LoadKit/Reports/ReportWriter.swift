@@ -13,9 +13,9 @@ public struct ReportError: ClassifiedError, Sendable {
 
 /// The files one run's report consists of.
 public struct ReportFiles: Sendable, Hashable {
-    /// The report folder.
+    /// The run's folder (`<root>/<test>/<start time>/`).
     public var directory: String
-    /// Console summary text (`summary.txt`).
+    /// Console summary text in seed 000's full layout (`summary.txt`).
     public var summary: String
     /// `load_test_result.csv` (`Metric,Value,Unit`).
     public var csv: String
@@ -27,13 +27,24 @@ public struct ReportFiles: Sendable, Hashable {
     public var errorLog: String
     /// k6-like text summary (`k6-summary.txt`).
     public var k6Text: String
+    /// The self-contained HTML report (`report.html`).
+    public var html: String
+    /// Per-second values (`timeseries.csv`: `second,metric,value`).
+    public var timeSeries: String
 }
 
-/// Writes every report of a run into `<root>/<name>/`. Call it for every run, also a failed or
-/// interrupted one: it only needs the ``RunResult`` (whatever was measured until then).
+/// Writes every report of a run into its own folder, `<root>/<test>/<start time>/`, points
+/// `<root>/<test>/latest` at it and deletes runs beyond the retention (see ``RunHistory``).
+/// Call it for every run, also a failed or interrupted one: it only needs the ``RunResult``
+/// (whatever was measured until then).
 public struct ReportWriter: Sendable {
     /// Folder holding one sub-folder per test name.
     public var root: String
+    /// Runs kept per test: nil reads `LOADKIT_KEEP_RUNS` (default ``RunHistory/defaultKeep``);
+    /// 0 keeps every run.
+    public var keepRuns: Int?
+    /// Whether `latest` may be a symbolic link (tests turn it off to exercise the plain file).
+    var symlinks = true
 
     /// `$LOADKIT_REPORT_DIR` when set, else `./loadkit-reports`.
     public static var defaultRoot: String {
@@ -42,20 +53,43 @@ public struct ReportWriter: Sendable {
     }
 
     /// Creates a writer for `root` (default ``defaultRoot``).
-    public init(root: String? = nil) {
+    public init(root: String? = nil, keepRuns: Int? = nil) {
         self.root = root ?? ReportWriter.defaultRoot
+        self.keepRuns = keepRuns
     }
 
-    /// The folder for test `name` (characters other than letters, digits, `-`, `_`, `.` become `_`).
-    public func directory(for name: String) -> String {
+    /// The history folder of test `name`, holding its run folders and `latest` (characters other
+    /// than letters, digits, `-`, `_`, `.` become `_`).
+    public func testDirectory(for name: String) -> String {
         let safe = String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
         return (root as NSString).appendingPathComponent(safe.isEmpty || safe == "." || safe == ".." ? "run" : safe)
     }
 
-    /// Writes all report files for `result` (environment secrets masked) and returns their paths.
+    /// The folder of test `name`'s newest run (through `latest`), or its history folder when it
+    /// has no run yet. After `write`, this is where that run's files are.
+    public func directory(for name: String) -> String {
+        let dir = testDirectory(for: name)
+        return RunHistory.latest(in: dir) ?? dir
+    }
+
+    /// The folder `result`'s reports go to: `<root>/<test>/<UTC start>/`.
+    public func runDirectory(for result: RunResult) -> String {
+        (testDirectory(for: result.name) as NSString)
+            .appendingPathComponent(RunHistory.folderName(startedAtMillis: result.startedAtMillis))
+    }
+
+    /// Writes all report files for `result` (environment secrets masked) into its run folder,
+    /// points `latest` at it, applies the retention, adds the run to `LOADKIT_JUNIT` when set,
+    /// and returns the paths.
     @discardableResult
     public func write(_ result: RunResult, outcomes: [ThresholdOutcome] = []) throws -> ReportFiles {
-        let dir = directory(for: result.name)
+        try write(result, outcomes: outcomes, junit: true)
+    }
+
+    /// ``write(_:outcomes:)``; `junit: false` leaves `LOADKIT_JUNIT` alone (the caller adds the outcomes itself).
+    @discardableResult
+    func write(_ result: RunResult, outcomes: [ThresholdOutcome], junit: Bool) throws -> ReportFiles {
+        let dir = runDirectory(for: result)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
@@ -66,21 +100,35 @@ public struct ReportWriter: Sendable {
         func path(_ f: String) -> String { (dir as NSString).appendingPathComponent(f) }
         let files = ReportFiles(directory: dir, summary: path("summary.txt"), csv: path("load_test_result.csv"),
                                 json: path("summary.json"), result: path("result.json"),
-                                errorLog: path("load_test.log"), k6Text: path("k6-summary.txt"))
-        try save(Data(ConsoleSummary.render(result, outcomes: outcomes).utf8), files.summary)
+                                errorLog: path("load_test.log"), k6Text: path("k6-summary.txt"),
+                                html: path("report.html"), timeSeries: path("timeseries.csv"))
+        try save(Data(ConsoleSummary.full(result, outcomes: outcomes).utf8), files.summary)
         try save(Data(CSVReport.render(safe).utf8), files.csv)
         try save(JSONSummary.render(safe, outcomes: outcomes), files.json)
         try save(safe.jsonData(), files.result)
         try save(Data(ErrorLog.render(result).utf8), files.errorLog)
         try save(Data(K6TextSummary.render(safe, outcomes: outcomes).utf8), files.k6Text)
+        try save(Data(TimeSeriesCSV.render(safe).utf8), files.timeSeries)
+        try save(Data(HTMLReport.render(result, outcomes: outcomes).utf8), files.html)
+        // The run's files are complete: the history pointer and retention can no longer lose them.
+        let history = testDirectory(for: result.name)
+        try RunHistory.pointLatest(in: history, to: (dir as NSString).lastPathComponent, symlinks: symlinks)
+        do {
+            let keep = try keepRuns.map { $0 == 0 ? nil : $0 } ?? RunHistory.keepRuns()
+            if let keep { RunHistory.prune(history, keep: keep, protecting: dir) }
+        } catch {
+            FileHandle.standardError.write(Data("loadkit: \(error); no old runs were deleted\n".utf8))
+        }
+        if junit { JUnitReport.add(result, outcomes: outcomes) }
         return files
     }
 
-    /// Writes a markdown comparison table (`comparison.md` in `<root>/<name>/`) and returns its path.
+    /// Writes a markdown comparison table (`comparison.md` in `<root>/<name>/`, no history) and
+    /// returns its path.
     @discardableResult
     public func writeComparison(_ columns: [(label: String, result: RunResult)], name: String,
                                 rows: [ComparisonTable.Row]? = nil) throws -> String {
-        let dir = directory(for: name)
+        let dir = testDirectory(for: name)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let p = (dir as NSString).appendingPathComponent("comparison.md")
         try save(Data(ComparisonTable.markdown(columns, rows: rows).utf8), p)

@@ -94,7 +94,9 @@ public struct MergedRun: Sendable {
 /// ```
 public enum ShardMerge {
     /// Loads shard results from `result.json` files or folders. A folder is searched (recursively)
-    /// for `result.json` files with a `shard.json` beside them. A `result.json` named directly may
+    /// for `result.json` files with a `shard.json` beside them; in a test's run history
+    /// (`<test>/<run>/`, see ``RunHistory``) only the run `latest` names is taken, so a shared
+    /// volume holding earlier runs merges the newest one. A `result.json` named directly may
     /// lack the manifest: its `shard` (`i/n`) and `run_id` facts are used, with no thresholds.
     public static func load(_ paths: [String]) throws -> [ShardResultFile] {
         var files: [String] = []
@@ -108,6 +110,7 @@ public enum ShardMerge {
                 .filter { ($0 as NSString).lastPathComponent == ShardManifest.fileName }
                 .sorted()
                 .map { (((p as NSString).appendingPathComponent($0)) as NSString).deletingLastPathComponent }
+                .filter(isNewestRun)
                 .map { ($0 as NSString).appendingPathComponent("result.json") }
             if found.isEmpty { problems.append(.input("no shard results (shard.json + result.json) under \(p)")) }
             files += found
@@ -119,6 +122,16 @@ public enum ShardMerge {
         if out.isEmpty && problems.isEmpty { problems.append(.input("no shard result files given")) }
         if !problems.isEmpty { throw ShardMergeError(problems: problems) }
         return out
+    }
+
+    /// Whether `directory` is not an older run of a run history (a folder not named like a run,
+    /// or the run its history's `latest` points at).
+    static func isNewestRun(_ directory: String) -> Bool {
+        let name = (directory as NSString).lastPathComponent
+        guard RunHistory.isRunFolderName(name) else { return true }
+        let history = (directory as NSString).deletingLastPathComponent
+        guard let latest = RunHistory.latest(in: history) else { return true }
+        return (latest as NSString).lastPathComponent == name
     }
 
     /// Loads one shard's `result.json` and its manifest (or the facts in the result).
@@ -199,7 +212,7 @@ public enum ShardMerge {
             let shift = Int((r.startedAtMillis - origin + 500) / 1000)
             guard shift > 0 else { return r }
             var r = r
-            for (name, s) in r.metrics.series { r.metrics.series[name] = Array(repeating: 0, count: shift) + s }
+            r.metrics = r.metrics.shiftedSeries(by: shift)
             return r
         }
     }
@@ -224,8 +237,9 @@ public enum ShardMerge {
 }
 
 extension MergedRun {
-    /// Writes the whole run's reports (console summary, CSV, JSON, mergeable `result.json`) into
-    /// `<root>/<test>/`, with the thresholds judged on the whole.
+    /// Writes the whole run's reports (summary, CSV, JSON, `report.html`, `timeseries.csv`,
+    /// mergeable `result.json`) into `<root>/<test>/<start time>/` (with `latest`), with the
+    /// thresholds judged on the whole.
     @discardableResult
     public func writeReports(root: String) throws -> ReportFiles {
         try ReportWriter(root: root).write(result, outcomes: outcomes)

@@ -1,3 +1,4 @@
+import Foundation
 /// A load test: a name, a load model and options. Reads like the plan said aloud:
 ///
 /// ```swift
@@ -36,8 +37,11 @@ public struct LoadTest: Sendable {
         /// The test chose its scale in code (``LoadTest/scaled(by:suite:)`` or ``LoadTest/scaled(_:)``):
         /// the run does not apply the environment's scale again.
         var scaleChosen = false
-        /// Closed model: pause after a script run threw, before it is run again (no hot error loop).
-        public var pauseAfterError: Duration = .milliseconds(500)
+        /// Closed model: pause after a script run threw, before it is run again. Default none: the
+        /// next iteration starts at once, as in k6, so a failing server gets the same load as a
+        /// healthy one. Set it (``LoadTest/pauseAfterError(_:)``) when failures are instant (a
+        /// refused port) and a hot error loop would only burn the generator's CPU.
+        public var pauseAfterError: Duration = .zero
         /// Open model: an iteration starting more than this after it was due counts in
         /// `iterations_late` (default 1 ms; every iteration's lateness is in `iteration_lateness`).
         public var lateThreshold: Duration = .milliseconds(1)
@@ -69,7 +73,8 @@ public struct LoadTest: Sendable {
         public var writeReports = true
         /// Report folder root (default `LOADKIT_REPORT_DIR`, else `./loadkit-reports`).
         public var reportRoot: String?
-        /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is set).
+        /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is
+        /// set, labelled with `test` and `run_id`) and the push of `LOADKIT_PUSH_URL`.
         public var prometheus = PrometheusExposition.Options()
         /// Creates default options.
         public init() {}
@@ -207,6 +212,9 @@ public struct LoadTest: Sendable {
         return t
     }
 
+    /// Pauses a closed-model user after a failed iteration before it runs the script again
+    /// (default: no pause, as in k6).
+    public func pauseAfterError(_ d: Duration) -> LoadTest { var t = self; t.options.pauseAfterError = d; return t }
     /// Sets the graceful-stop period (stop flag → task cancellation).
     public func gracefulStop(_ d: Duration) -> LoadTest { var t = self; t.options.gracefulStop = d; return t }
     /// Caps the whole run.
@@ -316,6 +324,11 @@ public struct LoadTest: Sendable {
             ResourceLimits.raiseOpenFileLimit()
         }
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
+        if let cap = options.maxDuration, cap < plannedDuration + options.gracefulStop {
+            // A capped plan passes or fails on what ran: say up front that it will not run whole.
+            writeStderr("loadkit: \(name): capped at \(format2(cap.seconds)) s (LOADKIT_MAX_DURATION or .maxDuration); "
+                + "the plan lasts \(format2(plannedDuration.seconds)) s, so the run stops early\n")
+        }
         let exclusive = options.exclusive ?? (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
         if exclusive { await RunGate.shared.acquire() }
         do {
@@ -325,35 +338,64 @@ public struct LoadTest: Sendable {
             throw error
         }
         let engine = RunEngine(test: self, script: script)
+        if let cap = options.maxDuration, cap < plannedDuration + options.gracefulStop {
+            engine.note(["max_duration": "\(format2(cap.seconds)) s of a \(format2(plannedDuration.seconds)) s plan"])
+        }
         if let d = diagnosis { engine.note(d.facts) }
         var result = await engine.run()
         if exclusive { await RunGate.shared.release() }
         if !options.thresholds.isEmpty { result.sla = options.thresholds }
         if !options.slaOverrides.isEmpty { result.slaOverrides = options.slaOverrides }
         if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
-        if options.writeReports && options.shard.count > 1 {
-            // A shard: reports under <root>/shard-<i>/<name>/ plus shard.json for `loadkit merge`.
+        if options.writeReports {
+            // Encoding and writing the reports is seconds of CPU and file I/O for a long run: done
+            // on a thread of its own, not on Swift's shared pool that the caller's tests need.
+            let test = self
+            let written = result
+            result.reportRoot = (try? await offThePool { test.writeReports(written) }) ?? nil
+        }
+        await PrometheusPush.pushIfConfigured(result, options: options.prometheus)   // LOADKIT_PUSH_URL
+        return result
+    }
+}
+
+extension LoadTest {
+    /// Writes the run's reports (a shard's under `shard-<i>/` with `shard.json`) and prints the
+    /// console summary; returns the report root when a plain run's files were written. Errors are
+    /// printed, never thrown: the result is worth more than its files.
+    func writeReports(_ result: RunResult) -> String? {
+        let root = options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR")
+        let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
+        if options.shard.count > 1 {
             do {
                 let files = try ShardOutput.write(result, shard: options.shard, runID: settings.runID,
-                                                  thresholds: options.thresholds,
-                                                  root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
-                print(ConsoleSummary.render(result, outcomes: options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)))
+                                                  thresholds: options.thresholds, root: root)
+                print(ConsoleSummary.render(result, outcomes: outcomes))
                 writeStderr("loadkit: \(name): shard \(options.shard.index)/\(options.shard.count) reports in \(files.directory)\n")
             } catch {
                 writeStderr("loadkit: \(name): could not write shard reports: \(error)\n")
             }
-        } else if options.writeReports {
-            let writer = ReportWriter(root: options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR"))
-            do {
-                let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
-                let files = try writer.write(result, outcomes: outcomes)
-                print(ConsoleSummary.render(result, outcomes: outcomes))
-                writeStderr("loadkit: \(name): reports in \(files.directory)\n")
-            } catch {
-                writeStderr("loadkit: \(name): could not write reports: \(error)\n")
-            }
+            return nil
         }
-        return result
+        let writer = ReportWriter(root: root)
+        do {
+            let files = try writer.write(result, outcomes: outcomes)
+            print(ConsoleSummary.render(result, outcomes: outcomes))
+            writeStderr("loadkit: \(name): reports in \(files.directory)\n")
+            return writer.root
+        } catch {
+            writeStderr("loadkit: \(name): could not write reports: \(error)\n")
+            return nil
+        }
+    }
+}
+
+/// Runs CPU- or I/O-heavy or blocking work (encoding and writing reports, a child process's pipe)
+/// on a thread of its own and resumes the caller with its result, keeping Swift's cooperative
+/// pool — one thread per core — free for the tasks that need it.
+package func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+        Thread { c.resume(with: Result { try work() }) }.start()
     }
 }
 

@@ -148,7 +148,7 @@ final class RunEngine: Sendable {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
             } else {
                 ctx.recorder.increment(RunnerMetrics.iterationsFailed)
-                ctx.recordFailure(error, step: "script", since: mark)
+                ctx.recordFailure(error, step: "iteration", since: mark)
             }
         }
         ctx.recorder.increment(ctx.runnerHandles.iterations)
@@ -165,7 +165,9 @@ final class RunEngine: Sendable {
         var endpoint: MetricsEndpoint?
         if let port = try? settings.prometheusPort() {
             do {
-                endpoint = try MetricsEndpoint(registry: registry, options: test.options.prometheus, port: port)
+                let labeled = test.options.prometheus.labeled(
+                    test: name, runID: settings.runID ?? RunHistory.folderName(startedAtMillis: startedAt))
+                endpoint = try MetricsEndpoint(registry: registry, options: labeled, port: port)
                 note(["prometheus": "127.0.0.1:\(port)/metrics"])
             } catch {
                 writeStderr("loadkit: warning: cannot serve /metrics on port \(port): \(error)\n")
@@ -331,7 +333,7 @@ final class RunEngine: Sendable {
             own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
             own.gauge(RunnerMetrics.connected, Double(conn))
             if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
-                let snap = registry.snapshot(includeTrends: true)
+                let snap = registry.snapshot(includeTrends: true, perSecond: false)
                 if let check = test.options.abortCheck, let reason = check(snap) {
                     interrupt("abort on threshold: \(reason)")
                 }

@@ -21,14 +21,15 @@ extension SLA {
         for rawEntry in text.split(whereSeparator: { $0 == ";" || $0 == "\n" }) {
             let entry = rawEntry.lkTrimmed(" \t\r")
             if entry.isEmpty { continue }
-            func bad(_ why: String) -> ConfigError {
+            // `expected` completes "… is not valid: expected …".
+            func bad(_ expected: String) -> ConfigError {
                 ConfigError(variable: variable, value: entry,
-                            expected: "\(why) — entries like `http_req_duration{name:/api}: p(95)<200ms, avg<100ms` "
-                                + "or `errors: rate<0.01`, separated by `;`")
+                            expected: "\(expected) — entries like `http_req_duration{name:/api}: p(95)<200ms, avg<100ms` "
+                                + "or `errors: rate<0.01` (the error rate), separated by `;`")
             }
             // The metric may carry a `{tag}` containing ':' — split after the closing brace.
             let searchFrom = entry.firstIndex(of: "}") ?? entry.startIndex
-            guard let colon = entry[searchFrom...].firstIndex(of: ":") else { throw bad("no `:` after the metric name") }
+            guard let colon = entry[searchFrom...].firstIndex(of: ":") else { throw bad("a `:` after the metric name") }
             let metric = entry[..<colon].lkTrimmed(" \t")
             guard !metric.isEmpty, !metric.contains(" ") else { throw bad("a metric name without spaces") }
             if metric.contains("{") != metric.hasSuffix("}") { throw bad("a tag written `metric{name:value}`") }

@@ -69,7 +69,22 @@ extension SLA {
                               reporter: FailureReporter = .testFramework,
                               fileID: String = #fileID, filePath: StaticString = #filePath,
                               line: UInt = #line, column: UInt = #column) -> [ThresholdOutcome] {
-        let outcomes = applying(result.slaOverrides ?? [], to: thresholds).evaluate(result)
+        let judged = applying(result.slaOverrides ?? [], to: thresholds)
+        let outcomes = judged.evaluate(result)
+        JUnitReport.add(result, outcomes: outcomes)   // LOADKIT_JUNIT: every threshold, passed ones too
+        if let root = result.reportRoot, result.environment["shard_index"] == nil, Set(judged) != Set(result.sla ?? []) {
+            // Judged against an SLA the run was not declared with: the files written at the end of
+            // the run must not say "no thresholds" (or an older verdict) while the test fails.
+            var judgedResult = result
+            judgedResult.sla = judged
+            do {
+                let files = try ReportWriter(root: root).write(judgedResult, outcomes: outcomes, junit: false)
+                print("Thresholds of '\(result.name)' (judged by expect; reports updated in \(files.directory)):\n"
+                      + outcomes.map { "  \($0)" }.joined(separator: "\n"))
+            } catch {
+                FileHandle.standardError.write(Data("loadkit: \(result.name): could not update the reports with the SLA: \(error)\n".utf8))
+            }
+        }
         let loc = FailureLocation(fileID: fileID, filePath: filePath, line: line, column: column)
         // One shard of a sharded run: a count or budget can pass on every shard and fail on the
         // whole (or the reverse), so the verdict belongs to `loadkit merge`. Only "no work" fails

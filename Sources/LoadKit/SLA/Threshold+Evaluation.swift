@@ -6,6 +6,8 @@ public struct ThresholdOutcome: Sendable, Hashable, Codable, CustomStringConvert
     public var actual: Double?
     /// Whether the threshold held.
     public var passed: Bool
+    /// Whether it was not judged (a relative threshold without a baseline); `passed` is then true.
+    public var skipped: Bool = false
     /// Human sentence: `message_latency p(95) = 412.3 ms, limit < 200 ms`.
     public var message: String
 
@@ -17,11 +19,39 @@ public struct ThresholdOutcome: Sendable, Hashable, Codable, CustomStringConvert
     public var limit: Double { threshold.limit }
 
     /// Creates an outcome.
-    public init(threshold: Threshold, actual: Double?, passed: Bool, message: String) {
-        self.threshold = threshold; self.actual = actual; self.passed = passed; self.message = message
+    public init(threshold: Threshold, actual: Double?, passed: Bool, skipped: Bool = false, message: String) {
+        self.threshold = threshold; self.actual = actual; self.passed = passed; self.skipped = skipped
+        self.message = message
     }
 
-    public var description: String { (passed ? "✓ " : "✗ ") + message }
+    private enum CodingKeys: String, CodingKey { case threshold, actual, passed, skipped, message }
+
+    /// Decodes an outcome (`skipped` defaults to false).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        threshold = try c.decode(Threshold.self, forKey: .threshold)
+        actual = try c.decodeIfPresent(Double.self, forKey: .actual)
+        passed = try c.decode(Bool.self, forKey: .passed)
+        skipped = try c.decodeIfPresent(Bool.self, forKey: .skipped) ?? false
+        message = try c.decode(String.self, forKey: .message)
+    }
+
+    public var description: String { (skipped ? "– " : (passed ? "✓ " : "✗ ")) + message }
+
+    /// `✓`, `✗`, or `–` for a skipped threshold.
+    var mark: String { skipped ? "–" : (passed ? "✓" : "✗") }
+
+    /// The message's subject and actual value (`message_latency p(95) = 11.6 ms`).
+    var head: String {
+        guard let r = message.range(of: ", limit ") else { return message }
+        return String(message[..<r.lowerBound])
+    }
+
+    /// The message's limit part (`limit < 250 ms`), or empty.
+    var detail: String {
+        guard let r = message.range(of: ", limit ") else { return "" }
+        return "limit " + message[r.upperBound...]
+    }
 
     /// The outcome that fails a run that did no work.
     public static let noWork = ThresholdOutcome(
@@ -104,22 +134,41 @@ extension Threshold {
         }
     }
 
-    /// Evaluates this threshold against a snapshot. Missing data fails (`no samples`).
+    /// Evaluates this threshold against a snapshot. Missing data fails (`no samples`). A relative
+    /// threshold has no verdict here (actual nil): it needs the run and its baseline.
     public func evaluate(_ m: MetricsSnapshot, durationSeconds: Double) -> ThresholdOutcome {
         let head = "\(metric) \(statistic)"
+        if let rel = relative {
+            return ThresholdOutcome(threshold: self, actual: nil, passed: false,
+                                    message: "\(head): compared with the \(rel.reference.rawValue) at the end of the run")
+        }
         let limitText = "limit \(comparison.rawValue) \(Threshold.format(limit, unit))"
         guard let actual = actualValue(in: m, durationSeconds: durationSeconds) else {
             return ThresholdOutcome(threshold: self, actual: nil, passed: false,
-                                    message: "\(head): no samples, \(limitText)")
+                                    message: "\(head): no samples, \(limitText)" + unknownMetricHint(m))
         }
         let passed = comparison.holds(actual, limit)
         return ThresholdOutcome(threshold: self, actual: actual, passed: passed,
-                                message: "\(head) = \(Threshold.format(actual, unit)), \(limitText)")
+                                message: "\(head) = \(Threshold.format(actual, unit)), \(limitText)" + (passed ? "" : unknownMetricHint(m)))
     }
 
-    /// Evaluates this threshold against a run's result.
+    /// For a metric the run never recorded (a typo, a tag never used): says so, with the names
+    /// that were recorded — "count = 0" alone would not tell a misspelt name from a quiet run.
+    func unknownMetricHint(_ m: MetricsSnapshot) -> String {
+        guard metric != Threshold.errorsMetric, m.trends[metric] == nil, m.counters[metric] == nil, m.rates[metric] == nil
+        else { return "" }
+        let base = metric.split(separator: "{").first.map(String.init) ?? metric
+        let names = Set(m.trends.keys).union(m.counters.keys).union(m.rates.keys)
+        let near = names.filter { $0.hasPrefix(base) && $0 != metric }.sorted()
+        let shown = (near.isEmpty ? names.filter { !$0.contains("{") }.sorted() : near).prefix(8)
+        return " (no metric named '\(metric)' was recorded" + (shown.isEmpty ? ")" : "; recorded: \(shown.joined(separator: ", ")))")
+    }
+
+    /// Evaluates this threshold against a run's result (a relative one against the run's
+    /// baseline, see ``Baseline``).
     public func evaluate(_ result: RunResult) -> ThresholdOutcome {
-        evaluate(result.metrics, durationSeconds: result.durationSeconds)
+        if relative != nil { return evaluateRelative(result, Baseline.lookup(for: result)) }
+        return evaluate(result.metrics, durationSeconds: result.durationSeconds)
     }
 }
 
@@ -127,9 +176,14 @@ extension Array where Element == Threshold {
     /// Evaluates every threshold; a run that did no work gets one extra failing outcome
     /// (``ThresholdOutcome/noWork``) first, whatever the thresholds say.
     public func evaluate(_ result: RunResult) -> [ThresholdOutcome] {
+        evaluate(result, baseline: contains { $0.relative != nil } ? Baseline.lookup(for: result) : .unset)
+    }
+
+    /// Evaluates every threshold, relative ones against `baseline` (see ``Baseline``).
+    public func evaluate(_ result: RunResult, baseline: Baseline.Lookup) -> [ThresholdOutcome] {
         var out: [ThresholdOutcome] = []
         if !result.metrics.didWork { out.append(.noWork) }
-        out += map { $0.evaluate(result) }
+        out += map { $0.relative == nil ? $0.evaluate(result) : $0.evaluateRelative(result, baseline) }
         return out
     }
 

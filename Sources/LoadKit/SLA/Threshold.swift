@@ -138,6 +138,9 @@ public struct Threshold: Sendable, Hashable, Codable, CustomStringConvertible {
     public var unit: ThresholdUnit
     /// Whether a breach during the run should stop it early.
     public var abortOnFail: Bool
+    /// For a relative threshold (``SLA/p95(_:noWorseThan:by:)``): what the value is compared
+    /// with and by how much it may be worse; `limit` is then unused. Nil for an absolute one.
+    public var relative: RelativeLimit?
 
     /// Creates a threshold.
     public init(metric: String, statistic: Statistic, comparison: Comparison, limit: Double,
@@ -154,9 +157,10 @@ public struct Threshold: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     /// k6-style expression, e.g. `message_latency p(95) < 200 ms`.
-    public var description: String {
-        "\(metric) \(statistic) \(comparison.rawValue) \(Threshold.format(limit, unit))"
-    }
+    public var description: String { "\(metric) \(statistic) \(comparison.rawValue) \(limitText)" }
+
+    /// The limit as written: `200 ms`, or `baseline + 10 %` for a relative threshold.
+    public var limitText: String { relative.map { $0.text(comparison) } ?? Threshold.format(limit, unit) }
 
     /// Formats a value in a unit for messages (`412.3 ms`, `0.52 %`, `1234`, `56.7/s`).
     public static func format(_ v: Double, _ unit: ThresholdUnit) -> String {

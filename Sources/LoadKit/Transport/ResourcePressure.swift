@@ -30,7 +30,7 @@ enum ResourcePressure {
 /// descriptors: same kind as the underlying error, blamed on the load generator.
 public struct StarvedGeneratorError: ClassifiedError, Sendable {
     /// What the operation saw.
-    public var underlying: any ClassifiedError & Sendable
+    public var underlying: any ClassifiedError
     /// The underlying error's kind (`ws_handshake_timeout`, `timeout`, …).
     public var kind: String { underlying.kind }
     /// Always the load generator.
@@ -41,6 +41,6 @@ public struct StarvedGeneratorError: ClassifiedError, Sendable {
     }
 
     init(underlying: any ClassifiedError) {
-        self.underlying = (underlying as? any ClassifiedError & Sendable) ?? ScriptFailure(underlying.description, kind: underlying.kind, source: underlying.source)
+        self.underlying = underlying
     }
 }
