@@ -25,7 +25,8 @@ import Testing
         var testDescription: String { threshold.description }
     }
 
-    // 100 samples 1…100 ms; 999 operations + 1 error; held 999/1000; 10 s.
+    // 100 samples 1…100 ms; 999 operations + 1 error; held 999/1000; 10 s. A metric the run never
+    // recorded is named as such (a typo must not read like a quiet run).
     static let cases: [Case] = [
         Case(threshold: SLA.p95("message_latency", below: .milliseconds(200)), passes: true,
              message: "message_latency p(95) = 95.04 ms, limit < 200 ms"),
@@ -48,13 +49,13 @@ import Testing
         Case(threshold: SLA.count("operations", atLeast: 1000), passes: false,
              message: "operations count = 999, limit >= 1000"),
         Case(threshold: SLA.count("messages_received", atLeast: 1), passes: false,
-             message: "messages_received count = 0, limit >= 1"),
+             message: "messages_received count = 0, limit >= 1 (no metric named 'messages_received' was recorded; recorded: connections_held, message_latency, operations)"),
         Case(threshold: SLA.throughput("operations", atLeast: 99), passes: true,
              message: "operations per_second = 99.9/s, limit >= 99/s"),
         Case(threshold: SLA.rate("cache_hit", atLeast: 0.95), passes: false,
-             message: "cache_hit rate: no samples, limit >= 95 %"),
+             message: "cache_hit rate: no samples, limit >= 95 % (no metric named 'cache_hit' was recorded; recorded: connections_held, message_latency, operations)"),
         Case(threshold: SLA.p95("websocket_connect", below: .seconds(1)), passes: false,
-             message: "websocket_connect p(95): no samples, limit < 1000 ms"),
+             message: "websocket_connect p(95): no samples, limit < 1000 ms (no metric named 'websocket_connect' was recorded; recorded: connections_held, message_latency, operations)"),
     ]
 
     @Test(arguments: cases)
