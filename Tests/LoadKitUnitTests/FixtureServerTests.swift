@@ -198,7 +198,9 @@ final class StompOverWS: @unchecked Sendable {
         }.value
         #expect(info.code == 1000)
         #expect(info.reason == "TIMEOUT")
-        #expect(waited >= 250 && waited < 2000)
+        // The idle clock starts at the server's CONNECTED; this side sees it a little later (more
+        // on a busy machine), so the lower bound keeps a margin.
+        #expect(waited >= 150 && waited < 2000, "\(waited) ms")
         #expect(f.timedOutSessions == 1)
     }
 }

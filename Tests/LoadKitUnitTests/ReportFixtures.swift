@@ -23,7 +23,8 @@ enum ReportFixtures {
         var rng = SeededRandom(seed: seed)
         var m = MetricsSnapshot()
         var whole = Histogram(), items = Histogram(), login = Histogram()
-        var perSecond = TrendSeries(), itemsSeries = TrendSeries(), loginSeries = TrendSeries()
+        // The recorder's own per-second window: O(1) per sample (`TrendSeries.record` merges per call).
+        var perSecond = TrendSecondWindow(), itemsSeries = TrendSecondWindow(), loginSeries = TrendSecondWindow()
         var reqs: [Int64] = [], vus: [Int64] = [], connected: [Int64] = [], errors: [Int64] = [], e503: [Int64] = [], reset: [Int64] = []
         for s in 0..<seconds {
             let users = max(0, Int64(min(100, 5 + s * 3)) - (s > seconds - 10 ? Int64((s - (seconds - 10)) * 10) : 0))
@@ -51,9 +52,10 @@ enum ReportFixtures {
         m.trends["http_req_duration"] = whole
         m.trends["http_req_duration{name:/items/{id}}"] = items
         m.trends["login"] = login
-        m.trendSeries["http_req_duration"] = perSecond
-        m.trendSeries["http_req_duration{name:/items/{id}}"] = itemsSeries
-        m.trendSeries["login"] = loginSeries
+        perSecond.flush(); itemsSeries.flush(); loginSeries.flush()
+        m.trendSeries["http_req_duration"] = perSecond.series
+        m.trendSeries["http_req_duration{name:/items/{id}}"] = itemsSeries.series
+        m.trendSeries["login"] = loginSeries.series
         m.counters["http_reqs"] = reqs.reduce(0, +)
         m.counters["iterations"] = reqs.reduce(0, +) / 2
         let failed = errors.reduce(0, +)

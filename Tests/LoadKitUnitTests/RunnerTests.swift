@@ -27,8 +27,10 @@ private struct Boom: Error {}
         #expect(result.interruption == nil)
         #expect(result.peakActiveUsers == 20)
         #expect(result.plannedPeakUsers == 20)
-        #expect(wall < 3.0)
-        #expect(result.durationSeconds >= 0.8)
+        // The run itself ends on the plan's time; the test's wall clock also holds the wait for
+        // Swift's shared pool to resume this test, which parallel tests can stretch.
+        #expect(result.durationSeconds >= 0.8 && result.durationSeconds < 2.0, "\(result.durationSeconds)")
+        #expect(wall < 15)
         let m = result.metrics
         #expect(m.counters["iterations"] == 20)             // each user's script ran once, until stopped
         #expect((m.counters["operations"] ?? 0) > 150)      // ≈ 20 users × ~12 ticks

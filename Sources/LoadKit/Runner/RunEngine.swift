@@ -173,7 +173,11 @@ final class RunEngine: Sendable {
                 writeStderr("loadkit: warning: cannot serve /metrics on port \(port): \(error)\n")
             }
         }
-        let monitor = Task.detached { [self] in await self.monitorLoop() }
+        // On the last loop, like the control loop below: its ticks and the final wait for it must
+        // not depend on Swift's shared pool, which a busy process (parallel tests) can hold.
+        let monitor = Task(executorPreference: userLoops.loops[userLoops.loops.count - 1]) { [self] in
+            await self.monitorLoop()
+        }
         let hardCap = test.deadline.nanoseconds
         // The control loop runs on an event loop too, so a process busy with other work (tests
         // running in parallel on Swift's shared pool) cannot delay ramps and stops.
@@ -192,11 +196,12 @@ final class RunEngine: Sendable {
             state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
             await shutdown(cap: hardCap)
         }
+        let ranFor = elapsed   // the run's length, not counting the wait for the monitor below
         finished.store(true, ordering: .releasing)
         _ = await monitor.value
         endpoint?.close()
         SignalTrap.shared.unregister(self)
-        return assemble(startedAt: startedAt)
+        return assemble(startedAt: startedAt, ranFor: ranFor)
     }
 
     /// Whether the control loop must stop now (interrupted, cancelled, or past the hard cap).
@@ -383,7 +388,7 @@ final class RunEngine: Sendable {
 
     // MARK: Result
 
-    private func assemble(startedAt: Int64) -> RunResult {
+    private func assemble(startedAt: Int64, ranFor: UInt64) -> RunResult {
         let s = state.withLock { $0 }
         own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
         own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
@@ -398,7 +403,7 @@ final class RunEngine: Sendable {
         if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
             env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
         }
-        return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(elapsed) / 1e9,
+        return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(ranFor) / 1e9,
                          metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
                          peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,
                          generator: s.generator, environment: env)
