@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # LoadKit's side-by-side benchmark. Release build; loopback only; every measurement bounded.
 #   Benchmarks/run.sh            # all sections
-#   Benchmarks/run.sh http       # one section: record | http | stomp | held | fixture-held
-# Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_HELD (19000), BENCH_HOLD_SECONDS (30),
+#   Benchmarks/run.sh http       # one section: record | http | open | stomp | held | chat | fixture-held
+# Knobs: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_RATE (10000), BENCH_CHAT_WORKERS (10000), BENCH_CONNECTIONS (50), BENCH_HELD (19000), BENCH_HOLD_SECONDS (30),
 # BENCH_FIXTURE_HELD (10000), BENCH_FIXTURE_HOLD_SECONDS (60). Client-side programs run on core 0,
 # servers (nginx, the fixture) on core 1.
 # Installs nginx, wrk and hey from Debian packages when missing. Prints one table with LoadKit's
 # figures beside the peers' figures from the same run, with ratios and whether each target is met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECTIONS=${*:-"record http stomp held fixture-held"}
+SECTIONS=${*:-"record http open stomp held chat fixture-held"}
 DURATION=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-50}
 HELD=${BENCH_HELD:-19000}
@@ -33,6 +33,7 @@ swift build -c release --product loadkit >/dev/null
 swift build -c release --product loadkit-fixture >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 LK="$BIN/loadkit"
+lk() { awk -v k="$1" '$1==k{print $2}' "$2"; }   # a value from a `loadkit bench` output
 
 for s in $SECTIONS; do case "$s" in
 record)
@@ -44,8 +45,9 @@ record)
   row "MetricsRecorder record via handle (ns)" "$ns_rrec" "-" "-" "-"
   row "counter increment (ns)" "$ns_inc" "-" "-" "-"
   ;;
-http)
+http|open)
   need nginx wrk hey taskset
+  [ -x /usr/bin/time ] || need time
   PORT=18080
   ND="$OUT/nginx"; mkdir -p "$ND"
   sed "s#__DIR__#$ND#g; s#__PORT__#$PORT#g" Benchmarks/nginx.conf.template > "$ND/nginx.conf"
@@ -53,34 +55,77 @@ http)
   trap 'kill $NGINX 2>/dev/null || true' EXIT
   for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/hello" && break; sleep 0.1; done
   URL="http://127.0.0.1:$PORT/hello"
-  # Everything client-side is pinned to core 0; nginx has core 1.
-  # CPU actually obtained by each client (user+sys / elapsed), so a busy machine shows up in the table.
-  cpu_of() { if [ -x /usr/bin/time ]; then /usr/bin/time -o "$1" -f "%e %U %S" "${@:2}"; else echo "0 0 0" > "$1"; "${@:2}"; fi; }
-  pct() { awk '{ if ($1 > 0) printf "%.0f", 100 * ($2 + $3) / $1; else print "?" }' "$1"; }
-  cpu_of "$OUT/wrk.time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL" > "$OUT/wrk.txt"
-  cpu_of "$OUT/hey.time" taskset -c 0 hey -c "$CONNS" -z "${DURATION}s" "$URL" > "$OUT/hey.txt"
-  taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" > "$OUT/loadkit-http.txt"
-  taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" --mode tasks > "$OUT/loadkit-http-tasks.txt"
-  cat "$OUT/loadkit-http.txt" "$OUT/loadkit-http-tasks.txt" >&2
-  wrk_cpu=$(pct "$OUT/wrk.time"); hey_cpu=$(pct "$OUT/hey.time")
-  lk_cpu=$(awk '/^client_cpu_percent/{print $2}' "$OUT/loadkit-http.txt")
-  lkt_rps=$(awk '/^requests_per_second/{print $2}' "$OUT/loadkit-http-tasks.txt")
-  lkt_cpu=$(awk '/^client_cpu_percent/{print $2}' "$OUT/loadkit-http-tasks.txt")
-  wrk_rps=$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.txt")
-  hey_rps=$(awk '/Requests\/sec/{print $2}' "$OUT/hey.txt")
-  lk_rps=$(awk '/^requests_per_second/{print $2}' "$OUT/loadkit-http.txt")
-  wrk_p50=$(awk '$1=="50%"{print $2}' "$OUT/wrk.txt"); wrk_p99=$(awk '$1=="99%"{print $2}' "$OUT/wrk.txt")
-  lk_p50=$(awk '/^p50_us/{print $2"us"}' "$OUT/loadkit-http.txt"); lk_p99=$(awk '/^p99_us/{print $2"us"}' "$OUT/loadkit-http.txt")
-  r_wrk=$(awk -v a="$lk_rps" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
-  r_hey=$(awk -v a="$lk_rps" -v b="$hey_rps" 'BEGIN{printf "%.2f", a/b}')
-  r_tw=$(awk -v a="$lkt_rps" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
-  row "HTTP req/s, 1 core, $CONNS conns vs wrk (closedLoop)" "$lk_rps (cpu ${lk_cpu}%)" "wrk $wrk_rps (cpu ${wrk_cpu}%)" "$r_wrk" "$(awk -v r="$r_wrk" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
-  row "HTTP req/s, 1 core, $CONNS conns vs hey (closedLoop)" "$lk_rps (cpu ${lk_cpu}%)" "hey $hey_rps (cpu ${hey_cpu}%)" "$r_hey" "$(awk -v r="$r_hey" 'BEGIN{print (r>1)?"met (> 1)":"MISSED (> 1)"}')"
-  row "HTTP req/s via execute(), a task per connection" "$lkt_rps (cpu ${lkt_cpu}%)" "wrk $wrk_rps" "$r_tw" "-"
-  hey_p50=$(awk '$1=="50%"{printf "%.0fus", $3*1e6}' "$OUT/hey.txt"); hey_p99=$(awk '$1=="99%"{printf "%.0fus", $3*1e6}' "$OUT/hey.txt")
-  row "HTTP latency p50 / p99" "$lk_p50 / $lk_p99" "wrk $wrk_p50 / $wrk_p99" "-" "-"
-  row "HTTP latency p50 / p99" "$lk_p50 / $lk_p99" "hey $hey_p50 / $hey_p99" "-" "-"
+  # Client-side programs pinned to core 0, nginx to core 1. GNU time gives each peer's CPU and
+  # context switches (voluntary + involuntary); LoadKit measures its own process the same way.
+  timed() { /usr/bin/time -o "$1" -f "%e %U %S %w %c" "${@:2}"; }
+  cpu_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f", 1e6 * ($2 + $3) / n; else print "?" }' "$1"; }
+  cs_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.4f", ($4 + $5) / n; else print "?" }' "$1"; }
+  median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "?"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.2f", (a[NR/2]+a[NR/2+1])/2 }'; }
+  ROUNDS=${BENCH_ROUNDS:-3}
+  if [ "$s" = http ]; then
+    # Alternated rounds (wrk, scenario, execute, hey), medians of each.
+    for r in $(seq "$ROUNDS"); do
+      timed "$OUT/wrk.$r.time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL" > "$OUT/wrk.$r.txt"
+      taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" --mode scenario > "$OUT/scenario.$r.txt"
+      taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" --mode execute > "$OUT/execute.$r.txt"
+      timed "$OUT/hey.$r.time" taskset -c 0 hey -c "$CONNS" -z "${DURATION}s" "$URL" > "$OUT/hey.$r.txt"
+      wrk_n=$(awk '/requests in/{print $1}' "$OUT/wrk.$r.txt")
+      echo "$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.$r.txt")" >> "$OUT/wrk.rps"
+      cpu_per_req "$OUT/wrk.$r.time" "$wrk_n" >> "$OUT/wrk.cpu"
+      cs_per_req "$OUT/wrk.$r.time" "$wrk_n" >> "$OUT/wrk.cs"
+      hey_n=$(awk '/\[200\]/{print $2}' "$OUT/hey.$r.txt")
+      awk '/Requests\/sec/{print $2}' "$OUT/hey.$r.txt" >> "$OUT/hey.rps"
+      cpu_per_req "$OUT/hey.$r.time" "$hey_n" >> "$OUT/hey.cpu"
+      for m in scenario execute; do
+        lk requests_per_second "$OUT/$m.$r.txt" >> "$OUT/$m.rps"
+        lk cpu_us_per_request "$OUT/$m.$r.txt" >> "$OUT/$m.cpu"
+        lk context_switches_per_request "$OUT/$m.$r.txt" >> "$OUT/$m.cs"
+        lk p50_us "$OUT/$m.$r.txt" >> "$OUT/$m.p50"; lk p99_us "$OUT/$m.$r.txt" >> "$OUT/$m.p99"
+      done
+      echo "round $r: wrk $(tail -1 "$OUT/wrk.rps") · scenario $(tail -1 "$OUT/scenario.rps") · execute $(tail -1 "$OUT/execute.rps") · hey $(tail -1 "$OUT/hey.rps") req/s" >&2
+    done
+    wrk_rps=$(median < "$OUT/wrk.rps"); wrk_cpu=$(median < "$OUT/wrk.cpu"); wrk_cs=$(median < "$OUT/wrk.cs")
+    hey_rps=$(median < "$OUT/hey.rps"); hey_cpu=$(median < "$OUT/hey.cpu")
+    sc_rps=$(median < "$OUT/scenario.rps"); sc_cpu=$(median < "$OUT/scenario.cpu"); sc_cs=$(median < "$OUT/scenario.cs")
+    ex_rps=$(median < "$OUT/execute.rps"); ex_cpu=$(median < "$OUT/execute.cpu")
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "?" }'; }
+    r_sc=$(ratio "$sc_rps" "$wrk_rps"); r_cpu=$(ratio "$sc_cpu" "$wrk_cpu")
+    row "HTTP req/s, README scenario (users, measure, get(url)), 1 core, $CONNS users" "$sc_rps" "wrk $wrk_rps" "$r_sc" "$(awk -v r="$r_sc" 'BEGIN{print (r>=0.9)?"met (>= 0.90)":"MISSED (>= 0.90)"}')"
+    row "  client CPU per request (µs), scenario" "$sc_cpu" "wrk $wrk_cpu" "$r_cpu" "$(awk -v r="$r_cpu" 'BEGIN{print (r<=1.3)?"met (<= 1.30)":"MISSED (<= 1.30)"}')"
+    row "  context switches per request, scenario" "$sc_cs" "wrk $wrk_cs" "-" "$(awk -v r="$sc_cs" 'BEGIN{print (r<=0.05)?"met (<= 0.05)":"MISSED (<= 0.05)"}')"
+    row "HTTP req/s, execute() loop without the runner" "$ex_rps (cpu ${ex_cpu} µs/req)" "wrk $wrk_rps" "$(ratio "$ex_rps" "$wrk_rps")" "-"
+    row "HTTP req/s, README scenario vs hey" "$sc_rps" "hey $hey_rps (cpu ${hey_cpu} µs/req)" "$(ratio "$sc_rps" "$hey_rps")" "-"
+    row "HTTP latency p50 / p99 (µs), scenario" "$(median < "$OUT/scenario.p50") / $(median < "$OUT/scenario.p99")" "wrk $(awk '$1=="50%"{print $2}' "$OUT/wrk.1.txt") / $(awk '$1=="99%"{print $2}' "$OUT/wrk.1.txt")" "-" "-"
+  else
+    # Open model: the highest constant rate with < 0.1 % dropped (one core), beside wrk's
+    # closed-loop req/s; then CPU per request at a fixed 10,000/s beside hey -q (paced workers).
+    timed "$OUT/wrk.open.time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL" > "$OUT/wrk.open.txt"
+    wrk_rps=$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.open.txt")
+    from=$(awk -v w="$wrk_rps" 'BEGIN{printf "%.0f", w * 0.5}')
+    taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.1 > "$OUT/ceiling.txt"
+    ceil=$(lk ceiling_rate "$OUT/ceiling.txt")
+    r_ceil=$(awk -v a="$ceil" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
+    row "open model: highest rate with < 0.1 % dropped, 1 core" "$ceil/s" "wrk closed $wrk_rps" "$r_ceil" "$(awk -v r="$r_ceil" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
+    RATE=${BENCH_RATE:-10000}
+    for r in $(seq "$ROUNDS"); do
+      taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" --mode open --rate "$RATE" > "$OUT/open.$r.txt"
+      timed "$OUT/heyq.$r.time" taskset -c 0 hey -c "$CONNS" -q $((RATE / CONNS)) -z "${DURATION}s" "$URL" > "$OUT/heyq.$r.txt"
+      lk cpu_us_per_request "$OUT/open.$r.txt" >> "$OUT/open.cpu"; lk context_switches_per_request "$OUT/open.$r.txt" >> "$OUT/open.cs"
+      lk dropped "$OUT/open.$r.txt" >> "$OUT/open.dropped"; lk late "$OUT/open.$r.txt" >> "$OUT/open.late"
+      cpu_per_req "$OUT/heyq.$r.time" "$(awk '/\[200\]/{print $2}' "$OUT/heyq.$r.txt")" >> "$OUT/heyq.cpu"
+    done
+    o_cpu=$(median < "$OUT/open.cpu"); h_cpu=$(median < "$OUT/heyq.cpu")
+    row "open model at $RATE/s: CPU per request (µs)" "$o_cpu (cs $(median < "$OUT/open.cs")/req)" "hey -q $h_cpu" "$(awk -v a="$o_cpu" -v b="$h_cpu" 'BEGIN{printf "%.2f", a/b}')" "-"
+    row "open model at $RATE/s: dropped / late (median)" "$(median < "$OUT/open.dropped") / $(median < "$OUT/open.late")" "-" "-" "-"
+  fi
   kill $NGINX 2>/dev/null || true; trap - EXIT
+  ;;
+chat)
+  # A whole virtual user: the STOMP chat scenario, fixture in its own process on core 1.
+  CW=${BENCH_CHAT_WORKERS:-10000}
+  taskset -c 0 "$LK" bench chat --fixture "$BIN/loadkit-fixture" --workers "$CW" --ramp-seconds 20 --hold-seconds 15 | tee "$OUT/chat.txt" >&2
+  kbw=$(lk client_rss_kb_per_worker "$OUT/chat.txt")
+  row "STOMP chat scenario, $CW workers: client RSS per worker (KB)" "$kbw (held $(lk workers_connected_at_hold "$OUT/chat.txt"), errors $(lk errors "$OUT/chat.txt"))" "-" "-" "$(awk -v v="$kbw" 'BEGIN{print (v<=5)?"met (<= 5)":"MISSED (<= 5)"}')"
   ;;
 stomp)
   # Client pinned to core 0; the bench pins the fixture process to core 1.
