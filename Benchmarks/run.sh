@@ -58,8 +58,8 @@ http|open)
   # Client-side programs pinned to core 0, nginx to core 1. GNU time gives each peer's CPU and
   # context switches (voluntary + involuntary); LoadKit measures its own process the same way.
   timed() { /usr/bin/time -o "$1" -f "%e %U %S %w %c" "${@:2}"; }
-  cpu_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f", 1e6 * ($2 + $3) / n; else print "?" }' "$1"; }
-  cs_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.4f", ($4 + $5) / n; else print "?" }' "$1"; }
+  cpu_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f\n", 1e6 * ($2 + $3) / n; else print "?" }' "$1"; }
+  cs_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.4f\n", ($4 + $5) / n; else print "?" }' "$1"; }
   median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "?"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.2f", (a[NR/2]+a[NR/2+1])/2 }'; }
   ROUNDS=${BENCH_ROUNDS:-3}
   if [ "$s" = http ]; then
@@ -101,8 +101,8 @@ http|open)
     # closed-loop req/s; then CPU per request at a fixed 10,000/s beside hey -q (paced workers).
     timed "$OUT/wrk.open.time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL" > "$OUT/wrk.open.txt"
     wrk_rps=$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.open.txt")
-    from=$(awk -v w="$wrk_rps" 'BEGIN{printf "%.0f", w * 0.5}')
-    taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.1 > "$OUT/ceiling.txt"
+    from=$(awk -v w="$wrk_rps" 'BEGIN{printf "%.0f", w * 0.05}')
+    taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceiling.txt"
     ceil=$(lk ceiling_rate "$OUT/ceiling.txt")
     r_ceil=$(awk -v a="$ceil" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
     row "open model: highest rate with < 0.1 % dropped, 1 core" "$ceil/s" "wrk closed $wrk_rps" "$r_ceil" "$(awk -v r="$r_ceil" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
