@@ -9,7 +9,7 @@ public struct ConfigError: ClassifiedError, Sendable, Equatable {
     public var expected: String
 
     /// The malformed lines of a `.env` file (empty for a bad variable).
-    public var envFileProblems: [DotEnv.Problem] = []
+    package var envFileProblems: [DotEnv.Problem] = []
 
     /// Creates an error; the value is masked when `variable` looks secret.
     public init(variable: String, value: String, expected: String) {
@@ -20,7 +20,7 @@ public struct ConfigError: ClassifiedError, Sendable, Equatable {
 
     /// A `.env` file with malformed lines: names the file and each line's number and problem
     /// (never the line's text, which may hold a secret).
-    public init(envFile path: String, problems: [DotEnv.Problem]) {
+    package init(envFile path: String, problems: [DotEnv.Problem]) {
         variable = path
         shownValue = ""
         expected = "KEY=value lines (a value may be quoted; # starts a comment)"

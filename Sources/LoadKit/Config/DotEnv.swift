@@ -3,7 +3,7 @@
 /// trailing ` # comments`. A line that is none of these is a problem, reported with its number
 /// and what is wrong (never its text: it may hold a secret); ``Settings/load(environment:currentDirectory:)``
 /// turns problems into an error naming the file and the lines.
-public enum DotEnv {
+package enum DotEnv {
     /// One malformed line.
     public struct Problem: Sendable, Hashable {
         /// 1-based line number.

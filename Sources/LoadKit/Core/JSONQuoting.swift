@@ -1,7 +1,7 @@
 /// Writes a Swift string as a JSON string literal (quotes, backslash, control characters
 /// escaped). Used where LoadKit and its fixtures build small JSON bodies by hand on hot or simple
 /// paths instead of going through `JSONEncoder`.
-public enum JSONQuoting {
+package enum JSONQuoting {
     /// Appends `s` to `out` as a quoted JSON string.
     public static func append(_ s: String, to out: inout String) {
         out += "\""

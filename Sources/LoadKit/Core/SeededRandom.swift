@@ -1,6 +1,6 @@
 /// A small, fast, seedable pseudo-random generator (SplitMix64): reproducible jitter, data and
 /// fault decisions. Each owner (a connection, a loop, a test) keeps its own, so drawing takes no lock.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
+package struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
     /// Creates a generator from a seed; the same seed gives the same sequence.
     public init(seed: UInt64) { state = seed }

@@ -6,7 +6,7 @@
 /// `executorPreference: loop`) resumes on the same loop that drives its connections, so a request
 /// costs no thread wake-up in either direction: the client sends directly from the task and the
 /// response resumes the task in place.
-public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+package final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// The loop whose thread runs the jobs.
     public let loop: EventLoop
 

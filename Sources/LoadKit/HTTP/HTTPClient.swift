@@ -41,13 +41,13 @@ public final class HTTPClient: Sendable {
         /// Largest response body accepted (default 16 MiB); larger ones fail with `http_body_too_large`.
         public var maxResponseBodyBytes: Int = 16 << 20
         /// Limits for response heads.
-        public var headLimits: HTTPHeadLimits = HTTPHeadLimits()
+        package var headLimits: HTTPHeadLimits = HTTPHeadLimits()
         /// Local addresses to connect from, used round-robin (spreads ports over 127.x.y.z).
         public var sourceAddresses: [SocketAddress] = []
         /// Headers added to every request unless the request sets them (e.g. `User-Agent`).
         public var defaultHeaders: HTTPHeaders = HTTPHeaders()
         /// The loops connections run on.
-        public var group: EventLoopGroup = .shared
+        package var group: EventLoopGroup = .shared
         /// TLS for `https` URLs (needs the `TLS` trait): verification, trusted CA, ALPN. The server
         /// name is each URL's host unless set here. Default ``TLSConfiguration/defaultClient``.
         public var tls: TLSConfiguration = .defaultClient

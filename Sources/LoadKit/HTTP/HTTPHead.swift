@@ -34,7 +34,7 @@ public struct HTTPMethod: RawRepresentable, Sendable, Hashable, ExpressibleByStr
 }
 
 /// An HTTP version (`HTTP/1.1` is `major 1, minor 1`).
-public struct HTTPVersion: Sendable, Hashable, CustomStringConvertible {
+package struct HTTPVersion: Sendable, Hashable, CustomStringConvertible {
     /// Major version digit.
     public var major: Int
     /// Minor version digit.
@@ -49,7 +49,7 @@ public struct HTTPVersion: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The head of an HTTP response: status line and headers.
-public struct HTTPResponseHead: Sendable, Hashable {
+package struct HTTPResponseHead: Sendable, Hashable {
     /// Protocol version of the response.
     public var version: HTTPVersion
     /// Status code (100–999).
@@ -73,7 +73,7 @@ public struct HTTPResponseHead: Sendable, Hashable {
 }
 
 /// The head of an HTTP request: request line and headers.
-public struct HTTPRequestHead: Sendable, Hashable {
+package struct HTTPRequestHead: Sendable, Hashable {
     /// The method.
     public var method: HTTPMethod
     /// The request target as sent (usually path and query).

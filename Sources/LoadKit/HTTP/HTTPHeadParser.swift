@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// What an incremental HTTP parser answers when fed bytes.
-public enum HTTPParseResult<Value> {
+package enum HTTPParseResult<Value> {
     /// Every byte given was consumed; feed more.
     case needMore
     /// A complete value; `consumed` bytes of the last input belong to it, the rest come after.
@@ -17,7 +17,7 @@ public enum HTTPParseResult<Value> {
 extension HTTPParseResult: Sendable where Value: Sendable {}
 
 /// Limits applied while parsing message heads.
-public struct HTTPHeadLimits: Sendable, Hashable {
+package struct HTTPHeadLimits: Sendable, Hashable {
     /// Maximum bytes of status/request line plus headers (default 64 KiB).
     public var maxHeadBytes: Int
     /// Maximum number of lines in a head (default 256).
@@ -35,7 +35,7 @@ public struct HTTPHeadLimits: Sendable, Hashable {
 ///
 /// Tolerates bare LF line ends and empty lines before the status line (counted against
 /// ``HTTPHeadLimits/maxHeadBytes``). Needs no copying when a head arrives in one slice.
-public struct HTTPResponseHeadParser: Sendable {
+package struct HTTPResponseHeadParser: Sendable {
     private var scanner: HeadScanner
     /// Creates a parser with the given limits.
     public init(limits: HTTPHeadLimits = HTTPHeadLimits()) { scanner = HeadScanner(limits: limits) }
@@ -57,7 +57,7 @@ public struct HTTPResponseHeadParser: Sendable {
 /// Incremental parser for a request head (request line and headers), used by the server role and
 /// by the WebSocket server's upgrade. Same contract as ``HTTPResponseHeadParser``. Empty lines
 /// before the request line are skipped (RFC 9112 §2.2) but count against ``HTTPHeadLimits/maxHeadBytes``.
-public struct HTTPRequestHeadParser: Sendable {
+package struct HTTPRequestHeadParser: Sendable {
     private var scanner: HeadScanner
     /// Creates a parser with the given limits.
     public init(limits: HTTPHeadLimits = HTTPHeadLimits()) { scanner = HeadScanner(limits: limits) }

@@ -5,7 +5,7 @@
 ///
 /// Call ``expectResponse(to:)`` before each request's response, feed slices with ``parse(_:)``, and
 /// call ``finish()`` when the peer closes (a read-until-close body completes there).
-public struct HTTPResponseParser: Sendable {
+package struct HTTPResponseParser: Sendable {
     private var headParser: HTTPResponseHeadParser
     private var head: HTTPResponseHead?
     private var body: BodyDecoder?
@@ -86,7 +86,7 @@ public struct HTTPResponseParser: Sendable {
 ///
 /// Errors map to statuses: ``HTTPError/headTooLarge(limit:)`` → 431,
 /// ``HTTPError/bodyTooLarge(limit:)`` → 413, anything else → 400.
-public struct HTTPRequestParser: Sendable {
+package struct HTTPRequestParser: Sendable {
     private var headParser: HTTPRequestHeadParser
     private var head: HTTPRequestHead?
     private var body: BodyDecoder?

@@ -73,7 +73,7 @@ public struct HTTPResponse: Sendable {
     /// The reason phrase.
     public var reason: String
     /// The protocol version.
-    public var version: HTTPVersion
+    package var version: HTTPVersion
     /// Header fields.
     public var headers: HTTPHeaders
     /// The (de-chunked) body.
@@ -90,7 +90,7 @@ public struct HTTPResponse: Sendable {
     public var requestEndpoint: Endpoint?
 
     /// Creates a response value.
-    public init(head: HTTPResponseHead, body: [UInt8] = []) {
+    package init(head: HTTPResponseHead, body: [UInt8] = []) {
         status = head.status
         reason = head.reason
         version = head.version
@@ -99,7 +99,7 @@ public struct HTTPResponse: Sendable {
     }
 
     /// The head part (status line and headers).
-    public var head: HTTPResponseHead { HTTPResponseHead(version: version, status: status, reason: reason, headers: headers) }
+    package var head: HTTPResponseHead { HTTPResponseHead(version: version, status: status, reason: reason, headers: headers) }
 
     /// The body as UTF-8 text (invalid bytes replaced).
     public var bodyString: String { String(decoding: body, as: UTF8.self) }
@@ -155,7 +155,7 @@ public struct HTTPResponse: Sendable {
 }
 
 /// A request received by ``HTTPServer``.
-public struct HTTPServerRequest: Sendable {
+package struct HTTPServerRequest: Sendable {
     /// The request head.
     public var head: HTTPRequestHead
     /// The (de-chunked) body.
@@ -203,7 +203,7 @@ public struct HTTPServerRequest: Sendable {
 }
 
 /// A response produced by an ``HTTPServer`` handler.
-public struct HTTPServerResponse: Sendable {
+package struct HTTPServerResponse: Sendable {
     /// The status code.
     public var status: Int
     /// Header fields; `Content-Length` (or chunked framing) and `Connection` are added by the server.

@@ -9,7 +9,7 @@ import Synchronization
 /// protocol's delegate — that replaces the HTTP delegate, reading continues — and then process
 /// the leftover bytes as if they had just been read. From then on the connection belongs to the
 /// new protocol: ``HTTPServer/stop()`` does not close it.
-public struct HTTPUpgrade: Sendable {
+package struct HTTPUpgrade: Sendable {
     /// Headers of the 101 response (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`, …).
     public var headers: HTTPHeaders
     /// Installs the new protocol on the connection; runs on the connection's loop.
@@ -34,7 +34,7 @@ public struct HTTPUpgrade: Sendable {
 ///
 /// The handler runs in a task per request; requests of one connection are handled one after
 /// another, so a slow handler delays only its own connection.
-public final class HTTPServer: Sendable {
+package final class HTTPServer: Sendable {
     /// Server limits.
     public struct Configuration: Sendable {
         /// Limits for request heads (exceeded → 431).
@@ -50,7 +50,7 @@ public final class HTTPServer: Sendable {
     /// Handles one request.
     public typealias Handler = @Sendable (HTTPServerRequest) async -> HTTPServerResponse
     /// Decides whether to upgrade a request carrying `Connection: upgrade`; nil lets ``Handler`` answer it.
-    public typealias UpgradeHook = @Sendable (HTTPServerRequest) async -> HTTPUpgrade?
+    package typealias UpgradeHook = @Sendable (HTTPServerRequest) async -> HTTPUpgrade?
 
     /// What the server has seen so far, for tests that compare a client's figures with the truth.
     public struct Statistics: Sendable, Equatable {
@@ -307,7 +307,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
 /// router.get("/api/rooms/{id}") { req in .text("room \(req.pathParameters["id"]!)") }
 /// let server = try HTTPServer(port: 0, handler: router.handler)
 /// ```
-public struct Router: Sendable {
+package struct Router: Sendable {
     private struct Route: Sendable {
         let method: HTTPMethod
         let segments: [Substring]

@@ -20,17 +20,17 @@ func coarseMonotonicNanos() -> UInt64 {
 
 /// A pre-resolved trend (distribution) of one ``MetricsRecorder``: recording through it skips
 /// the name lookup. Valid only for the recorder that returned it.
-public struct TrendHandle: Sendable, Hashable {
+package struct TrendHandle: Sendable, Hashable {
     let index: Int
 }
 
 /// A pre-resolved counter of one ``MetricsRecorder``.
-public struct CounterHandle: Sendable, Hashable {
+package struct CounterHandle: Sendable, Hashable {
     let index: Int
 }
 
 /// A pre-resolved rate of one ``MetricsRecorder``.
-public struct RateHandle: Sendable, Hashable {
+package struct RateHandle: Sendable, Hashable {
     let index: Int
 }
 
@@ -44,7 +44,7 @@ public struct RateHandle: Sendable, Hashable {
 /// per-second histogram (``TrendSeries``) beside the exact whole-run one. Each trend costs a
 /// fixed-size histogram (≈184 KB once used) plus an ≈8 KB window for the current second, so share
 /// recorders between users rather than giving 10,000 users one each.
-public final class MetricsRecorder: Sendable {
+package final class MetricsRecorder: Sendable {
     /// Longest per-second series kept (7 days); later seconds are added to the last slot.
     static let maxSeriesSeconds = 7 * 24 * 3600
 
@@ -331,12 +331,6 @@ public final class MetricsRecorder: Sendable {
             h.merge(s.trends[i])
             return h
         }
-    }
-
-    /// Merges this recorder's content into `into` without building an intermediate snapshot
-    /// for trends (used by ``MetricsRegistry``).
-    func merge(into out: inout MetricsSnapshot, includeTrends: Bool) {
-        out.merge(snapshot(includeTrends: includeTrends))
     }
 }
 

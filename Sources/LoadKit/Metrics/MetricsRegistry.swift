@@ -8,7 +8,7 @@ import Darwin
 /// All recorders of one run. Hands out recorders (a dedicated one, or one of a fixed set of
 /// stripes shared by virtual users) and merges them into a snapshot at any time — for the live
 /// progress line, the Prometheus endpoint and the final ``RunResult``.
-public final class MetricsRegistry: Sendable {
+package final class MetricsRegistry: Sendable {
     /// The run's start on the monotonic clock (series index 0).
     public let startNanos: UInt64
     /// The run's start on the wall clock, milliseconds since 1970.

@@ -5,7 +5,7 @@ import Foundation
 /// `errors_total`, per counter `<name>_total` and `<name>_per_second`, per trend
 /// `<name>_{avg,min,max,med,p90,p95,p99}` (ms) and `<name>_count`, per rate `<name>_rate` (%),
 /// gauges by name, errors per kind `errors_<kind>_total`, generator maxima.
-public enum CSVReport {
+package enum CSVReport {
     /// One row.
     public struct Row: Sendable, Hashable {
         /// Metric name.

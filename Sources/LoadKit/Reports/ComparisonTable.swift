@@ -2,7 +2,7 @@ import Foundation
 
 /// A markdown table comparing several runs of the same scenario against different targets
 /// (seed 003's small/medium/large table): rows = metrics, columns = targets.
-public enum ComparisonTable {
+package enum ComparisonTable {
     /// One row: a label and how to read its value from a result (nil → `N/A`).
     public struct Row: Sendable {
         /// Row label (`http_req_duration p(95) (ms)`).

@@ -4,7 +4,7 @@ import Foundation
 /// end-of-test summary is the bar: verdict, thresholds, key trends, throughput, held connections,
 /// errors), and ``full(_:outcomes:)``, seed 000's complete layout written to `summary.txt`
 /// (every counter, gauge, trend, rate and error kind, the generator, the environment).
-public enum ConsoleSummary {
+package enum ConsoleSummary {
     /// Trends shown on the console at most (those named by thresholds first, then the busiest).
     static let consoleTrends = 6
     /// Error kinds shown on the console at most.

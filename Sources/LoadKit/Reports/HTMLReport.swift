@@ -9,7 +9,7 @@ import Foundation
 /// environment. Tables are HTML; charts are drawn by the page's script from the embedded data
 /// (axes with units, values on hover). Metrics with tags (`http_req_duration{name:/items/{id}}`)
 /// are grouped under their base metric.
-public enum HTMLReport {
+package enum HTMLReport {
     /// Renders the page (secrets masked and scrubbed like every other report).
     public static func render(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
         let m = r.metrics

@@ -6,7 +6,7 @@ import Foundation
 /// (`count`, `rate` = error rate), `errors_by_kind`, `thresholds` (a list with actual and limit,
 /// durations in ms like the trends),
 /// and `state` (name, start, duration, interruption, users, masked environment).
-public enum JSONSummary {
+package enum JSONSummary {
     /// The summary as a JSON-compatible dictionary.
     public static func object(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> [String: Any] {
         let m = r.metrics
@@ -108,7 +108,7 @@ public enum K6TextSummary {
 }
 
 /// The error log (`load_test.log`): every error kind with its source, count and first examples.
-public enum ErrorLog {
+package enum ErrorLog {
     /// Renders the log (secrets from the environment scrubbed).
     public static func render(_ r: RunResult) -> String {
         let m = r.metrics

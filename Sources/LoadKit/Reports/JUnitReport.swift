@@ -23,7 +23,7 @@ import Synchronization
 ///   </testsuite>
 /// </testsuites>
 /// ```
-public enum JUnitReport {
+package enum JUnitReport {
     /// The variable naming the file.
     public static let variable = "LOADKIT_JUNIT"
 

@@ -1,7 +1,7 @@
 /// A tiny HTTP endpoint serving `GET /metrics` (Prometheus text, format 0.0.4) while a run is
 /// live. Built on ``TCPListener`` and ``HTTPRequestHeadParser``; one response per connection
 /// (`Connection: close`), 404 for other paths, 405 for other methods.
-public final class MetricsEndpoint: Sendable {
+package final class MetricsEndpoint: Sendable {
     /// The bound port (useful when 0 was asked for).
     public let port: Int
     private let listener: TCPListener

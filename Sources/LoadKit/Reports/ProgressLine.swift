@@ -6,7 +6,7 @@ import Darwin
 
 /// The live progress line: one line with elapsed time, stage, users, request/message rates and
 /// errors. Pure formatting; the runner decides when to print (see ``shouldPrint(forced:)``).
-public enum ProgressLine {
+package enum ProgressLine {
     /// What the line shows.
     public struct State: Sendable, Hashable {
         /// Seconds since the run started.

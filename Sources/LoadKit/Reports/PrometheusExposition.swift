@@ -12,7 +12,7 @@
 ///   `_sum` and `_count`.
 /// A metric with tags (`http_req_duration{name:/items/{id}}`) is exported under its base name with
 /// the tags as labels (`name="/items/{id}"`; a tag named like another label gets a `tag_` prefix).
-public enum PrometheusExposition {
+package enum PrometheusExposition {
     /// Naming, labels and buckets.
     public struct Options: Sendable, Hashable {
         /// Metric name prefix (default `loadkit`).

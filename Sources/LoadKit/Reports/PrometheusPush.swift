@@ -9,12 +9,12 @@ import Foundation
 ///
 /// A push that fails is reported on stderr with its cause (server answer or connection error);
 /// it never fails the test or loses the run's report files.
-public enum PrometheusPush {
+package enum PrometheusPush {
     /// The variable naming the Pushgateway.
     public static let variable = "LOADKIT_PUSH_URL"
 
     /// A push that did not succeed.
-    public struct PushError: ClassifiedError, Sendable {
+    package struct PushError: ClassifiedError, Sendable {
         /// What went wrong.
         public var message: String
         /// `prometheus_push`.

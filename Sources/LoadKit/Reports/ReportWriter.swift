@@ -126,7 +126,7 @@ public struct ReportWriter: Sendable {
     /// Writes a markdown comparison table (`comparison.md` in `<root>/<name>/`, no history) and
     /// returns its path.
     @discardableResult
-    public func writeComparison(_ columns: [(label: String, result: RunResult)], name: String,
+    package func writeComparison(_ columns: [(label: String, result: RunResult)], name: String,
                                 rows: [ComparisonTable.Row]? = nil) throws -> String {
         let dir = testDirectory(for: name)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -11,7 +11,7 @@ import Foundation
 /// trend max (one sample), counters per second, the generator's peaks. Each judged row also says
 /// whether its change lies inside the run-to-run spread estimated from the two runs' per-second
 /// data (``RunResult/withinSpread(of:metric:value:baseline:baselineValue:)``).
-public struct RunComparison: Sendable {
+package struct RunComparison: Sendable {
     /// One metric statistic in both runs.
     public struct Row: Sendable {
         /// Metric name.

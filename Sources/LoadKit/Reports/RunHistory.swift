@@ -17,7 +17,7 @@ import Darwin
 /// file systems, artifact stores) it is a plain file holding the folder's name. ``latest(in:)``
 /// reads either. Old runs beyond the retention (`LOADKIT_KEEP_RUNS`, default 20) are deleted
 /// after each run; only folders named like runs are ever touched.
-public enum RunHistory {
+package enum RunHistory {
     /// Name of the pointer to the newest run.
     public static let latestName = "latest"
     /// Runs kept per test when `LOADKIT_KEEP_RUNS` is unset.

@@ -10,7 +10,7 @@
 /// - `errors` and `errors_<kind>` per second;
 /// - `generator_cpu_percent`, `generator_rss_bytes`, `generator_open_files` (the load
 ///   generator's own use; `{shard:i}` added per shard in a merged run).
-public enum TimeSeriesCSV {
+package enum TimeSeriesCSV {
     /// Per-second rows, ordered by second then metric.
     public static func rows(_ r: RunResult) -> [(second: Int, metric: String, value: String)] {
         let m = r.metrics

@@ -67,7 +67,7 @@ public struct ArrivalRate: Sendable, Equatable {
 
     /// Scheduled start offsets (nanoseconds from the run's start) of every iteration, lazily:
     /// iteration k (from 0) is due when the integral of the rate reaches k.
-    public func startTimes() -> ArrivalSchedule { ArrivalSchedule(pieces: pieces) }
+    package func startTimes() -> ArrivalSchedule { ArrivalSchedule(pieces: pieces) }
 
     /// The plan with rates multiplied by `rate` and durations by `duration`.
     public func scaled(rate: Double, duration: Double) -> ArrivalRate {
@@ -77,7 +77,7 @@ public struct ArrivalRate: Sendable, Equatable {
 }
 
 /// The scheduled start times of an ``ArrivalRate``, in nanoseconds from the run's start.
-public struct ArrivalSchedule: Sequence, IteratorProtocol, Sendable {
+package struct ArrivalSchedule: Sequence, IteratorProtocol, Sendable {
     private let pieces: [(from: Double, to: Double, nanos: UInt64)]
     private var piece = 0
     private var pieceStart: UInt64 = 0

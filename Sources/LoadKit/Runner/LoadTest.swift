@@ -75,7 +75,7 @@ public struct LoadTest: Sendable {
         public var reportRoot: String?
         /// Prometheus names/buckets for the `/metrics` endpoint (served when `LOADKIT_PROMETHEUS_PORT` is
         /// set, labelled with `test` and `run_id`) and the push of `LOADKIT_PUSH_URL`.
-        public var prometheus = PrometheusExposition.Options()
+        package var prometheus = PrometheusExposition.Options()
         /// Creates default options.
         public init() {}
     }
@@ -245,7 +245,7 @@ public struct LoadTest: Sendable {
         var t = self; t.options.writeReports = on; t.options.reportRoot = root; return t
     }
     /// Prometheus exposition options (metric prefix, buckets) for the `/metrics` endpoint.
-    public func prometheus(_ options: PrometheusExposition.Options) -> LoadTest {
+    package func prometheus(_ options: PrometheusExposition.Options) -> LoadTest {
         var t = self; t.options.prometheus = options; return t
     }
     /// Turns the live progress line on or off (default: only on a terminal or `LOADKIT_PROGRESS=1`).

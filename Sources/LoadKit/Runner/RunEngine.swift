@@ -343,9 +343,8 @@ final class RunEngine: Sendable {
                     interrupt("abort on threshold: \(reason)")
                 }
                 // Only a metric that exists can breach: early seconds without samples do not abort.
-                for t in abortThresholds {
-                    let o = t.evaluate(snap, durationSeconds: second)
-                    if o.actual != nil && !o.passed { interrupt("abort on threshold: \(o.message)"); break }
+                if let o = abortThresholds.breachesToAbort(snap, elapsedSeconds: second).first {
+                    interrupt("abort on threshold: \(o.message)")
                 }
             }
             if progressOn {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Where a shard's identity came from, and the shard.
-public struct ShardIdentity: Sendable, Equatable {
+package struct ShardIdentity: Sendable, Equatable {
     /// The shard.
     public var shard: Shard
     /// The variable(s) it was read from (`LOADKIT_SHARD_INDEX`, `JOB_COMPLETION_INDEX`, …, or `default`).
@@ -29,7 +29,7 @@ extension Shard {
     /// Finds this machine's shard from LoadKit's variables or the orchestrator's (see
     /// ``orchestratorVariables``). `LOADKIT_SHARD_COUNT` always wins as the count when set.
     /// Nothing set: a single shard. An index without a count is an error naming the missing variable.
-    public static func detect(in settings: Settings) throws -> ShardIdentity {
+    package static func detect(in settings: Settings) throws -> ShardIdentity {
         let explicitCount = try settings.int("LOADKIT_SHARD_COUNT", in: 1...Shard.maxCount)
         for v in orchestratorVariables {
             guard let raw = try settings.int(v.index) else { continue }

@@ -32,7 +32,7 @@ public struct ShardManifest: Sendable, Codable, Equatable {
 /// Where and how a shard writes its reports. With more than one shard each shard writes into
 /// `<root>/shard-<index>/<test>/` (so shards sharing a volume never overwrite each other):
 /// the usual reports plus `result.json` (mergeable) and ``ShardManifest`` `shard.json`.
-public enum ShardOutput {
+package enum ShardOutput {
     /// The report root for `shard` under `root` (`<root>/shard-<index>` when sharded, else `root`).
     public static func reportRoot(_ root: String?, shard: Shard) -> String {
         let base = root ?? ReportWriter.defaultRoot

@@ -7,7 +7,7 @@ import Foundation
 /// Variables: `LOADKIT_START_AT` (epoch milliseconds, or ISO-8601 such as
 /// `2026-11-23T00:30:00Z`), `LOADKIT_START_TOLERANCE` (how late a shard may still start, default
 /// 5 s), `LOADKIT_START_MAX_WAIT` (the longest wait accepted, default 15 min).
-public struct ShardStart: Sendable, Equatable {
+package struct ShardStart: Sendable, Equatable {
     /// The common start, milliseconds since 1970.
     public var atMillis: Int64
     /// A shard arriving later than this after ``atMillis`` fails instead of starting out of step.

@@ -3,7 +3,7 @@ import Synchronization
 /// Hands out loopback source addresses 127.0.0.1, 127.0.0.2, … round-robin so more than one
 /// ephemeral port range (28,232 ports per source and destination) is available for a loopback
 /// target. Pass ``next()`` as `from:` to `TCPConnection.connect`.
-public final class SourceAddressPool: Sendable {
+package final class SourceAddressPool: Sendable {
     /// The addresses, in order.
     public let addresses: [SocketAddress]
     private let cursor = Atomic<Int>(0)

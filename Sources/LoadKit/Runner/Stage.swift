@@ -78,9 +78,9 @@ public enum StageBuilder {
 
 /// A resolved closed-model plan: absolute targets and start offsets. Pure: "how many users should
 /// be running at time t" is a function of t alone, tested with synthetic clocks.
-public struct StagePlan: Sendable, Equatable {
+package struct StagePlan: Sendable, Equatable {
     /// One stage with its absolute start, end target and timing.
-    public struct Segment: Sendable, Equatable {
+    package struct Segment: Sendable, Equatable {
         /// Stage name.
         public var name: String
         /// Target at the stage's start.

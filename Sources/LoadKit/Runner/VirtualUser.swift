@@ -25,7 +25,7 @@ public struct VirtualUser: Sendable {
     /// 1-based user id (`memberId` in seed 002).
     public var id: Int { index + 1 }
     /// This user's recorder (shared with a stripe of other users; thread-safe).
-    public var recorder: MetricsRecorder { context.recorder }
+    package var recorder: MetricsRecorder { context.recorder }
     /// The run's settings (environment + `.env`).
     public var settings: Settings { context.engine.settings }
     /// The run's name.

@@ -63,8 +63,8 @@ public struct ThresholdOutcome: Sendable, Hashable, Codable, CustomStringConvert
 extension MetricsSnapshot {
     /// Counters the runner keeps for its own bookkeeping; they do not count as work done.
     public static let bookkeepingCounters: Set<String> = [
-        "connections_held_target", "errors_after_cancel", "ticks_missed", "iterations_dropped",
-        "iterations_late", "iterations_failed",
+        RunnerMetrics.errorsAfterCancel, RunnerMetrics.ticksMissed, RunnerMetrics.iterationsDropped,
+        RunnerMetrics.iterationsLate, RunnerMetrics.iterationsFailed,
     ]
 
     /// Whether anything was measured: a trend sample, a counter (other than

@@ -22,7 +22,7 @@ extension StompClient {
 
     /// Connects over WebSocket with a full ``StompClientConfiguration``; see
     /// ``connect(webSocket:connectHeaders:host:heartBeat:timeout:wsHeaders:subprotocols:source:on:)``.
-    public static func connect(webSocket url: String, configuration: StompClientConfiguration,
+    package static func connect(webSocket url: String, configuration: StompClientConfiguration,
                                timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
                                subprotocols: [String] = StompClient.webSocketSubprotocols,
                                source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(),

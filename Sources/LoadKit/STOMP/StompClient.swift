@@ -11,7 +11,7 @@ import Synchronization
 /// ``TransportError`` (reset, closed by peer) or the WebSocket layer's close error.
 public final class StompClient: @unchecked Sendable {
     /// The loop that owns this connection.
-    public let loop: EventLoop
+    package let loop: EventLoop
     /// Nanoseconds the transport took to open (TCP connect, or TCP connect + WebSocket handshake).
     public internal(set) var transportConnectNanos: UInt64 = 0
     /// Nanoseconds of the WebSocket connect (TCP + upgrade); 0 over plain TCP.
@@ -78,7 +78,7 @@ public final class StompClient: @unchecked Sendable {
     // MARK: connecting
 
     /// Connects over plain TCP and completes the STOMP handshake (CONNECT → CONNECTED) within `timeout`.
-    public static func connect(tcp address: SocketAddress, configuration: StompClientConfiguration,
+    package static func connect(tcp address: SocketAddress, configuration: StompClientConfiguration,
                                timeout: Duration = .seconds(10), source: SocketAddress? = nil,
                                limits: StompFrameParser.Limits = .init(),
                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {

@@ -40,7 +40,7 @@ public struct StompClientConfiguration: Sendable {
 /// The STOMP 1.2 client protocol as a plain state machine: it builds the frames to send and
 /// judges the frames received, returning what the I/O layer must do. No I/O, no clocks of its own
 /// (callers pass monotonic nanoseconds), so tests drive it directly.
-public struct StompClientSession: Sendable {
+package struct StompClientSession: Sendable {
     /// Session phases.
     public enum State: Sendable, Equatable {
         /// CONNECT not yet produced.

@@ -4,7 +4,7 @@
 /// CONNECT, STOMP and CONNECTED frames, which the spec leaves unescaped. A `content-length`
 /// header is computed (any given one is replaced) for every non-empty body and always for SEND,
 /// MESSAGE and ERROR, so bodies may contain NUL bytes. Every frame ends with a NUL.
-public enum StompFrameEncoder {
+package enum StompFrameEncoder {
     /// Appends the encoding of `frame` to `buffer`.
     public static func encode(_ frame: StompFrame, into buffer: inout [UInt8]) {
         frame.body.withUnsafeBytes { body in

@@ -14,7 +14,7 @@ import Darwin
 /// ``Limits/maxLineLength``, more than ``Limits/maxHeaders`` headers or a body larger than
 /// ``Limits/maxBodySize`` end parsing with a ``StompError`` of kind `stomp_malformed`, whose
 /// source is the peer that sent the bytes. After an error the parser stays failed.
-public struct StompFrameParser: Sendable {
+package struct StompFrameParser: Sendable {
     /// Bounds on what one frame may use.
     public struct Limits: Sendable, Equatable {
         /// Longest command or header line in bytes (escaped form, without the EOL).

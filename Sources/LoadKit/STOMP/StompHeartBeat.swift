@@ -58,7 +58,7 @@ extension Substring {
 }
 
 /// Tracks last send/receive times against a negotiated ``StompHeartBeat``.
-public struct StompHeartBeatClock: Sendable, Equatable {
+package struct StompHeartBeatClock: Sendable, Equatable {
     /// What a tick asks the owner to do.
     public enum Decision: Sendable, Equatable {
         /// Nothing is due.

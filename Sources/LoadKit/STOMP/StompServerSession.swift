@@ -3,7 +3,7 @@
 /// routing (destinations → subscribers) and authentication, and parses the client's bytes with
 /// its own ``StompFrameParser`` created with `peer: .loadGenerator` (kept outside this struct so
 /// the parser's frame callback may call ``receive(_:now:)``).
-public struct StompServerSession: Sendable {
+package struct StompServerSession: Sendable {
     /// Session phases.
     public enum State: Sendable, Equatable {
         /// Waiting for CONNECT/STOMP.

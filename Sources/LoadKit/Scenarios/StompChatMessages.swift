@@ -64,7 +64,7 @@ public struct MessageTemplate: Sendable, Equatable {
 
 /// Message ids of one worker: `lk<runTag>-<workerId>-<seq>`, and finding one's own in a broadcast
 /// body (wherever the server put it: a `messageId` field or inside the echoed text).
-public struct StompEchoMatcher: Sendable {
+package struct StompEchoMatcher: Sendable {
     /// `lk<runTag>-<workerId>-`.
     public let prefix: [UInt8]
     private let prefixText: String
@@ -107,7 +107,7 @@ public struct StompEchoMatcher: Sendable {
 
 /// One worker's messages sent and not yet seen back: match an echo to its send time (RTT), and
 /// expire those older than the time-out. Pure; the worker guards it with a lock.
-public struct StompPendingMessages: Sendable {
+package struct StompPendingMessages: Sendable {
     // Few at a time (sends are seconds apart, echoes take milliseconds): a short array, in send
     // order, with no storage kept while empty (10,000 idle workers hold nothing).
     private var sentAt: [(seq: UInt64, at: UInt64)] = []

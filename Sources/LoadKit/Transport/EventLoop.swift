@@ -23,7 +23,7 @@ import Darwin
 /// connection's memory small; delegates must consume or copy the bytes before returning.
 public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringConvertible {
     /// The loop's name (its thread's name, shortened).
-    public let label: String
+    package let label: String
     let readBuffer: UnsafeMutableRawBufferPointer
     private let pollFD: Int32
     private let wakeFD: Int32
@@ -66,10 +66,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     public var description: String { "EventLoop(\(label))" }
 
     /// True when the caller runs on this loop's thread.
-    public var inLoop: Bool { lk_current_loop() == Unmanaged.passUnretained(self).toOpaque() }
+    package var inLoop: Bool { lk_current_loop() == Unmanaged.passUnretained(self).toOpaque() }
 
     /// The loop whose thread the caller runs on, if any.
-    public static var current: EventLoop? {
+    @usableFromInline package static var current: EventLoop? {
         guard let p = lk_current_loop() else { return nil }
         return Unmanaged<EventLoop>.fromOpaque(p).takeUnretainedValue()
     }
@@ -77,13 +77,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     // MARK: submitting work
 
     /// Runs `work` on the loop (after the current turn's work when called on the loop). Thread-safe.
-    public func execute(_ work: @escaping @Sendable () -> Void) {
+    package func execute(_ work: @escaping @Sendable () -> Void) {
         submit(.closure(work))
     }
 
     /// Runs `work` at once when called on the loop, else on the loop as soon as it can. Thread-safe.
     @inline(__always)
-    public func runOrExecute(_ work: @escaping @Sendable () -> Void) {
+    package func runOrExecute(_ work: @escaping @Sendable () -> Void) {
         if inLoop { work() } else { submit(.closure(work)) }
     }
 
@@ -120,7 +120,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     /// it runs on one (a virtual user, a server handler), else one of the shared group's. Unlike
     /// `Task.sleep`, whose wake-up waits for Swift's shared thread pool, it stays on time while
     /// the process is busy. Throws `CancellationError` when the task is cancelled first.
-    public static func sleep(for duration: Duration) async throws {
+    package static func sleep(for duration: Duration) async throws {
         let w = Wakeup()
         let loop = EventLoop.current ?? EventLoopGroup.shared.next()
         let timer = loop.schedule(atNanos: monotonicNanos() &+ duration.nanoseconds) { w.fire(true) }
@@ -135,7 +135,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     /// the timer until it fires or is cancelled, so the result may be discarded (fire-and-forget).
     /// Call it on the loop (from another thread the timer is added in the loop's next turn).
     @discardableResult
-    public func schedule(after delay: Duration, _ work: @escaping () -> Void) -> LoopTimer {
+    package func schedule(after delay: Duration, _ work: @escaping () -> Void) -> LoopTimer {
         schedule(atNanos: monotonicNanos() &+ delay.nanoseconds, work)
     }
 
@@ -151,7 +151,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     /// the returned timer is cancelled. Ticks missed while the loop was busy are skipped, not
     /// run back to back.
     @discardableResult
-    public func scheduleRepeating(every interval: Duration, startingAfter initial: Duration? = nil,
+    package func scheduleRepeating(every interval: Duration, startingAfter initial: Duration? = nil,
                                   _ work: @escaping () -> Void) -> LoopTimer {
         let step = max(1, interval.nanoseconds)
         let t = LoopTimer(loop: self, deadline: monotonicNanos() &+ (initial?.nanoseconds ?? step), interval: step, work: work)
@@ -380,7 +380,7 @@ private struct Registration {
 }
 
 /// A one-shot or repeating timer on an ``EventLoop``.
-public final class LoopTimer: @unchecked Sendable {
+package final class LoopTimer: @unchecked Sendable {
     let loop: EventLoop
     var deadline: UInt64
     let interval: UInt64
@@ -474,27 +474,27 @@ struct TimerHeap {
 public final class EventLoopGroup: Sendable {
     /// The process-wide group used when no group is given: one loop per CPU this process may run
     /// on (its affinity mask, so `taskset -c 0` gives one loop).
-    public static let shared = EventLoopGroup(loops: ProcessInfo_activeCores())
+    @usableFromInline package static let shared = EventLoopGroup(loops: ProcessInfo_activeCores())
 
     /// The loops of the group.
-    public let loops: [EventLoop]
+    package let loops: [EventLoop]
     private let counter = Atomic<Int>(0)
 
     /// Creates a group with `count` loops (threads).
-    public init(loops count: Int, label: String = "loadkit.loop") {
+    package init(loops count: Int, label: String = "loadkit.loop") {
         loops = (0..<max(1, count)).map { EventLoop(label: "\(label).\($0)") }
     }
 
     deinit { for l in loops { l.stopWhenIdleNow() } }
 
     /// The next loop, round-robin.
-    public func next() -> EventLoop {
+    @usableFromInline package func next() -> EventLoop {
         let i = counter.add(1, ordering: .relaxed).newValue
         return loops[i % loops.count]
     }
 
     /// The group's loop that the caller runs on, if any.
-    public var currentLoop: EventLoop? {
+    package var currentLoop: EventLoop? {
         guard let l = EventLoop.current else { return nil }
         return loops.contains { $0 === l } ? l : nil
     }

@@ -7,7 +7,7 @@ import Foundation
 
 /// The load generator's own limits: open files and ephemeral ports. Seed 004's lesson is that a
 /// run must check these itself before blaming the server.
-public enum ResourceLimits {
+package enum ResourceLimits {
     /// The open-file limit (soft, hard).
     public static func openFiles() -> (soft: Int, hard: Int) {
         var r = rlimit()

@@ -8,7 +8,7 @@ import CLoadKit
 /// Receives a connection's events, always on the connection's ``EventLoop``.
 ///
 /// Implementations are protocol drivers (HTTP, WebSocket, STOMP) confined to that loop.
-public protocol ConnectionDelegate: AnyObject, Sendable {
+package protocol ConnectionDelegate: AnyObject, Sendable {
     /// Bytes arrived. The buffer belongs to the loop and is reused after this returns:
     /// parse it or copy what must be kept.
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer)
@@ -29,7 +29,7 @@ extension ConnectionDelegate {
 ///
 /// All methods not marked thread-safe must be called on ``loop``. Connect with
 /// ``connect(to:from:timeout:on:)``, then call ``start(delegate:)`` to begin reading.
-public final class TCPConnection: @unchecked Sendable, CustomStringConvertible, LoopSelectable {
+package final class TCPConnection: @unchecked Sendable, CustomStringConvertible, LoopSelectable {
     /// The loop that owns this connection.
     public let loop: EventLoop
     /// The peer's address.

@@ -8,7 +8,7 @@ import CLoadKit
 /// A listening TCP socket (server role, used by the fixtures). Accepted connections are spread
 /// over a group's loops; `onAccept` runs on the new connection's loop, where it must call
 /// ``TCPConnection/start(delegate:)``.
-public final class TCPListener: @unchecked Sendable, LoopSelectable {
+package final class TCPListener: @unchecked Sendable, LoopSelectable {
     /// The bound address (with the real port when port 0 was asked for).
     public let address: SocketAddress
     private let fd: Int32

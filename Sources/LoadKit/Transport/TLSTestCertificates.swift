@@ -3,7 +3,7 @@ import Foundation
 /// Throwaway certificates for TLS fixtures and tests, made with the `openssl` command-line tool:
 /// a private CA and a server certificate it signed for `localhost` and `127.0.0.1`.
 /// For tests only: keys are unencrypted files in a temporary folder.
-public struct TLSTestCertificates: Sendable {
+package struct TLSTestCertificates: Sendable {
     /// The folder holding every file.
     public let directory: String
     /// The CA certificate (PEM): trust it with ``TLSConfiguration/trustRoots(caFile:)``.

@@ -14,7 +14,7 @@
 /// `sendOnLoop`), for protocols such as STOMP.
 public final class WebSocketClient: @unchecked Sendable {
     /// The open connection (handler hook, loop-side sends, idle time, close info).
-    public let connection: WebSocketConnection
+    package let connection: WebSocketConnection
     /// The endpoint connected to.
     public let endpoint: Endpoint
     /// TCP connect plus upgrade time in nanoseconds (the `websocket_connect` metric).

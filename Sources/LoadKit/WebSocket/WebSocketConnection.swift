@@ -23,7 +23,7 @@
 /// }
 /// client.connection.setHandler(StompOverWS())      // from any thread; queued messages are replayed
 /// ```
-public protocol WebSocketHandler: AnyObject {
+package protocol WebSocketHandler: AnyObject {
     /// A complete text (`.text`) or binary (`.binary`) message arrived.
     func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer)
     /// The connection closed; `info` says how (1006 for an abrupt drop).
@@ -38,7 +38,7 @@ public protocol WebSocketHandler: AnyObject {
 /// Confined to its TCP connection's loop: methods marked "on the loop" must run there; the others
 /// are thread-safe. Idle cost is a few hundred bytes: buffers exist only while a frame or a
 /// fragmented message is incomplete, or while a send cannot be written at once.
-public final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable {
+package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable {
     /// The TCP connection underneath.
     public let tcp: TCPConnection
     /// The loop every callback runs on.

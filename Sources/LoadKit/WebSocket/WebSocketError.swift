@@ -1,6 +1,6 @@
 /// A violation of RFC 6455 found while reading a peer's frames; carries the close code we answer
 /// with (1002 protocol error, 1007 invalid payload data, 1009 message too big).
-public struct WebSocketProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct WebSocketProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The close code sent to the peer for this violation.
     public var closeCode: UInt16
     /// What was wrong, for logs and the close reason.

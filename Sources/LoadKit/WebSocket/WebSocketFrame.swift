@@ -1,6 +1,6 @@
 /// A WebSocket opcode (RFC 6455 §5.2). Any 4-bit value is representable so a parser can hold,
 /// and reject, reserved values; the named ones are static members.
-public struct WebSocketOpcode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+package struct WebSocketOpcode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The 4-bit value.
     public let rawValue: UInt8
     /// Creates an opcode from its low 4 bits.
@@ -38,7 +38,7 @@ public struct WebSocketOpcode: RawRepresentable, Hashable, Sendable, CustomStrin
 }
 
 /// The fixed part of a frame: everything but the payload bytes.
-public struct WebSocketFrameHeader: Hashable, Sendable {
+package struct WebSocketFrameHeader: Hashable, Sendable {
     /// Last fragment of a message.
     public var fin: Bool
     /// The three RSV bits as the value `0...7` (RSV1 = 4). Nonzero only with an extension.
@@ -61,7 +61,7 @@ public struct WebSocketFrameHeader: Hashable, Sendable {
 }
 
 /// A 4-byte masking key (RFC 6455 §5.3).
-public struct WebSocketMaskKey: Hashable, Sendable {
+package struct WebSocketMaskKey: Hashable, Sendable {
     /// The key bytes in wire order.
     public var b0, b1, b2, b3: UInt8
     /// Creates a key from its four bytes in wire order.
@@ -77,7 +77,7 @@ public struct WebSocketMaskKey: Hashable, Sendable {
 
 /// A whole frame with its (unmasked) payload: a convenient value for tests and slow paths.
 /// The hot path hands payloads out as buffer pointers instead (see ``WebSocketFrameParser``).
-public struct WebSocketFrame: Hashable, Sendable {
+package struct WebSocketFrame: Hashable, Sendable {
     /// Header fields; `maskKey` tells whether the frame arrived masked.
     public var header: WebSocketFrameHeader
     /// Unmasked payload.
@@ -120,7 +120,7 @@ public enum WebSocketMessage: Sendable, Hashable {
 /// Works 8 bytes at a time; returns the phase after the last byte, for continuing in a next chunk.
 @discardableResult
 @inline(__always)
-public func webSocketApplyMask(_ buffer: UnsafeMutableRawBufferPointer, key: WebSocketMaskKey, phase: Int = 0) -> Int {
+package func webSocketApplyMask(_ buffer: UnsafeMutableRawBufferPointer, key: WebSocketMaskKey, phase: Int = 0) -> Int {
     guard let base = buffer.baseAddress, buffer.count > 0 else { return phase & 3 }
     let keyBytes = (key.b0, key.b1, key.b2, key.b3)
     // The key rotated so that its byte `phase` lines up with the buffer's first byte.

@@ -7,7 +7,7 @@ import Darwin
 /// Writes frames into a caller-owned, reused `[UInt8]` (no allocation once it has grown):
 /// header with the shortest length form (7, 16 or 64 bits), optional mask key, payload
 /// (masked on the way in when a key is given).
-public enum WebSocketFrameEncoder {
+package enum WebSocketFrameEncoder {
     /// Appends one frame to `out`.
     public static func encode(into out: inout [UInt8], fin: Bool = true, rsv: UInt8 = 0, opcode: WebSocketOpcode,
                               maskKey: WebSocketMaskKey?, payload: UnsafeRawBufferPointer) {

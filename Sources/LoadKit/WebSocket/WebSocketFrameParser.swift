@@ -1,6 +1,6 @@
 /// Which end of the connection a codec works for: clients mask what they send and require
 /// unmasked frames; servers require masked frames and send unmasked (RFC 6455 §5.1).
-public enum WebSocketRole: Sendable, Hashable {
+package enum WebSocketRole: Sendable, Hashable {
     /// The connecting side.
     case client
     /// The accepting side.
@@ -14,7 +14,7 @@ public enum WebSocketRole: Sendable, Hashable {
 /// unmasked in place, which is why the input is mutable). Only an incomplete frame's leftover bytes
 /// are kept, and a header is validated before its payload is buffered, so a hostile length never
 /// causes a large allocation.
-public struct WebSocketFrameParser: Sendable {
+package struct WebSocketFrameParser: Sendable {
     /// Parser states.
     enum State: Sendable, Hashable {
         /// At a frame boundary with no leftover bytes.

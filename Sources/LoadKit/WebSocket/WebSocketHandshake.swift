@@ -1,8 +1,8 @@
 /// The opening handshake (RFC 6455 §4) as pure functions: the client's request and the check of
 /// the server's answer, and the server's check of a request and its 101 answer.
-public enum WebSocketHandshake {
+package enum WebSocketHandshake {
     /// A client's upgrade request ready to send, with the key needed to check the answer.
-    public struct ClientRequest: Sendable {
+    package struct ClientRequest: Sendable {
         /// The request head bytes (`GET … HTTP/1.1` through the empty line).
         public var bytes: [UInt8]
         /// The fresh `Sec-WebSocket-Key` sent.
@@ -97,11 +97,6 @@ public enum WebSocketHandshake {
         public var responseBytes: [UInt8]
         /// The subprotocol chosen (the client's first offer that the server supports).
         public var subprotocol: String?
-    }
-
-    /// True when `head` asks for a WebSocket upgrade (for routing in an HTTP server).
-    public static func isUpgradeRequest(_ head: HTTPRequestHead) -> Bool {
-        head.headers.containsToken("websocket", in: "Upgrade")
     }
 
     /// Validates an upgrade request; returns its key and the chosen subprotocol.

@@ -1,6 +1,6 @@
 /// The handshake's key material (RFC 6455 §4): a fresh random `Sec-WebSocket-Key` per
 /// connection and the `Sec-WebSocket-Accept` answer derived from it with SHA-1 and base64.
-public enum WebSocketHandshakeKeys {
+package enum WebSocketHandshakeKeys {
     /// The GUID appended to the key before hashing (RFC 6455 §1.3).
     public static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -4,7 +4,7 @@
 ///
 /// A message that arrives in one frame is passed through without a copy; fragments are
 /// collected in one buffer, which is released after a large message.
-public struct WebSocketMessageAssembler: Sendable {
+package struct WebSocketMessageAssembler: Sendable {
     /// Largest accepted message (sum of its fragments); larger fails with 1009.
     public var maxMessageSize: Int
     private var fragments: [UInt8] = []

@@ -1,6 +1,6 @@
 /// The server role of a WebSocket: a ``WebSocketConnection`` with role `.server` (it requires
 /// masked frames and sends unmasked ones). Same send, callback, handler and close API as the client.
-public typealias WebSocketServerConnection = WebSocketConnection
+package typealias WebSocketServerConnection = WebSocketConnection
 
 /// Accepting WebSocket upgrades in the server role (fixtures).
 ///
@@ -9,7 +9,7 @@ public typealias WebSocketServerConnection = WebSocketConnection
 ///   HTTP server already parsed the request head (its upgrade hook);
 /// - ``accept(_:supportedSubprotocols:maxMessageSize:handshakeTimeout:authorize:onOpen:)`` on a
 ///   freshly accepted ``TCPConnection`` that should speak only WebSocket (reads the request itself).
-public enum WebSocketServer {
+package enum WebSocketServer {
     /// What `authorize` answers for a request it refuses: an HTTP status and a body (the reason,
     /// e.g. `INVALID_TICKET`).
     public struct Refusal: Sendable, Hashable {

@@ -5,7 +5,7 @@
 /// open → closing (we sent a close, or the peer did and we answered) → closed.
 /// The server closes TCP once the handshake completes; the client waits (bounded) for the server
 /// to do so (RFC 6455 §7.1.1). Protocol violations send a close with 1002/1007/1009 and drop TCP.
-public struct WebSocketStateMachine: Sendable {
+package struct WebSocketStateMachine: Sendable {
     /// Connection states.
     public enum State: Sendable, Hashable {
         /// Data may flow both ways.
