@@ -101,7 +101,7 @@ package enum ConsoleSummary {
     /// Counters for the throughput line: requests and iterations first, then the busiest others
     /// (not the runner's bookkeeping, not byte counts); `limit` at most.
     static func keyCounters(_ m: MetricsSnapshot, limit: Int = 4) -> [String] {
-        let first = ["http_reqs", "iterations", "messages_sent", "messages_received"].filter { (m.counters[$0] ?? 0) > 0 }
+        let first = [BuiltInMetrics.httpReqs, RunnerMetrics.iterations, StompChatMetrics.messagesSent, StompChatMetrics.messagesReceived].filter { (m.counters[$0] ?? 0) > 0 }
         let others = m.counters.filter { c in
             c.value > 0 && !first.contains(c.key) && !MetricsSnapshot.bookkeepingCounters.contains(c.key)
                 && c.key != Threshold.operationsCounter && !c.key.hasPrefix("data_") && !c.key.contains("{")

@@ -55,7 +55,7 @@ extension HTMLReport {
             let counters = ConsoleSummary.keyCounters(m, limit: 6).filter { m.series[$0] != nil }
             line("throughput", .timeline, "Throughput", "per second", "/s",
                  counters.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
-            let bytes = ["data_sent", "data_received"].filter { m.series[$0] != nil }
+            let bytes = [BuiltInMetrics.dataSent, BuiltInMetrics.dataReceived].filter { m.series[$0] != nil }
             line("network", .timeline, "Network", "bytes per second", "B/s",
                  bytes.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
 

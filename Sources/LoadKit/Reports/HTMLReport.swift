@@ -125,7 +125,7 @@ package enum HTMLReport {
         let busiest = m.counters.filter { $0.value > 0 && !MetricsSnapshot.bookkeepingCounters.contains($0.key)
             && $0.key != Threshold.operationsCounter && !$0.key.hasPrefix("data_") && !$0.key.contains("{") }
             .max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
-        if let name = m.counters["http_reqs"] != nil ? "http_reqs" : busiest, let v = m.counters[name] {
+        if let name = m.counters[BuiltInMetrics.httpReqs] != nil ? BuiltInMetrics.httpReqs : busiest, let v = m.counters[name] {
             let rate = r.durationSeconds > 0 ? Double(v) / r.durationSeconds : 0
             out.append(KPI(label: name, value: Fmt.int(v), note: "\(Fmt.short3(rate)) per second"))
         }

@@ -20,7 +20,7 @@ final class RunEngine: Sendable {
     /// The loops virtual users run on (round-robin); the run's control loop is the first.
     let userLoops = EventLoopGroup.shared
 
-    private struct State {
+    struct State {
         var contexts: [Int: UserContext] = [:]
         var tasks: [Int: Task<Void, Never>] = [:]
         var userTask: [Int: Int] = [:]
@@ -33,17 +33,17 @@ final class RunEngine: Sendable {
         var heldSampled = false
         var atPlanEnd: (vus: Int, connected: Int)?
     }
-    private let state = Mutex(State())
-    private let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
-    private let active = Atomic<Int>(0)
-    private let peakActive = Atomic<Int>(0)
-    private let connected = Atomic<Int>(0)
-    private let created = Atomic<Int>(0)
-    private let finished = Atomic<Bool>(false)
+    let state = Mutex(State())
+    let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
+    let active = Atomic<Int>(0)
+    let peakActive = Atomic<Int>(0)
+    let connected = Atomic<Int>(0)
+    let created = Atomic<Int>(0)
+    let finished = Atomic<Bool>(false)
     /// Whether any user marked a connection (`markConnected`): `connections_held` is a figure of
     /// the run only then, or when its SLA asks for it (an HTTP test whose users hold nothing gets
     /// no 0 % to alarm anyone).
-    private let marksConnections = Atomic<Bool>(false)
+    let marksConnections = Atomic<Bool>(false)
 
     init(test: LoadTest, script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) {
         self.name = test.name
@@ -121,7 +121,7 @@ final class RunEngine: Sendable {
 
     /// The closed-model and burst user: runs the script (again, unless `once`) until stopped.
     // Runs where its caller runs (the user's loop): no executor hop around each iteration.
-    nonisolated(nonsending) private func userLoop(_ ctx: UserContext, once: Bool) async {
+    nonisolated(nonsending) func userLoop(_ ctx: UserContext, once: Bool) async {
         var iteration = 0
         while !ctx.isStopping && !Task.isCancelled {
             let ok = await runIteration(ctx, number: iteration, due: monotonicNanos())
@@ -215,79 +215,6 @@ final class RunEngine: Sendable {
         return false
     }
 
-    /// Control-loop tick: short enough to follow a 10,000-user ramp, long enough to cost nothing.
-    private static let tick: UInt64 = 10_000_000
-
-    private func runStages(_ plan: StagePlan, cap: UInt64) async {
-        var live: [UserContext] = []
-        var nextIndex = 0
-        let heldAt = plan.heldSampleNanos
-        let end = plan.totalNanos // the cap is enforced by mustStop, which also records why
-        while !mustStop(cap: cap) {
-            let t = elapsed
-            if let h = heldAt, t >= h { sampleHeld(target: plan.peakUsers) }
-            if t >= end { break }
-            let target = plan.target(atNanos: t)
-            if target > live.count {
-                for _ in live.count..<target {
-                    let ctx = makeContext(index: nextIndex)
-                    nextIndex += 1
-                    live.append(ctx)
-                    spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: false) }
-                }
-            } else if target < live.count {
-                let grace = test.options.gracefulStop.nanoseconds
-                while live.count > target {
-                    let ctx = live.removeLast()
-                    ctx.stop()
-                    timerLoop().schedule(after: .nanoseconds(Int64(grace))) { [self] in
-                        self.cancelTasks(of: ctx.index)
-                    }
-                }
-            }
-            await pauseUncancellable(nanos: Self.tick)
-        }
-        if let h = heldAt, elapsed < h { sampleHeld(target: plan.target(atNanos: elapsed)) }
-    }
-
-    private func runBurst(_ burst: Burst, hold: Duration, cap: UInt64) async {
-        let end = burst.window.nanoseconds + hold.nanoseconds // the cap is enforced by mustStop
-        for i in 0..<burst.count {
-            if mustStop(cap: cap) { break }
-            let due = startNanos + burst.offset(of: i)
-            let now = monotonicNanos()
-            if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
-            let ctx = makeContext(index: i)
-            spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: true) }
-        }
-        while !mustStop(cap: cap), elapsed < end, active.load(ordering: .relaxed) > 0 {
-            await pauseUncancellable(nanos: Self.tick)
-        }
-        if active.load(ordering: .relaxed) > 0 { sampleHeld(target: burst.count) }
-    }
-
-    private func sampleHeld(target: Int) {
-        // A figure only for scenarios that hold connections: some user marked one, or the SLA
-        // asks for it (then "nobody ever connected" is a truthful 0 %).
-        let asked = test.options.thresholds.contains { $0.metric == SLA.connectionsHeldMetric }
-        guard marksConnections.load(ordering: .relaxed) || asked else { return }
-        let now = connected.load(ordering: .relaxed)
-        let first = state.withLock { s in
-            if s.heldSampled { return false }
-            s.heldSampled = true
-            return true
-        }
-        guard first, target > 0 else { return }
-        for i in 0..<target { own.rate(RunnerMetrics.connectionsHeld, hit: i < now) }
-        note(["connections_held_at_second": String(format2(Double(elapsed) / 1e9))])
-    }
-
-    /// Cancels the task of user `index` if it is still running (end of its grace period).
-    private func cancelTasks(of index: Int) {
-        let task = state.withLock { s in s.userTask[index].flatMap { s.tasks[$0] } }
-        task?.cancel()
-    }
-
     /// Stop flags for everyone, a grace period, then cancellation; bounded in time.
     private func shutdown(cap: UInt64) async {
         let ctxs = state.withLock { Array($0.contexts.values) }
@@ -310,79 +237,6 @@ final class RunEngine: Sendable {
             let left = active.load(ordering: .relaxed)
             if left > 0 { note(["users_abandoned": String(left)]) }
         }
-    }
-
-    // MARK: Once a second
-
-    private func monitorLoop() async {
-        var sampler = GeneratorSampler()
-        var nextTick = startNanos + 1_000_000_000
-        let tty = isatty(2) == 1
-        let progressOn = test.options.progress ?? (settings.progressForced() ?? tty)
-        let abortThresholds = test.options.thresholds.filter(\.abortOnFail)
-        var previous = MetricsSnapshot()
-        var printed = false
-        while !finished.load(ordering: .acquiring) {
-            let now = monotonicNanos()
-            if now < nextTick { await pauseUncancellable(nanos: min(nextTick - now, 50_000_000)); continue }
-            nextTick += 1_000_000_000
-            let second = Double(elapsed) / 1e9
-            let sample = sampler.sample(second: second)
-            let vus = active.load(ordering: .relaxed)
-            let conn = connected.load(ordering: .relaxed)
-            state.withLock { s in
-                s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
-            }
-            // Live gauges for the Prometheus endpoint.
-            own.gauge(RunnerMetrics.vus, Double(vus))
-            own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
-            own.gauge(RunnerMetrics.connected, Double(conn))
-            if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
-                let snap = registry.snapshot(includeTrends: true, perSecond: false)
-                if let check = test.options.abortCheck, let reason = check(snap) {
-                    interrupt("abort on threshold: \(reason)")
-                }
-                // Only a metric that exists can breach: early seconds without samples do not abort.
-                if let o = abortThresholds.breachesToAbort(snap, elapsedSeconds: second).first {
-                    interrupt("abort on threshold: \(o.message)")
-                }
-            }
-            if progressOn {
-                let snap = registry.snapshot(includeTrends: false)
-                let line = ProgressLine.render(progressState(second: second, vus: vus, snapshot: snap, previous: previous))
-                    + " | cpu \(Int(sample.cpuPercent))% rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
-                writeStderr(tty ? ProgressLine.overwriting(line) : line + "\n")
-                printed = tty
-                previous = snap
-            }
-        }
-        // A closing sample, so short runs (and the last partial second) are covered too; users
-        // and connections as they were when the plan ended (before the shutdown stopped them).
-        let sample = sampler.sample(second: Double(elapsed) / 1e9)
-        state.withLock { s in
-            s.generator.append(sample)
-            s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
-            s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
-        }
-        if printed { writeStderr("\n") }
-    }
-
-
-    private func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
-        var stage: String?
-        var target: Int?
-        if case .stages(let stages) = test.model {
-            let plan = StagePlan(stages)
-            stage = plan.segment(atNanos: elapsed)?.name
-            target = plan.target(atNanos: elapsed)
-        }
-        return ProgressLine.State(
-            elapsedSeconds: second, stage: stage, users: vus, targetUsers: target,
-            requestsPerSecond: ProgressLine.perSecond("http_reqs", previous: previous, current: snapshot, interval: 1),
-            messagesPerSecond: ProgressLine.perSecond("messages_received", previous: previous, current: snapshot, interval: 1),
-            errors: snapshot.totalErrors, errorRate: snapshot.errorRate,
-            p95Micros: snapshot.counters[BuiltInMetrics.httpReqs] == nil ? nil
-                : registry.trend(BuiltInMetrics.httpReqDuration)?.value(atPercentile: 95))
     }
 
     // MARK: Result

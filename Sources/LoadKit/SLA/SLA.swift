@@ -111,7 +111,7 @@ public enum SLA {
 
     /// Name of the rate the runner records for held connections: one sample per target
     /// connection at the end of a hold stage, a hit when it stayed open through it.
-    public static let connectionsHeldMetric = "connections_held"
+    public static let connectionsHeldMetric = RunnerMetrics.connectionsHeld
 
     /// Share of target connections held open through the hold stage at least `ratio`
     /// (rate ``connectionsHeldMetric``, recorded by the runner).
@@ -123,20 +123,20 @@ public enum SLA {
 
     /// Seed 000/001 STOMP chat: message RTT p95 < 200 ms, errors < 0.1 %, 99.9 % of connections held.
     public static var stompChat: [Threshold] {
-        [p95("message_latency", below: .milliseconds(200)), errorRate(below: 0.001), connectionsHeld(atLeast: 0.999)]
+        [p95(StompChatMetrics.messageLatency, below: .milliseconds(200)), errorRate(below: 0.001), connectionsHeld(atLeast: 0.999)]
     }
 
     /// Seed 002 Runnity: test-login p95 < 100 ms, enter p95 < 200 ms, WebSocket connect p95 < 1 s,
     /// PONG within 5 s, errors < 0.1 %, 99.9 % of connections held.
     public static var runnity: [Threshold] {
         [p95("test-login", below: .milliseconds(100)), p95("enter", below: .milliseconds(200)),
-         p95("websocket_connect", below: .seconds(1)), max("pong_latency", below: .seconds(5)),
+         p95(StompChatMetrics.websocketConnect, below: .seconds(1)), max("pong_latency", below: .seconds(5)),
          errorRate(below: 0.001), connectionsHeld(atLeast: 0.999)]
     }
 
     /// Seed 003 Concert (k6): `http_req_duration` p95 < `p95`, `http_req_failed` < `failed`.
     public static func http(p95 limit: Duration = .milliseconds(500), failedBelow failed: Double = 0.01) -> [Threshold] {
-        [p95("http_req_duration", below: limit), rate("http_req_failed", below: failed)]
+        [p95(BuiltInMetrics.httpReqDuration, below: limit), rate(BuiltInMetrics.httpReqFailed, below: failed)]
     }
 
     /// Strict / default / relaxed latency-and-errors presets for any trend (p95 and p99 limits,

@@ -80,7 +80,7 @@ extension MetricsSnapshot {
     public var successfulOperations: Int64 {
         if let ops = counters[Threshold.operationsCounter] { return ops }
         let it = counters[Threshold.iterationsCounter] ?? 0
-        return Swift.max(0, it - (counters["iterations_failed"] ?? 0))
+        return Swift.max(0, it - (counters[RunnerMetrics.iterationsFailed] ?? 0))
     }
 
     /// errors ÷ (successful operations + errors); nil when both are zero.
