@@ -28,21 +28,33 @@ struct ArrivalPlanner {
 }
 
 /// Runs an open-model plan on one event loop: a loop timer wakes at each due instant (never
-/// earlier) and starts every iteration due by then on a free user, round-robin over the users'
-/// loops; with all `maxUsers` busy the iteration is dropped and counted. Loop-confined except for
-/// the list of users handed back by finished iterations.
+/// earlier) and hands every iteration due by then to a free user, round-robin over the users'
+/// loops; with all `maxUsers` busy the iteration is dropped and counted.
+///
+/// Users are pooled, not started per iteration: each is one long-lived task on its loop that
+/// waits for its next iteration (a continuation the driver resumes), runs it and waits again —
+/// no task creation or bookkeeping per arrival. Loop-confined except for the list of waiting
+/// users, which finished iterations join from their own loops.
 final class ArrivalDriver: @unchecked Sendable {
+    /// What a waiting user is handed: its next iteration, or nil to end.
+    typealias Assignment = (due: UInt64, number: Int)?
+
     private let engine: RunEngine
     private let loop: EventLoop
     private var planner: ArrivalPlanner
     private let cap: UInt64
     private let maxUsers: Int
     private let lateNanos: UInt64
-    private var free: [UserContext] = []
-    private let returned = Mutex<[UserContext]>([])
+    private var free: [UnsafeContinuation<Assignment, Never>] = []
+    private let waiting = Mutex(Waiting())
     private var created = 0
     private var number = 0
     private var done: UnsafeContinuation<Void, Never>?
+
+    private struct Waiting {
+        var users: [UnsafeContinuation<Assignment, Never>] = []
+        var closed = false
+    }
 
     /// Longest sleep between checks of the stop conditions (interrupt, cap) at low rates.
     private static let checkEvery: UInt64 = 10_000_000
@@ -58,7 +70,8 @@ final class ArrivalDriver: @unchecked Sendable {
         self.lateNanos = engine.test.options.lateThreshold.nanoseconds
     }
 
-    /// Drives the plan; returns when it is over or the run must stop.
+    /// Drives the plan; returns when it is over or the run must stop (users still in an
+    /// iteration finish it; idle ones end).
     func run() async {
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
             loop.runOrExecute { [self] in
@@ -90,40 +103,61 @@ final class ArrivalDriver: @unchecked Sendable {
         loop.schedule(atNanos: min(next, now &+ Self.checkEvery)) { [self] in advance() }
     }
 
-    /// A finished iteration's user is free again (any thread).
-    private func handBack(_ ctx: UserContext) { returned.withLock { $0.append(ctx) } }
-
     private func finish() {
+        // Idle users end now; busy ones end when their iteration does (they find `closed`).
+        let idle = free + waiting.withLock { w in
+            w.closed = true
+            let u = w.users; w.users.removeAll(); return u
+        }
+        free.removeAll()
+        for u in idle { u.resume(returning: nil) }
         let c = done
         done = nil
         c?.resume()
     }
 
     private func start(due: UInt64) {
-        if free.isEmpty { free = returned.withLock { l in let f = l; l.removeAll(); return f } }
-        let ctx: UserContext
-        if let c = free.popLast() {
-            ctx = c
+        if free.isEmpty { free = waiting.withLock { w in let u = w.users; w.users.removeAll(); return u } }
+        let iteration = number
+        if let user = free.popLast() {
+            number += 1
+            engine.becameActive()
+            user.resume(returning: (due, iteration))
         } else if created < maxUsers {
-            ctx = engine.makeContext(index: created)
-            created += 1
+            number += 1
+            engine.becameActive()
+            launch(first: (due, iteration))
         } else {
             engine.own.increment(RunnerMetrics.iterationsDropped)
-            return
         }
-        let iteration = number
-        number += 1
+    }
+
+    /// A new pooled user, on the next users' loop, starting with its `first` iteration.
+    private func launch(first: (due: UInt64, number: Int)) {
+        let ctx = engine.makeContext(index: created)
+        created += 1
         let engine = engine, late = lateNanos
-        engine.spawn(ctx, on: engine.userLoops.next()) {
-            let lateness = ArrivalPlanner.lateness(due: due, startedAt: monotonicNanos())
-            ctx.recorder.recordNanos(RunnerMetrics.iterationLateness, lateness)
-            if lateness > late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
-            ctx.beginScheduledIteration(due: due)
-            _ = await engine.runIteration(ctx, number: iteration, due: due)
-            _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
-            ctx.markConnected(false)
-        } ended: { [self] in
-            handBack(ctx)   // only once the user no longer counts as active: peak ≤ maxUsers
-        }
+        engine.track(ctx, on: engine.userLoops.next()) { [self] in
+            var next: Assignment = first
+            while let (due, iteration) = next {
+                let lateness = ArrivalPlanner.lateness(due: due, startedAt: monotonicNanos())
+                ctx.recorder.recordNanos(RunnerMetrics.iterationLateness, lateness)
+                if lateness > late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
+                ctx.beginScheduledIteration(due: due)
+                _ = await engine.runIteration(ctx, number: iteration, due: due)
+                _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
+                ctx.markConnected(false)
+                // Free again only once it no longer counts as active: peak ≤ maxUsers.
+                engine.becameIdle()
+                if ctx.isStopping || Task.isCancelled { break }
+                next = await withUnsafeContinuation { (c: UnsafeContinuation<Assignment, Never>) in
+                    let closed = waiting.withLock { w in
+                        if !w.closed { w.users.append(c) }
+                        return w.closed
+                    }
+                    if closed { c.resume(returning: nil) }
+                }
+            }
+        } ended: {}
     }
 }

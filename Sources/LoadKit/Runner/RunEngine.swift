@@ -91,6 +91,15 @@ final class RunEngine: Sendable {
     /// as active).
     func spawn(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void,
                ended: (@Sendable () -> Void)? = nil) {
+        becameActive()
+        track(ctx, on: loop, body) { [self] in
+            active.subtract(1, ordering: .relaxed)
+            ended?()
+        }
+    }
+
+    /// One more user counts as active (running the script); keeps the peak.
+    func becameActive() {
         let now = active.add(1, ordering: .relaxed).newValue
         var peak = peakActive.load(ordering: .relaxed)
         while now > peak {
@@ -98,6 +107,16 @@ final class RunEngine: Sendable {
             if ok { break }
             peak = seen
         }
+    }
+
+    /// One user fewer counts as active.
+    func becameIdle() { active.subtract(1, ordering: .relaxed) }
+
+    /// Starts `body` as a tracked task on `loop` (cancelled at the end of the grace period if it
+    /// is still running) without counting it as active: the open model's pooled users count as
+    /// active only while they run an iteration.
+    func track(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void,
+               ended: @escaping @Sendable () -> Void) {
         state.withLock { s in
             let id = s.nextTask
             s.nextTask += 1
@@ -108,8 +127,7 @@ final class RunEngine: Sendable {
                 // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
                 await ClientObservation.$current.withValue(ctx) { await body() }
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
-                self.active.subtract(1, ordering: .relaxed)
-                ended?()
+                ended()
             }
         }
     }
