@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "LoadKit", targets: ["LoadKit"]),
         .library(name: "LoadKitFixtures", targets: ["LoadKitFixtures"]),
+        .library(name: "LoadKitTesting", targets: ["LoadKitTesting"]),
         .executable(name: "loadkit-fixture", targets: ["loadkit-fixture"]),
         .executable(name: "loadkit", targets: ["loadkit"]),
     ],
@@ -31,6 +32,9 @@ let package = Package(
         // Embedded systems under test (STOMP chat, Runnity, Concert), built on LoadKit's server role.
         .target(name: "LoadKitFixtures", dependencies: ["LoadKit"], path: "fixtures/LoadKitFixtures",
                 swiftSettings: strict),
+        // Helpers the suites and users' load-test targets share (short runs, report folders, fixture placement).
+        .target(name: "LoadKitTesting", dependencies: ["LoadKit", "LoadKitFixtures"], path: "Sources/LoadKitTesting",
+                swiftSettings: strict),
         // Runs one fixture as its own process: `swift run loadkit-fixture stomp --port 61613`.
         .executableTarget(name: "loadkit-fixture", dependencies: ["LoadKit", "LoadKitFixtures"],
                           path: "Sources/loadkit-fixture", swiftSettings: strict),
@@ -38,9 +42,9 @@ let package = Package(
         .executableTarget(name: "loadkit", dependencies: ["LoadKit", "LoadKitFixtures"],
                           path: "Sources/loadkit", swiftSettings: strict),
         .testTarget(name: "LoadKitUnitTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
-        .testTarget(name: "StompLoadTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
-        .testTarget(name: "RunnityWSLoadTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
-        .testTarget(name: "ConcertHTTPLoadTests", dependencies: ["LoadKit", "LoadKitFixtures"], swiftSettings: strict),
+        .testTarget(name: "StompLoadTests", dependencies: ["LoadKit", "LoadKitFixtures", "LoadKitTesting"], swiftSettings: strict),
+        .testTarget(name: "RunnityWSLoadTests", dependencies: ["LoadKit", "LoadKitFixtures", "LoadKitTesting"], swiftSettings: strict),
+        .testTarget(name: "ConcertHTTPLoadTests", dependencies: ["LoadKit", "LoadKitFixtures", "LoadKitTesting"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -89,24 +89,14 @@ func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 enum ProcessStats {
     /// User + system CPU time so far, in seconds (getrusage).
     static func cpuSeconds() -> Double {
-        var u = rusage()
-        #if canImport(Glibc)
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-        #else
-        getrusage(RUSAGE_SELF, &u)
-        #endif
+        let u = selfUsage()
         return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6
              + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
     }
 
     /// Context switches so far, voluntary + involuntary, of all threads (getrusage).
     static func contextSwitches() -> Int {
-        var u = rusage()
-        #if canImport(Glibc)
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-        #else
-        getrusage(RUSAGE_SELF, &u)
-        #endif
+        let u = selfUsage()
         return Int(u.ru_nvcsw + u.ru_nivcsw)
     }
 

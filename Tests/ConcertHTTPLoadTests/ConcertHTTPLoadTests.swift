@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LoadKit
 import LoadKitFixtures
+import LoadKitTesting
 
 /// Seed 003: the Concert reservation service's four k6 scenarios with their SLAs, and the
 /// small/medium/large comparison. Default: smoke-sized runs (≈ 4–5 s each) against embedded
@@ -150,9 +151,7 @@ import LoadKitFixtures
 
     // MARK: Failures the SLA must catch (each ≈ 2–3 s, against a shaped fixture)
 
-    static func reportRoot() -> String {
-        NSTemporaryDirectory() + "loadkit-concert-tests-\(UInt32.random(in: 0...UInt32.max))"
-    }
+    static func reportRoot() -> String { TestRuns.temporaryReportRoot("concert-tests") }
 
     /// A short constant-rate queue-token run against a fixture started with `options`.
     static func shortQueueRun(_ name: String, options: FixtureOptions, rate: Double, root: String) async throws -> ScenarioRun {

@@ -1,6 +1,7 @@
 import Foundation
 import LoadKit
 import LoadKitFixtures
+import LoadKitTesting
 
 /// The Runnity server a test runs against — `RUNNITY_BASE_URL`, or else the embedded
 /// ``RunnityFixture`` on loopback, in this process or as a child process (`loadkit-fixture
@@ -29,13 +30,9 @@ struct RunnityTarget: Sendable {
         if let b = settings.string("RUNNITY_BASE_URL") {
             base = b
         } else {
-            let mode = settings.string("RUNNITY_FIXTURE")?.lowercased() ?? "auto"
-            guard ["auto", "inprocess", "process"].contains(mode) else {
-                throw ConfigError(variable: "RUNNITY_FIXTURE", value: mode, expected: "auto, inprocess or process")
-            }
-            let limit = ResourceLimits.raiseOpenFileLimit()
-            let need = userIndices.count * 2 + 256 + 2 * (try settings.int("RUNNITY_HTTP_CONNECTIONS", in: 1...100_000) ?? 64)
-            if mode == "process" || (mode == "auto" && Double(need) > Double(limit) * 0.8) {
+            let http = try settings.int("RUNNITY_HTTP_CONNECTIONS", in: 1...100_000) ?? 64
+            if try TestRuns.fixtureInChildProcess(settings, variable: "RUNNITY_FIXTURE", connections: userIndices.count,
+                                                  extraDescriptors: 256 + 2 * http) {
                 let p = try await FixtureProcess.launch(.runnity, arguments: ["--members", String(max(10_000, (userIndices.max() ?? 0) + 2))])
                 process = p
                 base = p.url

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LoadKit
 import LoadKitFixtures
+import LoadKitTesting
 
 /// Seed 002: the Runnity challenge WebSocket. The default run is a smoke run (150 connections,
 /// ≈ 14 s, PING every second) against the embedded fixture, set-up phase included;
@@ -53,18 +54,10 @@ import LoadKitFixtures
     // MARK: Failures the SLA must catch (each a few seconds, against a shaped fixture)
 
     static func shortRun(_ name: String, users: Int, hold: Duration, reports: String) -> LoadTest {
-        LoadTest(name) {
-            Stage("ramp", to: users, over: .milliseconds(500))
-            Hold(hold)
-        }
-        .gracefulStop(.seconds(3))
-        .reports(true, root: reports)
-        .progress(false)
+        TestRuns.shortRun(name, users: users, hold: hold, reports: reports)
     }
 
-    static func reportRoot() -> String {
-        NSTemporaryDirectory() + "loadkit-runnity-tests-\(UInt32.random(in: 0...UInt32.max))"
-    }
+    static func reportRoot() -> String { TestRuns.temporaryReportRoot("runnity-tests") }
 
     /// Settings for a run against `fixture`, ignoring the caller's environment.
     static func settings(_ fixture: RunnityFixture, _ extra: [String: String] = [:]) -> Settings {

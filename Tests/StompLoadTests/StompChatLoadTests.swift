@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LoadKit
 import LoadKitFixtures
+import LoadKitTesting
 
 /// Seeds 000/001: STOMP-over-WebSocket group chat under a staged ramp. The default run is a smoke
 /// run (≤ 60 workers, ≈ 12 s) against the embedded fixture; `LOADKIT_SCALE=full` runs seed 000's
@@ -50,20 +51,11 @@ import LoadKitFixtures
 
     // MARK: Failures the SLA must catch (each a few seconds, against a shaped fixture)
 
-    /// A small plan: `users` workers ramped in 0.5 s, then held.
     static func shortRun(_ name: String, users: Int, hold: Duration, reports: String) -> LoadTest {
-        LoadTest(name) {
-            Stage("ramp", to: users, over: .milliseconds(500))
-            Hold(hold)
-        }
-        .gracefulStop(.seconds(3))
-        .reports(true, root: reports)
-        .progress(false)
+        TestRuns.shortRun(name, users: users, hold: hold, reports: reports)
     }
 
-    static func reportRoot() -> String {
-        NSTemporaryDirectory() + "loadkit-stomp-tests-\(UInt32.random(in: 0...UInt32.max))"
-    }
+    static func reportRoot() -> String { TestRuns.temporaryReportRoot("stomp-tests") }
 
     /// Settings for a run against `fixture` that ignore the caller's environment.
     static func settings(_ fixture: StompChatFixture, _ extra: [String: String] = [:]) -> Settings {

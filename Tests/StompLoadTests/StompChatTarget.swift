@@ -1,6 +1,7 @@
 import Foundation
 import LoadKit
 import LoadKitFixtures
+import LoadKitTesting
 
 /// The chat server a test runs against: the one named by `SERVER_URL`, or else the embedded
 /// ``StompChatFixture`` on loopback — in this process, or as a child process (`loadkit-fixture
@@ -27,13 +28,7 @@ struct StompChatTarget {
             let chat = try await StompChatConfiguration(settings: settings).prepared()
             return StompChatTarget(chat: chat, fixture: nil, process: nil)
         }
-        let mode = settings.string("STOMP_FIXTURE")?.lowercased() ?? "auto"
-        guard ["auto", "inprocess", "process"].contains(mode) else {
-            throw ConfigError(variable: "STOMP_FIXTURE", value: mode, expected: "auto, inprocess or process")
-        }
-        let limit = ResourceLimits.raiseOpenFileLimit()
-        let inProcessNeed = plannedPeak * 2 + 256
-        let useProcess = mode == "process" || (mode == "auto" && Double(inProcessNeed) > Double(limit) * 0.8)
+        let useProcess = try TestRuns.fixtureInChildProcess(settings, variable: "STOMP_FIXTURE", connections: plannedPeak)
 
         var fixture: StompChatFixture?
         var process: FixtureProcess?

@@ -103,12 +103,7 @@ struct GeneratorSampler {
     }
 
     static func cpuSeconds() -> Double {
-        var u = rusage()
-        #if canImport(Glibc)
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-        #else
-        getrusage(RUSAGE_SELF, &u)
-        #endif
+        let u = selfUsage()
         func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return s(u.ru_utime) + s(u.ru_stime)
     }
@@ -130,4 +125,16 @@ struct GeneratorSampler {
         return Int64(u.ru_maxrss)
         #endif
     }
+}
+
+/// This process's `getrusage(RUSAGE_SELF)` (CPU times, context switches), for the generator's
+/// samples and `loadkit bench`.
+package func selfUsage() -> rusage {
+    var u = rusage()
+    #if canImport(Glibc)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    #else
+    getrusage(RUSAGE_SELF, &u)
+    #endif
+    return u
 }
