@@ -4,6 +4,7 @@
     swift package dump-symbol-graph --minimum-access-level public
     python3 .ci/api.py check     # fails when a public symbol is not listed (or a listed one is gone)
     python3 .ci/api.py write     # rewrites the generated part of docs/API.md
+    python3 .ci/api.py typecheck # declared metrics are typed: a percentile of a counter must not compile
 
 One line per public type (nested types by their dotted path), its public members after the colon,
 sorted, so a diff shows exactly what changed.
@@ -47,8 +48,47 @@ def listing():
     return "\n".join(out)
 
 
+# A user's file against the built module: the first must compile, each of the others must not.
+TYPED_OK = """import LoadKit
+let checkout = TrendMetric("checkout")
+let sla = SLA.all {
+    SLA.p95(.httpReqDuration, below: .milliseconds(200))
+    SLA.p99(checkout, below: .seconds(1))
+    SLA.rate(.httpReqFailed, below: 0.01)
+    SLA.count(.httpReqs, atLeast: 1)
+}
+"""
+TYPED_BAD = [
+    "import LoadKit\nlet t = SLA.p95(.httpReqs, below: .milliseconds(200))\n",      # percentile of a counter
+    "import LoadKit\nlet t = SLA.rate(.httpReqDuration, below: 0.01)\n",             # rate of a trend
+    "import LoadKit\nlet t = SLA.count(.httpReqFailed, atLeast: 1)\n",               # count of a rate
+]
+
+
+def typecheck():
+    import subprocess, tempfile
+    bin_path = subprocess.run(["swift", "build", "--show-bin-path"], capture_output=True, text=True, check=True).stdout.strip()
+    flags = ["-I", os.path.join(bin_path, "Modules"), "-Xcc", "-fmodule-map-file=" + os.path.join(bin_path, "CLoadKit.build", "module.modulemap")]
+    def compiles(text):
+        with tempfile.NamedTemporaryFile("w", suffix=".swift", delete=False) as f:
+            f.write(text)
+        r = subprocess.run(["swiftc", "-typecheck", *flags, f.name], capture_output=True, text=True)
+        os.unlink(f.name)
+        return r.returncode == 0, r.stderr
+    ok, err = compiles(TYPED_OK)
+    if not ok:
+        sys.exit("api: the typed-metric example does not compile:\n" + err)
+    for bad in TYPED_BAD:
+        ok, _ = compiles(bad)
+        if ok:
+            sys.exit("api: this should not compile (wrong kind of metric for the statistic):\n" + bad)
+    print(f"api: typed metrics: the example compiles, {len(TYPED_BAD)} wrong-kind SLAs do not")
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "check"
+    if mode == "typecheck":
+        return typecheck()
     doc = open(DOC).read()
     head, rest = doc.split(BEGIN, 1)
     _, tail = rest.split(END, 1)

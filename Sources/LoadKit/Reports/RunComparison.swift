@@ -125,6 +125,7 @@ package struct RunComparison: Sendable {
 
     /// Whether a higher value of a rate or counter named `name` is worse.
     static func badWhenHigh(_ name: String) -> Bool {
+        if let declared = declaredPolarity(of: name) { return declared == .lowerIsBetter }
         let n = name.lowercased()
         return ["fail", "error", "timeout", "drop", "lost", "retr", "reconnect", "late", "missed"].contains { n.contains($0) }
     }

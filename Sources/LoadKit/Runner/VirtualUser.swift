@@ -87,6 +87,23 @@ public struct VirtualUser: Sendable {
         try await timed(step, since: start, body)
     }
 
+    /// Times `body` into the declared trend `metric`, as the string-named `measure` does.
+    public func measure<T>(_ metric: TrendMetric, since start: UInt64? = nil,
+                           _ body: nonisolated(nonsending) () async throws -> T) async throws -> T {
+        try await timed(metric.name, since: start, body)
+    }
+
+    /// Times `body` into the declared trend `metric`.
+    public func measure(_ metric: TrendMetric, since start: UInt64? = nil,
+                        _ body: nonisolated(nonsending) () async throws -> Void) async throws {
+        try await timed(metric.name, since: start, body)
+    }
+
+    /// Records a duration into the declared trend `metric`.
+    public func record(_ metric: TrendMetric, _ duration: Duration) { context.recorder.record(metric.name, duration) }
+    /// Adds `by` to the declared counter `counter`.
+    public func count(_ counter: CounterMetric, by: Int64 = 1) { context.recorder.increment(counter.name, by: by) }
+
     /// Records a duration into the trend `metric`.
     public func record(_ metric: String, _ duration: Duration) { context.recorder.record(metric, duration) }
     /// Records a value (microseconds for durations) into the trend `metric`.
