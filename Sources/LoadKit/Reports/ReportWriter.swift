@@ -181,18 +181,19 @@ extension ReportWriter {
     /// Test failures are recorded separately with ``SLA/expect(_:_:reporter:fileID:filePath:line:column:)``.
     @discardableResult
     public func finish(_ result: RunResult, thresholds: [Threshold], printSummary: Bool = true) -> RunReport {
-        let outcomes = thresholds.evaluate(result)
+        // No SLA, no verdict: a run without thresholds is not judged (not even for "no work").
+        let outcomes = thresholds.isEmpty ? [] : thresholds.evaluate(result)
         var report = RunReport(outcomes: outcomes, files: nil, writeError: nil)
         do {
             report.files = try write(result, outcomes: outcomes)
         } catch {
             report.writeError = String(describing: error)
-            FileHandle.standardError.write(Data("loadkit: \(error)\n".utf8))
         }
-        if printSummary {
-            var text = ConsoleSummary.render(result, outcomes: outcomes)
-            if let f = report.files { text += "\nReports: \(f.directory)\n" }
-            print(text)
+        if printSummary { print(ConsoleSummary.render(result, outcomes: outcomes)) }
+        if let f = report.files {
+            if printSummary { writeStderr("loadkit: \(result.name): reports in \(f.directory)\n") }
+        } else if let e = report.writeError {
+            writeStderr("loadkit: \(result.name): could not write reports: \(e)\n")
         }
         return report
     }

@@ -365,8 +365,8 @@ extension LoadTest {
     /// printed, never thrown: the result is worth more than its files.
     func writeReports(_ result: RunResult) -> String? {
         let root = options.reportRoot ?? settings.string("LOADKIT_REPORT_DIR")
-        let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
         if options.shard.count > 1 {
+            let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
             do {
                 let files = try ShardOutput.write(result, shard: options.shard, runID: settings.runID,
                                                   thresholds: options.thresholds, root: root)
@@ -378,15 +378,7 @@ extension LoadTest {
             return nil
         }
         let writer = ReportWriter(root: root)
-        do {
-            let files = try writer.write(result, outcomes: outcomes)
-            print(ConsoleSummary.render(result, outcomes: outcomes))
-            writeStderr("loadkit: \(name): reports in \(files.directory)\n")
-            return writer.root
-        } catch {
-            writeStderr("loadkit: \(name): could not write reports: \(error)\n")
-            return nil
-        }
+        return writer.finish(result, thresholds: options.thresholds).files == nil ? nil : writer.root
     }
 }
 
