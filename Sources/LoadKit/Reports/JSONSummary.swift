@@ -70,7 +70,7 @@ package enum JSONSummary {
 
 /// A k6-like end-of-test text summary (`http_req_duration....: avg=… min=… med=… max=… p(90)=…
 /// p(95)=…`), with `✓`/`✗` threshold lines, usable as the Concert suite's result file.
-public enum K6TextSummary {
+package enum K6TextSummary {
     /// Renders the text.
     public static func render(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
         let m = r.metrics

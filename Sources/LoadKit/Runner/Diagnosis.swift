@@ -1,5 +1,5 @@
 /// What a run is about to ask of the load generator's operating system.
-public struct CapacityPlan: Sendable, Equatable {
+package struct CapacityPlan: Sendable, Equatable {
     /// Most connections open at once.
     public var peakConnections: Int
     /// Descriptors each connection costs this process: 1 for a remote server, 2 when the fixture
@@ -47,7 +47,7 @@ public struct Diagnosis: Sendable, Equatable {
     public static let reserveDescriptors = 64
 
     /// Pure check of `plan` against the limits given.
-    public static func evaluate(_ plan: CapacityPlan, openFileLimit: Int, descriptorsInUse: Int,
+    package static func evaluate(_ plan: CapacityPlan, openFileLimit: Int, descriptorsInUse: Int,
                                 ephemeralPorts: Int) -> Diagnosis {
         var d = Diagnosis(warnings: [], refusal: nil, facts: [:])
         let needFDs = plan.peakConnections * plan.descriptorsPerConnection
@@ -88,7 +88,7 @@ public struct Diagnosis: Sendable, Equatable {
     /// Raises the open-file soft limit to the hard one, reads the port range and descriptors in use,
     /// and evaluates `plan`. Throws the ``CapacityError`` when the run must not start.
     @discardableResult
-    public static func preflight(_ plan: CapacityPlan) throws -> Diagnosis {
+    package static func preflight(_ plan: CapacityPlan) throws -> Diagnosis {
         let limit = ResourceLimits.raiseOpenFileLimit()
         let ports = ResourceLimits.ephemeralPortRange().count
         let inUse = max(0, ResourceLimits.openDescriptorCount())

@@ -1,6 +1,6 @@
 /// A parsed message-body template (``StompChatConfiguration/messageTemplate``): literal bytes and
 /// placeholders, rendered per message without string searching.
-public struct MessageTemplate: Sendable, Equatable {
+package struct MessageTemplate: Sendable, Equatable {
     enum Part: Sendable, Equatable {
         case literal([UInt8]), messageId, roomId, roomIdJSON, workerId, seq, timestamp
     }

@@ -1,7 +1,7 @@
 /// Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)
 /// for text messages that arrive in fragments: a code point may be split across frames.
 /// ASCII runs are checked 8 bytes at a time.
-public struct UTF8Validator: Sendable {
+package struct UTF8Validator: Sendable {
     // Continuation bytes still expected for the current code point, and the allowed range of the
     // next one (narrowed after E0, ED, F0, F4 leads).
     private var needed: UInt8 = 0
