@@ -148,7 +148,7 @@ held)
   kb=$(awk '/^client_rss_kb_per_connection/{print $2}' "$OUT/held.txt")
   cpu=$(awk '/^client_idle_cpu_percent/{print $2}' "$OUT/held.txt")
   row "held STOMP-over-WS conns, one process, ${HS}s hb 10s" "$held (drops $drops)" "-" "-" "$(awk -v v="$held" -v t="$HELD" -v d="$drops" 'BEGIN{print (v>=t && d==0)?"met (>= "t", no drops)":"MISSED (>= "t", no drops)"}')"
-  row "client RSS per held connection (KB)" "$kb" "-" "-" "$(awk -v v="$kb" 'BEGIN{print (v<=8)?"met (<= 8)":"MISSED (<= 8)"}')"
+  row "client RSS per held connection (KB)" "$kb" "-" "-" "$(awk -v v="$kb" 'BEGIN{print (v<=2)?"met (<= 2)":"MISSED (<= 2)"}')"
   row "client idle CPU (% of a core)" "$cpu" "-" "-" "$(awk -v v="$cpu" 'BEGIN{print (v<10)?"met (< 10)":"MISSED (< 10)"}')"
   ;;
 fixture-held)

@@ -9,7 +9,7 @@ import Foundation
     static let env = ProcessInfo.processInfo.environment
 
     @Test(.enabled(if: env["LOADKIT_HTTP_BENCH_URL"] != nil))
-    func closedLoopThroughput() async throws {
+    func executeLoopThroughput() async throws {
         let url = Self.env["LOADKIT_HTTP_BENCH_URL"]!
         let connections = Int(Self.env["LOADKIT_HTTP_BENCH_CONNECTIONS"] ?? "") ?? 50
         let seconds = Double(Self.env["LOADKIT_HTTP_BENCH_SECONDS"] ?? "") ?? 3
