@@ -5,6 +5,8 @@
     python3 .ci/api.py check     # fails when a public symbol is not listed (or a listed one is gone)
     python3 .ci/api.py write     # rewrites the generated part of docs/API.md
     python3 .ci/api.py typecheck # declared metrics are typed: a percentile of a counter must not compile
+                                 # (against the module `swift build` made; run it before dump-symbol-graph,
+                                 # which rebuilds the module with every trait, TLS included)
 
 One line per public type (nested types by their dotted path), its public members after the colon,
 sorted, so a diff shows exactly what changed.
