@@ -199,7 +199,9 @@ final class RunEngine: Sendable {
         let hardCap = test.deadline.nanoseconds
         // The control loop runs on an event loop too, so a process busy with other work (tests
         // running in parallel on Swift's shared pool) cannot delay ramps and stops.
-        await withTaskExecutorPreference(userLoops.loops[0]) {
+        // The run's length is taken on the loop, before hopping back to the caller's executor
+        // (Swift's shared pool, which a busy process can hold for a while).
+        let ranFor = await withTaskExecutorPreference(userLoops.loops[0]) { () async -> UInt64 in
             await withTaskCancellationHandler {
                 switch test.model {
                 case .stages(let stages): await runStages(StagePlan(stages), cap: hardCap)
@@ -213,8 +215,8 @@ final class RunEngine: Sendable {
             let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
             state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
             await shutdown(cap: hardCap)
+            return elapsed
         }
-        let ranFor = elapsed   // the run's length, not counting the wait for the monitor below
         finished.store(true, ordering: .releasing)
         _ = await monitor.value
         endpoint?.close()
