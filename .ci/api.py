@@ -60,10 +60,12 @@ let sla = SLA.all {
     SLA.count(.httpReqs, atLeast: 1)
 }
 """
+# Each with the error it must fail on: the member is not found for that statistic's kind (the same
+# members compile in TYPED_OK, so the kind is the reason, not a typo or a missing module).
 TYPED_BAD = [
-    "import LoadKit\nlet t = SLA.p95(.httpReqs, below: .milliseconds(200))\n",      # percentile of a counter
-    "import LoadKit\nlet t = SLA.rate(.httpReqDuration, below: 0.01)\n",             # rate of a trend
-    "import LoadKit\nlet t = SLA.count(.httpReqFailed, atLeast: 1)\n",               # count of a rate
+    ("import LoadKit\nlet t = SLA.p95(.httpReqs, below: .milliseconds(200))\n", "no member 'httpReqs'"),     # percentile of a counter
+    ("import LoadKit\nlet t = SLA.rate(.httpReqDuration, below: 0.01)\n", "no member 'httpReqDuration'"),   # rate of a trend
+    ("import LoadKit\nlet t = SLA.count(.httpReqFailed, atLeast: 1)\n", "no member 'httpReqFailed'"),        # count of a rate
 ]
 
 
@@ -80,10 +82,12 @@ def typecheck():
     ok, err = compiles(TYPED_OK)
     if not ok:
         sys.exit("api: the typed-metric example does not compile:\n" + err)
-    for bad in TYPED_BAD:
-        ok, _ = compiles(bad)
+    for bad, reason in TYPED_BAD:
+        ok, err = compiles(bad)
         if ok:
             sys.exit("api: this should not compile (wrong kind of metric for the statistic):\n" + bad)
+        if reason not in err:
+            sys.exit(f"api: this failed to compile, but not with \"{reason}\":\n{bad}{err}")
     print(f"api: typed metrics: the example compiles, {len(TYPED_BAD)} wrong-kind SLAs do not")
 
 

@@ -60,13 +60,17 @@ http|open)
   timed() { /usr/bin/time -o "$1" -f "%e %U %S %w %c" "${@:2}"; }
   cpu_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f\n", 1e6 * ($2 + $3) / n; else print "?" }' "$1"; }
   cs_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.4f\n", ($4 + $5) / n; else print "?" }' "$1"; }
+  # Requests nginx has served so far (stub_status; the status request itself included).
+  served() { curl -s "http://127.0.0.1:$PORT/status" | awk 'NR==3{print $3}'; }
   median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "?"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.2f", (a[NR/2]+a[NR/2+1])/2 }'; }
   ROUNDS=${BENCH_ROUNDS:-3}
   if [ "$s" = http ]; then
     # Alternated rounds (wrk, scenario, execute, hey), medians of each.
     for r in $(seq "$ROUNDS"); do
       timed "$OUT/wrk.$r.time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL" > "$OUT/wrk.$r.txt"
+      served0=$(served)
       taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" --mode scenario > "$OUT/scenario.$r.txt"
+      echo "$(lk http_reqs_total "$OUT/scenario.$r.txt") $(( $(served) - served0 - 1 ))" >> "$OUT/scenario.truth"
       taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds "$DURATION" --mode execute > "$OUT/execute.$r.txt"
       timed "$OUT/hey.$r.time" taskset -c 0 hey -c "$CONNS" -z "${DURATION}s" "$URL" > "$OUT/hey.$r.txt"
       wrk_n=$(awk '/requests in/{print $1}' "$OUT/wrk.$r.txt")
@@ -95,6 +99,10 @@ http|open)
     row "  context switches per request, scenario" "$sc_cs" "wrk $wrk_cs" "-" "$(awk -v r="$sc_cs" 'BEGIN{print (r<=0.05)?"met (<= 0.05)":"MISSED (<= 0.05)"}')"
     row "HTTP req/s, execute() loop without the runner" "$ex_rps (cpu ${ex_cpu} µs/req)" "wrk $wrk_rps" "$(ratio "$ex_rps" "$wrk_rps")" "-"
     row "HTTP req/s, README scenario vs hey" "$sc_rps" "hey $hey_rps (cpu ${hey_cpu} µs/req)" "$(ratio "$sc_rps" "$hey_rps")" "-"
+    # What LoadKit counted (http_reqs, warm-up included) against what nginx served, every round.
+    truth=$(awk '{ printf "%s%s/%s", (NR>1?", ":""), $1, $2 } END{}' "$OUT/scenario.truth")
+    same=$(awk '$1!=$2{bad=1} END{print bad?"MISMATCH":"equal"}' "$OUT/scenario.truth")
+    row "  requests counted by LoadKit / served by nginx, each round" "$truth" "-" "-" "$same"
     row "HTTP latency p50 / p99 (µs), scenario" "$(median < "$OUT/scenario.p50") / $(median < "$OUT/scenario.p99")" "wrk $(awk '$1=="50%"{print $2}' "$OUT/wrk.1.txt") / $(awk '$1=="99%"{print $2}' "$OUT/wrk.1.txt")" "-" "-"
   else
     # Open model: the highest constant rate with < 0.1 % dropped (one core), beside wrk's

@@ -18,6 +18,8 @@ import LoadKit
 enum BenchHTTP {
     struct Round {
         var requests = 0, errors = 0, dropped = 0, late = 0
+        /// The client's own `http_reqs` (built-in metric), to compare with what the server served.
+        var httpReqs = 0
         var histogram = Histogram()
         var elapsed = 0.0, cpu = 0.0, switches = 0
     }
@@ -36,8 +38,11 @@ enum BenchHTTP {
         let r: Round
         switch mode {
         case "scenario":
-            if warmup > 0 { _ = try await scenario(client, url, users: connections, seconds: warmup) }
+            let w = warmup > 0 ? try await scenario(client, url, users: connections, seconds: warmup) : Round()
             r = try await scenario(client, url, users: connections, seconds: seconds)
+            // Every request this process made (warm-up included): the bench compares it with the
+            // server's own count (nginx stub_status).
+            emit("http_reqs_total", w.httpReqs + r.httpReqs)
         case "execute":
             if warmup > 0 { _ = try await executeLoop(client, url, connections: connections, seconds: warmup) }
             r = try await executeLoop(client, url, connections: connections, seconds: seconds)
@@ -114,6 +119,7 @@ enum BenchHTTP {
         var r = Round()
         r.histogram = m.trends["get"] ?? Histogram()
         r.requests = Int(r.histogram.count)
+        r.httpReqs = Int(m.counters[BuiltInMetrics.httpReqs] ?? 0)
         r.errors = Int(m.totalErrors)
         r.dropped = Int(m.counters[RunnerMetrics.iterationsDropped] ?? 0)
         r.late = Int(m.counters[RunnerMetrics.iterationsLate] ?? 0)
