@@ -113,3 +113,43 @@ import Testing
         #expect(plain.value(atPercentile: 50) == 1_000)
     }
 }
+
+/// The counts grow with the largest value recorded, not to the whole 1 µs … 1 h range at once:
+/// a run's first requests allocate (and page-fault) every trend of every stripe, and 184 KB each
+/// stalled the event loop for milliseconds at the start of an open-model run (dropped iterations).
+@Suite struct HistogramGrowthTests {
+    @Test func countsCoverOnlyTheRangeRecorded() {
+        var h = Histogram()
+        for v in stride(from: Int64(50), through: 10_000, by: 7) { h.record(v) }  // 50 µs … 10 ms
+        #expect(h.footprintBytes > 0)
+        #expect(h.footprintBytes <= 48 * 1024, "\(h.footprintBytes) bytes for values up to 10 ms")
+        let full = Histogram(highestTrackableValue: 3_600_000_000).footprintBytesWhenFull
+        #expect(full == 23_552 * 8)
+        h.record(3_600_000_000)
+        #expect(h.footprintBytes == full)
+        #expect(h.value(atPercentile: 100) == 3_600_000_000)
+    }
+
+    @Test func equalityMergeAndCodingIgnoreHowFarEachHasGrown() throws {
+        var small = Histogram(), large = Histogram()
+        for v: Int64 in [1, 5, 900, 2_100] { small.record(v) }
+        large.record(5_000_000)
+        var combined = Histogram()
+        for v: Int64 in [1, 5, 900, 2_100, 5_000_000] { combined.record(v) }
+        // Short into long and long into short give the same histogram.
+        #expect(small.merging(large) == combined)
+        #expect(large.merging(small) == combined)
+        #expect(small.merging(large).footprintBytes == large.merging(small).footprintBytes)
+        // A histogram grown and reset equals a fresh one with the same values.
+        var grown = large
+        grown.reset()
+        for v: Int64 in [1, 5, 900, 2_100] { grown.record(v) }
+        #expect(grown == small)
+        #expect(grown.count(atOrBelow: 1_000_000_000) == 4)
+        #expect(small.count(atOrBelow: 1_000_000_000) == 4)
+        let decoded = try JSONDecoder().decode(Histogram.self, from: JSONEncoder().encode(combined))
+        #expect(decoded == combined)
+        #expect(decoded.value(atPercentile: 100) == 5_000_000)
+        #expect(decoded.footprintBytes <= combined.footprintBytes)
+    }
+}

@@ -5,9 +5,12 @@
 /// Layout (as in HdrHistogram): values below `subBucketCount` (2048 for 3 digits) are counted
 /// exactly; above that, every power-of-two range is split into `subBucketCount / 2` equal
 /// sub-buckets, so a bucket's width is at most 1/1024 of its lower bound (≤ 0.1 % error).
-/// The counts live in one flat `[Int64]`, allocated on the first `record` (an unused histogram
-/// costs a few words); with the default range (1 µs … 1 h in µs) it holds 23,552 counters (184 KB),
-/// which is why recorders are shared per event loop / stripe rather than per virtual user.
+/// The counts live in one flat `[Int64]` that grows, a power-of-two range at a time, only as far
+/// as the largest value recorded (an unused histogram costs a few words; latencies up to 10 ms
+/// in µs ≈ 40 KB); with the default range (1 µs … 1 h in µs) a full one holds 23,552 counters
+/// (184 KB), which is why recorders are shared per event loop / stripe rather than per virtual
+/// user. Growing on demand matters at a run's start, when every trend of every stripe allocates
+/// at once: page-faulting 184 KB each stalled the event loop for milliseconds.
 /// `min`, `max`, `count` and the sum (hence `mean`) are exact; percentiles and `stdDev` come
 /// from the buckets.
 public struct Histogram: Sendable, Codable, Equatable {
@@ -29,7 +32,8 @@ public struct Histogram: Sendable, Codable, Equatable {
     private let leadingZeroCountBase: Int
     private let countsLength: Int
 
-    // Flat counts, empty until first record (lazy), otherwise `countsLength` long.
+    // Flat counts, grown on demand to cover the largest index recorded (a multiple of a half
+    // bucket, at most `countsLength`); indices beyond `counts.count` hold 0.
     private var counts: [Int64] = []
     private var minValue: Int64 = .max
     private var maxValue: Int64 = 0
@@ -77,8 +81,9 @@ public struct Histogram: Sendable, Codable, Equatable {
     public mutating func record(_ value: Int64) {
         var v = value < 0 ? 0 : value
         if _slowPath(v > highestTrackableValue) { v = highestTrackableValue; clampedCount &+= 1 }
-        if _slowPath(counts.isEmpty) { counts = [Int64](repeating: 0, count: countsLength) }
-        counts[countsIndex(for: v)] &+= 1
+        let i = countsIndex(for: v)
+        if _slowPath(i >= counts.count) { grow(toInclude: i) }
+        counts[i] &+= 1
         count &+= 1
         sum &+= v
         if v < minValue { minValue = v }
@@ -90,8 +95,9 @@ public struct Histogram: Sendable, Codable, Equatable {
         guard n > 0 else { return }
         var v = value < 0 ? 0 : value
         if v > highestTrackableValue { v = highestTrackableValue; clampedCount &+= n }
-        if counts.isEmpty { counts = [Int64](repeating: 0, count: countsLength) }
-        counts[countsIndex(for: v)] &+= n
+        let i = countsIndex(for: v)
+        if i >= counts.count { grow(toInclude: i) }
+        counts[i] &+= n
         count &+= n
         sum &+= v &* n
         if v < minValue { minValue = v }
@@ -117,7 +123,7 @@ public struct Histogram: Sendable, Codable, Equatable {
     public mutating func merge(_ other: Histogram) {
         guard other.count > 0 else { return }
         if other.highestTrackableValue == highestTrackableValue && other.significantDigits == significantDigits {
-            if counts.isEmpty { counts = [Int64](repeating: 0, count: countsLength) }
+            if other.counts.count > counts.count { grow(toInclude: other.counts.count - 1) }
             other.counts.withUnsafeBufferPointer { src in
                 counts.withUnsafeMutableBufferPointer { dst in
                     for i in 0..<src.count where src[i] != 0 { dst[i] &+= src[i] }
@@ -146,6 +152,20 @@ public struct Histogram: Sendable, Codable, Equatable {
         h.merge(other)
         return h
     }
+
+    /// Extends `counts` with zeros to the end of the half bucket holding `index`.
+    @inline(never)
+    private mutating func grow(toInclude index: Int) {
+        Self.grow(&counts, toInclude: index, step: Int(subBucketCount >> 1), limit: countsLength)
+    }
+
+    private static func grow(_ counts: inout [Int64], toInclude index: Int, step: Int, limit: Int) {
+        let target = Swift.min(limit, (index / step + 1) * step)
+        counts.append(contentsOf: repeatElement(0, count: target - counts.count))
+    }
+
+    /// Bytes the counts take once every value up to `highestTrackableValue` has been recorded.
+    var footprintBytesWhenFull: Int { countsLength * MemoryLayout<Int64>.stride }
 
     /// Removes every recorded value (keeps the storage).
     public mutating func reset() {
@@ -231,17 +251,19 @@ public struct Histogram: Sendable, Codable, Equatable {
         return running
     }
 
-    /// Memory held by the counts array, in bytes (0 until the first record).
+    /// Memory held by the counts array, in bytes (0 until the first record; grows with the
+    /// largest value recorded).
     public var footprintBytes: Int { counts.count * MemoryLayout<Int64>.stride }
 
-    // MARK: Equatable (by content, independent of lazy allocation)
+    // MARK: Equatable (by content, independent of how far the counts have grown)
 
     public static func == (a: Histogram, b: Histogram) -> Bool {
         guard a.highestTrackableValue == b.highestTrackableValue, a.significantDigits == b.significantDigits,
               a.count == b.count, a.sum == b.sum, a.clampedCount == b.clampedCount,
               a.min == b.min, a.max == b.max else { return false }
-        if a.counts.isEmpty || b.counts.isEmpty { return a.count == 0 }
-        return a.counts == b.counts
+        let common = Swift.min(a.counts.count, b.counts.count)
+        return a.counts[..<common] == b.counts[..<common]
+            && !a.counts[common...].contains { $0 != 0 } && !b.counts[common...].contains { $0 != 0 }
     }
 
     // MARK: Codable (compact: sparse run-length of non-zero buckets)
@@ -283,7 +305,7 @@ public struct Histogram: Sendable, Codable, Equatable {
             throw DecodingError.dataCorruptedError(forKey: .buckets, in: c, debugDescription: "odd bucket list")
         }
         if !flat.isEmpty {
-            var arr = [Int64](repeating: 0, count: countsLength)
+            var arr: [Int64] = []
             var pos = -1
             var total: Int64 = 0
             var k = 0
@@ -296,6 +318,7 @@ public struct Histogram: Sendable, Codable, Equatable {
                 guard pos < countsLength else {
                     throw DecodingError.dataCorruptedError(forKey: .buckets, in: c, debugDescription: "bucket beyond range")
                 }
+                if pos >= arr.count { Self.grow(&arr, toInclude: pos, step: Int(subBucketCount >> 1), limit: countsLength) }
                 arr[pos] = v
                 total &+= v
                 k += 2

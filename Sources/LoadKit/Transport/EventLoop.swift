@@ -284,6 +284,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
             if n > 0 {
                 for i in 0..<Int(n) { dispatch(events[i]) }
             }
+            // Work first (a response's user finishes its iteration and is free again), then the
+            // timers that came due (the open-model driver then sees every user that is free),
+            // then what the timers queued.
+            runWork()
             fireTimers()
             runWork()
             if stopWhenIdle.load(ordering: .relaxed) && isIdle { break }
