@@ -24,7 +24,6 @@ enum BenchHeld {
 
         let server = try await BenchChatServer.start(o, extra: ["--heartbeat-ms", String(hb), "--users", "10"])
         defer { server.process.terminate() }
-        let auth = [("Authorization", "Bearer \(server.token)")]
         let heartBeat = (Duration.milliseconds(hb), Duration.milliseconds(hb))
         let sourceAddrs: [SocketAddress?] = sources == 1 ? [nil] : (1...sources).map { SocketAddress(ip: "127.0.0.\($0)", port: 0) }
         let group = EventLoopGroup.shared
@@ -36,35 +35,8 @@ enum BenchHeld {
         let rssBefore = ProcessStats.rssBytes()
         let fixtureRSSBefore = ProcessStats.rssBytes(pid: server.process.pid)
         let openStart = monotonicNanos()
-        var failures: [String: Int] = [:]
-        await withTaskGroup(of: Result<StompClient, any Error>.self) { g in
-            var started = 0
-            func launch(_ i: Int) {
-                g.addTask {
-                    do {
-                        let c = try await StompClient.connect(webSocket: server.webSocketURL, connectHeaders: auth,
-                                                              heartBeat: heartBeat, timeout: .seconds(30),
-                                                              source: sourceAddrs[i % sourceAddrs.count],
-                                                              on: group.next())
-                        c.onClose = { _ in book.closed() }
-                        try await c.subscribe(destination: "/sub/chat/room/held-\(i % rooms)") { _ in book.message() }
-                        return .success(c)
-                    } catch { return .failure(error) }
-                }
-            }
-            while started < min(concurrency, target) { launch(started); started += 1 }
-            while let r = await g.next() {
-                switch r {
-                case .success(let c): book.add(c)
-                case .failure(let e):
-                    let key = (e as? any ClassifiedError)?.kind ?? "\(type(of: e))"
-                    if failures[key] == nil { err("held: connect failed: \(e)") }
-                    failures[key, default: 0] += 1
-                }
-                if started < target { launch(started); started += 1 }
-                if (book.count + failures.values.reduce(0, +)) % 2000 == 0 { err("held: \(book.count) open") }
-            }
-        }
+        let failures = await openConnections(target: target, concurrency: concurrency, rooms: rooms, server: server,
+                                             heartBeat: heartBeat, sources: sourceAddrs, book: book)
         let openSeconds = Double(monotonicNanos() - openStart) / 1e9
         let opened = book.count
         err("held: \(opened) connections open in \(String(format: "%.1f", openSeconds)) s; failures \(failures)")
@@ -105,6 +77,45 @@ enum BenchHeld {
         emit("fixture_idle_cpu_percent", 100 * (f1 - f0) / elapsed, digits: 2)
         emit("messages_received", book.messages)
         book.closeAll()
+    }
+
+    /// Connects and subscribes `target` clients, at most `concurrency` connecting at once; the
+    /// open ones go to `book`. Returns the failures by kind.
+    static func openConnections(target: Int, concurrency: Int, rooms: Int, server: BenchChatServer,
+                                heartBeat: (Duration, Duration), sources sourceAddrs: [SocketAddress?],
+                                book: HeldBook) async -> [String: Int] {
+        let auth = [("Authorization", "Bearer \(server.token)")]
+        let group = EventLoopGroup.shared
+        var failures: [String: Int] = [:]
+        await withTaskGroup(of: Result<StompClient, any Error>.self) { g in
+            var started = 0
+            func launch(_ i: Int) {
+                g.addTask {
+                    do {
+                        let c = try await StompClient.connect(webSocket: server.webSocketURL, connectHeaders: auth,
+                                                              heartBeat: heartBeat, timeout: .seconds(30),
+                                                              source: sourceAddrs[i % sourceAddrs.count],
+                                                              on: group.next())
+                        c.onClose = { _ in book.closed() }
+                        try await c.subscribe(destination: "/sub/chat/room/held-\(i % rooms)") { _ in book.message() }
+                        return .success(c)
+                    } catch { return .failure(error) }
+                }
+            }
+            while started < min(concurrency, target) { launch(started); started += 1 }
+            while let r = await g.next() {
+                switch r {
+                case .success(let c): book.add(c)
+                case .failure(let e):
+                    let key = (e as? any ClassifiedError)?.kind ?? "\(type(of: e))"
+                    if failures[key] == nil { err("held: connect failed: \(e)") }
+                    failures[key, default: 0] += 1
+                }
+                if started < target { launch(started); started += 1 }
+                if (book.count + failures.values.reduce(0, +)) % 2000 == 0 { err("held: \(book.count) open") }
+            }
+        }
+        return failures
     }
 }
 

@@ -47,6 +47,25 @@ enum BenchStomp {
         for c in subs { c.close() }
 
         // Phase 2: the same fan-out counted at the WebSocket layer (STOMP frames not parsed).
+        let ws = try await webSocketPhase(server, pubs, subscribers: subscribers, window: window, seconds: seconds, on: loop)
+        for p in pubs { p.close() }
+
+        emit("fanout", "\(publishers)x\(subscribers)")
+        emit("stomp_frames", stomp.frames)
+        emit("stomp_frames_per_second", stomp.perSecond, digits: 0)
+        emit("stomp_client_cpu_percent", stomp.cpuPercent, digits: 0)
+        emit("stomp_frames_per_second_per_core", stomp.perCoreSecond, digits: 0)
+        emit("stomp_fixture_cpu_percent", stomp.fixtureCPUPercent, digits: 0)
+        emit("websocket_messages_per_second", ws.perSecond, digits: 0)
+        emit("websocket_client_cpu_percent", ws.cpuPercent, digits: 0)
+        emit("websocket_messages_per_second_per_core", ws.perCoreSecond, digits: 0)
+        emit("websocket_fixture_cpu_percent", ws.fixtureCPUPercent, digits: 0)
+    }
+
+    /// Subscribers as bare WebSocket connections (STOMP frames written by hand, counted as
+    /// WebSocket messages, not parsed); the same publishers and fan-out as the STOMP phase.
+    static func webSocketPhase(_ server: BenchChatServer, _ pubs: [StompClient], subscribers: Int, window: Int,
+                               seconds: Double, on loop: EventLoop) async throws -> Pump.Result {
         let wsPump = Pump(publishers: pubs, body: Array(#"{"roomId":"bench-ws","type":"TALK","message":"hello, this is a chat message of ordinary size"}"#.utf8),
                           destination: "/pub/chat/room/bench-ws", fanout: subscribers, window: window)
         var sockets: [WebSocketClient] = []
@@ -66,20 +85,9 @@ enum BenchStomp {
             try await Task.sleep(for: .milliseconds(20))
         }
         await wsPump.reset(on: loop)
-        let ws = try await wsPump.measure(on: loop, seconds: seconds, fixturePID: server.process.pid)
+        let measured = try await wsPump.measure(on: loop, seconds: seconds, fixturePID: server.process.pid)
         for s in sockets { s.connection.tcp.close() }
-        for p in pubs { p.close() }
-
-        emit("fanout", "\(publishers)x\(subscribers)")
-        emit("stomp_frames", stomp.frames)
-        emit("stomp_frames_per_second", stomp.perSecond, digits: 0)
-        emit("stomp_client_cpu_percent", stomp.cpuPercent, digits: 0)
-        emit("stomp_frames_per_second_per_core", stomp.perCoreSecond, digits: 0)
-        emit("stomp_fixture_cpu_percent", stomp.fixtureCPUPercent, digits: 0)
-        emit("websocket_messages_per_second", ws.perSecond, digits: 0)
-        emit("websocket_client_cpu_percent", ws.cpuPercent, digits: 0)
-        emit("websocket_messages_per_second_per_core", ws.perCoreSecond, digits: 0)
-        emit("websocket_fixture_cpu_percent", ws.fixtureCPUPercent, digits: 0)
+        return measured
     }
 }
 

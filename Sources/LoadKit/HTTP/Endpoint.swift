@@ -55,8 +55,27 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         // Drop the fragment; it never goes on the wire.
         if let h = rest.firstIndex(of: "#") { rest = rest[..<h] }
         let authEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        var authority = rest[..<authEnd]
+        let authority = rest[..<authEnd]
         let tail = rest[authEnd...]
+        (host, port) = try Self.hostAndPort(authority, scheme: scheme, fail)
+        var pathPart = tail
+        query = nil
+        if let q = tail.firstIndex(of: "?") {
+            pathPart = tail[..<q]
+            query = String(tail[tail.index(after: q)...])
+        }
+        path = pathPart.isEmpty ? "/" : String(pathPart)
+        let target = path + (query.map { "?" + $0 } ?? "")
+        guard target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f }) else {
+            throw fail("spaces or control characters in path or query (percent-encode them)")
+        }
+    }
+
+    /// The host and port of a URL's authority (`host`, `host:port`, `[v6]:port`).
+    private static func hostAndPort(_ authority: Substring, scheme: Scheme,
+                                    _ fail: (String) -> HTTPError) throws(HTTPError) -> (String, Int) {
+        var authority = authority
+        let host: String
         if authority.contains("@") {
             throw fail("credentials in the URL are not supported; pass an Authorization header")
         }
@@ -90,21 +109,9 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
             guard p.count <= 5, p.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(p), (1...65535).contains(n) else {
                 throw fail("invalid port '\(p)' (1-65535)")
             }
-            port = n
-        } else {
-            port = scheme.defaultPort
+            return (host, n)
         }
-        var pathPart = tail
-        query = nil
-        if let q = tail.firstIndex(of: "?") {
-            pathPart = tail[..<q]
-            query = String(tail[tail.index(after: q)...])
-        }
-        path = pathPart.isEmpty ? "/" : String(pathPart)
-        let target = path + (query.map { "?" + $0 } ?? "")
-        guard target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f }) else {
-            throw fail("spaces or control characters in path or query (percent-encode them)")
-        }
+        return (host, scheme.defaultPort)
     }
 
     /// Builds an endpoint from parts (no validation beyond the port range).

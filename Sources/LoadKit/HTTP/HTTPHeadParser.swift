@@ -93,6 +93,10 @@ struct HeadScanner: Sendable {
 
     var started: Bool { state != 0 }
 
+    /// Scans `bytes` for the end of the head and hands the complete head to `parseHead`.
+    /// Longer than the house limit on purpose: the per-response hot path (a memchr fast path for
+    /// a head within one read, then a byte loop over the same states); split into calls, it
+    /// costs requests per second (`loadkit bench http`).
     mutating func scan<H>(_ bytes: UnsafeRawBufferPointer,
                           parseHead: (UnsafeRawBufferPointer) -> Result<H, HTTPError>) -> HTTPParseResult<H> {
         let n = bytes.count

@@ -33,20 +33,7 @@ package enum ConsoleSummary {
             }
         }
 
-        let trends = keyTrends(m, outcomes: outcomes)
-        if !trends.isEmpty {
-            let nameWidth = Swift.max(14, trends.map(\.count).max() ?? 0)
-            out += "\n  " + pad("trends (ms)", nameWidth + 2) + ["avg", "p50", "p95", "p99", "max"].map { lpad($0, 9) }.joined()
-                + lpad("count", 10) + "\n"
-            for name in trends {
-                let t = TrendSummary(m.trends[name]!)
-                out += "    " + pad(name, nameWidth) + [t.avg, t.med, t.p95, t.p99, t.max].map { lpad(Fmt.short3($0), 9) }.joined()
-                    + lpad(Fmt.int(t.count), 10) + "\n"
-            }
-            let more = m.trends.values.filter { $0.count > 0 }.count - trends.count
-            if more > 0 { out += "    + \(more) more in summary.txt and report.html\n" }
-        }
-
+        out += trendTable(m, outcomes: outcomes)
         let counters = keyCounters(m)
         if !counters.isEmpty {
             out += "\n  throughput   " + counters.map { name in
@@ -58,19 +45,9 @@ package enum ConsoleSummary {
             out += "  connections  held \(held.sentence)\n"
             if let note = held.lateNote { out += "               \(note)\n" }
         }
-        out += "  errors       \(ErrorRateText(m).sentence)\n"
-        let kinds = m.errors.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
-        for (kind, t) in kinds.prefix(consoleErrorKinds) {
-            var line = "    \(kind) [\(t.source.rawValue)] \(Fmt.int(t.count))"
-            if let e = t.examples.first { line += " — " + (e.count > 90 ? String(e.prefix(89)) + "…" : e) }
-            out += line + "\n"
-        }
-        if kinds.count > consoleErrorKinds { out += "    + \(kinds.count - consoleErrorKinds) more kinds in load_test.log\n" }
-        if !r.generator.isEmpty {
-            let cpu = r.generator.map(\.cpuPercent).max() ?? 0
-            let rss = r.generator.map(\.rssBytes).max() ?? 0
-            let fds = r.generator.map(\.openDescriptors).max() ?? 0
-            out += "  generator    CPU max \(Fmt.num(cpu, 0)) % · RSS max \(Fmt.bytes(rss)) · open files max \(fds)\n"
+        out += errorLines(m)
+        if let g = GeneratorPeak(r) {
+            out += "  generator    CPU max \(Fmt.num(g.cpu, 0)) % · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
         }
         return Secrets.scrub(out, environment: r.environment)
     }
@@ -128,6 +105,72 @@ package enum ConsoleSummary {
         }
         if let i = r.interruption { out += "  Interrupted: \(i)\n" }
 
+        out += fullMetrics(r)
+        if let held = HeldConnections(r) {
+            out += "\nConnections held: \(held.sentence)\n"
+            if let note = held.lateNote { out += "  \(note)\n" }
+        }
+        out += "\nErrors: \(errs)"
+        if let e = m.errorRate { out += " (error rate \(Fmt.num(e * 100, 3))%)" }
+        out += "\n  error rate \(ErrorRateText(m).sentence)\n"
+        for (kind, t) in m.errors.sorted(by: { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }) {
+            out += "  \(kind) [\(t.source.rawValue)]: \(t.count)\n"
+            if let first = t.examples.first { out += "    e.g. \(first)\n" }
+        }
+        if !outcomes.isEmpty {
+            let failed = outcomes.filter { !$0.passed }.count
+            out += "\nThresholds: " + (failed == 0 ? "all \(outcomes.count) passed" : "\(failed) of \(outcomes.count) FAILED") + "\n"
+            for o in outcomes { out += "  \(o.mark) \(o.message)\n" }
+        }
+        if let g = GeneratorPeak(r) {
+            out += "\nLoad generator: CPU max \(Fmt.num(g.cpu, 0))%, RSS max \(Fmt.bytes(g.rss)), open files max \(g.fds)\n"
+        }
+        let env = Secrets.masked(r.environment)
+        if !env.isEmpty {
+            out += "\nEnvironment\n"
+            for (k, v) in env.sorted(by: { $0.key < $1.key }) { out += "  \(k)=\(v)\n" }
+        }
+        return Secrets.scrub(out, environment: r.environment)
+    }
+
+    /// The console's trend table: key trends with avg/p50/p95/p99/max in ms and their counts.
+    static func trendTable(_ m: MetricsSnapshot, outcomes: [ThresholdOutcome]) -> String {
+        var out = ""
+        let trends = keyTrends(m, outcomes: outcomes)
+        if !trends.isEmpty {
+            let nameWidth = Swift.max(14, trends.map(\.count).max() ?? 0)
+            out += "\n  " + pad("trends (ms)", nameWidth + 2) + ["avg", "p50", "p95", "p99", "max"].map { lpad($0, 9) }.joined()
+                + lpad("count", 10) + "\n"
+            for name in trends {
+                let t = TrendSummary(m.trends[name]!)
+                out += "    " + pad(name, nameWidth) + [t.avg, t.med, t.p95, t.p99, t.max].map { lpad(Fmt.short3($0), 9) }.joined()
+                    + lpad(Fmt.int(t.count), 10) + "\n"
+            }
+            let more = m.trends.values.filter { $0.count > 0 }.count - trends.count
+            if more > 0 { out += "    + \(more) more in summary.txt and report.html\n" }
+        }
+
+        return out
+    }
+
+    /// The console's error line and its most frequent kinds with an example each.
+    static func errorLines(_ m: MetricsSnapshot) -> String {
+        var out = ""
+        out += "  errors       \(ErrorRateText(m).sentence)\n"
+        let kinds = m.errors.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
+        for (kind, t) in kinds.prefix(consoleErrorKinds) {
+            var line = "    \(kind) [\(t.source.rawValue)] \(Fmt.int(t.count))"
+            if let e = t.examples.first { line += " — " + (e.count > 90 ? String(e.prefix(89)) + "…" : e) }
+            out += line + "\n"
+        }
+        if kinds.count > consoleErrorKinds { out += "    + \(kinds.count - consoleErrorKinds) more kinds in load_test.log\n" }
+        return out
+    }
+
+    /// `summary.txt`'s counters, gauges, trends and rates, each sorted by name.
+    static func fullMetrics(_ r: RunResult) -> String {
+        let m = r.metrics
+        var out = ""
         if !m.counters.isEmpty {
             out += "\nCounters\n"
             for (name, v) in m.counters.sorted(by: { $0.key < $1.key }) {
@@ -154,34 +197,18 @@ package enum ConsoleSummary {
                 out += "  \(name): \(Fmt.num(t.value * 100))% (\(t.hits)/\(t.total))\n"
             }
         }
-        if let held = HeldConnections(r) {
-            out += "\nConnections held: \(held.sentence)\n"
-            if let note = held.lateNote { out += "  \(note)\n" }
+        return out
+    }
+
+    /// The load generator's highest CPU, RSS and descriptor count over the run.
+    struct GeneratorPeak {
+        let cpu: Double, rss: Int64, fds: Int
+        init?(_ r: RunResult) {
+            guard !r.generator.isEmpty else { return nil }
+            cpu = r.generator.map(\.cpuPercent).max() ?? 0
+            rss = r.generator.map(\.rssBytes).max() ?? 0
+            fds = r.generator.map(\.openDescriptors).max() ?? 0
         }
-        out += "\nErrors: \(errs)"
-        if let e = m.errorRate { out += " (error rate \(Fmt.num(e * 100, 3))%)" }
-        out += "\n  error rate \(ErrorRateText(m).sentence)\n"
-        for (kind, t) in m.errors.sorted(by: { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }) {
-            out += "  \(kind) [\(t.source.rawValue)]: \(t.count)\n"
-            if let first = t.examples.first { out += "    e.g. \(first)\n" }
-        }
-        if !outcomes.isEmpty {
-            let failed = outcomes.filter { !$0.passed }.count
-            out += "\nThresholds: " + (failed == 0 ? "all \(outcomes.count) passed" : "\(failed) of \(outcomes.count) FAILED") + "\n"
-            for o in outcomes { out += "  \(o.mark) \(o.message)\n" }
-        }
-        if !r.generator.isEmpty {
-            let cpu = r.generator.map(\.cpuPercent).max() ?? 0
-            let rss = r.generator.map(\.rssBytes).max() ?? 0
-            let fds = r.generator.map(\.openDescriptors).max() ?? 0
-            out += "\nLoad generator: CPU max \(Fmt.num(cpu, 0))%, RSS max \(Fmt.bytes(rss)), open files max \(fds)\n"
-        }
-        let env = Secrets.masked(r.environment)
-        if !env.isEmpty {
-            out += "\nEnvironment\n"
-            for (k, v) in env.sorted(by: { $0.key < $1.key }) { out += "  \(k)=\(v)\n" }
-        }
-        return Secrets.scrub(out, environment: r.environment)
     }
 
     static func center(_ s: String, _ width: Int) -> String {

@@ -35,37 +35,52 @@ extension HTMLReport {
         /// Most tagged variants drawn in one "by tag" chart.
         static let maxTagged = 8
 
-        init(_ r: RunResult, outcomes: [ThresholdOutcome]) {
-            let m = r.metrics
-            func line(_ id: String, _ section: Section, _ title: String, _ subtitle: String, _ unit: String,
-                      _ series: [[String: Any]]) {
-                guard !series.isEmpty else { return }
-                list.append(Chart(id: id, section: section, title: title, subtitle: subtitle, kind: "line", unit: unit,
-                                  series: series, xMax: r.durationSeconds.isFinite ? r.durationSeconds.rounded(.up) : 0))
-            }
-            /// A per-second series plotted at the end of each second (entry k covers [k, k+1)); a
-            /// last second mostly after the run's end (a sliver) is left out rather than drawn as a drop.
-            let lastSecond = Int((r.durationSeconds + 0.5).rounded(.down))
-            func points(_ values: [Double?]) -> [[Any]] {
-                values.enumerated().filter { $0.offset < Swift.max(1, lastSecond) }
-                    .map { [Double($0.offset + 1), $0.element.flatMap { $0.isFinite ? $0 as Any : nil } ?? NSNull()] }
-            }
+        /// The run's length, rounded up to whole seconds (the x axis of the per-second charts).
+        private var xMax = 0.0
+        /// Per-second entries drawn (a last second mostly after the run's end is left out).
+        private var lastSecond = 1
 
-            // Throughput.
+        init(_ r: RunResult, outcomes: [ThresholdOutcome]) {
+            xMax = r.durationSeconds.isFinite ? r.durationSeconds.rounded(.up) : 0
+            lastSecond = Int((r.durationSeconds + 0.5).rounded(.down))
+            let m = r.metrics
+            addThroughput(m)
+            addLatencyOverTime(m, outcomes: outcomes)
+            addErrors(m)
+            addDistributions(m)
+            addGenerator(r)
+        }
+
+        private mutating func line(_ id: String, _ section: Section, _ title: String, _ subtitle: String, _ unit: String,
+                                   _ series: [[String: Any]]) {
+            guard !series.isEmpty else { return }
+            list.append(Chart(id: id, section: section, title: title, subtitle: subtitle, kind: "line", unit: unit,
+                              series: series, xMax: xMax))
+        }
+
+        /// A per-second series plotted at the end of each second (entry k covers [k, k+1)); a
+        /// last second mostly after the run's end (a sliver) is left out rather than drawn as a drop.
+        private func points(_ values: [Double?]) -> [[Any]] {
+            values.enumerated().filter { $0.offset < Swift.max(1, lastSecond) }
+                .map { [Double($0.offset + 1), $0.element.flatMap { $0.isFinite ? $0 as Any : nil } ?? NSNull()] }
+        }
+
+        /// Throughput, network bytes, users and connections.
+        private mutating func addThroughput(_ m: MetricsSnapshot) {
             let counters = ConsoleSummary.keyCounters(m, limit: 6).filter { m.series[$0] != nil }
             line("throughput", .timeline, "Throughput", "per second", "/s",
                  counters.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
             let bytes = [BuiltInMetrics.dataSent, BuiltInMetrics.dataReceived].filter { m.series[$0] != nil }
             line("network", .timeline, "Network", "bytes per second", "B/s",
                  bytes.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
-
-            // Users and connections.
             line("users", .timeline, "Users and connections", "active virtual users, users marked connected", "users",
                  [RunnerMetrics.vus, RunnerMetrics.connected].compactMap { name in
                      m.series[name].map { ["name": name == RunnerMetrics.vus ? "active users" : "connected", "points": points($0.map(Double.init))] }
                  })
+        }
 
-            // Latency percentiles per second, one chart per base trend, then per tag.
+        /// Latency percentiles per second, one chart per base trend, then per tag.
+        private mutating func addLatencyOverTime(_ m: MetricsSnapshot, outcomes: [ThresholdOutcome]) {
             let named = outcomes.map(\.metric)
             let bases = MetricName.grouped(Array(m.trendSeries.keys))
                 .sorted { a, b in
@@ -95,14 +110,18 @@ extension HTMLReport {
                             "points": points((0..<t.seconds).map { k in t.value(atPercentile: 95, second: k).map { Double($0) / tagScale } })]
                 })
             }
+        }
 
-            // Errors by kind and source.
+        /// Errors per second by kind and source.
+        private mutating func addErrors(_ m: MetricsSnapshot) {
             line("errors", .timeline, "Errors", "per second, by kind and source", "/s",
                  m.errorSeries.sorted { (m.errors[$0.key]?.count ?? 0) > (m.errors[$1.key]?.count ?? 0) }.map { kind, s in
                      ["name": "\(kind) [\(m.errors[kind]?.source.rawValue ?? "?")]", "points": points(s.map(Double.init))]
                  })
+        }
 
-            // Distributions.
+        /// Each trend's distribution over the whole run (busiest tagged variants too).
+        private mutating func addDistributions(_ m: MetricsSnapshot) {
             for (i, group) in MetricName.grouped(Array(m.trends.keys)).enumerated() {
                 let busiestTags = group.tagged.sorted { (m.trends[$0]?.count ?? 0) > (m.trends[$1]?.count ?? 0) }.prefix(Self.maxTagged)
                 for full in [group.base] + group.tagged where full == group.base || busiestTags.contains(full) {
@@ -110,18 +129,22 @@ extension HTMLReport {
                     list.append(Self.distribution(h, id: "dist\(i)-\(list.count)", title: full))
                 }
             }
+        }
 
-            // The generator, per shard in a merged run.
+        /// The generator's CPU, RSS and descriptors, per shard in a merged run.
+        private mutating func addGenerator(_ r: RunResult) {
             let segments = GeneratorSegments.split(r)
-            func gen(_ id: String, _ title: String, _ unit: String, _ value: (GeneratorSample) -> Double) {
-                line(id, .generator, title, id == "cpu" ? "of one core" : "", unit, segments.map { label, samples in
-                    ["name": label.map { "shard \($0)" } ?? title,
-                     "points": samples.map { [$0.second, value($0).isFinite ? value($0) as Any : NSNull()] }]
+            let measures: [(id: String, title: String, unit: String, value: (GeneratorSample) -> Double)] = [
+                ("cpu", "CPU", "%", { $0.cpuPercent }),
+                ("rss", "Memory (RSS)", "MB", { Double($0.rssBytes) / 1_048_576 }),
+                ("fds", "Open descriptors", "files", { Double($0.openDescriptors) }),
+            ]
+            for g in measures {
+                line(g.id, .generator, g.title, g.id == "cpu" ? "of one core" : "", g.unit, segments.map { label, samples in
+                    ["name": label.map { "shard \($0)" } ?? g.title,
+                     "points": samples.map { [$0.second, g.value($0).isFinite ? g.value($0) as Any : NSNull()] }]
                 })
             }
-            gen("cpu", "CPU", "%") { $0.cpuPercent }
-            gen("rss", "Memory (RSS)", "MB") { Double($0.rssBytes) / 1_048_576 }
-            gen("fds", "Open descriptors", "files") { Double($0.openDescriptors) }
         }
 
         /// Milliseconds, or seconds for trends reaching 2 s and more (µs per unit, unit).

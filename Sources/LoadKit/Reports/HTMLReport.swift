@@ -12,7 +12,6 @@ import Foundation
 package enum HTMLReport {
     /// Renders the page (secrets masked and scrubbed like every other report).
     public static func render(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
-        let m = r.metrics
         let charts = Charts(r, outcomes: outcomes)
         let failed = outcomes.filter { !$0.passed }.count
         let verdict: (text: String, css: String) = outcomes.isEmpty ? ("NO THRESHOLDS", "none")
@@ -23,8 +22,26 @@ package enum HTMLReport {
         h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         h += "<meta name=\"generator\" content=\"LoadKit\">\n"
         h += "<title>\(e(r.name)) · \(verdict.text) · LoadKit</title>\n<style>\(Assets.css)</style></head>\n<body>\n"
+        h += header(r, verdict: verdict)
+        h += "<main class=\"wrap\">\n"
+        h += kpiSection(r)
+        h += thresholdSection(outcomes, failed: failed)
+        h += timelineSection(r.metrics, charts)
+        h += distributionSection(r.metrics, charts)
+        h += "<section id=\"statistics\"><h2>Statistics</h2>\n" + statistics(r) + "</section>\n"
+        h += "<section id=\"errors\"><h2>Errors</h2>\n" + errors(r) + "</section>\n"
+        h += generatorSection(r, charts)
+        h += "<section id=\"environment\"><h2>Environment</h2>\n" + environment(r) + "</section>\n"
+        h += "</main>\n<footer class=\"wrap\">Written by LoadKit. The same run as data: <code>result.json</code>, "
+            + "<code>timeseries.csv</code>, <code>summary.json</code>, <code>load_test_result.csv</code>, <code>load_test.log</code>.</footer>\n"
+        h += "<script type=\"application/json\" id=\"loadkit-data\">\(charts.json)</script>\n"
+        h += "<script>\(Assets.script)</script>\n</body></html>\n"
+        return Secrets.scrub(h, environment: r.environment)
+    }
 
-        // Header: verdict first.
+    /// The top bar: the verdict first, then the run's facts and the section links.
+    static func header(_ r: RunResult, verdict: (text: String, css: String)) -> String {
+        var h = ""
         h += "<header class=\"top\"><div class=\"wrap\">\n"
         h += "<div class=\"brand\">LoadKit report</div>\n"
         h += "<div class=\"title\"><h1>\(e(r.name))</h1><span class=\"verdict \(verdict.css)\" id=\"verdict\">\(verdict.text)</span></div>\n"
@@ -39,17 +56,24 @@ package enum HTMLReport {
         h += "<nav><div class=\"wrap\"><a href=\"#thresholds\">Thresholds</a><a href=\"#timeline\">Over time</a>"
             + "<a href=\"#distributions\">Distributions</a><a href=\"#statistics\">Statistics</a><a href=\"#errors\">Errors</a>"
             + "<a href=\"#generator\">Load generator</a><a href=\"#environment\">Environment</a></div></nav>\n"
-        h += "<main class=\"wrap\">\n"
+        return h
+    }
 
-        // Key figures.
+    /// Key figures at a glance.
+    static func kpiSection(_ r: RunResult) -> String {
+        var h = ""
         h += "<section class=\"kpis\">\n"
         for k in kpis(r) {
             h += "<div class=\"kpi\"><div class=\"kpi-label\">\(e(k.label))</div><div class=\"kpi-value\">\(e(k.value))</div>"
                 + "<div class=\"kpi-note\">\(e(k.note))</div></div>\n"
         }
         h += "</section>\n"
+        return h
+    }
 
-        // Thresholds: every one, passed and failed, actual vs limit.
+    /// Every threshold, passed and failed, actual vs limit.
+    static func thresholdSection(_ outcomes: [ThresholdOutcome], failed: Int) -> String {
+        var h = ""
         h += "<section id=\"thresholds\"><h2>Thresholds</h2>\n"
         if outcomes.isEmpty {
             h += "<p class=\"empty\">No thresholds were declared for this run (declare them with <code>.sla { … }</code>).</p>\n"
@@ -68,8 +92,12 @@ package enum HTMLReport {
             h += "</tbody></table>\n"
         }
         h += "</section>\n"
+        return h
+    }
 
-        // Over time.
+    /// Per-second charts of the run.
+    static func timelineSection(_ m: MetricsSnapshot, _ charts: Charts) -> String {
+        var h = ""
         h += "<section id=\"timeline\"><h2>Over time</h2>\n"
         h += "<p class=\"lead\">Per second of the run. Hover a chart for its values.</p>\n<div class=\"grid\">\n"
         h += charts.figures(in: .timeline)
@@ -79,8 +107,12 @@ package enum HTMLReport {
                 + "<div class=\"plot none\">No errors during the run.</div></figure>\n"
         }
         h += "</div></section>\n"
+        return h
+    }
 
-        // Distributions.
+    /// Each trend's distribution over the whole run.
+    static func distributionSection(_ m: MetricsSnapshot, _ charts: Charts) -> String {
+        var h = ""
         h += "<section id=\"distributions\"><h2>Latency distributions</h2>\n"
         if m.trends.values.allSatisfy({ $0.count == 0 }) {
             h += "<p class=\"empty\">No trend was recorded.</p>\n"
@@ -90,10 +122,12 @@ package enum HTMLReport {
             h += "</div>\n"
         }
         h += "</section>\n"
+        return h
+    }
 
-        h += "<section id=\"statistics\"><h2>Statistics</h2>\n" + statistics(r) + "</section>\n"
-        h += "<section id=\"errors\"><h2>Errors</h2>\n" + errors(r) + "</section>\n"
-
+    /// The load generator's own CPU, memory and descriptors.
+    static func generatorSection(_ r: RunResult, _ charts: Charts) -> String {
+        var h = ""
         h += "<section id=\"generator\"><h2>Load generator</h2>\n"
         if r.generator.isEmpty {
             h += "<p class=\"empty\">No samples of the generator's own resource use.</p>\n"
@@ -102,13 +136,7 @@ package enum HTMLReport {
             h += "<div class=\"grid three\">\n" + charts.figures(in: .generator) + "</div>\n"
         }
         h += "</section>\n"
-
-        h += "<section id=\"environment\"><h2>Environment</h2>\n" + environment(r) + "</section>\n"
-        h += "</main>\n<footer class=\"wrap\">Written by LoadKit. The same run as data: <code>result.json</code>, "
-            + "<code>timeseries.csv</code>, <code>summary.json</code>, <code>load_test_result.csv</code>, <code>load_test.log</code>.</footer>\n"
-        h += "<script type=\"application/json\" id=\"loadkit-data\">\(charts.json)</script>\n"
-        h += "<script>\(Assets.script)</script>\n</body></html>\n"
-        return Secrets.scrub(h, environment: r.environment)
+        return h
     }
 
     /// No fetch of any kind: only the page's own inline style and script run.

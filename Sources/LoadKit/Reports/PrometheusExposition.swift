@@ -55,31 +55,16 @@ package enum PrometheusExposition {
 
     /// Renders `snapshot` as exposition text (ends with a newline).
     public static func render(_ snapshot: MetricsSnapshot, options: Options = Options()) -> String {
-        let p = sanitize(options.prefix)
-        let common = options.labels.sorted { $0.key < $1.key }.map { (sanitizeLabel($0.key), $0.value) }
-        // Families by name, each with its type, help and sample lines (sorted at the end).
-        var families: [String: (type: String, help: String, lines: [String])] = [:]
-        func sample(_ family: String, _ type: String, _ help: String, suffix: String = "",
-                    _ labels: [(String, String)], _ value: String) {
-            let all = common + labels
-            let text = all.isEmpty ? "" : "{" + all.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
-            families[family, default: (type, help, [])].lines.append("\(family)\(suffix)\(text) \(value)")
-        }
-        func tagLabels(_ name: String) -> (base: String, labels: [(String, String)]) {
-            let n = MetricName(name)
-            return (n.base, n.tags.map { t in
-                let key = sanitizeLabel(t.key)
-                return (reservedLabels.contains(key) || options.labels[key] != nil ? "tag_" + key : key, t.value)
-            })
-        }
+        var f = Families(options)
+        let p = f.prefix
         for (name, v) in snapshot.counters where name != Threshold.errorsMetric {
-            let (base, tags) = tagLabels(name)
-            sample("\(p)_\(sanitize(base))_total", "counter", "Total \(base).", tags, String(v))
+            let (base, tags) = f.tagLabels(name)
+            f.sample("\(p)_\(sanitize(base))_total", "counter", "Total \(base).", tags, String(v))
         }
-        sample("\(p)_errors_total", "counter", "Total errors of every kind.", [], String(snapshot.totalErrors))
+        f.sample("\(p)_errors_total", "counter", "Total errors of every kind.", [], String(snapshot.totalErrors))
         for (kind, t) in snapshot.errors {
-            sample("\(p)_errors_by_kind_total", "counter", "Errors by kind and source.",
-                   [("kind", kind), ("source", t.source.rawValue)], String(t.count))
+            f.sample("\(p)_errors_by_kind_total", "counter", "Errors by kind and source.",
+                     [("kind", kind), ("source", t.source.rawValue)], String(t.count))
         }
         var gauges = snapshot.gauges
         if gauges["avg_connection_duration_seconds"] == nil,
@@ -87,40 +72,76 @@ package enum PrometheusExposition {
             gauges["avg_connection_duration_seconds"] = h.mean / 1_000_000
         }
         for (name, v) in gauges {
-            let (base, tags) = tagLabels(name)
-            sample("\(p)_\(sanitize(base))", "gauge", "Current \(base).", tags, number(v))
+            let (base, tags) = f.tagLabels(name)
+            f.sample("\(p)_\(sanitize(base))", "gauge", "Current \(base).", tags, number(v))
         }
         for (name, t) in snapshot.rates {
-            let (base, tags) = tagLabels(name)
-            sample("\(p)_\(sanitize(base))_rate", "gauge", "Share of \(base) samples that were hits (0..1).", tags, number(t.value))
+            let (base, tags) = f.tagLabels(name)
+            f.sample("\(p)_\(sanitize(base))_rate", "gauge", "Share of \(base) samples that were hits (0..1).", tags, number(t.value))
         }
-        for (name, h) in snapshot.trends {
+        for (name, h) in snapshot.trends { f.histogram(name, h) }
+        return f.text
+    }
+
+    /// Metric families by name, each with its type, help and sample lines (sorted when written).
+    private struct Families {
+        let options: Options
+        let prefix: String
+        let common: [(String, String)]
+        var families: [String: (type: String, help: String, lines: [String])] = [:]
+
+        init(_ options: Options) {
+            self.options = options
+            prefix = PrometheusExposition.sanitize(options.prefix)
+            common = options.labels.sorted { $0.key < $1.key }.map { (PrometheusExposition.sanitizeLabel($0.key), $0.value) }
+        }
+
+        /// `{a="x",b="y"}` of the common labels, `labels`, then `extra` (empty when none).
+        func labelText(_ labels: [(String, String)], _ extra: [(String, String)] = []) -> String {
+            let all = common + labels + extra
+            return all.isEmpty ? "" : "{" + all.map { "\($0.0)=\"\(PrometheusExposition.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+
+        mutating func sample(_ family: String, _ type: String, _ help: String, _ labels: [(String, String)], _ value: String) {
+            families[family, default: (type, help, [])].lines.append("\(family)\(labelText(labels)) \(value)")
+        }
+
+        /// A metric's base name and its tags as labels (a reserved or common label name gets `tag_`).
+        func tagLabels(_ name: String) -> (base: String, labels: [(String, String)]) {
+            let n = MetricName(name)
+            return (n.base, n.tags.map { t in
+                let key = PrometheusExposition.sanitizeLabel(t.key)
+                return (PrometheusExposition.reservedLabels.contains(key) || options.labels[key] != nil ? "tag_" + key : key, t.value)
+            })
+        }
+
+        /// A trend as a histogram: cumulative buckets, sum and count.
+        mutating func histogram(_ name: String, _ h: Histogram) {
             let (base, tags) = tagLabels(name)
             let seconds = options.secondsTrends.contains(base)
             let scale = seconds ? 1_000_000.0 : 1_000.0  // µs per unit
-            let family = "\(p)_\(sanitize(base))_\(seconds ? "seconds" : "ms")"
+            let family = "\(prefix)_\(PrometheusExposition.sanitize(base))_\(seconds ? "seconds" : "ms")"
             let help = "Distribution of \(base) in \(seconds ? "seconds" : "milliseconds")."
             // Buckets, sum and count of one series stay together (sorted by their labels below).
             var lines: [String] = []
-            let all = common + tags
-            func labels(_ extra: [(String, String)]) -> String {
-                let l = all + extra
-                return l.isEmpty ? "" : "{" + l.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
-            }
             for le in (seconds ? options.secondBuckets : options.millisecondBuckets).sorted() {
-                lines.append("\(family)_bucket\(labels([("le", number(le))])) \(h.count(atOrBelow: Int64(le * scale)))")
+                lines.append("\(family)_bucket\(labelText(tags, [("le", PrometheusExposition.number(le))])) \(h.count(atOrBelow: Int64(le * scale)))")
             }
-            lines.append("\(family)_bucket\(labels([("le", "+Inf")])) \(h.count)")
-            lines.append("\(family)_sum\(labels([])) \(number(Double(h.sum) / scale))")
-            lines.append("\(family)_count\(labels([])) \(h.count)")
+            lines.append("\(family)_bucket\(labelText(tags, [("le", "+Inf")])) \(h.count)")
+            lines.append("\(family)_sum\(labelText(tags)) \(PrometheusExposition.number(Double(h.sum) / scale))")
+            lines.append("\(family)_count\(labelText(tags)) \(h.count)")
             families[family, default: ("histogram", help, [])].lines.append(lines.joined(separator: "\n"))
         }
-        var out = ""
-        for (name, f) in families.sorted(by: { $0.key < $1.key }) {
-            out += "# HELP \(name) \(f.help)\n# TYPE \(name) \(f.type)\n"
-            for line in f.lines.sorted() { out += line + "\n" }
+
+        /// The exposition text, families and their lines sorted.
+        var text: String {
+            var out = ""
+            for (name, f) in families.sorted(by: { $0.key < $1.key }) {
+                out += "# HELP \(name) \(f.help)\n# TYPE \(name) \(f.type)\n"
+                for line in f.lines.sorted() { out += line + "\n" }
+            }
+            return out
         }
-        return out
     }
 
     /// A valid label name: `[a-zA-Z_][a-zA-Z0-9_]*` (others become `_`).

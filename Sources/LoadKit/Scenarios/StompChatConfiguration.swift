@@ -124,52 +124,8 @@ public struct StompChatConfiguration: Sendable {
     /// API path settings, since the server's API and WebSocket paths are set apart.
     public init(settings s: Settings) throws {
         try s.checkLoaded()
-        guard let server = s.string("SERVER_URL") else {
-            throw ConfigError(variable: "SERVER_URL", value: "", expected: "host:port of the chat server (no scheme), e.g. localhost:8080")
-        }
-        var rest = Substring(server.lkTrimmed(" "))
-        var secure = try s.bool("STOMP_SECURE") ?? false
-        var scheme: String?
-        if let r = rest.firstRange(of: "://") {
-            let sc = rest[..<r.lowerBound].lowercased()
-            guard ["ws", "wss", "http", "https"].contains(sc) else {
-                throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port (or ws://, wss://, http://, https://)")
-            }
-            scheme = sc
-            secure = secure || sc == "wss" || sc == "https"
-            rest = rest[r.upperBound...]
-        }
-        var urlPath: String?
-        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
-            let p = String(rest[slash...])
-            if p != "/" { urlPath = p.hasPrefix("/") ? p : "/" + p }
-            rest = rest[..<slash]
-        }
-        var hostPart = String(rest), port = secure ? 443 : 80
-        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
-            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
-                throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port with a port 1...65535")
-            }
-            port = p; hostPart = String(rest[..<colon])
-        }
-        if hostPart.hasPrefix("["), hostPart.hasSuffix("]") { hostPart = String(hostPart.dropFirst().dropLast()) }
-        guard !hostPart.isEmpty else { throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port") }
-        host = hostPart; self.port = port; self.secure = secure
-
-        if let p = urlPath {
-            guard scheme == "ws" || scheme == "wss" else {
-                throw ConfigError(variable: "SERVER_URL", value: server,
-                                  expected: "host:port without a path: the WebSocket path goes in STOMP_WS_PATH (or write ws://\(rest)\(p) "
-                                      + "to use \(p) as the WebSocket endpoint); API paths go in LOGIN_PATH, CREATE_ROOM_PATH and ROOMS_PATH")
-            }
-            if let w = s.string("STOMP_WS_PATH"), Self.path(w) != p {
-                throw ConfigError(variable: "STOMP_WS_PATH", value: w,
-                                  expected: "the path of SERVER_URL (\(p)), or unset: SERVER_URL's path is the WebSocket endpoint")
-            }
-            webSocketPath = p
-        } else {
-            webSocketPath = Self.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
-        }
+        let server = try ServerLocation(s)
+        host = server.host; port = server.port; secure = server.secure; webSocketPath = server.webSocketPath
         subprotocols = s.string("STOMP_SUBPROTOCOLS") == nil ? StompClient.webSocketSubprotocols : s.list("STOMP_SUBPROTOCOLS")
         webSocketHeaders = try s.headers("STOMP_WS_HEADERS")
 
@@ -197,7 +153,7 @@ public struct StompChatConfiguration: Sendable {
         let prefix = s.string("STOMP_SUBSCRIBE_PREFIX") ?? "/sub/chat/room/"
         subscribeDestination = prefix.contains("{roomId}") ? prefix : prefix + "{roomId}"
         publishDestination = s.string("STOMP_PUBLISH_DESTINATION") ?? "/pub/chat/message"
-        stompHost = s.string("STOMP_HOST") ?? hostPart
+        stompHost = s.string("STOMP_HOST") ?? server.host
         connectHeaders = try s.headers("STOMP_CONNECT_HEADERS")
         if let l = s.string("STOMP_LOGIN") { connectHeaders.append(("login", l)) }
         if let p = s.string("STOMP_PASSCODE") { connectHeaders.append(("passcode", p)) }
@@ -347,4 +303,62 @@ extension String {
 extension Duration {
     /// Whole milliseconds.
     var milliseconds: Int64 { Int64(nanoseconds / 1_000_000) }
+}
+
+/// Where the chat server is, from `SERVER_URL` (+ `STOMP_SECURE`, `STOMP_WS_PATH`): host, port,
+/// TLS, and the WebSocket endpoint's path.
+private struct ServerLocation {
+    let host: String
+    let port: Int
+    let secure: Bool
+    let webSocketPath: String
+
+    init(_ s: Settings) throws {
+        guard let server = s.string("SERVER_URL") else {
+            throw ConfigError(variable: "SERVER_URL", value: "", expected: "host:port of the chat server (no scheme), e.g. localhost:8080")
+        }
+        var rest = Substring(server.lkTrimmed(" "))
+        var secure = try s.bool("STOMP_SECURE") ?? false
+        var scheme: String?
+        if let r = rest.firstRange(of: "://") {
+            let sc = rest[..<r.lowerBound].lowercased()
+            guard ["ws", "wss", "http", "https"].contains(sc) else {
+                throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port (or ws://, wss://, http://, https://)")
+            }
+            scheme = sc
+            secure = secure || sc == "wss" || sc == "https"
+            rest = rest[r.upperBound...]
+        }
+        var urlPath: String?
+        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+            let p = String(rest[slash...])
+            if p != "/" { urlPath = p.hasPrefix("/") ? p : "/" + p }
+            rest = rest[..<slash]
+        }
+        var hostPart = String(rest), port = secure ? 443 : 80
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
+                throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port with a port 1...65535")
+            }
+            port = p; hostPart = String(rest[..<colon])
+        }
+        if hostPart.hasPrefix("["), hostPart.hasSuffix("]") { hostPart = String(hostPart.dropFirst().dropLast()) }
+        guard !hostPart.isEmpty else { throw ConfigError(variable: "SERVER_URL", value: server, expected: "host:port") }
+        host = hostPart; self.port = port; self.secure = secure
+
+        if let p = urlPath {
+            guard scheme == "ws" || scheme == "wss" else {
+                throw ConfigError(variable: "SERVER_URL", value: server,
+                                  expected: "host:port without a path: the WebSocket path goes in STOMP_WS_PATH (or write ws://\(rest)\(p) "
+                                      + "to use \(p) as the WebSocket endpoint); API paths go in LOGIN_PATH, CREATE_ROOM_PATH and ROOMS_PATH")
+            }
+            if let w = s.string("STOMP_WS_PATH"), StompChatConfiguration.path(w) != p {
+                throw ConfigError(variable: "STOMP_WS_PATH", value: w,
+                                  expected: "the path of SERVER_URL (\(p)), or unset: SERVER_URL's path is the WebSocket endpoint")
+            }
+            webSocketPath = p
+        } else {
+            webSocketPath = StompChatConfiguration.path(s.string("STOMP_WS_PATH") ?? "/ws-stomp")
+        }
+    }
 }

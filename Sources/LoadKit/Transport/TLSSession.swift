@@ -38,7 +38,6 @@ final class TLSContext: @unchecked Sendable {
         }
         self.ctx = ctx
         self.configuration = config
-        var alpnWireOrNil: UnsafeMutablePointer<UInt8>? = nil
 
         // Idle connections give their 16 KB read/write buffers back (≈22 KB instead of ≈31 KB).
         _ = lk_SSL_CTX_set_mode(ctx, Int(SSL_MODE_RELEASE_BUFFERS))
@@ -53,48 +52,63 @@ final class TLSContext: @unchecked Sendable {
             protos.append(contentsOf: p.utf8)
         }
         if protos.count > 255 { protos = Array(protos.prefix(255)) }
-
-        func fail(_ message: String) -> TLSError {
-            let e = TLSError.configuration("\(message): \(openSSLErrorString())")
+        do throws(TLSError) {
+            // Every throw happens before `alpnWire` is set (the object is not fully initialized,
+            // so deinit does not run and the context is freed here, once).
+            switch config.role {
+            case .client:
+                try Self.configureClient(ctx, config, alpn: protos)
+                alpnWire = nil
+            case .server:
+                alpnWire = try Self.configureServer(ctx, config, alpn: protos)
+            }
+        } catch {
             SSL_CTX_free(ctx)
-            return e
+            throw error
         }
-        switch config.role {
-        case .client:
-            switch config.trust {
-            case .systemStore:
-                if SSL_CTX_set_default_verify_paths(ctx) != 1 { throw fail("cannot load the system trust store") }
-            case .caFile(let path):
-                if SSL_CTX_load_verify_locations(ctx, path, nil) != 1 { throw fail("cannot load CA file '\(path)'") }
-            case .insecureNoVerification:
-                break
-            }
-            SSL_CTX_set_verify(ctx, config.verifiesPeer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nil)
-            if !protos.isEmpty && SSL_CTX_set_alpn_protos(ctx, protos, UInt32(protos.count)) != 0 {
-                throw fail("cannot set ALPN \(config.alpn)")
-            }
-        case .server:
-            guard let chain = config.certificateChainFile, let key = config.privateKeyFile else {
-                SSL_CTX_free(ctx)
-                throw .configuration("a TLS server needs certificateChainFile and privateKeyFile")
-            }
-            if SSL_CTX_use_certificate_chain_file(ctx, chain) != 1 { throw fail("cannot load certificate chain '\(chain)'") }
-            if SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 { throw fail("cannot load private key '\(key)'") }
-            if SSL_CTX_check_private_key(ctx) != 1 { throw fail("private key '\(key)' does not match the certificate") }
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
-            // No session tickets: fixtures do full handshakes and keep no per-client state.
-            _ = SSL_CTX_set_num_tickets(ctx, 0)
-            if !protos.isEmpty {
-                // Allocated after the last throw, so it cannot leak.
-                let wire = UnsafeMutablePointer<UInt8>.allocate(capacity: protos.count + 1)
-                wire[0] = UInt8(protos.count)
-                for (i, b) in protos.enumerated() { wire[i + 1] = b }
-                alpnWireOrNil = wire
-                lk_SSL_CTX_set_alpn_select(ctx, wire)
-            }
-        }
-        alpnWire = alpnWireOrNil
         ERR_clear_error()
+    }
+
+    private static func failure(_ message: String) -> TLSError {
+        .configuration("\(message): \(openSSLErrorString())")
+    }
+
+    /// Trust store, peer verification and ALPN offer of a client context.
+    private static func configureClient(_ ctx: OpaquePointer, _ config: TLSConfiguration, alpn protos: [UInt8]) throws(TLSError) {
+        switch config.trust {
+        case .systemStore:
+            if SSL_CTX_set_default_verify_paths(ctx) != 1 { throw failure("cannot load the system trust store") }
+        case .caFile(let path):
+            if SSL_CTX_load_verify_locations(ctx, path, nil) != 1 { throw failure("cannot load CA file '\(path)'") }
+        case .insecureNoVerification:
+            break
+        }
+        SSL_CTX_set_verify(ctx, config.verifiesPeer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nil)
+        if !protos.isEmpty && SSL_CTX_set_alpn_protos(ctx, protos, UInt32(protos.count)) != 0 {
+            throw failure("cannot set ALPN \(config.alpn)")
+        }
+    }
+
+    /// Certificate, key and ALPN selection of a server context; returns the ALPN list in wire
+    /// form the context points to (freed in deinit), nil without ALPN.
+    private static func configureServer(_ ctx: OpaquePointer, _ config: TLSConfiguration,
+                                        alpn protos: [UInt8]) throws(TLSError) -> UnsafeMutablePointer<UInt8>? {
+        guard let chain = config.certificateChainFile, let key = config.privateKeyFile else {
+            throw .configuration("a TLS server needs certificateChainFile and privateKeyFile")
+        }
+        if SSL_CTX_use_certificate_chain_file(ctx, chain) != 1 { throw failure("cannot load certificate chain '\(chain)'") }
+        if SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 { throw failure("cannot load private key '\(key)'") }
+        if SSL_CTX_check_private_key(ctx) != 1 { throw failure("private key '\(key)' does not match the certificate") }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        // No session tickets: fixtures do full handshakes and keep no per-client state.
+        _ = SSL_CTX_set_num_tickets(ctx, 0)
+        guard !protos.isEmpty else { return nil }
+        // Allocated after the last throw, so it cannot leak.
+        let wire = UnsafeMutablePointer<UInt8>.allocate(capacity: protos.count + 1)
+        wire[0] = UInt8(protos.count)
+        for (i, b) in protos.enumerated() { wire[i + 1] = b }
+        lk_SSL_CTX_set_alpn_select(ctx, wire)
+        return wire
     }
 
     deinit {
