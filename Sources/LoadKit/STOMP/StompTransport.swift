@@ -38,9 +38,3 @@ final class StompTCPAdapter: ConnectionDelegate, @unchecked Sendable {
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { client.handleBytes(bytes) }
     func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) { client.transportClosed(error: error) }
 }
-
-/// Wraps a value the compiler cannot prove Sendable but that is only handed to the loop once.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
-}

@@ -32,8 +32,8 @@ package protocol WebSocketHandler: AnyObject {
 
 /// One open WebSocket over a ``TCPConnection``, in either role, after the handshake: frame
 /// parsing, reassembly, ping answers, the closing handshake, and delivery of messages to a
-/// ``WebSocketHandler``, to `onMessage`/`onClose` callbacks, or to an async ``receive()`` queue
-/// (the first of these that is set wins).
+/// ``WebSocketHandler`` (`setCallbacks` wraps two closures in one), or, while no handler is set,
+/// to an async ``receive()`` queue.
 ///
 /// Confined to its TCP connection's loop: methods marked "on the loop" must run there; the others
 /// are thread-safe. Idle cost is a few hundred bytes: buffers exist only while a frame or a
@@ -67,8 +67,6 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// opened inside a load run); set before ``start(initialBytes:)``.
     var sessionObserver: (any WebSocketSessionObserver)?
     private var messagesReceived = 0
-    private var onMessage: ((WebSocketMessage) -> Void)?
-    private var onClose: ((WebSocketCloseInfo) -> Void)?
     var inbox: [WebSocketMessage] = []
     var inboxHead = 0
     var receivers: [(token: ReceiveToken, cont: CheckedContinuation<WebSocketMessage, any Error>)] = []
@@ -115,7 +113,7 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// Routes messages to `handler` from now on (see ``WebSocketHandler``); messages already
     /// queued for ``receive()`` are handed to it first. Thread-safe.
     public func setHandler(_ handler: any WebSocketHandler) {
-        let box = UncheckedBox(handler)
+        let box = UncheckedSendable(handler)
         onLoop { [self] in
             let handler = box.value
             self.handler = handler
@@ -128,26 +126,16 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// loop; queued messages are delivered first. Thread-safe.
     public func setCallbacks(onMessage: @escaping (WebSocketMessage) -> Void,
                              onClose: @escaping (WebSocketCloseInfo) -> Void = { _ in }) {
-        let box = UncheckedBox((onMessage, onClose))
-        onLoop { [self] in
-            self.onMessage = box.value.0
-            self.onClose = box.value.1
-            drainInbox()
-            if let info = closeInfo { box.value.1(info); self.onMessage = nil; self.onClose = nil }
-        }
+        setHandler(CallbackHandler(onMessage: onMessage, onClose: onClose))
     }
 
     private func drainInbox() {
-        while inboxHead < inbox.count, handler != nil || onMessage != nil {
+        while inboxHead < inbox.count, let h = handler {
             let m = inbox[inboxHead]
             inboxHead += 1
-            if let h = handler {
-                switch m {
-                case .text(let s): var t = s; t.withUTF8 { h.webSocket(self, didReceive: .text, payload: UnsafeRawBufferPointer($0)) }
-                case .binary(let b): b.withUnsafeBytes { h.webSocket(self, didReceive: .binary, payload: $0) }
-                }
-            } else {
-                onMessage?(m)
+            switch m {
+            case .text(let s): var t = s; t.withUTF8 { h.webSocket(self, didReceive: .text, payload: UnsafeRawBufferPointer($0)) }
+            case .binary(let b): b.withUnsafeBytes { h.webSocket(self, didReceive: .binary, payload: $0) }
             }
         }
         if inboxHead == inbox.count { inbox = []; inboxHead = 0 }
@@ -289,11 +277,8 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
             if let h = handler {
                 h.webSocket(self, didReceive: op, payload: payload)
             } else {
-                let m: WebSocketMessage = op == .text
-                    ? .text(String(decoding: payload, as: UTF8.self)) : .binary(Array(payload))
-                if let cb = onMessage {
-                    cb(m)
-                } else if !receivers.isEmpty {
+                let m = WebSocketMessage(op, payload)
+                if !receivers.isEmpty {
                     let r = receivers.removeFirst()
                     r.token.timer?.cancel()
                     r.cont.resume(returning: m)
@@ -366,11 +351,6 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
             handler = nil
             h.webSocket(self, didCloseWith: info)
         }
-        if let cb = onClose {
-            onClose = nil
-            onMessage = nil
-            cb(info)
-        }
         if !receivers.isEmpty {
             let err = Self.error(for: info, role: role)
             let rs = receivers
@@ -393,8 +373,27 @@ final class ReceiveToken: @unchecked Sendable {
     var timer: LoopTimer?
 }
 
-/// Carries a non-Sendable value (loop-confined closures) to the loop.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+extension WebSocketMessage {
+    /// A copy of a text or binary payload as a message.
+    init(_ op: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
+        self = op == .text ? .text(String(decoding: payload, as: UTF8.self)) : .binary(Array(payload))
+    }
+}
+
+/// `setCallbacks`: two closures as a ``WebSocketHandler`` (messages copied into
+/// ``WebSocketMessage`` values). Used on its connection's loop only.
+private final class CallbackHandler: WebSocketHandler, @unchecked Sendable {
+    let onMessage: (WebSocketMessage) -> Void
+    let onClose: (WebSocketCloseInfo) -> Void
+
+    init(onMessage: @escaping (WebSocketMessage) -> Void, onClose: @escaping (WebSocketCloseInfo) -> Void) {
+        self.onMessage = onMessage
+        self.onClose = onClose
+    }
+
+    func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        onMessage(WebSocketMessage(opcode, payload))
+    }
+
+    func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) { onClose(info) }
 }
