@@ -126,11 +126,13 @@ http|open)
       timed "$OUT/heyq.$r.time" taskset -c 0 hey -c "$CONNS" -q $((RATE / CONNS)) -z "${DURATION}s" "$URL" > "$OUT/heyq.$r.txt"
       lk cpu_us_per_request "$OUT/open.$r.txt" >> "$OUT/open.cpu"; lk context_switches_per_request "$OUT/open.$r.txt" >> "$OUT/open.cs"
       lk dropped "$OUT/open.$r.txt" >> "$OUT/open.dropped"; lk late "$OUT/open.$r.txt" >> "$OUT/open.late"
+      lk start_lateness_p50_us "$OUT/open.$r.txt" >> "$OUT/open.lateness"
       cpu_per_req "$OUT/heyq.$r.time" "$(awk '/\[200\]/{print $2}' "$OUT/heyq.$r.txt")" >> "$OUT/heyq.cpu"
     done
     o_cpu=$(median < "$OUT/open.cpu"); h_cpu=$(median < "$OUT/heyq.cpu")
     row "open model at $RATE/s: CPU per request (µs)" "$o_cpu (cs $(median < "$OUT/open.cs")/req)" "hey -q $h_cpu" "$(awk -v a="$o_cpu" -v b="$h_cpu" 'BEGIN{printf "%.2f", a/b}')" "-"
     row "open model at $RATE/s: dropped / late (median)" "$(median < "$OUT/open.dropped") / $(median < "$OUT/open.late")" "-" "-" "-"
+    row "open model at $RATE/s: iteration start after its schedule, P50 (µs)" "$(median < "$OUT/open.lateness")" "-" "-" "-"
   fi
   kill $NGINX 2>/dev/null || true; trap - EXIT
   ;;

@@ -21,6 +21,8 @@ enum BenchHTTP {
         /// The client's own `http_reqs` (built-in metric), to compare with what the server served.
         var httpReqs = 0
         var histogram = Histogram()
+        /// How late open-model iterations started after their scheduled instant (µs).
+        var lateness = Histogram()
         var elapsed = 0.0, cpu = 0.0, switches = 0
     }
 
@@ -72,6 +74,10 @@ enum BenchHTTP {
         emit("p90_us", Int(r.histogram.value(atPercentile: 90)))
         emit("p99_us", Int(r.histogram.value(atPercentile: 99)))
         emit("max_us", Int(r.histogram.max))
+        if r.lateness.count > 0 {
+            emit("start_lateness_p50_us", Int(r.lateness.value(atPercentile: 50)))
+            emit("start_lateness_p99_us", Int(r.lateness.value(atPercentile: 99)))
+        }
         emit("client_cpu_percent", 100 * r.cpu / r.elapsed, digits: 0)
         emit("cpu_us_per_request", 1e6 * r.cpu / Double(n), digits: 2)
         emit("context_switches_per_request", Double(r.switches) / Double(n), digits: 4)
@@ -118,6 +124,7 @@ enum BenchHTTP {
         let m = result.metrics
         var r = Round()
         r.histogram = m.trends["get"] ?? Histogram()
+        r.lateness = m.trends[RunnerMetrics.iterationLateness] ?? Histogram()
         r.requests = Int(r.histogram.count)
         r.httpReqs = Int(m.counters[BuiltInMetrics.httpReqs] ?? 0)
         r.errors = Int(m.totalErrors)

@@ -2,12 +2,12 @@ import Synchronization
 
 /// A one-shot wake-up: resumed by its timer, by a stop, or by cancellation, whichever comes first.
 final class Wakeup: Sendable {
-    private enum State { case pending, armed(CheckedContinuation<Bool, Never>), done(Bool) }
+    private enum State { case pending, armed(UnsafeContinuation<Bool, Never>), done(Bool) }
     private let state = Mutex(State.pending)
 
     /// Suspends until ``fire(_:)``; returns the value fired (immediately if already fired).
     func wait() async -> Bool {
-        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+        await withUnsafeContinuation { (c: UnsafeContinuation<Bool, Never>) in
             let ready: Bool? = state.withLock { s in
                 switch s {
                 case .pending: s = .armed(c); return nil
@@ -21,7 +21,7 @@ final class Wakeup: Sendable {
 
     /// Wakes the waiter with `value` (only the first call counts).
     func fire(_ value: Bool) {
-        let c: CheckedContinuation<Bool, Never>? = state.withLock { s in
+        let c: UnsafeContinuation<Bool, Never>? = state.withLock { s in
             switch s {
             case .pending: s = .done(value); return nil
             case .armed(let c): s = .done(value); return c
