@@ -264,3 +264,54 @@ private final class FireLog: @unchecked Sendable {
         return await withCheckedContinuation { c in conn.loop.execute { c.resume(returning: (collector.data, collector.closeError)) } }
     }
 }
+
+/// Reads one byte when its pipe is readable and reports it.
+private final class PipeReader: LoopSelectable {
+    let fd: Int32
+    let onReadable: () -> Void
+    init(fd: Int32, onReadable: @escaping () -> Void) { self.fd = fd; self.onReadable = onReadable }
+    func ioReady(_ events: UInt32) {
+        var b: UInt8 = 0
+        _ = read(fd, &b, 1)
+        onReadable()
+    }
+}
+
+/// Loop-confined flags of the ordering test.
+private final class OrderProbe: @unchecked Sendable {
+    var ioWorkRan = false
+    var token: UInt64?
+}
+
+@Suite struct EventLoopOrderTests {
+    /// In one loop turn, work that an I/O event queued runs before a timer that came due in that
+    /// turn: the open-model driver's timer then sees a user a response has just freed (with the
+    /// old order, timers first, that user looked busy and the arrival could be dropped).
+    @Test func workQueuedByIOInATurnRunsBeforeTimersDueInThatTurn() async throws {
+        let group = EventLoopGroup(loops: 1, label: "t.order")
+        let loop = group.loops[0]
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let (r, w) = (fds[0], fds[1])
+        defer { close(r); close(w) }
+        let probe = OrderProbe()
+        let sawIOWork: Bool = await withCheckedContinuation { c in
+            loop.execute {
+                probe.token = loop.register(r, PipeReader(fd: r) { loop.executeLocal { probe.ioWorkRan = true } }, edge: false)
+                // A timer's work runs after that turn's timers: make the pipe readable and let the
+                // second timer come due while the loop is busy, so the next poll finds both ready.
+                loop.schedule(atNanos: monotonicNanos() + 1_000_000) {
+                    loop.executeLocal {
+                        let due = monotonicNanos() + 2_000_000
+                        loop.schedule(atNanos: due) { c.resume(returning: probe.ioWorkRan) }
+                        var b: UInt8 = 1
+                        _ = write(w, &b, 1)
+                        while monotonicNanos() < due + 1_000_000 {}
+                    }
+                }
+            }
+        }
+        #expect(sawIOWork)
+        await onLoop(loop) { if let t = probe.token { loop.deregister(r, token: t) } }
+    }
+}
