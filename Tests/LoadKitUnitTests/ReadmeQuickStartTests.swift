@@ -39,6 +39,17 @@ import LoadKit   // not @testable: the quick start uses only the public API
         #expect(m.rates["http_req_failed"]?.hits == 0)
         #expect(result.peakActiveUsers == 20)
         #expect(result.sla?.count == 2)
+
+        // ---- README › "Read the numbers yourself" (public API only) ----
+        let requests = m.counter("http_reqs")                                     // Int64; 0 if none
+        let p95 = m.trends["http_req_duration"]?.value(atPercentile: 95)           // µs (trends hold µs)
+        let dropped = m.counter("iterations_dropped"), late = m.counter("iterations_late")  // open model
+        let failed = m.rates["http_req_failed"]?.value                             // 0…1
+        // ---- end ----
+        #expect(requests == Int64(served.value))
+        #expect((p95 ?? 0) >= 2_000, "each answer takes at least the server's 2 ms")
+        #expect(dropped == 0 && late == 0, "a closed-model run has no schedule")
+        #expect(failed == 0)
     }
 }
 

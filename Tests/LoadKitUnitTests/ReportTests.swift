@@ -129,6 +129,23 @@ import Testing
         #expect(HeldConnections(RunResult(name: "x", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsSnapshot())) == nil)
     }
 
+    /// An open-model run says on the console whether it kept its schedule: dropped and late
+    /// iterations and how late starts were (a held-out user found them only in summary.txt).
+    @Test func openModelRunsShowTheirScheduleOnTheConsole() {
+        let rec = MetricsRecorder()
+        for i in 1...1000 { rec.record(RunnerMetrics.iterationLateness, micros: Int64(i % 100) * 10) }  // 0 … 990 µs
+        rec.record(RunnerMetrics.iterationLateness, micros: 4_000)
+        rec.increment(RunnerMetrics.iterationsLate, by: 1)
+        rec.increment(RunnerMetrics.iterationsDropped, by: 3)
+        rec.increment(RunnerMetrics.iterations, by: 1001)
+        let open = RunResult(name: "open", startedAtMillis: 0, durationSeconds: 10, metrics: rec.snapshot())
+        let text = ConsoleSummary.render(open)
+        #expect(text.contains("schedule     3 dropped (no free user) · 1 late · start lateness P50 0.5 ms, P99 0.99 ms, max 4 ms"),
+                "\(text)")
+        // A closed-model run has no schedule line.
+        #expect(!ConsoleSummary.render(Self.sample()).contains("schedule"))
+    }
+
     @Test func k6TextAndErrorLog() {
         let k6 = K6TextSummary.render(Self.sample(), outcomes: Self.outcomes)
         let line = k6.split(separator: "\n").first { $0.contains("message_latency.") }

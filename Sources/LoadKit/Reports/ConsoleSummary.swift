@@ -45,6 +45,7 @@ package enum ConsoleSummary {
             out += "  connections  held \(held.sentence)\n"
             if let note = held.lateNote { out += "               \(note)\n" }
         }
+        if let line = scheduleLine(m) { out += line }
         out += errorLines(m)
         if let g = GeneratorPeak(r) {
             out += "  generator    CPU max \(Fmt.num(g.cpu, 0)) % · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
@@ -151,6 +152,16 @@ package enum ConsoleSummary {
         }
 
         return out
+    }
+
+    /// An open-model run's schedule: iterations dropped (no free user) and late, and how late
+    /// iterations started after their scheduled instant. Nil for other runs.
+    static func scheduleLine(_ m: MetricsSnapshot) -> String? {
+        guard let h = m.trends[RunnerMetrics.iterationLateness], h.count > 0 else { return nil }
+        func ms(_ micros: Int64) -> String { Fmt.short3(Double(micros) / 1000) + " ms" }
+        return "  schedule     \(Fmt.int(m.counter(RunnerMetrics.iterationsDropped))) dropped (no free user) · "
+            + "\(Fmt.int(m.counter(RunnerMetrics.iterationsLate))) late · start lateness P50 \(ms(h.value(atPercentile: 50))), "
+            + "P99 \(ms(h.value(atPercentile: 99))), max \(ms(h.max))\n"
     }
 
     /// The console's error line and its most frequent kinds with an example each.
