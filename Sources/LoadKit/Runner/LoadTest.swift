@@ -330,7 +330,13 @@ public struct LoadTest: Sendable {
                 + "the plan lasts \(format2(plannedDuration.seconds)) s, so the run stops early\n")
         }
         let exclusive = options.exclusive ?? (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
-        if exclusive { await RunGate.shared.acquire() }
+        if exclusive {
+            // A test that waits its turn says so, or it looks like a slow test.
+            await RunGate.shared.acquire(name) { [name] other in
+                writeStderr("loadkit: \(name): waits for '\(other)' to finish (load runs in one process take turns; "
+                    + "LOADKIT_EXCLUSIVE_RUNS=0 lets them overlap)\n")
+            }
+        }
         do {
             if let start = try ShardStart(settings: settings) { try await start.wait() }  // LOADKIT_START_AT
         } catch {

@@ -5,20 +5,29 @@ actor RunGate {
     /// The process-wide gate.
     static let shared = RunGate()
 
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// The run holding the gate, nil when free.
+    private var holder: String?
+    private var waiters: [(name: String, resume: CheckedContinuation<Void, Never>)] = []
 
-    /// Waits until no other run is in progress, then holds the gate (FIFO).
-    func acquire() async {
-        if !busy {
-            busy = true
+    /// Waits until no other run is in progress, then holds the gate (FIFO). When it must wait,
+    /// `waiting` is called first with the name of the run holding the gate.
+    func acquire(_ name: String, waiting: @Sendable (String) -> Void = { _ in }) async {
+        guard let current = holder else {
+            holder = name
             return
         }
-        await withCheckedContinuation { waiters.append($0) }
+        waiting(current)
+        await withCheckedContinuation { waiters.append((name, $0)) }
     }
 
     /// Hands the gate to the next waiting run, or frees it.
     func release() {
-        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+        if waiters.isEmpty {
+            holder = nil
+        } else {
+            let next = waiters.removeFirst()
+            holder = next.name
+            next.resume.resume()
+        }
     }
 }
