@@ -315,7 +315,12 @@ final class StompInbox: Sendable {
         let d = try await connect(broker, login: "beat", heartBeat: (.milliseconds(20), .milliseconds(20)), toleranceMillis: 3000,
                                 webSocket: webSocket)
         #expect(d.heartBeat.sendEveryMillis == 20)
-        try await Task.sleep(for: .milliseconds(300))
+        // At least 4 beats (≈ 80 ms of beating), waited for up to 5 s: in a parallel test run a
+        // fixed 300 ms sleep once saw only 3 — the loops were busy with other tests.
+        let deadline = monotonicNanos() + 5_000_000_000
+        while broker.state.withLock({ $0.heartBeatsReceived }) < 4, monotonicNanos() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         #expect(broker.state.withLock { $0.heartBeatsReceived } >= 4)
         try await d.send(destination: "/nowhere", body: [], receipt: true)  // still connected
         await d.disconnect()
