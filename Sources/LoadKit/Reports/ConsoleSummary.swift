@@ -5,6 +5,13 @@ import Foundation
 /// errors), and ``full(_:outcomes:)``, seed 000's complete layout written to `summary.txt`
 /// (every counter, gauge, trend, rate and error kind, the generator, the environment).
 package enum ConsoleSummary {
+    /// Prints a summary (and where its reports went) on standard output and flushes it: one
+    /// stream, so the two stay together however a harness interleaves stdout and stderr.
+    static func printOut(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
     /// Trends shown on the console at most (those named by thresholds first, then the busiest).
     static let consoleTrends = 6
     /// Error kinds shown on the console at most.

@@ -189,10 +189,11 @@ extension ReportWriter {
         } catch {
             report.writeError = String(describing: error)
         }
-        if printSummary { print(ConsoleSummary.render(result, outcomes: outcomes)) }
-        if let f = report.files {
-            if printSummary { writeStderr("loadkit: \(result.name): reports in \(f.directory)\n") }
-        } else if let e = report.writeError {
+        if printSummary {
+            let whereTo = report.files.map { "\nloadkit: \(result.name): reports in \($0.directory)" } ?? ""
+            ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes) + whereTo)
+        }
+        if report.files == nil, let e = report.writeError {
             writeStderr("loadkit: \(result.name): could not write reports: \(e)\n")
         }
         return report

@@ -11,8 +11,8 @@ extension LoadTest {
             do {
                 let files = try ShardOutput.write(result, shard: options.shard, runID: settings.runID,
                                                   thresholds: options.thresholds, root: root)
-                print(ConsoleSummary.render(result, outcomes: outcomes))
-                writeStderr("loadkit: \(name): shard \(options.shard.index)/\(options.shard.count) reports in \(files.directory)\n")
+                ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes)
+                    + "\nloadkit: \(name): shard \(options.shard.index)/\(options.shard.count) reports in \(files.directory)")
             } catch {
                 writeStderr("loadkit: \(name): could not write shard reports: \(error)\n")
             }
