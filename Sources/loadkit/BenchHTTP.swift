@@ -50,9 +50,10 @@ enum BenchHTTP {
             r = try await executeLoop(client, url, connections: connections, seconds: seconds)
         case "open":
             let rate = try o.double("rate", 10_000)
-            if warmup > 0 { _ = try await openModel(client, url, rate: rate, users: connections, seconds: warmup) }
+            let w = warmup > 0 ? try await openModel(client, url, rate: rate, users: connections, seconds: warmup) : Round()
             r = try await openModel(client, url, rate: rate, users: connections, seconds: seconds)
             emit("rate_asked", rate, digits: 0)
+            emit("http_reqs_total", w.httpReqs + r.httpReqs)  // compared with the server's count
         case "ceiling":
             try await ceiling(client, url, users: connections, seconds: seconds, o)
             return
