@@ -25,9 +25,21 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         // The few system calls the event loop needs that Glibc does not expose (epoll, eventfd).
         .target(name: "CLoadKit", path: "Sources/CLoadKit"),
-        .target(name: "LoadKit",
+        // The layers, bottom up; no arrow runs back up (issue 15). A user imports `LoadKit`, which
+        // re-exports the layers below it.
+        // 1. Event loops, sockets, TLS, timers, and the few shared basics (time, secrets, failures).
+        .target(name: "LoadKitTransport",
                 dependencies: ["CLoadKit",
                                .target(name: "COpenSSL", condition: .when(platforms: [.linux], traits: ["TLS"]))],
+                path: "Sources/LoadKitTransport", swiftSettings: strict),
+        // 2. The wire protocols: HTTP/1.1, WebSocket, STOMP — codecs, clients and the server role.
+        .target(name: "LoadKitProtocols", dependencies: ["LoadKitTransport"],
+                path: "Sources/LoadKitProtocols", swiftSettings: strict),
+        // 3. The engine: load tests and their executors, metrics, SLAs, reports, settings.
+        .target(name: "LoadKitEngine", dependencies: ["LoadKitTransport", "LoadKitProtocols"],
+                path: "Sources/LoadKitEngine", swiftSettings: strict),
+        // 4. What users import: the layers below plus ready scenarios (the STOMP chat).
+        .target(name: "LoadKit", dependencies: ["LoadKitTransport", "LoadKitProtocols", "LoadKitEngine"],
                 path: "Sources/LoadKit", swiftSettings: strict),
         // Embedded systems under test (STOMP chat, Runnity, Concert), built on LoadKit's server role.
         .target(name: "LoadKitFixtures", dependencies: ["LoadKit"], path: "fixtures/LoadKitFixtures",

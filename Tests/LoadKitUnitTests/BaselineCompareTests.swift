@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Relative SLAs (`noWorseThan: .baseline`) and `loadkit compare` on runs with known differences.
 @Suite struct BaselineCompareTests {

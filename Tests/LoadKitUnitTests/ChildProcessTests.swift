@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Behaviour that only a whole test process shows, proven by running this test bundle again as a
 /// child with one selected test: Ctrl-C ends the process after the live run's reports (later load

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct ConfigTests {
     @Test func dotEnvParsing() {

@@ -2,6 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct DataSetTests {
     @Test func parsesHeaderRowsAndRecyclesAtEndOfFile() throws {

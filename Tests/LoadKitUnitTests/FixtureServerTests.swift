@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 @testable import LoadKitFixtures
 
 private func jsonObject(_ bytes: [UInt8]) -> [String: Any] {

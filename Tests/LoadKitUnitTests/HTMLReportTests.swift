@@ -2,6 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Headless Chromium, for checking `report.html` the way a person's browser shows it.
 enum Chromium {

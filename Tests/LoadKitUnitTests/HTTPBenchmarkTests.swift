@@ -1,6 +1,9 @@
 import Testing
 import Foundation
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Throughput check against an external server, run by hand next to wrk:
 /// `LOADKIT_HTTP_BENCH_URL=http://127.0.0.1:18089/ swift test -c release --filter HTTPBenchmarkTests`

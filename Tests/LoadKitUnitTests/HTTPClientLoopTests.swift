@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// The HTTP client on the event loops: URL strings parsed once, responses resumed on the caller's loop.
 @Suite(.serialized) struct HTTPClientLoopTests {

@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// A raw TCP peer for tests: collects bytes until a predicate holds or the connection closes.
 final class RawPeer: ConnectionDelegate, @unchecked Sendable {

@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct HTTPEndpointTests {
     @Test func parsesSchemesPortsPathsAndQueries() throws {

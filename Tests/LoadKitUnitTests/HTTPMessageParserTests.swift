@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 

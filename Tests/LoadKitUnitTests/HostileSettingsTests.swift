@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Issue 13: every numeric and duration setting, given a hostile value (non-finite, 1e30,
 /// negative, overflowing), fails with a ``ConfigError`` naming the variable and the accepted

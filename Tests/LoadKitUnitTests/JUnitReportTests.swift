@@ -4,6 +4,9 @@ import FoundationXML
 #endif
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// The JUnit file, checked against the structure of the JUnit schema (Ant's `junit.xsd`, which
 /// Jenkins, GitLab and GitHub reporters read): `testsuites` → `testsuite` (name, tests, failures,

@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// An HTTP/1.1 server that answers every request `ok` after `stall` (a loop timer, so the server's
 /// loop stays free): the stalled server the open model must not be fooled by.

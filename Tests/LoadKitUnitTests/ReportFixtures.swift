@@ -1,6 +1,9 @@
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// A synthetic 90-second run with everything a report draws: per-second counters, users,
 /// per-second trend histograms (one tagged), errors of two kinds, generator samples.

@@ -5,6 +5,9 @@ import FoundationNetworking
 import Synchronization
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct ReportPrometheusTests {
     static func snapshot() -> MetricsSnapshot {

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct ReportTests {
     static func sample(name: String = "stomp-chat", scale: Int64 = 1) -> RunResult {

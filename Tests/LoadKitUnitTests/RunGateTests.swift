@@ -1,6 +1,9 @@
 import Testing
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Load runs in one process take turns; one that has to wait names the run it waits for (a
 /// held-out user saw a 5 s test take 15 s with no word why).

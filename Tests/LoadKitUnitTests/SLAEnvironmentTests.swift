@@ -1,6 +1,9 @@
 import Synchronization
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// `LOADKIT_SLA`: k6's threshold syntax from the environment, overriding or adding thresholds.
 @Suite struct SLAEnvironmentTests {

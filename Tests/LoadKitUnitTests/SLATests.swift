@@ -2,6 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct SLATests {
     static func result(latencyMillis: [Int64] = [], operations: Int64 = 0, errors: Int64 = 0,

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Secrets never reach a report: credential shapes are redacted as errors are recorded, and the
 /// values of secret settings are scrubbed from a run's error examples.

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// The deployment examples in deploy/ must stay valid: parsed by PyYAML when it is installed,
 /// and always checked in Swift for indentation and the keys that make the sharding work

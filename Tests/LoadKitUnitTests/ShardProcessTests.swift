@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// The judging criterion of sharded runs: one scenario run as three separate `loadkit shard-demo`
 /// processes (each its own source address) against one fixture server on loopback; the merge

@@ -1,6 +1,9 @@
 import Testing
 import Foundation
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Throughput probes, off by default (`STOMP_BENCH=1 swift test -c release --filter StompBenchmarkTests`).
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["STOMP_BENCH"] != nil))

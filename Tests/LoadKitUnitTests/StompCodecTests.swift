@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Deterministic generator for split points and fuzz input (fixed seed: failures reproduce).
 typealias StompTestRNG = SeededRandom

@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Heart-beat decisions when the owner ticks at a period other than the negotiated tick interval
 /// (the per-loop ticker ticks every second at most).

@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// STOMP interop with independent implementations. By default (when the Python packages import;
 /// `.ci/run` installs and requires them, see ``InteropPeers``): our client against coilmq, which

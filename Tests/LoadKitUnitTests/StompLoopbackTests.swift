@@ -1,6 +1,9 @@
 import Testing
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// A small broker on the server-role codec: topic fan-out, receipts, ACK log, and scripted faults
 /// (`/error` destination → ERROR, login `bad` → ERROR echoing the passcode, `silent` → promises

@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 private let ms: UInt64 = 1_000_000
 

@@ -3,6 +3,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 import LoadKitFixtures
 
 /// https, wss and STOMP over wss through TLS listeners with a test CA (trait `TLS` only).

@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// TLS error classification and the trait-off behaviour (these run in every build).
 @Suite struct TLSErrorTests {

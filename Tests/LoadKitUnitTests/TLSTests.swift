@@ -3,6 +3,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Certificates made once per test process with the `openssl` CLI (a CA and a server certificate
 /// for localhost and 127.0.0.1; a second, unrelated CA; an expired server certificate).

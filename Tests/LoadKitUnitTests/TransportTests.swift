@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Echoes every byte back (server role for transport tests).
 final class EchoDelegate: ConnectionDelegate, @unchecked Sendable {

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 @Suite struct TrendSeriesTests {
     /// Exact nearest-rank percentile of raw samples (the definition ``Histogram`` uses), in

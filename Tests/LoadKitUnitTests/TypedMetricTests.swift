@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Metrics declared once (``Metric``): the typed SLA functions build the same thresholds as the
 /// string-named ones, a user's own declaration works in `measure` and the SLA, and the built-ins'

@@ -2,6 +2,9 @@ import Testing
 import Foundation
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Opt-in measurements (not part of the default run):
 /// `LOADKIT_WS_BENCH=1 swift test -c release --filter WebSocketBenchmarkTests`

@@ -1,5 +1,8 @@
 import Testing
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Collects frames, then messages, from a parser + assembler pair (what the connection does).
 struct WSFrameSink {

@@ -1,6 +1,9 @@
 import Testing
 import Foundation
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Interop with Python `websockets` (an independent implementation): runs by default when the
 /// package imports (`.ci/run` installs it and requires it; see ``InteropPeers``).

@@ -1,6 +1,9 @@
 import Testing
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// An echo server in the WebSocket server role: echoes text and binary; the text `close-me`
 /// makes it close with 4000 `TIMEOUT`; `drop-me` drops TCP without a close frame. `/deny`

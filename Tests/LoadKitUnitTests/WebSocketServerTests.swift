@@ -1,6 +1,9 @@
 import Testing
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// Collects raw bytes on the loop (a hand-written client).
 final class WSRawCollector: ConnectionDelegate, @unchecked Sendable {

@@ -1,6 +1,9 @@
 import Foundation
 import XCTest
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// The README's HTTP quick start written as an `XCTestCase`, as a user of XCTest would: the same
 /// API, an SLA judged with `result.expect(sla)` (breaches become `XCTFail` at the caller's line).

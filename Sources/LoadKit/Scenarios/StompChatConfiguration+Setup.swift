@@ -1,3 +1,7 @@
+import LoadKitTransport
+import LoadKitProtocols
+import LoadKitEngine
+
 extension StompChatConfiguration {
     /// The set-up before the workers start (seed 001): logs in over HTTP with `EMAIL`/`PASSWORD`
     /// when no `TOKEN` is given, and creates a group room (`CREATE_NEW_ROOM=true` with

@@ -1,3 +1,7 @@
+import LoadKitTransport
+import LoadKitProtocols
+import LoadKitEngine
+
 /// Everything the STOMP chat scenario (seeds 000/001) needs to talk to a chat server, read from
 /// the environment / `.env` with the seeds' own names, plus the settings a user of another STOMP
 /// broker (Spring, ActiveMQ, RabbitMQ web-stomp) needs. See the README's StompLoadTests section

@@ -1,3 +1,7 @@
+import LoadKitTransport
+import LoadKitProtocols
+import LoadKitEngine
+
 /// A parsed message-body template (``StompChatConfiguration/messageTemplate``): literal bytes and
 /// placeholders, rendered per message without string searching.
 package struct MessageTemplate: Sendable, Equatable {

@@ -1,4 +1,7 @@
 import Synchronization
+import LoadKitTransport
+import LoadKitProtocols
+import LoadKitEngine
 
 /// Metric names the STOMP chat worker records (seed 000/001; the Prometheus endpoint exports them
 /// as `stomp_load_test_<name>_total`, `…_ms`, `…_seconds`).
@@ -12,9 +15,9 @@ public enum StompChatMetrics {
     /// Trend: own SEND → own MESSAGE back (RTT).
     public static let messageLatency = "message_latency"
     /// Counter: SEND frames written.
-    public static let messagesSent = "messages_sent"
+    public static let messagesSent = BuiltInMetrics.messagesSent
     /// Counter: MESSAGE frames received (every broadcast, N:N).
-    public static let messagesReceived = "messages_received"
+    public static let messagesReceived = BuiltInMetrics.messagesReceived
     /// Counter: own messages received back (RTT samples).
     public static let messagesEchoed = "messages_echoed"
     /// Counter: messages still pending when the run ended (younger than the time-out; not failures).

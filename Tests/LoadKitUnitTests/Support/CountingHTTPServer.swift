@@ -1,5 +1,8 @@
 import Synchronization
 @testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
 
 /// A small HTTP server that counts what it served, so a test can compare every figure LoadKit
 /// reports with the truth: requests, statuses, distinct client connections.

@@ -1,7 +1,0 @@
-/// Wraps a value the compiler cannot prove Sendable but that crosses to another thread once and
-/// is used there alone (a handler handed to its connection's loop, headers handed to a send).
-/// The one such wrapper in the package.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

@@ -1,0 +1,117 @@
+import LoadKitTransport
+import LoadKitProtocols
+
+extension ErrorTally {
+    /// How many example messages an ``ErrorTally`` keeps per kind.
+    public static let maxExamples = 5
+
+    /// Adds `other`'s count and fills up the examples (first ``maxExamples`` kept).
+    public mutating func merge(_ other: ErrorTally) {
+        count &+= other.count
+        if examples.count < ErrorTally.maxExamples {
+            examples.append(contentsOf: other.examples.prefix(ErrorTally.maxExamples - examples.count))
+        }
+    }
+}
+
+extension RateTally {
+    /// Adds `other`'s hits and total.
+    public mutating func merge(_ other: RateTally) {
+        hits &+= other.hits
+        total &+= other.total
+    }
+}
+
+extension MetricsSnapshot {
+    /// Merges `other` into this snapshot, exactly and order-independently:
+    /// - `trends`: histograms merged bucket by bucket (exact for equal configurations);
+    /// - `counters`, `rates`, `errors`: added (error examples: the first ``ErrorTally/maxExamples`` kept);
+    /// - `series`: added element-wise (the shorter one is padded with zeros), same time origin assumed;
+    /// - `gauges`: **summed** — recorders and shards each hold their share (e.g. each recorder's
+    ///   `active_connections`), so the sum is the whole. A gauge that is not a share (a ratio,
+    ///   an average) must be set on one recorder only or derived from trends at report time;
+    /// - `trendSeries`, `errorSeries`: merged second by second like `trends` and `series`.
+    public mutating func merge(_ other: MetricsSnapshot) {
+        for (name, h) in other.trends {
+            if trends[name] == nil { trends[name] = h } else { trends[name]!.merge(h) }
+        }
+        for (name, v) in other.counters { counters[name, default: 0] &+= v }
+        for (name, v) in other.gauges { gauges[name, default: 0] += v }
+        for (name, r) in other.rates { rates[name, default: RateTally()].merge(r) }
+        for (kind, e) in other.errors {
+            if errors[kind] == nil { errors[kind] = e } else { errors[kind]!.merge(e) }
+        }
+        Self.add(other.series, to: &series)
+        Self.add(other.errorSeries, to: &errorSeries)
+        for (name, t) in other.trendSeries {
+            if trendSeries[name] == nil { trendSeries[name] = t } else { trendSeries[name]!.merge(t) }
+        }
+    }
+
+    /// Adds per-second series element-wise (the shorter one padded with zeros).
+    private static func add(_ other: [String: [Int64]], to all: inout [String: [Int64]]) {
+        for (name, s) in other {
+            var mine = all[name] ?? []
+            if mine.count < s.count { mine.append(contentsOf: repeatElement(0, count: s.count - mine.count)) }
+            for i in s.indices { mine[i] &+= s[i] }
+            all[name] = mine
+        }
+    }
+
+    /// This snapshot's per-second data (series, per-second trends, error kinds) moved `seconds`
+    /// later, for aligning shards that started at different wall-clock seconds.
+    public func shiftedSeries(by seconds: Int) -> MetricsSnapshot {
+        guard seconds > 0 else { return self }
+        var m = self
+        let pad = [Int64](repeating: 0, count: seconds)
+        for (name, s) in series { m.series[name] = pad + s }
+        for (name, s) in errorSeries { m.errorSeries[name] = pad + s }
+        for (name, t) in trendSeries { m.trendSeries[name] = t.shifted(by: seconds) }
+        return m
+    }
+
+    /// Returns the merge of this snapshot and `other` (see ``merge(_:)``).
+    public func merging(_ other: MetricsSnapshot) -> MetricsSnapshot {
+        var s = self
+        s.merge(other)
+        return s
+    }
+
+    /// Merges many snapshots (empty snapshot for an empty list).
+    public static func merged(_ snapshots: [MetricsSnapshot]) -> MetricsSnapshot {
+        var s = MetricsSnapshot()
+        for x in snapshots { s.merge(x) }
+        return s
+    }
+
+    /// A counter's total (0 when never incremented).
+    public func counter(_ name: String) -> Int64 { counters[name] ?? 0 }
+
+    /// Total number of errors of every kind.
+    public var totalErrors: Int64 { errors.values.reduce(0) { $0 &+ $1.count } }
+
+    /// Total samples across all trends.
+    public var totalSamples: Int64 { trends.values.reduce(0) { $0 &+ $1.count } }
+}
+
+extension RunResult {
+    /// Merges shard results into one: metrics merged (see ``MetricsSnapshot/merge(_:)``), the
+    /// earliest start, the longest duration, peaks summed (shards run side by side), the first
+    /// interruption, generator samples concatenated, environments merged (first value wins).
+    /// Returns nil for an empty list.
+    public static func merged(_ results: [RunResult], name: String? = nil) -> RunResult? {
+        guard var out = results.first else { return nil }
+        if let name { out.name = name }
+        for r in results.dropFirst() {
+            out.metrics.merge(r.metrics)
+            out.startedAtMillis = Swift.min(out.startedAtMillis, r.startedAtMillis)
+            out.durationSeconds = Swift.max(out.durationSeconds, r.durationSeconds)
+            out.plannedPeakUsers += r.plannedPeakUsers
+            out.peakActiveUsers += r.peakActiveUsers
+            if out.interruption == nil { out.interruption = r.interruption }
+            out.generator += r.generator
+            out.environment.merge(r.environment) { first, _ in first }
+        }
+        return out
+    }
+}

@@ -1,0 +1,67 @@
+import LoadKitTransport
+import LoadKitProtocols
+
+/// What one run (or one shard, or a merge of shards) produced: the measurements plus the context
+/// a report needs. Produced by the runner, consumed by SLA evaluation and the report writers.
+///
+/// INTERFACE FILE shared by the runner (Runner/) and the reports/SLA (Reports/, SLA/) work.
+public struct RunResult: Sendable, Codable {
+    /// The test's name (`stomp-chat`), used for report file names.
+    public var name: String
+    /// Wall-clock start, milliseconds since 1970.
+    public var startedAtMillis: Int64
+    /// How long the run took, in seconds.
+    public var durationSeconds: Double
+    /// Everything measured.
+    public var metrics: MetricsSnapshot
+    /// Most virtual users / connections planned at once.
+    public var plannedPeakUsers: Int
+    /// Most virtual users that were active at once.
+    public var peakActiveUsers: Int
+    /// Why the run ended early, if it did (`deadline`, `SIGINT`, `abort on threshold …`).
+    public var interruption: String?
+    /// The load generator's own samples over time (CPU %, RSS bytes, open descriptors), one per second.
+    public var generator: [GeneratorSample]
+    /// Free-form facts about the run (build mode, shard index, target URL without secrets).
+    public var environment: [String: String]
+    /// The SLA the run was declared with (``LoadTest/sla(_:)``), `LOADKIT_SLA` applied; nil when
+    /// none was declared. ``expect(reporter:fileID:filePath:line:column:)`` judges it.
+    public var sla: [Threshold]?
+    /// The thresholds `LOADKIT_SLA` set for this run; applied to every SLA this result is judged
+    /// against, so a nightly job can change limits without a code change.
+    public var slaOverrides: [Threshold]?
+    /// The report root the run's files were written under (nil: none written); judging the result
+    /// against an SLA it was not declared with rewrites them, so the files carry the verdict.
+    public var reportRoot: String?
+
+    /// Creates a result.
+    public init(name: String, startedAtMillis: Int64, durationSeconds: Double, metrics: MetricsSnapshot,
+                plannedPeakUsers: Int = 0, peakActiveUsers: Int = 0, interruption: String? = nil,
+                generator: [GeneratorSample] = [], environment: [String: String] = [:]) {
+        self.name = name
+        self.startedAtMillis = startedAtMillis
+        self.durationSeconds = durationSeconds
+        self.metrics = metrics
+        self.plannedPeakUsers = plannedPeakUsers
+        self.peakActiveUsers = peakActiveUsers
+        self.interruption = interruption
+        self.generator = generator
+        self.environment = environment
+    }
+}
+
+/// One sample of the load generator's own resource use.
+public struct GeneratorSample: Sendable, Codable, Equatable {
+    /// Seconds since the run started.
+    public var second: Double
+    /// CPU used by this process over the last interval, in percent of one core.
+    public var cpuPercent: Double
+    /// Resident memory in bytes.
+    public var rssBytes: Int64
+    /// Open file descriptors.
+    public var openDescriptors: Int
+    /// Creates a sample.
+    public init(second: Double, cpuPercent: Double, rssBytes: Int64, openDescriptors: Int) {
+        self.second = second; self.cpuPercent = cpuPercent; self.rssBytes = rssBytes; self.openDescriptors = openDescriptors
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import LoadKitTransport
+import LoadKitProtocols
+
+/// The end-of-run summaries: ``render(_:outcomes:)``, the short one printed on the console (k6's
+/// end-of-test summary is the bar: verdict, thresholds, key trends, throughput, held connections,
+/// errors), and ``full(_:outcomes:)``, seed 000's complete layout written to `summary.txt`
+/// (every counter, gauge, trend, rate and error kind, the generator, the environment).
+package enum ConsoleSummary {
+    /// Prints a summary (and where its reports went) on standard output and flushes it: one
+    /// stream, so the two stay together however a harness interleaves stdout and stderr.
+    static func printOut(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
+    /// Trends shown on the console at most (those named by thresholds first, then the busiest).
+    static let consoleTrends = 6
+    /// Error kinds shown on the console at most.
+    static let consoleErrorKinds = 3
+
+    /// The short console summary (about 15–25 lines). `LOADKIT_SUMMARY=full` prints ``full(_:outcomes:)`` instead.
+    public static func render(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
+        if ProcessInfo.processInfo.environment["LOADKIT_SUMMARY"] == "full" { return full(r, outcomes: outcomes) }
+        let m = r.metrics
+        let failed = outcomes.filter { !$0.passed }
+        let verdict = outcomes.isEmpty ? "no thresholds" : (failed.isEmpty ? "✓ PASSED" : "✗ FAILED")
+        let title = "── LoadKit · \(r.name) "
+        let tail = " \(verdict) ──"
+        var out = title + String(repeating: "─", count: Swift.max(3, 72 - title.count - tail.count)) + tail + "\n"
+        var facts = ["\(Fmt.readableDuration(r.durationSeconds))", "\(Fmt.int(Int64(r.workers))) users planned"
+            + (r.peakActiveUsers > 0 ? " (\(Fmt.int(Int64(r.peakActiveUsers))) peak)" : "")]
+        if let b = r.environment["build"] { facts.append("\(b) build") }
+        if let i = r.interruption { facts.append("interrupted: \(i)") }
+        out += "  " + facts.joined(separator: " · ") + "\n"
+
+        if !outcomes.isEmpty {
+            out += "\n  thresholds   " + (failed.isEmpty ? "all \(outcomes.count) passed" : "\(failed.count) of \(outcomes.count) breached") + "\n"
+            let width = Swift.min(48, outcomes.map { $0.head.count }.max() ?? 0)
+            for o in outcomes {
+                out += "    \(o.mark) " + pad(o.head, width) + "  " + o.detail + "\n"
+            }
+        }
+
+        out += trendTable(m, outcomes: outcomes)
+        let counters = keyCounters(m)
+        if !counters.isEmpty {
+            out += "\n  throughput   " + counters.map { name in
+                let v = m.counters[name] ?? 0
+                return "\(name) \(Fmt.int(v))" + (r.durationSeconds > 0 ? " (\(Fmt.short3(Double(v) / r.durationSeconds))/s)" : "")
+            }.joined(separator: " · ") + "\n"
+        }
+        if let held = HeldConnections(r) {
+            out += "  connections  held \(held.sentence)\n"
+            if let note = held.lateNote { out += "               \(note)\n" }
+        }
+        if let line = scheduleLine(m) { out += line }
+        out += errorLines(m)
+        if let g = GeneratorPeak(r) {
+            out += "  generator    CPU max \(Fmt.num(g.cpu, 0)) % · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
+        }
+        return Secrets.scrub(out, environment: r.environment)
+    }
+
+    /// Trends for the console: those thresholds name, then the script's own steps, then k6's
+    /// most telling built-ins (duration, waiting, connecting, iteration), then the busiest others.
+    static func keyTrends(_ m: MetricsSnapshot, outcomes: [ThresholdOutcome]) -> [String] {
+        var names: [String] = []
+        for o in outcomes where m.trends[o.metric].map({ $0.count > 0 }) == true && !names.contains(o.metric) {
+            names.append(o.metric)
+        }
+        let priority = [BuiltInMetrics.httpReqDuration, BuiltInMetrics.httpReqWaiting, BuiltInMetrics.httpReqConnecting,
+                        BuiltInMetrics.wsConnecting, RunnerMetrics.iterationDuration]
+        func rank(_ name: String) -> Int {
+            if let i = priority.firstIndex(of: name) { return 1 + i }
+            return name.hasPrefix("http_req_") || name.hasPrefix("ws_") || name == RunnerMetrics.iterationLateness ? 100 : 0
+        }
+        let rest = m.trends.filter { $0.value.count > 0 && !names.contains($0.key) && !$0.key.contains("{") }
+            .sorted { a, b in
+                let (ra, rb) = (rank(a.key), rank(b.key))
+                if ra != rb { return ra < rb }
+                return a.value.count > b.value.count || (a.value.count == b.value.count && a.key < b.key)
+            }
+        names += rest.map(\.key)
+        return Array(names.prefix(consoleTrends))
+    }
+
+    /// Counters for the throughput line: requests and iterations first, then the busiest others
+    /// (not the runner's bookkeeping, not byte counts); `limit` at most.
+    static func keyCounters(_ m: MetricsSnapshot, limit: Int = 4) -> [String] {
+        let first = [BuiltInMetrics.httpReqs, RunnerMetrics.iterations, BuiltInMetrics.messagesSent, BuiltInMetrics.messagesReceived].filter { (m.counters[$0] ?? 0) > 0 }
+        let others = m.counters.filter { c in
+            c.value > 0 && !first.contains(c.key) && !MetricsSnapshot.bookkeepingCounters.contains(c.key)
+                && c.key != Threshold.operationsCounter && !c.key.hasPrefix("data_") && !c.key.contains("{")
+        }.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map(\.key)
+        return Array((first + others).prefix(limit))
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+    static func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
+
+    /// Seed 000's complete layout (`summary.txt`): test summary, message/counter totals, per-trend
+    /// avg/min/max/med/p90/p95/p99 in ms, rates, held connections and errors explained, errors by
+    /// kind with their source and first example, thresholds, the generator, the environment.
+    public static func full(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
+        let bar = String(repeating: "═", count: 62)
+        let m = r.metrics
+        var out = "\(bar)\n" + center("LoadKit results: \(r.name)", 62) + "\n\(bar)\n\n"
+        out += "Test summary\n"
+        out += "  Workers: \(r.workers)" + (r.peakActiveUsers > 0 ? " (peak active \(r.peakActiveUsers))" : "") + "\n"
+        out += "  Duration: \(Fmt.duration(r.durationSeconds))\n"
+        let ok = m.successfulOperations, errs = m.totalErrors
+        if let s = r.successRate {
+            out += "  Success rate: \(Fmt.num(s * 100))% (\(ok)/\(ok + errs))\n"
+        }
+        if let i = r.interruption { out += "  Interrupted: \(i)\n" }
+
+        out += fullMetrics(r)
+        if let held = HeldConnections(r) {
+            out += "\nConnections held: \(held.sentence)\n"
+            if let note = held.lateNote { out += "  \(note)\n" }
+        }
+        out += "\nErrors: \(errs)"
+        if let e = m.errorRate { out += " (error rate \(Fmt.num(e * 100, 3))%)" }
+        out += "\n  error rate \(ErrorRateText(m).sentence)\n"
+        for (kind, t) in m.errors.sorted(by: { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }) {
+            out += "  \(kind) [\(t.source.rawValue)]: \(t.count)\n"
+            if let first = t.examples.first { out += "    e.g. \(first)\n" }
+        }
+        if !outcomes.isEmpty {
+            let failed = outcomes.filter { !$0.passed }.count
+            out += "\nThresholds: " + (failed == 0 ? "all \(outcomes.count) passed" : "\(failed) of \(outcomes.count) FAILED") + "\n"
+            for o in outcomes { out += "  \(o.mark) \(o.message)\n" }
+        }
+        if let g = GeneratorPeak(r) {
+            out += "\nLoad generator: CPU max \(Fmt.num(g.cpu, 0))%, RSS max \(Fmt.bytes(g.rss)), open files max \(g.fds)\n"
+        }
+        let env = Secrets.masked(r.environment)
+        if !env.isEmpty {
+            out += "\nEnvironment\n"
+            for (k, v) in env.sorted(by: { $0.key < $1.key }) { out += "  \(k)=\(v)\n" }
+        }
+        return Secrets.scrub(out, environment: r.environment)
+    }
+
+    /// The console's trend table: key trends with avg/p50/p95/p99/max in ms and their counts.
+    static func trendTable(_ m: MetricsSnapshot, outcomes: [ThresholdOutcome]) -> String {
+        var out = ""
+        let trends = keyTrends(m, outcomes: outcomes)
+        if !trends.isEmpty {
+            let nameWidth = Swift.max(14, trends.map(\.count).max() ?? 0)
+            out += "\n  " + pad("trends (ms)", nameWidth + 2) + ["avg", "p50", "p95", "p99", "max"].map { lpad($0, 9) }.joined()
+                + lpad("count", 10) + "\n"
+            for name in trends {
+                let t = TrendSummary(m.trends[name]!)
+                out += "    " + pad(name, nameWidth) + [t.avg, t.med, t.p95, t.p99, t.max].map { lpad(Fmt.short3($0), 9) }.joined()
+                    + lpad(Fmt.int(t.count), 10) + "\n"
+            }
+            let more = m.trends.values.filter { $0.count > 0 }.count - trends.count
+            if more > 0 { out += "    + \(more) more in summary.txt and report.html\n" }
+        }
+
+        return out
+    }
+
+    /// An open-model run's schedule: iterations dropped (no free user) and late, and how late
+    /// iterations started after their scheduled instant. Nil for other runs.
+    static func scheduleLine(_ m: MetricsSnapshot) -> String? {
+        guard let h = m.trends[RunnerMetrics.iterationLateness], h.count > 0 else { return nil }
+        func ms(_ micros: Int64) -> String { Fmt.short3(Double(micros) / 1000) + " ms" }
+        return "  schedule     \(Fmt.int(m.counter(RunnerMetrics.iterationsDropped))) dropped (no free user) · "
+            + "\(Fmt.int(m.counter(RunnerMetrics.iterationsLate))) late · start lateness P50 \(ms(h.value(atPercentile: 50))), "
+            + "P99 \(ms(h.value(atPercentile: 99))), max \(ms(h.max))\n"
+    }
+
+    /// The console's error line and its most frequent kinds with an example each.
+    static func errorLines(_ m: MetricsSnapshot) -> String {
+        var out = ""
+        out += "  errors       \(ErrorRateText(m).sentence)\n"
+        let kinds = m.errors.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
+        for (kind, t) in kinds.prefix(consoleErrorKinds) {
+            var line = "    \(kind) [\(t.source.rawValue)] \(Fmt.int(t.count))"
+            if let e = t.examples.first { line += " — " + (e.count > 90 ? String(e.prefix(89)) + "…" : e) }
+            out += line + "\n"
+        }
+        if kinds.count > consoleErrorKinds { out += "    + \(kinds.count - consoleErrorKinds) more kinds in load_test.log\n" }
+        return out
+    }
+
+    /// `summary.txt`'s counters, gauges, trends and rates, each sorted by name.
+    static func fullMetrics(_ r: RunResult) -> String {
+        let m = r.metrics
+        var out = ""
+        if !m.counters.isEmpty {
+            out += "\nCounters\n"
+            for (name, v) in m.counters.sorted(by: { $0.key < $1.key }) {
+                let rate = r.durationSeconds > 0 ? "  (\(Fmt.num(Double(v) / r.durationSeconds, 1))/s)" : ""
+                out += "  \(name): \(v)\(rate)\n"
+            }
+        }
+        if !m.gauges.isEmpty {
+            out += "\nGauges\n"
+            for (name, v) in m.gauges.sorted(by: { $0.key < $1.key }) { out += "  \(name): \(Fmt.short(v))\n" }
+        }
+        if !m.trends.isEmpty {
+            out += "\nPerformance (ms)\n"
+            for (name, h) in m.trends.sorted(by: { $0.key < $1.key }) where h.count > 0 {
+                let t = TrendSummary(h)
+                out += "\n  \(name)  (\(t.count) samples)\n"
+                out += "  Avg: \(Fmt.num(t.avg))ms, Min: \(Fmt.num(t.min))ms, Max: \(Fmt.num(t.max))ms, \n"
+                out += "  Med: \(Fmt.num(t.med))ms, P90: \(Fmt.num(t.p90))ms, P95: \(Fmt.num(t.p95))ms, P99: \(Fmt.num(t.p99))ms\n"
+            }
+        }
+        if !m.rates.isEmpty {
+            out += "\nRates\n"
+            for (name, t) in m.rates.sorted(by: { $0.key < $1.key }) {
+                out += "  \(name): \(Fmt.num(t.value * 100))% (\(t.hits)/\(t.total))\n"
+            }
+        }
+        return out
+    }
+
+    /// The load generator's highest CPU, RSS and descriptor count over the run.
+    struct GeneratorPeak {
+        let cpu: Double, rss: Int64, fds: Int
+        init?(_ r: RunResult) {
+            guard !r.generator.isEmpty else { return nil }
+            cpu = r.generator.map(\.cpuPercent).max() ?? 0
+            rss = r.generator.map(\.rssBytes).max() ?? 0
+            fds = r.generator.map(\.openDescriptors).max() ?? 0
+        }
+    }
+
+    static func center(_ s: String, _ width: Int) -> String {
+        let pad = Swift.max(0, (width - s.count) / 2)
+        return String(repeating: " ", count: pad) + s
+    }
+}

@@ -1,0 +1,154 @@
+import LoadKitTransport
+import LoadKitProtocols
+
+/// k6's built-in metrics, recorded with no code whenever a virtual user's script uses
+/// ``HTTPClient`` or ``WebSocketClient`` (and by the runner for iterations and users). Trends hold
+/// microseconds; a request's `name` tag adds `http_req_duration{name:…}`, `http_reqs{name:…}` and
+/// `http_req_failed{name:…}`, which SLAs can select (`SLA.p95("http_req_duration", tag: "name:/items/{id}", …)`).
+public enum BuiltInMetrics {
+    /// Counter: HTTP requests sent (answered or not).
+    public static let httpReqs = "http_reqs"
+    /// Counter: messages a messaging scenario sent (the STOMP chat's SENDs); shown first in the
+    /// console summary when counted.
+    public static let messagesSent = "messages_sent"
+    /// Counter: messages a messaging scenario received (the STOMP chat's MESSAGE frames); the
+    /// progress line's msg/s.
+    public static let messagesReceived = "messages_received"
+    /// Trend: sending + waiting + receiving of every answered request (any status).
+    public static let httpReqDuration = "http_req_duration"
+    /// Trend: `http_req_duration` of the answers whose status was expected (k6's
+    /// `http_req_duration{expected_response:true}`).
+    public static let httpReqDurationExpected = "http_req_duration{expected_response:true}"
+    /// Rate: requests whose status was not expected or that got no answer.
+    public static let httpReqFailed = "http_req_failed"
+    /// Trend: waiting for a free pool slot (capped pools) and for the connection's loop.
+    public static let httpReqBlocked = "http_req_blocked"
+    /// Trend: TCP connect (0 on a reused connection).
+    public static let httpReqConnecting = "http_req_connecting"
+    /// Trend: TLS handshake (0 for `http` and on a reused connection).
+    public static let httpReqTLSHandshaking = "http_req_tls_handshaking"
+    /// Trend: handing the request to the kernel.
+    public static let httpReqSending = "http_req_sending"
+    /// Trend: time to first byte.
+    public static let httpReqWaiting = "http_req_waiting"
+    /// Trend: first to last response byte.
+    public static let httpReqReceiving = "http_req_receiving"
+    /// Counter: requests that waited for a connection because the pool was capped.
+    public static let httpReqsQueued = "http_reqs_queued"
+    /// Counter: bytes written (HTTP requests, WebSocket frames and handshakes).
+    public static let dataSent = "data_sent"
+    /// Counter: bytes read.
+    public static let dataReceived = "data_received"
+    /// Trend: TCP connect plus opening handshake of each WebSocket.
+    public static let wsConnecting = "ws_connecting"
+    /// Counter: WebSocket sessions opened.
+    public static let wsSessions = "ws_sessions"
+    /// Trend: how long each WebSocket session lasted (open to close).
+    public static let wsSessionDuration = "ws_session_duration"
+    /// Counter: WebSocket data messages sent.
+    public static let wsMsgsSent = "ws_msgs_sent"
+    /// Counter: WebSocket data messages received.
+    public static let wsMsgsReceived = "ws_msgs_received"
+
+    /// `metric{tag}`: the name under which a tagged sample is also recorded (`http_reqs{name:/items/{id}}`).
+    public static func tagged(_ metric: String, _ tag: String) -> String { "\(metric){\(tag)}" }
+}
+
+/// Pre-resolved handles of the HTTP built-ins in one recorder (resolved on a user's first request,
+/// so runs that send no HTTP carry no empty HTTP metrics).
+struct HTTPMetricHandles: Sendable {
+    let reqs, queued, dataSent, dataReceived: CounterHandle
+    let failed: RateHandle
+    let duration, durationExpected, blocked, connecting, tls, sending, waiting, receiving: TrendHandle
+
+    init(_ r: MetricsRecorder) {
+        typealias M = BuiltInMetrics
+        reqs = r.counter(M.httpReqs); queued = r.counter(M.httpReqsQueued)
+        dataSent = r.counter(M.dataSent); dataReceived = r.counter(M.dataReceived)
+        failed = r.rateHandle(M.httpReqFailed)
+        duration = r.trend(M.httpReqDuration); durationExpected = r.trend(M.httpReqDurationExpected)
+        blocked = r.trend(M.httpReqBlocked); connecting = r.trend(M.httpReqConnecting)
+        tls = r.trend(M.httpReqTLSHandshaking); sending = r.trend(M.httpReqSending)
+        waiting = r.trend(M.httpReqWaiting); receiving = r.trend(M.httpReqReceiving)
+    }
+}
+
+extension UserContext: ClientObserver {
+    func httpExchangeFinished(_ e: HTTPExchange) {
+        // The runner cancelling a user at the end of its grace period is not a failed request.
+        if e.cancelled && (isStopping || Task.isCancelled) {
+            recorder.increment(RunnerMetrics.errorsAfterCancel)
+            return
+        }
+        let h = httpHandles
+        let r = recorder
+        // One lock for the dozen values of a request (the hot path of every HTTP scenario).
+        r.locked { s, second in
+            s.increment(h.reqs, second: second)
+            s.rate(h.failed, hit: e.failure != nil)
+            if e.bytesSent > 0 { s.increment(h.dataSent, by: Int64(e.bytesSent), second: second) }
+            if e.bytesReceived > 0 { s.increment(h.dataReceived, by: Int64(e.bytesReceived), second: second) }
+            if e.queued { s.increment(h.queued, second: second) }
+            if e.status != nil {
+                let t = e.timings
+                s.recordNanos(h.duration, t.duration)
+                if e.failure == nil { s.recordNanos(h.durationExpected, t.duration) }
+                s.recordNanos(h.blocked, t.blocked)
+                s.recordNanos(h.connecting, t.connecting)
+                s.recordNanos(h.tls, t.tlsHandshaking)
+                s.recordNanos(h.sending, t.sending)
+                s.recordNanos(h.waiting, t.waiting)
+                s.recordNanos(h.receiving, t.receiving)
+            }
+        }
+        if let name = e.name {
+            let tag = "name:\(name)"
+            r.increment(BuiltInMetrics.tagged(BuiltInMetrics.httpReqs, tag))
+            r.rate(BuiltInMetrics.tagged(BuiltInMetrics.httpReqFailed, tag), hit: e.failure != nil)
+            if e.status != nil { r.recordNanos(BuiltInMetrics.tagged(BuiltInMetrics.httpReqDuration, tag), e.timings.duration) }
+        }
+        if let failure = e.failure { recordFailure(failure, step: e.label) } else { recordSuccess() }
+    }
+
+    func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? {
+        let r = recorder
+        r.recordNanos(BuiltInMetrics.wsConnecting, handshakeNanos)
+        r.increment(BuiltInMetrics.wsSessions)
+        r.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent))
+        r.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived))
+        recordSuccess()
+        return WebSocketSessionMetrics(r)
+    }
+
+    func webSocketFailed(_ error: any Error, endpoint: Endpoint) {
+        if error is CancellationError && (isStopping || Task.isCancelled) {
+            recorder.increment(RunnerMetrics.errorsAfterCancel)
+            return
+        }
+        recordFailure(error, step: "WebSocket \(endpoint.path)")
+    }
+}
+
+/// One WebSocket session's built-ins, fed on the connection's loop.
+final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
+    private let recorder: MetricsRecorder
+    private let sent, received, dataSent, dataReceived: CounterHandle
+    private let duration: TrendHandle
+    private let openedAt = monotonicNanos()
+
+    init(_ r: MetricsRecorder) {
+        recorder = r
+        sent = r.counter(BuiltInMetrics.wsMsgsSent); received = r.counter(BuiltInMetrics.wsMsgsReceived)
+        dataSent = r.counter(BuiltInMetrics.dataSent); dataReceived = r.counter(BuiltInMetrics.dataReceived)
+        duration = r.trend(BuiltInMetrics.wsSessionDuration)
+    }
+
+    func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int) {
+        if messagesSent > 0 { recorder.increment(sent, by: Int64(messagesSent)) }
+        if messagesReceived > 0 { recorder.increment(received, by: Int64(messagesReceived)) }
+        if bytesSent > 0 { recorder.increment(dataSent, by: Int64(bytesSent)) }
+        if bytesReceived > 0 { recorder.increment(dataReceived, by: Int64(bytesReceived)) }
+    }
+
+    func sessionClosed() { recorder.recordNanos(duration, monotonicNanos() &- openedAt) }
+}

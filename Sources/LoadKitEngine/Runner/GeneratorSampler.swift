@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Synchronization
+import LoadKitTransport
+import LoadKitProtocols
+
+/// Samples the generator's own CPU (getrusage), RSS (/proc/self/statm) and open descriptors.
+struct GeneratorSampler {
+    private var lastCPU: Double
+    private var lastWall: UInt64
+
+    init() { lastCPU = Self.cpuSeconds(); lastWall = monotonicNanos() }
+
+    mutating func sample(second: Double) -> GeneratorSample {
+        let cpu = Self.cpuSeconds(), wall = monotonicNanos()
+        let dt = Double(wall &- lastWall) / 1e9
+        let pct = dt > 0 ? (cpu - lastCPU) / dt * 100 : 0
+        lastCPU = cpu; lastWall = wall
+        return GeneratorSample(second: (second * 1000).rounded() / 1000, cpuPercent: (pct * 10).rounded() / 10,
+                               rssBytes: Self.rssBytes(), openDescriptors: ResourceLimits.openDescriptorCount())
+    }
+
+    static func cpuSeconds() -> Double {
+        let u = selfUsage()
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(u.ru_utime) + s(u.ru_stime)
+    }
+
+    static func rssBytes() -> Int64 {
+        #if os(Linux)
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let n = read(fd, &buf, buf.count)
+        guard n > 0 else { return 0 }
+        let fields = buf[0..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int64(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+        return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        var u = rusage()
+        getrusage(RUSAGE_SELF, &u)
+        return Int64(u.ru_maxrss)
+        #endif
+    }
+}
+
+/// This process's `getrusage(RUSAGE_SELF)` (CPU times, context switches), for the generator's
+/// samples and `loadkit bench`.
+package func selfUsage() -> rusage {
+    var u = rusage()
+    #if canImport(Glibc)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    #else
+    getrusage(RUSAGE_SELF, &u)
+    #endif
+    return u
+}

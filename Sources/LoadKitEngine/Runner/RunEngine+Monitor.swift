@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+import LoadKitTransport
+import LoadKitProtocols
+
+/// Once a second during a run: generator samples, live gauges, abort-on-threshold, progress line.
+extension RunEngine {
+    // MARK: Once a second
+
+    func monitorLoop() async {
+        var sampler = GeneratorSampler()
+        var nextTick = startNanos + 1_000_000_000
+        let tty = isatty(2) == 1
+        let progressOn = test.options.progress ?? (settings.progressForced() ?? tty)
+        let abortThresholds = test.options.thresholds.filter(\.abortOnFail)
+        var previous = MetricsSnapshot()
+        var printed = false
+        while !finished.load(ordering: .acquiring) {
+            let now = monotonicNanos()
+            if now < nextTick { await pauseUncancellable(nanos: min(nextTick - now, 50_000_000)); continue }
+            nextTick += 1_000_000_000
+            let second = Double(elapsed) / 1e9
+            let sample = sampler.sample(second: second)
+            let vus = active.load(ordering: .relaxed)
+            let conn = connected.load(ordering: .relaxed)
+            state.withLock { s in
+                s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
+            }
+            // Live gauges for the Prometheus endpoint.
+            own.gauge(RunnerMetrics.vus, Double(vus))
+            own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+            own.gauge(RunnerMetrics.connected, Double(conn))
+            if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
+                let snap = registry.snapshot(includeTrends: true, perSecond: false)
+                if let check = test.options.abortCheck, let reason = check(snap) {
+                    interrupt("abort on threshold: \(reason)")
+                }
+                // Only a metric that exists can breach: early seconds without samples do not abort.
+                if let o = abortThresholds.breachesToAbort(snap, elapsedSeconds: second).first {
+                    interrupt("abort on threshold: \(o.message)")
+                }
+            }
+            if progressOn {
+                let snap = registry.snapshot(includeTrends: false)
+                let line = ProgressLine.render(progressState(second: second, vus: vus, snapshot: snap, previous: previous))
+                    + " | cpu \(Int(sample.cpuPercent))% rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
+                writeStderr(tty ? ProgressLine.overwriting(line) : line + "\n")
+                printed = tty
+                previous = snap
+            }
+        }
+        // A closing sample, so short runs (and the last partial second) are covered too; users
+        // and connections as they were when the plan ended (before the shutdown stopped them).
+        let sample = sampler.sample(second: Double(elapsed) / 1e9)
+        state.withLock { s in
+            s.generator.append(sample)
+            s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
+            s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
+        }
+        if printed { writeStderr("\n") }
+    }
+
+
+    func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
+        var stage: String?
+        var target: Int?
+        if case .stages(let stages) = test.model {
+            let plan = StagePlan(stages)
+            stage = plan.segment(atNanos: elapsed)?.name
+            target = plan.target(atNanos: elapsed)
+        }
+        return ProgressLine.State(
+            elapsedSeconds: second, stage: stage, users: vus, targetUsers: target,
+            requestsPerSecond: ProgressLine.perSecond(BuiltInMetrics.httpReqs, previous: previous, current: snapshot, interval: 1),
+            messagesPerSecond: ProgressLine.perSecond(BuiltInMetrics.messagesReceived, previous: previous, current: snapshot, interval: 1),
+            errors: snapshot.totalErrors, errorRate: snapshot.errorRate,
+            p95Micros: snapshot.counters[BuiltInMetrics.httpReqs] == nil ? nil
+                : registry.trend(BuiltInMetrics.httpReqDuration)?.value(atPercentile: 95))
+    }
+}

@@ -1,0 +1,296 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+import LoadKitTransport
+import LoadKitProtocols
+
+/// Drives one run: starts and stops user tasks per the model, samples the generator, watches the
+/// deadline, signals and abort checks, and assembles the ``RunResult``. The decisions (how many
+/// users now, when is an iteration due) come from the pure schedules; this class only acts.
+final class RunEngine: Sendable {
+    let name: String
+    let settings: Settings
+    let test: LoadTest
+    let script: nonisolated(nonsending) @Sendable (VirtualUser) async throws -> Void
+    let registry: MetricsRegistry
+    /// The runner's own counters (dropped/late iterations, vus gauges).
+    let own: MetricsRecorder
+    let startNanos: UInt64
+    /// The loops virtual users run on (round-robin); the run's control loop is the first.
+    let userLoops = EventLoopGroup.shared
+
+    struct State {
+        var contexts: [Int: UserContext] = [:]
+        var tasks: [Int: Task<Void, Never>] = [:]
+        var userTask: [Int: Int] = [:]
+        var nextTask = 0
+        var interruption: String?
+        var facts: [String: String] = [:]
+        var vusSeries: [Int64] = []
+        var connectedSeries: [Int64] = []
+        var generator: [GeneratorSample] = []
+        var heldSampled = false
+        var atPlanEnd: (vus: Int, connected: Int)?
+    }
+    let state = Mutex(State())
+    let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
+    let active = Atomic<Int>(0)
+    let peakActive = Atomic<Int>(0)
+    let connected = Atomic<Int>(0)
+    let created = Atomic<Int>(0)
+    let finished = Atomic<Bool>(false)
+    /// Whether any user marked a connection (`markConnected`): `connections_held` is a figure of
+    /// the run only then, or when its SLA asks for it (an HTTP test whose users hold nothing gets
+    /// no 0 % to alarm anyone).
+    let marksConnections = Atomic<Bool>(false)
+
+    init(test: LoadTest, script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) {
+        self.name = test.name
+        self.settings = test.settings
+        self.test = test
+        self.script = script
+        let start = monotonicNanos()
+        self.startNanos = start
+        self.registry = MetricsRegistry(startNanos: start)
+        self.own = registry.makeRecorder()
+    }
+
+    // MARK: Bookkeeping used by users
+
+    func connectedDelta(_ d: Int) {
+        if d > 0 { marksConnections.store(true, ordering: .relaxed) }
+        connected.add(d, ordering: .relaxed)
+    }
+    func note(_ facts: [String: String]) { state.withLock { $0.facts.merge(facts) { _, n in n } } }
+
+    /// Asks the run to stop early; the first reason wins.
+    func interrupt(_ reason: String) {
+        state.withLock { s in if s.interruption == nil { s.interruption = reason } }
+    }
+    var interruption: String? { state.withLock { $0.interruption } }
+    var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
+
+    func makeContext(index local: Int) -> UserContext {
+        let index = test.options.shard.globalIndex(local: local)
+        let recorder = registry.recorder(forUser: index)
+        let c = UserContext(index: index, recorder: recorder, engine: self,
+                            runnerHandles: runnerHandles.withLock { h in
+                                if let found = h[ObjectIdentifier(recorder)] { return found }
+                                let made = RunnerHandles(recorder)
+                                h[ObjectIdentifier(recorder)] = made
+                                return made
+                            })
+        created.add(1, ordering: .relaxed)
+        return c
+    }
+
+    /// Starts `body` as a tracked task on `loop` (a task executor preference: the user's awaits
+    /// resume on that loop's thread, not on Swift's shared pool); `active` counts it until it
+    /// ends, then `ended` runs (a pooled user goes back to its pool only once it no longer counts
+    /// as active).
+    func spawn(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void,
+               ended: (@Sendable () -> Void)? = nil) {
+        becameActive()
+        track(ctx, on: loop, body) { [self] in
+            active.subtract(1, ordering: .relaxed)
+            ended?()
+        }
+    }
+
+    /// One more user counts as active (running the script); keeps the peak.
+    func becameActive() {
+        let now = active.add(1, ordering: .relaxed).newValue
+        var peak = peakActive.load(ordering: .relaxed)
+        while now > peak {
+            let (ok, seen) = peakActive.compareExchange(expected: peak, desired: now, ordering: .relaxed)
+            if ok { break }
+            peak = seen
+        }
+    }
+
+    /// One user fewer counts as active.
+    func becameIdle() { active.subtract(1, ordering: .relaxed) }
+
+    /// Starts `body` as a tracked task on `loop` (cancelled at the end of the grace period if it
+    /// is still running) without counting it as active: the open model's pooled users count as
+    /// active only while they run an iteration.
+    func track(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void,
+               ended: @escaping @Sendable () -> Void) {
+        state.withLock { s in
+            let id = s.nextTask
+            s.nextTask += 1
+            s.contexts[ctx.index] = ctx
+            s.userTask[ctx.index] = id
+            // Created under the lock so its own removal (also under the lock) always comes after.
+            s.tasks[id] = Task(executorPreference: loop) { [self] in
+                // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
+                await ClientObservation.$current.withValue(ctx) { await body() }
+                self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
+                ended()
+            }
+        }
+    }
+
+    private func retire(_ ctx: UserContext) {
+        ctx.finished()
+        state.withLock { s in _ = s.contexts.removeValue(forKey: ctx.index) }
+    }
+
+    /// The closed-model and burst user: runs the script (again, unless `once`) until stopped.
+    // Runs where its caller runs (the user's loop): no executor hop around each iteration.
+    nonisolated(nonsending) func userLoop(_ ctx: UserContext, once: Bool) async {
+        var iteration = 0
+        while !ctx.isStopping && !Task.isCancelled {
+            let ok = await runIteration(ctx, number: iteration, due: monotonicNanos())
+            if !ok && !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
+            iteration += 1
+            if once { break }
+        }
+        retire(ctx)
+    }
+
+    /// One run of the script, the path every model shares: counts the iteration, its duration
+    /// (from `due`) and — once — its failure. A script that throws right after a failure a step or
+    /// client already counted (an HTTP 500, then `requireStatus()` or the script's own error)
+    /// fails the iteration without a second error. Returns false when the script threw.
+    nonisolated(nonsending)
+    func runIteration(_ ctx: UserContext, number: Int, due: UInt64) async -> Bool {
+        let mark = ctx.mark
+        var ok = true
+        do {
+            try await script(VirtualUser(context: ctx, iteration: number, scheduledStartNanos: due))
+        } catch {
+            ok = false
+            if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
+                ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+            } else {
+                ctx.recorder.increment(RunnerMetrics.iterationsFailed)
+                ctx.recordFailure(error, step: "iteration", since: mark)
+            }
+        }
+        ctx.recorder.increment(ctx.runnerHandles.iterations)
+        let end = monotonicNanos()
+        ctx.recorder.recordNanos(ctx.runnerHandles.iterationDuration, end > due ? end - due : 0)
+        return ok
+    }
+
+    // MARK: The run
+
+    func run() async -> RunResult {
+        let startedAt = wallClockMillis()
+        SignalTrap.shared.register(self)
+        var endpoint: MetricsEndpoint?
+        if let port = try? settings.prometheusPort() {
+            do {
+                let labeled = test.options.prometheus.labeled(
+                    test: name, runID: settings.runID ?? RunHistory.folderName(startedAtMillis: startedAt))
+                endpoint = try MetricsEndpoint(registry: registry, options: labeled, port: port)
+                note(["prometheus": "127.0.0.1:\(port)/metrics"])
+            } catch {
+                writeStderr("loadkit: warning: cannot serve /metrics on port \(port): \(error)\n")
+            }
+        }
+        // On the last loop, like the control loop below: its ticks and the final wait for it must
+        // not depend on Swift's shared pool, which a busy process (parallel tests) can hold.
+        let monitor = Task(executorPreference: userLoops.loops[userLoops.loops.count - 1]) { [self] in
+            await self.monitorLoop()
+        }
+        let hardCap = test.deadline.nanoseconds
+        // The control loop runs on an event loop too, so a process busy with other work (tests
+        // running in parallel on Swift's shared pool) cannot delay ramps and stops.
+        // The run's length is taken on the loop, before hopping back to the caller's executor
+        // (Swift's shared pool, which a busy process can hold for a while).
+        let ranFor = await withTaskExecutorPreference(userLoops.loops[0]) { () async -> UInt64 in
+            await withTaskCancellationHandler {
+                switch test.model {
+                case .stages(let stages): await runStages(StagePlan(stages), cap: hardCap)
+                case .arrivals(let rate, let maxUsers):
+                    await ArrivalDriver(engine: self, rate: rate, maxUsers: maxUsers, cap: hardCap, loop: userLoops.loops[0]).run()
+                case .burst(let burst, let hold): await runBurst(burst, hold: hold, cap: hardCap)
+                }
+            } onCancel: {
+                self.interrupt("cancelled")
+            }
+            let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
+            state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
+            await shutdown(cap: hardCap)
+            return elapsed
+        }
+        finished.store(true, ordering: .releasing)
+        _ = await monitor.value
+        endpoint?.close()
+        SignalTrap.shared.unregister(self)
+        return assemble(startedAt: startedAt, ranFor: ranFor)
+    }
+
+    /// Whether the control loop must stop now (interrupted, cancelled, or past the hard cap).
+    func mustStop(cap: UInt64) -> Bool {
+        if Task.isCancelled { interrupt("cancelled") }
+        if interruption != nil { return true }
+        if elapsed >= cap {
+            interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+            return true
+        }
+        return false
+    }
+
+    /// Stop flags for everyone, a grace period, then cancellation; bounded in time.
+    private func shutdown(cap: UInt64) async {
+        let ctxs = state.withLock { Array($0.contexts.values) }
+        ctxs.forEach { $0.stop() }
+        let interrupted = interruption != nil
+        var grace = test.options.gracefulStop.nanoseconds
+        if interrupted { grace = min(grace, 1_000_000_000) }
+        let graceEnd = monotonicNanos() + grace
+        while active.load(ordering: .relaxed) > 0, monotonicNanos() < graceEnd {
+            state.withLock { $0.contexts.values.forEach { $0.stop() } } // users started meanwhile
+            await pauseUncancellable(nanos: 5_000_000)
+        }
+        if active.load(ordering: .relaxed) > 0 {
+            let tasks = state.withLock { Array($0.tasks.values) }
+            tasks.forEach { $0.cancel() }
+            let end = monotonicNanos() + 1_000_000_000
+            while active.load(ordering: .relaxed) > 0, monotonicNanos() < end {
+                await pauseUncancellable(nanos: 5_000_000)
+            }
+            let left = active.load(ordering: .relaxed)
+            if left > 0 { note(["users_abandoned": String(left)]) }
+        }
+    }
+
+    // MARK: Result
+
+    private func assemble(startedAt: Int64, ranFor: UInt64) -> RunResult {
+        let s = state.withLock { $0 }
+        own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.connected, Double(connected.load(ordering: .relaxed)))
+        var metrics = registry.snapshot(includeTrends: true)
+        metrics.series[RunnerMetrics.vus] = s.vusSeries
+        metrics.series[RunnerMetrics.connected] = s.connectedSeries
+        var env = test.options.environment.merging(s.facts) { _, n in n }
+        env["build"] = BuildMode.name
+        env["model"] = modelDescription
+        env["users_created"] = String(created.load(ordering: .relaxed))
+        if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
+            env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
+        }
+        return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(ranFor) / 1e9,
+                         metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
+                         peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,
+                         generator: s.generator, environment: env)
+    }
+
+    private var modelDescription: String {
+        switch test.model {
+        case .stages(let st):
+            return StagePlan(st).segments.map { "\($0.name):\($0.to)/\(format2(Double($0.durationNanos) / 1e9))s" }
+                .joined(separator: ",")
+        case .arrivals(let r, let m): return "arrival-rate peak \(format2(r.peakRate))/s maxUsers \(m)"
+        case .burst(let b, let h): return "burst \(b.count) over \(format2(b.window.seconds))s hold \(format2(h.seconds))s"
+        }
+    }
+}

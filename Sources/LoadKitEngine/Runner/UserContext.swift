@@ -1,0 +1,160 @@
+import Synchronization
+import LoadKitTransport
+import LoadKitProtocols
+
+/// The loop a runner wait uses: the caller's own loop (a virtual user's), else one of the shared group.
+func timerLoop() -> EventLoop { EventLoop.current ?? EventLoopGroup.shared.next() }
+
+/// Sleeps `nanos` without reacting to task cancellation (the runner's own bookkeeping waits), on a
+/// loop timer: the wake-up does not depend on Swift's shared thread pool.
+func pauseUncancellable(nanos: UInt64) async {
+    let loop = timerLoop()
+    let deadline = monotonicNanos() &+ nanos
+    await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+        loop.schedule(atNanos: deadline) { c.resume() }
+    }
+}
+
+/// The runner's side of one virtual user: its stop flag, its sleepers, its connected mark, and
+/// the ledger that keeps each failure counted once.
+final class UserContext: Sendable {
+    let index: Int
+    let recorder: MetricsRecorder
+    let engine: RunEngine
+    private let stopping = Atomic<Bool>(false)
+    private let connected = Atomic<Bool>(false)
+    // Open model: the running iteration's scheduled start, until its first `measure` takes it (0: none).
+    private let scheduledStart = Atomic<UInt64>(0)
+    private let sleepers = Mutex<(next: Int, waiting: [Int: Wakeup])>((0, [:]))
+    private let ledger = Mutex(Ledger())
+    private let handles = Mutex<HTTPMetricHandles?>(nil)
+
+    /// The HTTP built-ins' handles in this user's recorder, resolved on first use.
+    var httpHandles: HTTPMetricHandles {
+        handles.withLock { h in
+            if let v = h { return v }
+            let v = HTTPMetricHandles(recorder)
+            h = v
+            return v
+        }
+    }
+
+    /// The runner's per-iteration metrics, pre-resolved in this user's recorder (no name lookup
+    /// per iteration).
+    let runnerHandles: RunnerHandles
+
+    init(index: Int, recorder: MetricsRecorder, engine: RunEngine, runnerHandles: RunnerHandles? = nil) {
+        self.index = index; self.recorder = recorder; self.engine = engine
+        self.runnerHandles = runnerHandles ?? RunnerHandles(recorder)
+    }
+
+    // MARK: Counting each failure once
+
+    /// Errors and successful operations this user recorded so far, and the operation count at its
+    /// latest error. A thrown error that leaves a step (or the script) right after a recorded
+    /// failure — nothing succeeded since — is that failure surfacing again, not a second one: an
+    /// HTTP 500 the client counted, then `requireStatus()` (or the script's own error) throwing.
+    struct Ledger: Sendable, Equatable {
+        var errors: UInt64 = 0
+        var operations: UInt64 = 0
+        var operationsAtLastError: UInt64 = 0
+        var lastKind = ""
+    }
+
+    /// Kinds that only say "the script gave up" — they never re-classify a counted failure.
+    private static let genericKinds: Set<String> = ["assertion", "script_error", "cancelled"]
+
+    /// The ledger now, to compare with later (``recordFailure(_:step:since:)``).
+    var mark: Ledger { ledger.withLock { $0 } }
+
+    /// Counts one successful operation (the error rate's denominator).
+    func recordSuccess(_ n: Int64 = 1) {
+        recorder.increment(runnerHandles.operations, by: n)
+        ledger.withLock { $0.operations &+= UInt64(n) }
+    }
+
+    /// Counts a classified failure of `step`. With `since`, a failure that only surfaces one
+    /// already recorded after that mark (with no success in between) is not counted again; if
+    /// the script classified it more specifically (its own ``ClassifiedError`` kind, not a
+    /// generic `assertion`), the counted failure moves to that kind. Returns whether it was counted.
+    @discardableResult
+    func recordFailure(_ error: any Error, step: String, since mark: Ledger? = nil) -> Bool {
+        let kind = error.loadKitKind
+        enum Decision { case count, skip, reclassify(from: String) }
+        let decision = ledger.withLock { l -> Decision in
+            if let m = mark, l.errors > m.errors, l.operations == l.operationsAtLastError {
+                guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }
+                let old = l.lastKind
+                l.lastKind = kind
+                return .reclassify(from: old)
+            }
+            l.errors &+= 1
+            l.operationsAtLastError = l.operations
+            l.lastKind = kind
+            return .count
+        }
+        switch decision {
+        case .count: recorder.error(error, step: step); return true
+        case .skip: return false
+        case .reclassify(let old): recorder.reclassifyError(from: old, to: error, step: step); return false
+        }
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    /// Sets the stop flag and wakes every sleeper early.
+    func stop() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let all = sleepers.withLock { s in
+            let w = Array(s.waiting.values); s.waiting.removeAll(); return w
+        }
+        for w in all { w.fire(false) }
+    }
+
+    /// Updates the connected mark, keeping the engine's count of connected users exact.
+    func markConnected(_ value: Bool) {
+        let was = connected.exchange(value, ordering: .acquiringAndReleasing)
+        if was != value { engine.connectedDelta(value ? 1 : -1) }
+    }
+
+    /// Open model: the first ``VirtualUser/measure(_:since:_:)`` of the iteration starting now is
+    /// timed from `due`, its scheduled start.
+    func beginScheduledIteration(due: UInt64) { scheduledStart.store(due, ordering: .relaxed) }
+
+    /// The scheduled start, once per iteration (nil in the closed model and after the first take).
+    func takeScheduledStart() -> UInt64? {
+        let v = scheduledStart.exchange(0, ordering: .relaxed)
+        return v == 0 ? nil : v
+    }
+
+    /// Called once the user's task has finished: a user still marked connected is no longer.
+    func finished() { markConnected(false) }
+
+    /// Sleeps `nanos`; returns false when woken early by stop or cancellation.
+    func sleep(nanos: UInt64) async -> Bool {
+        if isStopping || Task.isCancelled { return false }
+        if nanos == 0 { return true }
+        let w = Wakeup()
+        let token = sleepers.withLock { s in
+            s.next += 1; s.waiting[s.next] = w; return s.next
+        }
+        if isStopping { w.fire(false) } // stop raced with registration
+        let timer = timerLoop().schedule(atNanos: monotonicNanos() &+ nanos) { w.fire(true) }
+        let completed = await withTaskCancellationHandler { await w.wait() } onCancel: { w.fire(false) }
+        if !completed { timer.cancel() }
+        _ = sleepers.withLock { $0.waiting.removeValue(forKey: token) }
+        return completed
+    }
+}
+
+/// The runner's metrics recorded on every iteration, resolved once per recorder.
+struct RunnerHandles: Sendable {
+    let operations, iterations: CounterHandle
+    let iterationDuration: TrendHandle
+
+    init(_ r: MetricsRecorder) {
+        operations = r.counter(RunnerMetrics.operations)
+        iterations = r.counter(RunnerMetrics.iterations)
+        iterationDuration = r.trend(RunnerMetrics.iterationDuration)
+    }
+}

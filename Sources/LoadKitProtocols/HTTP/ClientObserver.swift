@@ -1,0 +1,111 @@
+import LoadKitTransport
+
+/// Listens to what the clients do on behalf of the virtual user whose task calls them. The runner
+/// installs the user's listener as a task-local around the script, so ``HTTPClient`` and
+/// ``WebSocketClient`` record k6's built-in metrics (`http_reqs`, `http_req_duration`,
+/// `ws_sessions`, …) with no code in the script; outside a run nobody listens and nothing is
+/// recorded. The clients only report facts; what is counted where is the listener's business.
+package protocol ClientObserver: Sendable {
+    /// One HTTP request finished: answered (any status) or failed without an answer.
+    func httpExchangeFinished(_ exchange: HTTPExchange)
+    /// A WebSocket opening handshake succeeded; the returned session listener (if any) is told of
+    /// every message and of the close, on the connection's loop.
+    func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)?
+    /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`.
+    func webSocketFailed(_ error: any Error, endpoint: Endpoint)
+}
+
+/// Hears one WebSocket session's traffic; called on the connection's loop.
+package protocol WebSocketSessionObserver: AnyObject, Sendable {
+    /// Data messages and wire bytes (frames, control frames included) since the last call.
+    func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int)
+    /// The session ended (either side); called once.
+    func sessionClosed()
+}
+
+package enum ClientObservation {
+    /// The listener of the virtual user whose task is running, nil outside a load run.
+    @TaskLocal package static var current: (any ClientObserver)?
+}
+
+/// The phases of one HTTP request in nanoseconds, as k6 splits them:
+/// `duration` = `sending` + `waiting` + `receiving`; `blocked`, `connecting` and
+/// `tlsHandshaking` come before it (zero on a reused keep-alive connection).
+public struct HTTPTimings: Sendable, Equatable {
+    /// Waiting before the request could start: for a free pool slot, and the hop to the loop.
+    public var blocked: UInt64 = 0
+    /// TCP connect (0 on a reused connection).
+    public var connecting: UInt64 = 0
+    /// TLS handshake (0 for `http` and on a reused connection).
+    public var tlsHandshaking: UInt64 = 0
+    /// Handing the request's bytes to the kernel.
+    public var sending: UInt64 = 0
+    /// From sent to the first response byte (time to first byte).
+    public var waiting: UInt64 = 0
+    /// From the first to the last response byte.
+    public var receiving: UInt64 = 0
+
+    /// `sending + waiting + receiving`: k6's `http_req_duration`.
+    public var duration: UInt64 { sending &+ waiting &+ receiving }
+
+    /// Creates timings (all zero by default).
+    public init(blocked: UInt64 = 0, connecting: UInt64 = 0, tlsHandshaking: UInt64 = 0,
+                sending: UInt64 = 0, waiting: UInt64 = 0, receiving: UInt64 = 0) {
+        self.blocked = blocked; self.connecting = connecting; self.tlsHandshaking = tlsHandshaking
+        self.sending = sending; self.waiting = waiting; self.receiving = receiving
+    }
+}
+
+/// Which response statuses count as success (k6's `expectedStatuses`): others make
+/// `http_req_failed` a hit and count one `http_<code>` error, blamed on the server.
+///
+/// ```swift
+/// client.configuration.expectedStatuses = ExpectedStatuses(200...299, 409)  // a conflict is an answer
+/// try await client.get(url, expecting: [200, 404])
+/// ```
+public struct ExpectedStatuses: Sendable, Hashable, ExpressibleByArrayLiteral, CustomStringConvertible {
+    /// Ranges of statuses that count as success.
+    public var ranges: [ClosedRange<Int>]
+
+    /// Statuses in any of `ranges` (and any of `codes`) count as success.
+    public init(_ ranges: ClosedRange<Int>..., codes: [Int] = []) {
+        self.ranges = ranges + codes.map { $0...$0 }
+    }
+
+    /// Single status codes, e.g. `[200, 201, 409]`.
+    public init(arrayLiteral codes: Int...) { ranges = codes.map { $0...$0 } }
+
+    /// 200–399, as k6: redirects and successes are answers, 4xx and 5xx are failures.
+    public static let `default` = ExpectedStatuses(200...399)
+
+    /// Whether `status` counts as success.
+    public func contains(_ status: Int) -> Bool { ranges.contains { $0.contains(status) } }
+
+    public var description: String {
+        ranges.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            .joined(separator: ",")
+    }
+}
+
+/// One finished HTTP request as the client saw it, for the listener.
+package struct HTTPExchange: Sendable {
+    /// The request's method and path (its label is built only when needed: on a failure).
+    var method: HTTPMethod
+    var path: String
+    /// `GET /api/items` (no query: it may carry tokens), or the request's name tag.
+    package var label: String { name ?? "\(method.rawValue) \(path)" }
+    /// The request's `name` tag, if any.
+    package var name: String?
+    /// The status, nil when no response came.
+    package var status: Int?
+    /// The failure to count: the status error for an unexpected status, the transport or HTTP
+    /// error when no response came; nil for an expected answer.
+    package var failure: (any Error)?
+    package var timings: HTTPTimings
+    package var bytesSent: Int
+    package var bytesReceived: Int
+    /// The request waited for a pool slot (the pool was capped).
+    package var queued: Bool
+    /// The caller's task was cancelled (the runner stopping the user): not the server's failure.
+    package var cancelled: Bool
+}

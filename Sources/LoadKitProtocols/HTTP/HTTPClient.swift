@@ -1,0 +1,231 @@
+import Foundation
+import Synchronization
+import LoadKitTransport
+
+/// An HTTP/1.1 client with a keep-alive connection pool per host, built for load generation.
+///
+/// ```swift
+/// let client = HTTPClient()
+/// let login = try await client.post("http://127.0.0.1:8080/api/login", json: creds).requireStatus()
+/// let token = login.jsonValue(at: "data.accessToken")
+/// ```
+///
+/// Each host (`scheme://host:port`) gets a pool of keep-alive connections that grows to the
+/// number of requests in flight — so virtual users never queue inside the client, each in effect
+/// owning a connection as in k6 — unless ``Configuration/maxConnectionsPerHost`` caps it (then
+/// requests beyond the cap wait, which shows in `http_req_blocked` and `http_reqs_queued`). The
+/// timeout of a request covers everything: waiting for a connection, connecting, sending and
+/// receiving. A request on a reused connection that the server closed before answering a single
+/// byte is retried once on a fresh connection, but only when its method is idempotent.
+///
+/// Inside a load run, every request records k6's built-in metrics for the virtual user that sent
+/// it: `http_reqs`, `http_req_duration` (and its phases `http_req_blocked`, `_connecting`,
+/// `_tls_handshaking`, `_sending`, `_waiting`, `_receiving`), `http_req_failed`, `data_sent` and
+/// `data_received`; a status outside ``Configuration/expectedStatuses`` counts one `http_<code>`
+/// error, blamed on the server (the response is still returned: check it or call
+/// ``HTTPResponse/requireStatus(_:)``, which does not count it again).
+///
+/// Per request, the client does one hop to the connection's event loop and one continuation; the
+/// request is encoded into a buffer owned by the connection and reused.
+public final class HTTPClient: Sendable {
+    /// Client settings.
+    public struct Configuration: Sendable {
+        /// Largest number of open connections per host. Default: no cap — the pool grows to the
+        /// number of requests in flight, so a closed-model run measures the server, not a queue
+        /// inside the client. A cap is reported in the run's environment (`http_pool_cap`).
+        public var maxConnectionsPerHost: Int = .max
+        /// Statuses that count as success (default 200–399, as k6); others count an
+        /// `http_<code>` error and a hit in `http_req_failed`. A request can override it.
+        public var expectedStatuses: ExpectedStatuses = .default
+        /// Timeout of a request when none is given (default 30 s).
+        public var defaultTimeout: Duration = .seconds(30)
+        /// Largest response body accepted (default 16 MiB); larger ones fail with `http_body_too_large`.
+        public var maxResponseBodyBytes: Int = 16 << 20
+        /// Limits for response heads.
+        package var headLimits: HTTPHeadLimits = HTTPHeadLimits()
+        /// Local addresses to connect from, used round-robin (spreads ports over 127.x.y.z).
+        public var sourceAddresses: [SocketAddress] = []
+        /// Headers added to every request unless the request sets them (e.g. `User-Agent`).
+        public var defaultHeaders: HTTPHeaders = HTTPHeaders()
+        /// The loops connections run on.
+        package var group: EventLoopGroup = .shared
+        /// TLS for `https` URLs (needs the `TLS` trait): verification, trusted CA, ALPN. The server
+        /// name is each URL's host unless set here. Default ``TLSConfiguration/defaultClient``.
+        public var tls: TLSConfiguration = .defaultClient
+
+        /// Default settings.
+        public init() {}
+    }
+
+    /// The settings this client was created with.
+    public let configuration: Configuration
+    private let pools = Mutex<[PoolKey: HostPool]>([:])
+    private let sourceCounter = Atomic<Int>(0)
+    // URL strings already parsed: `get(url)` in a loop costs a dictionary lookup, not a parse.
+    private let endpoints = Mutex<[String: Endpoint]>([:])
+
+    /// Creates a client.
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    /// Creates a client with the most common settings changed.
+    public convenience init(maxConnectionsPerHost: Int, sourceAddresses: [SocketAddress] = []) {
+        var c = Configuration()
+        c.maxConnectionsPerHost = maxConnectionsPerHost
+        c.sourceAddresses = sourceAddresses
+        self.init(configuration: c)
+    }
+
+    deinit { shutdown() }
+
+    /// Sends `request` and returns its response (any status; see ``HTTPResponse/requireStatus(_:)``).
+    ///
+    /// Throws ``HTTPError`` (`timeout`, `http_malformed`, `http_body_too_large`, `bad_url`,
+    /// `tls_unavailable`) or ``TransportError`` (refused, reset, …) unchanged.
+    @discardableResult
+    nonisolated(nonsending)
+    public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
+        let observer = ClientObservation.current
+        let endpoint = request.endpoint
+        if endpoint.isTLS && !tlsAvailable {
+            let error = HTTPError.tlsUnavailable(endpoint: endpoint.description)
+            observer?.httpExchangeFinished(exchange(request, nil, error, nil))
+            throw error
+        }
+        let pool = pool(for: endpoint)
+        let limit = timeout ?? configuration.defaultTimeout
+        let start = monotonicNanos()
+        var request = request
+        if !configuration.defaultHeaders.isEmpty {
+            for f in configuration.defaultHeaders where !request.headers.contains(f.name) { request.headers.add(f.name, f.value) }
+        }
+        let pending = PendingRequest(request: request, timeout: limit, start: start)
+        // Cancelling the calling task fails the request at once with CancellationError; a
+        // response that still arrives is read and dropped, so the connection stays usable.
+        let response: HTTPResponse
+        do {
+            response = try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
+                    if pending.attach(cont) { pool.submit(pending) }
+                }
+            } onCancel: {
+                pending.fail(CancellationError())
+            }
+        } catch {
+            observer?.httpExchangeFinished(exchange(request, nil, error, pending))
+            throw error
+        }
+        if let observer {
+            let expected = request.expectedStatuses ?? configuration.expectedStatuses
+            let failure: HTTPError? = expected.contains(response.status) ? nil
+                : .status(code: response.status, method: request.method.rawValue, endpoint: request.endpoint.description)
+            observer.httpExchangeFinished(exchange(request, response, failure, pending))
+        }
+        return response
+    }
+
+    private func exchange(_ request: HTTPRequest, _ response: HTTPResponse?, _ failure: (any Error)?,
+                          _ pending: PendingRequest?) -> HTTPExchange {
+        HTTPExchange(method: request.method, path: request.endpoint.path, name: request.name,
+                     status: response?.status, failure: failure, timings: response?.timings ?? HTTPTimings(),
+                     bytesSent: pending?.bytesSent ?? 0, bytesReceived: pending?.bytesReceived ?? 0,
+                     queued: pending?.queued ?? false, cancelled: failure is CancellationError)
+    }
+
+    /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);
+    /// `expecting` overrides which statuses count as success.
+    @discardableResult
+    nonisolated(nonsending)
+    public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
+                    expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await execute(HTTPRequest(method: .GET, endpoint: try endpoint(url), headers: headers, name: name, expecting: expecting), timeout: timeout)
+    }
+
+    /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
+    @discardableResult
+    nonisolated(nonsending)
+    public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
+                     encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
+                     timeout: Duration? = nil) async throws -> HTTPResponse {
+        var h = headers
+        if !h.contains("Content-Type") { h.add("Content-Type", "application/json") }
+        let body: [UInt8]
+        do { body = Array(try encoder.encode(value)) } catch {
+            throw ScriptFailure("cannot encode \(type(of: value)) as JSON: \(error)", kind: "json_encode")
+        }
+        return try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: h, body: body, name: name, expecting: expecting),
+                                 timeout: timeout)
+    }
+
+    /// `POST url` with a raw body.
+    @discardableResult
+    nonisolated(nonsending)
+    public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
+                     expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: headers, body: body, name: name, expecting: expecting),
+                          timeout: timeout)
+    }
+
+    /// Sends any method with an optional body.
+    @discardableResult
+    nonisolated(nonsending)
+    public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
+                     name: String? = nil, expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await execute(HTTPRequest(method: method, endpoint: try endpoint(url), headers: headers, body: body, name: name, expecting: expecting),
+                          timeout: timeout)
+    }
+
+    /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
+    /// builds a new URL per request still gets it parsed once per request, no more).
+    func endpoint(_ url: String) throws(HTTPError) -> Endpoint {
+        if let e = endpoints.withLock({ $0[url] }) { return e }
+        let e = try Endpoint(url)
+        endpoints.withLock { c in
+            if c.count >= 256 { c.removeAll(keepingCapacity: true) }
+            c[url] = e
+        }
+        return e
+    }
+
+    /// URL strings in the parse cache (for tests).
+    var cachedEndpointCount: Int { endpoints.withLock { $0.count } }
+
+    /// Closes idle connections and fails waiting requests with `client_shutdown`; requests in
+    /// flight finish and their connections close afterwards. Thread-safe, idempotent.
+    public func shutdown() {
+        let all = pools.withLock { p -> [HostPool] in
+            let v = Array(p.values)
+            p.removeAll()
+            return v
+        }
+        for p in all { p.shutdown() }
+    }
+
+    /// Number of open (or opening) connections to `url`'s host; for tests and reports.
+    public func connectionCount(for url: String) -> Int {
+        guard let e = try? Endpoint(url) else { return 0 }
+        return pools.withLock { $0[PoolKey(e)] }?.connectionCount ?? 0
+    }
+
+    private func pool(for endpoint: Endpoint) -> HostPool {
+        let key = PoolKey(endpoint)
+        return pools.withLock { p in
+            if let existing = p[key] { return existing }
+            let tls = endpoint.isTLS ? configuration.tls.withServerName(configuration.tls.serverName ?? endpoint.host) : nil
+            let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
+                                   configuration: configuration, tls: tls,
+                                   nextSource: { [weak self] in self?.nextSource() })
+            p[key] = created
+            return created
+        }
+    }
+
+    private func nextSource() -> SocketAddress? {
+        let s = configuration.sourceAddresses
+        guard !s.isEmpty else { return nil }
+        return s[sourceCounter.add(1, ordering: .relaxed).oldValue % s.count]
+    }
+}
+
+/// Which pool a request goes to (no string building per request).

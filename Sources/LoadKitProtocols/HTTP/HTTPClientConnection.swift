@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+import LoadKitTransport
+
+final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
+    let tcp: TCPConnection
+    let pool: HostPool
+    var loop: EventLoop { tcp.loop }
+    private var parser: HTTPResponseParser
+    private var current: PendingRequest?
+    private var receivedAny = false
+    private var served = 0
+    private var writeBuffer: [UInt8] = []
+    private var timer: LoopTimer?
+    private var timerDeadline: UInt64 = 0
+    private var closedReported = false
+
+    init(tcp: TCPConnection, pool: HostPool) {
+        self.tcp = tcp
+        self.pool = pool
+        parser = HTTPResponseParser(limits: pool.configuration.headLimits, maxBodyBytes: pool.configuration.maxResponseBodyBytes)
+        writeBuffer.reserveCapacity(512)
+    }
+
+    /// Sends `task`'s request. On the loop.
+    func run(_ task: PendingRequest) {
+        guard tcp.isOpen else {
+            // Closed while it sat idle in the pool: nothing was sent, so any method may go again.
+            reportClosed()
+            task.requeues += 1
+            if task.requeues > 8 { task.fail(TransportError.closedByPeer(endpoint: pool.label)) } else { pool.submit(task) }
+            return
+        }
+        let now = monotonicNanos()
+        if task.isFinished {  // cancelled before it could be sent
+            pool.release(self)
+            return
+        }
+        if now >= task.deadline {
+            pool.release(self)
+            task.fail(task.timeoutError)
+            return
+        }
+        current = task
+        receivedAny = false
+        parser.expectResponse(to: task.request.method)
+        writeBuffer.removeAll(keepingCapacity: true)
+        task.request.encode(into: &writeBuffer)
+        task.sentAt = now
+        task.bytesSent = writeBuffer.count
+        task.bytesReceived = 0
+        armTimer(task.deadline, now: now)
+        tcp.write(writeBuffer)
+        task.writtenAt = monotonicNanos()
+        if writeBuffer.count > 64 * 1024 { writeBuffer = [] }
+    }
+
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard let task = current else {
+            // Bytes with no request outstanding: the stream is out of step; drop the connection.
+            tcp.close()
+            return
+        }
+        if !receivedAny {
+            receivedAny = true
+            task.firstByteAt = monotonicNanos()
+        }
+        task.bytesReceived += bytes.count
+        switch parser.parse(bytes) {
+        case .needMore:
+            return
+        case .done(let response, let used):
+            current = nil
+            served += 1
+            task.bytesReceived -= bytes.count - used  // bytes behind the response are not its own
+            let reusable = used == bytes.count && response.status != 101 && response.head.keepAlive
+            if reusable { pool.release(self) } else { tcp.close() }
+            task.succeed(response)
+        case .failure(let error):
+            current = nil
+            tcp.close()
+            task.fail(error)
+        }
+    }
+
+    func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) {
+        timer?.cancel()
+        timer = nil
+        reportClosed()
+        guard let task = current else { return }
+        current = nil
+        if case .done(let response, _) = parser.finish() {
+            task.succeed(response)
+            return
+        }
+        if !receivedAny && served > 0 && task.request.method.isIdempotent && task.staleRetries == 0 {
+            // A stale keep-alive connection: the server closed it before reading our request.
+            task.staleRetries += 1
+            pool.submit(task)
+            return
+        }
+        if receivedAny {
+            task.fail(HTTPError.malformed("connection closed before the response was complete"))
+        } else {
+            task.fail(error ?? TransportError.closedByPeer(endpoint: pool.label))
+        }
+    }
+
+    func closeNow() { tcp.close() }
+
+    private func reportClosed() {
+        guard !closedReported else { return }
+        closedReported = true
+        pool.connectionClosed(self)
+    }
+
+    // One timer per connection, re-armed only when needed: back-to-back requests with the same
+    // timeout do not create a timer each.
+    private func armTimer(_ deadline: UInt64, now: UInt64) {
+        if timer != nil && timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = loop.schedule(after: .nanoseconds(Int64(deadline - now))) { [weak self] in self?.timerFired() }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let task = current else { return }
+        let now = monotonicNanos()
+        if now >= task.deadline {
+            current = nil
+            tcp.close()  // a late answer must not be read as the next request's response
+            task.fail(task.timeoutError)
+        } else {
+            armTimer(task.deadline, now: now)
+        }
+    }
+}

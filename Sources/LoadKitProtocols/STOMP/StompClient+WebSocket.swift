@@ -1,0 +1,82 @@
+import LoadKitTransport
+
+extension StompClient {
+    /// The subprotocols offered by default in the WebSocket handshake.
+    public static let webSocketSubprotocols = ["v12.stomp", "v11.stomp", "v10.stomp"]
+
+    /// Connects to a STOMP broker over WebSocket (`ws://host:port/path?query`): the WebSocket
+    /// handshake (with `wsHeaders`, e.g. `Authorization`, and the STOMP subprotocols offered),
+    /// then CONNECT → CONNECTED, all within `timeout`. Frames travel one per WebSocket message;
+    /// several frames in one message and frames split over messages are parsed as well.
+    ///
+    /// Measures ``webSocketConnectNanos`` (TCP + upgrade) and ``stompConnectNanos``. Throws a
+    /// ``TransportError``, a ``WebSocketError`` (e.g. `ws_handshake_401`) or a ``StompError``.
+    public static func connect(webSocket url: String, connectHeaders: [(String, String)] = [], host: String? = nil,
+                               heartBeat: (send: Duration, receive: Duration) = (.seconds(10), .seconds(10)),
+                               timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
+                               subprotocols: [String] = StompClient.webSocketSubprotocols,
+                               source: SocketAddress? = nil, tls: TLSConfiguration? = nil,
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
+        let config = StompClientConfiguration(host: host, connectHeaders: connectHeaders, heartBeat: heartBeat)
+        return try await connect(webSocket: url, configuration: config, timeout: timeout, wsHeaders: wsHeaders,
+                                 subprotocols: subprotocols, source: source, tls: tls, on: loop)
+    }
+
+    /// Connects over WebSocket with a full ``StompClientConfiguration``; see
+    /// ``connect(webSocket:connectHeaders:host:heartBeat:timeout:wsHeaders:subprotocols:source:on:)``.
+    package static func connect(webSocket url: String, configuration: StompClientConfiguration,
+                               timeout: Duration = .seconds(10), wsHeaders: [(String, String)] = [],
+                               subprotocols: [String] = StompClient.webSocketSubprotocols,
+                               source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(),
+                               tls: TLSConfiguration? = nil,
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
+        // In a task of its own: the deep connect path's frames are freed when it ends instead of
+        // staying in the (long-lived) caller's task allocator.
+        try await inShortTask(on: loop) {
+            try await connectNow(webSocket: url, configuration: configuration, timeout: timeout, wsHeaders: wsHeaders,
+                                 subprotocols: subprotocols, source: source, limits: limits, tls: tls, on: loop)
+        }
+    }
+
+    private static func connectNow(webSocket url: String, configuration: StompClientConfiguration,
+                                   timeout: Duration, wsHeaders: [(String, String)], subprotocols: [String],
+                                   source: SocketAddress?, limits: StompFrameParser.Limits, tls: TLSConfiguration?,
+                                   on loop: EventLoop) async throws -> StompClient {
+        let start = monotonicNanos()
+        let ws = try await WebSocketClient.connectNow(try Endpoint(url, defaultScheme: .ws), headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
+                                                   maxMessageSize: limits.maxBodySize + limits.maxLineLength * 4,
+                                                   source: source, tls: tls, on: loop)
+        let client = StompClient(loop: ws.loop, configuration: configuration, limits: limits)
+        client.webSocketConnectNanos = ws.handshakeNanos
+        client.tlsHandshakeNanos = ws.tlsHandshakeNanos
+        client.transportConnectNanos = ws.handshakeNanos
+        client.webSocketSubprotocol = ws.subprotocol
+        let spent = monotonicNanos() &- start
+        let remaining = Duration.nanoseconds(Int64(max(1_000_000, timeout.nanoseconds &- min(spent, timeout.nanoseconds))))
+        let connection = ws.connection
+        do {
+            try await client.handshake(timeout: remaining) {
+                client.transport = .webSocket(connection)
+                connection.setHandler(StompWebSocketAdapter(client: client))
+            }
+        } catch {
+            connection.tcp.close()
+            throw error
+        }
+        return client
+    }
+}
+
+/// Feeds WebSocket messages into the client's STOMP parser, on the loop, without copies.
+final class StompWebSocketAdapter: WebSocketHandler {
+    let client: StompClient
+    init(client: StompClient) { self.client = client }
+
+    func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        client.handleBytes(payload)
+    }
+
+    func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {
+        client.transportClosed(error: WebSocketConnection.error(for: info, role: ws.role))
+    }
+}

@@ -1,0 +1,348 @@
+import Synchronization
+import LoadKitTransport
+
+/// A STOMP 1.2 client connection over plain TCP (and WebSocket, see `StompClient+WebSocket`).
+///
+/// Confined to one ``EventLoop``: received frames are parsed and MESSAGE handlers run on the loop
+/// without task hops, so a handler must be quick (record a timestamp, match an id). Public
+/// methods are thread-safe; the async ones suspend only the caller.
+///
+/// Failures arrive as a ``ClassifiedError``: a ``StompError`` (ERROR frame → `stomp_error`,
+/// silent server → `stomp_heartbeat_timeout`, malformed frames → `stomp_malformed`), a
+/// ``TransportError`` (reset, closed by peer) or the WebSocket layer's close error.
+public final class StompClient: @unchecked Sendable {
+    /// The loop that owns this connection.
+    package let loop: EventLoop
+    /// Nanoseconds the transport took to open (TCP connect, or TCP connect + WebSocket handshake).
+    public internal(set) var transportConnectNanos: UInt64 = 0
+    /// Nanoseconds of the WebSocket connect (TCP + upgrade); 0 over plain TCP.
+    public internal(set) var webSocketConnectNanos: UInt64 = 0
+    /// TLS handshake time for `wss` (the `tls_handshake` metric), nil without TLS.
+    public internal(set) var tlsHandshakeNanos: UInt64?
+    /// The WebSocket subprotocol the server selected (`v12.stomp`, …); nil over TCP or when none.
+    public internal(set) var webSocketSubprotocol: String?
+    /// Nanoseconds from writing CONNECT to receiving CONNECTED.
+    public private(set) var stompConnectNanos: UInt64 = 0
+    /// The negotiated heart-beats (valid after connect).
+    public var heartBeat: StompHeartBeat { session.heartBeatClock.heartBeat }
+    /// The STOMP version the server chose (valid after connect).
+    public var version: String? { session.version }
+
+    // Loop-confined state.
+    var session: StompClientSession
+    var parser: StompFrameParser
+    var transport: StompTransport = .none
+    var subscriptions: [Subscription] = []
+    private var receiptWaiters: [String: ReceiptWaiter] = [:]
+    private var connectWaiter: CheckedContinuation<Void, any Error>?
+    private var disconnectWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closeCallbacks: [@Sendable ((any ClassifiedError)?) -> Void] = []
+    // The loop's shared heart-beat ticker this client is registered with (nil when none).
+    private var heartBeatTicker: StompHeartBeatTicker?
+    /// Position in the ticker's client list (maintained by the ticker).
+    var heartBeatSlot = -1
+    private var connectTimer: LoopTimer?
+    // Timers must be kept: a discarded LoopTimer cancels itself when released.
+    private var disconnectTimer: LoopTimer?
+    private var connectStarted: UInt64 = 0
+    private var closed = false
+    private var cause: (any ClassifiedError)?
+    /// SEND frames dropped because the session was not connected (fire-and-forget sends).
+    public var droppedSends = 0
+
+    private let handlers = Mutex<Handlers>(Handlers())
+    private struct Handlers {
+        var onError: (@Sendable (any ClassifiedError) -> Void)?
+        var onClose: (@Sendable ((any ClassifiedError)?) -> Void)?
+    }
+
+    private struct ReceiptWaiter {
+        var done: (Result<Void, any Error>) -> Void
+        var timer: LoopTimer
+        func resume(throwing error: any Error) { timer.cancel(); done(.failure(error)) }
+        func resume() { timer.cancel(); done(.success(())) }
+    }
+
+    struct Subscription {
+        var id: String
+        var idBytes: [UInt8]
+        var handler: @Sendable (StompMessage) -> Void
+    }
+
+    init(loop: EventLoop, configuration: StompClientConfiguration, limits: StompFrameParser.Limits) {
+        self.loop = loop
+        session = StompClientSession(configuration: configuration)
+        parser = StompFrameParser(peer: .server, limits: limits)
+    }
+
+    // MARK: connecting
+
+    /// Connects over plain TCP and completes the STOMP handshake (CONNECT → CONNECTED) within `timeout`.
+    package static func connect(tcp address: SocketAddress, configuration: StompClientConfiguration,
+                               timeout: Duration = .seconds(10), source: SocketAddress? = nil,
+                               limits: StompFrameParser.Limits = .init(),
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
+        let start = monotonicNanos()
+        let conn = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        let client = StompClient(loop: loop, configuration: configuration, limits: limits)
+        client.transportConnectNanos = monotonicNanos() &- start
+        let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
+        try await client.handshake(timeout: remaining) {
+            client.transport = .tcp(conn)
+            conn.start(delegate: StompTCPAdapter(client: client))
+        }
+        return client
+    }
+
+    /// Resolves `host` and connects over TCP; see ``connect(tcp:configuration:timeout:source:limits:on:)``.
+    public static func connect(tcpHost host: String, port: Int, connectHeaders: [(String, String)] = [],
+                               vhost: String? = nil,
+                               heartBeat: (send: Duration, receive: Duration) = (.seconds(10), .seconds(10)),
+                               timeout: Duration = .seconds(10), source: SocketAddress? = nil,
+                               on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
+        let address = try await SocketAddress.resolve(host: host, port: port)
+        let config = StompClientConfiguration(host: vhost ?? host, connectHeaders: connectHeaders, heartBeat: heartBeat)
+        return try await connect(tcp: address, configuration: config, timeout: timeout, source: source, on: loop)
+    }
+
+    /// Attaches the transport (in `attach`, on the loop), sends CONNECT and waits for CONNECTED.
+    func handshake(timeout: Duration, attach: @escaping @Sendable () -> Void) async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            loop.execute { [self] in
+                connectWaiter = cont
+                attach()
+                guard !closed else { return }  // attach can fail synchronously
+                connectStarted = monotonicNanos()
+                write(frame: session.connectFrame(now: connectStarted))
+                connectTimer = loop.schedule(after: timeout) { [weak self] in
+                    self?.fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
+                }
+            }
+        }
+    }
+
+    // MARK: callbacks
+
+    /// Called once, on the loop, when the session fails (before ``onClose``).
+    public var onError: (@Sendable (any ClassifiedError) -> Void)? {
+        get { handlers.withLock { $0.onError } }
+        set { handlers.withLock { $0.onError = newValue } }
+    }
+
+    /// Called once, on the loop, when the connection is closed: nil after a graceful DISCONNECT
+    /// or local close, else the cause.
+    public var onClose: (@Sendable ((any ClassifiedError)?) -> Void)? {
+        get { handlers.withLock { $0.onClose } }
+        set { handlers.withLock { $0.onClose = newValue } }
+    }
+
+    // MARK: closing
+
+    /// Sends DISCONNECT with a receipt, waits for it at most `timeout`, then closes. Never throws:
+    /// a failed or slow server just gets closed.
+    public func disconnect(timeout: Duration = .seconds(2)) async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            loop.execute { [self] in
+                if closed { cont.resume(); return }
+                disconnectWaiters.append(cont)
+                guard session.state == .connected else {
+                    if session.state != .disconnecting { closeTransport(cause: nil) }
+                    return
+                }
+                write(frame: session.disconnectFrame())
+                disconnectTimer = loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
+            }
+        }
+    }
+
+    /// Closes the transport at once without DISCONNECT (thread-safe).
+    public func close() {
+        loop.execute { [self] in closeTransport(cause: nil) }
+    }
+
+    /// Resumes when the connection is closed for any reason; returns the cause (nil when graceful).
+    @discardableResult
+    public func waitClosed() async -> (any ClassifiedError)? {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            loop.execute { [self] in if closed { cont.resume() } else { closeWaiters.append(cont) } }
+        }
+        return await withCheckedContinuation { (cont: CheckedContinuation<UncheckedSendable<(any ClassifiedError)?>, Never>) in
+            loop.execute { [self] in cont.resume(returning: UncheckedSendable(cause)) }
+        }.value
+    }
+
+    /// Calls `body` once, on the loop, when the connection closes — at once if it already has —
+    /// with the cause (nil when graceful). Unlike ``waitClosed()`` it needs no task of its own.
+    package func whenClosed(_ body: @escaping @Sendable ((any ClassifiedError)?) -> Void) {
+        loop.runOrExecute { [self] in
+            if closed { body(cause) } else { closeCallbacks.append(body) }
+        }
+    }
+
+    // MARK: loop-side machinery
+
+    func notConnected() -> StompError {
+        if let cause { return StompError.closed("\(cause)") }
+        return StompError.closed(closed ? "connection closed" : "not connected (state \(session.state))")
+    }
+
+    func write(frame: StompFrame) {
+        var out = loop.takeEncodeBuffer(1)
+        StompFrameEncoder.encode(frame, into: &out)
+        flush(out)
+    }
+
+    /// Writes an encoded frame and hands the loop's buffer back (no send buffer per connection).
+    func flush(_ out: [UInt8]) {
+        session.bytesSent(now: monotonicNanos())
+        out.withUnsafeBytes { transport.write($0) }
+        loop.returnEncodeBuffer(1, out)
+    }
+
+    func awaitReceipt(_ id: String, timeout: Duration, _ done: @escaping (Result<Void, any Error>) -> Void) {
+        let timer = loop.schedule(after: timeout) { [weak self] in
+            guard let self, let w = receiptWaiters.removeValue(forKey: id) else { return }
+            w.resume(throwing: StompError.timeout("RECEIPT \(id) (not received within \(timeout))"))
+        }
+        receiptWaiters[id] = ReceiptWaiter(done: done, timer: timer)
+    }
+
+    /// Called by the transport with received bytes (on the loop).
+    func handleBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard !closed else { return }
+        let now = monotonicNanos()
+        session.bytesReceived(now: now)
+        do {
+            try parser.parse(bytes) { frame in
+                // Hot path: MESSAGE while connected goes straight to its handler.
+                if frame.command == .message, session.state == .connected || session.state == .disconnecting {
+                    deliver(frame)
+                } else {
+                    handle(session.received(frame, now: now))
+                }
+            }
+        } catch let e as StompError {
+            fail(e)
+        } catch {
+            fail(StompError.malformed("\(error)", source: .server))
+        }
+    }
+
+    private func deliver(_ frame: StompFrame) {
+        guard let sub = frame.headerValueBytes("subscription") else {
+            fail(StompError.unexpected("MESSAGE without subscription header", source: .server))
+            return
+        }
+        for s in subscriptions where s.idBytes.elementsEqual(sub) {
+            s.handler(StompMessage(frame: frame))
+            return
+        }
+        // Unknown subscription: most likely already unsubscribed; ignore.
+    }
+
+    private func handle(_ action: StompClientSession.Action) {
+        switch action {
+        case .none:
+            break
+        case .message(let frame):
+            deliver(frame)
+        case .connected(_, let hb):
+            stompConnectNanos = monotonicNanos() &- connectStarted
+            connectTimer?.cancel()
+            connectTimer = nil
+            if let t = hb.tickIntervalMillis {
+                // One timer per loop and period for all its clients, not one per connection:
+                // 19,000 idle connections cost two timer wake-ups a second instead of thousands.
+                let ticker = StompHeartBeatTicker.ticker(for: loop, periodMillis: min(t, StompHeartBeatTicker.maxPeriodMillis))
+                ticker.add(self)
+                heartBeatTicker = ticker
+            }
+            connectWaiter?.resume()
+            connectWaiter = nil
+        case .receipt(let id):
+            receiptWaiters.removeValue(forKey: id)?.resume()
+        case .disconnected:
+            closeTransport(cause: nil)
+        case .failed(let e):
+            fail(e)
+        }
+    }
+
+    /// Heart-beat tick from the loop's ticker (on the loop).
+    func heartBeatTick(now: UInt64, periodMillis: UInt64) {
+        guard !closed else { return }
+        switch session.tick(now: now, periodMillis: periodMillis) {
+        case .none: break
+        case .sendHeartBeat: StompFrameEncoder.heartBeat.withUnsafeBytes { transport.write($0) }
+        case .peerSilent: fail(session.failure ?? StompError.timeout("heart-beat"))
+        }
+    }
+
+    /// Ends the session with `error` as the cause (first cause wins) and closes the transport.
+    func fail(_ error: any ClassifiedError) {
+        guard !closed else { return }
+        if let s = error as? StompError { session.fail(s) } else { session.markClosed() }
+        if cause == nil { cause = error }
+        handlers.withLock { $0.onError }?(error)
+        closeTransport(cause: error)
+    }
+
+    /// The transport closed (on the loop). `error` nil means a local, orderly close.
+    func transportClosed(error: (any ClassifiedError)?) {
+        guard !closed else { return }
+        // After our DISCONNECT, an orderly close stands in for the RECEIPT some brokers never send
+        // (STOMP 1.2 §DISCONNECT): a WebSocket close 1000/1001 or a TCP FIN. A drop (1006, reset) is not.
+        let orderlyAfterDisconnect = session.state == .disconnecting && Self.isOrderlyClose(error)
+        let graceful = (session.state == .closed && session.failure == nil) || orderlyAfterDisconnect
+        if let error, !graceful {
+            fail(error)
+        } else if !graceful && session.state != .idle {
+            fail(StompError.closed("server closed the connection without ERROR"))
+        } else {
+            closeTransport(cause: nil)
+        }
+    }
+
+    static func isOrderlyClose(_ error: (any ClassifiedError)?) -> Bool {
+        switch error {
+        case nil: return true
+        case let w as WebSocketError: return w.closeCode == WebSocketCloseCode.normal || w.closeCode == WebSocketCloseCode.goingAway
+        case let t as TransportError: if case .closedByPeer = t { return true } else { return false }
+        default: return false
+        }
+    }
+
+    func closeTransport(cause closeCause: (any ClassifiedError)?) {
+        guard !closed else { return }
+        closed = true
+        if session.state != .closed { session.markClosed() }
+        if cause == nil { cause = closeCause }
+        heartBeatTicker?.remove(self)
+        heartBeatTicker = nil
+        connectTimer?.cancel()
+        connectTimer = nil
+        disconnectTimer?.cancel()
+        disconnectTimer = nil
+        let t = transport
+        transport = .none
+        t.close()
+        let err: any Error = cause ?? StompError.closed("connection closed")
+        connectWaiter?.resume(throwing: err)
+        connectWaiter = nil
+        let waiters = receiptWaiters
+        receiptWaiters.removeAll()
+        for (_, w) in waiters { w.resume(throwing: err) }
+        subscriptions.removeAll()
+        handlers.withLock { $0.onClose }?(cause)
+        for w in disconnectWaiters { w.resume() }
+        disconnectWaiters.removeAll()
+        for w in closeWaiters { w.resume() }
+        closeWaiters.removeAll()
+        let callbacks = closeCallbacks
+        closeCallbacks = []
+        for c in callbacks { c(cause) }
+    }
+}
+
+/// The byte pipe under a STOMP client.
