@@ -53,6 +53,29 @@ private struct Boom: Error {}
         #expect(result.generator[0].rssBytes > 0 && result.generator[0].openDescriptors > 0)
     }
 
+    /// `every(_:until:)` ends between ticks as soon as its signal fires (the chat worker's
+    /// connection-closed event), and at once when the signal fired before.
+    @Test func aSignalEndsEveryBetweenTicks() async throws {
+        let result = try await quiet(LoadTest("signal") { Stage("one", to: 1, over: .zero); Hold(.seconds(2)) })
+            .run { user in
+                guard user.iteration == 0 else { _ = await user.sleep(for: .seconds(10)); return }
+                let signal = UserSignal()
+                let t0 = monotonicNanos()
+                Task { try? await Task.sleep(for: .milliseconds(100)); signal.fire() }
+                try await user.every(.seconds(3), until: signal) { user.count("ticks") }
+                user.record("ended_after", micros: Int64((monotonicNanos() - t0) / 1000))
+                try await user.every(.seconds(3), until: signal) { user.count("ticks_after_fire") }
+                user.count("done")
+            }
+        let m = result.metrics
+        #expect(m.counters["ticks"] == 1)                  // the first tick runs at once, the next is 3 s away
+        #expect(m.counters["ticks_after_fire"] == nil)     // already fired: no tick at all
+        #expect(m.counters["done"] == 1)
+        let ended = try #require(m.trends["ended_after"])
+        #expect(ended.count == 1)
+        #expect(ended.max >= 90_000 && ended.max < 1_500_000, "\(ended.max) µs")  // the signal (100 ms), not the stop (2 s)
+    }
+
     @Test func shortScriptsLoopAndErrorsAreClassified() async throws {
         let result = try await quiet(LoadTest("loop") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(500)) })
             .run { user in

@@ -128,6 +128,34 @@ import LoadKitTesting
         }
     }
 
+    /// A drop is an event: the worker starts reconnecting when the connection closes, not at its
+    /// next SEND tick. (It used to notice at the next tick, so `reconnection_time` carried up to one
+    /// message interval of the generator's own polling, blamed on the server.)
+    @Test func aDropStartsTheReconnectAtOnceNotAtTheNextSend() async throws {
+        var o = FixtureOptions()
+        o.faults = FaultPlan(dropConnectionShare: 1, dropAfter: .milliseconds(200) ... .milliseconds(300))
+        let fixture = try await StompChatFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let chat = try await StompChatConfiguration(settings: Self.settings(fixture, [
+            "MESSAGE_INTERVAL_MS": "3000",   // one SEND per connection: a drop falls between ticks
+            "ENABLE_RECONNECT": "true", "MAX_RECONNECT_ATTEMPTS": "20", "INITIAL_BACKOFF_MS": "100", "MAX_BACKOFF_MS": "100",
+        ])).prepared()
+        let result = try await Self.shortRun("stomp-drop-event", users: 4, hold: .milliseconds(2500), reports: root)
+            .run { user in try await chat.runWorker(user) }
+        await fixture.stop()
+
+        let m = result.metrics
+        let reconnects = m.counters[StompChatMetrics.reconnects] ?? 0
+        // Each connection lives 200–300 ms, then back-off 50–150 ms and a loopback connect: several
+        // reconnects per worker in the 3 s run (polling at the 3 s tick would allow at most one).
+        #expect(reconnects >= 8, "\(reconnects) reconnects")
+        let time = try #require(m.trends[StompChatMetrics.reconnectionTime])
+        #expect(time.count == reconnects)
+        #expect(time.min >= 50_000, "no reconnect is faster than the shortest back-off")
+        #expect(time.value(atPercentile: 50) < 1_000_000, "median reconnection \(time.value(atPercentile: 50)) µs: the drop waited for a tick")
+    }
+
     @Test func droppedConnectionsWithoutReconnectBreachConnectionsHeld() async throws {
         var o = FixtureOptions()
         o.faults = FaultPlan(dropConnectionShare: 1, dropAfter: .milliseconds(200) ... .milliseconds(600))

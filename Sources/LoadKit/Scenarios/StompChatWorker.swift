@@ -267,7 +267,10 @@ private final class ChatWorker: @unchecked Sendable {
     @inline(never)
     private func connected(_ client: StompClient) -> ClosedBox {
         let closed = ClosedBox()
-        client.whenClosed { cause in closed.value.withLock { $0 = (monotonicNanos(), cause) } }
+        client.whenClosed { cause in
+            closed.value.withLock { $0 = (monotonicNanos(), cause) }
+            closed.signal.fire()   // the send loop ends now, not at its next tick
+        }
         connectedAt = monotonicNanos()
         if let s = outageStart {
             rec.recordNanos(h.reconnectionTime, connectedAt &- s)
@@ -283,17 +286,13 @@ private final class ChatWorker: @unchecked Sendable {
 
     @inline(never)
     private func sendUntilLost(_ client: StompClient, _ closed: ClosedBox) async -> Lost? {
-        var lost: Lost?
         do {
-            try await user.every(c.messageInterval) {
-                if let gone = closed.value.withLock({ $0 }) { lost = gone; throw ConnectionLost() }
-                send(client)
-            }
-        } catch is ConnectionLost {
+            try await user.every(c.messageInterval, until: closed.signal) { send(client) }
         } catch {
-            lost = (monotonicNanos(), StompError.closed("\(error)"))
+            return (monotonicNanos(), StompError.closed("\(error)"))
         }
-        return lost
+        // The loop ended: the connection closed (its signal), or the run is stopping.
+        return closed.value.withLock { $0 }
     }
 
     /// Lost: a drop, or a send on a closed session. Count it; the caller reconnects or gives up.
@@ -354,13 +353,12 @@ private final class PendingBox: Sendable {
     let value = Mutex(StompPendingMessages())
 }
 
-/// When and why the current connection closed (nil while open).
+/// When and why the current connection closed (nil while open), and the signal that ends the
+/// send loop's wait when it does.
 private final class ClosedBox: Sendable {
     let value = Mutex<(at: UInt64, cause: (any ClassifiedError)?)?>(nil)
+    let signal = UserSignal()
 }
-
-/// Thrown inside the send loop to leave it when the connection is gone.
-private struct ConnectionLost: Error {}
 
 /// Pre-resolved metric handles of one recorder (the MESSAGE handler runs per frame on the loop).
 private struct Handles: Sendable {

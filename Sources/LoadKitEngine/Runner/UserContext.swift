@@ -130,15 +130,16 @@ final class UserContext: Sendable {
     /// Called once the user's task has finished: a user still marked connected is no longer.
     func finished() { markConnected(false) }
 
-    /// Sleeps `nanos`; returns false when woken early by stop or cancellation.
-    func sleep(nanos: UInt64) async -> Bool {
-        if isStopping || Task.isCancelled { return false }
+    /// Sleeps `nanos`; returns false when woken early by stop, cancellation or `signal`.
+    func sleep(nanos: UInt64, unless signal: UserSignal? = nil) async -> Bool {
+        if isStopping || Task.isCancelled || signal?.hasFired == true { return false }
         if nanos == 0 { return true }
         let w = Wakeup()
         let token = sleepers.withLock { s in
             s.next += 1; s.waiting[s.next] = w; return s.next
         }
         if isStopping { w.fire(false) } // stop raced with registration
+        signal?.attach(w)               // fires `w` at once when the signal came first
         let timer = timerLoop().schedule(atNanos: monotonicNanos() &+ nanos) { w.fire(true) }
         let completed = await withTaskCancellationHandler { await w.wait() } onCancel: { w.fire(false) }
         if !completed { timer.cancel() }
@@ -156,5 +157,37 @@ struct RunnerHandles: Sendable {
         operations = r.counter(RunnerMetrics.operations)
         iterations = r.counter(RunnerMetrics.iterations)
         iterationDuration = r.trend(RunnerMetrics.iterationDuration)
+    }
+}
+
+/// A one-shot event a user's sleep also ends on — a connection that closed — so the script
+/// reacts when it happens, not at its next tick.
+package final class UserSignal: Sendable {
+    private let state = Mutex<(fired: Bool, waiter: Wakeup?)>((false, nil))
+
+    /// A signal not yet fired.
+    package init() {}
+
+    /// True once ``fire()`` was called.
+    package var hasFired: Bool { state.withLock { $0.fired } }
+
+    /// Fires the signal: a sleep waiting on it ends now (returning false), later ones at once.
+    package func fire() {
+        let w: Wakeup? = state.withLock { s in
+            s.fired = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        w?.fire(false)
+    }
+
+    /// The sleep's wake-up to fire with the signal (fired at once when the signal already was).
+    fileprivate func attach(_ w: Wakeup) {
+        let now = state.withLock { s in
+            if s.fired { return true }
+            s.waiter = w
+            return false
+        }
+        if now { w.fire(false) }
     }
 }

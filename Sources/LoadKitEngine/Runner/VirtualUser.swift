@@ -148,9 +148,17 @@ public struct VirtualUser: Sendable {
     /// ends the loop and propagates.
     nonisolated(nonsending)
     public func every(_ interval: Duration, _ body: nonisolated(nonsending) () async throws -> Void) async throws {
+        try await every(interval, until: nil, body)
+    }
+
+    /// ``every(_:_:)`` that also ends, between ticks, as soon as `signal` fires (a connection
+    /// closed): the caller learns of it when it happens, not at the next tick.
+    nonisolated(nonsending)
+    package func every(_ interval: Duration, until signal: UserSignal?,
+                       _ body: nonisolated(nonsending) () async throws -> Void) async throws {
         let step = max(1, interval.nanoseconds)
         var due = monotonicNanos()
-        while !isStopping {
+        while !isStopping && signal?.hasFired != true {
             try await body()
             due += step
             let now = monotonicNanos()
@@ -159,7 +167,7 @@ public struct VirtualUser: Sendable {
                 if now > due + step / 10 { context.recorder.increment(RunnerMetrics.ticksMissed, by: Int64(missed)) }
                 due += missed * step
             }
-            if !(await context.sleep(nanos: due - monotonicNanos().clamped(below: due))) { break }
+            if !(await context.sleep(nanos: due - monotonicNanos().clamped(below: due), unless: signal)) { break }
         }
     }
 
