@@ -157,6 +157,34 @@ private struct Boom: Error {}
         #expect((result.metrics.counters["errors_after_cancel"] ?? 0) == 10)
     }
 
+    /// A user whose request hangs past the grace period is cancelled with it: the request the
+    /// user's own task waits for ends through the user's one cancellation scope, a child task's
+    /// (`async let`) through its own handler; neither is a failure, and both end at once.
+    @Test func hangingRequestsAreCancelledWithTheirUser() async throws {
+        let server = try StallServer.start(stall: .seconds(60))
+        defer { server.close() }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.address.port)/hang"
+        let t0 = monotonicNanos()
+        let result = try await quiet(LoadTest("hang") { Stage("all", to: 3, over: .zero); Hold(.milliseconds(300)) })
+            .gracefulStop(.milliseconds(300))
+            .run { user in
+                async let child = client.get(url)
+                do { _ = try await client.get(url) } catch { user.count("own_request_ended", by: error is CancellationError ? 1 : 1000) }
+                do { _ = try await child } catch { user.count("child_request_ended", by: error is CancellationError ? 1 : 1000) }
+            }
+        let wall = Double(monotonicNanos() - t0) / 1e9
+        #expect(wall < 5, "\(wall) s: the 60 s stalls were not cancelled")
+        let m = result.metrics
+        #expect(m.counters["http_reqs"] == nil)             // cancelled by the runner: not counted as requests
+        #expect(wall > 0.5)                                  // ended by the grace period (0.3 + 0.3 s), not before
+        #expect(m.counters["own_request_ended"] == 3)       // each with CancellationError
+        #expect(m.counters["child_request_ended"] == 3)
+        #expect(m.errors.isEmpty)                            // cancelled by the runner: not failures
+        #expect((m.counters["errors_after_cancel"] ?? 0) == 6)
+    }
+
     @Test func stopFlagEndsWellBehavedUsersAtPlanEnd() async throws {
         let t0 = monotonicNanos()
         let result = try await quiet(LoadTest("polite") { Stage("up", to: 8, over: .zero); Hold(.milliseconds(300)) })

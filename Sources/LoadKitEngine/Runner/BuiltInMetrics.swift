@@ -74,6 +74,9 @@ struct HTTPMetricHandles: Sendable {
 }
 
 extension UserContext: ClientObserver {
+    /// The user's one cancellation scope (no handler per request).
+    var cancellation: TaskCancellationScope? { cancellationScope }
+
     func httpExchangeFinished(_ e: HTTPExchange) {
         // The runner cancelling a user at the end of its grace period is not a failed request.
         if e.cancelled && (isStopping || Task.isCancelled) {

@@ -127,7 +127,8 @@ final class RunEngine: Sendable {
             // Created under the lock so its own removal (also under the lock) always comes after.
             s.tasks[id] = Task(executorPreference: loop) { [self] in
                 // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
-                await ClientObservation.$current.withValue(ctx) { await body() }
+                // One cancellation handler for the user's whole life, not one per request.
+                await ctx.cancellationScope.run { await ClientObservation.$current.withValue(ctx) { await body() } }
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 ended()
             }

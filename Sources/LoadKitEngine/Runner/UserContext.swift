@@ -28,6 +28,8 @@ final class UserContext: Sendable {
     private let sleepers = Mutex<(next: Int, waiting: [Int: Wakeup])>((0, [:]))
     private let ledger = Mutex(Ledger())
     private let handles = Mutex<HTTPMetricHandles?>(nil)
+    /// Cancels the request the user's task is waiting for when the task is cancelled.
+    let cancellationScope = TaskCancellationScope()
 
     /// The HTTP built-ins' handles in this user's recorder, resolved on first use.
     var httpHandles: HTTPMetricHandles {

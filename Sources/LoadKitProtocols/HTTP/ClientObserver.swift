@@ -13,6 +13,9 @@ package protocol ClientObserver: Sendable {
     func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)?
     /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`.
     func webSocketFailed(_ error: any Error, endpoint: Endpoint)
+    /// The cancellation scope installed around the observed task (a virtual user's), if any:
+    /// requests the task makes itself register there instead of installing a handler each.
+    var cancellation: TaskCancellationScope? { get }
 }
 
 /// Hears one WebSocket session's traffic; called on the connection's loop.

@@ -105,12 +105,21 @@ public final class HTTPClient: Sendable {
         // response that still arrives is read and dropped, so the connection stays usable.
         let response: HTTPResponse
         do {
-            response = try await withTaskCancellationHandler {
-                try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
+            if let scope = observer?.cancellation, scope.isCurrentTask {
+                // A virtual user's own request: its task's scope cancels it (one handler per user).
+                defer { scope.leave() }
+                response = try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
+                    if !scope.enter(pending) { pending.fail(CancellationError()) }
                     if pending.attach(cont) { pool.submit(pending) }
                 }
-            } onCancel: {
-                pending.fail(CancellationError())
+            } else {
+                response = try await withTaskCancellationHandler {
+                    try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<HTTPResponse, any Error>) in
+                        if pending.attach(cont) { pool.submit(pending) }
+                    }
+                } onCancel: {
+                    pending.fail(CancellationError())
+                }
             }
         } catch {
             observer?.httpExchangeFinished(exchange(request, nil, error, pending))

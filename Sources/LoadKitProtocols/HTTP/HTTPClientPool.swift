@@ -11,7 +11,7 @@ struct PoolKey: Hashable, Sendable {
 
 /// One request on its way: created by `execute`, then owned by whoever holds it (pool queue or
 /// connection loop). Resumed exactly once.
-final class PendingRequest: @unchecked Sendable {
+final class PendingRequest: CancellableOperation, @unchecked Sendable {
     private struct Completion: ~Copyable {
         var continuation: UnsafeContinuation<HTTPResponse, any Error>?
         var finished = false
@@ -75,6 +75,9 @@ final class PendingRequest: @unchecked Sendable {
             return k
         }
     }
+
+    /// Cancelled with its task (``TaskCancellationScope``): fails with `CancellationError`.
+    package func cancelOperation() { fail(CancellationError()) }
 
     func succeed(_ response: HTTPResponse) {
         guard let k = take(nil) else { return }
