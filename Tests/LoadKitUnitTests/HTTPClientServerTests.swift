@@ -6,37 +6,13 @@ import Synchronization
 @testable import LoadKitProtocols
 @testable import LoadKitTransport
 
-/// A raw TCP peer for tests: collects bytes until a predicate holds or the connection closes.
-final class RawPeer: ConnectionDelegate, @unchecked Sendable {
-    private(set) var data: [UInt8] = []
-    private var waiter: (until: ([UInt8]) -> Bool, cont: CheckedContinuation<[UInt8], Never>)?
-    private var closed = false
-
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
-        data.append(contentsOf: bytes)
-        check()
-    }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {
-        closed = true
-        check()
-    }
-    private func check() {
-        guard let w = waiter, closed || w.until(data) else { return }
-        waiter = nil
-        w.cont.resume(returning: data)
-    }
-
-    /// Connects to `address`, sends `bytes`, and waits until `until` holds for everything received.
+/// A raw TCP peer for tests: one exchange on a fresh connection (see ``RawPeerStream``).
+enum RawPeer {
+    /// Connects to `address`, sends `bytes`, and waits until `until` holds for everything received
+    /// (or the connection closes); then closes.
     static func exchange(_ address: SocketAddress, send bytes: [UInt8], until: @escaping @Sendable ([UInt8]) -> Bool) async throws -> [UInt8] {
         let tcp = try await TCPConnection.connect(to: address, timeout: .seconds(5))
-        let peer = RawPeer()
-        let got = await withCheckedContinuation { (k: CheckedContinuation<[UInt8], Never>) in
-            tcp.loop.execute {
-                peer.waiter = (until, k)
-                tcp.start(delegate: peer)
-                tcp.write(bytes)
-            }
-        }
+        let (got, _) = try await RawPeerStream.start(tcp, send: bytes, until: until)
         tcp.close()
         return got
     }
@@ -337,7 +313,8 @@ final class Seen: Sendable {
     var all: Set<String> { s.withLock { $0 } }
 }
 
-/// A raw peer kept open across several exchanges.
+/// A raw TCP peer kept open across several exchanges: collects bytes until a predicate holds or
+/// the connection closes.
 final class RawPeerStream: ConnectionDelegate, @unchecked Sendable {
     let tcp: TCPConnection
     private var data: [UInt8] = []

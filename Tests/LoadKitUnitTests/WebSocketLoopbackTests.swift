@@ -162,7 +162,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
     @Test func clientFailsServerThatMasksFramesWith1002() async throws {
         // A hand-written server: a correct 101, then a masked frame (servers must not mask).
         let listener = try TCPListener { tcp in
-            tcp.start(delegate: WSMaskingServer())
+            tcp.start(delegate: WSScriptedServer(.afterHandshake(send: WSScriptedServer.maskedTextFrame("x"), closeOnReply: false)))
         }
         defer { listener.close() }
         let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
@@ -179,7 +179,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
     /// broke the protocol is "by LoadKit" in the text, yet still the server's fault (source).
     @Test func closeErrorsSayWhoClosedAndWhy() async throws {
         func failure(after frame: [UInt8]) async throws -> WebSocketError? {
-            let listener = try TCPListener { tcp in tcp.start(delegate: WSRawFrameServer(frame)) }
+            let listener = try TCPListener { tcp in tcp.start(delegate: WSScriptedServer(.afterHandshake(send: frame, closeOnReply: true))) }
             defer { listener.close() }
             let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
             do { _ = try await ws.receive(timeout: .seconds(5)); return nil } catch let e as WebSocketError { return e }
@@ -208,7 +208,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
 
     @Test func handshakeAgainstWrongAcceptIsInvalid() async throws {
         let listener = try TCPListener { tcp in
-            tcp.start(delegate: WSBadAcceptServer())
+            tcp.start(delegate: WSScriptedServer(.badAccept))
         }
         defer { listener.close() }
         await #expect(throws: WebSocketError.self) {
@@ -217,7 +217,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         }
         // A server that never answers: handshake timeout.
         let silent = try TCPListener { tcp in
-            tcp.start(delegate: WSSilentServer())
+            tcp.start(delegate: WSScriptedServer(.silent))
         }
         defer { silent.close() }
         await #expect(throws: WebSocketError.self) {
@@ -245,7 +245,7 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
     }
 
     @Test func closeHandshakeIsBoundedByTheCloseTimeout() async throws {
-        let listener = try TCPListener { tcp in tcp.start(delegate: WSMuteServer()) }
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSScriptedServer(.mute)) }
         defer { listener.close() }
         let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5),
                                                    closeTimeout: .milliseconds(100))
@@ -283,60 +283,45 @@ final class WSCounter: WebSocketHandler, @unchecked Sendable {
     func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) { closed = info }
 }
 
-/// Answers the handshake correctly, then sends a masked frame (servers must not mask).
-final class WSMaskingServer: ConnectionDelegate, @unchecked Sendable {
-    var parser = HTTPRequestHeadParser()
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
-        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
-            c.write(a.responseBytes)
-            var f: [UInt8] = []
-            WebSocketFrameEncoder.encode(into: &f, opcode: .text, maskKey: WebSocketMaskKey(1, 2, 3, 4), payload: Array("x".utf8))
-            c.write(f)
-        }
+/// A WebSocket server peer that misbehaves on purpose, one way per test.
+final class WSScriptedServer: ConnectionDelegate, @unchecked Sendable {
+    enum Script {
+        /// Never answers.
+        case silent
+        /// Answers 101 with a wrong Sec-WebSocket-Accept.
+        case badAccept
+        /// Completes the handshake, then ignores everything (never answers a close).
+        case mute
+        /// Completes the handshake and sends `bytes` (raw frames); when `closeOnReply`, closes the
+        /// TCP connection as soon as the client sends anything after that (its close frame).
+        case afterHandshake(send: [UInt8], closeOnReply: Bool)
     }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
-}
 
-/// Answers the handshake correctly, then sends the given raw frame bytes; closes the TCP
-/// connection when the client sends anything after that (its close frame).
-final class WSRawFrameServer: ConnectionDelegate, @unchecked Sendable {
-    var parser = HTTPRequestHeadParser()
-    var upgraded = false
-    let frame: [UInt8]
-    init(_ frame: [UInt8]) { self.frame = frame }
+    private let script: Script
+    private var parser = HTTPRequestHeadParser()
+    private var upgraded = false
+    init(_ script: Script) { self.script = script }
+
+    /// `payload` as one masked text frame: what a server must never send.
+    static func maskedTextFrame(_ payload: String) -> [UInt8] {
+        var f: [UInt8] = []
+        WebSocketFrameEncoder.encode(into: &f, opcode: .text, maskKey: WebSocketMaskKey(1, 2, 3, 4), payload: Array(payload.utf8))
+        return f
+    }
+
     func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
-        if upgraded { c.close(); return }
-        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
+        switch script {
+        case .silent: return
+        case .badAccept:
+            c.write(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n".utf8))
+        case .mute, .afterHandshake:
+            if upgraded {
+                if case .afterHandshake(_, true) = script { c.close() }
+                return
+            }
+            guard case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) else { return }
             upgraded = true
-            c.write(a.responseBytes + frame)
-        }
-    }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
-}
-
-/// Answers 101 with a wrong Sec-WebSocket-Accept.
-final class WSBadAcceptServer: ConnectionDelegate, @unchecked Sendable {
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
-        c.write(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n".utf8))
-    }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
-}
-
-/// Never answers.
-final class WSSilentServer: ConnectionDelegate, @unchecked Sendable {
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
-}
-
-/// Completes the handshake, then ignores everything (never answers a close).
-final class WSMuteServer: ConnectionDelegate, @unchecked Sendable {
-    var parser = HTTPRequestHeadParser()
-    var upgraded = false
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
-        guard !upgraded else { return }
-        if case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) {
-            upgraded = true
-            c.write(a.responseBytes)
+            if case .afterHandshake(let extra, _) = script { c.write(a.responseBytes + extra) } else { c.write(a.responseBytes) }
         }
     }
     func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
