@@ -8,6 +8,24 @@ import Testing
 @Suite struct RunHistoryTests {
     static func root() -> String { NSTemporaryDirectory() + "loadkit-history-\(UUID().uuidString)" }
 
+    /// Report settings come from the run's `Settings` (environment + `.env`), like every other
+    /// setting: `LOADKIT_KEEP_RUNS=1` in a `.env` keeps one run (it used to read the process
+    /// environment alone, so the `.env` line was silently ignored).
+    @Test func keepRunsComesFromTheRunsSettings() async throws {
+        let root = Self.root()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let settings = try Settings(environment: [:], dotEnv: "LOADKIT_KEEP_RUNS=1\n", envFile: "/tmp/test.env")
+        for _ in 0..<3 {
+            let result = try await LoadTest("kept") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(50)) }
+                .progress(false).reports(true, root: root).settings(settings).exclusive(false)
+                .run { user in _ = await user.sleep(for: .milliseconds(10)) }
+            #expect(result.metrics.counters["iterations"] ?? 0 >= 1)
+            try await Task.sleep(for: .milliseconds(5))   // distinct run folder names (millisecond stamps)
+        }
+        let runs = RunHistory.runs(in: ReportWriter(root: root).testDirectory(for: "kept"))
+        #expect(runs.count == 1, "\(runs)")
+    }
+
     @Test func folderNamesSortByStartTime() {
         #expect(RunHistory.folderName(startedAtMillis: 1_795_000_000_123) == "2026-11-18_11-06-40.123Z")
         #expect(RunHistory.folderName(startedAtMillis: 7) == "1970-01-01_00-00-00.007Z")

@@ -98,6 +98,9 @@ public struct Settings: Sendable, Equatable {
     /// The raw value or a default.
     public func string(_ key: String, default d: String) -> String { string(key) ?? d }
 
+    /// `LOADKIT_SUMMARY=full`: the console shows the full summary instead of the short one.
+    var wantsFullSummary: Bool { string("LOADKIT_SUMMARY") == "full" }
+
     /// An integer (`_` separators allowed), nil when unset.
     public func int(_ key: String) throws -> Int? {
         guard let v = string(key) else { return nil }

@@ -21,7 +21,12 @@ package enum ConsoleSummary {
 
     /// The short console summary (about 15–25 lines). `LOADKIT_SUMMARY=full` prints ``full(_:outcomes:)`` instead.
     public static func render(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
-        if ProcessInfo.processInfo.environment["LOADKIT_SUMMARY"] == "full" { return full(r, outcomes: outcomes) }
+        render(r, outcomes: outcomes, full: Settings.current.wantsFullSummary)
+    }
+
+    /// The short summary, or the full one when `full` (a run's own `LOADKIT_SUMMARY`).
+    static func render(_ r: RunResult, outcomes: [ThresholdOutcome], full wantsFull: Bool) -> String {
+        if wantsFull { return full(r, outcomes: outcomes) }
         let m = r.metrics
         let failed = outcomes.filter { !$0.passed }
         let verdict = outcomes.isEmpty ? "no thresholds" : (failed.isEmpty ? "✓ PASSED" : "✗ FAILED")

@@ -47,6 +47,9 @@ public struct ReportWriter: Sendable {
     public var keepRuns: Int?
     /// Whether `latest` may be a symbolic link (tests turn it off to exercise the plain file).
     var symlinks = true
+    /// Where `LOADKIT_KEEP_RUNS` and `LOADKIT_SUMMARY` are read: the run's settings (environment
+    /// + `.env`); ``Settings/current`` for a writer used on its own.
+    var settings = Settings.current
 
     /// `$LOADKIT_REPORT_DIR` when set, else `./loadkit-reports`.
     public static var defaultRoot: String {
@@ -116,7 +119,8 @@ public struct ReportWriter: Sendable {
         let history = testDirectory(for: result.name)
         try RunHistory.pointLatest(in: history, to: (dir as NSString).lastPathComponent, symlinks: symlinks)
         do {
-            let keep = try keepRuns.map { $0 == 0 ? nil : $0 } ?? RunHistory.keepRuns()
+            let keep = try keepRuns.map { $0 == 0 ? nil : $0 }
+                ?? RunHistory.keepRuns(settings.string("LOADKIT_KEEP_RUNS").map { ["LOADKIT_KEEP_RUNS": $0] } ?? [:])
             if let keep { RunHistory.prune(history, keep: keep, protecting: dir) }
         } catch {
             FileHandle.standardError.write(Data("loadkit: \(error); no old runs were deleted\n".utf8))
@@ -193,7 +197,7 @@ extension ReportWriter {
         }
         if printSummary {
             let whereTo = report.files.map { "\nloadkit: \(result.name): reports in \($0.directory)" } ?? ""
-            ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes) + whereTo)
+            ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes, full: settings.wantsFullSummary) + whereTo)
         }
         if report.files == nil, let e = report.writeError {
             writeStderr("loadkit: \(result.name): could not write reports: \(e)\n")

@@ -13,14 +13,15 @@ extension LoadTest {
             do {
                 let files = try ShardOutput.write(result, shard: options.shard, runID: settings.runID,
                                                   thresholds: options.thresholds, root: root)
-                ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes)
+                ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes, full: settings.wantsFullSummary)
                     + "\nloadkit: \(name): shard \(options.shard.index)/\(options.shard.count) reports in \(files.directory)")
             } catch {
                 writeStderr("loadkit: \(name): could not write shard reports: \(error)\n")
             }
             return nil
         }
-        let writer = ReportWriter(root: root)
+        var writer = ReportWriter(root: root)
+        writer.settings = settings   // LOADKIT_KEEP_RUNS, LOADKIT_SUMMARY from this run's environment + .env
         return writer.finish(result, thresholds: options.thresholds).files == nil ? nil : writer.root
     }
 }
