@@ -35,6 +35,14 @@ public struct TrendSummary: Sendable, Hashable, Codable {
 }
 
 enum Fmt {
+    /// Up to three decimals, trailing zeros dropped (`0.4`, `2`, `1.234`): durations and rates in
+    /// the runner's messages.
+    static func upTo3(_ x: Double) -> String {
+        let r = (x * 1000).rounded() / 1000
+        guard r.isFinite, abs(r) < 1e15 else { return String(x) }   // Int(r) would trap
+        return r == r.rounded() ? String(Int(r)) : String(r)
+    }
+
     /// Fixed decimals, "." separator, no grouping.
     static func num(_ v: Double, _ decimals: Int = 2) -> String {
         guard v.isFinite else { return "0" }

@@ -23,9 +23,3 @@ public enum BuildMode {
             + "would be what is measured. Run scaled tests with `swift test -c release`.\n"
     }
 }
-
-func format2(_ x: Double) -> String {
-    let r = (x * 1000).rounded() / 1000
-    guard r.isFinite, abs(r) < 1e15 else { return String(x) }   // Int(r) would trap
-    return r == r.rounded() ? String(Int(r)) : String(r)
-}

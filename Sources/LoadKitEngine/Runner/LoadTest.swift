@@ -210,8 +210,8 @@ public struct LoadTest: Sendable {
                              hold: scaleDuration(hold, f.duration))
         }
         t.options.environment["scale"] = scale.profileName
-        t.options.environment["users_factor"] = String(format2(f.users))
-        t.options.environment["duration_factor"] = String(format2(f.duration))
+        t.options.environment["users_factor"] = String(Fmt.upTo3(f.users))
+        t.options.environment["duration_factor"] = String(Fmt.upTo3(f.duration))
         return t
     }
 
@@ -329,8 +329,8 @@ public struct LoadTest: Sendable {
         if let warning = BuildMode.warning(plannedUsers: plannedPeakUsers) { writeStderr(warning) }
         if let cap = options.maxDuration, cap < plannedDuration + options.gracefulStop {
             // A capped plan passes or fails on what ran: say up front that it will not run whole.
-            writeStderr("loadkit: \(name): capped at \(format2(cap.seconds)) s (LOADKIT_MAX_DURATION or .maxDuration); "
-                + "the plan lasts \(format2(plannedDuration.seconds)) s, so the run stops early\n")
+            writeStderr("loadkit: \(name): capped at \(Fmt.upTo3(cap.seconds)) s (LOADKIT_MAX_DURATION or .maxDuration); "
+                + "the plan lasts \(Fmt.upTo3(plannedDuration.seconds)) s, so the run stops early\n")
         }
         let exclusive = options.exclusive ?? (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
         if exclusive {
@@ -348,7 +348,7 @@ public struct LoadTest: Sendable {
         }
         let engine = RunEngine(test: self, script: script)
         if let cap = options.maxDuration, cap < plannedDuration + options.gracefulStop {
-            engine.note(["max_duration": "\(format2(cap.seconds)) s of a \(format2(plannedDuration.seconds)) s plan"])
+            engine.note(["max_duration": "\(Fmt.upTo3(cap.seconds)) s of a \(Fmt.upTo3(plannedDuration.seconds)) s plan"])
         }
         if let d = diagnosis { engine.note(d.facts) }
         var result = await engine.run()

@@ -68,7 +68,7 @@ extension RunEngine {
         }
         guard first, target > 0 else { return }
         for i in 0..<target { own.rate(RunnerMetrics.connectionsHeld, hit: i < now) }
-        note(["connections_held_at_second": String(format2(Double(elapsed) / 1e9))])
+        note(["connections_held_at_second": String(Fmt.upTo3(Double(elapsed) / 1e9))])
     }
 
     /// Cancels the task of user `index` if it is still running (end of its grace period).

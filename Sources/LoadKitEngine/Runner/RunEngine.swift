@@ -288,10 +288,10 @@ final class RunEngine: Sendable {
     private var modelDescription: String {
         switch test.model {
         case .stages(let st):
-            return StagePlan(st).segments.map { "\($0.name):\($0.to)/\(format2(Double($0.durationNanos) / 1e9))s" }
+            return StagePlan(st).segments.map { "\($0.name):\($0.to)/\(Fmt.upTo3(Double($0.durationNanos) / 1e9))s" }
                 .joined(separator: ",")
-        case .arrivals(let r, let m): return "arrival-rate peak \(format2(r.peakRate))/s maxUsers \(m)"
-        case .burst(let b, let h): return "burst \(b.count) over \(format2(b.window.seconds))s hold \(format2(h.seconds))s"
+        case .arrivals(let r, let m): return "arrival-rate peak \(Fmt.upTo3(r.peakRate))/s maxUsers \(m)"
+        case .burst(let b, let h): return "burst \(b.count) over \(Fmt.upTo3(b.window.seconds))s hold \(Fmt.upTo3(h.seconds))s"
         }
     }
 }
