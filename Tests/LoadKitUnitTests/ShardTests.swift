@@ -6,6 +6,26 @@ import Testing
 @testable import LoadKitTransport
 
 @Suite struct ShardIdentityTests {
+    /// `LOADKIT_SHARD_JUDGE=local` in the run's own settings (`.settings(...)` or `.env`) makes a
+    /// shard judged alone; it used to be read from the process only, so the run's value was ignored.
+    @Test func aRunsOwnShardJudgeSettingDecidesHowItIsJudged() async throws {
+        func run(_ extra: [String: String]) async throws -> RunResult {
+            let root = NSTemporaryDirectory() + "loadkit-judge-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            return try await LoadTest("judge") { Stage("one", to: 2, over: .zero); Hold(.milliseconds(50)) }
+                .progress(false).reports(true, root: root).exclusive(false)
+                .settings(Settings(["LOADKIT_SHARD_INDEX": "0", "LOADKIT_SHARD_COUNT": "2"].merging(extra) { $1 }))
+                .run { user in _ = await user.sleep(for: .milliseconds(10)) }
+        }
+        let byMerge = try await run([:])
+        #expect(byMerge.environment["shard_index"] == "0")
+        #expect((byMerge.metrics.counters["iterations"] ?? 0) >= 1)
+        #expect(byMerge.isJudgedByTheMerge)
+        let alone = try await run(["LOADKIT_SHARD_JUDGE": "local"])
+        #expect(alone.environment["shard_judge"] == "local")
+        #expect(!alone.isJudgedByTheMerge)
+    }
+
     @Test func loadKitVariablesWin() throws {
         let id = try Shard.detect(in: Settings(["LOADKIT_SHARD_INDEX": "2", "LOADKIT_SHARD_COUNT": "5", "JOB_COMPLETION_INDEX": "4"]))
         #expect(id.shard == (try Shard(index: 2, count: 5)))

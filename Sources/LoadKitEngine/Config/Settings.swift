@@ -11,7 +11,7 @@ public struct Settings: Sendable, Equatable {
     /// Where the `.env` values came from, if a file was read.
     public let envFile: String?
     /// Why the `.env` file could not be used, for settings that fell back to the environment
-    /// alone (``current``); ``LoadTest``, ``Scale`` and ``StompChatConfiguration`` throw it.
+    /// alone (``current``); ``LoadTest``, ``Scale`` and `StompChatConfiguration` throw it.
     public private(set) var loadError: ConfigError?
 
     /// Settings from explicit values (tests, embedding code).
@@ -74,7 +74,7 @@ public struct Settings: Sendable, Equatable {
 
     /// The process's settings (environment + `.env`), read once. When the `.env` file is
     /// unreadable or malformed, they hold the environment alone and ``loadError``, which the
-    /// first ``LoadTest`` run, ``Scale`` or ``StompChatConfiguration`` using them throws;
+    /// first ``LoadTest`` run, ``Scale`` or `StompChatConfiguration` using them throws;
     /// ``load(environment:currentDirectory:)`` throws it at once.
     public static var current: Settings { cached }
 

@@ -95,7 +95,7 @@ package enum JUnitReport {
         var outcomes = outcomes
         // One shard of a sharded run is not judged alone (see `SLA.expect`): its thresholds are
         // listed as skipped, and the merge's JUnit file (`loadkit merge`) carries the verdict.
-        if result.environment["shard_index"] != nil && Settings.current.string("LOADKIT_SHARD_JUDGE") != "local" {
+        if result.isJudgedByTheMerge {
             outcomes = outcomes.map { o in
                 var s = o
                 s.passed = true

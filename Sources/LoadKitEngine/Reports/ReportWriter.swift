@@ -47,13 +47,13 @@ public struct ReportWriter: Sendable {
     public var keepRuns: Int?
     /// Whether `latest` may be a symbolic link (tests turn it off to exercise the plain file).
     var symlinks = true
-    /// Where `LOADKIT_KEEP_RUNS` and `LOADKIT_SUMMARY` are read: the run's settings (environment
+    /// Where `LOADKIT_KEEP_RUNS`, `LOADKIT_SUMMARY` and `LOADKIT_JUNIT` are read: the run's settings (environment
     /// + `.env`); ``Settings/current`` for a writer used on its own.
     var settings = Settings.current
 
-    /// `$LOADKIT_REPORT_DIR` when set, else `./loadkit-reports`.
+    /// `LOADKIT_REPORT_DIR` (environment or `.env`) when set, else `./loadkit-reports`.
     public static var defaultRoot: String {
-        let env = ProcessInfo.processInfo.environment["LOADKIT_REPORT_DIR"] ?? ""
+        let env = Settings.current.string("LOADKIT_REPORT_DIR") ?? ""
         return env.isEmpty ? "./loadkit-reports" : env
     }
 
@@ -125,7 +125,7 @@ public struct ReportWriter: Sendable {
         } catch {
             FileHandle.standardError.write(Data("loadkit: \(error); no old runs were deleted\n".utf8))
         }
-        if junit { JUnitReport.add(result, outcomes: outcomes) }
+        if junit { JUnitReport.add(result, outcomes: outcomes, path: settings.string(JUnitReport.variable)) }
         return files
     }
 

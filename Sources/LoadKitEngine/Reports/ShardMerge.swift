@@ -197,7 +197,7 @@ public enum ShardMerge {
         let ordered = shards.sorted { $0.manifest.index < $1.manifest.index }
         let first = ordered[0].manifest
         var result = RunResult.merged(alignedSeries(ordered.map(\.result)), name: first.test)!
-        for key in ["shard", "shard_index"] { result.environment[key] = nil }
+        for key in ["shard", "shard_index", "shard_judge"] { result.environment[key] = nil }
         result.environment["shard_count"] = String(count)
         result.environment["shards_merged"] = ordered.map { String($0.manifest.index) }.joined(separator: ",")
         if let id = first.runID { result.environment["run_id"] = id }

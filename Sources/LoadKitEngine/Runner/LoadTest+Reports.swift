@@ -12,7 +12,7 @@ extension LoadTest {
             let outcomes = options.thresholds.isEmpty ? [] : options.thresholds.evaluate(result)
             do {
                 let files = try ShardOutput.write(result, shard: options.shard, runID: settings.runID,
-                                                  thresholds: options.thresholds, root: root)
+                                                  thresholds: options.thresholds, root: root, settings: settings)
                 ConsoleSummary.printOut(ConsoleSummary.render(result, outcomes: outcomes, full: settings.wantsFullSummary)
                     + "\nloadkit: \(name): shard \(options.shard.index)/\(options.shard.count) reports in \(files.directory)")
             } catch {

@@ -355,7 +355,10 @@ public struct LoadTest: Sendable {
         if exclusive { await RunGate.shared.release() }
         if !options.thresholds.isEmpty { result.sla = options.thresholds }
         if !options.slaOverrides.isEmpty { result.slaOverrides = options.slaOverrides }
-        if options.shard.count > 1 { result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID) }
+        if options.shard.count > 1 {
+            result = ShardOutput.annotate(result, shard: options.shard, runID: settings.runID)
+            if settings.string("LOADKIT_SHARD_JUDGE") == "local" { result.environment["shard_judge"] = "local" }
+        }
         if options.writeReports {
             // Encoding and writing the reports is seconds of CPU and file I/O for a long run: done
             // on a thread of its own, not on Swift's shared pool that the caller's tests need.

@@ -42,6 +42,7 @@ package enum ShardOutput {
     }
 
     /// The result as a shard writes it: `shard`, `shard_index`, `shard_count` and `run_id` facts added.
+    /// (`LoadTest` also records `shard_judge=local` when its settings ask to judge each shard alone.)
     public static func annotate(_ result: RunResult, shard: Shard, runID: String?) -> RunResult {
         var r = result
         r.environment["shard"] = "\(shard.index)/\(shard.count)"
@@ -72,12 +73,29 @@ package enum ShardOutput {
     @discardableResult
     public static func write(_ result: RunResult, shard: Shard, runID: String?, thresholds: [Threshold],
                              root: String?) throws -> ReportFiles {
+        try write(result, shard: shard, runID: runID, thresholds: thresholds, root: root, settings: .current)
+    }
+
+    /// ``write(_:shard:runID:thresholds:root:)`` with the run's own settings (`LOADKIT_KEEP_RUNS`,
+    /// `LOADKIT_JUNIT`).
+    static func write(_ result: RunResult, shard: Shard, runID: String?, thresholds: [Threshold],
+                      root: String?, settings: Settings) throws -> ReportFiles {
         let annotated = annotate(result, shard: shard, runID: runID)
-        let writer = ReportWriter(root: reportRoot(root, shard: shard))
+        var writer = ReportWriter(root: reportRoot(root, shard: shard))
+        writer.settings = settings
         let outcomes = thresholds.isEmpty ? [] : thresholds.evaluate(annotated)
         let files = try writer.write(annotated, outcomes: outcomes)
         try writeManifest(ShardManifest(runID: runID, test: result.name, shard: shard, thresholds: thresholds),
                           into: files.directory)
         return files
+    }
+}
+
+extension RunResult {
+    /// One shard of a sharded run, judged by the merge rather than alone: unless the run's
+    /// settings said `LOADKIT_SHARD_JUDGE=local` (recorded as `shard_judge`), or the process's do.
+    var isJudgedByTheMerge: Bool {
+        environment["shard_index"] != nil && environment["shard_judge"] != "local"
+            && Settings.current.string("LOADKIT_SHARD_JUDGE") != "local"
     }
 }

@@ -163,7 +163,8 @@ struct RunnerHandles: Sendable {
 }
 
 /// A one-shot event a user's sleep also ends on — a connection that closed — so the script
-/// reacts when it happens, not at its next tick.
+/// reacts when it happens, not at its next tick. One sleep waits on it at a time (the user's own
+/// task); a second concurrent sleep would take the first one's place.
 package final class UserSignal: Sendable {
     private let state = Mutex<(fired: Bool, waiter: Wakeup?)>((false, nil))
 

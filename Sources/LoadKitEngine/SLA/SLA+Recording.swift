@@ -91,8 +91,7 @@ extension SLA {
         // One shard of a sharded run: a count or budget can pass on every shard and fail on the
         // whole (or the reverse), so the verdict belongs to `loadkit merge`. Only "no work" fails
         // here. LOADKIT_SHARD_JUDGE=local judges each shard on its own as well.
-        let isShard = result.environment["shard_index"] != nil
-            && Settings.current.string("LOADKIT_SHARD_JUDGE") != "local"   // as the JUnit report reads it
+        let isShard = result.isJudgedByTheMerge
         if isShard {
             let breaches = outcomes.filter { !$0.passed }.count
             FileHandle.standardError.write(Data(("loadkit: \(result.name): shard \(result.environment["shard"] ?? "?"): "

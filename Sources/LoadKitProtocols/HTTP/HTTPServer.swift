@@ -108,8 +108,8 @@ package final class HTTPServer: Sendable {
 final class ServerCounters: Sendable {
     let connections = Atomic<Int>(0)
     let requests = Atomic<Int>(0)
-    package let bytesReceived = Atomic<Int>(0)
-    package let bytesSent = Atomic<Int>(0)
+    let bytesReceived = Atomic<Int>(0)
+    let bytesSent = Atomic<Int>(0)
 
     var snapshot: HTTPServer.Statistics {
         HTTPServer.Statistics(connections: connections.load(ordering: .relaxed), requests: requests.load(ordering: .relaxed),

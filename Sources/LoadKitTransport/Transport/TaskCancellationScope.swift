@@ -23,7 +23,10 @@ package final class TaskCancellationScope: Sendable {
     /// Runs `body` in the calling task with the scope installed: cancelling the task cancels the
     /// registered operation (and every later one, at once).
     package func run(_ body: () async -> Void) async {
+        // The task's identity: its hash (from its address). Cleared when the task leaves, so a
+        // later task allocated at the same address is not taken for it.
         owner.store(withUnsafeCurrentTask { $0?.hashValue } ?? 0, ordering: .relaxed)
+        defer { owner.store(0, ordering: .relaxed) }
         await withTaskCancellationHandler { await body() } onCancel: { cancel() }
     }
 

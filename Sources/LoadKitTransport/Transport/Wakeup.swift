@@ -1,6 +1,7 @@
 import Synchronization
 
-/// A one-shot wake-up: resumed by its timer, by a stop, or by cancellation, whichever comes first.
+/// A one-shot wake-up: resumed by its timer, by a stop, by cancellation or by a user signal,
+/// whichever comes first.
 package final class Wakeup: Sendable {
     private enum State { case pending, armed(UnsafeContinuation<Bool, Never>), done(Bool) }
     private let state = Mutex(State.pending)
