@@ -76,6 +76,26 @@ private struct Boom: Error {}
         #expect(ended.max >= 90_000 && ended.max < 1_500_000, "\(ended.max) µs")  // the signal (100 ms), not the stop (2 s)
     }
 
+    /// The generator's closing sample is taken when the plan ends, not after the shutdown: work
+    /// users do while being stopped (here 300 ms of spinning) is not reported as the run's CPU peak.
+    @Test func theClosingGeneratorSampleIsThePlansEnd() async throws {
+        let result = try await quiet(LoadTest("closing") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(1200)) })
+            .gracefulStop(.seconds(3))
+            .run { user in
+                while !user.isStopping { _ = await user.sleep(for: .milliseconds(50)) }
+                let spinUntil = monotonicNanos() + 300_000_000
+                var x: UInt64 = 0
+                while monotonicNanos() < spinUntil { x &+= 1 }
+                user.count("spun", by: x > 0 ? 1 : 0)
+            }
+        #expect(result.metrics.counters["spun"] == 2)         // the shutdown work happened
+        let g = result.generator
+        #expect(!g.isEmpty)
+        #expect((g.last?.second ?? 99) <= 1.35, "\(g.map(\.second))")   // no sample from the shutdown
+        #expect((g.map(\.cpuPercent).max() ?? 100) < 60, "\(g.map(\.cpuPercent))")
+        #expect(result.metrics.series["vus"]?.last == 2)     // users at the plan's end
+    }
+
     @Test func shortScriptsLoopAndErrorsAreClassified() async throws {
         let result = try await quiet(LoadTest("loop") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(500)) })
             .run { user in

@@ -10,18 +10,29 @@ import LoadKitProtocols
 
 /// Samples the generator's own CPU (getrusage), RSS (/proc/self/statm) and open descriptors.
 struct GeneratorSampler {
+    /// The generator's counters at one instant.
+    struct Reading: Sendable {
+        let cpu: Double, wall: UInt64, rss: Int64, descriptors: Int
+        static func now() -> Reading {
+            Reading(cpu: cpuSeconds(), wall: monotonicNanos(), rss: rssBytes(), descriptors: ResourceLimits.openDescriptorCount())
+        }
+    }
+
     private var lastCPU: Double
-    private var lastWall: UInt64
+    /// When the previous sample was taken (or the sampler made).
+    private(set) var lastWall: UInt64
+    /// Samples taken so far.
+    private(set) var count = 0
 
     init() { lastCPU = Self.cpuSeconds(); lastWall = monotonicNanos() }
 
-    mutating func sample(second: Double) -> GeneratorSample {
-        let cpu = Self.cpuSeconds(), wall = monotonicNanos()
-        let dt = Double(wall &- lastWall) / 1e9
-        let pct = dt > 0 ? (cpu - lastCPU) / dt * 100 : 0
-        lastCPU = cpu; lastWall = wall
+    /// The sample for `reading` (default: now): CPU % since the previous sample.
+    mutating func sample(second: Double, at reading: Reading = .now()) -> GeneratorSample {
+        let dt = Double(reading.wall &- lastWall) / 1e9
+        let pct = dt > 0 ? (reading.cpu - lastCPU) / dt * 100 : 0
+        lastCPU = reading.cpu; lastWall = reading.wall; count += 1
         return GeneratorSample(second: (second * 1000).rounded() / 1000, cpuPercent: (pct * 10).rounded() / 10,
-                               rssBytes: Self.rssBytes(), openDescriptors: ResourceLimits.openDescriptorCount())
+                               rssBytes: reading.rss, openDescriptors: reading.descriptors)
     }
 
     static func cpuSeconds() -> Double {

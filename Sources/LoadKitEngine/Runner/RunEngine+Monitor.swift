@@ -53,11 +53,22 @@ extension RunEngine {
                 previous = snap
             }
         }
-        // A closing sample, so short runs (and the last partial second) are covered too; users
-        // and connections as they were when the plan ended (before the shutdown stopped them).
-        let sample = sampler.sample(second: Double(elapsed) / 1e9)
+        // A closing sample, so short runs (and the last partial second) are covered too: the
+        // generator, users and connections as they were when the plan ended — not during the
+        // shutdown, whose burst of closes over a few milliseconds read as a CPU peak (70 % at the
+        // end of a run that used 4 %). A plan end within half a second of the last tick adds no
+        // generator sample: CPU % over a sliver of a second says nothing.
+        let end = state.withLock { $0.atPlanEnd }
+        var closing: GeneratorSample?
+        if let end, end.generator.wall > sampler.lastWall {
+            if sampler.count == 0 || end.generator.wall - sampler.lastWall >= 500_000_000 {
+                closing = sampler.sample(second: end.second, at: end.generator)
+            }
+        } else {
+            closing = sampler.sample(second: Double(elapsed) / 1e9)   // ticks ran past the plan (a long stop)
+        }
         state.withLock { s in
-            s.generator.append(sample)
+            if let closing { s.generator.append(closing) }
             s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
             s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
         }

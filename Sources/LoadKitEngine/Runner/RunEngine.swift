@@ -33,7 +33,7 @@ final class RunEngine: Sendable {
         var connectedSeries: [Int64] = []
         var generator: [GeneratorSample] = []
         var heldSampled = false
-        var atPlanEnd: (vus: Int, connected: Int)?
+        var atPlanEnd: (vus: Int, connected: Int, generator: GeneratorSampler.Reading, second: Double)?
     }
     let state = Mutex(State())
     let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
@@ -216,7 +216,8 @@ final class RunEngine: Sendable {
                 self.interrupt("cancelled")
             }
             let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
-            state.withLock { $0.atPlanEnd = (vusNow, connectedNow) }
+            let reading = GeneratorSampler.Reading.now(), second = Double(elapsed) / 1e9
+            state.withLock { $0.atPlanEnd = (vusNow, connectedNow, reading, second) }
             await shutdown(cap: hardCap)
             return elapsed
         }
