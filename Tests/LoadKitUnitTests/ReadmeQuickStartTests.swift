@@ -42,14 +42,21 @@ import LoadKit   // not @testable: the quick start uses only the public API
 
         // ---- README › "Read the numbers yourself" (public API only) ----
         let requests = m.counter("http_reqs")                                     // Int64; 0 if none
+        let okRequests = m.counter("http_reqs{name:/ok}")                         // per named request (name:)
         let p95 = m.trends["http_req_duration"]?.value(atPercentile: 95)           // µs (trends hold µs)
+        let samples = m.trends["http_req_duration"]?.count                         // a trend is a Histogram
         let dropped = m.counter("iterations_dropped"), late = m.counter("iterations_late")  // open model
-        let failed = m.rates["http_req_failed"]?.value                             // 0…1
+        let failed = m.rates["http_req_failed"]                                    // .hits of .total; .value 0…1
+        let http500 = m.errors["http_500"]                                         // by kind: .count, .source, .examples
+        let allErrors = m.totalErrors                                              // each failure counted once
         // ---- end ----
         #expect(requests == Int64(served.value))
+        #expect(okRequests == 0, "this copy names no request")
         #expect((p95 ?? 0) >= 2_000, "each answer takes at least the server's 2 ms")
+        #expect(samples == requests)
         #expect(dropped == 0 && late == 0, "a closed-model run has no schedule")
-        #expect(failed == 0)
+        #expect(failed?.value == 0 && failed?.total == requests)
+        #expect(http500 == nil && allErrors == 0)
     }
 }
 
@@ -87,7 +94,10 @@ import LoadKit   // not @testable: the quick start uses only the public API
         let client = HTTPClient()
         let result = try await LoadTest("checkout", rate: .constant(200, for: .seconds(1)), maxUsers: 500)
             .reports(false)
-            .sla { SLA.p99("checkout", below: .milliseconds(300)) }
+            .sla {
+                SLA.p99("checkout", below: .milliseconds(300))
+                SLA.count(.iterationsDropped, atMost: 0)      // drops are reported, but judged only when named
+            }
             .run { iteration in
                 try await iteration.measure("checkout") {   // timed from the schedule (first measure)
                     try await client.post(url, json: ["cart": 42]).requireStatus()

@@ -117,7 +117,9 @@ extension RunResult {
 
 /// The error rate with its denominator in words, from the snapshot's own terms
 /// (``MetricsSnapshot/errorRate``, ``MetricsSnapshot/successfulOperations``,
-/// ``MetricsSnapshot/totalErrors``): `0.52 % (12 of 2,310 operations: 2,298 succeeded, 12 failed)`.
+/// ``MetricsSnapshot/totalErrors``): `0.52 % (12 failed, 2,298 succeeded)`. "Succeeded" is the
+/// `operations` counter (successful operations); the total is not called "operations" so the two
+/// do not read as different counts.
 struct ErrorRateText {
     let rate: Double?
     let succeeded: Int64
@@ -129,12 +131,10 @@ struct ErrorRateText {
         failed = m.totalErrors
     }
 
-    /// `0.52 % (12 of 2,310 operations: 2,298 succeeded, 12 failed)`, or why there is no rate.
+    /// `0.52 % (12 failed, 2,298 succeeded)`, or why there is no rate.
     var sentence: String {
         guard let rate else { return "no operations counted, no errors" }
-        let total = succeeded &+ failed
-        return "\(Fmt.percent(rate)) (\(Fmt.int(failed)) of \(Fmt.int(total)) operation\(total == 1 ? "" : "s"): "
-            + "\(Fmt.int(succeeded)) succeeded, \(Fmt.int(failed)) failed)"
+        return "\(Fmt.percent(rate)) (\(Fmt.int(failed)) failed, \(Fmt.int(succeeded)) succeeded)"
     }
 }
 
