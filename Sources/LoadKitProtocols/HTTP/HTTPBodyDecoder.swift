@@ -95,6 +95,15 @@ struct BodyDecoder: Sendable {
     let limit: Int
     private var trailerBytes = 0
 
+    /// The decoder for a head's `framing`, or why there is none: the framing's own error, or a
+    /// declared length over `limit` (refused before any of the body is read).
+    static func start(_ framing: Result<BodyFraming, HTTPError>, limit: Int) -> Result<BodyDecoder, HTTPError> {
+        framing.flatMap { f in
+            if case .length(let n) = f, n > limit { return .failure(.bodyTooLarge(limit: limit)) }
+            return .success(BodyDecoder(framing: f, limit: limit))
+        }
+    }
+
     init(framing: BodyFraming, limit: Int) {
         self.limit = limit
         switch framing {

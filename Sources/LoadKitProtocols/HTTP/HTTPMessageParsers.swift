@@ -40,12 +40,9 @@ package struct HTTPResponseParser: Sendable {
                     offset += used
                     if h.status >= 100 && h.status < 200 && h.status != 101 { continue }  // interim response
                     if h.status == 101 { return .done(HTTPResponse(head: h), consumed: offset) }
-                    switch responseFraming(h, requestWasHEAD: requestWasHEAD) {
+                    switch BodyDecoder.start(responseFraming(h, requestWasHEAD: requestWasHEAD), limit: maxBodyBytes) {
                     case .failure(let e): return .failure(e)
-                    case .success(let framing):
-                        if case .length(let n) = framing, n > maxBodyBytes { return .failure(.bodyTooLarge(limit: maxBodyBytes)) }
-                        head = h
-                        body = BodyDecoder(framing: framing, limit: maxBodyBytes)
+                    case .success(let decoder): head = h; body = decoder
                     }
                 }
             }
@@ -116,12 +113,9 @@ package struct HTTPRequestParser: Sendable {
             case .failure(let e): return .failure(e)
             case .done(let h, let used):
                 offset = used
-                switch requestFraming(h) {
+                switch BodyDecoder.start(requestFraming(h), limit: maxBodyBytes) {
                 case .failure(let e): return .failure(e)
-                case .success(let framing):
-                    if case .length(let n) = framing, n > maxBodyBytes { return .failure(.bodyTooLarge(limit: maxBodyBytes)) }
-                    head = h
-                    body = BodyDecoder(framing: framing, limit: maxBodyBytes)
+                case .success(let decoder): head = h; body = decoder
                 }
             }
         }
