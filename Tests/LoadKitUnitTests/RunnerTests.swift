@@ -94,6 +94,7 @@ private struct Boom: Error {}
         #expect((g.last?.second ?? 99) <= 1.35, "\(g.map(\.second))")   // no sample from the shutdown
         #expect((g.map(\.cpuPercent).max() ?? 100) < 60, "\(g.map(\.cpuPercent))")
         #expect(result.metrics.series["vus"]?.last == 2)     // users at the plan's end
+        #expect(result.metrics.gauges["vus"] == 2)           // the gauge's last value too, not the shutdown's 0
     }
 
     @Test func shortScriptsLoopAndErrorsAreClassified() async throws {

@@ -267,9 +267,11 @@ final class RunEngine: Sendable {
 
     private func assemble(startedAt: Int64, ranFor: UInt64) -> RunResult {
         let s = state.withLock { $0 }
-        own.gauge(RunnerMetrics.vus, Double(active.load(ordering: .relaxed)))
+        // Users and connections as the plan ended (as the series' closing sample), not the zero
+        // the shutdown leaves: reports showed `vus,0` for a run that ended with 20 users.
+        own.gauge(RunnerMetrics.vus, Double(s.atPlanEnd?.vus ?? active.load(ordering: .relaxed)))
         own.gauge(RunnerMetrics.vusMax, Double(peakActive.load(ordering: .relaxed)))
-        own.gauge(RunnerMetrics.connected, Double(connected.load(ordering: .relaxed)))
+        own.gauge(RunnerMetrics.connected, Double(s.atPlanEnd?.connected ?? connected.load(ordering: .relaxed)))
         var metrics = registry.snapshot(includeTrends: true)
         metrics.series[RunnerMetrics.vus] = s.vusSeries
         metrics.series[RunnerMetrics.connected] = s.connectedSeries
