@@ -91,8 +91,10 @@ private struct Boom: Error {}
         #expect(result.metrics.counters["spun"] == 2)         // the shutdown work happened
         let g = result.generator
         #expect(!g.isEmpty)
-        #expect((g.last?.second ?? 99) <= 1.35, "\(g.map(\.second))")   // no sample from the shutdown
-        #expect((g.map(\.cpuPercent).max() ?? 100) < 60, "\(g.map(\.cpuPercent))")
+        // No sample from the shutdown (the old closing sample, at 1.56 s, read 106.8 % from the
+        // spinning). CPU % itself is the whole process's, so other tests running in parallel
+        // would move it: the sample's time is what is checked.
+        #expect((g.last?.second ?? 99) <= 1.35, "\(g.map(\.second)) \(g.map(\.cpuPercent))")
         #expect(result.metrics.series["vus"]?.last == 2)     // users at the plan's end
         #expect(result.metrics.gauges["vus"] == 2)           // the gauge's last value too, not the shutdown's 0
     }

@@ -73,7 +73,8 @@ extension RunEngine {
 
     /// Cancels the task of user `index` if it is still running (end of its grace period).
     func cancelTasks(of index: Int) {
-        let task = state.withLock { s in s.userTask[index].flatMap { s.tasks[$0] } }
+        let (task, ctx) = state.withLock { s in (s.userTask[index].flatMap { s.tasks[$0] }, s.contexts[index]) }
         task?.cancel()
+        ctx?.cancellationScope.cancel()   // the request the user waits for (its scope has no handler)
     }
 }

@@ -127,8 +127,11 @@ final class RunEngine: Sendable {
             // Created under the lock so its own removal (also under the lock) always comes after.
             s.tasks[id] = Task(executorPreference: loop) { [self] in
                 // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
-                // One cancellation handler for the user's whole life, not one per request.
-                await ctx.cancellationScope.run { await ClientObservation.$current.withValue(ctx) { await body() } }
+                // One cancellation scope for the user's whole life, not a handler per request; the
+                // runner cancels it with the task (`cancelUser`).
+                ctx.cancellationScope.adopt()
+                defer { ctx.cancellationScope.release() }
+                await ClientObservation.$current.withValue(ctx) { await body() }
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 ended()
             }
@@ -252,8 +255,9 @@ final class RunEngine: Sendable {
             await pauseUncancellable(nanos: 5_000_000)
         }
         if active.load(ordering: .relaxed) > 0 {
-            let tasks = state.withLock { Array($0.tasks.values) }
+            let (tasks, ctxs) = state.withLock { (Array($0.tasks.values), Array($0.contexts.values)) }
             tasks.forEach { $0.cancel() }
+            ctxs.forEach { $0.cancellationScope.cancel() }   // the request each one waits for
             let end = monotonicNanos() + 1_000_000_000
             while active.load(ordering: .relaxed) > 0, monotonicNanos() < end {
                 await pauseUncancellable(nanos: 5_000_000)

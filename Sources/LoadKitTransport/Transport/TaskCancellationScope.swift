@@ -6,13 +6,16 @@ package protocol CancellableOperation: AnyObject, Sendable {
     func cancelOperation()
 }
 
-/// Cancellation for one long-lived task's operations, installed once around the task instead of
-/// once per operation: a virtual user makes thousands of requests, and a cancellation handler per
+/// Cancellation for one long-lived task's operations, set up once for the task instead of once
+/// per operation: a virtual user makes thousands of requests, and a cancellation handler per
 /// request costs a status-record lock to add and another to remove, two executor switches and a
 /// closure context each time (`perf` on the README scenario). One operation at a time — a task
-/// awaits one thing at a time — registers with ``enter(_:)`` while it waits; cancelling the task
-/// cancels it. Operations of other tasks (a child task of the script) must not use the scope:
-/// ``isCurrentTask`` tells them apart.
+/// awaits one thing at a time — registers with ``enter(_:)`` while it waits. The scope does not
+/// watch the task: whoever cancels the task calls ``cancel()`` as well (the runner, which alone
+/// holds its users' tasks). A cancellation handler around the task's whole body would do it
+/// without help, but costs every user a deeper parked frame chain (≈ 0.7 KB per STOMP chat worker,
+/// `loadkit bench chat`). Operations of other tasks (a child task of the script) must not use the
+/// scope: ``isCurrentTask`` tells them apart.
 package final class TaskCancellationScope: Sendable {
     private let owner = Atomic<Int>(0)
     private let state = Mutex<(cancelled: Bool, current: (any CancellableOperation)?)>((false, nil))
@@ -20,15 +23,11 @@ package final class TaskCancellationScope: Sendable {
     /// A scope for the task that will call ``run(_:)``.
     package init() {}
 
-    /// Runs `body` in the calling task with the scope installed: cancelling the task cancels the
-    /// registered operation (and every later one, at once).
-    package func run(_ body: () async -> Void) async {
-        // The task's identity: its hash (from its address). Cleared when the task leaves, so a
-        // later task allocated at the same address is not taken for it.
-        owner.store(withUnsafeCurrentTask { $0?.hashValue } ?? 0, ordering: .relaxed)
-        defer { owner.store(0, ordering: .relaxed) }
-        await withTaskCancellationHandler { await body() } onCancel: { cancel() }
-    }
+    /// Makes the calling task the scope's owner (its identity: the task's hash, from its address).
+    package func adopt() { owner.store(withUnsafeCurrentTask { $0?.hashValue } ?? 0, ordering: .relaxed) }
+
+    /// The owner is done: a later task allocated at the same address is not taken for it.
+    package func release() { owner.store(0, ordering: .relaxed) }
 
     /// True when the calling task is the one running the scope (its children are not).
     @inline(__always)
@@ -50,7 +49,9 @@ package final class TaskCancellationScope: Sendable {
     /// The operation finished; it is no longer cancelled with the task.
     package func leave() { state.withLock { $0.current = nil } }
 
-    private func cancel() {
+    /// Cancels the registered operation, and every later one at once (call it with the task's
+    /// `cancel()`).
+    package func cancel() {
         let op = state.withLock { s -> (any CancellableOperation)? in
             s.cancelled = true
             defer { s.current = nil }
