@@ -53,11 +53,16 @@ extension RunEngine {
                 previous = snap
             }
         }
-        // A closing sample, so short runs (and the last partial second) are covered too: the
-        // generator, users and connections as they were when the plan ended — not during the
-        // shutdown, whose burst of closes over a few milliseconds read as a CPU peak (70 % at the
-        // end of a run that used 4 %). A plan end within half a second of the last tick adds no
-        // generator sample: CPU % over a sliver of a second says nothing.
+        appendClosingSample(&sampler)
+        if printed { writeStderr("\n") }
+    }
+
+    /// A closing sample, so short runs (and the last partial second) are covered too: the
+    /// generator, users and connections as they were when the plan ended — not during the
+    /// shutdown, whose burst of closes over a few milliseconds read as a CPU peak (70 % at the
+    /// end of a run that used 4 %). A plan end within half a second of the last tick adds no
+    /// generator sample: CPU % over a sliver of a second says nothing.
+    private func appendClosingSample(_ sampler: inout GeneratorSampler) {
         let end = state.withLock { $0.atPlanEnd }
         var closing: GeneratorSample?
         if let end, end.generator.wall > sampler.lastWall {
@@ -72,9 +77,7 @@ extension RunEngine {
             s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
             s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
         }
-        if printed { writeStderr("\n") }
     }
-
 
     func progressState(second: Double, vus: Int, snapshot: MetricsSnapshot, previous: MetricsSnapshot) -> ProgressLine.State {
         var stage: String?
