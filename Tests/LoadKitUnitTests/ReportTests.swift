@@ -157,6 +157,13 @@ import Testing
         #expect(k6.contains("✓ message_latency p(95)<200ms"))
         #expect(k6.contains("✗ errors rate<0.1%"))
         #expect(k6.contains("connections_held"))
+        // The value column is aligned on the longest name, also a long tagged one (as k6 does).
+        var tagged = Self.sample()
+        tagged.metrics.counters["http_reqs{name:/api/v1/concerts/{id}/seats/{seat}}"] = 7
+        let columns = Set(K6TextSummary.render(tagged).split(separator: "\n")
+            .filter { $0.hasPrefix("     ") && $0.contains("...: ") }
+            .map { $0.distance(from: $0.startIndex, to: $0.range(of: "...: ")!.upperBound) })
+        #expect(columns.count == 1, "\(columns)")
         let log = ErrorLog.render(Self.sample())
         #expect(log.contains("[refused] source=server count=10"))
         #expect(log.components(separatedBy: "  - connect: ").count - 1 == 5)

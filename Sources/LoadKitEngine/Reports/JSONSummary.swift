@@ -101,8 +101,10 @@ package enum K6TextSummary {
             }
             out += "\n"
         }
+        // Aligned on the longest name, as k6 does (a long tagged name no longer breaks the column).
+        let width = Swift.max(30, (lines.map(\.0.count).max() ?? 0) + 3)
         for (name, value) in lines.sorted(by: { $0.0 < $1.0 }) {
-            let dots = String(repeating: ".", count: Swift.max(3, 30 - name.count))
+            let dots = String(repeating: ".", count: width - name.count)
             out += "     \(name)\(dots): \(value)\n"
         }
         return out
