@@ -286,11 +286,8 @@ private final class ChatWorker: @unchecked Sendable {
 
     @inline(never)
     private func sendUntilLost(_ client: StompClient, _ closed: ClosedBox) async -> Lost? {
-        do {
-            try await user.every(c.messageInterval, until: closed.signal) { send(client) }
-        } catch {
-            return (monotonicNanos(), StompError.closed("\(error)"))
-        }
+        // SENDs do not throw (a send on a closed session is the close the signal reports).
+        await user.every(c.messageInterval, until: closed.signal) { send(client) }
         // The loop ended: the connection closed (its signal), or the run is stopping.
         return closed.value.withLock { $0 }
     }

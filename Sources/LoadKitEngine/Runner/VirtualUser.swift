@@ -155,7 +155,7 @@ public struct VirtualUser: Sendable {
     /// closed): the caller learns of it when it happens, not at the next tick.
     nonisolated(nonsending)
     package func every(_ interval: Duration, until signal: UserSignal?,
-                       _ body: nonisolated(nonsending) () async throws -> Void) async throws {
+                       _ body: nonisolated(nonsending) () async throws -> Void) async rethrows {
         let step = max(1, interval.nanoseconds)
         var due = monotonicNanos()
         while !isStopping && signal?.hasFired != true {

@@ -213,15 +213,7 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
         let n = withUnsafeMutablePointer(to: &iov) { p in
             p.withMemoryRebound(to: iovec.self, capacity: 2) { systemWritev(fd, $0, 2) }
         }
-        if n == total {
-            writtenTotal &+= UInt64(n)
-            if !flushWaiters.isEmpty { resolveFlushWaiters() }
-            return
-        }
-        guard let sent = acceptedOrClose(n) else { return }
-        writtenTotal &+= UInt64(sent)
-        pending.removeAll(keepingCapacity: true)
-        pendingStart = 0
+        guard let sent = tookPart(n, of: total) else { return }
         if sent < first.count {
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: first[sent...]))
             pending.append(contentsOf: second)
@@ -238,20 +230,29 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
         queuedTotal &+= UInt64(bytes.count)
         if pendingStart == pending.count {
             let n = systemSend(fd, bytes.baseAddress, bytes.count)
-            if n == bytes.count {
-                writtenTotal &+= UInt64(n)
-                if !flushWaiters.isEmpty { resolveFlushWaiters() }
-                return
-            }
-            guard let sent = acceptedOrClose(n) else { return }
-            writtenTotal &+= UInt64(sent)
-            pending.removeAll(keepingCapacity: true)
-            pendingStart = 0
+            guard let sent = tookPart(n, of: bytes.count) else { return }
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[sent...]))
             awaitWritable()
         } else {
             pending.append(contentsOf: bytes)
         }
+    }
+
+    /// After a direct send of `total` bytes that returned `n`: nil when the kernel took them all
+    /// (flush waiters answered) or the connection closed on a real error; otherwise how many it
+    /// took (0 for EAGAIN), with the pending queue emptied for the caller to queue the rest.
+    @inline(__always)
+    private func tookPart(_ n: Int, of total: Int) -> Int? {
+        if n == total {
+            writtenTotal &+= UInt64(n)
+            if !flushWaiters.isEmpty { resolveFlushWaiters() }
+            return nil
+        }
+        guard let sent = acceptedOrClose(n) else { return nil }
+        writtenTotal &+= UInt64(sent)
+        pending.removeAll(keepingCapacity: true)
+        pendingStart = 0
+        return sent
     }
 
     /// The bytes a send took (0 for EAGAIN), or nil after closing on a real error.
