@@ -59,10 +59,22 @@ public final class HTTPClient: Sendable {
 
     /// The settings this client was created with.
     public let configuration: Configuration
-    private let pools = Mutex<[PoolKey: HostPool]>([:])
+    private let pools = Mutex(Pools())
     private let sourceCounter = Atomic<Int>(0)
-    // URL strings already parsed: `get(url)` in a loop costs a dictionary lookup, not a parse.
-    private let endpoints = Mutex<[String: Endpoint]>([:])
+    // URL strings already parsed: `get(url)` in a loop costs a comparison with the last URL (the
+    // same string is usually the same storage) or a dictionary lookup, not a parse.
+    private let endpoints = Mutex(EndpointCache())
+
+    /// The pools by host, and the last one used (most scripts talk to one host: no hashing).
+    private struct Pools: ~Copyable {
+        var byKey: [PoolKey: HostPool] = [:]
+        var last: (key: PoolKey, pool: HostPool)?
+    }
+
+    private struct EndpointCache: ~Copyable {
+        var byURL: [String: Endpoint] = [:]
+        var last: (url: String, endpoint: Endpoint)?
+    }
 
     /// Creates a client.
     public init(configuration: Configuration = Configuration()) {
@@ -188,24 +200,32 @@ public final class HTTPClient: Sendable {
     /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
     /// builds a new URL per request still gets it parsed once per request, no more).
     func endpoint(_ url: String) throws(HTTPError) -> Endpoint {
-        if let e = endpoints.withLock({ $0[url] }) { return e }
+        let cached = endpoints.withLock { c -> Endpoint? in
+            if let l = c.last, l.url == url { return l.endpoint }
+            guard let e = c.byURL[url] else { return nil }
+            c.last = (url, e)
+            return e
+        }
+        if let e = cached { return e }
         let e = try Endpoint(url)
         endpoints.withLock { c in
-            if c.count >= 256 { c.removeAll(keepingCapacity: true) }
-            c[url] = e
+            if c.byURL.count >= 256 { c.byURL.removeAll(keepingCapacity: true) }
+            c.byURL[url] = e
+            c.last = (url, e)
         }
         return e
     }
 
     /// URL strings in the parse cache (for tests).
-    var cachedEndpointCount: Int { endpoints.withLock { $0.count } }
+    var cachedEndpointCount: Int { endpoints.withLock { $0.byURL.count } }
 
     /// Closes idle connections and fails waiting requests with `client_shutdown`; requests in
     /// flight finish and their connections close afterwards. Thread-safe, idempotent.
     public func shutdown() {
         let all = pools.withLock { p -> [HostPool] in
-            let v = Array(p.values)
-            p.removeAll()
+            let v = Array(p.byKey.values)
+            p.byKey.removeAll()
+            p.last = nil
             return v
         }
         for p in all { p.shutdown() }
@@ -214,18 +234,20 @@ public final class HTTPClient: Sendable {
     /// Number of open (or opening) connections to `url`'s host; for tests and reports.
     public func connectionCount(for url: String) -> Int {
         guard let e = try? Endpoint(url) else { return 0 }
-        return pools.withLock { $0[PoolKey(e)] }?.connectionCount ?? 0
+        return pools.withLock { $0.byKey[PoolKey(e)] }?.connectionCount ?? 0
     }
 
     private func pool(for endpoint: Endpoint) -> HostPool {
         let key = PoolKey(endpoint)
         return pools.withLock { p in
-            if let existing = p[key] { return existing }
+            if let l = p.last, l.key == key { return l.pool }
+            if let existing = p.byKey[key] { p.last = (key, existing); return existing }
             let tls = endpoint.isTLS ? configuration.tls.withServerName(configuration.tls.serverName ?? endpoint.host) : nil
             let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
                                    configuration: configuration, tls: tls,
                                    nextSource: { [weak self] in self?.nextSource() })
-            p[key] = created
+            p.byKey[key] = created
+            p.last = (key, created)
             return created
         }
     }
