@@ -104,3 +104,74 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
 /// Deterministic generator for reproducible random tests.
 typealias SplitMix = SeededRandom
+
+/// The client's hot path decides framing and keep-alive from facts noted while splitting the head;
+/// for every head it must answer exactly what searching the parsed fields answers.
+@Suite struct HeadFactsTests {
+    static let heads: [String] = [
+        "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 15\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nCONTENT-LENGTH:   12  \r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 12345678901234567890\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nconnection: Keep-Alive, CLOSE\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Fold: a\r\n b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection:\r\n close\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Lengthy: 4\r\nConnections: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive , Close\t\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: closed\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: upgrade\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nConnection: KEEP-ALIVE\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nConnection: ,,keep-alive,\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nConnection: keep-alives\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection:\r\nContent-Length: 1\r\n\r\n",
+    ]
+
+    @Test(arguments: heads)
+    func factsDecideAsTheFieldsDo(_ text: String) throws {
+        let raw = Array(text.utf8)
+        let parsed = raw.withUnsafeBytes { parseResponseHeadNotingFacts($0) }
+        guard case .success(let (head, facts)) = parsed else { Issue.record("did not parse: \(text)"); return }
+        for wasHEAD in [false, true] {
+            let fast = responseFraming(head, requestWasHEAD: wasHEAD, facts: facts)
+            let slow = responseFraming(head, requestWasHEAD: wasHEAD)
+            switch (fast, slow) {
+            case (.success(let a), .success(let b)): #expect(a == b, "\(text)")
+            case (.failure(let a), .failure(let b)): #expect(a.description == b.description, "\(text)")
+            default: Issue.record("fast \(fast) vs slow \(slow) for \(text)")
+            }
+        }
+        var p = HTTPResponseParser()
+        p.expectResponse(to: .GET)
+        if case .done = p.parse(raw + Array(repeating: UInt8(ascii: "x"), count: 64)) {
+            #expect(p.lastKeepsAlive == head.keepAlive, "\(text)")
+        }
+    }
+
+    @Test func commonNamesKeepTheirSpelling() throws {
+        let raw = Array("HTTP/1.1 200 OK\r\ndate: x\r\nDate: y\r\nSERVER: z\r\nContent-Type: t\r\n\r\n".utf8)
+        guard case .success(let (head, _)) = raw.withUnsafeBytes({ parseResponseHeadNotingFacts($0) }) else {
+            Issue.record("did not parse"); return
+        }
+        #expect(head.headers.fields.map(\.name) == ["date", "Date", "SERVER", "Content-Type"])
+        #expect(head.reason == "OK")
+    }
+
+    @Test func tokenBytesAreRFC9110sTchar() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for b in 0...255 { #expect(isTokenByte(UInt8(b)) == tchar.contains(UInt8(b)), "byte \(b)") }
+    }
+}

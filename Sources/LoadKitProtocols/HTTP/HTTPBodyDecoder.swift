@@ -8,9 +8,15 @@ enum BodyFraming: Sendable, Equatable {
     case untilClose
 }
 
-/// Decides a response's body framing from its head and the request method.
-func responseFraming(_ head: HTTPResponseHead, requestWasHEAD: Bool) -> Result<BodyFraming, HTTPError> {
+/// Decides a response's body framing from its head and the request method; `facts` (noted by the
+/// parser) answer the usual case — one plain `Content-Length`, no `Transfer-Encoding` — without
+/// searching the fields.
+func responseFraming(_ head: HTTPResponseHead, requestWasHEAD: Bool, facts: HeadFacts? = nil) -> Result<BodyFraming, HTTPError> {
     if requestWasHEAD || head.status < 200 || head.status == 204 || head.status == 304 { return .success(.none) }
+    if let f = facts, !f.transferEncoding, !f.folded {
+        if f.contentLengthFields == 0 { return .success(.untilClose) }
+        if f.contentLengthFields == 1 && f.contentLength >= 0 { return .success(.length(f.contentLength)) }
+    }
     if !head.headers.contains("Transfer-Encoding") {
         // Fast path: one Content-Length field with plain digits.
         var single: String? = nil, fields = 0

@@ -73,7 +73,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             current = nil
             served += 1
             task.bytesReceived -= bytes.count - used  // bytes behind the response are not its own
-            let reusable = used == bytes.count && response.status != 101 && response.head.keepAlive
+            let reusable = used == bytes.count && response.status != 101 && parser.lastKeepsAlive
             if reusable { pool.release(self) } else { tcp.close() }
             task.succeed(response)
         case .failure(let error):

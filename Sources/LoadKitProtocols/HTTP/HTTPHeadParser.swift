@@ -179,34 +179,110 @@ struct HeadScanner: Sendable {
 
 // MARK: line-level parsing (pure functions over one complete head)
 
-/// tchar per RFC 9110 §5.6.2.
-private let tokenTable: [Bool] = {
-    var t = [Bool](repeating: false, count: 256)
-    for c in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(c)] = true }
-    for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(c)] = true }
-    for c in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(c)] = true }
-    for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
-    return t
-}()
+/// tchar per RFC 9110 §5.6.2, as two 64-bit masks (no lazily initialised global table: its
+/// `swift_once` check cost more than the lookup on every header byte).
+@inline(__always) func isTokenByte(_ b: UInt8) -> Bool {
+    // Bits of ! # $ % & ' * + - . 0-9 (bytes 0–63) and A-Z ^ _ ` a-z | ~ (bytes 64–127).
+    let low: UInt64 = 0x03FF_6CFA_0000_0000
+    let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    return b < 64 ? (low >> UInt64(b)) & 1 == 1 : b < 128 && (high >> UInt64(b - 64)) & 1 == 1
+}
 
-@inline(__always) func isTokenByte(_ b: UInt8) -> Bool { tokenTable[Int(b)] }
+/// What the framing and keep-alive decisions need from a head, gathered while it is split, so
+/// the hot path does not search the fields again (``responseFraming(_:requestWasHEAD:facts:)``).
+struct HeadFacts: Sendable {
+    /// `Content-Length` fields seen, and the value of the last one when it is plain digits.
+    var contentLengthFields = 0
+    var contentLength = -1
+    /// A `Transfer-Encoding` field was seen (the slow path decides the framing then).
+    var transferEncoding = false
+    /// The `close` and `keep-alive` tokens of the `Connection` fields.
+    var connectionClose = false
+    var connectionKeepAlive = false
+    /// A folded line changed a value after it was noted: the slow paths decide.
+    var folded = false
 
-/// Splits a complete head into its first line and header fields.
-private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<Int>, headers: HTTPHeaders), HTTPError> {
+    /// Whether the connection may carry another exchange (``HTTPResponseHead/keepAlive``).
+    func keepAlive(_ version: HTTPVersion) -> Bool {
+        version.major == 1 && version.minor >= 1 ? !connectionClose : connectionKeepAlive
+    }
+}
+
+/// A header name the parser meets often, as a constant String when the bytes match exactly
+/// (no decoding or validation per response); nil otherwise.
+@inline(__always) private func commonName(_ b: UnsafeRawBufferPointer) -> String? {
+    @inline(__always) func its(_ s: StaticString) -> Bool {
+        s.utf8CodeUnitCount == b.count && memcmp(s.utf8Start, b.baseAddress!, b.count) == 0
+    }
+    switch b.count {
+    case 4: return its("Date") ? "Date" : its("Vary") ? "Vary" : its("ETag") ? "ETag" : nil
+    case 6: return its("Server") ? "Server" : nil
+    case 10: return its("Connection") ? "Connection" : its("Set-Cookie") ? "Set-Cookie" : its("Keep-Alive") ? "Keep-Alive" : nil
+    case 12: return its("Content-Type") ? "Content-Type" : nil
+    case 13: return its("Cache-Control") ? "Cache-Control" : its("Last-Modified") ? "Last-Modified" : its("Accept-Ranges") ? "Accept-Ranges" : nil
+    case 14: return its("Content-Length") ? "Content-Length" : nil
+    case 17: return its("Transfer-Encoding") ? "Transfer-Encoding" : nil
+    default: return nil
+    }
+}
+
+/// True when `b` spells `lower` (lower-case ASCII letters and '-') in any case.
+@inline(__always) private func namedIgnoringCase(_ b: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    guard b.count == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    for i in 0..<b.count where b[i] | 0x20 != l[i] { return false }
+    return true
+}
+
+/// Notes what `name: value` tells the framing (names compared ignoring case, without Strings).
+@inline(__always) private func noteFact(_ facts: inout HeadFacts, _ head: UnsafeRawBufferPointer,
+                                        name: Range<Int>, value: Range<Int>) {
+    let n = UnsafeRawBufferPointer(rebasing: head[name])
+    switch n.count {
+    case 14 where namedIgnoringCase(n, "content-length"):
+        facts.contentLengthFields += 1
+        var v = -1
+        if value.count > 0 && value.count <= 18 {
+            v = 0
+            for i in value {
+                let d = head[i] &- 0x30
+                if d > 9 { v = -1; break }
+                v = v * 10 + Int(d)
+            }
+        }
+        facts.contentLength = v
+    case 17 where namedIgnoringCase(n, "transfer-encoding"): facts.transferEncoding = true
+    case 10 where namedIgnoringCase(n, "connection"):
+        // A comma-separated token list: note `close` and `keep-alive`, ignoring case and spaces.
+        var start = value.lowerBound
+        while start <= value.upperBound {
+            var end = start
+            while end < value.upperBound && head[end] != UInt8(ascii: ",") { end += 1 }
+            let t = trimmed(head, start, end)
+            let token = UnsafeRawBufferPointer(rebasing: head[t])
+            if namedIgnoringCase(token, "close") { facts.connectionClose = true }
+            if namedIgnoringCase(token, "keep-alive") { facts.connectionKeepAlive = true }
+            start = end + 1
+        }
+    default: break
+    }
+}
+
+/// Splits a complete head into its first line and header fields, noting the framing facts.
+private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<Int>, headers: HTTPHeaders, facts: HeadFacts), HTTPError> {
     var lineStart = 0
     var first: Range<Int>? = nil
     var headers = HTTPHeaders()
+    var facts = HeadFacts()
     let n = head.count
+    guard let base = head.baseAddress else { return .failure(.malformed("empty head")) }
     // One allocation for the fields: at most one per line after the start line.
     var lineCount = 0
-    if let base = head.baseAddress {
-        var i = 0
-        while i < n, let p = memchr(base + i, Int32(LF), n - i) { lineCount += 1; i = base.distance(to: UnsafeRawPointer(p)) + 1 }
-    }
+    var i = 0
+    while i < n, let p = memchr(base + i, Int32(LF), n - i) { lineCount += 1; i = base.distance(to: UnsafeRawPointer(p)) + 1 }
     headers.reserveCapacity(max(0, lineCount - 2))
     while lineStart < n {
-        var lf = lineStart
-        while lf < n && head[lf] != LF { lf += 1 }
+        let lf = memchr(base + lineStart, Int32(LF), n - lineStart).map { base.distance(to: UnsafeRawPointer($0)) } ?? n
         var lineEnd = lf
         if lineEnd > lineStart && head[lineEnd - 1] == CR { lineEnd -= 1 }
         defer { lineStart = lf + 1 }
@@ -219,6 +295,8 @@ private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<I
             let more = trimmed(head, lineStart, lineEnd)
             guard let extra = fieldValue(head, more) else { return .failure(.malformed("invalid character in header '\(last.name)'")) }
             headers.replaceLastValue(last.value + " " + extra)
+            // The folded value is no longer what was noted: let the slow paths read it.
+            facts.folded = true
             continue
         }
         var colon = lineStart
@@ -230,14 +308,17 @@ private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<I
         }
         guard colon < lineEnd else { return .failure(.malformed("header line without ':'")) }
         guard colon > lineStart else { return .failure(.malformed("empty header name")) }
-        let name = String(decoding: UnsafeRawBufferPointer(rebasing: head[lineStart..<colon]), as: UTF8.self)
-        guard let value = fieldValue(head, trimmed(head, colon + 1, lineEnd)) else {
+        let nameBytes = UnsafeRawBufferPointer(rebasing: head[lineStart..<colon])
+        let name = commonName(nameBytes) ?? String(decoding: nameBytes, as: UTF8.self)
+        let valueRange = trimmed(head, colon + 1, lineEnd)
+        guard let value = fieldValue(head, valueRange) else {
             return .failure(.malformed("invalid character in value of header '\(name)'"))
         }
+        noteFact(&facts, head, name: lineStart..<colon, value: valueRange)
         headers.add(name, value)
     }
     guard let f = first else { return .failure(.malformed("empty head")) }
-    return .success((f, headers))
+    return .success((f, headers, facts))
 }
 
 private func trimmed(_ b: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int) -> Range<Int> {
@@ -269,7 +350,12 @@ private func parseVersion(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> HTTPV
 }
 
 func parseResponseHead(_ head: UnsafeRawBufferPointer) -> Result<HTTPResponseHead, HTTPError> {
-    let split: (first: Range<Int>, headers: HTTPHeaders)
+    parseResponseHeadNotingFacts(head).map(\.head)
+}
+
+/// The response head and what its framing needs (the client's hot path).
+func parseResponseHeadNotingFacts(_ head: UnsafeRawBufferPointer) -> Result<(head: HTTPResponseHead, facts: HeadFacts), HTTPError> {
+    let split: (first: Range<Int>, headers: HTTPHeaders, facts: HeadFacts)
     switch splitHead(head) {
     case .success(let s): split = s
     case .failure(let e): return .failure(e)
@@ -290,16 +376,17 @@ func parseResponseHead(_ head: UnsafeRawBufferPointer) -> Result<HTTPResponseHea
     var reason = ""
     if line.count > 12 {
         guard head[line.lowerBound + 12] == 0x20 else { return .failure(.malformed("invalid status line")) }
-        guard let r = fieldValue(head, line.lowerBound + 13..<line.upperBound) else {
+        let okay = line.count == 15 && head[line.lowerBound + 13] == UInt8(ascii: "O") && head[line.lowerBound + 14] == UInt8(ascii: "K")
+        guard let r = okay ? "OK" : fieldValue(head, line.lowerBound + 13..<line.upperBound) else {
             return .failure(.malformed("invalid character in reason phrase"))
         }
         reason = r
     }
-    return .success(HTTPResponseHead(version: version, status: status, reason: reason, headers: split.headers))
+    return .success((HTTPResponseHead(version: version, status: status, reason: reason, headers: split.headers), split.facts))
 }
 
 func parseRequestHead(_ head: UnsafeRawBufferPointer) -> Result<HTTPRequestHead, HTTPError> {
-    let split: (first: Range<Int>, headers: HTTPHeaders)
+    let split: (first: Range<Int>, headers: HTTPHeaders, facts: HeadFacts)
     switch splitHead(head) {
     case .success(let s): split = s
     case .failure(let e): return .failure(e)

@@ -8,7 +8,7 @@ import LoadKitTransport
 /// Call ``expectResponse(to:)`` before each request's response, feed slices with ``parse(_:)``, and
 /// call ``finish()`` when the peer closes (a read-until-close body completes there).
 package struct HTTPResponseParser: Sendable {
-    private var headParser: HTTPResponseHeadParser
+    private var headScanner: HeadScanner
     private var head: HTTPResponseHead?
     private var body: BodyDecoder?
     private var requestWasHEAD = false
@@ -17,7 +17,7 @@ package struct HTTPResponseParser: Sendable {
 
     /// Creates a parser.
     public init(limits: HTTPHeadLimits = HTTPHeadLimits(), maxBodyBytes: Int = 16 << 20) {
-        headParser = HTTPResponseHeadParser(limits: limits)
+        headScanner = HeadScanner(limits: limits)
         self.maxBodyBytes = maxBodyBytes
     }
 
@@ -25,7 +25,12 @@ package struct HTTPResponseParser: Sendable {
     public mutating func expectResponse(to method: HTTPMethod) { requestWasHEAD = method == .HEAD }
 
     /// True when no part of a response has been received.
-    public var isIdle: Bool { head == nil && !headParser.hasPartialHead }
+    public var isIdle: Bool { head == nil && !headScanner.started }
+
+    /// Whether the connection may carry another exchange after the last response returned by
+    /// ``parse(_:)`` (its head's ``HTTPResponseHead/keepAlive``, decided from the facts the
+    /// parser noted, without searching the fields again).
+    private(set) var lastKeepsAlive = false
 
     /// Feeds bytes; `.done` carries one response and how many bytes it used.
     public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> HTTPParseResult<HTTPResponse> {
@@ -33,14 +38,15 @@ package struct HTTPResponseParser: Sendable {
         while true {
             if head == nil {
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-                switch headParser.parse(rest) {
+                switch headScanner.scan(rest, parseHead: parseResponseHeadNotingFacts) {
                 case .needMore: return .needMore
                 case .failure(let e): return .failure(e)
-                case .done(let h, let used):
+                case .done(let (h, facts), let used):
                     offset += used
                     if h.status >= 100 && h.status < 200 && h.status != 101 { continue }  // interim response
+                    lastKeepsAlive = facts.folded ? h.keepAlive : facts.keepAlive(h.version)
                     if h.status == 101 { return .done(HTTPResponse(head: h), consumed: offset) }
-                    switch BodyDecoder.start(responseFraming(h, requestWasHEAD: requestWasHEAD), limit: maxBodyBytes) {
+                    switch BodyDecoder.start(responseFraming(h, requestWasHEAD: requestWasHEAD, facts: facts), limit: maxBodyBytes) {
                     case .failure(let e): return .failure(e)
                     case .success(let decoder): head = h; body = decoder
                     }
