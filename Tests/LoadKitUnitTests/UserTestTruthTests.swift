@@ -71,6 +71,27 @@ private struct UnexpectedStatus: Error {}
         #expect(m.errors["http_500"]?.source == .server)
     }
 
+    @Test func everyRequestIsInThePerSecondLatencySeries() async throws {
+        // timeseries.csv and the HTML charts read the per-second trend histograms: each built-in
+        // HTTP trend must hold every request there too, not only in its whole-run histogram.
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let url = server.url("/ok")
+        let result = try await quiet(LoadTest("per-second") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(1200)) })
+            .run { user in try await user.measure("get") { try await client.get(url).requireStatus() } }
+        let m = result.metrics
+        let requests = try #require(m.counters["http_reqs"])
+        #expect(requests > 50 && requests == Int64(server.snapshot.requests), "\(requests) requests")
+        for name in ["http_req_duration", "http_req_waiting", "http_req_blocked", "get"] {
+            let whole = try #require(m.trends[name], "\(name)")
+            let perSecond = try #require(m.trendSeries[name], "no per-second series for \(name)")
+            #expect(Int64(whole.count) == requests, "\(name)")
+            let seconds = (0..<perSecond.seconds).map { perSecond.count(second: $0) }
+            #expect(seconds.reduce(0, +) == Int64(whole.count), "\(name) per second: \(seconds)")
+        }
+    }
+
     @Test func thePoolDoesNotCapTheUsers() async throws {
         // Every request waits 30 ms at the server, so 100 users have 100 requests in flight.
         let server = try CountingHTTPServer(delay: .milliseconds(30))

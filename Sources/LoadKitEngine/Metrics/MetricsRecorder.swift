@@ -52,6 +52,7 @@ package final class MetricsRecorder: Sendable {
 
     struct State {
         var trendIndex: [String: Int] = [:]
+        var recentTrends: ((name: String, index: Int)?, (name: String, index: Int)?) = (nil, nil)
         var trendNames: [String] = []
         var trends: [Histogram] = []
         var trendWindows: [TrendSecondWindow] = []
@@ -108,10 +109,22 @@ package final class MetricsRecorder: Sendable {
     }
 
     private static func trendSlot(_ s: inout State, _ name: String, _ template: Histogram) -> Int {
-        if let i = s.trendIndex[name] { return i }
-        let i = s.trends.count
-        s.trends.append(template); s.trendNames.append(name); s.trendIndex[name] = i
-        s.trendWindows.append(TrendSecondWindow())
+        // A script's steps record by name once or twice per iteration: the last two names are
+        // compared (usually the same String storage) before the name is hashed.
+        if let l = s.recentTrends.0, l.name == name { return l.index }
+        if let l = s.recentTrends.1, l.name == name {
+            s.recentTrends = (l, s.recentTrends.0)
+            return l.index
+        }
+        let i: Int
+        if let known = s.trendIndex[name] {
+            i = known
+        } else {
+            i = s.trends.count
+            s.trends.append(template); s.trendNames.append(name); s.trendIndex[name] = i
+            s.trendWindows.append(TrendSecondWindow())
+        }
+        s.recentTrends = ((name, i), s.recentTrends.0)
         return i
     }
 
@@ -198,9 +211,13 @@ package final class MetricsRecorder: Sendable {
     /// Runs `body` with this recorder's state locked, for hot paths that record several values
     /// at once (an HTTP request's dozen built-ins): one lock instead of one per value.
     @inline(__always)
-    func locked<R>(_ body: (inout State, _ second: Int) -> R) -> R {
-        let second = currentSecond()
-        return state.withLock { body(&$0, second) }
+    func locked<R>(_ body: (inout State, _ at: RecordingInstant) -> R) -> R {
+        state.withLock { s in
+            // Read under the lock (as recordTrend does): a recorder's seconds only move forward.
+            let now = coarseMonotonicNanos()
+            let second = now > startNanos ? Swift.min(Int((now - startNanos) / 1_000_000_000), Self.maxSeriesSeconds - 1) : 0
+            return body(&s, RecordingInstant(second: second, nanos: now, runStart: startNanos))
+        }
     }
 
     // MARK: Recording by name
@@ -336,11 +353,24 @@ package final class MetricsRecorder: Sendable {
     }
 }
 
+/// When the values recorded under one ``MetricsRecorder/locked(_:)`` call happened: one clock
+/// read for all of them.
+struct RecordingInstant {
+    /// Index into the per-second series.
+    let second: Int
+    /// The coarse monotonic clock, and the recorder's run start it counts seconds from.
+    let nanos: UInt64
+    let runStart: UInt64
+}
+
 extension MetricsRecorder.State {
-    /// Records nanoseconds (as microseconds) into a trend; inside ``MetricsRecorder/locked(_:)``.
+    /// Records nanoseconds (as microseconds) into a trend and its current second's histogram
+    /// (timeseries.csv and the report's charts read those); inside ``MetricsRecorder/locked(_:)``.
     @inline(__always)
-    mutating func recordNanos(_ trend: TrendHandle, _ nanos: UInt64) {
-        trends[trend.index].record(Int64(truncatingIfNeeded: (nanos &+ 500) / 1000))
+    mutating func recordNanos(_ trend: TrendHandle, _ nanos: UInt64, at instant: RecordingInstant) {
+        let v = Int64(truncatingIfNeeded: (nanos &+ 500) / 1000)
+        trends[trend.index].record(v)
+        trendWindows[trend.index].record(v, atNanos: instant.nanos, runStart: instant.runStart)
     }
 
     /// Adds to a counter and its per-second series; inside ``MetricsRecorder/locked(_:)``.

@@ -86,22 +86,22 @@ extension UserContext: ClientObserver {
         let h = httpHandles
         let r = recorder
         // One lock for the dozen values of a request (the hot path of every HTTP scenario).
-        r.locked { s, second in
-            s.increment(h.reqs, second: second)
+        r.locked { s, at in
+            s.increment(h.reqs, second: at.second)
             s.rate(h.failed, hit: e.failure != nil)
-            if e.bytesSent > 0 { s.increment(h.dataSent, by: Int64(e.bytesSent), second: second) }
-            if e.bytesReceived > 0 { s.increment(h.dataReceived, by: Int64(e.bytesReceived), second: second) }
-            if e.queued { s.increment(h.queued, second: second) }
+            if e.bytesSent > 0 { s.increment(h.dataSent, by: Int64(e.bytesSent), second: at.second) }
+            if e.bytesReceived > 0 { s.increment(h.dataReceived, by: Int64(e.bytesReceived), second: at.second) }
+            if e.queued { s.increment(h.queued, second: at.second) }
             if e.status != nil {
                 let t = e.timings
-                s.recordNanos(h.duration, t.duration)
-                if e.failure == nil { s.recordNanos(h.durationExpected, t.duration) }
-                s.recordNanos(h.blocked, t.blocked)
-                s.recordNanos(h.connecting, t.connecting)
-                s.recordNanos(h.tls, t.tlsHandshaking)
-                s.recordNanos(h.sending, t.sending)
-                s.recordNanos(h.waiting, t.waiting)
-                s.recordNanos(h.receiving, t.receiving)
+                s.recordNanos(h.duration, t.duration, at: at)
+                if e.failure == nil { s.recordNanos(h.durationExpected, t.duration, at: at) }
+                s.recordNanos(h.blocked, t.blocked, at: at)
+                s.recordNanos(h.connecting, t.connecting, at: at)
+                s.recordNanos(h.tls, t.tlsHandshaking, at: at)
+                s.recordNanos(h.sending, t.sending, at: at)
+                s.recordNanos(h.waiting, t.waiting, at: at)
+                s.recordNanos(h.receiving, t.receiving, at: at)
             }
         }
         if let name = e.name {

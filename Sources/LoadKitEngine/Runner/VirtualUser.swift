@@ -91,12 +91,14 @@ public struct VirtualUser: Sendable {
     }
 
     /// Times `body` into the declared trend `metric`, as the string-named `measure` does.
+    nonisolated(nonsending)
     public func measure<T>(_ metric: TrendMetric, since start: UInt64? = nil,
                            _ body: nonisolated(nonsending) () async throws -> T) async throws -> T {
         try await timed(metric.name, since: start, body)
     }
 
     /// Times `body` into the declared trend `metric`.
+    nonisolated(nonsending)
     public func measure(_ metric: TrendMetric, since start: UInt64? = nil,
                         _ body: nonisolated(nonsending) () async throws -> Void) async throws {
         try await timed(metric.name, since: start, body)
