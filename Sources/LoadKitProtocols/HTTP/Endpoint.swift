@@ -153,7 +153,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     func appendHostHeader(to buffer: inout [UInt8]) {
         let v6 = isIPv6
         if v6 { buffer.append(UInt8(ascii: "[")) }
-        buffer.append(contentsOf: host.utf8)
+        appendUTF8(&buffer, host)
         if v6 { buffer.append(UInt8(ascii: "]")) }
         if port != scheme.defaultPort {
             buffer.append(UInt8(ascii: ":"))

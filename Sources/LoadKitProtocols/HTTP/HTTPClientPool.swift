@@ -201,9 +201,10 @@ final class HostPool: Sendable {
     /// Called on the connection's loop.
     func release(_ conn: HTTPClientConnection) {
         var expired: [PendingRequest] = []
-        let now = monotonicNanos()
         let next = state.withLock { s -> PendingRequest? in
             if s.closed { return nil }
+            // The clock only when requests wait (their deadlines), not on every release.
+            let now = s.waitersHead < s.waiters.count ? monotonicNanos() : 0
             while s.waitersHead < s.waiters.count {
                 let w = s.waiters[s.waitersHead]
                 s.waitersHead += 1

@@ -38,12 +38,12 @@ public struct HTTPRequest: Sendable {
 
     /// Appends the wire form to `buffer` (reused by the client to avoid allocation).
     public func encode(into buffer: inout [UInt8]) {
-        buffer.append(contentsOf: method.rawValue.utf8)
+        appendUTF8(&buffer, method.rawValue)
         buffer.append(0x20)
-        buffer.append(contentsOf: endpoint.path.utf8)
+        appendUTF8(&buffer, endpoint.path)
         if let q = endpoint.query {
             buffer.append(UInt8(ascii: "?"))
-            buffer.append(contentsOf: q.utf8)
+            appendUTF8(&buffer, q)
         }
         buffer.append(contentsOf: " HTTP/1.1\r\n".utf8)
         var hasHost = false, hasLength = false
@@ -279,8 +279,15 @@ package struct HTTPServerResponse: Sendable {
     }
 }
 
+/// Appends `text`'s UTF-8 bytes with one copy (the generic `append(contentsOf: text.utf8)` went
+/// byte by byte: ≈ 1 % of a request's CPU in `loadkit bench http`).
+@inline(__always) func appendUTF8(_ buffer: inout [UInt8], _ text: String) {
+    let done: Void? = text.utf8.withContiguousStorageIfAvailable { buffer.append(contentsOf: $0) }
+    if done == nil { buffer.append(contentsOf: text.utf8) }
+}
+
 @inline(__always) func appendField(_ buffer: inout [UInt8], _ name: String, _ value: String) {
-    buffer.append(contentsOf: name.utf8)
+    appendUTF8(&buffer, name)
     buffer.append(contentsOf: ": ".utf8)
     // CR/LF in a value would split the message; replace them so a script cannot inject headers.
     for b in value.utf8 { buffer.append(b == 13 || b == 10 ? 0x20 : b) }
