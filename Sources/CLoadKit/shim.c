@@ -211,3 +211,13 @@ int lk_cpu_count(void) {
     return n;
 }
 #endif
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+long long lk_heap_in_use(void) {
+    struct mallinfo2 m = mallinfo2();
+    return (long long)(m.uordblks + m.hblkhd);
+}
+#else
+long long lk_heap_in_use(void) { return -1; }
+#endif

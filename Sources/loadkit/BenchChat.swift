@@ -7,7 +7,9 @@ import LoadKitFixtures
 /// `--workers N` (default 10,000), ramped over `--ramp-seconds` and held `--hold-seconds`,
 /// against the chat fixture in its own process, `--rooms` rooms (default 100), one SEND per
 /// worker every `--interval-ms` (default 10,000). Prints the generator's RSS per worker:
-/// (RSS at the end of the hold − RSS before the first worker) / workers connected then.
+/// (RSS at the end of the hold − RSS before the first worker) / workers connected then, and the
+/// same for the C heap in use (`client_heap_kb_per_worker`: live memory only, without the
+/// allocator's slack and fragmentation, so less noisy than RSS).
 ///
 /// `--mode users` runs the same plan with users that only wait in `user.every` (no connection):
 /// the cost of the runner's user alone, for comparison.
@@ -33,6 +35,12 @@ enum BenchChat {
 
         try await Task.sleep(for: .milliseconds(300))
         let rssBefore = ProcessStats.rssBytes()
+        let heapBefore = HeapStats.inUseBytes()
+        // The heap in use near the end of the hold (live memory, without the allocator's slack).
+        let heapProbe = Task { () -> Int? in
+            try? await Task.sleep(for: .milliseconds(Int64((ramp + hold * 0.9) * 1000)))
+            return HeapStats.inUseBytes()
+        }
         let test = LoadTest("bench-chat") {
             Stage("ramp", to: workers, over: .nanoseconds(Int64(ramp * 1e9)))
             Hold(.nanoseconds(Int64(hold * 1e9)))
@@ -63,6 +71,9 @@ enum BenchChat {
         emit("client_rss_before_mb", Double(rssBefore) / 1_048_576, digits: 1)
         emit("client_rss_hold_mb", Double(rssHold) / 1_048_576, digits: 1)
         emit("client_rss_kb_per_worker", Double(rssHold - rssBefore) / 1024 / Double(max(1, held)), digits: 2)
+        if let before = heapBefore, let atHold = await heapProbe.value {
+            emit("client_heap_kb_per_worker", Double(atHold - before) / 1024 / Double(max(1, held)), digits: 2)
+        }
         if let p95 = m.trends[StompChatMetrics.messageLatency]?.value(atPercentile: 95) { emit("message_latency_p95_us", Int(p95)) }
     }
 }

@@ -52,4 +52,8 @@ void lk_set_thread_name(const char *name);
 /// CPUs this process may run on (its affinity mask), at least 1.
 int lk_cpu_count(void);
 
+/// Bytes the C heap has handed out and not taken back (glibc mallinfo2: arena chunks in use plus
+/// mmapped chunks); -1 where unknown.
+long long lk_heap_in_use(void);
+
 #endif
