@@ -25,7 +25,7 @@ final class UserContext: Sendable {
     private let connected = Atomic<Bool>(false)
     // Open model: the running iteration's scheduled start, until its first `measure` takes it (0: none).
     private let scheduledStart = Atomic<UInt64>(0)
-    private let sleepers = Mutex<(next: Int, waiting: [Int: Wakeup])>((0, [:]))
+    private let sleepers = Mutex(Sleepers())
     private let ledger = Mutex(Ledger())
     private let handles = Mutex<HTTPMetricHandles?>(nil)
     /// Cancels the request the user's task is waiting for when the task is cancelled.
@@ -104,12 +104,36 @@ final class UserContext: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
+    /// The user's sleeps in progress. Almost always one — the user's own task — kept inline; sleeps
+    /// of the script's child tasks beside it go to `others` (no dictionary per user otherwise).
+    struct Sleepers {
+        var next = 0
+        var first: (token: Int, wakeup: Wakeup)?
+        var others: [Int: Wakeup] = [:]
+
+        mutating func add(_ w: Wakeup) -> Int {
+            next += 1
+            if first == nil { first = (next, w) } else { others[next] = w }
+            return next
+        }
+
+        mutating func remove(_ token: Int) {
+            if first?.token == token { first = nil } else if !others.isEmpty { others.removeValue(forKey: token) }
+        }
+
+        mutating func takeAll() -> [Wakeup] {
+            var all = Array(others.values)
+            if let f = first { all.append(f.wakeup) }
+            first = nil
+            others = [:]
+            return all
+        }
+    }
+
     /// Sets the stop flag and wakes every sleeper early.
     func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let all = sleepers.withLock { s in
-            let w = Array(s.waiting.values); s.waiting.removeAll(); return w
-        }
+        let all = sleepers.withLock { $0.takeAll() }
         for w in all { w.fire(false) }
     }
 
@@ -137,15 +161,23 @@ final class UserContext: Sendable {
         if isStopping || Task.isCancelled || signal?.hasFired == true { return false }
         if nanos == 0 { return true }
         let w = Wakeup()
-        let token = sleepers.withLock { s in
-            s.next += 1; s.waiting[s.next] = w; return s.next
-        }
+        let token = sleepers.withLock { $0.add(w) }
         if isStopping { w.fire(false) } // stop raced with registration
         signal?.attach(w)               // fires `w` at once when the signal came first
         let timer = timerLoop().schedule(atNanos: monotonicNanos() &+ nanos) { w.fire(true) }
-        let completed = await withTaskCancellationHandler { await w.wait() } onCancel: { w.fire(false) }
+        let completed: Bool
+        if cancellationScope.isCurrentTask {
+            // The user's own task: cancelled through its scope (the runner cancels both), not a
+            // cancellation handler — a handler's frames and record sit in every parked user's task
+            // (≈ 0.3 KB of the task's deepest stack, which the task keeps for life).
+            if !cancellationScope.enter(w) { w.fire(false) }
+            completed = await w.wait()
+            cancellationScope.leave()
+        } else {
+            completed = await withTaskCancellationHandler { await w.wait() } onCancel: { w.fire(false) }
+        }
         if !completed { timer.cancel() }
-        _ = sleepers.withLock { $0.waiting.removeValue(forKey: token) }
+        sleepers.withLock { $0.remove(token) }
         return completed
     }
 }

@@ -2,7 +2,7 @@ import Synchronization
 
 /// A one-shot wake-up: resumed by its timer, by a stop, by cancellation or by a user signal,
 /// whichever comes first.
-package final class Wakeup: Sendable {
+package final class Wakeup: CancellableOperation, Sendable {
     private enum State { case pending, armed(UnsafeContinuation<Bool, Never>), done(Bool) }
     private let state = Mutex(State.pending)
 
@@ -34,4 +34,7 @@ package final class Wakeup: Sendable {
         }
         c?.resume(returning: value)
     }
+
+    /// Cancelled with the task's ``TaskCancellationScope``: wakes the waiter with false.
+    package func cancelOperation() { fire(false) }
 }
