@@ -137,7 +137,7 @@ private final class ChatWorker: @unchecked Sendable {
         topic = t.topic
         destination = t.destination
         matcher = StompEchoMatcher(runTag: c.runTag, workerId: user.id)
-        h = Handles(user.recorder)
+        h = Handles.of(user.recorder)
     }
 
     var rec: MetricsRecorder { user.recorder }
@@ -357,8 +357,10 @@ private final class ClosedBox: Sendable {
     let signal = UserSignal()
 }
 
-/// Pre-resolved metric handles of one recorder (the MESSAGE handler runs per frame on the loop).
-private struct Handles: Sendable {
+/// Pre-resolved metric handles of one recorder (the MESSAGE handler runs per frame on the loop),
+/// one object per recorder shared by the workers recording into it: as a value, the 13 handles
+/// sat in every worker and again in its MESSAGE handler's context (≈ 0.2 KB per worker).
+private final class Handles: Sendable {
     let wsConnect, stompConnect, latency, duration, wsDuration, reconnectionTime: TrendHandle
     let sent, received, echoed, operations, retries, reconnects: CounterHandle
     let success: RateHandle
@@ -377,5 +379,24 @@ private struct Handles: Sendable {
         retries = r.counter(StompChatMetrics.connectionRetries)
         reconnects = r.counter(StompChatMetrics.reconnects)
         success = r.rateHandle(StompChatMetrics.workerSuccess)
+    }
+
+    /// A recorder's handles, weakly keyed: a later recorder at a freed one's address is not
+    /// taken for it.
+    private struct Entry: @unchecked Sendable {
+        weak var recorder: MetricsRecorder?
+        let handles: Handles
+    }
+    private static let cache = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    /// The handles of `r` (resolved by its first worker, shared by the rest).
+    static func of(_ r: MetricsRecorder) -> Handles {
+        cache.withLock { c in
+            if let e = c[ObjectIdentifier(r)], e.recorder === r { return e.handles }
+            c = c.filter { $0.value.recorder != nil }   // recorders of finished runs
+            let h = Handles(r)
+            c[ObjectIdentifier(r)] = Entry(recorder: r, handles: h)
+            return h
+        }
     }
 }
