@@ -210,11 +210,24 @@ private final class ChatWorker: @unchecked Sendable {
     }
 
     /// WebSocket upgrade, CONNECT → CONNECTED, SUBSCRIBE; nil (failure recorded) when any fails.
-    /// In a short task: the deep connect path never lands in the worker's own task.
+    /// In a short task: the deep connect path never lands in the worker's own task. The worker
+    /// waits for it on a continuation and is cancelled through its task's cancellation scope
+    /// (the runner cancels both): awaiting the task's value under a cancellation handler took the
+    /// worker's task allocator into a third 1 KB slab, kept for the worker's life.
     @inline(never)
     private func connect() async -> StompClient? {
         let loop = EventLoop.current ?? EventLoopGroup.shared.next()
-        return (try? await inShortTask(on: loop) { [self] in await connectNow().map(UncheckedSendable.init) })??.value
+        guard let scope = ClientObservation.current?.cancellation, scope.isCurrentTask else {
+            return (try? await inShortTask(on: loop) { [self] in await connectNow().map(UncheckedSendable.init) })??.value
+        }
+        if Task.isCancelled { return nil }
+        let attempt = ConnectAttempt()
+        let client = await withUnsafeContinuation { (c: UnsafeContinuation<UncheckedSendable<StompClient>?, Never>) in
+            attempt.task = Task(executorPreference: loop) { [self] in c.resume(returning: await connectNow().map(UncheckedSendable.init)) }
+            if !scope.enter(attempt) { attempt.cancelOperation() }
+        }
+        scope.leave()
+        return client?.value
     }
 
     private func connectNow() async -> StompClient? {
@@ -324,7 +337,9 @@ private final class ChatWorker: @unchecked Sendable {
         rec.increment(h.sent)
     }
 
-    /// The run is ending: give the last echoes a moment, then leave politely.
+    /// The run is ending: give the last echoes a moment, then leave politely. Not inlined: its
+    /// locals would sit in the session's frame while the worker is parked.
+    @inline(never)
     private func leave(_ client: StompClient, closed: ClosedBox) async {
         let drainEnd = monotonicNanos() &+ c.drainAtStop.nanoseconds
         var pause: UInt64 = 10_000_000
@@ -343,6 +358,12 @@ private final class ChatWorker: @unchecked Sendable {
         user.markConnected(false)
         await client.disconnect(timeout: .seconds(1))
     }
+}
+
+/// A worker's connect in flight, cancelled with the worker's task (through its scope).
+private final class ConnectAttempt: CancellableOperation, @unchecked Sendable {
+    var task: Task<Void, Never>?   // set before the attempt is registered, never after
+    func cancelOperation() { task?.cancel() }
 }
 
 /// The worker's pending messages, shared with the MESSAGE handler on the event loop.
