@@ -313,6 +313,14 @@ public struct LoadTest: Sendable {
         return try await applyingEnvironment().runAsGiven { user in _ = try await script(user) }
     }
 
+    /// Runs the test with a script that returns nothing (see ``run(_:)-generic``): the same run,
+    /// without the wrapper that drops a result — one frame less in every parked user's task and
+    /// one executor check less per iteration.
+    public func run(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
+        try settings.checkLoaded()
+        return try await applyingEnvironment().runAsGiven(script)
+    }
+
     private func runAsGiven(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
         SignalTrap.shared.runStarting()
         defer { SignalTrap.shared.runReported() }  // after a SIGINT/SIGTERM, the process ends here
