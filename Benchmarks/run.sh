@@ -151,6 +151,7 @@ chat)
   taskset -c 0 "$LK" bench chat --fixture "$BIN/loadkit-fixture" --workers "$CW" --ramp-seconds 20 --hold-seconds 15 | tee "$OUT/chat.txt" >&2
   kbw=$(lk client_rss_kb_per_worker "$OUT/chat.txt")
   row "STOMP chat scenario, $CW workers: client RSS per worker (KB)" "$kbw (held $(lk workers_connected_at_hold "$OUT/chat.txt"), errors $(lk errors "$OUT/chat.txt"))" "-" "-" "$(awk -v v="$kbw" 'BEGIN{print (v<=5)?"met (<= 5)":"MISSED (<= 5)"}')"
+  row "  same, C heap in use per worker (KB; RSS without the allocator's free chunks)" "$(lk client_heap_kb_per_worker "$OUT/chat.txt")" "-" "-" "-"
   ;;
 stomp)
   # Client pinned to core 0; the bench pins the fixture process to core 1.

@@ -57,7 +57,6 @@ private final class FireLog: @unchecked Sendable {
         #if os(Linux)
         let group = EventLoopGroup(loops: 1, label: "t.slack")
         #expect(await onLoop(group.loops[0]) { lk_timer_slack_ns() } == 1_000)
-        #expect(lk_timer_slack_ns() != 1_000, "the test's own thread keeps the default")
         #endif
     }
 
