@@ -23,26 +23,6 @@ void lk_set_thread_name(const char *name) {
 #endif
 }
 
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
-
-void lk_set_timer_slack_ns(unsigned long ns) {
-#if defined(__linux__)
-    prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0);
-#else
-    (void)ns;
-#endif
-}
-
-unsigned long lk_timer_slack_ns(void) {
-#if defined(__linux__)
-    return (unsigned long)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-#else
-    return 0;
-#endif
-}
-
 #include <sys/socket.h>
 
 int lk_accept(int fd, void *addr, uint32_t *len) {

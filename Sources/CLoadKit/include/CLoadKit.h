@@ -49,13 +49,6 @@ int lk_accept(int fd, void *addr, uint32_t *len);
 /// Names the calling thread (at most 15 characters are kept).
 void lk_set_thread_name(const char *name);
 
-/// Sets the calling thread's timer slack (Linux: how late the kernel may end a timed wait to
-/// batch wake-ups; 50 µs by default). No-op elsewhere.
-void lk_set_timer_slack_ns(unsigned long ns);
-
-/// The calling thread's timer slack in nanoseconds (0 where there is none to read).
-unsigned long lk_timer_slack_ns(void);
-
 /// CPUs this process may run on (its affinity mask), at least 1.
 int lk_cpu_count(void);
 
