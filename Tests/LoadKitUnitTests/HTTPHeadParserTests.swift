@@ -154,11 +154,11 @@ typealias SplitMix = SeededRandom
             default: Issue.record("fast \(fast) vs slow \(slow) for \(text)")
             }
         }
+        // A response to HEAD has no body, so every head completes and its keep-alive is decided.
         var p = HTTPResponseParser()
-        p.expectResponse(to: .GET)
-        if case .done = p.parse(raw + Array(repeating: UInt8(ascii: "x"), count: 64)) {
-            #expect(p.lastKeepsAlive == head.keepAlive, "\(text)")
-        }
+        p.expectResponse(to: .HEAD)
+        guard case .done = p.parse(raw) else { Issue.record("no response from \(text)"); return }
+        #expect(p.lastKeepsAlive == head.keepAlive, "\(text)")
     }
 
     @Test func commonNamesKeepTheirSpelling() throws {

@@ -146,7 +146,8 @@ private final class ChatWorker: @unchecked Sendable {
     // its deepest stack for its whole life); the rest is in synchronous helpers.
     func run() async {
         begin()
-        while !user.isStopping {
+        // A cancelled task ends too: its connect returns nil at once, so looping on would spin.
+        while !user.isStopping && !Task.isCancelled {
             if failures > 0 {
                 guard let delay = nextDelay() else { gaveUp = true; break }
                 if !(await user.sleep(for: delay)) { break }
@@ -162,7 +163,7 @@ private final class ChatWorker: @unchecked Sendable {
         setReconnecting(false)
         if gaveUp {
             // Seed semantics: without reconnect a failed worker stays down until the run ends.
-            while !user.isStopping { _ = await user.sleep(for: .seconds(3600)) }
+            while !user.isStopping && !Task.isCancelled { _ = await user.sleep(for: .seconds(3600)) }
         }
         end()
     }

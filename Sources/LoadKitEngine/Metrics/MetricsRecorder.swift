@@ -364,13 +364,15 @@ struct RecordingInstant {
 }
 
 extension MetricsRecorder.State {
-    /// Records nanoseconds (as microseconds) into a trend and its current second's histogram
-    /// (timeseries.csv and the report's charts read those); inside ``MetricsRecorder/locked(_:)``.
+    /// Records nanoseconds (as microseconds) into a trend's whole-run histogram; with `perSecond`
+    /// also into its current second's (timeseries.csv and the report's charts read those; each
+    /// second kept costs ≈ 1 KB per busy trend and recorder, so the HTTP phases go without);
+    /// inside ``MetricsRecorder/locked(_:)``.
     @inline(__always)
-    mutating func recordNanos(_ trend: TrendHandle, _ nanos: UInt64, at instant: RecordingInstant) {
+    mutating func recordNanos(_ trend: TrendHandle, _ nanos: UInt64, at instant: RecordingInstant, perSecond: Bool = false) {
         let v = Int64(truncatingIfNeeded: (nanos &+ 500) / 1000)
         trends[trend.index].record(v)
-        trendWindows[trend.index].record(v, atNanos: instant.nanos, runStart: instant.runStart)
+        if perSecond { trendWindows[trend.index].record(v, atNanos: instant.nanos, runStart: instant.runStart) }
     }
 
     /// Adds to a counter and its per-second series; inside ``MetricsRecorder/locked(_:)``.

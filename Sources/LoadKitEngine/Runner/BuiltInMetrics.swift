@@ -94,7 +94,7 @@ extension UserContext: ClientObserver {
             if e.queued { s.increment(h.queued, second: at.second) }
             if e.status != nil {
                 let t = e.timings
-                s.recordNanos(h.duration, t.duration, at: at)
+                s.recordNanos(h.duration, t.duration, at: at, perSecond: true)
                 if e.failure == nil { s.recordNanos(h.durationExpected, t.duration, at: at) }
                 s.recordNanos(h.blocked, t.blocked, at: at)
                 s.recordNanos(h.connecting, t.connecting, at: at)

@@ -75,6 +75,6 @@ extension RunEngine {
     func cancelTasks(of index: Int) {
         let (task, ctx) = state.withLock { s in (s.userTask[index].flatMap { s.tasks[$0] }, s.contexts[index]) }
         task?.cancel()
-        ctx?.cancellationScope.cancel()   // the request the user waits for (its scope has no handler)
+        ctx?.cancellationScope.cancel()   // what the user waits for: request, sleep (no handler of its own)
     }
 }

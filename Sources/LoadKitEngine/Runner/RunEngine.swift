@@ -257,7 +257,7 @@ final class RunEngine: Sendable {
         if active.load(ordering: .relaxed) > 0 {
             let (tasks, ctxs) = state.withLock { (Array($0.tasks.values), Array($0.contexts.values)) }
             tasks.forEach { $0.cancel() }
-            ctxs.forEach { $0.cancellationScope.cancel() }   // the request each one waits for
+            ctxs.forEach { $0.cancellationScope.cancel() }   // what each one waits for (request, sleep)
             let end = monotonicNanos() + 1_000_000_000
             while active.load(ordering: .relaxed) > 0, monotonicNanos() < end {
                 await pauseUncancellable(nanos: 5_000_000)

@@ -104,8 +104,9 @@ final class UserContext: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
-    /// The user's sleeps in progress. Almost always one — the user's own task — kept inline; sleeps
-    /// of the script's child tasks beside it go to `others` (no dictionary per user otherwise).
+    /// The user's sleeps in progress. Almost always one (the user's own task's), kept inline: the
+    /// first sleep registered takes the inline slot, sleeps beside it (the script's child tasks)
+    /// go to `others` — no dictionary per user otherwise.
     struct Sleepers {
         var next = 0
         var first: (token: Int, wakeup: Wakeup)?

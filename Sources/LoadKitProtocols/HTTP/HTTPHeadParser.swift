@@ -191,15 +191,18 @@ struct HeadScanner: Sendable {
 /// What the framing and keep-alive decisions need from a head, gathered while it is split, so
 /// the hot path does not search the fields again (``responseFraming(_:requestWasHEAD:facts:)``).
 struct HeadFacts: Sendable {
-    /// `Content-Length` fields seen, and the value of the last one when it is plain digits.
+    /// `Content-Length` fields seen.
     var contentLengthFields = 0
+    /// The value of the last `Content-Length` field when it is plain digits, else -1.
     var contentLength = -1
     /// A `Transfer-Encoding` field was seen (the slow path decides the framing then).
     var transferEncoding = false
-    /// The `close` and `keep-alive` tokens of the `Connection` fields.
+    /// A `Connection` field holds the token `close`.
     var connectionClose = false
+    /// A `Connection` field holds the token `keep-alive`.
     var connectionKeepAlive = false
-    /// A folded line changed a value after it was noted: the slow paths decide.
+    /// The head has a folded (obs-fold) line, so a value may differ from what was noted: the
+    /// slow paths decide.
     var folded = false
 
     /// Whether the connection may carry another exchange (``HTTPResponseHead/keepAlive``).

@@ -1,8 +1,10 @@
 import Synchronization
 
-/// An operation a ``TaskCancellationScope`` can cancel (a request waiting for its answer).
+/// An operation a ``TaskCancellationScope`` can cancel: a request waiting for its answer, a
+/// user's sleep, a scenario's connect in flight.
 package protocol CancellableOperation: AnyObject, Sendable {
-    /// Ends the operation with `CancellationError`, from any thread.
+    /// Ends the operation as its cancellation does (a request fails with `CancellationError`, a
+    /// sleep wakes early), from any thread.
     func cancelOperation()
 }
 
