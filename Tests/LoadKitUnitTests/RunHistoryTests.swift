@@ -16,7 +16,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         let settings = try Settings(environment: [:], dotEnv: "LOADKIT_KEEP_RUNS=1\n", envFile: "/tmp/test.env")
         for _ in 0..<3 {
-            let result = try await LoadTest("kept") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(50)) }
+            // 500 ms: long enough for the one user to finish an iteration while parallel suites
+            // hold both cores (50 ms was not, twice in three parallel runs).
+            let result = try await LoadTest("kept") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(500)) }
                 .progress(false).reports(true, root: root).settings(settings).exclusive(false)
                 .run { user in _ = await user.sleep(for: .milliseconds(10)) }
             #expect(result.metrics.counters["iterations"] ?? 0 >= 1)

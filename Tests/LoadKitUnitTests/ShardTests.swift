@@ -12,7 +12,7 @@ import Testing
         func run(_ extra: [String: String]) async throws -> RunResult {
             let root = NSTemporaryDirectory() + "loadkit-judge-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: root) }
-            return try await LoadTest("judge") { Stage("one", to: 2, over: .zero); Hold(.milliseconds(50)) }
+            return try await LoadTest("judge") { Stage("one", to: 2, over: .zero); Hold(.milliseconds(500)) }   // room for a busy machine
                 .progress(false).reports(true, root: root).exclusive(false)
                 .settings(Settings(["LOADKIT_SHARD_INDEX": "0", "LOADKIT_SHARD_COUNT": "2"].merging(extra) { $1 }))
                 .run { user in _ = await user.sleep(for: .milliseconds(10)) }
