@@ -33,7 +33,7 @@ package enum ConsoleSummary {
         let title = "── LoadKit · \(r.name) "
         let tail = " \(verdict) ──"
         var out = title + String(repeating: "─", count: Swift.max(3, 72 - title.count - tail.count)) + tail + "\n"
-        var facts = ["\(Fmt.readableDuration(r.durationSeconds))", "\(Fmt.int(Int64(r.workers))) users planned"
+        var facts = ["\(Fmt.readableDuration(r.durationSeconds))", Fmt.usersPlanned(r.workers)
             + (r.peakActiveUsers > 0 ? " (\(Fmt.int(Int64(r.peakActiveUsers))) peak)" : "")]
         if let b = r.environment["build"] { facts.append("\(b) build") }
         if let i = r.interruption { facts.append("interrupted: \(i)") }

@@ -91,7 +91,9 @@ package enum K6TextSummary {
         for (name, v) in m.gauges { lines.append((name, Fmt.short(v))) }
         let e = m.totalErrors
         lines.append((Threshold.errorsMetric, "\(e)  \(Fmt.num((m.errorRate ?? 0) * 100, 3))%"))
-        var out = "\n  scenario: \(r.name)  duration: \(Fmt.duration(r.durationSeconds))  vus_max: \(r.workers)"
+        // Not `vus_max:` here: that name is the metric below (the most users at once), and an
+        // open model's plan (its `maxUsers`) can be far above it.
+        var out = "\n  scenario: \(r.name)  duration: \(Fmt.duration(r.durationSeconds))  \(Fmt.usersPlanned(r.workers))"
         if let i = r.interruption { out += "  interrupted: \(i)" }
         out += "\n\n"
         if !outcomes.isEmpty {

@@ -35,6 +35,9 @@ public struct TrendSummary: Sendable, Hashable, Codable {
 }
 
 enum Fmt {
+    /// `1 user planned`, `20 users planned`: a count with its noun in the right number.
+    static func usersPlanned(_ n: Int) -> String { "\(int(Int64(n))) user\(n == 1 ? "" : "s") planned" }
+
     /// Up to three decimals, trailing zeros dropped (`0.4`, `2`, `1.234`): durations and rates in
     /// the runner's messages.
     static func upTo3(_ x: Double) -> String {
