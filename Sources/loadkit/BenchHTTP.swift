@@ -13,6 +13,9 @@ import LoadKit
 ///   `--connections`), same script; prints dropped and late iterations.
 /// - `--mode ceiling`: the open model at rising rates (`--from`, `--step` factor), `--seconds`
 ///   each; prints the highest rate that dropped fewer than 0.1 % of its iterations.
+/// - `--mode paced --rate R`: what `hey -c N -q R/N` does — `--connections` users started together,
+///   each sending on its own tick (`user.every(N/R s)`), so requests leave in bursts of up to N
+///   (the open model spreads the same rate evenly).
 ///
 /// Prints requests per second, latency percentiles, client CPU µs and context switches per request.
 enum BenchHTTP {
@@ -54,11 +57,17 @@ enum BenchHTTP {
             r = try await openModel(client, url, rate: rate, users: connections, seconds: seconds)
             emit("rate_asked", rate, digits: 0)
             emit("http_reqs_total", w.httpReqs + r.httpReqs)  // compared with the server's count
+        case "paced":
+            let rate = try o.double("rate", 10_000)
+            let w = warmup > 0 ? try await paced(client, url, rate: rate, users: connections, seconds: warmup) : Round()
+            r = try await paced(client, url, rate: rate, users: connections, seconds: seconds)
+            emit("rate_asked", rate, digits: 0)
+            emit("http_reqs_total", w.httpReqs + r.httpReqs)
         case "ceiling":
             try await ceiling(client, url, users: connections, seconds: seconds, o)
             return
         default:
-            throw BenchError("--mode must be scenario, execute, open or ceiling")
+            throw BenchError("--mode must be scenario, execute, open, paced or ceiling")
         }
         print(r)
     }
@@ -116,6 +125,23 @@ enum BenchHTTP {
             .gracefulStop(.seconds(2)).reports(false).progress(false)
             .run { user in
                 try await user.measure("get") { _ = try await client.get(url) }
+            }
+            return round(result)
+        }
+    }
+
+    /// Closed-model users started together, each on its own tick of `users / rate` seconds (hey -q's pacing).
+    static func paced(_ client: HTTPClient, _ url: String, rate: Double, users: Int, seconds: Double) async throws -> Round {
+        guard rate > 0 else { throw BenchError("--rate must be positive") }
+        let tick = Duration.nanoseconds(Int64(Double(users) / rate * 1e9))
+        return try await measured {
+            let result = try await LoadTest("bench-http-paced") {
+                Stage("all", to: users, over: .zero)
+                Hold(.nanoseconds(Int64(seconds * 1e9)))
+            }
+            .gracefulStop(.seconds(2)).reports(false).progress(false)
+            .run { user in
+                try await user.every(tick) { try await user.measure("get") { _ = try await client.get(url) } }
             }
             return round(result)
         }
