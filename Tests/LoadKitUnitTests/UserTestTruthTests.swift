@@ -83,6 +83,8 @@ private struct UnexpectedStatus: Error {}
         let m = result.metrics
         let requests = try #require(m.counters["http_reqs"])
         #expect(requests > 50 && requests == Int64(server.snapshot.requests), "\(requests) requests")
+        // An HTTP test marks no connections: no `connected` gauge or series to show as a flat 0.
+        #expect(m.gauges["connected"] == nil && m.series["connected"] == nil)
         let perSecondRequests = try #require(m.series["http_reqs"])
         #expect(perSecondRequests.count >= 2, "the run spans seconds")
         for name in ["http_req_duration", "get"] {

@@ -55,11 +55,15 @@ extension RunEngine {
         if active.load(ordering: .relaxed) > 0 { sampleHeld(target: burst.count) }
     }
 
+    /// A scenario that holds connections: some user marked one, or the SLA asks for the held
+    /// share (then "nobody ever connected" is a truthful 0 %).
+    var holdsConnections: Bool {
+        marksConnections.load(ordering: .relaxed) || test.options.thresholds.contains { $0.metric == SLA.connectionsHeldMetric }
+    }
+
     func sampleHeld(target: Int) {
-        // A figure only for scenarios that hold connections: some user marked one, or the SLA
-        // asks for it (then "nobody ever connected" is a truthful 0 %).
-        let asked = test.options.thresholds.contains { $0.metric == SLA.connectionsHeldMetric }
-        guard marksConnections.load(ordering: .relaxed) || asked else { return }
+        // A figure only for scenarios that hold connections.
+        guard holdsConnections else { return }
         let now = connected.load(ordering: .relaxed)
         let first = state.withLock { s in
             if s.heldSampled { return false }

@@ -278,7 +278,13 @@ final class RunEngine: Sendable {
         own.gauge(RunnerMetrics.connected, Double(s.atPlanEnd?.connected ?? connected.load(ordering: .relaxed)))
         var metrics = registry.snapshot(includeTrends: true)
         metrics.series[RunnerMetrics.vus] = s.vusSeries
-        metrics.series[RunnerMetrics.connected] = s.connectedSeries
+        if holdsConnections {
+            metrics.series[RunnerMetrics.connected] = s.connectedSeries
+        } else {
+            // No user ever marked a connection (an HTTP test): no `connected: 0` row in the
+            // summaries and no flat line in the report's users chart.
+            metrics.gauges[RunnerMetrics.connected] = nil
+        }
         var env = test.options.environment.merging(s.facts) { _, n in n }
         env["build"] = BuildMode.name
         env["model"] = modelDescription
