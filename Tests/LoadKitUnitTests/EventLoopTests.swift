@@ -159,7 +159,9 @@ private final class FireLog: @unchecked Sendable {
         }
         do {
             let group = EventLoopGroup(loops: 3, label: "t.release")
-            await onLoop(group.loops[0]) {}
+            // Each thread names itself when it starts: wait until all three ran something (a busy
+            // machine — parallel tests — had started one of three when only loop 0 was asked).
+            for loop in group.loops { await onLoop(loop) {} }
             #expect(loopThreads() == 3)
         }
         for _ in 0..<100 where loopThreads() > 0 { try await Task.sleep(for: .milliseconds(10)) }
