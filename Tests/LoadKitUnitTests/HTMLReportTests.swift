@@ -203,6 +203,20 @@ final class Canary: Sendable {
         #expect(html.contains("<td>TOKEN</td>") == false && html.contains("<th>TOKEN</th><td>****</td>"))
     }
 
+    @Test func anOpenModelRunShowsItsScheduleAtTheTop() {
+        var run = ReportFixtures.run(name: "open-kpi")
+        #expect(!HTMLReport.render(run).contains("iterations dropped"), "a closed-model run has no schedule card")
+        var lateness = Histogram()
+        for v in [120, 250, 4_000] { lateness.record(Int64(v)) }
+        run.metrics.trends[RunnerMetrics.iterationLateness] = lateness
+        run.metrics.counters[RunnerMetrics.iterationsDropped] = 333
+        run.metrics.counters[RunnerMetrics.iterationsLate] = 7
+        let kpi = HTMLReport.kpis(run).first { $0.label == "iterations dropped" }
+        #expect(kpi?.value == "333")
+        #expect(kpi?.note.contains("7 late") == true)
+        #expect(HTMLReport.render(run).contains("iterations dropped"))
+    }
+
     @Test func taggedTrendsAreGroupedUnderTheirBase() {
         let run = ReportFixtures.run()
         let html = HTMLReport.render(run)

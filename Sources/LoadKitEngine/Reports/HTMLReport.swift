@@ -166,6 +166,13 @@ package enum HTMLReport {
             let t = TrendSummary(hist)
             out.append(KPI(label: "\(key) p95", value: "\(Fmt.short3(t.p95)) ms", note: "p50 \(Fmt.short3(t.med)) · p99 \(Fmt.short3(t.p99)) ms"))
         }
+        if let h = m.trends[RunnerMetrics.iterationLateness], h.count > 0 {
+            // An open-model run: its schedule, as the console's `schedule` line says it.
+            func ms(_ micros: Int64) -> String { Fmt.short3(Double(micros) / 1000) }
+            out.append(KPI(label: "iterations dropped", value: Fmt.int(m.counter(RunnerMetrics.iterationsDropped)),
+                           note: "no free user · \(Fmt.int(m.counter(RunnerMetrics.iterationsLate))) late · start lateness "
+                               + "p50 \(ms(h.value(atPercentile: 50))) · p99 \(ms(h.value(atPercentile: 99))) ms"))
+        }
         if let held = HeldConnections(r) {
             out.append(KPI(label: "connections held", value: Fmt.percent(held.ratio),
                            note: "\(Fmt.int(held.held)) of \(Fmt.int(held.planned)) planned" + (held.connectedLater > 0 ? ", \(held.connectedLater) late" : "")))
