@@ -37,10 +37,13 @@ enum BenchChat {
         let rssBefore = ProcessStats.rssBytes()
         let heapBefore = HeapStats.inUseBytes()
         // The heap in use near the end of the hold (live memory, without the allocator's slack).
-        let heapProbe = Task { () -> Int? in
+        // Divided by the workers connected in the same second (not by the hold's best second): a
+        // ramp that lags must not mix a heap from one moment with a count from another.
+        let heapProbe = Task { () -> (bytes: Int, atMillis: Int64)? in
             try? await Task.sleep(for: .milliseconds(Int64((ramp + hold * 0.9) * 1000)))
-            return HeapStats.inUseBytes()
+            return HeapStats.inUseBytes().map { ($0, wallClockMillis()) }
         }
+        defer { heapProbe.cancel() }
         let test = LoadTest("bench-chat") {
             Stage("ramp", to: workers, over: .nanoseconds(Int64(ramp * 1e9)))
             Hold(.nanoseconds(Int64(hold * 1e9)))
@@ -71,8 +74,11 @@ enum BenchChat {
         emit("client_rss_before_mb", Double(rssBefore) / 1_048_576, digits: 1)
         emit("client_rss_hold_mb", Double(rssHold) / 1_048_576, digits: 1)
         emit("client_rss_kb_per_worker", Double(rssHold - rssBefore) / 1024 / Double(max(1, held)), digits: 2)
-        if let before = heapBefore, let atHold = await heapProbe.value {
-            emit("client_heap_kb_per_worker", Double(atHold - before) / 1024 / Double(max(1, held)), digits: 2)
+        if let before = heapBefore, let probe = await heapProbe.value, !connected.isEmpty {
+            let second = Int((probe.atMillis - result.startedAtMillis) / 1000)
+            let workersThen = Int(connected[max(0, min(connected.count - 1, second))])
+            emit("workers_connected_at_heap_probe", workersThen)
+            emit("client_heap_kb_per_worker", Double(probe.bytes - before) / 1024 / Double(max(1, workersThen)), digits: 2)
         }
         if let p95 = m.trends[StompChatMetrics.messageLatency]?.value(atPercentile: 95) { emit("message_latency_p95_us", Int(p95)) }
     }
