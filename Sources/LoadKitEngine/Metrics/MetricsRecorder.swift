@@ -147,8 +147,7 @@ package final class MetricsRecorder: Sendable {
 
     /// The series index of now for a run started at `startNanos`.
     @inline(__always)
-    static func second(since startNanos: UInt64) -> Int {
-        let now = coarseMonotonicNanos()
+    static func second(since startNanos: UInt64, now: UInt64 = coarseMonotonicNanos()) -> Int {
         guard now > startNanos else { return 0 }
         return Swift.min(Int((now - startNanos) / 1_000_000_000), maxSeriesSeconds - 1)
     }
@@ -215,8 +214,7 @@ package final class MetricsRecorder: Sendable {
         state.withLock { s in
             // Read under the lock (as recordTrend does): a recorder's seconds only move forward.
             let now = coarseMonotonicNanos()
-            let second = now > startNanos ? Swift.min(Int((now - startNanos) / 1_000_000_000), Self.maxSeriesSeconds - 1) : 0
-            return body(&s, RecordingInstant(second: second, nanos: now, runStart: startNanos))
+            return body(&s, RecordingInstant(second: Self.second(since: startNanos, now: now), nanos: now, runStart: startNanos))
         }
     }
 

@@ -28,7 +28,8 @@ final class UserContext: Sendable {
     private let sleepers = Mutex(Sleepers())
     private let ledger = Mutex(Ledger())
     private let handles = Mutex<HTTPMetricHandles?>(nil)
-    /// Cancels the request the user's task is waiting for when the task is cancelled.
+    /// Cancels what the user's own task waits for — a request, a sleep, a scenario's connect —
+    /// when the runner cancels the task (one scope per user instead of a handler per wait).
     let cancellationScope = TaskCancellationScope()
 
     /// The HTTP built-ins' handles in this user's recorder, resolved on first use.

@@ -17,16 +17,6 @@ func responseFraming(_ head: HTTPResponseHead, requestWasHEAD: Bool, facts: Head
         if f.contentLengthFields == 0 { return .success(.untilClose) }
         if f.contentLengthFields == 1 && f.contentLength >= 0 { return .success(.length(f.contentLength)) }
     }
-    if !head.headers.contains("Transfer-Encoding") {
-        // Fast path: one Content-Length field with plain digits.
-        var single: String? = nil, fields = 0
-        for f in head.headers.fields where asciiCaseInsensitiveEquals(f.name, "Content-Length") { single = f.value; fields += 1 }
-        if fields == 1, let v = single, !v.isEmpty, v.utf8.count <= 18, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            var n = 0
-            for d in v.utf8 { n = n * 10 + Int(d - 0x30) }
-            return .success(.length(n))
-        }
-    }
     let te = head.headers.values(for: "Transfer-Encoding")
     if !te.isEmpty {
         // The last coding must be chunked to delimit the body; otherwise the body runs to close.

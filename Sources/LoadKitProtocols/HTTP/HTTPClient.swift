@@ -59,22 +59,12 @@ public final class HTTPClient: Sendable {
 
     /// The settings this client was created with.
     public let configuration: Configuration
-    private let pools = Mutex(Pools())
+    /// The pools by host (most scripts talk to one host: the last one is compared, not hashed).
+    private let pools = Mutex(LastHitMap<PoolKey, HostPool>())
     private let sourceCounter = Atomic<Int>(0)
     // URL strings already parsed: `get(url)` in a loop costs a comparison with the last URL (the
     // same string is usually the same storage) or a dictionary lookup, not a parse.
-    private let endpoints = Mutex(EndpointCache())
-
-    /// The pools by host, and the last one used (most scripts talk to one host: no hashing).
-    private struct Pools: ~Copyable {
-        var byKey: [PoolKey: HostPool] = [:]
-        var last: (key: PoolKey, pool: HostPool)?
-    }
-
-    private struct EndpointCache: ~Copyable {
-        var byURL: [String: Endpoint] = [:]
-        var last: (url: String, endpoint: Endpoint)?
-    }
+    private let endpoints = Mutex(LastHitMap<String, Endpoint>())
 
     /// Creates a client.
     public init(configuration: Configuration = Configuration()) {
@@ -200,32 +190,24 @@ public final class HTTPClient: Sendable {
     /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
     /// builds a new URL per request still gets it parsed once per request, no more).
     func endpoint(_ url: String) throws(HTTPError) -> Endpoint {
-        let cached = endpoints.withLock { c -> Endpoint? in
-            if let l = c.last, l.url == url { return l.endpoint }
-            guard let e = c.byURL[url] else { return nil }
-            c.last = (url, e)
-            return e
-        }
-        if let e = cached { return e }
+        if let e = endpoints.withLock({ $0.value(for: url) }) { return e }
         let e = try Endpoint(url)
         endpoints.withLock { c in
-            if c.byURL.count >= 256 { c.byURL.removeAll(keepingCapacity: true) }
-            c.byURL[url] = e
-            c.last = (url, e)
+            if c.count >= 256 { c.removeAll() }
+            c.set(e, for: url)
         }
         return e
     }
 
     /// URL strings in the parse cache (for tests).
-    var cachedEndpointCount: Int { endpoints.withLock { $0.byURL.count } }
+    var cachedEndpointCount: Int { endpoints.withLock { $0.count } }
 
     /// Closes idle connections and fails waiting requests with `client_shutdown`; requests in
     /// flight finish and their connections close afterwards. Thread-safe, idempotent.
     public func shutdown() {
         let all = pools.withLock { p -> [HostPool] in
-            let v = Array(p.byKey.values)
-            p.byKey.removeAll()
-            p.last = nil
+            let v = p.values
+            p.removeAll()
             return v
         }
         for p in all { p.shutdown() }
@@ -234,20 +216,18 @@ public final class HTTPClient: Sendable {
     /// Number of open (or opening) connections to `url`'s host; for tests and reports.
     public func connectionCount(for url: String) -> Int {
         guard let e = try? Endpoint(url) else { return 0 }
-        return pools.withLock { $0.byKey[PoolKey(e)] }?.connectionCount ?? 0
+        return pools.withLock { $0.value(for: PoolKey(e)) }?.connectionCount ?? 0
     }
 
     private func pool(for endpoint: Endpoint) -> HostPool {
         let key = PoolKey(endpoint)
         return pools.withLock { p in
-            if let l = p.last, l.key == key { return l.pool }
-            if let existing = p.byKey[key] { p.last = (key, existing); return existing }
+            if let existing = p.value(for: key) { return existing }
             let tls = endpoint.isTLS ? configuration.tls.withServerName(configuration.tls.serverName ?? endpoint.host) : nil
             let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
                                    configuration: configuration, tls: tls,
                                    nextSource: { [weak self] in self?.nextSource() })
-            p.byKey[key] = created
-            p.last = (key, created)
+            p.set(created, for: key)
             return created
         }
     }
@@ -260,3 +240,35 @@ public final class HTTPClient: Sendable {
 }
 
 /// Which pool a request goes to (no string building per request).
+
+/// A dictionary that remembers its last hit: a caller that asks for the same key again and again
+/// (one URL, one host) pays a comparison — usually of the same String storage — not a hash.
+struct LastHitMap<Key: Hashable, Value> {
+    private var byKey: [Key: Value] = [:]
+    private var last: (key: Key, value: Value)?
+
+    /// The value for `key`, remembered as the last hit.
+    mutating func value(for key: Key) -> Value? {
+        if let l = last, l.key == key { return l.value }
+        guard let v = byKey[key] else { return nil }
+        last = (key, v)
+        return v
+    }
+
+    /// Stores `value` for `key` (and remembers it as the last hit).
+    mutating func set(_ value: Value, for key: Key) {
+        byKey[key] = value
+        last = (key, value)
+    }
+
+    /// Forgets every entry.
+    mutating func removeAll() {
+        byKey.removeAll(keepingCapacity: true)
+        last = nil
+    }
+
+    /// Number of entries.
+    var count: Int { byKey.count }
+    /// Every value, in no particular order.
+    var values: [Value] { Array(byKey.values) }
+}
