@@ -86,7 +86,7 @@ enum BenchStomp {
         }
         await wsPump.reset(on: loop)
         let measured = try await wsPump.measure(on: loop, seconds: seconds, fixturePID: server.process.pid)
-        for s in sockets { s.connection.tcp.close() }
+        for s in sockets { s.connection.transport.close() }
         return measured
     }
 }

@@ -291,10 +291,10 @@ final class ReplyOnce: ConnectionDelegate, @unchecked Sendable {
     let closeAfter: Bool
     var replied = false
     init(reply: [UInt8], closeAfter: Bool) { self.reply = reply; self.closeAfter = closeAfter }
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         if !replied { replied = true; c.write(reply) } else if closeAfter { c.close() }
     }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
 }
 
 private func capture<T>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
@@ -316,13 +316,13 @@ final class Seen: Sendable {
 /// A raw TCP peer kept open across several exchanges: collects bytes until a predicate holds or
 /// the connection closes.
 final class RawPeerStream: ConnectionDelegate, @unchecked Sendable {
-    let tcp: TCPConnection
+    let tcp: any Transport
     private var data: [UInt8] = []
     private var waiter: (until: ([UInt8]) -> Bool, cont: CheckedContinuation<[UInt8], Never>)?
     private var closed = false
-    init(_ tcp: TCPConnection) { self.tcp = tcp }
+    init(_ tcp: any Transport) { self.tcp = tcp }
 
-    static func start(_ tcp: TCPConnection, send bytes: [UInt8], until: @escaping @Sendable ([UInt8]) -> Bool) async throws -> ([UInt8], RawPeerStream) {
+    static func start(_ tcp: any Transport, send bytes: [UInt8], until: @escaping @Sendable ([UInt8]) -> Bool) async throws -> ([UInt8], RawPeerStream) {
         let s = RawPeerStream(tcp)
         let got = await s.send(bytes, until: until, starting: true)
         return (got, s)
@@ -338,8 +338,8 @@ final class RawPeerStream: ConnectionDelegate, @unchecked Sendable {
             }
         }
     }
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { data.append(contentsOf: bytes); check() }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) { closed = true; check() }
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { data.append(contentsOf: bytes); check() }
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) { closed = true; check() }
     private func check() {
         guard let w = waiter, closed || w.until(data) else { return }
         waiter = nil

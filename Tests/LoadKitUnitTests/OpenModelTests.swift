@@ -17,7 +17,7 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
         try TCPListener { conn in conn.start(delegate: StallServer(stall: stall)) }
     }
 
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         pending.append(contentsOf: bytes)
         while let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) {
             pending.removeSubrange(..<end.upperBound)
@@ -26,7 +26,7 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
             }
         }
     }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
 }
 
 @Suite struct OpenModelScheduleTests {

@@ -42,15 +42,15 @@ struct StompBenchmarkTests {
     /// (its own single loop) counts them in its subscription handler, like the load suite's hot path.
     @Test func clientReceivesMessagesPerSecond() async throws {
         final class Blaster: ConnectionDelegate, @unchecked Sendable {
-            let tcp: TCPConnection
+            let tcp: any Transport
             var parser = StompFrameParser(peer: .loadGenerator)
             var session = StompServerSession()
             var chunk: [UInt8] = []
             var perChunk = 0
             var sent = 0
             let total: Int
-            init(tcp: TCPConnection, total: Int) { self.tcp = tcp; self.total = total }
-            func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+            init(tcp: any Transport, total: Int) { self.tcp = tcp; self.total = total }
+            func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
                 var frames: [StompFrame] = []
                 try? parser.parse(bytes) { frames.append($0) }
                 for f in frames {
@@ -73,8 +73,8 @@ struct StompBenchmarkTests {
             func pump() {
                 while sent < total && tcp.bufferedBytes == 0 && tcp.isOpen { tcp.write(chunk); sent += perChunk }
             }
-            func connectionDidDrain(_ c: TCPConnection) { pump() }
-            func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+            func connectionDidDrain(_ c: any Transport) { pump() }
+            func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
         }
         final class Counter: @unchecked Sendable {
             var n = 0

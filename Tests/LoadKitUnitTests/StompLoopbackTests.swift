@@ -19,7 +19,7 @@ final class StompTestBroker: Sendable {
 
     /// The broker side's byte pipe: raw TCP or one STOMP frame per WebSocket text message.
     enum Pipe {
-        case tcp(TCPConnection)
+        case tcp(any Transport)
         case ws(WebSocketConnection)
         var loop: EventLoop { switch self { case .tcp(let t): t.loop; case .ws(let w): w.loop } }
         func write(_ b: [UInt8]) {
@@ -52,8 +52,8 @@ final class StompTestBroker: Sendable {
         var noReceipt = false
         init(_ pipe: Pipe, broker: StompTestBroker) { self.tcp = pipe; self.broker = broker }
 
-        func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { received(bytes) }
-        func connection(_ c: TCPConnection, didCloseWith error: TransportError?) { closed() }
+        func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { received(bytes) }
+        func connection(_ c: any Transport, didCloseWith error: TransportError?) { closed() }
 
         func received(_ bytes: UnsafeRawBufferPointer) {
             let before = parser.heartBeats
@@ -334,8 +334,8 @@ final class StompInbox: Sendable {
         // A listener that accepts and never answers CONNECT.
         let mute = try TCPListener { tcp in
             final class Sink: ConnectionDelegate, @unchecked Sendable {
-                func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
-                func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+                func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {}
+                func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
             }
             tcp.start(delegate: Sink())
         }
@@ -431,14 +431,14 @@ final class StompInbox: Sendable {
     @Test func disconnectIsBoundedWhenTheReceiptNeverComes() async throws {
         final class NoReceipt: ConnectionDelegate, @unchecked Sendable {
             var parser = StompFrameParser(peer: .loadGenerator)
-            func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+            func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
                 var frames: [StompFrame] = []
                 try? parser.parse(bytes) { frames.append($0) }
                 for f in frames where f.command == .connect {
                     c.write(Array("CONNECTED\nversion:1.2\n\n\0".utf8))
                 }
             }
-            func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+            func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
         }
         let listener = try TCPListener { tcp in tcp.start(delegate: NoReceipt()) }
         defer { listener.close() }

@@ -26,7 +26,7 @@ import Testing
         let start = ContinuousClock.now
         do {
             // Port 9 (discard) on loopback: nothing is contacted, the call fails before connecting.
-            _ = try await TCPConnection.connect(host: "127.0.0.1", port: 9, timeout: .seconds(5), tls: .client)
+            _ = try await TransportConnector.connect(host: "127.0.0.1", port: 9, timeout: .seconds(5), tls: .client)
             Issue.record("a TLS connect succeeded without the TLS trait")
         } catch let TransportError.tls(e) {
             #expect(e.kind == "tls_unavailable")

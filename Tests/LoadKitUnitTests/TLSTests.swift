@@ -38,17 +38,17 @@ enum TLSTestFixture {
 /// Echoes plaintext back and remembers how it was closed.
 final class ServerEcho: ConnectionDelegate, @unchecked Sendable {
     let closed = Mutex<(done: Bool, error: TransportError?)>((false, nil))
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes) }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes) }
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {
         closed.withLock { $0 = (true, error) }
     }
 }
 
 /// The server side of accepted connections, for assertions.
 final class ServerSide: Sendable {
-    let items = Mutex<[(TCPConnection, ServerEcho)]>([])
-    func add(_ c: TCPConnection, _ d: ServerEcho) { items.withLock { $0.append((c, d)) } }
-    var first: (TCPConnection, ServerEcho)? { items.withLock { $0.first } }
+    let items = Mutex<[(any Transport, ServerEcho)]>([])
+    func add(_ c: any Transport, _ d: ServerEcho) { items.withLock { $0.append((c, d)) } }
+    var first: (any Transport, ServerEcho)? { items.withLock { $0.first } }
 
     /// Waits (bounded) until the first server connection saw its close.
     func waitClosed(timeout: Duration = .seconds(5)) async -> TransportError?? {
@@ -62,7 +62,7 @@ final class ServerSide: Sendable {
 }
 
 /// Sends `payload` and collects the same number of bytes back.
-func tlsEcho(_ conn: TCPConnection, _ payload: [UInt8]) async throws -> [UInt8] {
+func tlsEcho(_ conn: any Transport, _ payload: [UInt8]) async throws -> [UInt8] {
     let collector = Collector(expected: payload.count)
     return try await withCheckedThrowingContinuation { k in
         conn.loop.execute {
@@ -74,7 +74,7 @@ func tlsEcho(_ conn: TCPConnection, _ payload: [UInt8]) async throws -> [UInt8] 
 }
 
 /// Expects `body` to fail with a TLS error of `kind` and returns it.
-func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) async -> TLSError? {
+func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) async -> TLSError? {
     do {
         let c = try await body()
         c.close()
@@ -95,7 +95,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         #expect(tlsAvailable)
-        let conn = try await TCPConnection.connect(host: "localhost", port: listener.address.port,
+        let conn = try await TransportConnector.connect(host: "localhost", port: listener.address.port,
                                                    timeout: .seconds(5), tls: certs.clientConfiguration)
         defer { conn.close() }
         #expect(conn.isTLS)
@@ -110,7 +110,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         // No server name: the certificate's IP entry (127.0.0.1) is checked, and no SNI is sent.
-        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5),
+        let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5),
                                                    tls: certs.clientConfiguration)
         defer { conn.close() }
         #expect(try await tlsEcho(conn, [1, 2, 3]) == [1, 2, 3])
@@ -123,7 +123,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(certs, accepted: server)
         defer { listener.close() }
         let e = await expectTLSFailure("tls_cert_untrusted") {
-            try await TCPConnection.connect(host: "localhost", port: listener.address.port,
+            try await TransportConnector.connect(host: "localhost", port: listener.address.port,
                                             timeout: .seconds(5), tls: other.clientConfiguration)
         }
         #expect(e?.source == .server)
@@ -138,7 +138,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         let e = await expectTLSFailure("tls_name_mismatch") {
-            try await TCPConnection.connect(to: listener.address, timeout: .seconds(5),
+            try await TransportConnector.connect(to: listener.address, timeout: .seconds(5),
                                             tls: certs.clientConfiguration.withServerName("wrong.example"))
         }
         #expect(e?.description.contains("verify result 62") == true)
@@ -150,7 +150,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(certs, host: "127.0.0.2")
         defer { listener.close() }
         let e = await expectTLSFailure("tls_name_mismatch") {
-            try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+            try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
         }
         #expect(e?.description.contains("verify result 64") == true)
     }
@@ -160,7 +160,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(expired)
         defer { listener.close() }
         _ = await expectTLSFailure("tls_cert_expired") {
-            try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: expired.clientConfiguration)
+            try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: expired.clientConfiguration)
         }
     }
 
@@ -169,7 +169,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         _ = await expectTLSFailure("tls_cert_untrusted") {
-            try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: .client)
+            try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: .client)
         }
     }
 
@@ -177,7 +177,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let certs = try TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5),
+        let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5),
                                                    tls: TLSConfiguration.insecureNoVerification.withServerName("wrong.example"))
         defer { conn.close() }
         #expect(try await tlsEcho(conn, [42]) == [42])
@@ -187,7 +187,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let certs = try TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(host: "localhost", port: listener.address.port,
+        let conn = try await TransportConnector.connect(host: "localhost", port: listener.address.port,
                                                    timeout: .seconds(5), tls: certs.clientConfiguration)
         defer { conn.close() }
         let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ ($0 >> 11)) }
@@ -196,7 +196,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         #expect(got == payload, "echoed bytes differ")
         // After the burst, the memory BIOs gave their grown buffers back (idle footprint stays small).
         let caps: (read: Int, write: Int) = await withCheckedContinuation { k in
-            conn.loop.execute { k.resume(returning: conn.tlsSession!.bioCapacities) }
+            conn.loop.execute { k.resume(returning: (conn as! TLSTransport).session.bioCapacities) }
         }
         #expect(caps.read <= 4096 && caps.write <= 4096, "BIO buffers kept: \(caps)")
     }
@@ -205,7 +205,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let certs = try TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs, alpn: TLSConfiguration.http1ALPN, maxVersion: .tls12)
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(
+        let conn = try await TransportConnector.connect(
             host: "localhost", port: listener.address.port, timeout: .seconds(5),
             tls: certs.clientConfiguration.withALPN(["h2", "http/1.1"]))
         defer { conn.close() }
@@ -221,7 +221,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         var config = certs.clientConfiguration
         config.minimumVersion = .tls13
         do {
-            let c = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: config)
+            let c = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: config)
             c.close()
             Issue.record("a TLS 1.3-only client agreed with a TLS 1.2-only server")
         } catch let TransportError.tls(e) {
@@ -236,7 +236,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let server = ServerSide()
         let listener = try TLSTestFixture.echoListener(certs, accepted: server)
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+        let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
         #expect(try await tlsEcho(conn, [9]) == [9])
         let start = ContinuousClock.now
         conn.close()
@@ -247,7 +247,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         // The server saw a TLS close_notify, not just a FIN.
         let notified: Bool = await withCheckedContinuation { k in
             guard let (sc, _) = server.first else { k.resume(returning: false); return }
-            sc.loop.execute { k.resume(returning: sc.tlsSession?.receivedCloseNotify ?? false) }
+            sc.loop.execute { k.resume(returning: (sc as? TLSTransport)?.session.receivedCloseNotify ?? false) }
         }
         #expect(notified)
     }
@@ -259,7 +259,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
             conn.write(Array("greeting\n".utf8))  // before the handshake finished
         }
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+        let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
         defer { conn.close() }
         let collector = Collector(expected: 9)
         let got: [UInt8] = try await withCheckedThrowingContinuation { k in
@@ -272,12 +272,12 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let certs = try TLSTestFixture.certificates()
         // Echoes the first message, then closes (close_notify + FIN).
         final class EchoThenClose: ConnectionDelegate, @unchecked Sendable {
-            func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes); c.close() }
-            func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+            func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes); c.close() }
+            func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
         }
         let listener = try TCPListener(tls: certs.serverConfiguration) { $0.start(delegate: EchoThenClose()) }
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+        let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
         conn.write(Array("ping".utf8))  // no delegate yet
         try await Task.sleep(for: .milliseconds(100))  // the reply and the close arrive meanwhile
         let collector = Collector(expected: 4)
@@ -305,7 +305,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         let certs = try TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
-        let conn = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
+        let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
         defer { conn.close() }
         let count = 60 * 1024
         let expected = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
@@ -325,7 +325,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
 
     @Test func badCAFileFailsAtOnceAsConfiguration() async throws {
         do {
-            _ = try await TCPConnection.connect(host: "127.0.0.1", port: 9, timeout: .seconds(2),
+            _ = try await TransportConnector.connect(host: "127.0.0.1", port: 9, timeout: .seconds(2),
                                                 tls: .trustRoots(caFile: "/nonexistent/ca.pem"))
             Issue.record("connect with a missing CA file succeeded")
         } catch let TransportError.tls(e) {
@@ -341,7 +341,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         defer { listener.close() }
         let start = ContinuousClock.now
         do {
-            let c = try await TCPConnection.connect(to: listener.address, timeout: .milliseconds(300),
+            let c = try await TransportConnector.connect(to: listener.address, timeout: .milliseconds(300),
                                                     tls: .insecureNoVerification)
             c.close()
             Issue.record("handshake with a silent server succeeded")
@@ -359,7 +359,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
         }
         defer { listener.close() }
         do {
-            let c = try await TCPConnection.connect(to: listener.address, timeout: .seconds(5), tls: .insecureNoVerification)
+            let c = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: .insecureNoVerification)
             c.close()
             Issue.record("handshake with a plain-text server succeeded")
         } catch let TransportError.tls(e) {
@@ -372,8 +372,8 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> TCPConnection) 
 extension ServerEcho {
     /// Reads and ignores everything.
     final class Silent: ConnectionDelegate, @unchecked Sendable {
-        func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {}
-        func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+        func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {}
+        func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
     }
 }
 #endif

@@ -8,8 +8,8 @@ import Synchronization
 
 /// Echoes every byte back (server role for transport tests).
 final class EchoDelegate: ConnectionDelegate, @unchecked Sendable {
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes) }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes) }
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
 }
 
 /// Collects bytes until `expected` have arrived (client side).
@@ -19,11 +19,11 @@ final class Collector: ConnectionDelegate, @unchecked Sendable {
     var cont: CheckedContinuation<[UInt8], any Error>?
     var closeError: TransportError?
     init(expected: Int) { self.expected = expected }
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         data.append(contentsOf: bytes)
         if data.count >= expected, let k = cont { cont = nil; k.resume(returning: data) }
     }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {
         closeError = error
         if let k = cont { cont = nil; k.resume(throwing: error ?? TransportError.closedLocally) }
     }
@@ -76,7 +76,7 @@ final class Collector: ConnectionDelegate, @unchecked Sendable {
 
     @Test func sourceAddressIsUsed() async throws {
         let listener = try TCPListener(host: "127.0.0.1") { conn in
-            let peer = Array(conn.remote.host.utf8) + [10]
+            let peer = Array(conn.peerAddress!.host.utf8) + [10]
             conn.start(delegate: EchoDelegate())
             conn.write(peer)
         }

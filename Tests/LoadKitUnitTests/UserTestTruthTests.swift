@@ -334,6 +334,6 @@ private struct UnexpectedStatus: Error {}
 
 /// Keeps accepted connections open (a server that accepts and then says nothing).
 private final class HeldConnections: Sendable {
-    private let all = Mutex<[TCPConnection]>([])
-    func keep(_ c: TCPConnection) { all.withLock { $0.append(c) } }
+    private let all = Mutex<[any Transport]>([])
+    func keep(_ c: any Transport) { all.withLock { $0.append(c) } }
 }

@@ -24,12 +24,12 @@ struct WebSocketBenchmarkTests {
                 let frames: [UInt8]
                 let count: Int
                 init(frames: [UInt8], count: Int) { self.frames = frames; self.count = count }
-                func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+                func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
                     guard case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) else { return }
                     c.write(a.responseBytes)
                     for _ in 0..<(count / 1000) { c.write(frames) }
                 }
-                func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+                func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
             }
             tcp.start(delegate: Pusher(frames: frames, count: count))
         }
@@ -61,7 +61,7 @@ struct WebSocketBenchmarkTests {
         print("WS-BENCH receive: \(counter.n) messages of \(payload.count) B in \(String(format: "%.3f", secs)) s = \(Int(Double(counter.n) / secs)) msg/s; process CPU \(String(format: "%.2f", Double(cpu) / 1e9)) s (both sides)")
         #expect(counter.n == count)
         #expect(counter.bytes == count * payload.count)
-        ws.connection.tcp.close()
+        ws.connection.transport.close()
 
         // The same through the `onMessage` callback (a String per message).
         let ws2 = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
@@ -80,7 +80,7 @@ struct WebSocketBenchmarkTests {
         let secs2 = Double(seen.last - seen.first) / 1e9
         print("WS-BENCH receive via onMessage: \(Int(Double(seen.n) / secs2)) msg/s")
         #expect(seen.bytes == count * payload.count)
-        ws2.connection.tcp.close()
+        ws2.connection.transport.close()
     }
 
     /// Holds `n` idle client connections (and their server ends, same process) and reports RSS per connection pair.
@@ -102,8 +102,8 @@ struct WebSocketBenchmarkTests {
         let after = residentBytes()
         let per = Double(after - before) / Double(n)
         print("WS-BENCH idle: \(n) client+server connection pairs, RSS +\((after - before) >> 20) MiB = \(Int(per)) B per pair (client side + server side)")
-        for c in clients { c.connection.tcp.close() }
-        for c in warm { c.connection.tcp.close() }
+        for c in clients { c.connection.transport.close() }
+        for c in warm { c.connection.transport.close() }
     }
 }
 

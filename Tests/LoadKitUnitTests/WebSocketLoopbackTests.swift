@@ -28,7 +28,7 @@ final class WSEchoServer: Sendable {
                 ws.setCallbacks(onMessage: { m in
                     switch m {
                     case .text("close-me"): ws.closeOnLoop(code: 4000, reason: "TIMEOUT")
-                    case .text("drop-me"): ws.tcp.close()
+                    case .text("drop-me"): ws.transport.close()
                     case .text(let t): ws.sendOnLoop(text: t)
                     case .binary(let b): ws.sendOnLoop(binary: b)
                     }
@@ -309,7 +309,7 @@ final class WSScriptedServer: ConnectionDelegate, @unchecked Sendable {
         return f
     }
 
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         switch script {
         case .silent: return
         case .badAccept:
@@ -324,5 +324,5 @@ final class WSScriptedServer: ConnectionDelegate, @unchecked Sendable {
             if case .afterHandshake(let extra, _) = script { c.write(a.responseBytes + extra) } else { c.write(a.responseBytes) }
         }
     }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
 }

@@ -9,8 +9,8 @@ import Synchronization
 final class WSRawCollector: ConnectionDelegate, @unchecked Sendable {
     let bytes = Mutex<[UInt8]>([])
     let closed = Mutex(false)
-    func connection(_ c: TCPConnection, didRead b: UnsafeRawBufferPointer) { bytes.withLock { $0.append(contentsOf: b) } }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) { closed.withLock { $0 = true } }
+    func connection(_ c: any Transport, didRead b: UnsafeRawBufferPointer) { bytes.withLock { $0.append(contentsOf: b) } }
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) { closed.withLock { $0 = true } }
     /// Frames after the 101 head.
     func frames() -> [WebSocketFrame] {
         let all = bytes.withLock { $0 }
@@ -128,8 +128,8 @@ final class WSRawCollector: ConnectionDelegate, @unchecked Sendable {
 }
 
 final class WSChunkedRejecter: ConnectionDelegate, @unchecked Sendable {
-    func connection(_ c: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         c.write(Array("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\ne\r\nINVALID_TICKET\r\n0\r\n\r\n".utf8))
     }
-    func connection(_ c: TCPConnection, didCloseWith error: TransportError?) {}
+    func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
 }

@@ -4,7 +4,7 @@ import LoadKitProtocols
 
 /// Hands out loopback source addresses 127.0.0.1, 127.0.0.2, … round-robin so more than one
 /// ephemeral port range (28,232 ports per source and destination) is available for a loopback
-/// target. Pass ``next()`` as `from:` to `TCPConnection.connect`.
+/// target. Pass ``next()`` as `from:` to `TransportConnector.connect`.
 package final class SourceAddressPool: Sendable {
     /// The addresses, in order.
     public let addresses: [SocketAddress]

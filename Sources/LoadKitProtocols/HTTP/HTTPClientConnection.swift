@@ -3,9 +3,9 @@ import Synchronization
 import LoadKitTransport
 
 final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
-    let tcp: TCPConnection
+    let transport: any Transport
     let pool: HostPool
-    var loop: EventLoop { tcp.loop }
+    var loop: EventLoop { transport.loop }
     private var parser: HTTPResponseParser
     private var current: PendingRequest?
     private var receivedAny = false
@@ -15,8 +15,8 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
     private var timerDeadline: UInt64 = 0
     private var closedReported = false
 
-    init(tcp: TCPConnection, pool: HostPool) {
-        self.tcp = tcp
+    init(transport: any Transport, pool: HostPool) {
+        self.transport = transport
         self.pool = pool
         parser = HTTPResponseParser(limits: pool.configuration.headLimits, maxBodyBytes: pool.configuration.maxResponseBodyBytes)
         writeBuffer.reserveCapacity(512)
@@ -24,7 +24,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
 
     /// Sends `task`'s request. On the loop.
     func run(_ task: PendingRequest) {
-        guard tcp.isOpen else {
+        guard transport.isOpen else {
             // Closed while it sat idle in the pool: nothing was sent, so any method may go again.
             reportClosed()
             task.requeues += 1
@@ -50,15 +50,15 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         task.bytesSent = writeBuffer.count
         task.bytesReceived = 0
         armTimer(task.deadline, now: now)
-        tcp.write(writeBuffer)
+        transport.write(writeBuffer)
         task.writtenAt = monotonicNanos()
         if writeBuffer.count > 64 * 1024 { writeBuffer = [] }
     }
 
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         guard let task = current else {
             // Bytes with no request outstanding: the stream is out of step; drop the connection.
-            tcp.close()
+            transport.close()
             return
         }
         if !receivedAny {
@@ -74,16 +74,16 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             served += 1
             task.bytesReceived -= bytes.count - used  // bytes behind the response are not its own
             let reusable = used == bytes.count && response.status != 101 && parser.lastKeepsAlive
-            if reusable { pool.release(self) } else { tcp.close() }
+            if reusable { pool.release(self) } else { transport.close() }
             task.succeed(response)
         case .failure(let error):
             current = nil
-            tcp.close()
+            transport.close()
             task.fail(error)
         }
     }
 
-    func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) {
+    func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
         timer?.cancel()
         timer = nil
         reportClosed()
@@ -106,7 +106,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    func closeNow() { tcp.close() }
+    func closeNow() { transport.close() }
 
     private func reportClosed() {
         guard !closedReported else { return }
@@ -129,7 +129,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         let now = monotonicNanos()
         if now >= task.deadline {
             current = nil
-            tcp.close()  // a late answer must not be read as the next request's response
+            transport.close()  // a late answer must not be read as the next request's response
             task.fail(task.timeoutError)
         } else {
             armTimer(task.deadline, now: now)

@@ -174,16 +174,16 @@ final class HostPool: Sendable {
             do {
                 let address = try await SocketAddress.resolve(host: host, port: port)
                 task.connectStartAt = monotonicNanos()
-                let tcp = try await TCPConnection.connect(to: address, from: source,
+                let transport = try await TransportConnector.connect(to: address, from: source,
                                                           timeout: .nanoseconds(Int64(max(remaining, 1_000_000))),
                                                           tls: tls, on: loop)
-                let tlsNanos = tcp.tlsHandshakeNanos ?? 0
+                let tlsNanos = transport.tlsHandshakeNanos ?? 0
                 let total = monotonicNanos() &- task.connectStartAt
                 task.tlsNanos = tlsNanos
                 task.connectNanos = total > tlsNanos ? total - tlsNanos : 0
-                let conn = HTTPClientConnection(tcp: tcp, pool: self)
+                let conn = HTTPClientConnection(transport: transport, pool: self)
                 loop.execute {
-                    tcp.start(delegate: conn)
+                    transport.start(delegate: conn)
                     conn.run(task)
                 }
             } catch {

@@ -4,7 +4,7 @@ import LoadKitTransport
 /// What an ``HTTPServer`` upgrade hook returns to take a connection over (WebSocket).
 ///
 /// The server writes `HTTP/1.1 101 Switching Protocols` with ``headers``, stops treating the
-/// connection as HTTP, and calls ``install`` on the connection's loop with the ``TCPConnection``
+/// connection as HTTP, and calls ``install`` on the connection's loop with the ``Transport``
 /// and any bytes the client sent after the request head (a client may send its first frame
 /// right behind the handshake). `install` must call `connection.start(delegate:)` with the new
 /// protocol's delegate — that replaces the HTTP delegate, reading continues — and then process
@@ -14,10 +14,10 @@ package struct HTTPUpgrade: Sendable {
     /// Headers of the 101 response (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`, …).
     public var headers: HTTPHeaders
     /// Installs the new protocol on the connection; runs on the connection's loop.
-    public var install: @Sendable (_ connection: TCPConnection, _ leftover: [UInt8]) -> Void
+    public var install: @Sendable (_ connection: any Transport, _ leftover: [UInt8]) -> Void
 
     /// Creates an upgrade answer.
-    public init(headers: HTTPHeaders, install: @escaping @Sendable (_ connection: TCPConnection, _ leftover: [UInt8]) -> Void) {
+    public init(headers: HTTPHeaders, install: @escaping @Sendable (_ connection: any Transport, _ leftover: [UInt8]) -> Void) {
         self.headers = headers
         self.install = install
     }
@@ -85,13 +85,13 @@ package final class HTTPServer: Sendable {
                 handler: @escaping Handler) throws {
         let connections = self.connections
         let counters = self.counters
-        listener = try TCPListener(host: host, port: port, group: group, tls: tls) { tcp in
-            connections.add(tcp)
+        listener = try TCPListener(host: host, port: port, group: group, tls: tls) { transport in
+            connections.add(transport)
             counters.connections.add(1, ordering: .relaxed)
-            let conn = HTTPServerConnection(tcp: tcp, configuration: configuration, handler: handler, upgrade: upgrade,
+            let conn = HTTPServerConnection(transport: transport, configuration: configuration, handler: handler, upgrade: upgrade,
                                             counters: counters,
-                                            forget: { [weak tcp] in if let tcp { connections.remove(tcp) } })
-            tcp.start(delegate: conn)
+                                            forget: { [weak transport] in if let transport { connections.remove(transport) } })
+            transport.start(delegate: conn)
         }
     }
 
@@ -119,10 +119,10 @@ final class ServerCounters: Sendable {
 
 /// The open HTTP connections of a server, so ``HTTPServer/stop()`` can close them.
 final class ConnectionRegistry: Sendable {
-    private let map = Mutex<[ObjectIdentifier: TCPConnection]>([:])
-    func add(_ c: TCPConnection) { map.withLock { $0[ObjectIdentifier(c)] = c } }
-    func remove(_ c: TCPConnection) { map.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(c)) } }
-    func removeAll() -> [TCPConnection] {
+    private let map = Mutex<[ObjectIdentifier: any Transport]>([:])
+    func add(_ c: any Transport) { map.withLock { $0[ObjectIdentifier(c)] = c } }
+    func remove(_ c: any Transport) { map.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(c)) } }
+    func removeAll() -> [any Transport] {
         map.withLock { m in
             let v = Array(m.values)
             m.removeAll()
@@ -134,7 +134,7 @@ final class ConnectionRegistry: Sendable {
 /// One server connection: parses requests, runs the handler for each in order, writes responses.
 /// Confined to the connection's loop.
 final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
-    private let tcp: TCPConnection
+    private let transport: any Transport
     private let configuration: HTTPServer.Configuration
     private let handler: HTTPServer.Handler
     private let upgrade: HTTPServer.UpgradeHook?
@@ -149,9 +149,9 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
     private var sentContinue = false
     private var out: [UInt8] = []
 
-    init(tcp: TCPConnection, configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler,
+    init(transport: any Transport, configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler,
          upgrade: HTTPServer.UpgradeHook?, counters: ServerCounters, forget: @escaping @Sendable () -> Void) {
-        self.tcp = tcp
+        self.transport = transport
         self.counters = counters
         self.configuration = configuration
         self.handler = handler
@@ -160,7 +160,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         parser = HTTPRequestParser(limits: configuration.headLimits, maxBodyBytes: configuration.maxBodyBytes)
     }
 
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         if closing { return }
         counters.bytesReceived.add(bytes.count, ordering: .relaxed)
         if upgrading || !held.isEmpty {
@@ -184,7 +184,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
             case .done(var request, let used):
                 offset += used
                 sentContinue = false
-                request.remoteAddress = tcp.remote
+                request.remoteAddress = transport.peerAddress
                 if upgrade != nil && request.headers.containsToken("upgrade", in: "Connection") && request.headers.contains("Upgrade") {
                     // Everything after this request belongs to the upgraded protocol (or, if the
                     // hook declines, to HTTP again); keep it aside until the hook decides.
@@ -226,18 +226,18 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         let hook = isUpgrade ? upgrade : nil
         // The handler runs on the connection's loop: a fixture answers on time even while the
         // process's shared thread pool is busy (tests running in parallel).
-        Task(executorPreference: tcp.loop) { [self] in
+        Task(executorPreference: transport.loop) { [self] in
             if let hook, let up = await hook(request) {
-                tcp.loop.execute { self.completeUpgrade(up) }
+                transport.loop.execute { self.completeUpgrade(up) }
                 return
             }
             let response = await handler(request)
-            tcp.loop.execute { self.respond(response, to: request, wasUpgrade: isUpgrade) }
+            transport.loop.execute { self.respond(response, to: request, wasUpgrade: isUpgrade) }
         }
     }
 
     private func respond(_ response: HTTPServerResponse, to request: HTTPServerRequest, wasUpgrade: Bool) {
-        guard tcp.isOpen else { return }
+        guard transport.isOpen else { return }
         let keepAlive = request.head.keepAlive && !response.headers.containsToken("close", in: "Connection")
         out.removeAll(keepingCapacity: true)
         response.encode(into: &out, keepAlive: keepAlive, headRequest: request.method == .HEAD)
@@ -261,7 +261,7 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
     }
 
     private func completeUpgrade(_ up: HTTPUpgrade) {
-        guard tcp.isOpen else { return }
+        guard transport.isOpen else { return }
         out.removeAll(keepingCapacity: true)
         HTTPServerResponse(status: 101, headers: up.headers).encode(into: &out)
         write(out)
@@ -269,12 +269,12 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
         forget()
         let leftover = held
         held = []
-        up.install(tcp, leftover)
+        up.install(transport, leftover)
     }
 
     private func write(_ bytes: [UInt8]) {
         counters.bytesSent.add(bytes.count, ordering: .relaxed)
-        tcp.write(bytes)
+        transport.write(bytes)
     }
 
     private func failAndClose(status: Int, reason: String) {
@@ -290,11 +290,11 @@ final class HTTPServerConnection: ConnectionDelegate, @unchecked Sendable {
     private func closeGracefully() {
         closing = true
         queue.removeAll()
-        tcp.shutdownOutput()
-        tcp.loop.schedule(after: .seconds(2)) { [tcp] in tcp.close() }
+        transport.shutdownOutput()
+        transport.loop.schedule(after: .seconds(2)) { [transport] in transport.close() }
     }
 
-    func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) {
+    func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
         closing = true
         queue.removeAll()
         forget()

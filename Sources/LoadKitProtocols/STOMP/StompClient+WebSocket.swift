@@ -46,6 +46,14 @@ extension StompClient {
         let ws = try await WebSocketClient.connectNow(try Endpoint(url, defaultScheme: .ws), headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
                                                    maxMessageSize: limits.maxBodySize + limits.maxLineLength * 4,
                                                    source: source, tls: tls, on: loop)
+        return try await handshake(over: ws, configuration: configuration, limits: limits, timeout: timeout, start: start)
+    }
+
+    /// The STOMP handshake (CONNECT → CONNECTED) over an open WebSocket (over TCP, TLS, or an
+    /// in-memory pair in tests), within what is left of `timeout` since `start`; closes the
+    /// WebSocket's transport when it fails.
+    static func handshake(over ws: WebSocketClient, configuration: StompClientConfiguration,
+                          limits: StompFrameParser.Limits, timeout: Duration, start: UInt64) async throws -> StompClient {
         let client = StompClient(loop: ws.loop, configuration: configuration, limits: limits)
         client.webSocketConnectNanos = ws.handshakeNanos
         client.tlsHandshakeNanos = ws.tlsHandshakeNanos
@@ -60,7 +68,7 @@ extension StompClient {
                 connection.setHandler(StompWebSocketAdapter(client: client))
             }
         } catch {
-            connection.tcp.close()
+            connection.transport.close()
             throw error
         }
         return client

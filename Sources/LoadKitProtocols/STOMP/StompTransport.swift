@@ -3,7 +3,7 @@ import LoadKitTransport
 
 enum StompTransport {
     case none
-    case tcp(TCPConnection)
+    case tcp(any Transport)
     /// One STOMP frame (or heart-beat) per WebSocket message: text when the bytes are UTF-8
     /// (what browsers' STOMP clients send), binary otherwise.
     case webSocket(WebSocketConnection)
@@ -36,6 +36,6 @@ enum StompTransport {
 final class StompTCPAdapter: ConnectionDelegate, @unchecked Sendable {
     let client: StompClient
     init(client: StompClient) { self.client = client }
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { client.handleBytes(bytes) }
-    func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) { client.transportClosed(error: error) }
+    func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) { client.handleBytes(bytes) }
+    func connection(_ connection: any Transport, didCloseWith error: TransportError?) { client.transportClosed(error: error) }
 }

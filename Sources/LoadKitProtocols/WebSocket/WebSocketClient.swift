@@ -94,8 +94,20 @@ public final class WebSocketClient: @unchecked Sendable {
         let address = try await endpoint.resolve()
         let start = monotonicNanos()
         let deadline = start &+ timeout.nanoseconds
-        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, tls: tlsConfig, on: loop)
-        let tlsNanos = tcp.tlsHandshakeNanos
+        let transport = try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig, on: loop)
+        return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
+                                   timeout: timeout, deadline: deadline, maxMessageSize: maxMessageSize,
+                                   closeTimeout: closeTimeout, observer: observer, start: start)
+    }
+
+    /// The opening handshake over an open `transport` (TCP, TLS, or an in-memory pair in tests),
+    /// to be done by `deadline` (monotonic nanoseconds); `timeout` is the budget the error names.
+    static func handshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
+                          subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
+                          closeTimeout: Duration, observer: (any ClientObserver)?,
+                          start: UInt64) async throws -> WebSocketClient {
+        let loop = transport.loop
+        let tlsNanos = transport.tlsHandshakeNanos
         let now = monotonicNanos()
         let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
         let request = WebSocketHandshake.clientRequest(endpoint: endpoint, headers: headers, subprotocols: subprotocols)
@@ -104,12 +116,12 @@ public final class WebSocketClient: @unchecked Sendable {
                 let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
                                                  closeTimeout: closeTimeout, cont: cont, observer: observer,
                                                  start: start, tlsNanos: tlsNanos)
-                tcp.start(delegate: hs)
-                tcp.write(request.bytes)
+                transport.start(delegate: hs)
+                transport.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
                     let timedOut = WebSocketError(kind: "ws_handshake_timeout", source: .server,
                                                   message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s")
-                    hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), tcp)
+                    hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), transport)
                 }
             }
         }
@@ -139,13 +151,13 @@ public final class WebSocketClient: @unchecked Sendable {
         let c = connection
         let backlog = try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Int, any Error>) in
             c.loop.execute {
-                if body(c) { cont.resume(returning: c.tcp.bufferedBytes) } else {
+                if body(c) { cont.resume(returning: c.transport.bufferedBytes) } else {
                     cont.resume(throwing: c.closeInfo.map { WebSocketConnection.error(for: $0) } ?? WebSocketError.closedLocally)
                 }
             }
         }
         // Back-pressure: when the socket does not keep up, wait until the queue is written.
-        if backlog > 1 << 20 { try await c.tcp.writeAndFlush([]) }
+        if backlog > 1 << 20 { try await c.transport.writeAndFlush([]) }
     }
 
     // MARK: receiving
@@ -211,11 +223,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         self.tlsNanos = tlsNanos
     }
 
-    func connection(_ tcp: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         guard cont != nil else { return }
         if let head = rejected {
             body.append(contentsOf: bytes.prefix(bodyWanted - body.count))
-            if body.count >= bodyWanted { failRejected(head, tcp) }
+            if body.count >= bodyWanted { failRejected(head, transport) }
             return
         }
         switch parser.parse(bytes) {
@@ -223,7 +235,7 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
             headBytes += bytes.count
             return
         case .failure(let e):
-            fail(WebSocketError.handshakeInvalid("\(e)"), tcp)
+            fail(WebSocketError.handshakeInvalid("\(e)"), transport)
         case .done(let head, let consumed):
             headBytes += consumed
             let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
@@ -232,19 +244,19 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 let length = head.headers["Content-Length"].flatMap { Int($0.trimmingASCIISpaces()) }
                 bodyWanted = min(length ?? 200, 200)
                 body.append(contentsOf: rest.prefix(bodyWanted))
-                if body.count >= bodyWanted { failRejected(head, tcp); return }
+                if body.count >= bodyWanted { failRejected(head, transport); return }
                 // Don't let a slow or chunked body turn the rejection into a timeout: report
                 // the status with whatever of the body arrives within a short grace period.
                 timer?.cancel()
-                timer = tcp.loop.schedule(after: .milliseconds(200)) { [weak self, weak tcp] in
-                    guard let self, let tcp, let head = self.rejected else { return }
-                    self.failRejected(head, tcp)
+                timer = transport.loop.schedule(after: .milliseconds(200)) { [weak self, weak transport] in
+                    guard let self, let transport, let head = self.rejected else { return }
+                    self.failRejected(head, transport)
                 }
                 return
             }
             do {
                 let proto = try WebSocketHandshake.validate(response: head, for: request)
-                let ws = WebSocketConnection(tcp: tcp, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize,
+                let ws = WebSocketConnection(transport: transport, role: .client, subprotocol: proto, maxMessageSize: maxMessageSize,
                                              closeTimeout: closeTimeout)
                 timer?.cancel()
                 let k = cont
@@ -254,29 +266,29 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {
-                fail(error, tcp)
+                fail(error, transport)
             }
         }
     }
 
-    func connection(_ tcp: TCPConnection, didCloseWith error: TransportError?) {
+    func connection(_ transport: any Transport, didCloseWith error: TransportError?) {
         guard cont != nil else { return }
-        if let head = rejected { failRejected(head, tcp); return }
-        if let error, error.kind != "closed_by_peer" { fail(error, tcp); return }
+        if let head = rejected { failRejected(head, transport); return }
+        if let error, error.kind != "closed_by_peer" { fail(error, transport); return }
         fail(WebSocketError(kind: "ws_handshake_closed", source: .server,
-                            message: "\(endpoint) closed the connection before answering the WebSocket handshake"), tcp)
+                            message: "\(endpoint) closed the connection before answering the WebSocket handshake"), transport)
     }
 
-    private func failRejected(_ head: HTTPResponseHead, _ tcp: TCPConnection) {
-        fail(WebSocketError.handshakeStatus(head.status, reason: head.reason, body: WebSocketHandshake.bodyExcerpt(body)), tcp)
+    private func failRejected(_ head: HTTPResponseHead, _ transport: any Transport) {
+        fail(WebSocketError.handshakeStatus(head.status, reason: head.reason, body: WebSocketHandshake.bodyExcerpt(body)), transport)
     }
 
-    func fail(_ error: any Error, _ tcp: TCPConnection) {
+    func fail(_ error: any Error, _ transport: any Transport) {
         guard let k = cont else { return }
         cont = nil
         timer?.cancel()
         timer = nil
-        tcp.close()
+        transport.close()
         k.resume(throwing: error)
     }
 }

@@ -32,7 +32,7 @@ package protocol WebSocketHandler: AnyObject {
     func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo)
 }
 
-/// One open WebSocket over a ``TCPConnection``, in either role, after the handshake: frame
+/// One open WebSocket over a ``Transport`` (TCP, TLS or in-memory), in either role, after the handshake: frame
 /// parsing, reassembly, ping answers, the closing handshake, and delivery of messages to a
 /// ``WebSocketHandler`` (`setCallbacks` wraps two closures in one), or, while no handler is set,
 /// to an async ``receive()`` queue.
@@ -42,9 +42,9 @@ package protocol WebSocketHandler: AnyObject {
 /// fragmented message is incomplete, or while a send cannot be written at once.
 package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable {
     /// The TCP connection underneath.
-    public let tcp: TCPConnection
+    public let transport: any Transport
     /// The loop every callback runs on.
-    public var loop: EventLoop { tcp.loop }
+    public var loop: EventLoop { transport.loop }
     /// Which side this is (clients mask what they send; servers require masked frames).
     public let role: WebSocketRole
     /// The subprotocol agreed in the handshake, or nil.
@@ -78,9 +78,9 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// - Parameters:
     ///   - maxMessageSize: larger messages (and frames) fail the connection with 1009.
     ///   - closeTimeout: how long the closing handshake may take before TCP is dropped.
-    public init(tcp: TCPConnection, role: WebSocketRole, subprotocol: String? = nil,
+    public init(transport: any Transport, role: WebSocketRole, subprotocol: String? = nil,
                 maxMessageSize: Int = 16 << 20, closeTimeout: Duration = .seconds(5)) {
-        self.tcp = tcp
+        self.transport = transport
         self.role = role
         self.subprotocol = subprotocol
         parser = WebSocketFrameParser(role: role == .client ? .client : .server, maxFrameSize: maxMessageSize)
@@ -93,12 +93,12 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// Becomes the TCP connection's delegate and processes `initialBytes` (bytes that arrived
     /// right behind the handshake). On the loop.
     public func start(initialBytes: [UInt8] = []) {
-        tcp.start(delegate: self)
+        transport.start(delegate: self)
         if !initialBytes.isEmpty {
             var copy = initialBytes
             copy.withUnsafeMutableBytes { process($0) }
         }
-        if !tcp.isOpen && closeInfo == nil { finish(transportError: "connection closed during the handshake") }
+        if !transport.isOpen && closeInfo == nil { finish(transportError: "connection closed during the handshake") }
     }
 
     /// Processes bytes that were read before this connection became the delegate. On the loop.
@@ -108,7 +108,7 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     }
 
     /// True while messages may be sent (not closing or closed). On the loop.
-    public var isOpen: Bool { machine.canSend && tcp.isOpen }
+    public var isOpen: Bool { machine.canSend && transport.isOpen }
 
     // MARK: delivery set-up (thread-safe)
 
@@ -149,7 +149,7 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// connection is closing or closed (the message is dropped).
     @discardableResult
     public func sendOnLoop(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) -> Bool {
-        guard machine.canSend, tcp.isOpen else { return false }
+        guard machine.canSend, transport.isOpen else { return false }
         writeFrame(opcode, payload)
         return true
     }
@@ -189,7 +189,7 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
         // Encoded into the loop's buffer: an idle connection keeps no send buffer of its own.
         var out = loop.takeEncodeBuffer(0)
         WebSocketFrameEncoder.encode(into: &out, opcode: opcode, maskKey: maskKeys?.next(), payload: payload)
-        out.withUnsafeBytes { tcp.write(rawBytes: $0) }
+        out.withUnsafeBytes { transport.write(rawBytes: $0) }
         sessionObserver?.traffic(messagesSent: opcode == .text || opcode == .binary ? 1 : 0, messagesReceived: 0,
                                  bytesSent: out.count, bytesReceived: 0)
         loop.returnEncodeBuffer(0, out)
@@ -236,7 +236,7 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     // MARK: ConnectionDelegate
 
     /// Transport callback: bytes arrived (on the loop).
-    public func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    public func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         lastActivityNanos = monotonicNanos()
         let before = messagesReceived
         // The loop's read buffer is mutable memory handed out read-only; it is overwritten after
@@ -246,7 +246,7 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     }
 
     /// Transport callback: the TCP connection closed (on the loop).
-    public func connection(_ connection: TCPConnection, didCloseWith error: TransportError?) {
+    public func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
         finish(transportError: error?.description)
     }
 
@@ -330,13 +330,13 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     // Closes TCP; when bytes are still queued (the close frame), half-close first so they go out,
     // and drop the connection for good if the peer does not close within a second.
     private func dropTCP() {
-        guard tcp.isOpen else { return }
-        if tcp.bufferedBytes == 0 {
-            tcp.close()
+        guard transport.isOpen else { return }
+        if transport.bufferedBytes == 0 {
+            transport.close()
         } else {
-            tcp.shutdownOutput()
+            transport.shutdownOutput()
             closeTimer?.cancel()
-            closeTimer = loop.schedule(after: .seconds(1)) { [weak self] in self?.tcp.close() }
+            closeTimer = loop.schedule(after: .seconds(1)) { [weak self] in self?.transport.close() }
         }
     }
 

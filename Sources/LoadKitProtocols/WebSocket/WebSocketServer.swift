@@ -10,7 +10,7 @@ package typealias WebSocketServerConnection = WebSocketConnection
 /// - ``upgrade(_:request:leftover:supportedSubprotocols:extraHeaders:maxMessageSize:)`` when an
 ///   HTTP server already parsed the request head (its upgrade hook);
 /// - ``accept(_:supportedSubprotocols:maxMessageSize:handshakeTimeout:authorize:onOpen:)`` on a
-///   freshly accepted ``TCPConnection`` that should speak only WebSocket (reads the request itself).
+///   freshly accepted ``Transport`` that should speak only WebSocket (reads the request itself).
 package enum WebSocketServer {
     /// What `authorize` answers for a request it refuses: an HTTP status and a body (the reason,
     /// e.g. `INVALID_TICKET`).
@@ -36,19 +36,19 @@ package enum WebSocketServer {
         }
     }
 
-    /// Upgrades `tcp` whose request head was already read: validates it, writes the 101 answer and
+    /// Upgrades `transport` whose request head was already read: validates it, writes the 101 answer and
     /// returns the started server connection; on an invalid request writes 400/426, closes and
     /// returns nil. `leftover` are bytes read after the head (first frames). On the loop.
-    public static func upgrade(_ tcp: TCPConnection, request: HTTPRequestHead, leftover: [UInt8] = [],
+    public static func upgrade(_ transport: any Transport, request: HTTPRequestHead, leftover: [UInt8] = [],
                                supportedSubprotocols: [String] = [], extraHeaders: [(String, String)] = [],
                                maxMessageSize: Int = 16 << 20) -> WebSocketServerConnection? {
         switch WebSocketHandshake.accept(request, supportedSubprotocols: supportedSubprotocols, extraHeaders: extraHeaders) {
         case .failure(let rejection):
-            refuse(tcp, bytes: rejection.responseBytes)
+            refuse(transport, bytes: rejection.responseBytes)
             return nil
         case .success(let acceptance):
-            tcp.write(acceptance.responseBytes)
-            let ws = WebSocketConnection(tcp: tcp, role: .server, subprotocol: acceptance.subprotocol,
+            transport.write(acceptance.responseBytes)
+            let ws = WebSocketConnection(transport: transport, role: .server, subprotocol: acceptance.subprotocol,
                                          maxMessageSize: maxMessageSize)
             ws.start(initialBytes: leftover)
             return ws
@@ -59,21 +59,21 @@ package enum WebSocketServer {
     /// `onAccept`, on the loop), asks `authorize` (nil = accept), and on success calls `onOpen`
     /// on the loop with the started connection and the request (path, query, headers).
     /// Connections that send no complete request within `handshakeTimeout` are closed.
-    public static func accept(_ tcp: TCPConnection, supportedSubprotocols: [String] = [],
+    public static func accept(_ transport: any Transport, supportedSubprotocols: [String] = [],
                               maxMessageSize: Int = 16 << 20, handshakeTimeout: Duration = .seconds(10),
                               authorize: @escaping (HTTPRequestHead) -> Refusal? = { _ in nil },
                               onOpen: @escaping (WebSocketServerConnection, HTTPRequestHead) -> Void) {
         let d = ServerHandshakeDelegate(subprotocols: supportedSubprotocols, maxMessageSize: maxMessageSize,
                                         authorize: authorize, onOpen: onOpen)
-        tcp.start(delegate: d)
-        d.timer = tcp.loop.schedule(after: handshakeTimeout) { [weak tcp] in tcp?.close() }
+        transport.start(delegate: d)
+        d.timer = transport.loop.schedule(after: handshakeTimeout) { [weak transport] in transport?.close() }
     }
 
     // Sends a refusal and closes once it is written (the client usually closes first).
-    static func refuse(_ tcp: TCPConnection, bytes: [UInt8]) {
-        tcp.write(bytes)
-        tcp.shutdownOutput()
-        tcp.loop.schedule(after: .seconds(2)) { tcp.close() }
+    static func refuse(_ transport: any Transport, bytes: [UInt8]) {
+        transport.write(bytes)
+        transport.shutdownOutput()
+        transport.loop.schedule(after: .seconds(2)) { transport.close() }
     }
 }
 
@@ -95,7 +95,7 @@ final class ServerHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         self.onOpen = onOpen
     }
 
-    func connection(_ tcp: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         guard !done else { return }
         switch parser.parse(bytes) {
         case .needMore:
@@ -103,16 +103,16 @@ final class ServerHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         case .failure(let e):
             done = true
             timer?.cancel()
-            WebSocketServer.refuse(tcp, bytes: WebSocketHandshake.Rejection(status: 400, message: "\(e)").responseBytes)
+            WebSocketServer.refuse(transport, bytes: WebSocketHandshake.Rejection(status: 400, message: "\(e)").responseBytes)
         case .done(let head, let consumed):
             done = true
             timer?.cancel()
             if let refusal = authorize(head) {
-                WebSocketServer.refuse(tcp, bytes: refusal.responseBytes)
+                WebSocketServer.refuse(transport, bytes: refusal.responseBytes)
                 return
             }
             let rest = Array(UnsafeRawBufferPointer(rebasing: bytes[consumed...]))
-            if let ws = WebSocketServer.upgrade(tcp, request: head, leftover: [], supportedSubprotocols: subprotocols,
+            if let ws = WebSocketServer.upgrade(transport, request: head, leftover: [], supportedSubprotocols: subprotocols,
                                                 maxMessageSize: maxMessageSize) {
                 onOpen(ws, head)
                 // Frames that came with the request go in after the fixture has set its callbacks.
@@ -121,7 +121,7 @@ final class ServerHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    func connection(_ tcp: TCPConnection, didCloseWith error: TransportError?) {
+    func connection(_ transport: any Transport, didCloseWith error: TransportError?) {
         timer?.cancel()
     }
 }
@@ -155,8 +155,8 @@ extension WebSocketServer {
         headers.add("Sec-WebSocket-Accept", WebSocketHandshakeKeys.accept(forKey: checked.key))
         if let p = checked.chosen { headers.add("Sec-WebSocket-Protocol", p) }
         let chosen = checked.chosen
-        return HTTPUpgrade(headers: headers) { tcp, leftover in
-            let ws = WebSocketConnection(tcp: tcp, role: .server, subprotocol: chosen, maxMessageSize: maxMessageSize)
+        return HTTPUpgrade(headers: headers) { transport, leftover in
+            let ws = WebSocketConnection(transport: transport, role: .server, subprotocol: chosen, maxMessageSize: maxMessageSize)
             ws.start()
             onOpen(ws, request)
             if !leftover.isEmpty { ws.feed(leftover) }

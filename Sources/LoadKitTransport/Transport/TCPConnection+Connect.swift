@@ -11,30 +11,13 @@ extension TCPConnection {
 
     /// Opens a TCP connection to `address`, optionally from a given local `source` address
     /// (any 127.x.y.z for loopback fan-out), failing with a classified ``TransportError``.
-    ///
-    /// With `tls`, the TLS handshake runs on the loop after the TCP connect (within another
-    /// `timeout`), verifying the certificate for `tls.serverName` or else the address's IP; the
-    /// delegate then reads and writes plaintext. Without TLS support in the build this throws
-    /// ``TransportError/tls(_:)`` with ``TLSError/unavailable(_:)`` before connecting.
+    /// ``TransportConnector`` opens TLS over it.
     ///
     /// By default the connection goes to the caller's loop when the caller runs on one (a virtual
     /// user), else to the next loop of the shared group.
     public static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
-                               timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
+                               timeout: Duration = .seconds(10),
                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> TCPConnection {
-        guard let tls else { return try await connectTCP(to: address, from: source, timeout: timeout, on: loop) }
-        #if TLS && canImport(COpenSSL)
-        let context = try TLSContext.shared(for: tls)
-        let conn = try await connectTCP(to: address, from: source, timeout: timeout, on: loop)
-        try await conn.handshakeAsClient(context: context, serverName: tls.serverName ?? address.host, timeout: timeout)
-        return conn
-        #else
-        throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? address.description)"))
-        #endif
-    }
-
-    private static func connectTCP(to address: SocketAddress, from source: SocketAddress?, timeout: Duration,
-                                   on loop: EventLoop) async throws -> TCPConnection {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<TCPConnection, any Error>) in
             loop.runOrExecute { startConnect(to: address, from: source, timeout: timeout, on: loop, cont) }
         }
@@ -108,14 +91,11 @@ extension TCPConnection {
         }
     }
 
-    /// Resolves `host` and connects; see ``connect(to:from:timeout:tls:on:)``. With `tls`, SNI
-    /// and the certificate check use `host` unless `tls.serverName` says otherwise.
+    /// Resolves `host` and connects; see ``connect(to:from:timeout:on:)``.
     public static func connect(host: String, port: Int, from source: SocketAddress? = nil,
-                               timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
+                               timeout: Duration = .seconds(10),
                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> TCPConnection {
-        if let tls, !tlsAvailable { throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? host)")) }
         let address = try await SocketAddress.resolve(host: host, port: port)
-        return try await connect(to: address, from: source, timeout: timeout,
-                                 tls: tls.map { $0.serverName == nil ? $0.withServerName(host) : $0 }, on: loop)
+        return try await connect(to: address, from: source, timeout: timeout, on: loop)
     }
 }

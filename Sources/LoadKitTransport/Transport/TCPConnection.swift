@@ -5,31 +5,13 @@ import Darwin
 #endif
 import CLoadKit
 
-/// Receives a connection's events, always on the connection's ``EventLoop``.
-///
-/// Implementations are protocol drivers (HTTP, WebSocket, STOMP) confined to that loop.
-package protocol ConnectionDelegate: AnyObject, Sendable {
-    /// Bytes arrived. The buffer belongs to the loop and is reused after this returns:
-    /// parse it or copy what must be kept.
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer)
-    /// The connection closed; `error` is nil for a local, orderly close.
-    func connection(_ connection: TCPConnection, didCloseWith error: TransportError?)
-    /// Everything queued has been handed to the kernel (back-pressure relief).
-    func connectionDidDrain(_ connection: TCPConnection)
-}
-
-extension ConnectionDelegate {
-    /// Default: nothing to do when the send queue drains.
-    public func connectionDidDrain(_ connection: TCPConnection) {}
-}
-
 /// A non-blocking TCP connection on one ``EventLoop``: registered once with the loop's poller
 /// (edge-triggered for reading and writing), read straight into the loop's shared buffer, written
 /// at once when the kernel takes the bytes and queued (then flushed with `writev`) when it does not.
 ///
 /// All methods not marked thread-safe must be called on ``loop``. Connect with
 /// ``connect(to:from:timeout:on:)``, then call ``start(delegate:)`` to begin reading.
-package final class TCPConnection: @unchecked Sendable, CustomStringConvertible, LoopSelectable {
+package final class TCPConnection: Transport, @unchecked Sendable, CustomStringConvertible, LoopSelectable {
     /// The loop that owns this connection.
     public let loop: EventLoop
     /// The peer's address.
@@ -41,10 +23,9 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
     /// False once the connection is closed (locally or by the peer).
     public var isOpen = true
 
-    #if TLS && canImport(COpenSSL)
-    /// The TLS layer between the socket and the delegate; nil for plain TCP.
-    var tlsSession: TLSSession?
-    #endif
+    /// Where in the loop's read buffer reads land: all of it, or (under a TLS layer) the
+    /// ciphertext region, so the layer decrypts into another region without a buffer of its own.
+    var readRegion = ReadRegion.whole
 
     // The poller registration (nil while not registered). The loop holds the connection while it
     // is registered: from connect (or start) until it closes.
@@ -70,6 +51,8 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
 
     /// Bytes queued but not yet accepted by the kernel.
     public var bufferedBytes: Int { pending.count - pendingStart }
+    public var peerAddress: SocketAddress? { remote }
+    public var peerDescription: String { remote.description }
 
     public var description: String { "TCPConnection(fd: \(fd), remote: \(remote))" }
 
@@ -121,12 +104,12 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
     private func startOnLoop(_ delegate: any ConnectionDelegate) {
         self.delegate = delegate
         guard isOpen else { return }
-        #if TLS && canImport(COpenSSL)
-        // Plaintext that arrived with the end of the handshake waits in the session until now.
-        if let tls = tlsSession { loop.executeLocal { [self] in tlsProcess(tls) } }
-        #endif
         armReading()
     }
+
+    /// Sets the delegate without starting to read (a layer above arms reading when it needs
+    /// bytes). On the loop.
+    func attach(delegate: any ConnectionDelegate) { self.delegate = delegate }
 
     /// Starts reading: registers with the poller (which reports data already waiting) or, when
     /// already registered, reads once now (an edge may have passed while nobody read).
@@ -140,8 +123,8 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
         }
     }
 
-    /// Stops reading until the next ``start(delegate:)`` (TLS: after the handshake, nothing is
-    /// read from the socket until a delegate can take it, as with plain TCP).
+    /// Stops reading until the next ``start(delegate:)`` or ``armReading()`` (TLS: after the
+    /// handshake, nothing is read from the socket until a delegate can take it, as with plain TCP).
     func stopReading() {
         reading = false
         if pendingStart >= pending.count { deregister() }  // a caller that drops it unused closes it
@@ -157,10 +140,7 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
     }
 
     private func handleReadable(untilEnd: Bool) {
-        #if TLS && canImport(COpenSSL)
-        if let tls = tlsSession { tlsHandleReadable(tls, untilEnd: untilEnd); return }
-        #endif
-        let buf = loop.readBuffer
+        let buf = readRegion.slice(of: loop.readBuffer)
         var rounds = 0
         while isOpen && reading {
             let n = read(fd, buf.baseAddress, buf.count)
@@ -185,24 +165,13 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
 
     // MARK: writing
 
-    /// Queues `bytes` for sending; sends at once when the kernel takes them.
-    public func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { write(rawBytes: $0) }
-    }
-
-    /// Queues raw bytes for sending (copied if they cannot be sent at once).
+    /// Queues raw bytes for sending: sent at once when the kernel takes them, else copied.
     public func write(rawBytes bytes: UnsafeRawBufferPointer) {
-        #if TLS && canImport(COpenSSL)
-        if let tls = tlsSession { tlsWrite(tls, bytes); return }
-        #endif
         socketWrite(bytes)
     }
 
     /// Queues two buffers as one write (a head and a body): one `writev`, no concatenation.
     public func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
-        #if TLS && canImport(COpenSSL)
-        if let tls = tlsSession { tlsWrite(tls, first); tlsWrite(tls, second); return }
-        #endif
         guard isOpen else { return }
         if second.isEmpty { socketWrite(first); return }
         if first.isEmpty || pendingStart < pending.count { socketWrite(first); socketWrite(second); return }
@@ -223,7 +192,7 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
         awaitWritable()
     }
 
-    /// Writes bytes to the socket as they are (ciphertext when TLS is on).
+    /// Writes bytes to the socket as they are.
     @inline(__always)
     func socketWrite(_ bytes: UnsafeRawBufferPointer) {
         guard isOpen, bytes.count > 0 else { return }
@@ -281,10 +250,16 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
             loop.runOrExecute { [self] in
                 guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
                 write(bytes)
-                guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
-                if writtenTotal >= queuedTotal { cont.resume() } else { flushWaiters.append((queuedTotal, cont)) }
+                resumeWhenFlushed(cont)
             }
         }
+    }
+
+    /// Resumes `cont` once everything queued so far is handed to the kernel (throws if the
+    /// connection closes first). On the loop.
+    func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>) {
+        guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
+        if writtenTotal >= queuedTotal { cont.resume() } else { flushWaiters.append((queuedTotal, cont)) }
     }
 
     private func flushPending() {
@@ -328,9 +303,6 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
     /// Half-closes: sends FIN once queued bytes are written; reading continues.
     public func shutdownOutput() {
         guard isOpen else { return }
-        #if TLS && canImport(COpenSSL)
-        if let tls = tlsSession { tlsSendCloseNotify(tls) }
-        #endif
         if pendingStart >= pending.count { _ = shutdown(fd, Int32(SHUT_WR)) } else { shutdownAfterFlush = true }
     }
 
@@ -353,9 +325,6 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
 
     func closeWith(_ error: TransportError?) {
         guard isOpen else { return }
-        #if TLS && canImport(COpenSSL)
-        if let tls = tlsSession { tlsWillClose(tls, error) }
-        #endif
         isOpen = false
         reading = false
         closeSocket()
@@ -378,5 +347,24 @@ package final class TCPConnection: @unchecked Sendable, CustomStringConvertible,
         _ = systemClose(fd)
         pending = []
         pendingStart = 0
+    }
+}
+
+/// The part of a loop's read buffer a ``TCPConnection`` reads into.
+enum ReadRegion: UInt8 {
+    /// All of it (plain TCP: the delegate parses the bytes where they landed).
+    case whole
+    /// The middle of three regions a TLS layer splits the buffer into: [3/8, 6/8) for
+    /// ciphertext from the socket; [0, 3/8) takes plaintext, [6/8, 1) outgoing ciphertext.
+    case tlsCiphertext
+
+    @inline(__always)
+    func slice(of buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawBufferPointer {
+        switch self {
+        case .whole: return buffer
+        case .tlsCiphertext:
+            let q = buffer.count / 8
+            return UnsafeMutableRawBufferPointer(rebasing: buffer[(3 * q)..<(6 * q)])
+        }
     }
 }

@@ -6,8 +6,9 @@ import Darwin
 import CLoadKit
 
 /// A listening TCP socket (server role, used by the fixtures). Accepted connections are spread
-/// over a group's loops; `onAccept` runs on the new connection's loop, where it must call
-/// ``TCPConnection/start(delegate:)``.
+/// over a group's loops; `onAccept` runs on the new connection's loop with the ``Transport`` to
+/// serve (the ``TCPConnection``, or the TLS layer over it), where it must call
+/// ``Transport/start(delegate:)``.
 package final class TCPListener: @unchecked Sendable, LoopSelectable {
     /// The bound address (with the real port when port 0 was asked for).
     public let address: SocketAddress
@@ -17,7 +18,7 @@ package final class TCPListener: @unchecked Sendable, LoopSelectable {
     private var token: UInt64?
     private var closed = false
     private var suspended = false
-    private let onAccept: @Sendable (TCPConnection) -> Void
+    private let onAccept: @Sendable (any Transport) -> Void
     #if TLS && canImport(COpenSSL)
     private let tlsContext: TLSContext?
     #endif
@@ -30,7 +31,7 @@ package final class TCPListener: @unchecked Sendable, LoopSelectable {
     /// plaintext; writes made earlier are sent once the handshake is done.
     public init(host: String = "127.0.0.1", port: Int = 0, backlog: Int32 = 4096,
                 group: EventLoopGroup = .shared, tls: TLSConfiguration? = nil,
-                onAccept: @escaping @Sendable (TCPConnection) -> Void) throws {
+                onAccept: @escaping @Sendable (any Transport) -> Void) throws {
         #if TLS && canImport(COpenSSL)
         tlsContext = try tls.map { try TLSContext.shared(for: $0) }
         #else
@@ -105,7 +106,7 @@ package final class TCPListener: @unchecked Sendable, LoopSelectable {
             let cb = onAccept
             #if TLS && canImport(COpenSSL)
             if let ctx = tlsContext {
-                loop.execute { conn.startServerTLS(context: ctx); cb(conn) }
+                loop.execute { if let tls = TLSTransport.acceptAsServer(conn, context: ctx) { cb(tls) } }
                 continue
             }
             #endif

@@ -17,8 +17,9 @@ public let tlsAvailable = false
 /// gets one shared OpenSSL context (created on first use), not one per connection.
 ///
 /// ```swift
-/// let conn = try await TCPConnection.connect(host: "staging.example", port: 443,
-///                                            tls: .trustRoots(caFile: "/etc/staging-ca.pem"))
+/// var configuration = HTTPClient.Configuration()
+/// configuration.tls = .trustRoots(caFile: "/etc/staging-ca.pem")
+/// let client = HTTPClient(configuration: configuration)  // https://staging.example/… verified by that CA
 /// ```
 public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// Which side of the handshake this configuration is for.

@@ -1,0 +1,116 @@
+/// A byte stream on one ``EventLoop`` that protocol drivers (HTTP, WebSocket, STOMP; clients and
+/// fixture servers alike) read and write: plain TCP (``TCPConnection``), TLS as a layer over TCP
+/// (`TLSTransport`, with the `TLS` trait), or one end of an in-memory pair (``MemoryTransport``)
+/// that lets a driver be tested without sockets.
+///
+/// Events arrive at the ``ConnectionDelegate`` given to ``start(delegate:)``, always on ``loop``.
+/// Methods not marked thread-safe must be called on ``loop``.
+package protocol Transport: AnyObject, Sendable {
+    /// The loop that owns this transport; its delegate runs there.
+    var loop: EventLoop { get }
+    /// False once the transport is closed (locally or by the peer).
+    var isOpen: Bool { get }
+    /// The peer's socket address; nil when there is none (an in-memory pair).
+    var peerAddress: SocketAddress? { get }
+    /// The peer, as error messages name it (`127.0.0.1:8080`).
+    var peerDescription: String { get }
+    /// Bytes accepted by ``write(rawBytes:)`` but not yet handed to the kernel (or the peer).
+    var bufferedBytes: Int { get }
+
+    /// Sets the delegate and starts delivering bytes to it. Thread-safe.
+    func start(delegate: any ConnectionDelegate)
+    /// Queues bytes for sending (copied when they cannot be sent at once).
+    func write(rawBytes bytes: UnsafeRawBufferPointer)
+    /// Queues two buffers as one write (a head and a body), without concatenating them.
+    func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer)
+    /// Thread-safe write that resumes once the bytes have left this process (back-pressure for
+    /// scripts); throws if the transport closes first.
+    func writeAndFlush(_ bytes: [UInt8]) async throws
+    /// Half-closes: the peer sees the end of the stream once queued bytes are sent; reading goes on.
+    func shutdownOutput()
+    /// Closes (thread-safe). The delegate sees `didCloseWith(nil)`.
+    func close()
+    /// Closes with `reason` as the cause the delegate sees (a protocol violation found above).
+    func close(reason: TransportError?)
+    /// Closes abruptly: the peer sees a reset, not an orderly end (fixtures inject dropped
+    /// connections with it). On the loop.
+    func abort()
+    /// Resumes once the transport is closed (thread-safe).
+    func waitClosed() async
+
+    /// True when the transport runs TLS.
+    var isTLS: Bool { get }
+    /// How long the TLS handshake took (nanoseconds), nil without TLS or before it completed.
+    var tlsHandshakeNanos: UInt64? { get }
+    /// The negotiated TLS version (`TLSv1.3`), nil without TLS.
+    var tlsVersion: String? { get }
+    /// The ALPN protocol the peers agreed on (`http/1.1`), nil when none.
+    var tlsNegotiatedALPN: String? { get }
+}
+
+extension Transport {
+    /// Queues `bytes` for sending.
+    package func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write(rawBytes: $0) }
+    }
+
+    package var isTLS: Bool { false }
+    package var tlsHandshakeNanos: UInt64? { nil }
+    package var tlsVersion: String? { nil }
+    package var tlsNegotiatedALPN: String? { nil }
+}
+
+/// Receives a transport's events, always on the transport's ``EventLoop``.
+///
+/// Implementations are protocol drivers (HTTP, WebSocket, STOMP) confined to that loop, and the
+/// TLS layer (the delegate of the TCP connection beneath it).
+package protocol ConnectionDelegate: AnyObject, Sendable {
+    /// Bytes arrived. The buffer belongs to the loop and is reused after this returns:
+    /// parse it or copy what must be kept.
+    func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer)
+    /// The transport closed; `error` is nil for a local, orderly close.
+    func connection(_ connection: any Transport, didCloseWith error: TransportError?)
+    /// Everything queued has been handed on (back-pressure relief).
+    func connectionDidDrain(_ connection: any Transport)
+}
+
+extension ConnectionDelegate {
+    /// Default: nothing to do when the send queue drains.
+    package func connectionDidDrain(_ connection: any Transport) {}
+}
+
+/// Opens client transports: TCP, with TLS layered over it when asked.
+package enum TransportConnector {
+    /// Opens a TCP connection to `address` (optionally from a local `source` address, any
+    /// 127.x.y.z for loopback fan-out) and, with `tls`, runs the TLS handshake over it within
+    /// another `timeout`, verifying the certificate for `tls.serverName` or else the address's
+    /// IP. Fails with a classified ``TransportError``; without TLS support in the build a `tls`
+    /// request throws ``TransportError/tls(_:)`` with ``TLSError/unavailable(_:)`` before connecting.
+    ///
+    /// By default the transport goes to the caller's loop when the caller runs on one (a virtual
+    /// user), else to the next loop of the shared group.
+    package static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
+                                timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
+                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> any Transport {
+        guard let tls else { return try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop) }
+        #if TLS && canImport(COpenSSL)
+        let context = try TLSContext.shared(for: tls)
+        let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        return try await TLSTransport.handshakeAsClient(over: tcp, context: context,
+                                                        serverName: tls.serverName ?? address.host, timeout: timeout)
+        #else
+        throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? address.description)"))
+        #endif
+    }
+
+    /// Resolves `host` and connects; see ``connect(to:from:timeout:tls:on:)``. With `tls`, SNI
+    /// and the certificate check use `host` unless `tls.serverName` says otherwise.
+    package static func connect(host: String, port: Int, from source: SocketAddress? = nil,
+                                timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
+                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> any Transport {
+        if let tls, !tlsAvailable { throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? host)")) }
+        let address = try await SocketAddress.resolve(host: host, port: port)
+        return try await connect(to: address, from: source, timeout: timeout,
+                                 tls: tls.map { $0.serverName == nil ? $0.withServerName(host) : $0 }, on: loop)
+    }
+}
