@@ -110,20 +110,9 @@ package final class MemoryTransport: Transport, @unchecked Sendable {
         peer?.receive(bytes)
     }
 
-    public func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
-        write(rawBytes: first)
-        write(rawBytes: second)
-    }
-
-    /// Thread-safe; resumes as soon as the bytes are in the peer's inbox.
-    public func writeAndFlush(_ bytes: [UInt8]) async throws {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            loop.runOrExecute { [self] in
-                guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
-                write(bytes)
-                cont.resume()
-            }
-        }
+    /// At once: written bytes are in the peer's inbox already.
+    public func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>) {
+        if isOpen { cont.resume() } else { cont.resume(throwing: TransportError.closedLocally) }
     }
 
     // MARK: closing

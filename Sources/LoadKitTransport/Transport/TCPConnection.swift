@@ -243,21 +243,9 @@ package final class TCPConnection: Transport, @unchecked Sendable, CustomStringC
         flushPending()
     }
 
-    /// Thread-safe write that resumes once the bytes are handed to the kernel
-    /// (back-pressure for scripts); throws if the connection closes first.
-    public func writeAndFlush(_ bytes: [UInt8]) async throws {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            loop.runOrExecute { [self] in
-                guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
-                write(bytes)
-                resumeWhenFlushed(cont)
-            }
-        }
-    }
-
     /// Resumes `cont` once everything queued so far is handed to the kernel (throws if the
     /// connection closes first). On the loop.
-    func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>) {
+    public func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>) {
         guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
         if writtenTotal >= queuedTotal { cont.resume() } else { flushWaiters.append((queuedTotal, cont)) }
     }

@@ -248,20 +248,8 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
         if bytes.count > idleBIOLimit { session.trimBuffers(limit: idleBIOLimit) }
     }
 
-    public func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
-        write(rawBytes: first)
-        write(rawBytes: second)
-    }
-
-    public func writeAndFlush(_ bytes: [UInt8]) async throws {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            loop.runOrExecute { [self] in
-                guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
-                write(bytes)
-                tcp.resumeWhenFlushed(cont)
-            }
-        }
-    }
+    /// Once the ciphertext of everything written so far is handed to the kernel.
+    public func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>) { tcp.resumeWhenFlushed(cont) }
 
     /// Moves ciphertext from the write BIO to the socket (or the connection's send queue).
     private func flushOutput() {

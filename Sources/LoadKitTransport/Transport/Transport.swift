@@ -23,9 +23,9 @@ package protocol Transport: AnyObject, Sendable {
     func write(rawBytes bytes: UnsafeRawBufferPointer)
     /// Queues two buffers as one write (a head and a body), without concatenating them.
     func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer)
-    /// Thread-safe write that resumes once the bytes have left this process (back-pressure for
-    /// scripts); throws if the transport closes first.
-    func writeAndFlush(_ bytes: [UInt8]) async throws
+    /// Resumes `cont` once everything written so far has left this process (throws if the
+    /// transport closes first). On the loop; ``writeAndFlush(_:)`` is the thread-safe form.
+    func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>)
     /// Half-closes: the peer sees the end of the stream once queued bytes are sent; reading goes on.
     func shutdownOutput()
     /// Closes (thread-safe). The delegate sees `didCloseWith(nil)`.
@@ -52,6 +52,24 @@ extension Transport {
     /// Queues `bytes` for sending.
     package func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write(rawBytes: $0) }
+    }
+
+    /// Default: two writes (TCP overrides it with one `writev`).
+    package func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
+        write(rawBytes: first)
+        write(rawBytes: second)
+    }
+
+    /// Thread-safe write that resumes once the bytes have left this process (back-pressure for
+    /// scripts); throws if the transport closes first.
+    package func writeAndFlush(_ bytes: [UInt8]) async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            loop.runOrExecute { [self] in
+                guard isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
+                write(bytes)
+                resumeWhenFlushed(cont)
+            }
+        }
     }
 
     package var isTLS: Bool { false }
