@@ -43,6 +43,9 @@ public enum BuiltInMetrics {
     public static let wsConnecting = "ws_connecting"
     /// Counter: WebSocket sessions opened.
     public static let wsSessions = "ws_sessions"
+    /// Counter: WebSocket sessions the script left open when its iteration threw or the user ended; the
+    /// runner closed them (1001 going away). Not an error: a sign the script misses a close.
+    public static let wsSessionsLeftOpen = "ws_sessions_left_open"
     /// Trend: how long each WebSocket session lasted (open to close).
     public static let wsSessionDuration = "ws_session_duration"
     /// Counter: WebSocket data messages sent.

@@ -132,6 +132,7 @@ final class RunEngine: Sendable {
                 ctx.cancellationScope.adopt()
                 defer { ctx.cancellationScope.release() }
                 await ClientObservation.$current.withValue(ctx) { await body() }
+                ctx.closeSessionsLeftOpen(iteration: nil)
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 ended()
             }
@@ -164,10 +165,12 @@ final class RunEngine: Sendable {
     func runIteration(_ ctx: UserContext, number: Int, due: UInt64) async -> Bool {
         let mark = ctx.mark
         var ok = true
+        ctx.beginIteration(number)
         do {
             try await script(VirtualUser(context: ctx, iteration: number, scheduledStartNanos: due))
         } catch {
             ok = false
+            ctx.closeSessionsLeftOpen(iteration: number)
             if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
             } else {

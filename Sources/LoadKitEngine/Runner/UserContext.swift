@@ -28,6 +28,9 @@ final class UserContext: Sendable {
     private let sleepers = Mutex(Sleepers())
     private let ledger = Mutex(Ledger())
     private let handles = Mutex<HTTPMetricHandles?>(nil)
+    private let sessions = Mutex(OpenSessions())
+    // The running iteration's number, which sessions opened now are filed under.
+    private let iterationNumber = Atomic<Int>(0)
     /// Cancels what the user's own task waits for — a request, a sleep, a scenario's connect —
     /// when the runner cancels the task (one scope per user instead of a handler per wait).
     let cancellationScope = TaskCancellationScope()
@@ -49,6 +52,49 @@ final class UserContext: Sendable {
     init(index: Int, recorder: MetricsRecorder, engine: RunEngine, runnerHandles: RunnerHandles? = nil) {
         self.index = index; self.recorder = recorder; self.engine = engine
         self.runnerHandles = runnerHandles ?? RunnerHandles(recorder)
+    }
+
+    // MARK: Sessions the script leaves open
+
+    /// Sessions the user's clients opened (weakly held, filed under their iteration), so the
+    /// runner can close those a script leaves open.
+    struct OpenSessions {
+        struct Entry {
+            weak var session: (any AbandonableSession)?
+            let iteration: Int
+        }
+        var entries: [Entry] = []
+    }
+
+    /// An iteration starts: sessions opened from now on belong to it.
+    func beginIteration(_ number: Int) { iterationNumber.store(number, ordering: .relaxed) }
+
+    func sessionOpened(_ session: any AbandonableSession) {
+        let iteration = iterationNumber.load(ordering: .relaxed)
+        sessions.withLock { s in
+            s.entries.removeAll { $0.session == nil }
+            s.entries.append(.init(session: session, iteration: iteration))
+        }
+    }
+
+    /// Closes (1001) the sessions still open that `iteration` opened — nil: every session —
+    /// counting each in `ws_sessions_left_open`. A script that threw (or a user that ended)
+    /// can no longer close them; left open they would hold a socket on both sides until the
+    /// process ends, and never record their `ws_session_duration`.
+    func closeSessionsLeftOpen(iteration: Int?) {
+        let left = sessions.withLock { s -> [any AbandonableSession] in
+            guard !s.entries.isEmpty else { return [] }
+            var taken: [any AbandonableSession] = []
+            s.entries.removeAll { e in
+                guard let session = e.session else { return true }
+                guard iteration == nil || e.iteration == iteration else { return false }
+                taken.append(session)
+                return true
+            }
+            return taken
+        }
+        let r = recorder
+        for session in left { session.closeAbandoned { r.increment(BuiltInMetrics.wsSessionsLeftOpen) } }
     }
 
     // MARK: Counting each failure once

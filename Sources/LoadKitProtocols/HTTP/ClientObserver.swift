@@ -13,9 +13,25 @@ package protocol ClientObserver: Sendable {
     func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)?
     /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`.
     func webSocketFailed(_ error: any Error, endpoint: Endpoint)
+    /// A session opened for the user (after ``webSocketOpened(handshakeNanos:tlsNanos:bytesSent:bytesReceived:)``),
+    /// for the runner to close should the script leave it open: the sessions an iteration opened
+    /// when the iteration throws, every session when the user ends. Called on the session's loop.
+    func sessionOpened(_ session: any AbandonableSession)
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }
+}
+
+extension ClientObserver {
+    /// Default: sessions are the script's business.
+    package func sessionOpened(_ session: any AbandonableSession) {}
+}
+
+/// An open client session (a WebSocket) that the runner may close on a virtual user's behalf.
+package protocol AbandonableSession: AnyObject, Sendable {
+    /// Closes with 1001 (going away) when still open, then calls `closed` (on the session's loop;
+    /// not when it was closed already). Thread-safe.
+    func closeAbandoned(_ closed: @escaping @Sendable () -> Void)
 }
 
 /// Hears one WebSocket session's traffic; called on the connection's loop.

@@ -263,6 +263,7 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 cont = nil
                 ws.sessionObserver = observer?.webSocketOpened(handshakeNanos: monotonicNanos() &- start, tlsNanos: tlsNanos,
                                                                bytesSent: request.bytes.count, bytesReceived: headBytes)
+                observer?.sessionOpened(ws)
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {

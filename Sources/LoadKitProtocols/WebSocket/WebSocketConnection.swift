@@ -40,7 +40,7 @@ package protocol WebSocketHandler: AnyObject {
 /// Confined to its TCP connection's loop: methods marked "on the loop" must run there; the others
 /// are thread-safe. Idle cost is a few hundred bytes: buffers exist only while a frame or a
 /// fragmented message is incomplete, or while a send cannot be written at once.
-package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable {
+package final class WebSocketConnection: ConnectionDelegate, AbandonableSession, @unchecked Sendable {
     /// The TCP connection underneath.
     public let transport: any Transport
     /// The loop every callback runs on.
@@ -213,6 +213,16 @@ package final class WebSocketConnection: ConnectionDelegate, @unchecked Sendable
     /// Starts the closing handshake without waiting. On the loop.
     public func closeOnLoop(code: UInt16 = WebSocketCloseCode.normal, reason: String = "") {
         perform(machine.close(code: code, reason: reason))
+    }
+
+    /// Closes with 1001 (going away) for a script that left the connection open (an iteration
+    /// that threw, a user that ended), then calls `closed`; nothing when already closing. Thread-safe.
+    package func closeAbandoned(_ closed: @escaping @Sendable () -> Void) {
+        loop.runOrExecute { [self] in
+            guard machine.canSend else { return }
+            closeOnLoop(code: WebSocketCloseCode.goingAway)
+            closed()
+        }
     }
 
     /// Closes with `code` and `reason` when nothing was received for `idle`; true if it did.
