@@ -11,8 +11,10 @@ package protocol ClientObserver: Sendable {
     /// A WebSocket opening handshake succeeded; the returned session listener (if any) is told of
     /// every message and of the close, on the connection's loop.
     func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)?
-    /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`.
-    func webSocketFailed(_ error: any Error, endpoint: Endpoint)
+    /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`, after
+    /// writing `bytesSent` and reading `bytesReceived` (a refusal's head and body; 0 when the
+    /// connect itself failed).
+    func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int)
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }
