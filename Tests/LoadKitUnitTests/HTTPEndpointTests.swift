@@ -42,8 +42,33 @@ import Testing
             Issue.record("accepted \(input)")
         } catch {
             #expect(error.kind == "bad_url")
-            #expect(error.source == .loadGenerator)
+            #expect(error.source == .script, "a malformed URL is the script's mistake")
             #expect(!error.description.contains("secret"))
+        }
+    }
+
+    /// The held-out user's malformed URLs: each is `bad_url`, blamed on the script that wrote it
+    /// (not on the load generator), whether a WebSocket or an HTTP client was given it.
+    @Test func malformedURLsAreTheScriptsMistakeInEveryClient() async throws {
+        for url in ["ws://127.0.0.1:99999/x", "ftp://host/", "ws://", "ws:///x"] {
+            do {
+                _ = try await WebSocketClient.connect(url, timeout: .seconds(2))
+                Issue.record("connected to \(url)")
+            } catch {
+                #expect(error.loadKitKind == "bad_url", "\(url): \(error)")
+                #expect(error.loadKitSource == .script, "\(url): \(error)")
+            }
+        }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        for url in ["htp://x", "http://127.0.0.1:99999/", "http://"] {
+            do {
+                _ = try await client.get(url, timeout: .seconds(2))
+                Issue.record("fetched \(url)")
+            } catch {
+                #expect(error.loadKitKind == "bad_url", "\(url): \(error)")
+                #expect(error.loadKitSource == .script, "\(url): \(error)")
+            }
         }
     }
 
