@@ -42,9 +42,62 @@ import Testing
             Issue.record("accepted \(input)")
         } catch {
             #expect(error.kind == "bad_url")
-            #expect(error.source == .loadGenerator)
+            #expect(error.source == .script, "a malformed URL is the script's mistake")
             #expect(!error.description.contains("secret"))
         }
+    }
+
+    /// The held-out user's malformed URLs: each is `bad_url`, blamed on the script that wrote it
+    /// (not on the load generator), whether a WebSocket or an HTTP client was given it.
+    @Test func malformedURLsAreTheScriptsMistakeInEveryClient() async throws {
+        for url in ["ws://127.0.0.1:99999/x", "ftp://host/", "ws://", "ws:///x", "ws//127.0.0.1:8765/echo"] {
+            do {
+                _ = try await WebSocketClient.connect(url, timeout: .seconds(2))
+                Issue.record("connected to \(url)")
+            } catch {
+                #expect(error.loadKitKind == "bad_url", "\(url): \(error)")
+                #expect(error.loadKitSource == .script, "\(url): \(error)")
+            }
+        }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        for url in ["htp://x", "http://127.0.0.1:99999/", "http://", "http//127.0.0.1:8080/"] {
+            do {
+                _ = try await client.get(url, timeout: .seconds(2))
+                Issue.record("fetched \(url)")
+            } catch {
+                #expect(error.loadKitKind == "bad_url", "\(url): \(error)")
+                #expect(error.loadKitSource == .script, "\(url): \(error)")
+            }
+        }
+    }
+
+    /// `ws//host:port/path` (the colon forgotten) would otherwise be host `ws` with path
+    /// `//host:port/path`, and fail only after a DNS lookup as "cannot resolve host 'ws'".
+    @Test(arguments: ["ws//127.0.0.1:8765/echo", "WSS//chat.example.com/ws", "http//localhost:8080/api",
+                      "https//example.com", "ws//", "wss://host/a"])
+    func aSchemeWithoutItsColonIsNamedAtOnce(_ input: String) {
+        do {
+            let e = try Endpoint(input, defaultScheme: .ws)
+            #expect(input == "wss://host/a", "accepted \(input) as host '\(e.host)', path '\(e.path)'")
+        } catch {
+            #expect(input != "wss://host/a", "\(error)")
+            #expect(error.kind == "bad_url" && error.source == .script)
+            let scheme = input.prefix { $0 != "/" }.lowercased()
+            #expect(error.description.contains("missing ':' after the scheme '\(scheme)'?"), "\(error)")
+        }
+    }
+
+    @Test func hostsThatMerelyStartWithASchemeNameStillParse() throws {
+        // Only a scheme name directly followed by `//` is the forgotten colon.
+        let a = try Endpoint("ws:8080//x", defaultScheme: .ws)
+        #expect(a.host == "ws" && a.port == 8080 && a.path == "//x")
+        let b = try Endpoint("wss.example.com/ws", defaultScheme: .ws)
+        #expect(b.host == "wss.example.com" && b.path == "/ws")
+        let c = try Endpoint("http://ws//x")
+        #expect(c.host == "ws" && c.path == "//x")
+        let d = try Endpoint("https-gateway/x")
+        #expect(d.host == "https-gateway")
     }
 
     @Test func headersAreOrderedAndCaseInsensitive() {

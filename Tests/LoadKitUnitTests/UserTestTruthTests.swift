@@ -262,6 +262,43 @@ private struct UnexpectedStatus: Error {}
         #expect(m.errors.isEmpty)
     }
 
+    @Test func refusedWebSocketHandshakesCountTheirBytesInDataSentAndReceived() async throws {
+        // A server that answers the upgrade with 403 and a body (as the held-out user's Python
+        // `websockets` server did), counting every byte in and out: a refused handshake still
+        // put its request and the answer on the wire, so data_sent/data_received count them.
+        let peer = try HandshakeByteCounter(answer: Array(("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+            + "Content-Length: 38\r\nConnection: close\r\n\r\nFailed to open a WebSocket connection.").utf8))
+        let url = "ws://127.0.0.1:\(peer.port)/echo?ticket=bad"
+        let result = try await quiet(LoadTest("ws-refused-bytes", burst: 3)).run { user in
+            _ = try await WebSocketClient.connect(url, timeout: .seconds(5))
+        }
+        let m = result.metrics
+        let seen = peer.counts
+        #expect(m.errors["ws_handshake_403"]?.count == 3, "\(m.errors)")
+        #expect(seen.connections == 3 && seen.answered == 3)
+        #expect(m.counters["data_sent"] == Int64(seen.bytesIn), "the server read \(seen.bytesIn) bytes")
+        #expect(m.counters["data_received"] == Int64(seen.bytesOut), "the server wrote \(seen.bytesOut) bytes")
+        #expect(m.counters["ws_sessions"] == nil, "a refused handshake opens no session")
+    }
+
+    @Test func handshakesThatTimeOutOrAreClosedCountTheRequestTheyWrote() async throws {
+        // No answer within the time-out, or the connection closed before an answer: the request
+        // went out all the same.
+        for (answer, kind) in [(nil, "ws_handshake_timeout"), ([UInt8](), "ws_handshake_closed")] as [([UInt8]?, String)] {
+            let peer = try HandshakeByteCounter(answer: answer)
+            let url = "ws://127.0.0.1:\(peer.port)/echo"
+            let result = try await quiet(LoadTest("ws-unanswered-bytes", burst: 2)).run { user in
+                _ = try await WebSocketClient.connect(url, timeout: .milliseconds(300))
+            }
+            let m = result.metrics
+            let seen = peer.counts
+            #expect(m.errors[kind]?.count == 2, "\(m.errors)")
+            #expect(seen.bytesIn > 2 * 100 && seen.bytesOut == 0)
+            #expect(m.counters["data_sent"] == Int64(seen.bytesIn), "\(kind): the server read \(seen.bytesIn) bytes")
+            #expect(m.counters["data_received"] == nil, "\(kind): nothing came back")
+        }
+    }
+
     @Test func aTimeoutWhileTheGeneratorIsOutOfDescriptorsIsBlamedOnTheGenerator() async throws {
         // A server that accepts but never answers the handshake: a time-out, normally the server's.
         let held = HeldConnections()
@@ -336,4 +373,46 @@ private struct UnexpectedStatus: Error {}
 private final class HeldConnections: Sendable {
     private let all = Mutex<[any Transport]>([])
     func keep(_ c: any Transport) { all.withLock { $0.append(c) } }
+}
+
+/// A raw peer for handshake byte counts: reads the client's upgrade request and, once its head is
+/// complete, writes `answer` and closes (an empty answer: closes without a word; nil: stays silent).
+/// Counts every byte read and written, as the held-out user's counting server did.
+private final class HandshakeByteCounter: Sendable {
+    struct Counts: Sendable { var connections = 0, answered = 0, bytesIn = 0, bytesOut = 0 }
+    private final class Box: Sendable { let counts = Mutex(Counts()) }
+    private let state = Box()
+    private let held = HeldConnections()
+    private let listener: TCPListener
+    var port: Int { listener.address.port }
+    var counts: Counts { state.counts.withLock { $0 } }
+
+    init(answer: [UInt8]?) throws {
+        let state = self.state, held = self.held
+        listener = try TCPListener { tcp in
+            held.keep(tcp)
+            state.counts.withLock { $0.connections += 1 }
+            tcp.start(delegate: Peer(answer: answer, state: state))
+        }
+    }
+    deinit { listener.close() }
+
+    private final class Peer: ConnectionDelegate, @unchecked Sendable {
+        let answer: [UInt8]?
+        let state: Box
+        var head: [UInt8] = []
+        var answered = false
+        init(answer: [UInt8]?, state: Box) { self.answer = answer; self.state = state }
+        func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+            state.counts.withLock { $0.bytesIn += bytes.count }
+            guard !answered else { return }
+            head.append(contentsOf: bytes)
+            guard head.indices.contains(where: { head[$0...].starts(with: [13, 10, 13, 10]) }), let answer else { return }
+            answered = true
+            state.counts.withLock { $0.bytesOut += answer.count; if !answer.isEmpty { $0.answered += 1 } }
+            c.write(answer)
+            c.shutdownOutput()
+        }
+        func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
+    }
 }

@@ -126,7 +126,10 @@ extension UserContext: ClientObserver {
         return WebSocketSessionMetrics(r)
     }
 
-    func webSocketFailed(_ error: any Error, endpoint: Endpoint) {
+    func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
+        // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).
+        if bytesSent > 0 { recorder.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent)) }
+        if bytesReceived > 0 { recorder.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived)) }
         if error is CancellationError && (isStopping || Task.isCancelled) {
             recorder.increment(RunnerMetrics.errorsAfterCancel)
             return

@@ -11,8 +11,10 @@ package protocol ClientObserver: Sendable {
     /// A WebSocket opening handshake succeeded; the returned session listener (if any) is told of
     /// every message and of the close, on the connection's loop.
     func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)?
-    /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`.
-    func webSocketFailed(_ error: any Error, endpoint: Endpoint)
+    /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`, after
+    /// writing `bytesSent` and reading `bytesReceived` (a refusal's head and body; 0 when the
+    /// connect itself failed).
+    func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int)
     /// A session opened for the user (after ``webSocketOpened(handshakeNanos:tlsNanos:bytesSent:bytesReceived:)``),
     /// for the runner to close should the script leave it open: the sessions an iteration opened
     /// when the iteration throws, every session when the user ends. Called on the session's loop.

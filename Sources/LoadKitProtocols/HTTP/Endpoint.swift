@@ -37,13 +37,20 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// The query without `?`, or nil when the URL has none.
     public var query: String?
 
-    /// Parses `url`. A bare `host:port[/path]` (no `://`) takes `defaultScheme`.
+    /// Parses `url`. A bare `host:port[/path]` (no `://`) takes `defaultScheme`; a scheme name
+    /// followed by `//` without the colon (`ws//host/…`) is rejected, not read as host `ws`.
     /// Throws ``HTTPError/badURL(input:reason:)`` naming the input (query and credentials redacted).
     public init(_ url: String, defaultScheme: Scheme = .http) throws(HTTPError) {
         let input = url.trimmingASCIISpaces()
         func fail(_ reason: String) -> HTTPError { .badURL(input: Endpoint.redact(String(input)), reason: reason) }
         guard !input.isEmpty else { throw fail("empty URL") }
         var rest = Substring(input)
+        // `ws//host:8765/echo`, the colon forgotten: read as a bare host it would be host `ws` with
+        // path `//host:8765/echo`, failing only after a DNS lookup of 'ws'. Say so at once.
+        if let slash = rest.firstIndex(of: "/"), rest[slash...].hasPrefix("//"),
+           let sc = Scheme(rawValue: rest[..<slash].lowercased()) {
+            throw fail("missing ':' after the scheme '\(sc.rawValue)'? (write \(sc.rawValue)://host/…)")
+        }
         if let r = rest.range(of: "://") {
             let s = rest[..<r.lowerBound].lowercased()
             guard let sc = Scheme(rawValue: s) else {

@@ -5,7 +5,8 @@ import LoadKitTransport
 ///
 /// Messages never contain header values or query strings (they may carry tokens).
 public enum HTTPError: ClassifiedError, Sendable, Equatable {
-    /// A URL could not be parsed or uses an unsupported scheme (`bad_url`, load generator).
+    /// A URL could not be parsed or uses an unsupported scheme (`bad_url`, script: the URL is
+    /// the scenario's or its configuration's mistake, neither the server's nor the generator's).
     case badURL(input: String, reason: String)
     /// `https`/`wss` asked for but no TLS layer is available in this build (`tls_unavailable`).
     case tlsUnavailable(endpoint: String)
@@ -37,7 +38,8 @@ public enum HTTPError: ClassifiedError, Sendable, Equatable {
 
     public var source: FailureSource {
         switch self {
-        case .badURL, .tlsUnavailable, .clientShutdown: .loadGenerator
+        case .badURL: .script
+        case .tlsUnavailable, .clientShutdown: .loadGenerator
         case .status, .malformed, .headTooLarge, .bodyTooLarge, .timeout: .server
         }
     }

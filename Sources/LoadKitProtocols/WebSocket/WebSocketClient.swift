@@ -74,12 +74,14 @@ public final class WebSocketClient: @unchecked Sendable {
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
                            tls: TLSConfiguration?, on loop: EventLoop) async throws -> WebSocketClient {
         let observer = ClientObservation.current
+        let wire = HandshakeWireBytes()
         do {
             return try await open(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
                                   maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
-                                  tls: tls, on: loop, observer: observer)
+                                  tls: tls, on: loop, observer: observer, wire: wire)
         } catch {
-            observer?.webSocketFailed(error, endpoint: endpoint)
+            // A refused, timed-out or dropped handshake still put bytes on the wire: count them.
+            observer?.webSocketFailed(error, endpoint: endpoint, bytesSent: wire.sent, bytesReceived: wire.received)
             throw error
         }
     }
@@ -87,7 +89,7 @@ public final class WebSocketClient: @unchecked Sendable {
     private static func open(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                              timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration,
                              tls: TLSConfiguration?, on loop: EventLoop,
-                             observer: (any ClientObserver)?) async throws -> WebSocketClient {
+                             observer: (any ClientObserver)?, wire: HandshakeWireBytes) async throws -> WebSocketClient {
         if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // wss: `tls` or the default client configuration, verified for the URL's host.
         let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
@@ -97,15 +99,16 @@ public final class WebSocketClient: @unchecked Sendable {
         let transport = try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig, on: loop)
         return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
                                    timeout: timeout, deadline: deadline, maxMessageSize: maxMessageSize,
-                                   closeTimeout: closeTimeout, observer: observer, start: start)
+                                   closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
     }
 
     /// The opening handshake over an open `transport` (TCP, TLS, or an in-memory pair in tests),
     /// to be done by `deadline` (monotonic nanoseconds); `timeout` is the budget the error names.
+    /// When it fails, `wire` holds the bytes it wrote and read (for `data_sent`/`data_received`).
     static func handshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
                           subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
                           closeTimeout: Duration, observer: (any ClientObserver)?,
-                          start: UInt64) async throws -> WebSocketClient {
+                          start: UInt64, wire: HandshakeWireBytes? = nil) async throws -> WebSocketClient {
         let loop = transport.loop
         let tlsNanos = transport.tlsHandshakeNanos
         let now = monotonicNanos()
@@ -115,7 +118,7 @@ public final class WebSocketClient: @unchecked Sendable {
             loop.execute {
                 let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
                                                  closeTimeout: closeTimeout, cont: cont, observer: observer,
-                                                 start: start, tlsNanos: tlsNanos)
+                                                 start: start, tlsNanos: tlsNanos, wire: wire)
                 transport.start(delegate: hs)
                 transport.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
@@ -190,6 +193,13 @@ public final class WebSocketClient: @unchecked Sendable {
     public func waitClosed() async -> WebSocketCloseInfo { await connection.waitClosed() }
 }
 
+/// The bytes a failed opening handshake wrote and read; filled on the loop before the failure
+/// resumes the caller (the resumption orders the writes before the caller's reads).
+final class HandshakeWireBytes: @unchecked Sendable {
+    var sent = 0
+    var received = 0
+}
+
 /// Reads the server's answer to the upgrade request, on the loop; on success hands the TCP
 /// connection (and any bytes behind the 101 head) to a new ``WebSocketConnection``.
 final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
@@ -209,10 +219,13 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private let start: UInt64
     private let tlsNanos: UInt64?
     private var headBytes = 0
+    // Every byte read so far (head, body of a rejection, anything behind a malformed head).
+    private var bytesRead = 0
+    private let wire: HandshakeWireBytes?
 
     init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int, closeTimeout: Duration,
          cont: CheckedContinuation<WebSocketConnection, any Error>, observer: (any ClientObserver)? = nil,
-         start: UInt64 = 0, tlsNanos: UInt64? = nil) {
+         start: UInt64 = 0, tlsNanos: UInt64? = nil, wire: HandshakeWireBytes? = nil) {
         self.closeTimeout = closeTimeout
         self.request = request
         self.endpoint = endpoint
@@ -221,10 +234,12 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         self.observer = observer
         self.start = start
         self.tlsNanos = tlsNanos
+        self.wire = wire
     }
 
     func connection(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         guard cont != nil else { return }
+        bytesRead += bytes.count
         if let head = rejected {
             body.append(contentsOf: bytes.prefix(bodyWanted - body.count))
             if body.count >= bodyWanted { failRejected(head, transport) }
@@ -289,6 +304,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         cont = nil
         timer?.cancel()
         timer = nil
+        if let wire {
+            // What left this process: the request less what still waits in the send queue.
+            wire.sent = max(0, request.bytes.count - transport.bufferedBytes)
+            wire.received = bytesRead
+        }
         transport.close()
         k.resume(throwing: error)
     }

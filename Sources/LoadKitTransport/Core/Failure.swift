@@ -8,7 +8,8 @@ public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable {
     case server
     /// The network path failed (unreachable, DNS); neither side is clearly to blame.
     case network
-    /// The scenario script itself failed an expectation (wrong body, missing field).
+    /// The scenario script itself failed an expectation (wrong body, missing field), or gave a
+    /// client something malformed (`bad_url`).
     case script
 }
 
