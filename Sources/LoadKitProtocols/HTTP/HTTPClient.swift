@@ -100,7 +100,7 @@ public final class HTTPClient: Sendable {
         let start = monotonicNanos()
         var request = request
         if !configuration.defaultHeaders.isEmpty {
-            for f in configuration.defaultHeaders where !request.headers.contains(f.name) { request.headers.add(f.name, f.value) }
+            for f in configuration.defaultHeaders where !request.headers.contains(f.name) { request.headers.append(f.name, f.value) }
         }
         let pending = PendingRequest(request: request, timeout: limit, start: start)
         // Cancelling the calling task fails the request at once with CancellationError; a
@@ -160,7 +160,7 @@ public final class HTTPClient: Sendable {
                      encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
                      timeout: Duration? = nil) async throws -> HTTPResponse {
         var h = headers
-        if !h.contains("Content-Type") { h.add("Content-Type", "application/json") }
+        if !h.contains("Content-Type") { h.append("Content-Type", "application/json") }
         let body: [UInt8]
         do { body = Array(try encoder.encode(value)) } catch {
             throw ScriptFailure("cannot encode \(type(of: value)) as JSON: \(error)", kind: "json_encode")

@@ -318,7 +318,7 @@ private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<I
             return .failure(.malformed("invalid character in value of header '\(name)'"))
         }
         noteFact(&facts, head, name: lineStart..<colon, value: valueRange)
-        headers.add(name, value)
+        headers.append(name, value)   // from the wire: nothing to register
     }
     guard let f = first else { return .failure(.malformed("empty head")) }
     return .success((f, headers, facts))

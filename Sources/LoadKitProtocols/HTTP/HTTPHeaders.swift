@@ -4,6 +4,11 @@ import LoadKitTransport
 ///
 /// Values are kept as sent; a small linear array beats a dictionary for the handful of
 /// headers a typical message carries.
+///
+/// Credential headers (`Authorization`, `Cookie`, `X-Api-Key`, …: ``Secrets/isCredentialHeader(_:)``)
+/// register their values with ``Secrets`` where the headers are built — the initialisers, ``add(_:_:)``
+/// and ``set(_:_:)`` — so a server echoing them is masked in every output. Sending the same
+/// headers again costs nothing more: a request reuses what was registered when it was built.
 public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     /// The fields, in order.
     public private(set) var fields: [(name: String, value: String)] = []
@@ -14,7 +19,10 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     /// Headers from name/value pairs, in order.
     public init(_ pairs: [(String, String)]) {
         fields.reserveCapacity(pairs.count)
-        for (n, v) in pairs { fields.append((n, v)) }
+        for (n, v) in pairs {
+            Secrets.registerHeader(n, v)
+            fields.append((n, v))
+        }
     }
 
     /// Headers from a dictionary literal, in literal order.
@@ -63,10 +71,18 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     }
 
     /// Appends a field (keeping any existing ones with the same name).
-    public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
+    public mutating func add(_ name: String, _ value: String) {
+        Secrets.registerHeader(name, value)
+        fields.append((name, value))
+    }
+
+    /// Appends a field without looking at its name: for headers parsed from the wire, ones
+    /// LoadKit adds itself (`Content-Type`) and ones already registered when they were built.
+    mutating func append(_ name: String, _ value: String) { fields.append((name, value)) }
 
     /// Replaces every field named `name` with one field.
     public mutating func set(_ name: String, _ value: String) {
+        Secrets.registerHeader(name, value)
         remove(name)
         fields.append((name, value))
     }

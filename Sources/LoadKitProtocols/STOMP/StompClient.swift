@@ -72,6 +72,9 @@ public final class StompClient: @unchecked Sendable {
 
     init(loop: EventLoop, configuration: StompClientConfiguration, limits: StompFrameParser.Limits) {
         self.loop = loop
+        // Credential CONNECT headers (passcode, Authorization, api keys) are registered before
+        // they are sent: a broker echoing them anywhere later is masked in every output.
+        for (name, value) in configuration.connectHeaders { Secrets.registerHeader(name, value) }
         session = StompClientSession(configuration: configuration)
         parser = StompFrameParser(peer: .server, limits: limits)
     }

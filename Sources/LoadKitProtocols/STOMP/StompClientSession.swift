@@ -99,8 +99,7 @@ package struct StompClientSession: Sendable {
     private var secrets: [String] {
         var secrets: [String] = []
         for (name, value) in configuration.connectHeaders {
-            let n = name.lowercased()
-            if n == "passcode" || n.contains("auth") || n.contains("token") || n.contains("secret") || n.contains("password") {
+            if Secrets.isCredentialHeader(name) {
                 secrets.append(value)
                 // Also hide the credential without its scheme ("Bearer xyz" → "xyz").
                 if let space = value.lastIndex(of: " ") { secrets.append(String(value[value.index(after: space)...])) }
@@ -217,7 +216,7 @@ package struct StompClientSession: Sendable {
 
     private func redact(_ text: String, _ secret: String) -> String {
         guard text.contains(secret) else { return text }
-        return text.split(separator: secret, omittingEmptySubsequences: false).joined(separator: "***")
+        return text.split(separator: secret, omittingEmptySubsequences: false).joined(separator: Secrets.mask)
     }
 
     // MARK: sending

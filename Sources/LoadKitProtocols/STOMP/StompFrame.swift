@@ -170,9 +170,7 @@ public struct StompFrame: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         // Credentials never reach logs.
         let h = headers.map { h -> String in
-            let n = h.name.lowercased()
-            let secret = n == "passcode" || n.contains("auth") || n.contains("token") || n.contains("secret") || n.contains("password")
-            return "\(h.name):\(secret ? "***" : h.value)"
+            "\(h.name):\(Secrets.isCredentialHeader(h.name) ? Secrets.mask : h.value)"
         }.joined(separator: ", ")
         return "\(command)[\(h)] \(body.count) bytes"
     }

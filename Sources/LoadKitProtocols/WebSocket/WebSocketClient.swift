@@ -49,7 +49,9 @@ public final class WebSocketClient: @unchecked Sendable {
     }
 
     /// Opens TCP (optionally from a `source` address) and performs the opening handshake within
-    /// `timeout`: fresh `Sec-WebSocket-Key`, `headers` added as given (Authorization, Origin, …),
+    /// `timeout`: fresh `Sec-WebSocket-Key`, `headers` added as given (Authorization, Origin, …;
+    /// the values of credential headers are registered with ``Secrets`` first, see
+    /// ``Secrets/registerHeader(_:_:)``),
     /// `subprotocols` offered; checks status 101, Upgrade/Connection, `Sec-WebSocket-Accept` and
     /// that a selected subprotocol was offered. `closeTimeout` bounds the closing handshake.
     ///
@@ -113,6 +115,9 @@ public final class WebSocketClient: @unchecked Sendable {
         let tlsNanos = transport.tlsHandshakeNanos
         let now = monotonicNanos()
         let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
+        // Credential headers (Authorization, X-Api-Key, Cookie, …) are registered before they are
+        // sent: a server echoing them (a 403 body, a close reason) is masked in every output.
+        for (name, value) in headers { Secrets.registerHeader(name, value) }
         let request = WebSocketHandshake.clientRequest(endpoint: endpoint, headers: headers, subprotocols: subprotocols)
         let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
             loop.execute {

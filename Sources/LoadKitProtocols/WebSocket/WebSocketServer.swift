@@ -150,10 +150,10 @@ extension WebSocketServer {
             return nil
         }
         var headers = HTTPHeaders()
-        headers.add("Upgrade", "websocket")
-        headers.add("Connection", "Upgrade")
-        headers.add("Sec-WebSocket-Accept", WebSocketHandshakeKeys.accept(forKey: checked.key))
-        if let p = checked.chosen { headers.add("Sec-WebSocket-Protocol", p) }
+        headers.append("Upgrade", "websocket")
+        headers.append("Connection", "Upgrade")
+        headers.append("Sec-WebSocket-Accept", WebSocketHandshakeKeys.accept(forKey: checked.key))
+        if let p = checked.chosen { headers.append("Sec-WebSocket-Protocol", p) }
         let chosen = checked.chosen
         return HTTPUpgrade(headers: headers) { transport, leftover in
             let ws = WebSocketConnection(transport: transport, role: .server, subprotocol: chosen, maxMessageSize: maxMessageSize)

@@ -7,8 +7,10 @@ import Synchronization
 /// One function, ``redact(_:)``, is what every error and diagnostic text passes through before it
 /// can reach an output. It replaces with ``mask``:
 /// - every **registered secret value**: the values of secret settings (registered when a
-///   ``Settings`` is created, header values of `*_HEADERS` settings included) and credentials
-///   obtained at run time (tokens from login responses, tickets: ``register(_:)``);
+///   ``Settings`` is created, header values of `*_HEADERS` settings included), the values of
+///   credential headers a script hands to a client (`Authorization`, `Cookie`, `X-Api-Key`, STOMP
+///   `passcode`, …: the clients call ``registerHeader(_:_:)``) and credentials obtained at run
+///   time (tokens from login responses, tickets: ``register(_:)``);
 /// - **credential shapes**, whatever their origin: `Bearer …`/`Basic …`, JWTs, `ticket=`/`token=`
 ///   query values, JSON `"password":"…"`-like fields, `passcode:`/`Authorization:` header lines.
 ///
@@ -110,6 +112,7 @@ public enum Secrets {
                     r.byPrefix[k]?.removeAll { $0 == b }
                     if r.byPrefix[k]?.isEmpty == true { r.byPrefix[k] = nil }
                 }
+                forgetRecentHeaders()
             }
         }
     }
@@ -136,6 +139,105 @@ public enum Secrets {
         var v = Substring(value)
         if let colon = v.firstIndex(of: ":") { v = v[v.index(after: colon)...]; register(String(v)) }  // `Name: value`
         if let last = v.split(separator: " ").last, last.count < v.count { register(String(last)) }   // `Bearer x`
+    }
+
+    // MARK: Credential headers
+
+    /// Fragments that mark a credential header (matched in the name, ASCII case-insensitively):
+    /// `Authorization`, `Proxy-Authorization`, `X-Auth-Token`, `X-Api-Key`, `Api-Key`, `apikey`,
+    /// `Client-Secret`, `X-Password`, STOMP `passcode`. A header named exactly `Cookie` is one too.
+    /// Not `Set-Cookie` (a response header), `Sec-WebSocket-Key` (a nonce), `Idempotency-Key`, or
+    /// STOMP `login` (a user name; `login:` lines are still masked as a credential shape).
+    public static let credentialHeaderFragments = ["auth", "token", "secret", "apikey", "api-key", "api_key",
+                                                   "password", "passwd", "passcode", "credential", "ticket"]
+    private static let fragmentBytes: [[UInt8]] = credentialHeaderFragments.map { Array($0.utf8) }
+    private static let cookieBytes: [UInt8] = Array("cookie".utf8)
+
+    /// Whether a header named `name` carries a credential (see ``credentialHeaderFragments``).
+    /// No allocation: a scan of the name's bytes.
+    public static func isCredentialHeader(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { isCredentialHeader(bytes: $0) }
+    }
+
+    private static func isCredentialHeader(bytes n: UnsafeBufferPointer<UInt8>) -> Bool {
+        @inline(__always) func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+        if n.count == cookieBytes.count, zip(n, cookieBytes).allSatisfy({ lower($0) == $1 }) { return true }
+        guard n.count >= 4 else { return false }
+        for i in 0...(n.count - 4) {
+            let c = lower(n[i])
+            // Every fragment starts with a, c, p, s or t.
+            guard c == 0x61 || c == 0x63 || c == 0x70 || c == 0x73 || c == 0x74 else { continue }
+            for f in fragmentBytes where f[0] == c && i + f.count <= n.count {
+                var j = 1
+                while j < f.count && lower(n[i + j]) == f[j] { j += 1 }
+                if j == f.count { return true }
+            }
+        }
+        return false
+    }
+
+    /// Registers the credential in a header a script hands to a client (HTTP request headers,
+    /// WebSocket handshake headers, STOMP CONNECT headers), when `name` is a credential header
+    /// (``isCredentialHeader(_:)``): the whole value; for `Scheme credential` values (`Bearer …`,
+    /// `Basic …`, `Token …`) the credential alone, and for `Basic` the decoded `user:password`
+    /// and the password; for `Cookie` each cookie's value. Other headers cost a scan of the name.
+    ///
+    /// Cheap to repeat: a value registered recently is recognised by a fingerprint (a 64-bit
+    /// hash, randomly seeded per process) compared with four atomics — no lock, no allocation —
+    /// so a script that rebuilds the same header for every request pays a hash, not a
+    /// registration. (Two values sharing a fingerprint, about 2⁻⁶³ per pair, would leave the
+    /// second unregistered.)
+    public static func registerHeader(_ name: String, _ value: String) {
+        guard value.utf8.count >= minimumLength, isCredentialHeader(name) else { return }
+        let isCookie = name.utf8.count == cookieBytes.count && name.lowercased() == "cookie"
+        var h = Hasher()
+        h.combine(isCookie)
+        h.combine(value)
+        let print = h.finalize() | 1   // never 0, the empty slot
+        if recent0.load(ordering: .acquiring) == print || recent1.load(ordering: .acquiring) == print
+            || recent2.load(ordering: .acquiring) == print || recent3.load(ordering: .acquiring) == print { return }
+        registerHeaderValue(value, isCookie: isCookie)
+        switch recentCursor.add(1, ordering: .relaxed).oldValue & 3 {
+        case 0: recent0.store(print, ordering: .releasing)
+        case 1: recent1.store(print, ordering: .releasing)
+        case 2: recent2.store(print, ordering: .releasing)
+        default: recent3.store(print, ordering: .releasing)
+        }
+    }
+
+    // Fingerprints of the header values registered last (0: empty).
+    private static let recent0 = Atomic<Int>(0), recent1 = Atomic<Int>(0), recent2 = Atomic<Int>(0), recent3 = Atomic<Int>(0)
+    private static let recentCursor = Atomic<Int>(0)
+
+    private static func forgetRecentHeaders() {
+        recent0.store(0, ordering: .releasing)
+        recent1.store(0, ordering: .releasing)
+        recent2.store(0, ordering: .releasing)
+        recent3.store(0, ordering: .releasing)
+    }
+
+    private static func registerHeaderValue(_ value: String, isCookie: Bool) {
+        register(value)
+        if isCookie {
+            for pair in value.split(separator: ";") {
+                guard let eq = pair.firstIndex(of: "=") else { register(String(pair)); continue }
+                register(String(pair[pair.index(after: eq)...]))
+            }
+            return
+        }
+        // `Scheme credential`: the scheme is one word (`Bearer`, `Basic`, `Token`, `Digest`).
+        let v = value.lkTrimmed(" \t")
+        guard let space = v.firstIndex(of: " ") else { return }
+        let scheme = v[..<space]
+        guard scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-") }) else { return }
+        let credential = String(v[space...]).lkTrimmed(" \t")
+        register(credential)
+        if scheme.lowercased() == "basic", let data = Data(base64Encoded: credential),
+           let plain = String(data: data, encoding: .utf8) {
+            register(plain)
+            if let colon = plain.firstIndex(of: ":") { register(String(plain[plain.index(after: colon)...])) }
+        }
     }
 
     private static func prefixKey(_ b: [UInt8], _ i: Int) -> UInt32 {
