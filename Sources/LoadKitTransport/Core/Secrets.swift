@@ -148,14 +148,14 @@ public enum Secrets {
     /// `Client-Secret`, `X-Password`, STOMP `passcode`. A header named exactly `Cookie` is one too.
     /// Not `Set-Cookie` (a response header), `Sec-WebSocket-Key` (a nonce), `Idempotency-Key`, or
     /// STOMP `login` (a user name; `login:` lines are still masked as a credential shape).
-    public static let credentialHeaderFragments = ["auth", "token", "secret", "apikey", "api-key", "api_key",
+    package static let credentialHeaderFragments = ["auth", "token", "secret", "apikey", "api-key", "api_key",
                                                    "password", "passwd", "passcode", "credential", "ticket"]
     private static let fragmentBytes: [[UInt8]] = credentialHeaderFragments.map { Array($0.utf8) }
     private static let cookieBytes: [UInt8] = Array("cookie".utf8)
 
     /// Whether a header named `name` carries a credential (see ``credentialHeaderFragments``).
     /// No allocation: a scan of the name's bytes.
-    public static func isCredentialHeader(_ name: String) -> Bool {
+    package static func isCredentialHeader(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { isCredentialHeader(bytes: $0) }
     }
@@ -188,7 +188,7 @@ public enum Secrets {
     /// so a script that rebuilds the same header for every request pays a hash, not a
     /// registration. (Two values sharing a fingerprint, about 2⁻⁶³ per pair, would leave the
     /// second unregistered.)
-    public static func registerHeader(_ name: String, _ value: String) {
+    package static func registerHeader(_ name: String, _ value: String) {
         guard value.utf8.count >= minimumLength, isCredentialHeader(name) else { return }
         let isCookie = name.utf8.count == cookieBytes.count && name.lowercased() == "cookie"
         var h = Hasher()
