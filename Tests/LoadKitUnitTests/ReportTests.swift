@@ -132,6 +132,24 @@ import Testing
         #expect(HeldConnections(RunResult(name: "x", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsSnapshot())) == nil)
     }
 
+    /// A run cut short (SIGTERM, an abort threshold, the duration cap) judged its thresholds on part
+    /// of the plan: its headline says so instead of "PASSED" (a held-out user read "✓ PASSED …
+    /// interrupted: SIGTERM" as a pass).
+    @Test func anInterruptedRunsHeadlineSaysInterruptedNotPassed() {
+        var r = RunResult(name: "cut", startedAtMillis: 0, durationSeconds: 8, metrics: MetricsSnapshot(), interruption: "SIGTERM")
+        r.metrics.counters["operations"] = 100
+        let outcomes = [SLA.errorRate(below: 0.5)].evaluate(r)
+        #expect(outcomes.allSatisfy { $0.passed })
+        let text = ConsoleSummary.render(r, outcomes: outcomes, full: false)
+        #expect(text.contains("⚠ INTERRUPTED"), "\(text)")
+        #expect(!text.contains("PASSED"), "\(text)")
+        #expect(HTMLReport.render(r, outcomes: outcomes).contains(">INTERRUPTED<"))
+        // A breach still reads FAILED, interrupted or not.
+        let breached = [SLA.errorRate(below: 0)].evaluate(r)
+        #expect(!breached.allSatisfy { $0.passed })
+        #expect(ConsoleSummary.render(r, outcomes: breached, full: false).contains("✗ FAILED"))
+    }
+
     /// An open-model run says on the console whether it kept its schedule: dropped and late
     /// iterations and how late starts were (a held-out user found them only in summary.txt).
     @Test func openModelRunsShowTheirScheduleOnTheConsole() {
