@@ -222,4 +222,27 @@ import Testing
         _ = HTTPHeaders([("X-Auth-Token", d)])
         #expect(Secrets.redact("\(a) \(b) \(c) \(d) \(e)") == "**** **** **** **** \(e)")
     }
+
+    /// A browser's preference cookies stay readable (only credential-named cookies and token-shaped
+    /// values are registered), and a two-word value of a header that is not `Authorization`-like
+    /// is registered whole, not split into ordinary words (reviewer).
+    @Test func preferenceCookiesAndOrdinaryWordsAreNotMasked() {
+        let sid = Self.fresh("sid"), long = Self.fresh("long-token-value")
+        Secrets.registerHeader("Cookie", "theme=light; lang=en-US; consent=accepted; sid=\(sid); x=\(long)")
+        #expect(Secrets.redact("request not accepted: light theme, en-US") == "request not accepted: light theme, en-US")
+        #expect(Secrets.redact("\(sid) \(long)") == "**** ****")
+        Secrets.registerHeader("X-Auth-Mode", "strict mode")
+        #expect(Secrets.redact("strict mode is on; mode") == "**** is on; mode")
+        #expect(Secrets.redact("the mode") == "the mode")
+    }
+
+    /// A token per user, headers rebuilt per request: every user's token is registered, however
+    /// many there are (the recognition cache is not a handful of slots that thrash).
+    @Test func aTokenPerUserIsRegisteredForEveryUser() {
+        let tokens = (0..<50).map { Self.fresh("per-user-\($0)") }
+        for _ in 0..<3 {
+            for t in tokens { _ = HTTPHeaders([("Authorization", "Bearer \(t)")]) }
+        }
+        #expect(tokens.allSatisfy { Secrets.redact("got \($0)") == "got ****" })
+    }
 }

@@ -75,14 +75,20 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
     @Test func abortResetsThePeerAndDropsWhatItHadNotRead() async throws {
         let (client, server) = MemoryTransport.pair()
         let rec = ReadRecorder()
+        server.start(delegate: rec)
         await on(client.loop) {
+            // In one loop turn: the bytes sit in the server's inbox, not yet delivered, when the
+            // reset comes — a reset drops them, as TCP's RST does.
             client.write(Array("never read".utf8))
             client.abort()
         }
-        server.start(delegate: rec)
-        #expect(server.isOpen == false)
+        let end = await rec.waitEnd()
+        guard case .some(.some(.reset(let endpoint))) = end else {
+            Issue.record("expected a reset, got \(String(describing: end))"); return
+        }
+        #expect(endpoint == "memory-client")
         #expect(rec.state.withLock { $0.bytes }.isEmpty)
-        #expect(client.isOpen == false)
+        #expect(server.isOpen == false && client.isOpen == false)
     }
 
     /// The fixture's HTTP driver over a pair split at every byte: login answered as over TCP.
@@ -96,12 +102,13 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
         let rec = ReadRecorder()
         client.start(delegate: rec)
         let body = #"{"email":"test1@test.com","password":"password123!"}"#
-        client.write(Array("POST /api/v1/auth/login HTTP/1.1\r\nHost: memory\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+        let request = Array("POST /api/v1/auth/login HTTP/1.1\r\nHost: memory\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        await on(client.loop) { client.write(request) }   // loop-confined, like every transport
         let reply = await rec.waitBytes { String(decoding: $0, as: UTF8.self).contains("accessToken") && $0.last == UInt8(ascii: "}") }
         let text = String(decoding: reply, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
         #expect(rec.state.withLock { $0.reads }.allSatisfy { $0 == 1 })
-        client.close()
+        client.close()   // thread-safe
     }
 
     /// The STOMP client over the WebSocket client over a pair split at every byte, against the

@@ -148,6 +148,8 @@ import Testing
         let breached = [SLA.errorRate(below: 0)].evaluate(r)
         #expect(!breached.allSatisfy { $0.passed })
         #expect(ConsoleSummary.render(r, outcomes: breached, full: false).contains("✗ FAILED"))
+        // Without thresholds too: the headline says the run was cut short.
+        #expect(ConsoleSummary.render(r, outcomes: [], full: false).contains("⚠ INTERRUPTED"))
     }
 
     /// An open-model run says on the console whether it kept its schedule: dropped and late

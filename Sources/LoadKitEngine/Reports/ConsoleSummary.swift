@@ -30,8 +30,8 @@ package enum ConsoleSummary {
         let m = r.metrics
         let failed = outcomes.filter { !$0.passed }
         // A run cut short judged its thresholds on part of its plan: not a pass to read at a glance.
-        let verdict = outcomes.isEmpty ? "no thresholds"
-            : (!failed.isEmpty ? "✗ FAILED" : (r.interruption != nil ? "⚠ INTERRUPTED" : "✓ PASSED"))
+        let verdict = !failed.isEmpty ? "✗ FAILED"
+            : (r.interruption != nil ? "⚠ INTERRUPTED" : (outcomes.isEmpty ? "no thresholds" : "✓ PASSED"))
         let title = "── LoadKit · \(r.name) "
         let tail = " \(verdict) ──"
         var out = title + String(repeating: "─", count: Swift.max(3, 72 - title.count - tail.count)) + tail + "\n"

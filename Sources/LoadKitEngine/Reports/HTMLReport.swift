@@ -16,8 +16,8 @@ package enum HTMLReport {
     public static func render(_ r: RunResult, outcomes: [ThresholdOutcome] = []) -> String {
         let charts = Charts(r, outcomes: outcomes)
         let failed = outcomes.filter { !$0.passed }.count
-        let verdict: (text: String, css: String) = outcomes.isEmpty ? ("NO THRESHOLDS", "none")
-            : (failed > 0 ? ("FAILED", "fail") : (r.interruption != nil ? ("INTERRUPTED", "none") : ("PASSED", "pass")))
+        let verdict: (text: String, css: String) = failed > 0 ? ("FAILED", "fail")
+            : (r.interruption != nil ? ("INTERRUPTED", "none") : (outcomes.isEmpty ? ("NO THRESHOLDS", "none") : ("PASSED", "pass")))
         var h = ""
         h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         h += "<meta http-equiv=\"Content-Security-Policy\" content=\"\(contentSecurityPolicy)\">\n"

@@ -132,7 +132,7 @@ final class RunEngine: Sendable {
                 ctx.cancellationScope.adopt()
                 defer { ctx.cancellationScope.release() }
                 await ClientObservation.$current.withValue(ctx) { await body() }
-                ctx.closeSessionsLeftOpen(iteration: nil)
+                ctx.closeSessionsLeftOpen(iteration: nil, counted: !Task.isCancelled)
                 self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
                 ended()
             }
@@ -170,8 +170,9 @@ final class RunEngine: Sendable {
             try await script(VirtualUser(context: ctx, iteration: number, scheduledStartNanos: due))
         } catch {
             ok = false
-            ctx.closeSessionsLeftOpen(iteration: number)
-            if Task.isCancelled || (error is CancellationError && ctx.isStopping) {
+            let cancelled = Task.isCancelled || (error is CancellationError && ctx.isStopping)
+            ctx.closeSessionsLeftOpen(iteration: number, counted: !cancelled)
+            if cancelled {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
             } else {
                 ctx.recorder.increment(RunnerMetrics.iterationsFailed)

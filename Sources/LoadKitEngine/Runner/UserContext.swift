@@ -56,11 +56,12 @@ final class UserContext: Sendable {
 
     // MARK: Sessions the script leaves open
 
-    /// Sessions the user's clients opened (weakly held, filed under their iteration), so the
-    /// runner can close those a script leaves open.
+    /// Sessions the user's clients opened (weakly held, with the handle the script holds each by,
+    /// filed under their iteration), so the runner can close those a script drops still open.
     struct OpenSessions {
         struct Entry {
             weak var session: (any AbandonableSession)?
+            weak var handle: (any AnyObject & Sendable)?
             let iteration: Int
         }
         var entries: [Entry] = []
@@ -69,32 +70,36 @@ final class UserContext: Sendable {
     /// An iteration starts: sessions opened from now on belong to it.
     func beginIteration(_ number: Int) { iterationNumber.store(number, ordering: .relaxed) }
 
-    func sessionOpened(_ session: any AbandonableSession) {
+    func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable) {
         let iteration = iterationNumber.load(ordering: .relaxed)
         sessions.withLock { s in
             s.entries.removeAll { $0.session == nil }
-            s.entries.append(.init(session: session, iteration: iteration))
+            s.entries.append(.init(session: session, handle: handle, iteration: iteration))
         }
     }
 
-    /// Closes (1001) the sessions still open that `iteration` opened — nil: every session —
-    /// counting each in `ws_sessions_left_open`. A script that threw (or a user that ended)
-    /// can no longer close them; left open they would hold a socket on both sides until the
-    /// process ends, and never record their `ws_session_duration`.
-    func closeSessionsLeftOpen(iteration: Int?) {
+    /// Closes (1001) the sessions still open whose handle the script no longer holds, among those
+    /// `iteration` opened — nil: every one — counting each in `ws_sessions_left_open` unless
+    /// `counted` is false (the runner cancelled the user: its script could not close them).
+    /// Dropped open, a session would hold a socket on both sides until the process ends and never
+    /// record its `ws_session_duration`; a client the script keeps (across iterations, say) is
+    /// the script's to close.
+    func closeSessionsLeftOpen(iteration: Int?, counted: Bool = true) {
         let left = sessions.withLock { s -> [any AbandonableSession] in
             guard !s.entries.isEmpty else { return [] }
             var taken: [any AbandonableSession] = []
             s.entries.removeAll { e in
                 guard let session = e.session else { return true }
-                guard iteration == nil || e.iteration == iteration else { return false }
+                guard e.handle == nil, iteration == nil || e.iteration == iteration else { return false }
                 taken.append(session)
                 return true
             }
             return taken
         }
         let r = recorder
-        for session in left { session.closeAbandoned { r.increment(BuiltInMetrics.wsSessionsLeftOpen) } }
+        for session in left {
+            session.closeAbandoned { if counted { r.increment(BuiltInMetrics.wsSessionsLeftOpen) } }
+        }
     }
 
     // MARK: Counting each failure once

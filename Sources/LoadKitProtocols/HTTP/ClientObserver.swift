@@ -15,10 +15,12 @@ package protocol ClientObserver: Sendable {
     /// writing `bytesSent` and reading `bytesReceived` (a refusal's head and body; 0 when the
     /// connect itself failed).
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int)
-    /// A session opened for the user (after ``webSocketOpened(handshakeNanos:tlsNanos:bytesSent:bytesReceived:)``),
-    /// for the runner to close should the script leave it open: the sessions an iteration opened
-    /// when the iteration throws, every session when the user ends. Called on the session's loop.
-    func sessionOpened(_ session: any AbandonableSession)
+    /// A session opened for the user, `handle` being the object the script holds it by (the
+    /// ``WebSocketClient``), for the runner to close should the script drop it still open: the
+    /// sessions an iteration opened when the iteration throws, every one when the user ends —
+    /// only those whose handle is gone (a script that keeps its client keeps its session).
+    /// Called from the task that opened it.
+    func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable)
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }
@@ -26,7 +28,7 @@ package protocol ClientObserver: Sendable {
 
 extension ClientObserver {
     /// Default: sessions are the script's business.
-    package func sessionOpened(_ session: any AbandonableSession) {}
+    package func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable) {}
 }
 
 /// An open client session (a WebSocket) that the runner may close on a virtual user's behalf.

@@ -133,7 +133,9 @@ public final class WebSocketClient: @unchecked Sendable {
                 }
             }
         }
-        return WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
+        let client = WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
+        observer?.sessionOpened(connection, heldBy: client)
+        return client
     }
 
     // MARK: sending
@@ -283,7 +285,6 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 cont = nil
                 ws.sessionObserver = observer?.webSocketOpened(handshakeNanos: monotonicNanos() &- start, tlsNanos: tlsNanos,
                                                                bytesSent: request.bytes.count, bytesReceived: headBytes)
-                observer?.sessionOpened(ws)
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {

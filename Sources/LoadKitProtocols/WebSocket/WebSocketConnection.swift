@@ -37,11 +37,11 @@ package protocol WebSocketHandler: AnyObject {
 /// ``WebSocketHandler`` (`setCallbacks` wraps two closures in one), or, while no handler is set,
 /// to an async ``receive()`` queue.
 ///
-/// Confined to its TCP connection's loop: methods marked "on the loop" must run there; the others
+/// Confined to its transport's loop: methods marked "on the loop" must run there; the others
 /// are thread-safe. Idle cost is a few hundred bytes: buffers exist only while a frame or a
 /// fragmented message is incomplete, or while a send cannot be written at once.
 package final class WebSocketConnection: ConnectionDelegate, AbandonableSession, @unchecked Sendable {
-    /// The TCP connection underneath.
+    /// The transport underneath.
     public let transport: any Transport
     /// The loop every callback runs on.
     public var loop: EventLoop { transport.loop }
@@ -74,10 +74,10 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
     var receivers: [(token: ReceiveToken, cont: CheckedContinuation<WebSocketMessage, any Error>)] = []
     private var closeWaiters: [CheckedContinuation<WebSocketCloseInfo, Never>] = []
 
-    /// Wraps an upgraded TCP connection. Call ``start(initialBytes:)`` on the loop to begin.
+    /// Wraps an upgraded transport. Call ``start(initialBytes:)`` on the loop to begin.
     /// - Parameters:
     ///   - maxMessageSize: larger messages (and frames) fail the connection with 1009.
-    ///   - closeTimeout: how long the closing handshake may take before TCP is dropped.
+    ///   - closeTimeout: how long the closing handshake may take before the transport is dropped.
     public init(transport: any Transport, role: WebSocketRole, subprotocol: String? = nil,
                 maxMessageSize: Int = 16 << 20, closeTimeout: Duration = .seconds(5)) {
         self.transport = transport
@@ -90,7 +90,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         lastActivityNanos = monotonicNanos()
     }
 
-    /// Becomes the TCP connection's delegate and processes `initialBytes` (bytes that arrived
+    /// Becomes the transport's delegate and processes `initialBytes` (bytes that arrived
     /// right behind the handshake). On the loop.
     public func start(initialBytes: [UInt8] = []) {
         transport.start(delegate: self)
@@ -198,7 +198,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
     // MARK: closing
 
     /// Starts the closing handshake with `code` and `reason` (thread-safe) and returns once the
-    /// connection is closed — the peer answered, or `closeTimeout` passed and TCP was dropped.
+    /// connection is closed — the peer answered, or `closeTimeout` passed and the transport was dropped.
     @discardableResult
     public func close(code: UInt16 = WebSocketCloseCode.normal, reason: String = "") async -> WebSocketCloseInfo {
         await withCheckedContinuation { (cont: CheckedContinuation<WebSocketCloseInfo, Never>) in
@@ -255,7 +255,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         sessionObserver?.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: 0, bytesReceived: bytes.count)
     }
 
-    /// Transport callback: the TCP connection closed (on the loop).
+    /// Transport callback: the transport closed (on the loop).
     public func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
         finish(transportError: error?.description)
     }
@@ -324,7 +324,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
             let payload = WebSocketClosePayload.make(code: code, reason: reason)
             payload.withUnsafeBytes { writeFrame(.close, $0) }
             switch then {
-            case .closeConnection: dropTCP()
+            case .closeConnection: dropTransport()
             case .awaitPeer(let d):
                 closeTimer?.cancel()
                 closeTimer = loop.schedule(after: d) { [weak self] in
@@ -333,13 +333,13 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
                 }
             }
         case .closeConnection:
-            dropTCP()
+            dropTransport()
         }
     }
 
-    // Closes TCP; when bytes are still queued (the close frame), half-close first so they go out,
+    // Closes the transport; when bytes are still queued (the close frame), half-close first so they go out,
     // and drop the connection for good if the peer does not close within a second.
-    private func dropTCP() {
+    private func dropTransport() {
         guard transport.isOpen else { return }
         if transport.bufferedBytes == 0 {
             transport.close()

@@ -152,6 +152,8 @@ public enum Secrets {
                                                    "password", "passwd", "passcode", "credential", "ticket"]
     private static let fragmentBytes: [[UInt8]] = credentialHeaderFragments.map { Array($0.utf8) }
     private static let cookieBytes: [UInt8] = Array("cookie".utf8)
+    private static let credentialCookieNames: Set<String> = ["session", "sessionid", "session_id", "sid", "jwt", "jsessionid", "phpsessid", "connect.sid"]
+    private static let authSchemes: Set<String> = ["bearer", "basic", "token", "digest", "negotiate", "jwt", "apikey", "hmac"]
 
     /// Whether a header named `name` carries a credential (see ``credentialHeaderFragments``).
     /// No allocation: a scan of the name's bytes.
@@ -183,11 +185,12 @@ public enum Secrets {
     /// `Basic …`, `Token …`) the credential alone, and for `Basic` the decoded `user:password`
     /// and the password; for `Cookie` each cookie's value. Other headers cost a scan of the name.
     ///
-    /// Cheap to repeat: a value registered recently is recognised by a fingerprint (a 64-bit
-    /// hash, randomly seeded per process) compared with four atomics — no lock, no allocation —
-    /// so a script that rebuilds the same header for every request pays a hash, not a
-    /// registration. (Two values sharing a fingerprint, about 2⁻⁶³ per pair, would leave the
-    /// second unregistered.)
+    /// Cheap to repeat: a value already registered is recognised by its fingerprint (a 64-bit
+    /// hash, randomly seeded per process) in one of 1,024 atomic slots — no lock, no allocation —
+    /// so a script that rebuilds its headers for every request pays a hash, not a registration,
+    /// even with a token per user. A slot another value took over means registering again
+    /// (harmless: registration is idempotent). Two values sharing a fingerprint, about 2⁻⁶³ per
+    /// pair, would leave the second unregistered.
     package static func registerHeader(_ name: String, _ value: String) {
         guard value.utf8.count >= minimumLength, isCredentialHeader(name) else { return }
         let isCookie = name.utf8.count == cookieBytes.count && name.lowercased() == "cookie"
@@ -195,42 +198,46 @@ public enum Secrets {
         h.combine(isCookie)
         h.combine(value)
         let print = h.finalize() | 1   // never 0, the empty slot
-        if recent0.load(ordering: .acquiring) == print || recent1.load(ordering: .acquiring) == print
-            || recent2.load(ordering: .acquiring) == print || recent3.load(ordering: .acquiring) == print { return }
+        let slot = (print >> 1) & (seenSlots - 1)
+        if seen[slot].load(ordering: .acquiring) == print { return }
         registerHeaderValue(value, isCookie: isCookie)
-        switch recentCursor.add(1, ordering: .relaxed).oldValue & 3 {
-        case 0: recent0.store(print, ordering: .releasing)
-        case 1: recent1.store(print, ordering: .releasing)
-        case 2: recent2.store(print, ordering: .releasing)
-        default: recent3.store(print, ordering: .releasing)
-        }
+        seen[slot].store(print, ordering: .releasing)
     }
 
-    // Fingerprints of the header values registered last (0: empty).
-    private static let recent0 = Atomic<Int>(0), recent1 = Atomic<Int>(0), recent2 = Atomic<Int>(0), recent3 = Atomic<Int>(0)
-    private static let recentCursor = Atomic<Int>(0)
+    // Fingerprints of header values registered, by their low bits (0: empty).
+    private static let seenSlots = 1024
+    nonisolated(unsafe) private static let seen: UnsafeMutablePointer<Atomic<Int>> = {
+        let p = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: seenSlots)
+        for i in 0..<seenSlots { (p + i).initialize(to: Atomic(0)) }
+        return p
+    }()
 
+    /// The registry forgot its oldest values: header values must be registered again when seen.
     private static func forgetRecentHeaders() {
-        recent0.store(0, ordering: .releasing)
-        recent1.store(0, ordering: .releasing)
-        recent2.store(0, ordering: .releasing)
-        recent3.store(0, ordering: .releasing)
+        for i in 0..<seenSlots { seen[i].store(0, ordering: .releasing) }
     }
 
     private static func registerHeaderValue(_ value: String, isCookie: Bool) {
         register(value)
         if isCookie {
+            // A browser's cookies are mostly preferences (`theme=light; lang=en-US`): only a
+            // credential-named cookie (`session`, `sid`, `jwt`, `auth_token`, …) or a token-shaped
+            // value (16 characters or more) is registered, so ordinary words stay readable.
             for pair in value.split(separator: ";") {
-                guard let eq = pair.firstIndex(of: "=") else { register(String(pair)); continue }
-                register(String(pair[pair.index(after: eq)...]))
+                guard let eq = pair.firstIndex(of: "=") else { continue }
+                let cookieName = String(pair[..<eq]).lkTrimmed(" \t"), cookie = String(pair[pair.index(after: eq)...])
+                if cookie.utf8.count >= 16 || isCredentialHeader(cookieName) || credentialCookieNames.contains(cookieName.lowercased()) {
+                    register(cookie)
+                }
             }
             return
         }
-        // `Scheme credential`: the scheme is one word (`Bearer`, `Basic`, `Token`, `Digest`).
+        // `Scheme credential`, for the authentication schemes only (`Bearer`, `Basic`, `Token`,
+        // `Digest`, …): a two-word value of another header is registered whole, not split.
         let v = value.lkTrimmed(" \t")
         guard let space = v.firstIndex(of: " ") else { return }
         let scheme = v[..<space]
-        guard scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0 == "-") }) else { return }
+        guard authSchemes.contains(scheme.lowercased()) else { return }
         let credential = String(v[space...]).lkTrimmed(" \t")
         register(credential)
         if scheme.lowercased() == "basic", let data = Data(base64Encoded: credential),

@@ -207,6 +207,13 @@ package final class TCPConnection: Transport, @unchecked Sendable, CustomStringC
         }
     }
 
+    /// Sends what the kernel takes at once, ignoring the rest and any error: a last word just
+    /// before closing (TLS close_notify), which must not turn an orderly close into an error.
+    func sendBestEffort(_ bytes: UnsafeRawBufferPointer) {
+        guard isOpen, pendingStart >= pending.count, let p = bytes.baseAddress, bytes.count > 0 else { return }
+        _ = systemSend(fd, p, bytes.count)
+    }
+
     /// After a direct send of `total` bytes that returned `n`: nil when the kernel took them all
     /// (flush waiters answered) or the connection closed on a real error; otherwise how many it
     /// took (0 for EAGAIN), with the pending queue emptied for the caller to queue the rest.

@@ -251,8 +251,9 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     /// Once the ciphertext of everything written so far is handed to the kernel.
     public func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>) { tcp.resumeWhenFlushed(cont) }
 
-    /// Moves ciphertext from the write BIO to the socket (or the connection's send queue).
-    private func flushOutput() {
+    /// Moves ciphertext from the write BIO to the socket (or the connection's send queue); with
+    /// `bestEffort`, only what the kernel takes at once, errors ignored (a last word before closing).
+    private func flushOutput(bestEffort: Bool = false) {
         let buf = loop.readBuffer
         let q = buf.count / 8
         let out = buf.baseAddress! + 6 * q
@@ -260,8 +261,19 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
         while isOpen && BIO_ctrl_pending(session.wbio) > 0 {
             let n = BIO_read(session.wbio, out, Int32(cap))
             if n <= 0 { break }
-            tcp.write(rawBytes: UnsafeRawBufferPointer(start: out, count: Int(n)))
+            let bytes = UnsafeRawBufferPointer(start: out, count: Int(n))
+            if bestEffort { tcp.sendBestEffort(bytes) } else { tcp.write(rawBytes: bytes) }
         }
+    }
+
+    /// close_notify, once, on an established session.
+    private func sendCloseNotify(bestEffort: Bool) {
+        guard session.state == .established, !session.sentCloseNotify else { return }
+        session.sentCloseNotify = true
+        ERR_clear_error()
+        _ = SSL_shutdown(session.ssl)
+        ERR_clear_error()
+        flushOutput(bestEffort: bestEffort)
     }
 
     // MARK: closing
@@ -269,13 +281,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     /// Half-close: queues close_notify behind the unsent bytes, then the TCP FIN.
     public func shutdownOutput() {
         guard isOpen else { return }
-        if session.state == .established && !session.sentCloseNotify {
-            session.sentCloseNotify = true
-            ERR_clear_error()
-            _ = SSL_shutdown(session.ssl)
-            ERR_clear_error()
-            flushOutput()
-        }
+        sendCloseNotify(bestEffort: false)
         tcp.shutdownOutput()
     }
 
@@ -296,14 +302,8 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     /// reports back to ``connection(_:didCloseWith:)``.
     private func closeWith(_ error: TransportError?) {
         guard isOpen else { return }
-        if session.state == .established, !session.sentCloseNotify,
-           error == nil || session.receivedCloseNotify, tcp.bufferedBytes == 0 {
-            session.sentCloseNotify = true
-            ERR_clear_error()
-            _ = SSL_shutdown(session.ssl)
-            ERR_clear_error()
-            flushOutput()
-        }
+        // Best effort, as a send that fails must not turn an orderly close into an error.
+        if error == nil || session.receivedCloseNotify, tcp.bufferedBytes == 0 { sendCloseNotify(bestEffort: true) }
         tcp.close(reason: error)
     }
 }

@@ -24,7 +24,9 @@ package protocol Transport: AnyObject, Sendable {
     /// Queues two buffers as one write (a head and a body), without concatenating them.
     func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer)
     /// Resumes `cont` once everything written so far has left this process (throws if the
-    /// transport closes first). On the loop; ``writeAndFlush(_:)`` is the thread-safe form.
+    /// transport closes first) — except a TLS server's plaintext written before its handshake
+    /// completed, which waits in the session. On the loop; ``writeAndFlush(_:)`` is the
+    /// thread-safe form.
     func resumeWhenFlushed(_ cont: CheckedContinuation<Void, any Error>)
     /// Half-closes: the peer sees the end of the stream once queued bytes are sent; reading goes on.
     func shutdownOutput()
@@ -106,7 +108,8 @@ package enum TransportConnector {
     /// request throws ``TransportError/tls(_:)`` with ``TLSError/unavailable(_:)`` before connecting.
     ///
     /// By default the transport goes to the caller's loop when the caller runs on one (a virtual
-    /// user), else to the next loop of the shared group.
+    /// user), else to the next loop of the shared group. The caller must `start` or `close` what
+    /// it gets: a TLS transport and its TCP connection hold each other until one of the two.
     package static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
                                 timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
                                 on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> any Transport {
