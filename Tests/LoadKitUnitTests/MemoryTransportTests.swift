@@ -45,6 +45,15 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
 /// The in-memory transport pair (issue 14's transport seam): protocol drivers — the same ones the
 /// clients and fixture servers use over TCP and TLS — run over it without sockets.
 @Suite struct MemoryTransportTests {
+    /// A pair whose server end the chat fixture serves, both ends delivering one byte per read.
+    private func byteByByte(to chat: StompChatFixture) -> (client: MemoryTransport, server: MemoryTransport) {
+        let (client, server) = MemoryTransport.pair(on: chat.server.group.loops[0])
+        client.readChunk = 1
+        server.readChunk = 1
+        chat.server.adopt(server)
+        return (client, server)
+    }
+
     @Test func bytesArriveInOrderInReadsOfTheChunkSizeThenTheEnd() async throws {
         let (client, server) = MemoryTransport.pair()
         let rec = ReadRecorder()
@@ -95,10 +104,7 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
     @Test func fixtureHTTPServerOverAPairSplitAtEveryByte() async throws {
         let chat = try await StompChatFixture.start()
         defer { Task { await chat.stop() } }
-        let (client, server) = MemoryTransport.pair(on: chat.server.group.loops[0])
-        client.readChunk = 1
-        server.readChunk = 1
-        chat.server.adopt(server)
+        let (client, server) = byteByByte(to: chat)
         let rec = ReadRecorder()
         client.start(delegate: rec)
         let body = #"{"email":"test1@test.com","password":"password123!"}"#
@@ -116,10 +122,7 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
     @Test func stompOverWebSocketAgainstTheChatFixtureWithoutASocket() async throws {
         let chat = try await StompChatFixture.start()
         defer { Task { await chat.stop() } }
-        let (client, server) = MemoryTransport.pair(on: chat.server.group.loops[0])
-        client.readChunk = 1
-        server.readChunk = 1
-        chat.server.adopt(server)
+        let (client, server) = byteByByte(to: chat)
         let start = monotonicNanos()
         let ws = try await WebSocketClient.handshake(over: client, endpoint: try Endpoint(chat.webSocketURL, defaultScheme: .ws),
                                                      headers: [], subprotocols: ["v12.stomp"], timeout: .seconds(5),
