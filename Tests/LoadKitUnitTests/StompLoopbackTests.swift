@@ -1,5 +1,6 @@
 import Testing
 import Synchronization
+import Dispatch
 @testable import LoadKit
 @testable import LoadKitEngine
 @testable import LoadKitProtocols
@@ -357,6 +358,28 @@ final class StompInbox: Sendable {
         }
     }
 
+    /// The caller's executor can be slow to resume it (parallel tests hold Swift's shared pool):
+    /// that wait is not the server's and must not eat the CONNECT budget or the connect time.
+    /// Here every resume of the caller waits 400 ms; the TCP connect and the handshake (both well
+    /// under 400 ms on loopback) get a 300 ms budget. They used to be timed from the caller's
+    /// task, which left CONNECT 1 ms ("no CONNECTED within 0.001 seconds", seen in parallel runs).
+    @Test(arguments: [false, true])
+    func aSlowCallerDoesNotEatTheConnectBudget(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let config = StompClientConfiguration(host: "test-vhost", connectHeaders: [("login", "user"), ("passcode", "pw-secret-1")],
+                                              heartBeat: (.zero, .zero))
+        let slow = SlowResumeExecutor(delay: .milliseconds(400))
+        let c = try await withTaskExecutorPreference(slow) {
+            webSocket ? try await StompClient.connect(webSocket: broker.webSocketURL, configuration: config, timeout: .milliseconds(300))
+                      : try await StompClient.connect(tcp: broker.address, configuration: config, timeout: .milliseconds(300))
+        }
+        #expect(slow.resumes.load(ordering: .relaxed) > 0, "the caller did run on the slow executor")
+        #expect(c.transportConnectNanos > 0 && c.transportConnectNanos < 300_000_000, "\(c.transportConnectNanos) ns")
+        #expect(c.stompConnectNanos > 0 && c.stompConnectNanos < 300_000_000, "\(c.stompConnectNanos) ns")
+        await c.disconnect()
+    }
+
     @Test func webSocketHandshakeRefusalAndSubprotocol() async throws {
         let broker = try StompTestBroker(webSocket: true)
         defer { broker.close() }
@@ -448,5 +471,20 @@ final class StompInbox: Sendable {
         let waited = monotonicNanos() - start
         #expect(waited >= 90_000_000 && waited < 2_000_000_000)
         #expect(await c.waitClosed() == nil)
+    }
+}
+
+/// A task executor that runs every job `delay` late (a caller on a busy shared pool).
+final class SlowResumeExecutor: TaskExecutor, @unchecked Sendable {
+    let delay: Duration
+    let resumes = Atomic<Int>(0)
+    init(delay: Duration) { self.delay = delay }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        resumes.add(1, ordering: .relaxed)
+        let ms = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }
