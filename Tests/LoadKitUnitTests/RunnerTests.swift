@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 @testable import LoadKit
 @testable import LoadKitEngine
 @testable import LoadKitProtocols
@@ -81,11 +82,28 @@ private struct Boom: Error {}
 
     /// The generator's closing sample is taken when the plan ends, not after the shutdown: work
     /// users do while being stopped (here 300 ms of spinning) is not reported as the run's CPU peak.
-    @Test func theClosingGeneratorSampleIsThePlansEnd() async throws {
+    /// `lateTick`: the once-a-second monitor (on the last loop) is held from 0.9 s to 1.4 s, so its
+    /// 1-s tick runs after the plan's end (1.2 s), as when a busy process delays it: that tick must
+    /// not sample the shutdown either (it did: [1.609, 1.793] in a parallel run, and every time here).
+    @Test(arguments: [false, true])
+    func theClosingGeneratorSampleIsThePlansEnd(lateTick: Bool) async throws {
+        let spinFrom = Mutex<[UInt64]>([])
+        let held = Atomic<Bool>(false)
         let result = try await quiet(LoadTest("closing") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(1200)) })
             .gracefulStop(.seconds(3))
             .run { user in
+                if lateTick, !held.exchange(true, ordering: .relaxed) {
+                    let monitorLoop = EventLoopGroup.shared.loops[EventLoopGroup.shared.loops.count - 1]
+                    monitorLoop.execute {
+                        monitorLoop.schedule(atNanos: user.context.engine.startNanos + 900_000_000) {
+                            let end = monotonicNanos() + 500_000_000
+                            while monotonicNanos() < end {}
+                        }
+                    }
+                }
                 while !user.isStopping { _ = await user.sleep(for: .milliseconds(50)) }
+                let from = user.context.engine.elapsed  // the run's clock
+                spinFrom.withLock { $0.append(from) }
                 let spinUntil = monotonicNanos() + 300_000_000
                 var x: UInt64 = 0
                 while monotonicNanos() < spinUntil { x &+= 1 }
@@ -96,8 +114,14 @@ private struct Boom: Error {}
         #expect(!g.isEmpty)
         // No sample from the shutdown (the old closing sample, at 1.56 s, read 106.8 % from the
         // spinning). CPU % itself is the whole process's, so other tests running in parallel
-        // would move it: the sample's time is what is checked.
-        #expect((g.last?.second ?? 99) <= 1.35, "\(g.map(\.second)) \(g.map(\.cpuPercent))")
+        // would move it: the sample's time is what is checked — against when the users began
+        // their shutdown work, on the run's own clock (an absolute bound, ≤ 1.35 s, also failed
+        // when parallel suites delayed the plan's end itself). Samples' seconds are rounded to the
+        // millisecond, hence the 1 ms.
+        let from = spinFrom.withLock { $0 }
+        #expect(from.count == 2)
+        let firstSpin = Double(from.min() ?? 0) / 1e9
+        #expect((g.last?.second ?? 99) <= firstSpin + 0.001, "\(g.map(\.second)) \(g.map(\.cpuPercent)) spin from \(firstSpin) s")
         #expect(result.metrics.series["vus"]?.last == 2)     // users at the plan's end
         #expect(result.metrics.gauges["vus"] == 2)           // the gauge's last value too, not the shutdown's 0
     }
