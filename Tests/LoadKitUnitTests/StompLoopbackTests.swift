@@ -466,11 +466,17 @@ final class StompInbox: Sendable {
         let listener = try TCPListener { tcp in tcp.start(delegate: NoReceipt()) }
         defer { listener.close() }
         let c = try await StompClient.connect(tcp: listener.address, configuration: .init(heartBeat: (.zero, .zero)), timeout: .seconds(5))
+        // The end is taken on the loop when the connection closes, not when this task resumes
+        // (Swift's shared pool, which parallel suites can hold for seconds).
+        let closedAt = Atomic<UInt64>(0)
+        c.onClose = { _ in closedAt.store(monotonicNanos(), ordering: .relaxed) }
         let start = monotonicNanos()
         await c.disconnect(timeout: .milliseconds(100))
-        let waited = monotonicNanos() - start
-        #expect(waited >= 90_000_000 && waited < 2_000_000_000)
         #expect(await c.waitClosed() == nil)
+        let end = closedAt.load(ordering: .relaxed)
+        #expect(end > start)
+        let waited = end &- start
+        #expect(waited >= 90_000_000 && waited < 2_000_000_000, "\(waited) ns")
     }
 }
 
