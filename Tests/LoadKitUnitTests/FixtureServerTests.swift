@@ -189,10 +189,11 @@ final class StompOverWS: @unchecked Sendable {
         await #expect(throws: WebSocketError.self) {
             _ = try await WebSocketClient.connect("\(stale.wsUrl)?ticket=\(stale.ticket)", timeout: .seconds(5))
         }
-        let fresh = try await enter(f, http, token: token)
-        // Timed on an event loop, not on this test's task: a busy process (parallel suites) may
-        // resume a task on Swift's shared pool late, the loop keeps time.
-        let (info, waited) = try await Task(executorPreference: EventLoopGroup.shared.next()) {
+        // Entered and timed on an event loop, not on this test's task: a busy process (parallel
+        // suites) may resume a task on Swift's shared pool late — long enough for the fresh ticket
+        // to expire between enter and upgrade — the loop keeps time.
+        let (info, waited) = try await Task(executorPreference: EventLoopGroup.shared.next()) { [self] in
+            let fresh = try await enter(f, http, token: token)
             let ws = try await WebSocketClient.connect("\(fresh.wsUrl)?ticket=\(fresh.ticket)", timeout: .seconds(5))
             _ = try await ws.receive()  // CONNECTED
             let start = monotonicNanos()
