@@ -19,7 +19,9 @@ private struct Boom: Error {}
             Stage("ramp", to: 20, over: .milliseconds(400))
             Hold(.milliseconds(400))
         }).run { user in
-            if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos - t0) / 1000)) }
+            // From the run's own start (its clock, on a loop), not from t0: the test's task may
+            // reach the run late when parallel suites hold Swift's shared pool.
+            if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos &- user.context.engine.startNanos) / 1000)) }
             user.markConnected()
             try await user.every(.milliseconds(50)) {
                 // user.sleep: a loop timer. (Task.sleep wakes up through Swift's shared pool, late
@@ -52,7 +54,7 @@ private struct Boom: Error {}
         #expect(starts.count == 20)
         #expect(starts.min < 300_000)   // first users early in the 400 ms ramp (slack for a loaded machine)
         #expect(starts.max >= 380_000)
-        #expect(abs(Double(starts.value(atPercentile: 50)) - 200_000) < 80_000)
+        #expect(abs(Double(starts.value(atPercentile: 50)) - 200_000) < 100_000, "\(starts.value(atPercentile: 50)) µs")
         #expect(!result.generator.isEmpty)
         #expect(result.generator[0].rssBytes > 0 && result.generator[0].openDescriptors > 0)
     }
