@@ -84,7 +84,7 @@ private struct Boom: Error {}
 
     /// The generator's closing sample is taken when the plan ends, not after the shutdown: work
     /// users do while being stopped (here 300 ms of spinning) is not reported as the run's CPU peak.
-    /// `lateTick`: the once-a-second monitor (on the last loop) is held from 0.9 s to 1.4 s, so its
+    /// `lateTick`: the once-a-second monitor (on the last loop) is held from 0.95 s to 1.3 s, so its
     /// 1-s tick runs after the plan's end (1.2 s), as when a busy process delays it: that tick must
     /// not sample the shutdown either (it did: [1.609, 1.793] in a parallel run, and every time here).
     @Test(arguments: [false, true])
@@ -97,8 +97,8 @@ private struct Boom: Error {}
                 if lateTick, !held.exchange(true, ordering: .relaxed) {
                     let monitorLoop = EventLoopGroup.shared.loops[EventLoopGroup.shared.loops.count - 1]
                     monitorLoop.execute {
-                        monitorLoop.schedule(atNanos: user.context.engine.startNanos + 900_000_000) {
-                            let end = monotonicNanos() + 500_000_000
+                        monitorLoop.schedule(atNanos: user.context.engine.startNanos + 950_000_000) {
+                            let end = monotonicNanos() + 350_000_000
                             while monotonicNanos() < end {}
                         }
                     }
