@@ -58,6 +58,7 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
 }
 
 @Suite(.serialized) struct OpenModelExecutorTests {
+    static let busyLoops = EventLoopGroup(loops: 2, label: "open-model-busy")
     private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])).exclusive(false) }
 
     @Test func iterationsStartOnScheduleAndAreTimedFromIt() async throws {
@@ -94,12 +95,16 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
     @Test func aBusyLoopMakesIterationsLateNotEarlyAndTheLatenessIsRecorded() async throws {
         final class Once: Sendable { let done = Atomic<Bool>(false) }
         let spun = Once()
-        let result = try await quiet(LoadTest("open-busy", rate: .constant(200, for: .milliseconds(300)), maxUsers: 100))
+        // On loops of its own: it stalls its control loop on purpose, which must not stall the
+        // shared loops that tests running beside it keep time on.
+        var busy = quiet(LoadTest("open-busy", rate: .constant(200, for: .milliseconds(300)), maxUsers: 100))
+        busy.options.userLoops = Self.busyLoops
+        let result = try await busy
             .run { user in
                 user.rate("started_on_or_after_due", hit: monotonicNanos() >= user.scheduledStartNanos)
                 if user.iteration == 10, !spun.done.exchange(true, ordering: .relaxed) {
                     // Stall the loop that runs the schedule for 60 ms: starts due meanwhile are late.
-                    EventLoopGroup.shared.loops[0].execute {
+                    Self.busyLoops.loops[0].execute {
                         let end = monotonicNanos() + 60_000_000
                         while monotonicNanos() < end {}
                     }

@@ -12,6 +12,10 @@ private struct Boom: Error {}
 /// cores and the SIGINT test interrupts every live run.
 @Suite(.serialized) struct RunnerTests {
     private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])).exclusive(false) }
+    /// Tests that spin on their users' loops on purpose run on these, not on the shared loops the
+    /// tests beside them (parallel suites) keep time on.
+    static let busyLoops = EventLoopGroup(loops: 2, label: "runner-tests-busy")
+    private func onBusyLoops(_ t: LoadTest) -> LoadTest { var t = t; t.options.userLoops = Self.busyLoops; return t }
 
     @Test func closedModelRampsHoldsAndCounts() async throws {
         let t0 = monotonicNanos()
@@ -91,11 +95,12 @@ private struct Boom: Error {}
     func theClosingGeneratorSampleIsThePlansEnd(lateTick: Bool) async throws {
         let spinFrom = Mutex<[UInt64]>([])
         let held = Atomic<Bool>(false)
-        let result = try await quiet(LoadTest("closing") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(1200)) })
+        let result = try await onBusyLoops(quiet(LoadTest("closing") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(1200)) }))
             .gracefulStop(.seconds(3))
             .run { user in
                 if lateTick, !held.exchange(true, ordering: .relaxed) {
-                    let monitorLoop = EventLoopGroup.shared.loops[EventLoopGroup.shared.loops.count - 1]
+                    let loops = user.context.engine.userLoops.loops
+                    let monitorLoop = loops[loops.count - 1]
                     monitorLoop.execute {
                         monitorLoop.schedule(atNanos: user.context.engine.startNanos + 950_000_000) {
                             let end = monotonicNanos() + 350_000_000
@@ -291,9 +296,9 @@ private struct Boom: Error {}
     }
 
     @Test func openModelCountsLateIterations() async throws {
-        let result = try await quiet(LoadTest("late", rate: .constant(100, for: .milliseconds(300)), maxUsers: 100))
+        let result = try await onBusyLoops(quiet(LoadTest("late", rate: .constant(100, for: .milliseconds(300)), maxUsers: 100)))
             .run { _ in
-                // Busy the cooperative pool so later iterations start behind schedule.
+                // Busy the users' loops (its own, see busyLoops) so later iterations start behind schedule.
                 let end = monotonicNanos() + 30_000_000
                 while monotonicNanos() < end {}
             }
