@@ -19,10 +19,13 @@ private struct Boom: Error {}
 
     @Test func closedModelRampsHoldsAndCounts() async throws {
         let t0 = monotonicNanos()
+        // Exclusive: it takes its turn with other load runs, which keep off the shared loops its
+        // ramp and ticks are timed on meanwhile (parallel runs 17 and 26 of 2026-12-01: median
+        // start 787 and 409 ms, 20 and 47 ticks; what held the loops then is not established).
         let result = try await quiet(LoadTest("tiny") {
             Stage("ramp", to: 20, over: .milliseconds(400))
             Hold(.milliseconds(400))
-        }).run { user in
+        }).exclusive(true).run { user in
             // From the run's own start (its clock, on a loop), not from t0: the test's task may
             // reach the run late when parallel suites hold Swift's shared pool.
             if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos &- user.context.engine.startNanos) / 1000)) }
@@ -71,7 +74,10 @@ private struct Boom: Error {}
                 guard user.iteration == 0 else { _ = await user.sleep(for: .seconds(10)); return }
                 let signal = UserSignal()
                 let t0 = monotonicNanos()
-                Task { try? await Task.sleep(for: .milliseconds(100)); signal.fire() }
+                // A loop timer, not Task.sleep (which wakes through Swift's shared pool: 1.75 s
+                // instead of 100 ms in a parallel run). Kept: a released LoopTimer cancels itself.
+                let fire = try #require(EventLoop.current).schedule(after: .milliseconds(100)) { signal.fire() }
+                defer { withExtendedLifetime(fire) {} }
                 try await user.every(.seconds(3), until: signal) { user.count("ticks") }
                 user.record("ended_after", micros: Int64((monotonicNanos() - t0) / 1000))
                 try await user.every(.seconds(3), until: signal) { user.count("ticks_after_fire") }
