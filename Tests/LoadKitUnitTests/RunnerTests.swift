@@ -19,13 +19,10 @@ private struct Boom: Error {}
 
     @Test func closedModelRampsHoldsAndCounts() async throws {
         let t0 = monotonicNanos()
-        // Exclusive: it takes its turn with other load runs, which keep off the shared loops its
-        // ramp and ticks are timed on meanwhile (parallel runs 17 and 26 of 2026-12-01: median
-        // start 787 and 409 ms, 20 and 47 ticks; what held the loops then is not established).
         let result = try await quiet(LoadTest("tiny") {
             Stage("ramp", to: 20, over: .milliseconds(400))
             Hold(.milliseconds(400))
-        }).exclusive(true).run { user in
+        }).run { user in
             // From the run's own start (its clock, on a loop), not from t0: the test's task may
             // reach the run late when parallel suites hold Swift's shared pool.
             if user.iteration == 0 { user.record("start_at", micros: Int64((user.scheduledStartNanos &- user.context.engine.startNanos) / 1000)) }
