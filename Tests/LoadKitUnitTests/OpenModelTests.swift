@@ -58,6 +58,7 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
 }
 
 @Suite(.serialized) struct OpenModelExecutorTests {
+    static let busyLoops = EventLoopGroup(loops: 2, label: "open-model-busy")
     private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])).exclusive(false) }
 
     @Test func iterationsStartOnScheduleAndAreTimedFromIt() async throws {
@@ -69,9 +70,11 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
         let result = try await quiet(LoadTest("open-stall", rate: .constant(50, for: .milliseconds(400)), maxUsers: 50))
             .run { user in
                 user.rate("started_on_or_after_due", hit: monotonicNanos() >= user.scheduledStartNanos)
-                // Held back 30 ms before the first measured step: an open-model measure counts it.
+                // Held back 300 ms before the first measured step: an open-model measure counts it.
                 // (Task.sleep: the last iterations outlive the plan, when user.sleep ends at the stop flag.)
-                try await Task.sleep(for: .milliseconds(30))
+                // 300 ms, not 30: the two timings must stay apart even when a busy process (the
+                // parallel test run) adds tens of ms to each 20 ms request.
+                try await Task.sleep(for: .milliseconds(300))
                 try await user.measure("get") { _ = try await client.get(url) }
                 try await user.measure("again") { _ = try await client.get(url) }
             }
@@ -81,8 +84,10 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
         #expect(m.rates["started_on_or_after_due"] == RateTally(hits: 20, total: 20))
         let get = try #require(m.trends["get"]), again = try #require(m.trends["again"])
         #expect(get.count == 20 && again.count == 20)
-        #expect(get.min >= 50_000)                    // 30 ms held + 20 ms stall, timed from the schedule
-        #expect(again.min >= 20_000 && again.min < 45_000)   // later steps time from their call
+        #expect(get.min >= 320_000)                   // 300 ms held + 20 ms stall, timed from the schedule
+        // Later steps time from their call: 20 ms stall plus whatever a busy process adds; timed
+        // from the schedule it would be ≥ 340 ms (hold + both stalls).
+        #expect(again.min >= 20_000 && again.min < 300_000)
         #expect(m.trends["iteration_lateness"]?.count == 20)
         #expect((m.counters["iterations_dropped"] ?? 0) == 0)
     }
@@ -90,12 +95,16 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
     @Test func aBusyLoopMakesIterationsLateNotEarlyAndTheLatenessIsRecorded() async throws {
         final class Once: Sendable { let done = Atomic<Bool>(false) }
         let spun = Once()
-        let result = try await quiet(LoadTest("open-busy", rate: .constant(200, for: .milliseconds(300)), maxUsers: 100))
+        // On loops of its own: it stalls its control loop on purpose, which must not stall the
+        // shared loops that tests running beside it keep time on.
+        var busy = quiet(LoadTest("open-busy", rate: .constant(200, for: .milliseconds(300)), maxUsers: 100))
+        busy.options.userLoops = Self.busyLoops
+        let result = try await busy
             .run { user in
                 user.rate("started_on_or_after_due", hit: monotonicNanos() >= user.scheduledStartNanos)
                 if user.iteration == 10, !spun.done.exchange(true, ordering: .relaxed) {
                     // Stall the loop that runs the schedule for 60 ms: starts due meanwhile are late.
-                    EventLoopGroup.shared.loops[0].execute {
+                    Self.busyLoops.loops[0].execute {
                         let end = monotonicNanos() + 60_000_000
                         while monotonicNanos() < end {}
                     }

@@ -23,7 +23,9 @@ import LoadKit   // not @testable: the quick start uses only the public API
             Hold(.seconds(2))
         }
         .sla {
-            SLA.p95("http_req_duration", below: .milliseconds(200))
+            // The README's 200 ms, widened (as in pingPong below): this runs beside the whole
+            // parallel test set on two cores, where p95 reached 335 ms for a 2-ms answer.
+            SLA.p95("http_req_duration", below: .seconds(1))
             SLA.rate("http_req_failed", below: 0.01)
         }
         .reports(false)   // (the README's test writes its reports; this copy keeps the tree clean)
@@ -65,7 +67,9 @@ import LoadKit   // not @testable: the quick start uses only the public API
     @Test func pingPong() async throws {
         let server = try WSEchoServer()
         let url = server.url + "/ws"
-        let result = try await LoadTest("ws-echo") { Stage("ramp", to: 10, over: .milliseconds(500)); Hold(.seconds(1)) }
+        // Held 3 s (the README holds 30 s): 166 pongs in a run alone; with a 1-s hold the count
+        // fell to 28 and 32 beside the parallel test set, under the bound of 40 below.
+        let result = try await LoadTest("ws-echo") { Stage("ramp", to: 10, over: .milliseconds(500)); Hold(.seconds(3)) }
             .reports(false)
             // The README's 100 ms, widened: this runs beside the whole parallel test set on two
             // cores (a headless browser, child processes), where a loopback echo can wait 300 ms.
@@ -83,7 +87,7 @@ import LoadKit   // not @testable: the quick start uses only the public API
             }
         result.expect()
         #expect(result.metrics.counters["ws_sessions"] == 10)
-        #expect((result.metrics.trends["pong"]?.count ?? 0) >= 40)
+        #expect((result.metrics.trends["pong"]?.count ?? 0) >= 40, "\(result.metrics.trends["pong"]?.count ?? 0)")
         #expect(result.metrics.counters["ws_msgs_sent"] == result.metrics.counters["ws_msgs_received"])
     }
 
@@ -95,7 +99,9 @@ import LoadKit   // not @testable: the quick start uses only the public API
         let result = try await LoadTest("checkout", rate: .constant(200, for: .seconds(1)), maxUsers: 500)
             .reports(false)
             .sla {
-                SLA.p99("checkout", below: .milliseconds(300))
+                // The README's 300 ms, widened (as above): timed from the schedule, so a busy
+                // process's lateness counts — 567 ms beside the parallel test set and other builds.
+                SLA.p99("checkout", below: .seconds(1))
                 SLA.count(.iterationsDropped, atMost: 0)      // drops are reported, but judged only when named
             }
             .run { iteration in

@@ -1,5 +1,6 @@
 import Testing
 import Synchronization
+import Dispatch
 @testable import LoadKit
 @testable import LoadKitEngine
 @testable import LoadKitProtocols
@@ -357,6 +358,29 @@ final class StompInbox: Sendable {
         }
     }
 
+    /// The caller's executor can be slow to resume it (parallel tests hold Swift's shared pool):
+    /// that wait is not the server's and must not eat the CONNECT budget or the connect time.
+    /// Here every resume of the caller waits 2 s; the TCP connect and the handshake get a 1.5 s
+    /// budget (a 300 ms one was too short for the loops of a parallel run). They used to be timed
+    /// from the caller's task, which left CONNECT 1 ms ("no CONNECTED within 0.001 seconds", seen
+    /// in parallel runs).
+    @Test(arguments: [false, true])
+    func aSlowCallerDoesNotEatTheConnectBudget(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let config = StompClientConfiguration(host: "test-vhost", connectHeaders: [("login", "user"), ("passcode", "pw-secret-1")],
+                                              heartBeat: (.zero, .zero))
+        let slow = SlowResumeExecutor(delay: .seconds(2))
+        let c = try await withTaskExecutorPreference(slow) {
+            webSocket ? try await StompClient.connect(webSocket: broker.webSocketURL, configuration: config, timeout: .milliseconds(1500))
+                      : try await StompClient.connect(tcp: broker.address, configuration: config, timeout: .milliseconds(1500))
+        }
+        #expect(slow.resumes.load(ordering: .relaxed) > 0, "the caller did run on the slow executor")
+        #expect(c.transportConnectNanos > 0 && c.transportConnectNanos < 1_500_000_000, "\(c.transportConnectNanos) ns")
+        #expect(c.stompConnectNanos > 0 && c.stompConnectNanos < 1_500_000_000, "\(c.stompConnectNanos) ns")
+        await c.disconnect()
+    }
+
     @Test func webSocketHandshakeRefusalAndSubprotocol() async throws {
         let broker = try StompTestBroker(webSocket: true)
         defer { broker.close() }
@@ -419,10 +443,15 @@ final class StompInbox: Sendable {
         let broker = try StompTestBroker(webSocket: webSocket)
         defer { broker.close() }
         let c = try await connect(broker, login: "noreceipt", webSocket: webSocket)
+        // The close is timed on the loop (onClose), not when this task resumes on Swift's shared
+        // pool, which parallel suites can hold for seconds (3.15 s seen for an at-once close).
+        let closedAt = Atomic<UInt64>(0)
+        c.onClose = { _ in closedAt.store(monotonicNanos(), ordering: .relaxed) }
         let start = monotonicNanos()
         await c.disconnect(timeout: .seconds(5))
-        #expect(monotonicNanos() - start < 3_000_000_000, "disconnect waited for the time-out")
         let cause = await c.waitClosed()
+        let end = closedAt.load(ordering: .relaxed)
+        #expect(end > start && end - start < 3_000_000_000, "disconnect waited for the time-out: \(end &- start) ns")
         #expect(cause == nil, "\(cause.map { "\($0.kind): \($0)" } ?? "")")
         #expect(broker.state.withLock { $0.disconnects } == 1)
     }
@@ -443,10 +472,31 @@ final class StompInbox: Sendable {
         let listener = try TCPListener { tcp in tcp.start(delegate: NoReceipt()) }
         defer { listener.close() }
         let c = try await StompClient.connect(tcp: listener.address, configuration: .init(heartBeat: (.zero, .zero)), timeout: .seconds(5))
+        // The end is taken on the loop when the connection closes, not when this task resumes
+        // (Swift's shared pool, which parallel suites can hold for seconds).
+        let closedAt = Atomic<UInt64>(0)
+        c.onClose = { _ in closedAt.store(monotonicNanos(), ordering: .relaxed) }
         let start = monotonicNanos()
         await c.disconnect(timeout: .milliseconds(100))
-        let waited = monotonicNanos() - start
-        #expect(waited >= 90_000_000 && waited < 2_000_000_000)
         #expect(await c.waitClosed() == nil)
+        let end = closedAt.load(ordering: .relaxed)
+        #expect(end > start)
+        let waited = end &- start
+        #expect(waited >= 90_000_000 && waited < 2_000_000_000, "\(waited) ns")
+    }
+}
+
+/// A task executor that runs every job `delay` late (a caller on a busy shared pool).
+final class SlowResumeExecutor: TaskExecutor, @unchecked Sendable {
+    let delay: Duration
+    let resumes = Atomic<Int>(0)
+    init(delay: Duration) { self.delay = delay }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        resumes.add(1, ordering: .relaxed)
+        let ms = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }

@@ -133,10 +133,12 @@ private struct UnexpectedStatus: Error {}
             let t = adjust(quiet(LoadTest("sized") { Stage("all", to: 10, over: .zero); Hold(.milliseconds(200)) }, env))
             return try await t.run { user in _ = await user.sleep(for: .milliseconds(20)) }.peakActiveUsers
         }
-        #expect(try await peak([:]) == 10)                                     // as written without a variable
-        #expect(try await peak(["LOADKIT_SCALE": "0.5"]) == 5)
-        #expect(try await peak(["LOADKIT_SIZED_USERS": "3"]) == 3)              // per test, by its name
-        #expect(try await peak(["LOADKIT_SHARD_INDEX": "0", "LOADKIT_SHARD_COUNT": "2"]) == 5)
+        let asWritten = try await peak([:]), halved = try await peak(["LOADKIT_SCALE": "0.5"])
+        let sized = try await peak(["LOADKIT_SIZED_USERS": "3"]), shard = try await peak(["LOADKIT_SHARD_INDEX": "0", "LOADKIT_SHARD_COUNT": "2"])
+        #expect(asWritten == 10, "\(asWritten)")                               // as written without a variable
+        #expect(halved == 5, "\(halved)")
+        #expect(sized == 3, "\(sized)")                                        // per test, by its name
+        #expect(shard == 5, "\(shard)")
         #expect(try await peak(["LOADKIT_SCALE": "0.5"]) { $0.scaled(.asWritten) } == 10)   // chosen in code
         #expect(try await peak(["LOADKIT_SCALE": "full"]) { try! $0.scaled(by: $0.settings) } == 10)
         #expect(try await peak(["LOADKIT_SCALE": "seed"]) { try! $0.scaled(by: $0.settings) } == 10)   // the old name still works

@@ -192,7 +192,7 @@ import LoadKitTesting
         let m = result.metrics
         let sent = m.counters[StompChatMetrics.messagesSent] ?? 0
         let echoed = m.counters[StompChatMetrics.messagesEchoed] ?? 0
-        let lost = try #require(m.errors["message_lost"], "\(m.errors)")
+        let lost = try #require(m.errors["message_lost"], "\(m.errors); drops \(fixture.droppedConnections), sent \(sent), echoed \(echoed), iterations \(m.counters["iterations"] ?? 0), run \(result.durationSeconds) s")
         #expect(fixture.droppedConnections == 2)
         #expect(sent > echoed, "messages were in flight at the drops")
         #expect(lost.count == sent - echoed, "every message in flight at a drop is lost, counted at the drop")

@@ -57,6 +57,10 @@ public struct LoadTest: Sendable {
         /// Checked once a second on the merged metrics; a non-nil answer stops the run early with
         /// that reason as `RunResult.interruption`.
         public var abortCheck: (@Sendable (MetricsSnapshot) -> String?)?
+        /// The loops the users, the run's control loop and its monitor run on (nil: the shared
+        /// group). For tests that busy their loops on purpose, so tests running beside them in
+        /// the same process keep time on the shared loops.
+        package var userLoops: EventLoopGroup?
         /// Smoke-profile size declared by the scenario.
         public var smokeUsers: Int?
         /// Smoke-profile duration declared by the scenario.

@@ -22,13 +22,24 @@ extension RunEngine {
         while !finished.load(ordering: .acquiring) {
             let now = monotonicNanos()
             if now < nextTick { await pauseUncancellable(nanos: min(nextTick - now, 50_000_000)); continue }
+            let due = nextTick
             nextTick += 1_000_000_000
             let second = Double(elapsed) / 1e9
-            let sample = sampler.sample(second: second)
             let vus = active.load(ordering: .relaxed)
             let conn = connected.load(ordering: .relaxed)
-            state.withLock { s in
-                s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
+            // A tick due before the plan ended that runs after it (its loop was busy: a user's
+            // shutdown work, a busy process) would read the shutdown: the closing sample, taken at
+            // the plan's end, covers that second instead. The progress line still shows it.
+            let lateForPlanEnd = state.withLock { s in s.atPlanEnd.map { due < $0.generator.wall } ?? false }
+            let sample: GeneratorSample
+            if lateForPlanEnd {
+                var peek = sampler
+                sample = peek.sample(second: second)
+            } else {
+                sample = sampler.sample(second: second)
+                state.withLock { s in
+                    s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
+                }
             }
             // Live gauges for the Prometheus endpoint.
             own.gauge(RunnerMetrics.vus, Double(vus))

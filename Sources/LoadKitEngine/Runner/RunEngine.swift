@@ -20,7 +20,7 @@ final class RunEngine: Sendable {
     let own: MetricsRecorder
     let startNanos: UInt64
     /// The loops virtual users run on (round-robin); the run's control loop is the first.
-    let userLoops = EventLoopGroup.shared
+    let userLoops: EventLoopGroup
 
     struct State {
         var contexts: [Int: UserContext] = [:]
@@ -52,6 +52,7 @@ final class RunEngine: Sendable {
         self.settings = test.settings
         self.test = test
         self.script = script
+        self.userLoops = test.options.userLoops ?? EventLoopGroup.shared
         let start = monotonicNanos()
         self.startNanos = start
         self.registry = MetricsRegistry(startNanos: start)

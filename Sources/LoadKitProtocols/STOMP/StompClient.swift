@@ -86,16 +86,21 @@ public final class StompClient: @unchecked Sendable {
                                timeout: Duration = .seconds(10), source: SocketAddress? = nil,
                                limits: StompFrameParser.Limits = .init(),
                                on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> StompClient {
-        let start = monotonicNanos()
-        let conn = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
-        let client = StompClient(loop: loop, configuration: configuration, limits: limits)
-        client.transportConnectNanos = monotonicNanos() &- start
-        let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
-        try await client.handshake(timeout: remaining) {
-            client.transport = .tcp(conn)
-            conn.start(delegate: StompTCPAdapter(client: client))
+        // In a task on the connection's loop, as over WebSocket: the connect is timed there, so a
+        // caller that Swift's shared pool resumes late (a busy process) does not count that wait
+        // as connect time nor take it out of the CONNECT budget.
+        try await inShortTask(on: loop) {
+            let start = monotonicNanos()
+            let conn = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+            let client = StompClient(loop: loop, configuration: configuration, limits: limits)
+            client.transportConnectNanos = monotonicNanos() &- start
+            let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
+            try await client.handshake(timeout: remaining) {
+                client.transport = .tcp(conn)
+                conn.start(delegate: StompTCPAdapter(client: client))
+            }
+            return client
         }
-        return client
     }
 
     /// Resolves `host` and connects over TCP; see ``connect(tcp:configuration:timeout:source:limits:on:)``.
