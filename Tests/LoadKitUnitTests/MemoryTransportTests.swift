@@ -123,21 +123,23 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
         let chat = try await StompChatFixture.start()
         defer { Task { await chat.stop() } }
         let (client, server) = byteByByte(to: chat)
+        // Budgets for correctness, not speed: a byte per loop turn on loops that every parallel
+        // test shares took 5 s once (swift test in parallel); each handshake gets its own 20 s.
         let start = monotonicNanos()
         let ws = try await WebSocketClient.handshake(over: client, endpoint: try Endpoint(chat.webSocketURL, defaultScheme: .ws),
-                                                     headers: [], subprotocols: ["v12.stomp"], timeout: .seconds(5),
-                                                     deadline: start + 5_000_000_000, maxMessageSize: 1 << 20,
+                                                     headers: [], subprotocols: ["v12.stomp"], timeout: .seconds(20),
+                                                     deadline: start + 20_000_000_000, maxMessageSize: 1 << 20,
                                                      closeTimeout: .seconds(2), observer: nil, start: start)
         #expect(ws.subprotocol == "v12.stomp")
         let stomp = try await StompClient.handshake(over: ws, configuration: StompClientConfiguration(connectHeaders: chat.connectHeaders(token: chat.token())),
-                                                    limits: .init(), timeout: .seconds(5), start: start)
+                                                    limits: .init(), timeout: .seconds(20), start: monotonicNanos())
         #expect(chat.connectedSessions == 1)
         let inbox = StompInbox()
-        _ = try await stomp.subscribe(destination: chat.roomDestination(chat.lobbyRoomId), receipt: true) { inbox.add($0) }
+        _ = try await stomp.subscribe(destination: chat.roomDestination(chat.lobbyRoomId), receipt: true, timeout: .seconds(20)) { inbox.add($0) }
         try await stomp.send(destination: chat.publishDestination,
                              body: Array(#"{"roomId":1,"message":"no socket","messageId":"m-1"}"#.utf8),
-                             contentType: "application/json", receipt: true)
-        let got = await inbox.wait(for: 1)
+                             contentType: "application/json", receipt: true, timeout: .seconds(20))
+        let got = await inbox.wait(for: 1, seconds: 20)
         #expect(got.count == 1)
         let o = try #require(try JSONSerialization.jsonObject(with: Data((got.first ?? "{}").utf8)) as? [String: Any])
         #expect(o["message"] as? String == "no socket")
