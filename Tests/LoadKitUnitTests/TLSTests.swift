@@ -323,6 +323,21 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
         #expect(got.count == expected.count && got == expected, "forwarded bytes differ")
     }
 
+    /// A peer that reads the ClientHello and hangs up (FIN) is a TLS protocol failure naming the
+    /// handshake, not a plain "closed by peer" — the TLS layer (not TCP) says so since the seam.
+    @Test func aPeerThatHangsUpDuringTheHandshakeIsATLSProtocolFailure() async throws {
+        final class HangUp: ConnectionDelegate, @unchecked Sendable {
+            func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { c.shutdownOutput() }
+            func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
+        }
+        let listener = try TCPListener(host: "127.0.0.1") { $0.start(delegate: HangUp()) }
+        defer { listener.close() }
+        let e = await expectTLSFailure("tls_protocol") {
+            try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: .insecureNoVerification)
+        }
+        #expect("\(String(describing: e))".contains("during the TLS handshake"), "\(String(describing: e))")
+    }
+
     @Test func badCAFileFailsAtOnceAsConfiguration() async throws {
         do {
             _ = try await TransportConnector.connect(host: "127.0.0.1", port: 9, timeout: .seconds(2),
