@@ -119,8 +119,8 @@ struct BodyDecoder: Sendable {
 
     /// Takes the collected body, leaving the decoder empty.
     mutating func takeBody() -> [UInt8] {
-        let b = body
-        body = []
+        var b: [UInt8] = []
+        swap(&b, &body)
         return b
     }
 

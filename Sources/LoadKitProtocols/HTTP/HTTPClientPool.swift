@@ -79,7 +79,7 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     /// Cancelled with its task (``TaskCancellationScope``): fails with `CancellationError`.
     package func cancelOperation() { fail(CancellationError()) }
 
-    func succeed(_ response: HTTPResponse) {
+    func succeed(_ response: consuming HTTPResponse) {
         guard let k = take(nil) else { return }
         var r = response
         let now = monotonicNanos()

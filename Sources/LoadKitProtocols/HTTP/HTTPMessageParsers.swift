@@ -78,10 +78,9 @@ package struct HTTPResponseParser: Sendable {
     var readsUntilClose: Bool { body?.endsAtClose == true }
 
     private mutating func complete() -> HTTPResponse {
-        let r = HTTPResponse(head: head!, body: body!.takeBody())
-        head = nil
-        body = nil
-        return r
+        // Moved out, not copied: a copy would retain every string of the head once more.
+        var decoder = body.take()!
+        return HTTPResponse(head: head.take()!, body: decoder.takeBody())
     }
 }
 

@@ -91,7 +91,7 @@ public struct HTTPResponse: Sendable {
     public var requestEndpoint: Endpoint?
 
     /// Creates a response value.
-    package init(head: HTTPResponseHead, body: [UInt8] = []) {
+    package init(head: consuming HTTPResponseHead, body: consuming [UInt8] = []) {
         status = head.status
         reason = head.reason
         version = head.version
