@@ -59,6 +59,8 @@ http|open)
   # context switches (voluntary + involuntary); LoadKit measures its own process the same way.
   timed() { /usr/bin/time -o "$1" -f "%e %U %S %w %c" "${@:2}"; }
   cpu_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f\n", 1e6 * ($2 + $3) / n; else print "?" }' "$1"; }
+  user_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f\n", 1e6 * $2 / n; else print "?" }' "$1"; }
+  kernel_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.2f\n", 1e6 * $3 / n; else print "?" }' "$1"; }
   cs_per_req() { awk -v n="$2" '{ if (n > 0) printf "%.4f\n", ($4 + $5) / n; else print "?" }' "$1"; }
   # Requests nginx has served so far (stub_status; the status request itself included).
   served() { curl -s "http://127.0.0.1:$PORT/status" | awk 'NR==3{print $3}'; }
@@ -77,6 +79,7 @@ http|open)
       echo "$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.$r.txt")" >> "$OUT/wrk.rps"
       cpu_per_req "$OUT/wrk.$r.time" "$wrk_n" >> "$OUT/wrk.cpu"
       cs_per_req "$OUT/wrk.$r.time" "$wrk_n" >> "$OUT/wrk.cs"
+      user_per_req "$OUT/wrk.$r.time" "$wrk_n" >> "$OUT/wrk.user"; kernel_per_req "$OUT/wrk.$r.time" "$wrk_n" >> "$OUT/wrk.kernel"
       hey_n=$(awk '/\[200\]/{print $2}' "$OUT/hey.$r.txt")
       awk '/Requests\/sec/{print $2}' "$OUT/hey.$r.txt" >> "$OUT/hey.rps"
       cpu_per_req "$OUT/hey.$r.time" "$hey_n" >> "$OUT/hey.cpu"
@@ -84,6 +87,7 @@ http|open)
         lk requests_per_second "$OUT/$m.$r.txt" >> "$OUT/$m.rps"
         lk cpu_us_per_request "$OUT/$m.$r.txt" >> "$OUT/$m.cpu"
         lk context_switches_per_request "$OUT/$m.$r.txt" >> "$OUT/$m.cs"
+        lk cpu_user_us_per_request "$OUT/$m.$r.txt" >> "$OUT/$m.user"; lk cpu_kernel_us_per_request "$OUT/$m.$r.txt" >> "$OUT/$m.kernel"
         lk p50_us "$OUT/$m.$r.txt" >> "$OUT/$m.p50"; lk p99_us "$OUT/$m.$r.txt" >> "$OUT/$m.p99"
       done
       echo "round $r: wrk $(tail -1 "$OUT/wrk.rps") · scenario $(tail -1 "$OUT/scenario.rps") · execute $(tail -1 "$OUT/execute.rps") · hey $(tail -1 "$OUT/hey.rps") req/s" >&2
@@ -96,6 +100,8 @@ http|open)
     r_sc=$(ratio "$sc_rps" "$wrk_rps"); r_cpu=$(ratio "$sc_cpu" "$wrk_cpu")
     row "HTTP req/s, README scenario (users, measure, get(url)), 1 core, $CONNS users" "$sc_rps" "wrk $wrk_rps" "$r_sc" "$(awk -v r="$r_sc" 'BEGIN{print (r>=0.9)?"met (>= 0.90)":"MISSED (>= 0.90)"}')"
     row "  client CPU per request (µs), scenario" "$sc_cpu" "wrk $wrk_cpu" "$r_cpu" "$(awk -v r="$r_cpu" 'BEGIN{print (r<=1.3)?"met (<= 1.30)":"MISSED (<= 1.30)"}')"
+    # Where the gap is: the kernel's part (send, receive, the loopback) against the user-space part.
+    row "  of which user space / kernel (µs), scenario" "$(median < "$OUT/scenario.user") / $(median < "$OUT/scenario.kernel")" "wrk $(median < "$OUT/wrk.user") / $(median < "$OUT/wrk.kernel")" "-" "-"
     row "  context switches per request, scenario" "$sc_cs" "wrk $wrk_cs" "-" "$(awk -v r="$sc_cs" 'BEGIN{print (r<=0.05)?"met (<= 0.05)":"MISSED (<= 0.05)"}')"
     row "HTTP req/s, execute() loop without the runner" "$ex_rps (cpu ${ex_cpu} µs/req)" "wrk $wrk_rps" "$(ratio "$ex_rps" "$wrk_rps")" "-"
     row "HTTP req/s, README scenario vs hey" "$sc_rps" "hey $hey_rps (cpu ${hey_cpu} µs/req)" "$(ratio "$sc_rps" "$hey_rps")" "-"

@@ -89,9 +89,15 @@ func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 enum ProcessStats {
     /// User + system CPU time so far, in seconds (getrusage).
     static func cpuSeconds() -> Double {
+        let s = cpuSplit()
+        return s.user + s.kernel
+    }
+
+    /// CPU seconds so far in user space and in the kernel, of all threads (getrusage).
+    static func cpuSplit() -> (user: Double, kernel: Double) {
         let u = selfUsage()
-        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6
-             + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+        return (Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6,
+                Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6)
     }
 
     /// Context switches so far, voluntary + involuntary, of all threads (getrusage).

@@ -27,6 +27,8 @@ enum BenchHTTP {
         /// How late open-model iterations started after their scheduled instant (µs).
         var lateness = Histogram()
         var elapsed = 0.0, cpu = 0.0, switches = 0
+        /// The kernel's part of `cpu` (system calls, the loopback's network stack).
+        var kernelCPU = 0.0
     }
 
     static func run(_ o: BenchOptions) async throws {
@@ -90,14 +92,19 @@ enum BenchHTTP {
         }
         emit("client_cpu_percent", 100 * r.cpu / r.elapsed, digits: 0)
         emit("cpu_us_per_request", 1e6 * r.cpu / Double(n), digits: 2)
+        // Where the CPU went: peers' user and kernel parts come from GNU time in the same run.
+        emit("cpu_user_us_per_request", 1e6 * (r.cpu - r.kernelCPU) / Double(n), digits: 2)
+        emit("cpu_kernel_us_per_request", 1e6 * r.kernelCPU / Double(n), digits: 2)
         emit("context_switches_per_request", Double(r.switches) / Double(n), digits: 4)
     }
 
     /// CPU seconds and context switches of the whole process around `body`.
     static func measured(_ body: () async throws -> Round) async rethrows -> Round {
-        let cpu0 = ProcessStats.cpuSeconds(), cs0 = ProcessStats.contextSwitches()
+        let cpu0 = ProcessStats.cpuSplit(), cs0 = ProcessStats.contextSwitches()
         var r = try await body()
-        r.cpu = ProcessStats.cpuSeconds() - cpu0
+        let cpu1 = ProcessStats.cpuSplit()
+        r.cpu = (cpu1.user - cpu0.user) + (cpu1.kernel - cpu0.kernel)
+        r.kernelCPU = cpu1.kernel - cpu0.kernel
         r.switches = ProcessStats.contextSwitches() - cs0
         return r
     }
