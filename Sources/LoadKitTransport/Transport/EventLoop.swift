@@ -39,7 +39,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     private let wakeups = Atomic<Int>(0)
 
     // Loop-confined state.
-    private var local: [LoopWork] = []
+    // Loop-confined (see `@exclusivity(unchecked)` in TCPConnection: one dynamic check per submit).
+    @exclusivity(unchecked) private var local: [LoopWork] = []
     private var running: [LoopWork] = []
     private var remoteBatch: [LoopWork] = []
     private var timers = TimerHeap()
