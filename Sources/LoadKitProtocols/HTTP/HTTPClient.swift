@@ -128,8 +128,9 @@ public final class HTTPClient: Sendable {
             throw error
         }
         if let observer {
-            let expected = request.expectedStatuses ?? configuration.expectedStatuses
-            let failure: HTTPError? = expected.contains(response.status) ? nil
+            // Read in place: a copy of the statuses would retain their ranges per request.
+            let ok = request.expectedStatuses?.contains(response.status) ?? configuration.expectedStatuses.contains(response.status)
+            let failure: HTTPError? = ok ? nil
                 : .status(code: response.status, method: request.method.rawValue, endpoint: request.endpoint.description)
             observer.httpExchangeFinished(exchange(request, response, failure, pending))
         }
@@ -245,26 +246,31 @@ public final class HTTPClient: Sendable {
 /// (one URL, one host) pays a comparison — usually of the same String storage — not a hash.
 struct LastHitMap<Key: Hashable, Value> {
     private var byKey: [Key: Value] = [:]
-    private var last: (key: Key, value: Value)?
+    // The last hit, key and value apart: a hit compares the key in place and copies only the value.
+    private var lastKey: Key?
+    private var lastValue: Value?
 
     /// The value for `key`, remembered as the last hit.
     mutating func value(for key: Key) -> Value? {
-        if let l = last, l.key == key { return l.value }
+        if lastKey == key { return lastValue }
         guard let v = byKey[key] else { return nil }
-        last = (key, v)
+        lastKey = key
+        lastValue = v
         return v
     }
 
     /// Stores `value` for `key` (and remembers it as the last hit).
     mutating func set(_ value: Value, for key: Key) {
         byKey[key] = value
-        last = (key, value)
+        lastKey = key
+        lastValue = value
     }
 
     /// Forgets every entry.
     mutating func removeAll() {
         byKey.removeAll(keepingCapacity: true)
-        last = nil
+        lastKey = nil
+        lastValue = nil
     }
 
     /// Number of entries.
