@@ -136,10 +136,11 @@ final class ArrivalDriver: @unchecked Sendable {
 
     /// A new pooled user, on the next users' loop, starting with its `first` iteration.
     private func launch(first: (due: UInt64, number: Int)) {
-        let ctx = engine.makeContext(index: created)
+        let loop = engine.userLoops.next()
+        let ctx = engine.makeContext(index: created, on: loop)
         created += 1
         let engine = engine, late = lateNanos
-        engine.track(ctx, on: engine.userLoops.next()) { [self] in
+        engine.track(ctx, on: loop) { [self] in
             var next: Assignment = first
             while let (due, iteration) = next {
                 let lateness = ArrivalPlanner.lateness(due: due, startedAt: monotonicNanos())

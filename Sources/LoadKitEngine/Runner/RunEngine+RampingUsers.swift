@@ -19,10 +19,11 @@ extension RunEngine {
             let target = plan.target(atNanos: t)
             if target > live.count {
                 for _ in live.count..<target {
-                    let ctx = makeContext(index: nextIndex)
+                    let loop = userLoops.next()
+                    let ctx = makeContext(index: nextIndex, on: loop)
                     nextIndex += 1
                     live.append(ctx)
-                    spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: false) }
+                    spawn(ctx, on: loop) { [self] in await self.userLoop(ctx, once: false) }
                 }
             } else if target < live.count {
                 let grace = test.options.gracefulStop.nanoseconds
@@ -46,8 +47,9 @@ extension RunEngine {
             let due = startNanos + burst.offset(of: i)
             let now = monotonicNanos()
             if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
-            let ctx = makeContext(index: i)
-            spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: true) }
+            let loop = userLoops.next()
+            let ctx = makeContext(index: i, on: loop)
+            spawn(ctx, on: loop) { [self] in await self.userLoop(ctx, once: true) }
         }
         while !mustStop(cap: cap), elapsed < end, active.load(ordering: .relaxed) > 0 {
             await pauseUncancellable(nanos: Self.tick)

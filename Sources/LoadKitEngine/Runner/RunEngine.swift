@@ -74,9 +74,13 @@ final class RunEngine: Sendable {
     var interruption: String? { state.withLock { $0.interruption } }
     var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
 
-    func makeContext(index local: Int) -> UserContext {
+    /// A user's context. Its metrics go to the stripe of the loop it will run on: the loop's
+    /// users fill one recorder, whose histograms stay in that core's cache and whose lock no
+    /// other loop takes (striping by user spread every loop's requests over all the stripes).
+    func makeContext(index local: Int, on loop: EventLoop) -> UserContext {
         let index = test.options.shard.globalIndex(local: local)
-        let recorder = registry.recorder(forUser: index)
+        let loops = userLoops.loops
+        let recorder = registry.recorder(forUser: loops.firstIndex { $0 === loop } ?? index)
         let c = UserContext(index: index, recorder: recorder, engine: self,
                             runnerHandles: runnerHandles.withLock { h in
                                 if let found = h[ObjectIdentifier(recorder)] { return found }
