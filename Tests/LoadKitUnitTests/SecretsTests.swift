@@ -177,7 +177,7 @@ import Testing
     /// any other name containing `cookie` or `private` is, and so is a header named `auth`.
     @Test func oneRuleForSettingAndHeaderNames() {
         for n in ["SIGNING_KEY", "AWS_ACCESS_KEY_ID", "X-Signing-Key", "apiKey", "KEY", "SESSION_COOKIE", "X-Session-Cookie",
-                  "PRIVATE_KEY", "X-Private-Token", "auth", "Auth", "AUTH"] {
+                  "PRIVATE_KEY", "X-Private-Token", "auth", "Auth", "AUTH", "SET_COOKIE_SECRET"] {
             #expect(Secrets.isSecret(n), "\(n)")
         }
         for n in ["KEYCLOAK_URL", "MONKEY_COUNT", "Sec-WebSocket-Key", "SEC_WEBSOCKET_KEY", "Idempotency-Key", "IDEMPOTENCY_KEY",

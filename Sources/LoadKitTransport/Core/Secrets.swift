@@ -65,7 +65,7 @@ public enum Secrets {
     private static func isSecretFact(_ key: String) -> Bool { !describingFacts.contains(key) && isSecret(key) }
 
     private static let markerBytes: [[UInt8]] = markers.map { Array($0.lowercased().utf8) }
-    private static let notSecretNames: [[UInt8]] = ["sec-websocket-key", "idempotency-key", "stomp-auth-header"].map { Array($0.utf8) }
+    private static let notSecretNames: [[UInt8]] = ["sec-websocket-key", "idempotency-key", "stomp-auth-header", "set-cookie", "set-cookie2"].map { Array($0.utf8) }
     private static let configuringLastWords: [[UInt8]] = ["param", "in", "scheme", "ms"].map { Array($0.utf8) }
 
     @inline(__always) private static func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
@@ -92,9 +92,8 @@ public enum Secrets {
     }
 
     private static func isSecret(bytes n: UnsafeBufferPointer<UInt8>) -> Bool {
-        // The exceptions: whole names, then `Set-Cookie…`, paths and configuring last words.
+        // The exceptions: whole names, then paths and configuring last words.
         for x in notSecretNames where x.count == n.count && matches(n, 0, x) { return false }
-        if matches(n, 0, setCookieBytes) { return false }
         guard n.count >= 3 else { return false }
         var lastWord = 0, found = false
         for i in 0..<n.count {
@@ -115,7 +114,6 @@ public enum Secrets {
         }
         return true
     }
-    private static let setCookieBytes: [UInt8] = Array("set-cookie".utf8)
     private static let pathBytes: [UInt8] = Array("path".utf8)
     private static let keyBytes: [UInt8] = Array("key".utf8)
 
