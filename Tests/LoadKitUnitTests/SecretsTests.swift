@@ -92,9 +92,12 @@ import Testing
             #expect(Secrets.isSecret(k), "\(k)")
         }
         for k in ["TOKEN_JSON_PATH", "RUNNITY_TICKET_PARAM", "STOMP_AUTH_IN", "STOMP_AUTH_SCHEME", "STOMP_AUTH_HEADER",
-                  "CONCERT_PATH_QUEUE_TOKEN", "LOADKIT_FIXTURE_TICKET_TTL_MS", "auth", "SERVER_URL"] {
+                  "CONCERT_PATH_QUEUE_TOKEN", "LOADKIT_FIXTURE_TICKET_TTL_MS", "SERVER_URL"] {
             #expect(!Secrets.isSecret(k), "\(k)")
         }
+        // The report fact `auth` is shown, though the name `auth` is a credential (a header):
+        // CredentialRuleTests.theAuthReportFactIsShown.
+        #expect(Secrets.masked(["auth": "none"]) == ["auth": "none"])
         let cookie = "cookie-value-\(UInt32.random(in: 1_000_000...UInt32.max))"
         let bearer = "bearer-value-\(UInt32.random(in: 1_000_000...UInt32.max))"
         _ = Settings(["RUNNITY_HEADERS": "X-Trace: visible-trace-id; Cookie: \(cookie)", "CONCERT_AUTH_HEADER": "Authorization: Bearer \(bearer)",
@@ -157,5 +160,64 @@ import Testing
             let back = try #require(try JSONSerialization.jsonObject(with: data) as? [String])
             #expect(back == [s])
         }
+    }
+}
+
+/// One rule says whether a name is a credential — a setting, an environment variable, an HTTP,
+/// WebSocket or STOMP header, a cookie — and one splitter says which parts of its value are
+/// registered. They used to be two of each (settings vs headers) that disagreed; these are the
+/// cases where they did, with the behaviour chosen (reviewer).
+@Suite(.serialized) struct CredentialRuleTests {
+    static func fresh(_ label: String) -> String { "\(label)-\(UInt32.random(in: 1_000_000...UInt32.max))" }
+
+    /// `KEY` is a word, not a substring: `SIGNING_KEY`, `AWS_ACCESS_KEY_ID`, `X-Signing-Key`, `apiKey`
+    /// are credentials; `KEYCLOAK_URL` and `MONKEY_COUNT` are not (their values, a URL, a number,
+    /// were masked everywhere). The per-request nonces `Sec-WebSocket-Key` and `Idempotency-Key`
+    /// and the response header `Set-Cookie` are not credentials whichever way they are spelled;
+    /// any other name containing `cookie` or `private` is, and so is a header named `auth`.
+    @Test func oneRuleForSettingAndHeaderNames() {
+        for n in ["SIGNING_KEY", "AWS_ACCESS_KEY_ID", "X-Signing-Key", "apiKey", "KEY", "SESSION_COOKIE", "X-Session-Cookie",
+                  "PRIVATE_KEY", "X-Private-Token", "auth", "Auth", "AUTH", "SET_COOKIE_SECRET"] {
+            #expect(Secrets.isSecret(n), "\(n)")
+        }
+        for n in ["KEYCLOAK_URL", "MONKEY_COUNT", "Sec-WebSocket-Key", "SEC_WEBSOCKET_KEY", "Idempotency-Key", "IDEMPOTENCY_KEY",
+                  "Set-Cookie", "SET_COOKIE", "X-Auth-Scheme", "X-Token-Path"] {
+            #expect(!Secrets.isSecret(n), "\(n)")
+        }
+    }
+
+    /// The report's own `auth` fact (the credential *kind*, `none`) is shown and never scrubbed,
+    /// though a header named `auth` is a credential.
+    @Test func theAuthReportFactIsShown() {
+        #expect(Secrets.masked(["auth": "none", "TOKEN": "tok-abcdef"]) == ["auth": "none", "TOKEN": Secrets.mask])
+        #expect(Secrets.scrub("none of it", environment: ["auth": "none"]) == "none of it")
+        #expect(Secrets.secretValues(["auth": "none"]).isEmpty)
+    }
+
+    /// A secret setting's value is split like a credential header's: `Scheme credential` for the
+    /// authentication schemes only (a two-word password does not mask its last word alone), the
+    /// decoded `Basic` password, a `Name: value` header line, and a cookie list's credential cookies.
+    @Test func settingValuesAreSplitLikeHeaderValues() {
+        let basicUser = Self.fresh("set-user"), basicPassword = Self.fresh("set-pass")
+        let basic = Data("\(basicUser):\(basicPassword)".utf8).base64EncodedString()
+        let sid = Self.fresh("sid"), bearer = Self.fresh("set-bearer"), nonce = Self.fresh("set-nonce")
+        _ = Settings(["PASSWORD": "correct horse battery staple", "TOKEN": "Basic \(basic)",
+                      "SESSION_COOKIE": "theme=light; sid=\(sid)", "CONCERT_AUTH_HEADER": "Authorization: Bearer \(bearer)",
+                      "RUNNITY_HEADERS": "Idempotency-Key: \(nonce)"])
+        let out = Secrets.redact("\(basicPassword) \(sid) \(bearer) \(nonce) staple light theme")
+        #expect(out == "**** **** **** \(nonce) staple light theme", "\(out)")
+        #expect(Secrets.redact("correct horse battery staple") == Secrets.mask)
+    }
+
+    /// A STOMP session redacts its own CONNECT credentials from an ERROR frame with the same
+    /// splitter: the password inside a `Basic` credential too (it only took the last word before).
+    @Test func stompSessionRedactsTheBasicPasswordFromAnError() {
+        let user = Self.fresh("stomp-user"), password = Self.fresh("stomp-pass")
+        let basic = Data("\(user):\(password)".utf8).base64EncodedString()
+        var s = StompClientSession(configuration: .init(connectHeaders: [("Authorization", "Basic \(basic)")]))
+        _ = s.connectFrame(now: 0)
+        let err = StompFrame(.error, headers: [("message", "bad password \(password)")], text: "")
+        guard case .failed(let e) = s.received(err, now: 1) else { Issue.record("not failed"); return }
+        #expect(e.description.contains("bad password \(Secrets.mask)"), "\(e.description)")
     }
 }

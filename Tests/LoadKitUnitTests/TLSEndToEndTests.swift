@@ -71,6 +71,43 @@ import LoadKitFixtures
         await ws.close(code: 1000, reason: "done")
     }
 
+    /// A wss handshake that fails with its request still queued counts in `data_sent` what a
+    /// successful session counts — plaintext, the bytes of its request that left this process in
+    /// whole TLS records — not plaintext less the ciphertext still queued (reviewer: the units were
+    /// mixed). The peer completes TLS, then reads nothing until the client has given up (a 24 MiB
+    /// header keeps most of the request queued); it then reads what reached it and counts the
+    /// plaintext it could decrypt, which must be what the client counted.
+    @Test func failedWssHandshakeCountsThePlaintextThePeerCouldRead() async throws {
+        final class PlaintextCounter: ConnectionDelegate, @unchecked Sendable {
+            let counts = Mutex((bytesIn: 0, closed: false))
+            func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { counts.withLock { $0.bytesIn += bytes.count } }
+            func connection(_ c: any Transport, didCloseWith error: TransportError?) { counts.withLock { $0.closed = true } }
+        }
+        let certs = try TLSTestFixture.certificates()
+        let accepted = Mutex<[any Transport]>([])
+        // No delegate yet: once its handshake is done the peer leaves the rest in the socket.
+        let listener = try TCPListener(tls: certs.serverConfiguration) { tls in accepted.withLock { $0.append(tls) } }
+        defer { listener.close() }
+        let padding = String(repeating: "p", count: 24 << 20)
+        let url = "wss://localhost:\(listener.address.port)/ws"
+        let result = try await LoadTest("wss-unread-bytes", burst: 1).reports(false).progress(false).exclusive(false).run { _ in
+            _ = try await WebSocketClient.connect(url, headers: [("X-Padding", padding)], timeout: .seconds(1), tls: certs.clientConfiguration)
+        }
+        let m = result.metrics
+        #expect(m.errors["ws_handshake_timeout"]?.count == 1, "\(m.errors)")
+
+        let peer = try #require(accepted.withLock { $0.first })
+        let counter = PlaintextCounter()
+        peer.start(delegate: counter)
+        let deadline = monotonicNanos() + 20_000_000_000
+        while !counter.counts.withLock({ $0.closed }) && monotonicNanos() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let read = counter.counts.withLock { $0 }
+        #expect(read.closed, "the peer saw the client close")
+        #expect(read.bytesIn > 0 && read.bytesIn < padding.utf8.count, "part of the request stayed queued: \(read.bytesIn) bytes read")
+        #expect(m.counters["data_sent"] == Int64(read.bytesIn), "the peer decrypted \(read.bytesIn) bytes")
+        #expect(m.counters["data_received"] == nil, "nothing came back")
+    }
+
     @Test func fixtureServesHTTPS() async throws {
         let certs = try TLSTestFixture.certificates()
         var options = FixtureOptions()

@@ -77,6 +77,20 @@ struct RunnityEnvelope {
     }
 }
 
+extension RunnityEnvelope {
+    /// The WebSocket URL at `path` of an answer (`data.wsUrl`), checked: a malformed one is the
+    /// server's fault (`bad_url`, source server, naming the field), not the script's, which would
+    /// only find out when it opened it. The URL is quoted through the redaction (no query, no
+    /// credentials: ``Endpoint``'s own `bad_url` text).
+    static func webSocketURL(_ r: HTTPResponse, _ path: String, step: String) throws -> String {
+        let url = try field(r, path, step: step)
+        do { _ = try Endpoint(url, defaultScheme: .ws) } catch {
+            throw ScriptFailure("\(step) answered a malformed WebSocket URL at \(path): \(error)", kind: "bad_url", source: .server)
+        }
+        return url
+    }
+}
+
 /// The type of a JSON text message (`{"type":"PONG",…}`), nil when it has none.
 func messageType(_ text: String) -> String? {
     guard let o = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
@@ -118,10 +132,13 @@ extension RunnityConfiguration {
             let r = try await http.post(url(enterPath, challengeId: who.challengeId), body: [], headers: httpHeaders(token: token),
                                         timeout: httpTimeout)
             let ok = try RunnityEnvelope.require(r, step: "enter")
-            return (try RunnityEnvelope.field(ok, ticketJSONPath, step: "enter"),
-                    try webSocketURLOverride ?? RunnityEnvelope.field(ok, webSocketURLJSONPath, step: "enter"))
+            let ticket = try RunnityEnvelope.field(ok, ticketJSONPath, step: "enter")
+            Secrets.register(ticket)
+            guard let wsUrl = webSocketURLOverride else {
+                return (ticket, try RunnityEnvelope.webSocketURL(ok, webSocketURLJSONPath, step: "enter"))
+            }
+            return (ticket, wsUrl)
         }
-        Secrets.register(ticket)
         let enteredAt = monotonicNanos()
         user.count(RunnityMetrics.enters)
         if connectDelay > .zero { guard await user.sleep(for: connectDelay) else { return } }

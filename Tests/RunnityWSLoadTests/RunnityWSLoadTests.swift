@@ -170,6 +170,32 @@ import LoadKitTesting
         for (channel, text) in outputs { #expect(!text.contains(key), "\(channel) leaked the key") }
     }
 
+    /// A malformed `wsUrl` in the `enter` answer is the server's fault, not the script's: counted as
+    /// `bad_url [server]` at `enter`, the message naming the JSON field, no ticket in any output
+    /// (reviewer: it was `bad_url [script]` at `websocket_connect`).
+    @Test func malformedWsUrlFromEnterIsTheServersBadURL() async throws {
+        var o = FixtureOptions()
+        o.runnity.serverId = "ws-1 draining"   // wsUrl `ws://127.0.0.1:<port>/ws/ws-1 draining`: a space in the path
+        let fixture = try await RunnityFixture.start(o)
+        let root = Self.reportRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (result, _) = try await Self.run("runnity-bad-wsurl", fixture, users: 3, hold: .milliseconds(500), reports: root)
+        await fixture.stop()
+
+        let m = result.metrics
+        let e = try #require(m.errors["bad_url"], "\(m.errors)")
+        #expect(e.count == 3)
+        #expect(e.source == .server)
+        #expect(e.examples.allSatisfy { $0.hasPrefix("enter: enter answered a malformed WebSocket URL at data.wsUrl:") && $0.contains("spaces") },
+                "\(e.examples)")
+        #expect(m.counters[RunnityMetrics.connects] ?? 0 == 0)
+        let dir = ReportWriter(root: root).directory(for: "runnity-bad-wsurl")
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            let text = try String(contentsOfFile: dir + "/" + file, encoding: .utf8)
+            #expect(!text.replacingOccurrences(of: "ticket=****", with: "").contains("ticket="), "a ticket in \(file)")
+        }
+    }
+
     @Test func droppedConnectionsBreachConnectionsHeld() async throws {
         var o = FixtureOptions()
         // HTTP keep-alive connections are dropped too; the run's HTTP traffic is over by then.

@@ -7,6 +7,8 @@ import LoadKitTransport
 public enum HTTPError: ClassifiedError, Sendable, Equatable {
     /// A URL could not be parsed or uses an unsupported scheme (`bad_url`, script: the URL is
     /// the scenario's or its configuration's mistake, neither the server's nor the generator's).
+    /// A script that opens a URL a server handed back rethrows it as the server's (a
+    /// ``ScriptFailure`` with kind `bad_url` and source `.server`, naming the field).
     case badURL(input: String, reason: String)
     /// `https`/`wss` asked for but no TLS layer is available in this build (`tls_unavailable`).
     case tlsUnavailable(endpoint: String)

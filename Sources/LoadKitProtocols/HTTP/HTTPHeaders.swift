@@ -5,7 +5,7 @@ import LoadKitTransport
 /// Values are kept as sent; a small linear array beats a dictionary for the handful of
 /// headers a typical message carries.
 ///
-/// Credential headers (`Authorization`, `Cookie`, `X-Api-Key`, …: ``Secrets/isCredentialHeader(_:)``)
+/// Credential headers (`Authorization`, `Cookie`, `X-Api-Key`, …: ``Secrets/isSecret(_:)``)
 /// register their values with ``Secrets`` where the headers are built — the initialisers, ``add(_:_:)``
 /// and ``set(_:_:)`` — so a server echoing them is masked in every output. Sending the same
 /// headers again costs nothing more: a request reuses what was registered when it was built.

@@ -94,18 +94,16 @@ package struct StompClientSession: Sendable {
         heartBeatClock = StompHeartBeatClock(heartBeat: .none, now: now)
     }
 
-    /// Credentials among the CONNECT headers, never to be echoed in errors. Computed when an ERROR
+    /// Credentials among the CONNECT headers, never to be echoed in errors: the parts of each
+    /// credential header's value that ``Secrets`` registers (the credential without its scheme,
+    /// a `Basic` password, …: ``Secrets/credentialParts(of:named:)``). Computed when an ERROR
     /// frame needs redacting, not kept per session (10,000 sessions would hold 10,000 copies).
     private var secrets: [String] {
         var secrets: [String] = []
-        for (name, value) in configuration.connectHeaders {
-            if Secrets.isCredentialHeader(name) {
-                secrets.append(value)
-                // Also hide the credential without its scheme ("Bearer xyz" → "xyz").
-                if let space = value.lastIndex(of: " ") { secrets.append(String(value[value.index(after: space)...])) }
-            }
+        for (name, value) in configuration.connectHeaders where Secrets.isSecret(name) {
+            secrets.append(contentsOf: Secrets.credentialParts(of: value, named: name))
         }
-        return secrets.filter { $0.count >= 3 }
+        return secrets
     }
 
     // MARK: connecting

@@ -170,7 +170,7 @@ public struct StompFrame: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         // Credentials never reach logs.
         let h = headers.map { h -> String in
-            "\(h.name):\(Secrets.isCredentialHeader(h.name) ? Secrets.mask : h.value)"
+            "\(h.name):\(Secrets.isSecret(h.name) ? Secrets.mask : h.value)"
         }.joined(separator: ", ")
         return "\(command)[\(h)] \(body.count) bytes"
     }

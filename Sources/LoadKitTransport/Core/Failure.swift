@@ -9,7 +9,8 @@ public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable {
     /// The network path failed (unreachable, DNS); neither side is clearly to blame.
     case network
     /// The scenario script itself failed an expectation (wrong body, missing field), or gave a
-    /// client something malformed (`bad_url`).
+    /// client something malformed (`bad_url`). A URL the script took from a server's answer is the
+    /// server's to blame: rethrow it as `ScriptFailure("… \(error)", kind: "bad_url", source: .server)`.
     case script
 }
 

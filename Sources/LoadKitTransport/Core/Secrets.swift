@@ -24,30 +24,104 @@ public enum Secrets {
     /// What a masked value is replaced with.
     public static let mask = "****"
 
-    /// Key fragments that mark a secret setting (case-insensitive). Not `SESSION`: the process
+    /// Fragments that mark a credential name wherever they occur in it (ASCII case-insensitive):
+    /// `DB_PASSWORD`, `Authorization`, `X-Auth-Token`, `apikey`, `Client-Secret`, STOMP `passcode`,
+    /// `Cookie`. Besides these, the word `KEY` (see ``isSecret(_:)``). Not `SESSION`: the process
     /// environment's `DESKTOP_SESSION`, `XDG_SESSION_*` would mask ordinary words everywhere.
-    public static let markers = ["TOKEN", "PASSWORD", "PASSWD", "PASSCODE", "SECRET", "KEY", "AUTH", "CREDENTIAL",
-                                 "COOKIE", "PRIVATE", "TICKET"]
+    public static let markers = ["TOKEN", "PASSWORD", "PASSWD", "PASSCODE", "SECRET", "AUTH", "CREDENTIAL",
+                                 "COOKIE", "PRIVATE", "TICKET", "APIKEY"]
 
-    /// Whether `key` names a secret whose value is never shown (`TOKEN`, `DB_PASSWORD`, `api_key`,
-    /// `Authorization`, `CONCERT_AUTH_HEADER`). Keys that only *configure* a credential are not
-    /// secrets: paths and JSON paths (`TOKEN_JSON_PATH`, `CONCERT_PATH_QUEUE_TOKEN`), parameter
-    /// names (`RUNNITY_TICKET_PARAM`), placements and schemes (`STOMP_AUTH_IN`, `STOMP_AUTH_SCHEME`),
-    /// the header name `STOMP_AUTH_HEADER`, `*_MS` numbers, and the report fact `auth` (LoadKit's
-    /// description of the credential *kind* in use: `none`, `token in connect`, `login/passcode`).
-    public static func isSecret(_ key: String) -> Bool {
-        if key == "auth" { return false }
-        let k = key.uppercased()
-        guard markers.contains(where: { k.contains($0) }) else { return false }
-        if k.contains("PATH") || k == "STOMP_AUTH_HEADER" { return false }
-        return !["_PARAM", "_IN", "_SCHEME", "_MS"].contains(where: { k.hasSuffix($0) })
+    /// Whether `name` names a credential, whose value is never shown and is registered
+    /// (``register(settings:)``, and the clients for the headers a script hands them). One rule
+    /// for every kind of name: settings and environment variables (`TOKEN`, `DB_PASSWORD`,
+    /// `MY_API_KEY`, `CONCERT_AUTH_HEADER`), HTTP, WebSocket-handshake and STOMP CONNECT headers
+    /// (`Authorization`, `Cookie`, `X-Api-Key`, `X-Auth-Token`, `passcode`, `auth`) and cookies.
+    ///
+    /// ASCII case is ignored, and `-`, `_`, `.` and spaces separate words (so `X-Api-Key`,
+    /// `X_API_KEY` and `apiKey` — a lower-to-upper case change also starts a word — read alike).
+    /// A name is a credential when it contains one of the ``markers``, or has the word `KEY`
+    /// (`SIGNING_KEY`, `AWS_ACCESS_KEY_ID`, `X-Api-Key`; not `KEYCLOAK_URL`, `MONKEY_COUNT`),
+    /// except names that only *configure* a credential or are not one:
+    /// - paths and JSON paths (`TOKEN_JSON_PATH`, `CONCERT_PATH_QUEUE_TOKEN`), and names whose
+    ///   last word is `PARAM`, `IN`, `SCHEME` or `MS` (`RUNNITY_TICKET_PARAM`, `STOMP_AUTH_IN`,
+    ///   `STOMP_AUTH_SCHEME`, `*_TICKET_TTL_MS`), and `STOMP_AUTH_HEADER` (a header *name*);
+    /// - the per-connection and per-request nonces `Sec-WebSocket-Key` and `Idempotency-Key`, and
+    ///   the response header `Set-Cookie`.
+    ///
+    /// The report's environment fact `auth` (LoadKit's description of the credential *kind* in use:
+    /// `none`, `token in connect`) is not masked by ``masked(_:)`` and ``scrub(_:environment:)``,
+    /// though a header named `auth` is a credential. No allocation: a scan of the name's bytes.
+    public static func isSecret(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { isSecret(bytes: $0) }
     }
+
+    /// The keys of a report's environment that LoadKit writes itself to *describe* a credential
+    /// (``isSecret(_:)`` would mask them).
+    static let describingFacts: Set<String> = ["auth"]
+
+    /// Whether an environment fact's value is masked and scrubbed: ``isSecret(_:)``, save
+    /// LoadKit's own ``describingFacts``.
+    private static func isSecretFact(_ key: String) -> Bool { !describingFacts.contains(key) && isSecret(key) }
+
+    private static let markerBytes: [[UInt8]] = markers.map { Array($0.lowercased().utf8) }
+    private static let notSecretNames: [[UInt8]] = ["sec-websocket-key", "idempotency-key", "stomp-auth-header", "set-cookie", "set-cookie2"].map { Array($0.utf8) }
+    private static let configuringLastWords: [[UInt8]] = ["param", "in", "scheme", "ms"].map { Array($0.utf8) }
+
+    @inline(__always) private static func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+    @inline(__always) private static func isSeparator(_ b: UInt8) -> Bool { b == 0x2D || b == 0x5F || b == 0x2E || b == 0x20 }
+    /// `-` and `_` compare alike (`SEC_WEBSOCKET_KEY` is `Sec-WebSocket-Key`).
+    @inline(__always) private static func fold(_ b: UInt8) -> UInt8 { b == 0x5F ? 0x2D : lower(b) }
+
+    /// Whether a word starts at `i` (the start, after a separator, or a lower-to-upper change).
+    @inline(__always) private static func startsWord(_ n: UnsafeBufferPointer<UInt8>, _ i: Int) -> Bool {
+        i == 0 || isSeparator(n[i - 1]) || (n[i - 1] >= 0x61 && n[i - 1] <= 0x7A && n[i] >= 0x41 && n[i] <= 0x5A)
+    }
+
+    /// Whether a word ends before `j` (the end, a separator, or a lower-to-upper change).
+    @inline(__always) private static func endsWord(_ n: UnsafeBufferPointer<UInt8>, _ j: Int) -> Bool {
+        j == n.count || isSeparator(n[j]) || (n[j - 1] >= 0x61 && n[j - 1] <= 0x7A && n[j] >= 0x41 && n[j] <= 0x5A)
+    }
+
+    /// Whether `f` (lower case) occurs at `i`, ignoring case and folding `_` into `-`.
+    @inline(__always) private static func matches(_ n: UnsafeBufferPointer<UInt8>, _ i: Int, _ f: [UInt8]) -> Bool {
+        guard i + f.count <= n.count else { return false }
+        var j = 0
+        while j < f.count && fold(n[i + j]) == f[j] { j += 1 }
+        return j == f.count
+    }
+
+    private static func isSecret(bytes n: UnsafeBufferPointer<UInt8>) -> Bool {
+        // The exceptions: whole names, then paths and configuring last words.
+        for x in notSecretNames where x.count == n.count && matches(n, 0, x) { return false }
+        guard n.count >= 3 else { return false }
+        var lastWord = 0, found = false
+        for i in 0..<n.count {
+            if startsWord(n, i) && !isSeparator(n[i]) { lastWord = i }
+            if matches(n, i, pathBytes) { return false }
+            if found { continue }
+            let c = lower(n[i])
+            // Every marker starts with a, c, p, s or t; the word `key` with k.
+            if c == 0x6B {
+                found = startsWord(n, i) && matches(n, i, keyBytes) && endsWord(n, i + 3)
+            } else if c == 0x61 || c == 0x63 || c == 0x70 || c == 0x73 || c == 0x74 {
+                for f in markerBytes where f[0] == c && matches(n, i, f) { found = true; break }
+            }
+        }
+        guard found else { return false }
+        if lastWord > 0 {
+            for w in configuringLastWords where w.count == n.count - lastWord && matches(n, lastWord, w) { return false }
+        }
+        return true
+    }
+    private static let pathBytes: [UInt8] = Array("path".utf8)
+    private static let keyBytes: [UInt8] = Array("key".utf8)
 
     /// Environment facts for a report: secret values replaced by ``mask``, the others passed
     /// through ``redact(_:)``.
     public static func masked(_ environment: [String: String]) -> [String: String] {
         var out: [String: String] = [:]
-        for (k, v) in environment { out[k] = isSecret(k) && !v.isEmpty ? mask : redact(v) }
+        for (k, v) in environment { out[k] = isSecretFact(k) && !v.isEmpty ? mask : redact(v) }
         return out
     }
 
@@ -92,8 +166,7 @@ public enum Secrets {
     /// plain numbers and words such as `true`/`none` are ignored.
     public static func register(_ value: String) {
         let v = value.lkTrimmed(" \t\r\n")
-        guard v.utf8.count >= minimumLength, Double(v) == nil,
-              !["true", "false", "none", "null", "undefined"].contains(v.lowercased()) else { return }
+        guard isRegistrable(v) else { return }
         registry.withLock { r in
             guard r.known.insert(v).inserted else { return }
             r.order.append(v)
@@ -112,78 +185,111 @@ public enum Secrets {
                     r.byPrefix[k]?.removeAll { $0 == b }
                     if r.byPrefix[k]?.isEmpty == true { r.byPrefix[k] = nil }
                 }
-                forgetRecentHeaders()
+                forgetSeenHeaderValues()
             }
         }
     }
 
-    /// Registers the secrets in a set of settings: the value of every secret key (``isSecret(_:)``),
-    /// the credential part of `Name: value` and `Bearer …` values, and in `*_HEADERS` settings
-    /// the values of secret-named headers (`Authorization`, `Cookie`, `X-Api-Key`).
+    /// Whether `v` (trimmed) may be registered: not shorter than ``minimumLength``, not a plain
+    /// number, not a word such as `true`/`none` (they would mask ordinary words).
+    private static func isRegistrable(_ v: String) -> Bool {
+        v.utf8.count >= minimumLength && Double(v) == nil
+            && !["true", "false", "none", "null", "undefined"].contains(v.lowercased())
+    }
+
+    /// Registers the secrets in a set of settings: the parts (``credentialParts(of:named:)``) of
+    /// the value of every secret key (``isSecret(_:)``), and in `*_HEADERS` settings those of the
+    /// value of every credential header (`Authorization`, `Cookie`, `X-Api-Key`).
     public static func register(settings values: [String: String]) {
         for (k, v) in values where !v.isEmpty {
             if isSecret(k) {
-                registerCredential(v)
+                for part in credentialParts(of: v, named: k) { register(part) }
             } else if k.uppercased().hasSuffix("HEADERS") {
                 for item in v.split(whereSeparator: { $0 == ";" || $0 == "\n" }) {
                     guard let sep = item.firstIndex(where: { $0 == ":" || $0 == "=" }) else { continue }
-                    if isSecret(String(item[..<sep]).lkTrimmed(" \t")) { registerCredential(String(item[item.index(after: sep)...])) }
+                    let name = String(item[..<sep]).lkTrimmed(" \t")
+                    guard isSecret(name) else { continue }
+                    for part in credentialParts(of: String(item[item.index(after: sep)...]), named: name) { register(part) }
                 }
             }
         }
     }
 
-    /// A credential and the parts of it an echo may show alone.
-    private static func registerCredential(_ value: String) {
-        register(value)
-        var v = Substring(value)
-        if let colon = v.firstIndex(of: ":") { v = v[v.index(after: colon)...]; register(String(v)) }  // `Name: value`
-        if let last = v.split(separator: " ").last, last.count < v.count { register(String(last)) }   // `Bearer x`
+    // MARK: Which parts of a credential are registered
+
+    private static let credentialCookieNames: Set<String> = ["session", "sessionid", "session_id", "sid", "jwt", "jsessionid", "phpsessid", "connect.sid"]
+    private static let authSchemes: Set<String> = ["bearer", "basic", "token", "digest", "negotiate", "jwt", "apikey", "hmac"]
+    private static let cookieBytes: [UInt8] = Array("cookie".utf8)
+
+    /// Whether values named `name` are cookie lists (`Cookie`, `SESSION_COOKIE`).
+    private static func isCookieName(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { n in
+            n.count >= cookieBytes.count && (0...(n.count - cookieBytes.count)).contains { matches(n, $0, cookieBytes) }
+        }
+    }
+
+    /// Which parts of the value of a credential named `name` (``isSecret(_:)``) are registered —
+    /// one splitter for settings and headers alike:
+    /// - the whole value;
+    /// - for a cookie list (a name containing `cookie`: `Cookie`, `SESSION_COOKIE`), the value of
+    ///   each `name=value` cookie that is a credential: a credential-named cookie (`session`, `sid`,
+    ///   `jwt`, `auth_token`, …) or a token-shaped value (16 characters or more). A browser's
+    ///   preference cookies (`theme=light; lang=en-US`) stay readable;
+    /// - for `Scheme credential` with an authentication scheme (`Bearer`, `Basic`, `Token`,
+    ///   `Digest`, …), the credential alone, and for `Basic` the decoded `user:password` and the
+    ///   password. A value of several words without such a scheme is registered whole, never split
+    ///   into ordinary words (a password `correct horse battery staple` does not mask `staple`);
+    /// - for a value that is a `Name: value` header line (`CONCERT_AUTH_HEADER=Authorization: Bearer …`),
+    ///   the parts of `value` as if it were named `Name`.
+    ///
+    /// Parts shorter than ``minimumLength``, plain numbers and words such as `true`/`none` are left out.
+    package static func credentialParts(of value: String, named name: String) -> [String] {
+        var out: [String] = []
+        collectParts(Substring(value), cookie: isCookieName(name), headerLine: true, into: &out)
+        return out
+    }
+
+    private static func collectParts(_ value: Substring, cookie: Bool, headerLine: Bool, into out: inout [String]) {
+        func add(_ s: some StringProtocol) {
+            let v = String(s).lkTrimmed(" \t\r\n")
+            if isRegistrable(v) && !out.contains(v) { out.append(v) }
+        }
+        let v = Substring(String(value).lkTrimmed(" \t\r\n"))
+        add(v)
+        if cookie {
+            for pair in v.split(separator: ";") {
+                guard let eq = pair.firstIndex(of: "=") else { continue }
+                let cookieName = String(pair[..<eq]).lkTrimmed(" \t"), cookieValue = pair[pair.index(after: eq)...]
+                if cookieValue.utf8.count >= 16 || isSecret(cookieName) || credentialCookieNames.contains(cookieName.lowercased()) {
+                    add(cookieValue)
+                }
+            }
+            return
+        }
+        if let space = v.firstIndex(of: " "), authSchemes.contains(v[..<space].lowercased()) {
+            let credential = String(v[space...]).lkTrimmed(" \t")
+            add(credential)
+            if v[..<space].lowercased() == "basic", let data = Data(base64Encoded: credential),
+               let plain = String(data: data, encoding: .utf8) {
+                add(plain)
+                if let colon = plain.firstIndex(of: ":") { add(plain[plain.index(after: colon)...]) }
+            }
+            return
+        }
+        // A header line: `Name: value`, the name a header token.
+        if headerLine, let colon = v.firstIndex(of: ":"), colon != v.startIndex,
+           v[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+            collectParts(v[v.index(after: colon)...], cookie: isCookieName(String(v[..<colon])), headerLine: false, into: &out)
+        }
     }
 
     // MARK: Credential headers
 
-    /// Fragments that mark a credential header (matched in the name, ASCII case-insensitively):
-    /// `Authorization`, `Proxy-Authorization`, `X-Auth-Token`, `X-Api-Key`, `Api-Key`, `apikey`,
-    /// `Client-Secret`, `X-Password`, STOMP `passcode`. A header named exactly `Cookie` is one too.
-    /// Not `Set-Cookie` (a response header), `Sec-WebSocket-Key` (a nonce), `Idempotency-Key`, or
-    /// STOMP `login` (a user name; `login:` lines are still masked as a credential shape).
-    package static let credentialHeaderFragments = ["auth", "token", "secret", "apikey", "api-key", "api_key",
-                                                   "password", "passwd", "passcode", "credential", "ticket"]
-    private static let fragmentBytes: [[UInt8]] = credentialHeaderFragments.map { Array($0.utf8) }
-    private static let cookieBytes: [UInt8] = Array("cookie".utf8)
-    private static let credentialCookieNames: Set<String> = ["session", "sessionid", "session_id", "sid", "jwt", "jsessionid", "phpsessid", "connect.sid"]
-    private static let authSchemes: Set<String> = ["bearer", "basic", "token", "digest", "negotiate", "jwt", "apikey", "hmac"]
-
-    /// Whether a header named `name` carries a credential (see ``credentialHeaderFragments``).
-    /// No allocation: a scan of the name's bytes.
-    package static func isCredentialHeader(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { isCredentialHeader(bytes: $0) }
-    }
-
-    private static func isCredentialHeader(bytes n: UnsafeBufferPointer<UInt8>) -> Bool {
-        @inline(__always) func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
-        if n.count == cookieBytes.count, zip(n, cookieBytes).allSatisfy({ lower($0) == $1 }) { return true }
-        guard n.count >= 4 else { return false }
-        for i in 0...(n.count - 4) {
-            let c = lower(n[i])
-            // Every fragment starts with a, c, p, s or t.
-            guard c == 0x61 || c == 0x63 || c == 0x70 || c == 0x73 || c == 0x74 else { continue }
-            for f in fragmentBytes where f[0] == c && i + f.count <= n.count {
-                var j = 1
-                while j < f.count && lower(n[i + j]) == f[j] { j += 1 }
-                if j == f.count { return true }
-            }
-        }
-        return false
-    }
-
     /// Registers the credential in a header a script hands to a client (HTTP request headers,
-    /// WebSocket handshake headers, STOMP CONNECT headers), when `name` is a credential header
-    /// (``isCredentialHeader(_:)``): the whole value; for `Scheme credential` values (`Bearer …`,
-    /// `Basic …`, `Token …`) the credential alone, and for `Basic` the decoded `user:password`
-    /// and the password; for `Cookie` each cookie's value. Other headers cost a scan of the name.
+    /// WebSocket handshake headers, STOMP CONNECT headers) when `name` is a credential
+    /// (``isSecret(_:)``): the parts of its value ``credentialParts(of:named:)`` names. Other
+    /// headers cost a scan of the name.
     ///
     /// Cheap to repeat: a value already registered is recognised by its fingerprint (a 64-bit
     /// hash, randomly seeded per process) in one of 1,024 atomic slots — no lock, no allocation —
@@ -192,15 +298,17 @@ public enum Secrets {
     /// (harmless: registration is idempotent). Two values sharing a fingerprint, about 2⁻⁶³ per
     /// pair, would leave the second unregistered.
     package static func registerHeader(_ name: String, _ value: String) {
-        guard value.utf8.count >= minimumLength, isCredentialHeader(name) else { return }
-        let isCookie = name.utf8.count == cookieBytes.count && name.lowercased() == "cookie"
+        guard value.utf8.count >= minimumLength, isSecret(name) else { return }
+        let isCookie = isCookieName(name)
         var h = Hasher()
         h.combine(isCookie)
         h.combine(value)
         let print = h.finalize() | 1   // never 0, the empty slot
         let slot = (print >> 1) & (seenSlots - 1)
         if seen[slot].load(ordering: .acquiring) == print { return }
-        registerHeaderValue(value, isCookie: isCookie)
+        var parts: [String] = []
+        collectParts(Substring(value), cookie: isCookie, headerLine: true, into: &parts)
+        for part in parts { register(part) }
         seen[slot].store(print, ordering: .releasing)
     }
 
@@ -212,39 +320,10 @@ public enum Secrets {
         return p
     }()
 
-    /// The registry forgot its oldest values: header values must be registered again when seen.
-    private static func forgetRecentHeaders() {
+    /// The registry forgot its oldest values: a header value seen before must be registered
+    /// again when it is seen next, so its fingerprint is forgotten too.
+    private static func forgetSeenHeaderValues() {
         for i in 0..<seenSlots { seen[i].store(0, ordering: .releasing) }
-    }
-
-    private static func registerHeaderValue(_ value: String, isCookie: Bool) {
-        register(value)
-        if isCookie {
-            // A browser's cookies are mostly preferences (`theme=light; lang=en-US`): only a
-            // credential-named cookie (`session`, `sid`, `jwt`, `auth_token`, …) or a token-shaped
-            // value (16 characters or more) is registered, so ordinary words stay readable.
-            for pair in value.split(separator: ";") {
-                guard let eq = pair.firstIndex(of: "=") else { continue }
-                let cookieName = String(pair[..<eq]).lkTrimmed(" \t"), cookie = String(pair[pair.index(after: eq)...])
-                if cookie.utf8.count >= 16 || isCredentialHeader(cookieName) || credentialCookieNames.contains(cookieName.lowercased()) {
-                    register(cookie)
-                }
-            }
-            return
-        }
-        // `Scheme credential`, for the authentication schemes only (`Bearer`, `Basic`, `Token`,
-        // `Digest`, …): a two-word value of another header is registered whole, not split.
-        let v = value.lkTrimmed(" \t")
-        guard let space = v.firstIndex(of: " ") else { return }
-        let scheme = v[..<space]
-        guard authSchemes.contains(scheme.lowercased()) else { return }
-        let credential = String(v[space...]).lkTrimmed(" \t")
-        register(credential)
-        if scheme.lowercased() == "basic", let data = Data(base64Encoded: credential),
-           let plain = String(data: data, encoding: .utf8) {
-            register(plain)
-            if let colon = plain.firstIndex(of: ":") { register(String(plain[plain.index(after: colon)...])) }
-        }
     }
 
     private static func prefixKey(_ b: [UInt8], _ i: Int) -> UInt32 {
@@ -301,7 +380,7 @@ public enum Secrets {
 
     /// The values of every secret-looking key in `values` (for ``scrub(_:environment:)``).
     public static func secretValues(_ values: [String: String]) -> [String: String] {
-        values.filter { isSecret($0.key) && $0.value.count >= 4 }
+        values.filter { isSecretFact($0.key) && $0.value.count >= 4 }
     }
 
     /// `text` with every occurrence of a secret value from `environment` replaced by ``mask``
@@ -309,7 +388,7 @@ public enum Secrets {
     /// (shards), whose secrets were never registered here.
     public static func scrub(_ text: String, environment: [String: String]) -> String {
         var t = text
-        for (k, v) in environment where isSecret(k) && v.count >= 4 {
+        for (k, v) in environment where isSecretFact(k) && v.count >= 4 {
             t = t.replacingOccurrences(of: v, with: mask)
         }
         return t

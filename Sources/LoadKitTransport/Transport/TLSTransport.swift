@@ -32,7 +32,28 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     public var isOpen: Bool { tcp.isOpen }
     public var peerAddress: SocketAddress? { tcp.remote }
     public var peerDescription: String { tcp.remote.description }
-    public var bufferedBytes: Int { tcp.bufferedBytes + session.earlyPlaintext.count }
+    /// Plaintext accepted by ``write(rawBytes:)`` and not yet handed to the kernel, in the units
+    /// every other byte count uses (a WebSocket session counts plaintext: a failed handshake's
+    /// `data_sent` is its request less this): the plaintext of the records still (partly) in the
+    /// TCP connection's queue — a record partly handed over counts as unsent, the peer can read
+    /// none of it yet — and, on a server, what waits for the handshake. On the loop.
+    public var bufferedBytes: Int {
+        guard tcp.bufferedBytes > 0 else { return session.earlyPlaintext.count }
+        let handedOver = queuedCiphertext - tcp.bufferedBytes
+        while queuedHead < queuedRecords.count && queuedRecords[queuedHead].ciphertextEnd <= handedOver {
+            queuedPlaintext -= queuedRecords[queuedHead].plaintext
+            queuedHead += 1
+        }
+        return queuedPlaintext + session.earlyPlaintext.count
+    }
+    // The TCP queue in plaintext (``bufferedBytes``): ciphertext handed to `tcp` since its queue
+    // was last empty, and for each record written since whose ciphertext was not all taken by
+    // the kernel at once, where its ciphertext ends in that count and how much plaintext it holds
+    // (`queuedPlaintext`: their sum from `queuedHead` on). Nothing is kept while the kernel keeps up.
+    private var queuedCiphertext = 0
+    private var queuedRecords: [(ciphertextEnd: Int, plaintext: Int)] = []
+    private var queuedHead = 0
+    private var queuedPlaintext = 0
     public var isTLS: Bool { true }
     public var tlsHandshakeNanos: UInt64? { session.handshakeNanos }
     public var tlsVersion: String? { session.negotiatedVersion }
@@ -244,6 +265,14 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
             }
             off += Int(r)
             flushOutput()
+            if tcp.bufferedBytes > 0 {
+                if queuedHead > 1024 && queuedHead * 2 > queuedRecords.count {
+                    queuedRecords.removeFirst(queuedHead)
+                    queuedHead = 0
+                }
+                queuedRecords.append((queuedCiphertext, Int(r)))
+                queuedPlaintext += Int(r)
+            }
         }
         if bytes.count > idleBIOLimit { session.trimBuffers(limit: idleBIOLimit) }
     }
@@ -258,11 +287,21 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
         let q = buf.count / 8
         let out = buf.baseAddress! + 6 * q
         let cap = 2 * q
+        if queuedCiphertext != 0 && tcp.bufferedBytes == 0 {
+            // The kernel took everything queued: start counting afresh.
+            queuedCiphertext = 0
+            queuedRecords.removeAll(keepingCapacity: queuedRecords.count <= 1024)
+            queuedHead = 0
+            queuedPlaintext = 0
+        }
         while isOpen && BIO_ctrl_pending(session.wbio) > 0 {
             let n = BIO_read(session.wbio, out, Int32(cap))
             if n <= 0 { break }
             let bytes = UnsafeRawBufferPointer(start: out, count: Int(n))
-            if bestEffort { tcp.sendBestEffort(bytes) } else { tcp.write(rawBytes: bytes) }
+            if bestEffort { tcp.sendBestEffort(bytes) } else {
+                queuedCiphertext += Int(n)
+                tcp.write(rawBytes: bytes)
+            }
         }
     }
 
