@@ -181,6 +181,31 @@ private struct UnexpectedStatus: Error {}
         #expect(m.trends["http_req_blocked"]?.count == requests)
     }
 
+    /// A GET on a reused keep-alive connection that the server closes without a word is sent
+    /// again on a fresh connection (the server may have closed it idle before reading). The
+    /// server saw both: the numbers must say so — every byte in `data_sent`, the second send in
+    /// `http_reqs_retried` — while the script's request stays one request with one outcome.
+    @Test func aRequestSentAgainOnAFreshConnectionIsCountedAsSentTwice() async throws {
+        let server = try OneAnswerPerConnection()
+        let client = HTTPClient()
+        let url = "http://127.0.0.1:\(server.port)/item"
+        let result = try await quiet(LoadTest("resent") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(300)) })
+            .run { user in _ = try await client.get(url).requireStatus() }
+        client.shutdown()
+        let seen = server.counts
+        let m = result.metrics
+        let requests = try #require(m.counters["http_reqs"])
+        #expect(requests > 5, "the run did real work")
+        #expect(m.totalErrors == 0, "every request was answered in the end")
+        // Every request after the first hit the connection the server hangs up on, then a new one.
+        #expect(Int64(seen.requests) == 2 * requests - 1)
+        #expect(m.counters["http_reqs_retried"] == requests - 1)
+        #expect(requests + (m.counters["http_reqs_retried"] ?? 0) == Int64(seen.requests))
+        #expect(m.counters["data_sent"] == Int64(seen.bytesIn))
+        #expect(m.counters["data_received"] == Int64(seen.bytesOut))
+        #expect(result.environment["http_retries"]?.hasPrefix("\(requests - 1) requests sent again") == true)
+    }
+
     @Test func statusesOutsideTheExpectedOnesFailAndCanBeChosen() async throws {
         let server = try CountingHTTPServer()
         defer { server.stop() }
@@ -414,6 +439,53 @@ private final class HandshakeByteCounter: Sendable {
             state.counts.withLock { $0.bytesOut += answer.count; if !answer.isEmpty { $0.answered += 1 } }
             c.write(answer)
             c.shutdownOutput()
+        }
+        func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
+    }
+}
+
+/// A raw HTTP peer that answers the first request on each connection (keep-alive) and, on the
+/// next one, reads it and hangs up without a word. Counts request heads and bytes each way.
+private final class OneAnswerPerConnection: Sendable {
+    struct Counts: Sendable { var requests = 0, bytesIn = 0, bytesOut = 0 }
+    private final class Box: Sendable { let counts = Mutex(Counts()) }
+    private let state = Box()
+    private let held = HeldConnections()
+    private let listener: TCPListener
+    var port: Int { listener.address.port }
+    var counts: Counts { state.counts.withLock { $0 } }
+
+    init() throws {
+        let state = self.state, held = self.held
+        listener = try TCPListener { tcp in
+            held.keep(tcp)
+            tcp.start(delegate: Peer(state: state))
+        }
+    }
+    deinit { listener.close() }
+
+    private final class Peer: ConnectionDelegate, @unchecked Sendable {
+        let state: Box
+        var buffered: [UInt8] = []
+        var heads = 0
+        init(state: Box) { self.state = state }
+        func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+            state.counts.withLock { $0.bytesIn += bytes.count }
+            buffered.append(contentsOf: bytes)
+            // Bodiless GETs: each blank line ends one request.
+            while let end = buffered.indices.first(where: { buffered[$0...].starts(with: [13, 10, 13, 10]) }) {
+                buffered.removeSubrange(..<(end + 4))
+                heads += 1
+                state.counts.withLock { $0.requests += 1 }
+                if heads == 1 {
+                    let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8)
+                    state.counts.withLock { $0.bytesOut += answer.count }
+                    c.write(answer)
+                } else {
+                    c.close()
+                    return
+                }
+            }
         }
         func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
     }

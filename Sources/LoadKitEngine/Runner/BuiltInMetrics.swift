@@ -35,6 +35,9 @@ public enum BuiltInMetrics {
     public static let httpReqReceiving = "http_req_receiving"
     /// Counter: requests that waited for a connection because the pool was capped.
     public static let httpReqsQueued = "http_reqs_queued"
+    /// Counter: requests sent again on a fresh connection after a reused keep-alive connection
+    /// closed without a word (the server saw them twice; `http_reqs` counts the script's request once).
+    public static let httpReqsRetried = "http_reqs_retried"
     /// Counter: bytes written (HTTP requests, WebSocket frames and handshakes).
     public static let dataSent = "data_sent"
     /// Counter: bytes read.
@@ -60,13 +63,13 @@ public enum BuiltInMetrics {
 /// Pre-resolved handles of the HTTP built-ins in one recorder (resolved on a user's first request,
 /// so runs that send no HTTP carry no empty HTTP metrics).
 struct HTTPMetricHandles: Sendable {
-    let reqs, queued, dataSent, dataReceived: CounterHandle
+    let reqs, queued, retried, dataSent, dataReceived: CounterHandle
     let failed: RateHandle
     let duration, durationExpected, blocked, connecting, tls, sending, waiting, receiving: TrendHandle
 
     init(_ r: MetricsRecorder) {
         typealias M = BuiltInMetrics
-        reqs = r.counter(M.httpReqs); queued = r.counter(M.httpReqsQueued)
+        reqs = r.counter(M.httpReqs); queued = r.counter(M.httpReqsQueued); retried = r.counter(M.httpReqsRetried)
         dataSent = r.counter(M.dataSent); dataReceived = r.counter(M.dataReceived)
         failed = r.rateHandle(M.httpReqFailed)
         duration = r.trend(M.httpReqDuration); durationExpected = r.trend(M.httpReqDurationExpected)
@@ -95,6 +98,7 @@ extension UserContext: ClientObserver {
             if e.bytesSent > 0 { s.increment(h.dataSent, by: Int64(e.bytesSent), second: at.second) }
             if e.bytesReceived > 0 { s.increment(h.dataReceived, by: Int64(e.bytesReceived), second: at.second) }
             if e.queued { s.increment(h.queued, second: at.second) }
+            if e.retries > 0 { s.increment(h.retried, by: Int64(e.retries), second: at.second) }
             if e.status != nil {
                 let t = e.timings
                 s.recordNanos(h.duration, t.duration, at: at, perSecond: true)

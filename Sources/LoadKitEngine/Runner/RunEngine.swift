@@ -301,6 +301,10 @@ final class RunEngine: Sendable {
         if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
             env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
         }
+        if let retried = metrics.counters[BuiltInMetrics.httpReqsRetried], retried > 0 {
+            env["http_retries"] = "\(retried) requests sent again on a fresh connection: a reused keep-alive connection closed "
+                + "without answering (your server counted them twice; http_reqs_retried)"
+        }
         return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(ranFor) / 1e9,
                          metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
                          peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,

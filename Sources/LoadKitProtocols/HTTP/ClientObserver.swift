@@ -125,10 +125,13 @@ package struct HTTPExchange: Sendable {
     /// error when no response came; nil for an expected answer.
     package var failure: (any Error)?
     package var timings: HTTPTimings
+    /// Every byte of every send, a retry's included.
     package var bytesSent: Int
     package var bytesReceived: Int
     /// The request waited for a pool slot (the pool was capped).
     package var queued: Bool
+    /// Times it was sent again on a fresh connection (a reused one closed without a word).
+    package var retries: Int = 0
     /// The caller's task was cancelled (the runner stopping the user): not the server's failure.
     package var cancelled: Bool
 }

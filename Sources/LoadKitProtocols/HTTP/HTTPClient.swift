@@ -142,7 +142,8 @@ public final class HTTPClient: Sendable {
         HTTPExchange(method: request.method, path: request.endpoint.path, name: request.name,
                      status: response?.status, failure: failure, timings: response?.timings ?? HTTPTimings(),
                      bytesSent: pending?.bytesSent ?? 0, bytesReceived: pending?.bytesReceived ?? 0,
-                     queued: pending?.queued ?? false, cancelled: failure is CancellationError)
+                     queued: pending?.queued ?? false, retries: pending?.staleRetries ?? 0,
+                     cancelled: failure is CancellationError)
     }
 
     /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);

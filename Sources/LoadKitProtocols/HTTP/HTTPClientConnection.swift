@@ -49,7 +49,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         writeBuffer.removeAll(keepingCapacity: true)
         task.request.encode(into: &writeBuffer)
         task.sentAt = now
-        task.bytesSent = writeBuffer.count
+        task.bytesSent += writeBuffer.count  // a retry's bytes went on the wire too
         task.bytesReceived = 0
         armTimer(task.deadline, now: now)
         transport.write(writeBuffer)
