@@ -199,6 +199,26 @@ private struct Boom: Error {}
         #expect(result.interruption?.hasPrefix("deadline") == true)
     }
 
+    /// A run the cap cut short judged its SLA on part of its plan: `expect()` says so and fails,
+    /// as the report is headed INTERRUPTED — even when every threshold passed on what ran.
+    @Test func aRunCutShortByTheCapFailsExpect() async throws {
+        let result = try await quiet(LoadTest("capped-sla") { Stage("up", to: 2, over: .zero); Hold(.seconds(60)) })
+            .maxDuration(.milliseconds(300))
+            .sla { SLA.p95("step", below: .seconds(10)) }
+            .run { user in
+                try await user.measure("step") { _ = await user.sleep(for: .milliseconds(1)) }
+                _ = await user.sleep(for: .milliseconds(20))
+            }
+        let failures = Mutex<[String]>([])
+        let outcomes = result.expect(reporter: FailureReporter { message, _ in failures.withLock { $0.append(message) } })
+        #expect(outcomes.allSatisfy { $0.passed }, "the thresholds themselves pass on what ran")
+        let recorded = failures.withLock { $0 }
+        #expect(recorded.count == 1)
+        #expect(recorded.first?.contains("cut short") == true, "\(recorded)")
+        #expect(recorded.first?.contains("deadline") == true, "\(recorded)")
+        #expect(recorded.first?.contains("LOADKIT_MAX_DURATION") == true, "\(recorded)")
+    }
+
     @Test func cancellationStopsPromptly() async throws {
         let t0 = monotonicNanos()
         let task = Task {

@@ -100,6 +100,13 @@ extension SLA {
         for o in outcomes where !o.passed && (!isShard || o == .noWork) {
             reporter.record("SLA breached in '\(result.name)': \(o.message)", loc)
         }
+        // A run stopped before its plan ended (the cap, a signal) judged its SLA on part of it:
+        // not a pass, whatever the thresholds say (a threshold that aborted it fails above).
+        if let why = result.interruption, !why.hasPrefix("abort on threshold") {
+            reporter.record("'\(result.name)' was cut short (\(why)) after \(Fmt.upTo3(result.durationSeconds)) s: its SLA was "
+                + "judged on part of its plan — raise LOADKIT_MAX_DURATION (or .maxDuration) above the plan, "
+                + "or shorten the plan (LOADKIT_SCALE scales it)", loc)
+        }
         return outcomes
     }
 }
