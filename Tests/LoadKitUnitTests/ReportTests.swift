@@ -165,6 +165,8 @@ import Testing
         let text = ConsoleSummary.render(open)
         #expect(text.contains("schedule     3 dropped (no free user) · 1 late · start lateness P50 0.5 ms, P99 0.99 ms, max 4 ms"),
                 "\(text)")
+        // Dropped arrivals are in no latency figure and no error rate: the console says so.
+        #expect(text.contains("⚠ 0.3 % of the arrivals due were dropped: they are in no latency figure and no error rate"), "\(text)")
         // A closed-model run has no schedule line.
         #expect(!ConsoleSummary.render(Self.sample()).contains("schedule"))
     }

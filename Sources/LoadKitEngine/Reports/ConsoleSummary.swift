@@ -175,9 +175,17 @@ package enum ConsoleSummary {
     static func scheduleLine(_ m: MetricsSnapshot) -> String? {
         guard let h = m.trends[RunnerMetrics.iterationLateness], h.count > 0 else { return nil }
         func ms(_ micros: Int64) -> String { Fmt.short3(Double(micros) / 1000) + " ms" }
-        return "  schedule     \(Fmt.int(m.counter(RunnerMetrics.iterationsDropped))) dropped (no free user) · "
+        let dropped = m.counter(RunnerMetrics.iterationsDropped)
+        var out = "  schedule     \(Fmt.int(dropped)) dropped (no free user) · "
             + "\(Fmt.int(m.counter(RunnerMetrics.iterationsLate))) late · start lateness P50 \(ms(h.value(atPercentile: 50))), "
             + "P99 \(ms(h.value(atPercentile: 99))), max \(ms(h.max))\n"
+        if dropped > 0 {
+            // A dropped arrival sent nothing: no latency sample, no error. Say what that hides.
+            let due = dropped + m.counter(RunnerMetrics.iterations)
+            out += "    ⚠ \(Fmt.percent(Double(dropped) / Double(max(1, due)))) of the arrivals due were dropped: they are in no "
+                + "latency figure and no error rate (more maxUsers, or SLA.count(\"iterations_dropped\", atMost: 0))\n"
+        }
+        return out
     }
 
     /// The console's error line and its most frequent kinds with an example each.
