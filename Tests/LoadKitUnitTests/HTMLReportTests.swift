@@ -217,6 +217,20 @@ final class Canary: Sendable {
         #expect(HTMLReport.render(run).contains("iterations dropped"))
     }
 
+    /// A trend that is all zeros (TLS handshaking over plain HTTP) gets no distribution chart —
+    /// one bar at 0 tells nothing the statistics table does not (held-out HTTP user).
+    @Test func anAllZeroTrendHasNoDistributionChart() {
+        var run = ReportFixtures.run()
+        var zeros = Histogram()
+        for _ in 0..<100 { zeros.record(0) }
+        run.metrics.trends["http_req_tls_handshaking"] = zeros
+        let html = HTMLReport.render(run)
+        let section = Self.matches(#"<section id="distributions">(.*?)</section>"#, in: html).first?[1] ?? ""
+        #expect(section.contains("http_req_duration"), "the section is there, with the trends that vary")
+        #expect(!section.contains("http_req_tls_handshaking"))
+        #expect(html.contains("http_req_tls_handshaking"), "still in the statistics table")
+    }
+
     @Test func taggedTrendsAreGroupedUnderTheirBase() {
         let run = ReportFixtures.run()
         let html = HTMLReport.render(run)

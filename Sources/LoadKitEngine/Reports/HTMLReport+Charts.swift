@@ -127,7 +127,9 @@ extension HTMLReport {
             for (i, group) in MetricName.grouped(Array(m.trends.keys)).enumerated() {
                 let busiestTags = group.tagged.sorted { (m.trends[$0]?.count ?? 0) > (m.trends[$1]?.count ?? 0) }.prefix(Self.maxTagged)
                 for full in [group.base] + group.tagged where full == group.base || busiestTags.contains(full) {
-                    guard let h = m.trends[full], h.count > 0 else { continue }
+                    // All zeros (TLS handshaking over plain HTTP, connecting on kept-alive
+                    // connections) is one bar at 0: the statistics table says it in a line.
+                    guard let h = m.trends[full], h.count > 0, h.max > 0 else { continue }
                     list.append(Self.distribution(h, id: "dist\(i)-\(list.count)", title: full))
                 }
             }
