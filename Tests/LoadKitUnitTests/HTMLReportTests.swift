@@ -215,6 +215,10 @@ final class Canary: Sendable {
         #expect(kpi?.value == "333")
         #expect(kpi?.note.contains("7 late") == true)
         #expect(HTMLReport.render(run).contains("iterations dropped"))
+        // Which seconds dropped them: a chart (a dropped arrival is in no latency chart).
+        #expect(!HTMLReport.render(run).contains("iterations dropped (no free user) and late, per second"))
+        run.metrics.series[RunnerMetrics.iterationsDropped] = [0, 0, 333, 0]
+        #expect(HTMLReport.render(run).contains("open model: iterations dropped (no free user) and late, per second"))
     }
 
     /// A trend that is all zeros (TLS handshaking over plain HTTP) gets no distribution chart —

@@ -75,6 +75,13 @@ extension HTMLReport {
             let bytes = [BuiltInMetrics.dataSent, BuiltInMetrics.dataReceived].filter { m.series[$0] != nil }
             line("network", .timeline, "Network", "bytes per second", "B/s",
                  bytes.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
+            // The open model's schedule: arrivals dropped (no free user) and started late, per
+            // second — a dropped arrival is in no latency chart, so its seconds show here.
+            let schedule = [RunnerMetrics.iterationsDropped, RunnerMetrics.iterationsLate].filter { m.series[$0] != nil }
+            if m.trends[RunnerMetrics.iterationLateness] != nil {
+                line("schedule", .timeline, "Schedule", "open model: iterations dropped (no free user) and late, per second", "/s",
+                     schedule.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
+            }
             line("users", .timeline, "Users and connections", "active virtual users, users marked connected", "users",
                  [RunnerMetrics.vus, RunnerMetrics.connected].compactMap { name in
                      m.series[name].map { ["name": name == RunnerMetrics.vus ? "active users" : "connected", "points": points($0.map(Double.init))] }
