@@ -30,6 +30,23 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
 }
 
 @Suite struct OpenModelScheduleTests {
+    /// The users series holds each second's peak of active users, not the count at the tick: a
+    /// 300 ms stall that occupies every user between two ticks shows (a held-out user saw 0–2
+    /// users in the chart while 20 were stuck in every stall).
+    @Test func theUsersSeriesHoldsEachSecondsPeak() async throws {
+        let result = try await LoadTest("open-peak", rate: .constant(100, for: .milliseconds(1500)), maxUsers: 40)
+            .progress(false).reports(false).settings(Settings([:])).exclusive(false)
+            .run { user in
+                // Iterations 30–49 (due 0.30–0.49 s) wait 300 ms: 20 users busy at once before 0.8 s,
+                // none at the tick at 1 s. All others return at once.
+                if (30..<50).contains(user.iteration) { _ = await user.sleep(for: .milliseconds(300)) }
+                try await user.measure("step") {}
+            }
+        let vus = try #require(result.metrics.series["vus"])
+        #expect(result.metrics.counters["iterations"] == 150)
+        #expect((vus.first ?? 0) >= 15, "second 0 had 20 users busy at once: \(vus)")
+    }
+
     @Test func plannerNeverHandsOutAnIterationBeforeItIsDue() {
         let start: UInt64 = 1_000_000_000
         var p = ArrivalPlanner(.constant(1000, for: .milliseconds(10)), startNanos: start)  // due every 1 ms

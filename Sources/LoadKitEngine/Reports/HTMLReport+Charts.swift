@@ -82,7 +82,7 @@ extension HTMLReport {
                 line("schedule", .timeline, "Schedule", "open model: iterations dropped (no free user) and late, per second", "/s",
                      schedule.map { ["name": $0, "points": points(m.series[$0]!.map { Double($0) })] })
             }
-            line("users", .timeline, "Users and connections", "active virtual users, users marked connected", "users",
+            line("users", .timeline, "Users and connections", "active virtual users (each second's peak), users marked connected", "users",
                  [RunnerMetrics.vus, RunnerMetrics.connected].compactMap { name in
                      m.series[name].map { ["name": name == RunnerMetrics.vus ? "active users" : "connected", "points": points($0.map(Double.init))] }
                  })

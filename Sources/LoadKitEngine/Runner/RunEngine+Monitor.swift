@@ -26,6 +26,8 @@ extension RunEngine {
             nextTick += 1_000_000_000
             let second = Double(elapsed) / 1e9
             let vus = active.load(ordering: .relaxed)
+            // The second's peak for the series (reset to the users active now).
+            let vusPeak = max(vus, peakInSecond.exchange(vus, ordering: .relaxed))
             let conn = connected.load(ordering: .relaxed)
             // A tick due before the plan ended that runs after it (its loop was busy: a user's
             // shutdown work, a busy process) would read the shutdown: the closing sample, taken at
@@ -38,7 +40,7 @@ extension RunEngine {
             } else {
                 sample = sampler.sample(second: second)
                 state.withLock { s in
-                    s.generator.append(sample); s.vusSeries.append(Int64(vus)); s.connectedSeries.append(Int64(conn))
+                    s.generator.append(sample); s.vusSeries.append(Int64(vusPeak)); s.connectedSeries.append(Int64(conn))
                 }
             }
             // Live gauges for the Prometheus endpoint.
@@ -85,7 +87,8 @@ extension RunEngine {
         }
         state.withLock { s in
             if let closing { s.generator.append(closing) }
-            s.vusSeries.append(Int64(s.atPlanEnd?.vus ?? 0))
+            // The last (partial) second's peak: no iteration starts after the plan's end.
+            s.vusSeries.append(Int64(max(s.atPlanEnd?.vus ?? 0, peakInSecond.load(ordering: .relaxed))))
             s.connectedSeries.append(Int64(s.atPlanEnd?.connected ?? 0))
         }
     }

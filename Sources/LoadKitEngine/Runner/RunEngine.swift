@@ -39,6 +39,9 @@ final class RunEngine: Sendable {
     let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
     let active = Atomic<Int>(0)
     let peakActive = Atomic<Int>(0)
+    /// The most users active at once since the monitor's last tick: the users series holds each
+    /// second's peak, so users busy between two ticks (a stall) show.
+    let peakInSecond = Atomic<Int>(0)
     let connected = Atomic<Int>(0)
     let created = Atomic<Int>(0)
     let finished = Atomic<Bool>(false)
@@ -113,6 +116,12 @@ final class RunEngine: Sendable {
             let (ok, seen) = peakActive.compareExchange(expected: peak, desired: now, ordering: .relaxed)
             if ok { break }
             peak = seen
+        }
+        var second = peakInSecond.load(ordering: .relaxed)
+        while now > second {
+            let (ok, seen) = peakInSecond.compareExchange(expected: second, desired: now, ordering: .relaxed)
+            if ok { break }
+            second = seen
         }
     }
 
