@@ -264,7 +264,11 @@ extension TransportError {
         let report = ReportWriter(root: root).finish(idle, thresholds: SLA.stompChat, printSummary: false)
         #expect(!report.passed && report.outcomes.first == .noWork && report.outcomes.count == 4)
         let files = try #require(report.files)
-        #expect(try String(contentsOfFile: files.summary, encoding: .utf8).contains("Interrupted: SIGINT"))
+        let summary = try String(contentsOfFile: files.summary, encoding: .utf8)
+        #expect(summary.contains("Interrupted: SIGINT"))
+        // Said before any figure, as the console's and the HTML report's headlines do.
+        let head = summary.components(separatedBy: "Test summary").first ?? ""
+        #expect(head.contains("⚠ INTERRUPTED (SIGINT)"), "\(summary.prefix(400))")
         let bad = ReportWriter(root: "/proc/loadkit-cannot-write").finish(idle, thresholds: [], printSummary: false)
         #expect(bad.files == nil && bad.writeError?.contains("cannot create report folder") == true)
     }

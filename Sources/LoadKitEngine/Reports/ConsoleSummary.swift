@@ -113,6 +113,8 @@ package enum ConsoleSummary {
         let bar = String(repeating: "═", count: 62)
         let m = r.metrics
         var out = "\(bar)\n" + center("LoadKit results: \(r.name)", 62) + "\n\(bar)\n\n"
+        // Cut short: said first, as the console and HTML headlines do.
+        if let i = r.interruption { out += "⚠ INTERRUPTED (\(i)): every figure below covers part of the plan\n\n" }
         out += "Test summary\n"
         out += "  Workers: \(r.workers)" + (r.peakActiveUsers > 0 ? " (peak active \(r.peakActiveUsers))" : "") + "\n"
         out += "  Duration: \(Fmt.duration(r.durationSeconds))\n"
