@@ -36,7 +36,7 @@ final class RunEngine: Sendable {
         var atPlanEnd: (vus: Int, connected: Int, generator: GeneratorSampler.Reading, second: Double)?
     }
     let state = Mutex(State())
-    let runnerHandles = Mutex<[ObjectIdentifier: RunnerHandles]>([:])
+    let recorderHandles = Mutex<[ObjectIdentifier: RecorderHandles]>([:])
     let active = Atomic<Int>(0)
     let peakActive = Atomic<Int>(0)
     let connected = Atomic<Int>(0)
@@ -78,9 +78,9 @@ final class RunEngine: Sendable {
         let index = test.options.shard.globalIndex(local: local)
         let recorder = registry.recorder(forUser: index)
         let c = UserContext(index: index, recorder: recorder, engine: self,
-                            runnerHandles: runnerHandles.withLock { h in
+                            handles: recorderHandles.withLock { h in
                                 if let found = h[ObjectIdentifier(recorder)] { return found }
-                                let made = RunnerHandles(recorder)
+                                let made = RecorderHandles(recorder)
                                 h[ObjectIdentifier(recorder)] = made
                                 return made
                             })
