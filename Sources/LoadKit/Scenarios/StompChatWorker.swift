@@ -104,8 +104,6 @@ private final class ChatWorkerShared: Sendable {
 private final class ChatWorker: @unchecked Sendable {
     let user: VirtualUser
     let room: String
-    let topic: String
-    let destination: String
     let shared: ChatWorkerShared
     let matcher: StompEchoMatcher
     let h: Handles
@@ -133,14 +131,16 @@ private final class ChatWorker: @unchecked Sendable {
         self.user = user
         room = c.room(forWorker: user.id)
         shared = try ChatWorkerShared.of(c)
-        let t = shared.topics[room] ?? (c.topic(room: room), c.publishDestination(room: room))
-        topic = t.topic
-        destination = t.destination
         matcher = StompEchoMatcher(runTag: c.runTag, workerId: user.id)
         h = Handles.of(user.recorder)
     }
 
     var rec: MetricsRecorder { user.recorder }
+
+    // Looked up when needed (a SUBSCRIBE per connection, a SEND per interval) rather than kept
+    // in every worker.
+    var topic: String { shared.topics[room]?.topic ?? c.topic(room: room) }
+    var destination: String { shared.topics[room]?.destination ?? c.publishDestination(room: room) }
 
     // The async functions below keep only what crosses an await in their frames (the task holds
     // its deepest stack for its whole life); the rest is in synchronous helpers.
@@ -246,16 +246,11 @@ private final class ChatWorker: @unchecked Sendable {
         rec.recordNanos(h.stompConnect, client.stompConnectNanos)
         if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
         // The connect is one operation: the WebSocket client counted it (ws_sessions).
-        let rec = rec, h = h, matcher = matcher, pending = pending
         do {
-            try await client.subscribe(destination: topic, id: "sub-1", receipt: c.subscribeReceipt, timeout: c.connectTimeout) { msg in
-                let now = monotonicNanos()
-                rec.increment(h.received)
-                guard let s = msg.body.withUnsafeBytes({ matcher.seq(in: $0) }),
-                      let rtt = pending.value.withLock({ $0.echoed(seq: s, at: now) }) else { return }
-                rec.recordNanos(h.latency, rtt)
-                rec.increment(h.echoed)
-                rec.increment(h.operations)
+            // The handler reads only the worker's constants (`let`s), so it captures the worker
+            // rather than a copy of each (one pointer in its context instead of five).
+            try await client.subscribe(destination: topic, id: "sub-1", receipt: c.subscribeReceipt, timeout: c.connectTimeout) { [self] msg in
+                received(msg)
             }
         } catch {
             failed(error, step: "subscribe")
@@ -263,6 +258,17 @@ private final class ChatWorker: @unchecked Sendable {
             return nil
         }
         return client
+    }
+
+    /// A MESSAGE (on the event loop): counted; the worker's own gives the RTT.
+    private func received(_ msg: StompMessage) {
+        let now = monotonicNanos()
+        rec.increment(h.received)
+        guard let s = msg.body.withUnsafeBytes({ matcher.seq(in: $0) }),
+              let rtt = pending.value.withLock({ $0.echoed(seq: s, at: now) }) else { return }
+        rec.recordNanos(h.latency, rtt)
+        rec.increment(h.echoed)
+        rec.increment(h.operations)
     }
 
     /// One connected session: SEND every interval until the run stops (true: the worker is done)
