@@ -22,7 +22,7 @@ extension RunEngine {
                     let ctx = makeContext(index: nextIndex)
                     nextIndex += 1
                     live.append(ctx)
-                    spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: false) }
+                    spawnUserLoop(ctx, on: userLoops.next(), once: false)
                 }
             } else if target < live.count {
                 let grace = test.options.gracefulStop.nanoseconds
@@ -47,7 +47,7 @@ extension RunEngine {
             let now = monotonicNanos()
             if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
             let ctx = makeContext(index: i)
-            spawn(ctx, on: userLoops.next()) { [self] in await self.userLoop(ctx, once: true) }
+            spawnUserLoop(ctx, on: userLoops.next(), once: true)
         }
         while !mustStop(cap: cap), elapsed < end, active.load(ordering: .relaxed) > 0 {
             await pauseUncancellable(nanos: Self.tick)
