@@ -107,21 +107,23 @@ private final class ChatWorker: @unchecked Sendable {
     let shared: ChatWorkerShared
     let matcher: StompEchoMatcher
     let h: Handles
-    let pending = PendingBox()
+    // The messages sent and not yet seen back, shared with the MESSAGE handler on the loop.
+    let pending = Mutex(StompPendingMessages())
     // When and why the current connection closed (nil while open; reset for each connection).
     // Boxed: 16 bytes in the worker while open, instead of an object per connection with the
     // cause inline (`bench chat`).
     let closedInfo = Mutex<ClosedInfo?>(nil)
 
     var failures = 0                 // consecutive failed attempts
-    var outageStart: UInt64?         // first failure of the current outage
-    var reconnecting = false
     var seq: UInt64 = 0
     var timeouts = 0
     var lostMessages = 0
+    var connectedAt: UInt64 = 0
+    var outageStart: UInt64?         // first failure of the current outage
+    // The flags last, packed behind the optional's tag byte.
+    var reconnecting = false
     var gaveUp = false
     var endedConnected = false
-    var connectedAt: UInt64 = 0
 
     typealias Lost = (at: UInt64, cause: (any ClassifiedError)?)
 
@@ -190,7 +192,7 @@ private final class ChatWorker: @unchecked Sendable {
     private func end() {
         if gaveUp {
             expire(now: monotonicNanos())
-            let left = pending.value.withLock { $0.removeAll() }
+            let left = pending.withLock { $0.removeAll() }
             if left > 0 { user.count(StompChatMetrics.messagesPendingAtStop, by: Int64(left)) }
         }
         rec.rate(h.success, hit: endedConnected && !gaveUp && timeouts == 0 && lostMessages == 0)
@@ -203,7 +205,7 @@ private final class ChatWorker: @unchecked Sendable {
     }
 
     private func expire(now: UInt64) {
-        let gone = pending.value.withLock { $0.expire(now: now, timeout: c.messageTimeout) }
+        let gone = pending.withLock { $0.expire(now: now, timeout: c.messageTimeout) }
         for s in gone { user.fail(StompMessageTimeout(messageId: matcher.messageId(seq: s), timeout: c.messageTimeout), step: "message") }
         timeouts += gone.count
     }
@@ -269,7 +271,7 @@ private final class ChatWorker: @unchecked Sendable {
         let now = monotonicNanos()
         rec.increment(h.received)
         guard let s = msg.body.withUnsafeBytes({ matcher.seq(in: $0) }),
-              let rtt = pending.value.withLock({ $0.echoed(seq: s, at: now) }) else { return }
+              let rtt = pending.withLock({ $0.echoed(seq: s, at: now) }) else { return }
         rec.recordNanos(h.latency, rtt)
         rec.increment(h.echoed)
         rec.increment(h.operations)
@@ -335,7 +337,7 @@ private final class ChatWorker: @unchecked Sendable {
         let cause = l.cause ?? StompError.closed("the server closed the connection")
         user.fail(cause, step: "connection")
         // What was in flight will not come back on this connection: lost, counted now.
-        let inFlight = pending.value.withLock { $0.takeAll() }
+        let inFlight = pending.withLock { $0.takeAll() }
         for s in inFlight {
             user.fail(StompMessageLost(messageId: matcher.messageId(seq: s), cause: cause.kind), step: "message")
         }
@@ -351,7 +353,7 @@ private final class ChatWorker: @unchecked Sendable {
         seq += 1
         let body = shared.template.render(messageId: matcher.messageId(seq: seq), roomId: room, workerId: user.id,
                                           seq: seq, timestampMillis: wallClockMillis())
-        pending.value.withLock { $0.sent(seq: seq, at: monotonicNanos()) }
+        pending.withLock { $0.sent(seq: seq, at: monotonicNanos()) }
         client.send(destination: destination, body: body, contentType: c.contentType)
         rec.increment(h.sent)
     }
@@ -362,12 +364,12 @@ private final class ChatWorker: @unchecked Sendable {
     private func leave(_ client: StompClient) async {
         let drainEnd = monotonicNanos() &+ c.drainAtStop.nanoseconds
         var pause: UInt64 = 10_000_000
-        while pending.value.withLock({ $0.count }) > 0, closedInfo.withLock({ $0 }) == nil, monotonicNanos() < drainEnd, !Task.isCancelled {
+        while pending.withLock({ $0.count }) > 0, closedInfo.withLock({ $0 }) == nil, monotonicNanos() < drainEnd, !Task.isCancelled {
             try? await EventLoop.sleep(for: .nanoseconds(Int64(min(pause, drainEnd &- min(drainEnd, monotonicNanos())))))
             pause = min(pause * 2, 200_000_000)
         }
         expire(now: monotonicNanos())
-        let left = pending.value.withLock { $0.removeAll() }
+        let left = pending.withLock { $0.removeAll() }
         if left > 0 { user.count(StompChatMetrics.messagesPendingAtStop, by: Int64(left)) }
         endedConnected = closedInfo.withLock({ $0 }) == nil
         let d = monotonicNanos() &- connectedAt
@@ -383,11 +385,6 @@ private final class ChatWorker: @unchecked Sendable {
 private final class ConnectAttempt: CancellableOperation, @unchecked Sendable {
     var task: Task<Void, Never>?   // set before the attempt is registered, never after
     func cancelOperation() { task?.cancel() }
-}
-
-/// The worker's pending messages, shared with the MESSAGE handler on the event loop.
-private final class PendingBox: Sendable {
-    let value = Mutex(StompPendingMessages())
 }
 
 /// When and why a worker's connection closed.

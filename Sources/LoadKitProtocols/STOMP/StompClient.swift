@@ -32,8 +32,10 @@ public final class StompClient: @unchecked Sendable {
     var session: StompClientSession
     var parser: StompFrameParser
     var transport: StompTransport = .none
-    var subscriptions: [Subscription] = []
-    private var closeCallbacks: [@Sendable ((any ClassifiedError)?) -> Void] = []
+    var subscriptions = Subscriptions()
+    // `whenClosed` callbacks: the first inline (a chat worker registers one), more in an array.
+    private var closeCallback: (@Sendable ((any ClassifiedError)?) -> Void)?
+    private var moreCloseCallbacks: [@Sendable ((any ClassifiedError)?) -> Void] = []
     // The loop's shared heart-beat ticker this client is registered with (nil when none).
     private var heartBeatTicker: StompHeartBeatTicker?
     /// Position in the ticker's client list (maintained by the ticker).
@@ -99,8 +101,37 @@ public final class StompClient: @unchecked Sendable {
 
     struct Subscription {
         var id: String
-        var idBytes: [UInt8]
         var handler: @Sendable (StompMessage) -> Void
+    }
+
+    /// The client's subscriptions (ids unique): the first inline — a chat worker has one, which
+    /// then costs no array and no copy of its id's bytes — the others in an array.
+    struct Subscriptions {
+        private var first: Subscription?
+        private var more: [Subscription] = []
+
+        /// Adds `s`, replacing a subscription with the same id.
+        mutating func add(_ s: Subscription) {
+            remove(id: s.id)
+            if first == nil { first = s } else { more.append(s) }
+        }
+
+        mutating func remove(id: String) {
+            if first?.id == id { first = more.isEmpty ? nil : more.removeFirst() }
+            if !more.isEmpty { more.removeAll { $0.id == id } }
+        }
+
+        mutating func removeAll() {
+            first = nil
+            more = []
+        }
+
+        /// The handler of the subscription whose id is `id` (the bytes of a MESSAGE's header).
+        func handler(for id: ArraySlice<UInt8>) -> (@Sendable (StompMessage) -> Void)? {
+            if let f = first, id.elementsEqual(f.id.utf8) { return f.handler }
+            for s in more where id.elementsEqual(s.id.utf8) { return s.handler }
+            return nil
+        }
     }
 
     init(loop: EventLoop, configuration: StompClientConfiguration, limits: StompFrameParser.Limits) {
@@ -218,7 +249,13 @@ public final class StompClient: @unchecked Sendable {
     /// with the cause (nil when graceful). Unlike ``waitClosed()`` it needs no task of its own.
     package func whenClosed(_ body: @escaping @Sendable ((any ClassifiedError)?) -> Void) {
         loop.runOrExecute { [self] in
-            if closed { body(cause) } else { closeCallbacks.append(body) }
+            if closed {
+                body(cause)
+            } else if closeCallback == nil {
+                closeCallback = body
+            } else {
+                moreCloseCallbacks.append(body)
+            }
         }
     }
 
@@ -277,8 +314,8 @@ public final class StompClient: @unchecked Sendable {
             fail(StompError.unexpected("MESSAGE without subscription header", source: .server))
             return
         }
-        for s in subscriptions where s.idBytes.elementsEqual(sub) {
-            s.handler(StompMessage(frame: frame))
+        if let handler = subscriptions.handler(for: sub) {
+            handler(StompMessage(frame: frame))
             return
         }
         // Unknown subscription: most likely already unsubscribed; ignore.
@@ -391,9 +428,11 @@ public final class StompClient: @unchecked Sendable {
             for w in ws { w.resume() }
         }
         releaseColdIfIdle()
-        let callbacks = closeCallbacks
-        closeCallbacks = []
-        for c in callbacks { c(cause) }
+        let first = closeCallback, more = moreCloseCallbacks
+        closeCallback = nil
+        moreCloseCallbacks = []
+        first?(cause)
+        for c in more { c(cause) }
     }
 }
 
