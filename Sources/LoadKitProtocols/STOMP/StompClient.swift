@@ -188,8 +188,11 @@ public final class StompClient: @unchecked Sendable {
                 guard !closed else { return }  // attach can fail synchronously
                 cold.connectStarted = monotonicNanos()
                 write(frame: session.connectFrame(now: cold.connectStarted))
-                cold.connectTimer = loop.schedule(after: timeout) { [weak self] in
-                    self?.fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
+                // Holds the client strongly until it fires or is cancelled (at CONNECTED or the
+                // close, within `timeout` in every case): a weak reference would give every client
+                // a side table for its whole life (32 bytes per held connection).
+                cold.connectTimer = loop.schedule(after: timeout) { [self] in
+                    fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
                 }
             }
         }
