@@ -103,7 +103,6 @@ private final class ChatWorkerShared: Sendable {
 /// when this state lived in one large async function).
 private final class ChatWorker: @unchecked Sendable {
     let user: VirtualUser
-    let room: String
     let shared: ChatWorkerShared
     let matcher: StompEchoMatcher
     let h: Handles
@@ -135,7 +134,6 @@ private final class ChatWorker: @unchecked Sendable {
 
     init(_ c: StompChatConfiguration, _ user: VirtualUser) throws {
         self.user = user
-        room = c.room(forWorker: user.id)
         shared = try ChatWorkerShared.of(c)
         matcher = StompEchoMatcher(runTag: c.runTag, workerId: user.id)
         h = Handles.of(user.recorder)
@@ -145,6 +143,7 @@ private final class ChatWorker: @unchecked Sendable {
 
     // Looked up when needed (a SUBSCRIBE per connection, a SEND per interval) rather than kept
     // in every worker.
+    var room: String { c.room(forWorker: user.id) }
     var topic: String { shared.topics[room]?.topic ?? c.topic(room: room) }
     var destination: String { shared.topics[room]?.destination ?? c.publishDestination(room: room) }
 
