@@ -70,13 +70,13 @@ package struct MessageTemplate: Sendable, Equatable {
 /// body (wherever the server put it: a `messageId` field or inside the echoed text).
 package struct StompEchoMatcher: Sendable {
     /// `lk<runTag>-<workerId>-`.
-    public let prefix: [UInt8]
+    public var prefix: [UInt8] { Array(prefixText.utf8) }
+    // The text only: a byte copy beside it was one more allocation per worker (`bench chat`).
     private let prefixText: String
 
     /// The matcher of worker `workerId` in run `runTag`.
     public init(runTag: String, workerId: Int) {
         prefixText = "lk\(runTag)-\(workerId)-"
-        prefix = Array(prefixText.utf8)
     }
 
     /// The id of message `seq`.
@@ -84,6 +84,11 @@ package struct StompEchoMatcher: Sendable {
 
     /// The sequence number of this worker's id in `body`, or nil when the body carries none.
     public func seq(in body: UnsafeRawBufferPointer) -> UInt64? {
+        var text = prefixText
+        return text.withUTF8 { Self.seq(in: body, prefix: $0) }
+    }
+
+    private static func seq(in body: UnsafeRawBufferPointer, prefix: UnsafeBufferPointer<UInt8>) -> UInt64? {
         let n = prefix.count
         guard body.count > n, let first = prefix.first else { return nil }
         var i = 0

@@ -127,7 +127,8 @@ extension UserContext: ClientObserver {
         r.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent))
         r.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived))
         recordSuccess()
-        return WebSocketSessionMetrics(r)
+        _ = handles.webSocket   // resolved now: the session's metrics show from its start
+        return WebSocketSessionMetrics(handles)
     }
 
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
@@ -142,26 +143,33 @@ extension UserContext: ClientObserver {
     }
 }
 
-/// One WebSocket session's built-ins, fed on the connection's loop.
-final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
-    private let recorder: MetricsRecorder
-    private let sent, received, dataSent, dataReceived: CounterHandle
-    private let duration: TrendHandle
-    private let openedAt = monotonicNanos()
+/// The WebSocket built-ins' handles in one recorder (see ``RecorderHandles``).
+struct WebSocketMetricHandles: Sendable {
+    let sent, received, dataSent, dataReceived: CounterHandle
+    let duration: TrendHandle
 
     init(_ r: MetricsRecorder) {
-        recorder = r
         sent = r.counter(BuiltInMetrics.wsMsgsSent); received = r.counter(BuiltInMetrics.wsMsgsReceived)
         dataSent = r.counter(BuiltInMetrics.dataSent); dataReceived = r.counter(BuiltInMetrics.dataReceived)
         duration = r.trend(BuiltInMetrics.wsSessionDuration)
     }
+}
+
+/// One WebSocket session's built-ins, fed on the connection's loop: its start, and the
+/// recorder's shared handles (not a copy of them per session).
+final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
+    private let handles: RecorderHandles
+    private let openedAt = monotonicNanos()
+
+    init(_ handles: RecorderHandles) { self.handles = handles }
 
     func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int) {
-        if messagesSent > 0 { recorder.increment(sent, by: Int64(messagesSent)) }
-        if messagesReceived > 0 { recorder.increment(received, by: Int64(messagesReceived)) }
-        if bytesSent > 0 { recorder.increment(dataSent, by: Int64(bytesSent)) }
-        if bytesReceived > 0 { recorder.increment(dataReceived, by: Int64(bytesReceived)) }
+        let r = handles.recorder, h = handles.webSocket
+        if messagesSent > 0 { r.increment(h.sent, by: Int64(messagesSent)) }
+        if messagesReceived > 0 { r.increment(h.received, by: Int64(messagesReceived)) }
+        if bytesSent > 0 { r.increment(h.dataSent, by: Int64(bytesSent)) }
+        if bytesReceived > 0 { r.increment(h.dataReceived, by: Int64(bytesReceived)) }
     }
 
-    func sessionClosed() { recorder.recordNanos(duration, monotonicNanos() &- openedAt) }
+    func sessionClosed() { handles.recorder.recordNanos(handles.webSocket.duration, monotonicNanos() &- openedAt) }
 }

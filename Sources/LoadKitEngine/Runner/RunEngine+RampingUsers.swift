@@ -23,7 +23,7 @@ extension RunEngine {
                     let ctx = makeContext(index: nextIndex, on: loop)
                     nextIndex += 1
                     live.append(ctx)
-                    spawn(ctx, on: loop) { [self] in await self.userLoop(ctx, once: false) }
+                    spawnUserLoop(ctx, on: loop, once: false)
                 }
             } else if target < live.count {
                 let grace = test.options.gracefulStop.nanoseconds
@@ -49,7 +49,7 @@ extension RunEngine {
             if due > now + 200_000 { await pauseUncancellable(nanos: due - now) }
             let loop = userLoops.next()
             let ctx = makeContext(index: i, on: loop)
-            spawn(ctx, on: loop) { [self] in await self.userLoop(ctx, once: true) }
+            spawnUserLoop(ctx, on: loop, once: true)
         }
         while !mustStop(cap: cap), elapsed < end, active.load(ordering: .relaxed) > 0 {
             await pauseUncancellable(nanos: Self.tick)

@@ -17,8 +17,7 @@ extension StompClient {
                 guard session.canSend else { cont.resume(throwing: notConnected()); return }
                 let rid = receipt ? session.makeReceiptID() : nil
                 let (sid, frame) = session.subscribeFrame(destination: destination, id: id, ack: ack, headers: box.value, receipt: rid)
-                subscriptions.removeAll { $0.id == sid }
-                subscriptions.append(Subscription(id: sid, idBytes: Array(sid.utf8), handler: onMessage))
+                subscriptions.add(Subscription(id: sid, handler: onMessage))
                 write(frame: frame)
                 if let rid {
                     awaitReceipt(rid, timeout: timeout) { result in cont.resume(with: result.map { sid }) }
@@ -34,7 +33,7 @@ extension StompClient {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
             loop.execute { [self] in
                 guard session.canSend else { cont.resume(throwing: notConnected()); return }
-                subscriptions.removeAll { $0.id == id }
+                subscriptions.remove(id: id)
                 let rid = receipt ? session.makeReceiptID() : nil
                 write(frame: session.unsubscribeFrame(id: id, receipt: rid))
                 if let rid { awaitReceipt(rid, timeout: timeout) { cont.resume(with: $0) } } else { cont.resume() }

@@ -65,7 +65,7 @@ extension StompClient {
         do {
             try await client.handshake(timeout: remaining) {
                 client.transport = .webSocket(connection)
-                connection.setHandler(StompWebSocketAdapter(client: client))
+                connection.setHandler(client)
             }
         } catch {
             connection.transport.close()
@@ -75,16 +75,15 @@ extension StompClient {
     }
 }
 
-/// Feeds WebSocket messages into the client's STOMP parser, on the loop, without copies.
-final class StompWebSocketAdapter: WebSocketHandler {
-    let client: StompClient
-    init(client: StompClient) { self.client = client }
-
-    func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
-        client.handleBytes(payload)
+/// The client is its WebSocket's handler: messages feed its STOMP parser on the loop, without
+/// copies (no adapter object per connection). Like any handler it is dropped by the connection
+/// when it closes, which ends the client ↔ connection cycle.
+extension StompClient: WebSocketHandler {
+    package func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        handleBytes(payload)
     }
 
-    func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {
-        client.transportClosed(error: WebSocketConnection.error(for: info, role: ws.role))
+    package func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {
+        transportClosed(error: WebSocketConnection.error(for: info, role: ws.role))
     }
 }

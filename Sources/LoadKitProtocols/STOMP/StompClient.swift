@@ -32,29 +32,64 @@ public final class StompClient: @unchecked Sendable {
     var session: StompClientSession
     var parser: StompFrameParser
     var transport: StompTransport = .none
-    var subscriptions: [Subscription] = []
-    private var receiptWaiters: [String: ReceiptWaiter] = [:]
-    private var connectWaiter: CheckedContinuation<Void, any Error>?
-    private var disconnectWaiters: [CheckedContinuation<Void, Never>] = []
-    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
-    private var closeCallbacks: [@Sendable ((any ClassifiedError)?) -> Void] = []
+    var subscriptions = Subscriptions()
+    // `whenClosed` callbacks: the first inline (a chat worker registers one), more in an array.
+    private var closeCallback: (@Sendable ((any ClassifiedError)?) -> Void)?
+    private var moreCloseCallbacks: [@Sendable ((any ClassifiedError)?) -> Void] = []
     // The loop's shared heart-beat ticker this client is registered with (nil when none).
     private var heartBeatTicker: StompHeartBeatTicker?
     /// Position in the ticker's client list (maintained by the ticker).
     var heartBeatSlot = -1
-    private var connectTimer: LoopTimer?
-    // Timers must be kept: a discarded LoopTimer cancels itself when released.
-    private var disconnectTimer: LoopTimer?
-    private var connectStarted: UInt64 = 0
     private var closed = false
-    private var cause: (any ClassifiedError)?
     /// SEND frames dropped because the session was not connected (fire-and-forget sends).
     public var droppedSends = 0
 
-    private let handlers = Mutex<Handlers>(Handlers())
-    private struct Handlers {
-        var onError: (@Sendable (any ClassifiedError) -> Void)?
-        var onClose: (@Sendable ((any ClassifiedError)?) -> Void)?
+    // What only the connect, a receipt, the disconnect, a `waitClosed` or the close needs, in an
+    // object of its own that exists only meanwhile (and after the close, for its cause): a
+    // connection held open carries one pointer for it, not ≈ 0.1 KB (`bench chat`).
+    private var coldState: Cold?
+    private final class Cold {
+        var connectWaiter: CheckedContinuation<Void, any Error>?
+        // Timers must be kept: a discarded LoopTimer cancels itself when released.
+        var connectTimer: LoopTimer?
+        var connectStarted: UInt64 = 0
+        var receiptWaiters: [String: ReceiptWaiter] = [:]
+        var disconnectWaiters: [CheckedContinuation<Void, Never>] = []
+        var disconnectTimer: LoopTimer?
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        var cause: (any ClassifiedError)?
+
+        var isIdle: Bool {
+            connectWaiter == nil && connectTimer == nil && receiptWaiters.isEmpty && disconnectWaiters.isEmpty
+                && disconnectTimer == nil && closeWaiters.isEmpty && cause == nil
+        }
+    }
+
+    /// The cold state, made on first use (on the loop).
+    private var cold: Cold {
+        if let c = coldState { return c }
+        let c = Cold()
+        coldState = c
+        return c
+    }
+
+    /// Drops the cold state once nothing in it is needed (on the loop).
+    private func releaseColdIfIdle() {
+        if let c = coldState, c.isIdle { coldState = nil }
+    }
+
+    /// Why the connection closed (nil while open, or after a graceful close). On the loop.
+    private var cause: (any ClassifiedError)? { coldState?.cause }
+
+    private let handlers = Mutex<Handlers?>(nil)
+    // Immutable: a setter replaces it. Nil (8 bytes) when no handler was ever set.
+    private final class Handlers: Sendable {
+        let onError: (@Sendable (any ClassifiedError) -> Void)?
+        let onClose: (@Sendable ((any ClassifiedError)?) -> Void)?
+        init(onError: (@Sendable (any ClassifiedError) -> Void)?, onClose: (@Sendable ((any ClassifiedError)?) -> Void)?) {
+            self.onError = onError
+            self.onClose = onClose
+        }
     }
 
     private struct ReceiptWaiter {
@@ -66,8 +101,37 @@ public final class StompClient: @unchecked Sendable {
 
     struct Subscription {
         var id: String
-        var idBytes: [UInt8]
         var handler: @Sendable (StompMessage) -> Void
+    }
+
+    /// The client's subscriptions (ids unique): the first inline — a chat worker has one, which
+    /// then costs no array and no copy of its id's bytes — the others in an array.
+    struct Subscriptions {
+        private var first: Subscription?
+        private var more: [Subscription] = []
+
+        /// Adds `s`, replacing a subscription with the same id.
+        mutating func add(_ s: Subscription) {
+            remove(id: s.id)
+            if first == nil { first = s } else { more.append(s) }
+        }
+
+        mutating func remove(id: String) {
+            if first?.id == id { first = more.isEmpty ? nil : more.removeFirst() }
+            if !more.isEmpty { more.removeAll { $0.id == id } }
+        }
+
+        mutating func removeAll() {
+            first = nil
+            more = []
+        }
+
+        /// The handler of the subscription whose id is `id` (the bytes of a MESSAGE's header).
+        func handler(for id: ArraySlice<UInt8>) -> (@Sendable (StompMessage) -> Void)? {
+            if let f = first, id.elementsEqual(f.id.utf8) { return f.handler }
+            for s in more where id.elementsEqual(s.id.utf8) { return s.handler }
+            return nil
+        }
     }
 
     init(loop: EventLoop, configuration: StompClientConfiguration, limits: StompFrameParser.Limits) {
@@ -118,13 +182,17 @@ public final class StompClient: @unchecked Sendable {
     func handshake(timeout: Duration, attach: @escaping @Sendable () -> Void) async throws {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
             loop.execute { [self] in
-                connectWaiter = cont
+                let cold = cold
+                cold.connectWaiter = cont
                 attach()
                 guard !closed else { return }  // attach can fail synchronously
-                connectStarted = monotonicNanos()
-                write(frame: session.connectFrame(now: connectStarted))
-                connectTimer = loop.schedule(after: timeout) { [weak self] in
-                    self?.fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
+                cold.connectStarted = monotonicNanos()
+                write(frame: session.connectFrame(now: cold.connectStarted))
+                // Holds the client strongly until it fires or is cancelled (at CONNECTED or the
+                // close, within `timeout` in every case): a weak reference would give every client
+                // a side table for its whole life (32 bytes per held connection).
+                cold.connectTimer = loop.schedule(after: timeout) { [self] in
+                    fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
                 }
             }
         }
@@ -134,15 +202,15 @@ public final class StompClient: @unchecked Sendable {
 
     /// Called once, on the loop, when the session fails (before ``onClose``).
     public var onError: (@Sendable (any ClassifiedError) -> Void)? {
-        get { handlers.withLock { $0.onError } }
-        set { handlers.withLock { $0.onError = newValue } }
+        get { handlers.withLock { $0?.onError } }
+        set { handlers.withLock { $0 = Handlers(onError: newValue, onClose: $0?.onClose) } }
     }
 
     /// Called once, on the loop, when the connection is closed: nil after a graceful DISCONNECT
     /// or local close, else the cause.
     public var onClose: (@Sendable ((any ClassifiedError)?) -> Void)? {
-        get { handlers.withLock { $0.onClose } }
-        set { handlers.withLock { $0.onClose = newValue } }
+        get { handlers.withLock { $0?.onClose } }
+        set { handlers.withLock { $0 = Handlers(onError: $0?.onError, onClose: newValue) } }
     }
 
     // MARK: closing
@@ -153,13 +221,13 @@ public final class StompClient: @unchecked Sendable {
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
             loop.execute { [self] in
                 if closed { cont.resume(); return }
-                disconnectWaiters.append(cont)
+                cold.disconnectWaiters.append(cont)
                 guard session.state == .connected else {
                     if session.state != .disconnecting { closeTransport(cause: nil) }
                     return
                 }
                 write(frame: session.disconnectFrame())
-                disconnectTimer = loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
+                cold.disconnectTimer = loop.schedule(after: timeout) { [weak self] in self?.closeTransport(cause: nil) }
             }
         }
     }
@@ -173,7 +241,7 @@ public final class StompClient: @unchecked Sendable {
     @discardableResult
     public func waitClosed() async -> (any ClassifiedError)? {
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            loop.execute { [self] in if closed { cont.resume() } else { closeWaiters.append(cont) } }
+            loop.execute { [self] in if closed { cont.resume() } else { cold.closeWaiters.append(cont) } }
         }
         return await withCheckedContinuation { (cont: CheckedContinuation<UncheckedSendable<(any ClassifiedError)?>, Never>) in
             loop.execute { [self] in cont.resume(returning: UncheckedSendable(cause)) }
@@ -184,7 +252,13 @@ public final class StompClient: @unchecked Sendable {
     /// with the cause (nil when graceful). Unlike ``waitClosed()`` it needs no task of its own.
     package func whenClosed(_ body: @escaping @Sendable ((any ClassifiedError)?) -> Void) {
         loop.runOrExecute { [self] in
-            if closed { body(cause) } else { closeCallbacks.append(body) }
+            if closed {
+                body(cause)
+            } else if closeCallback == nil {
+                closeCallback = body
+            } else {
+                moreCloseCallbacks.append(body)
+            }
         }
     }
 
@@ -210,10 +284,11 @@ public final class StompClient: @unchecked Sendable {
 
     func awaitReceipt(_ id: String, timeout: Duration, _ done: @escaping (Result<Void, any Error>) -> Void) {
         let timer = loop.schedule(after: timeout) { [weak self] in
-            guard let self, let w = receiptWaiters.removeValue(forKey: id) else { return }
+            guard let self, let w = coldState?.receiptWaiters.removeValue(forKey: id) else { return }
             w.resume(throwing: StompError.timeout("RECEIPT \(id) (not received within \(timeout))"))
+            releaseColdIfIdle()
         }
-        receiptWaiters[id] = ReceiptWaiter(done: done, timer: timer)
+        cold.receiptWaiters[id] = ReceiptWaiter(done: done, timer: timer)
     }
 
     /// Called by the transport with received bytes (on the loop).
@@ -242,8 +317,8 @@ public final class StompClient: @unchecked Sendable {
             fail(StompError.unexpected("MESSAGE without subscription header", source: .server))
             return
         }
-        for s in subscriptions where s.idBytes.elementsEqual(sub) {
-            s.handler(StompMessage(frame: frame))
+        if let handler = subscriptions.handler(for: sub) {
+            handler(StompMessage(frame: frame))
             return
         }
         // Unknown subscription: most likely already unsubscribed; ignore.
@@ -256,9 +331,9 @@ public final class StompClient: @unchecked Sendable {
         case .message(let frame):
             deliver(frame)
         case .connected(_, let hb):
-            stompConnectNanos = monotonicNanos() &- connectStarted
-            connectTimer?.cancel()
-            connectTimer = nil
+            stompConnectNanos = monotonicNanos() &- (coldState?.connectStarted ?? 0)
+            coldState?.connectTimer?.cancel()
+            coldState?.connectTimer = nil
             if let t = hb.tickIntervalMillis {
                 // One timer per loop and period for all its clients, not one per connection:
                 // 19,000 idle connections cost two timer wake-ups a second instead of thousands.
@@ -266,10 +341,12 @@ public final class StompClient: @unchecked Sendable {
                 ticker.add(self)
                 heartBeatTicker = ticker
             }
-            connectWaiter?.resume()
-            connectWaiter = nil
+            coldState?.connectWaiter?.resume()
+            coldState?.connectWaiter = nil
+            releaseColdIfIdle()
         case .receipt(let id):
-            receiptWaiters.removeValue(forKey: id)?.resume()
+            coldState?.receiptWaiters.removeValue(forKey: id)?.resume()
+            releaseColdIfIdle()
         case .disconnected:
             closeTransport(cause: nil)
         case .failed(let e):
@@ -291,8 +368,8 @@ public final class StompClient: @unchecked Sendable {
     func fail(_ error: any ClassifiedError) {
         guard !closed else { return }
         if let s = error as? StompError { session.fail(s) } else { session.markClosed() }
-        if cause == nil { cause = error }
-        handlers.withLock { $0.onError }?(error)
+        if cause == nil { cold.cause = error }
+        handlers.withLock { $0?.onError }?(error)
         closeTransport(cause: error)
     }
 
@@ -325,31 +402,40 @@ public final class StompClient: @unchecked Sendable {
         guard !closed else { return }
         closed = true
         if session.state != .closed { session.markClosed() }
-        if cause == nil { cause = closeCause }
+        if cause == nil, let closeCause { cold.cause = closeCause }
         heartBeatTicker?.remove(self)
         heartBeatTicker = nil
-        connectTimer?.cancel()
-        connectTimer = nil
-        disconnectTimer?.cancel()
-        disconnectTimer = nil
+        let c = coldState
+        c?.connectTimer?.cancel()
+        c?.connectTimer = nil
+        c?.disconnectTimer?.cancel()
+        c?.disconnectTimer = nil
         let t = transport
         transport = .none
         t.close()
         let err: any Error = cause ?? StompError.closed("connection closed")
-        connectWaiter?.resume(throwing: err)
-        connectWaiter = nil
-        let waiters = receiptWaiters
-        receiptWaiters.removeAll()
-        for (_, w) in waiters { w.resume(throwing: err) }
+        c?.connectWaiter?.resume(throwing: err)
+        c?.connectWaiter = nil
+        if let waiters = c?.receiptWaiters, !waiters.isEmpty {
+            c?.receiptWaiters.removeAll()
+            for (_, w) in waiters { w.resume(throwing: err) }
+        }
         subscriptions.removeAll()
-        handlers.withLock { $0.onClose }?(cause)
-        for w in disconnectWaiters { w.resume() }
-        disconnectWaiters.removeAll()
-        for w in closeWaiters { w.resume() }
-        closeWaiters.removeAll()
-        let callbacks = closeCallbacks
-        closeCallbacks = []
-        for c in callbacks { c(cause) }
+        handlers.withLock { $0?.onClose }?(cause)
+        if let ws = c?.disconnectWaiters, !ws.isEmpty {
+            c?.disconnectWaiters.removeAll()
+            for w in ws { w.resume() }
+        }
+        if let ws = c?.closeWaiters, !ws.isEmpty {
+            c?.closeWaiters.removeAll()
+            for w in ws { w.resume() }
+        }
+        releaseColdIfIdle()
+        let first = closeCallback, more = moreCloseCallbacks
+        closeCallback = nil
+        moreCloseCallbacks = []
+        first?(cause)
+        for c in more { c(cause) }
     }
 }
 

@@ -62,7 +62,16 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
     private var closeTimer: LoopTimer?
     private var reading = true
     /// How the connection ended, once it has.
-    public private(set) var closeInfo: WebSocketCloseInfo?
+    public private(set) var closeInfo: WebSocketCloseInfo? {
+        get { closeBox?.info }
+        set { closeBox = newValue.map(CloseBox.init) }
+    }
+    // Boxed: an open connection keeps 8 bytes for it, not 48.
+    private var closeBox: CloseBox?
+    private final class CloseBox {
+        let info: WebSocketCloseInfo
+        init(_ info: WebSocketCloseInfo) { self.info = info }
+    }
 
     private var handler: (any WebSocketHandler)?
     /// The virtual user's listener for `ws_msgs_*`, `data_*` and `ws_session_duration` (clients
