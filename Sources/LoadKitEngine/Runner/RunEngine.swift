@@ -98,17 +98,17 @@ final class RunEngine: Sendable {
     /// One more user counts as active (running the script); keeps the peak.
     func becameActive() {
         let now = active.add(1, ordering: .relaxed).newValue
-        var peak = peakActive.load(ordering: .relaxed)
-        while now > peak {
-            let (ok, seen) = peakActive.compareExchange(expected: peak, desired: now, ordering: .relaxed)
+        Self.raise(peakActive, to: now)
+        Self.raise(peakInSecond, to: now)
+    }
+
+    /// Raises `peak` to `value` unless it is already at least that.
+    private static func raise(_ peak: borrowing Atomic<Int>, to value: Int) {
+        var seen = peak.load(ordering: .relaxed)
+        while value > seen {
+            let (ok, current) = peak.compareExchange(expected: seen, desired: value, ordering: .relaxed)
             if ok { break }
-            peak = seen
-        }
-        var second = peakInSecond.load(ordering: .relaxed)
-        while now > second {
-            let (ok, seen) = peakInSecond.compareExchange(expected: second, desired: now, ordering: .relaxed)
-            if ok { break }
-            second = seen
+            seen = current
         }
     }
 
