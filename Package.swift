@@ -23,7 +23,8 @@ let package = Package(
         // The system OpenSSL, used only with the `TLS` trait on Linux (the default build links no libssl).
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
-        // The few system calls the event loop needs that Glibc does not expose (epoll, eventfd).
+        // The few system calls the event loop needs that Glibc does not expose (epoll, eventfd),
+        // and WebSocket's UTF-8 check, in C so that debug builds are not slow at it.
         .target(name: "CLoadKit", path: "Sources/CLoadKit"),
         // The layers, bottom up; no arrow runs back up (issue 15). A user imports `LoadKit`, which
         // re-exports the layers below it.
@@ -33,7 +34,7 @@ let package = Package(
                                .target(name: "COpenSSL", condition: .when(platforms: [.linux], traits: ["TLS"]))],
                 path: "Sources/LoadKitTransport", swiftSettings: strict),
         // 2. The wire protocols: HTTP/1.1, WebSocket, STOMP — codecs, clients and the server role.
-        .target(name: "LoadKitProtocols", dependencies: ["LoadKitTransport"],
+        .target(name: "LoadKitProtocols", dependencies: ["CLoadKit", "LoadKitTransport"],
                 path: "Sources/LoadKitProtocols", swiftSettings: strict),
         // 3. The engine: load tests and their executors, metrics, SLAs, reports, settings.
         .target(name: "LoadKitEngine", dependencies: ["LoadKitTransport", "LoadKitProtocols"],

@@ -221,3 +221,38 @@ long long lk_heap_in_use(void) {
 #else
 long long lk_heap_in_use(void) { return -1; }
 #endif
+
+int lk_utf8_validate(const unsigned char *p, size_t n, unsigned char state[3]) {
+    unsigned char needed = state[0], lower = state[1], upper = state[2];
+    size_t i = 0;
+    while (i < n) {
+        if (needed == 0) {
+            /* ASCII 8 bytes at a time. */
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                if (w & 0x8080808080808080ULL) break;
+                i += 8;
+            }
+            if (i >= n) break;
+            unsigned char b = p[i++];
+            if (b <= 0x7F) continue;
+            else if (b >= 0xC2 && b <= 0xDF) { needed = 1; lower = 0x80; upper = 0xBF; }
+            else if (b == 0xE0) { needed = 2; lower = 0xA0; upper = 0xBF; }
+            else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) { needed = 2; lower = 0x80; upper = 0xBF; }
+            else if (b == 0xED) { needed = 2; lower = 0x80; upper = 0x9F; }
+            else if (b == 0xF0) { needed = 3; lower = 0x90; upper = 0xBF; }
+            else if (b >= 0xF1 && b <= 0xF3) { needed = 3; lower = 0x80; upper = 0xBF; }
+            else if (b == 0xF4) { needed = 3; lower = 0x80; upper = 0x8F; }
+            else { state[0] = needed; state[1] = lower; state[2] = upper; return 0; }
+        } else {
+            unsigned char b = p[i++];
+            if (b < lower || b > upper) { state[0] = needed; state[1] = lower; state[2] = upper; return 0; }
+            needed -= 1;
+            lower = 0x80;
+            upper = 0xBF;
+        }
+    }
+    state[0] = needed; state[1] = lower; state[2] = upper;
+    return 1;
+}
