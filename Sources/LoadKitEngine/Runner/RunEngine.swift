@@ -120,21 +120,15 @@ final class RunEngine: Sendable {
     /// active only while they run an iteration.
     func track(_ ctx: UserContext, on loop: EventLoop, _ body: @escaping @Sendable () async -> Void,
                ended: @escaping @Sendable () -> Void) {
-        state.withLock { s in
-            let id = s.nextTask
-            s.nextTask += 1
-            s.contexts[ctx.index] = ctx
-            s.userTask[ctx.index] = id
-            // Created under the lock so its own removal (also under the lock) always comes after.
-            s.tasks[id] = Task(executorPreference: loop) { [self] in
-                // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this user.
-                // One cancellation scope for the user's whole life, not a handler per request; the
-                // runner cancels it with the task (`cancelUser`). `spawnUserLoop` does the same.
+        registerUserTask(ctx) { id in
+            Task(executorPreference: loop) { [self] in
+                // The clients record their built-in metrics (http_reqs, ws_sessions, …) for this
+                // user. One cancellation scope for the user's whole life, not a handler per request;
+                // the runner cancels it with the task (`cancelUser`).
                 ctx.cancellationScope.adopt()
                 defer { ctx.cancellationScope.release() }
                 await ClientObservation.$current.withValue(ctx) { await body() }
-                ctx.closeSessionsLeftOpen(iteration: nil, counted: !Task.isCancelled)
-                self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
+                userTaskEnded(ctx, id: id)
                 ended()
             }
         }
@@ -147,20 +141,35 @@ final class RunEngine: Sendable {
     /// allocations, ≈ 0.1 KB per user with the larger task context; `bench chat`).
     func spawnUserLoop(_ ctx: UserContext, on loop: EventLoop, once: Bool) {
         becameActive()
+        registerUserTask(ctx) { id in
+            Task(executorPreference: loop) { [self] in
+                // As in `track` (written out: a shared async helper would deepen every user's
+                // parked chain, whose task-allocator slabs are the bulk of a chat worker's memory).
+                ctx.cancellationScope.adopt()
+                defer { ctx.cancellationScope.release() }
+                await ClientObservation.$current.withValue(ctx) { await self.userLoop(ctx, once: once) }
+                userTaskEnded(ctx, id: id)
+                active.subtract(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Files a user's task under a new id; `make` creates it under the lock, so the task's own
+    /// removal (also under the lock) always comes after. Non-escaping: nothing allocated per user.
+    private func registerUserTask(_ ctx: UserContext, _ make: (Int) -> Task<Void, Never>) {
         state.withLock { s in
             let id = s.nextTask
             s.nextTask += 1
             s.contexts[ctx.index] = ctx
             s.userTask[ctx.index] = id
-            s.tasks[id] = Task(executorPreference: loop) { [self] in
-                ctx.cancellationScope.adopt()
-                defer { ctx.cancellationScope.release() }
-                await ClientObservation.$current.withValue(ctx) { await self.userLoop(ctx, once: once) }
-                ctx.closeSessionsLeftOpen(iteration: nil, counted: !Task.isCancelled)
-                self.state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
-                active.subtract(1, ordering: .relaxed)
-            }
+            s.tasks[id] = make(id)
         }
+    }
+
+    /// A user's task is over: sessions its script left open are closed, the task forgotten.
+    private func userTaskEnded(_ ctx: UserContext, id: Int) {
+        ctx.closeSessionsLeftOpen(iteration: nil, counted: !Task.isCancelled)
+        state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
     }
 
     private func retire(_ ctx: UserContext) {
