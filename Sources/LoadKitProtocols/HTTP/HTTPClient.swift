@@ -88,21 +88,104 @@ public final class HTTPClient: Sendable {
     @discardableResult
     nonisolated(nonsending)
     public func execute(_ request: HTTPRequest, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await perform(start(request, timeout: timeout))
+    }
+
+    /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);
+    /// `expecting` overrides which statuses count as success.
+    @discardableResult
+    nonisolated(nonsending)
+    public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
+                    expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await perform(start(.GET, url, headers: headers, body: [], name: name, expecting: expecting, timeout: timeout))
+    }
+
+    /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
+    @discardableResult
+    nonisolated(nonsending)
+    public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
+                     encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
+                     timeout: Duration? = nil) async throws -> HTTPResponse {
+        var h = headers
+        if !h.contains("Content-Type") { h.append("Content-Type", "application/json") }
+        let body: [UInt8]
+        do { body = Array(try encoder.encode(value)) } catch {
+            throw ScriptFailure("cannot encode \(type(of: value)) as JSON: \(error)", kind: "json_encode")
+        }
+        return try await perform(start(.POST, url, headers: h, body: body, name: name, expecting: expecting, timeout: timeout))
+    }
+
+    /// `POST url` with a raw body.
+    @discardableResult
+    nonisolated(nonsending)
+    public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
+                     expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await perform(start(.POST, url, headers: headers, body: body, name: name, expecting: expecting, timeout: timeout))
+    }
+
+    /// Sends any method with an optional body.
+    @discardableResult
+    nonisolated(nonsending)
+    public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
+                     name: String? = nil, expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
+        try await perform(start(method, url, headers: headers, body: body, name: name, expecting: expecting, timeout: timeout))
+    }
+
+    /// A request on its way: its pending state, its pool, and the virtual user listening (if any).
+    private struct Started {
+        let pending: PendingRequest
+        let pool: HostPool
+        let observer: (any ClientObserver)?
+    }
+
+    /// `GET`, `POST`, `send`: the request is built inside the pending request. Built in the async
+    /// caller, or even here and handed over, it was copied and the original destroyed — two
+    /// dozen reference-count operations a request (the compiler does not forward a large
+    /// struct's temporary into an owned argument).
+    @inline(never)
+    private func start(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders, body: [UInt8], name: String?,
+                       expecting: ExpectedStatuses?, timeout: Duration?) throws -> Started {
+        let endpoint = try endpoint(url)
         let observer = ClientObservation.current
-        let endpoint = request.endpoint
-        if endpoint.isTLS && !tlsAvailable {
-            let error = HTTPError.tlsUnavailable(endpoint: endpoint.description)
-            observer?.httpExchangeFinished(exchange(request, nil, error, nil))
+        if endpoint.isTLS && !tlsAvailable { return try start(HTTPRequest(method: method, endpoint: endpoint), timeout: timeout) }
+        let pool = pool(for: endpoint)
+        let pending = PendingRequest(method: method, endpoint: endpoint, headers: withDefaultHeaders(headers), body: body,
+                                     name: name, expecting: expecting,
+                                     timeout: timeout ?? configuration.defaultTimeout, start: monotonicNanos())
+        return Started(pending: pending, pool: pool, observer: observer)
+    }
+
+    /// `execute`'s request (a copy of the caller's): fails at once for `https` without TLS
+    /// support, else picks its pool, adds the default headers and starts its clock.
+    private func start(_ request: consuming HTTPRequest, timeout: Duration?) throws -> Started {
+        let observer = ClientObservation.current
+        if request.endpoint.isTLS && !tlsAvailable {
+            let error = HTTPError.tlsUnavailable(endpoint: request.endpoint.description)
+            observer?.httpExchangeFinished(HTTPExchange(request, failure: error))
             throw error
         }
-        let pool = pool(for: endpoint)
+        let pool = pool(for: request.endpoint)
         let limit = timeout ?? configuration.defaultTimeout
         let start = monotonicNanos()
-        var request = request
-        if !configuration.defaultHeaders.isEmpty {
-            for f in configuration.defaultHeaders where !request.headers.contains(f.name) { request.headers.append(f.name, f.value) }
-        }
-        let pending = PendingRequest(request: request, timeout: limit, start: start)
+        request.headers = withDefaultHeaders(request.headers)
+        return Started(pending: PendingRequest(request: consume request, timeout: limit, start: start), pool: pool, observer: observer)
+    }
+
+    /// `headers` with the client's default headers it does not set itself.
+    @inline(__always)
+    private func withDefaultHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
+        if configuration.defaultHeaders.isEmpty { return headers }
+        var h = headers
+        for f in configuration.defaultHeaders where !h.contains(f.name) { h.append(f.name, f.value) }
+        return h
+    }
+
+    /// Sends a started request and waits for its answer, then tells the listener. Inlined, so it
+    /// adds no async frame to a request.
+    @inline(__always)
+    nonisolated(nonsending)
+    private func perform(_ started: Started) async throws -> HTTPResponse {
+        let pending = started.pending, pool = started.pool, observer = started.observer
         // Cancelling the calling task fails the request at once with CancellationError; a
         // response that still arrives is read and dropped, so the connection stays usable.
         let response: HTTPResponse
@@ -124,69 +207,14 @@ public final class HTTPClient: Sendable {
                 }
             }
         } catch {
-            observer?.httpExchangeFinished(exchange(request, nil, error, pending))
+            observer?.httpExchangeFinished(HTTPExchange(pending, status: nil, timings: nil, failure: error))
             throw error
         }
         if let observer {
-            // Read in place: a copy of the statuses would retain their ranges per request.
-            let ok = request.expectedStatuses?.contains(response.status) ?? configuration.expectedStatuses.contains(response.status)
-            let failure: HTTPError? = ok ? nil
-                : .status(code: response.status, method: request.method.rawValue, endpoint: request.endpoint.description)
-            observer.httpExchangeFinished(exchange(request, response, failure, pending))
+            let failure = pending.statusFailure(response.status, expected: configuration.expectedStatuses)
+            observer.httpExchangeFinished(HTTPExchange(pending, status: response.status, timings: response.timings, failure: failure))
         }
         return response
-    }
-
-    private func exchange(_ request: HTTPRequest, _ response: HTTPResponse?, _ failure: (any Error)?,
-                          _ pending: PendingRequest?) -> HTTPExchange {
-        HTTPExchange(method: request.method, path: request.endpoint.path, name: request.name,
-                     status: response?.status, failure: failure, timings: response?.timings ?? HTTPTimings(),
-                     bytesSent: pending?.bytesSent ?? 0, bytesReceived: pending?.bytesReceived ?? 0,
-                     queued: pending?.queued ?? false, retries: pending?.staleRetries ?? 0,
-                     cancelled: failure is CancellationError)
-    }
-
-    /// `GET url`. `name` tags the request's metrics (`http_req_duration{name:/items/{id}}`);
-    /// `expecting` overrides which statuses count as success.
-    @discardableResult
-    nonisolated(nonsending)
-    public func get(_ url: String, headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
-                    expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: .GET, endpoint: try endpoint(url), headers: headers, name: name, expecting: expecting), timeout: timeout)
-    }
-
-    /// `POST url` with `value` encoded as JSON (`Content-Type: application/json` unless set).
-    @discardableResult
-    nonisolated(nonsending)
-    public func post(_ url: String, json value: some Encodable, headers: HTTPHeaders = HTTPHeaders(),
-                     encoder: JSONEncoder = JSONEncoder(), name: String? = nil, expecting: ExpectedStatuses? = nil,
-                     timeout: Duration? = nil) async throws -> HTTPResponse {
-        var h = headers
-        if !h.contains("Content-Type") { h.append("Content-Type", "application/json") }
-        let body: [UInt8]
-        do { body = Array(try encoder.encode(value)) } catch {
-            throw ScriptFailure("cannot encode \(type(of: value)) as JSON: \(error)", kind: "json_encode")
-        }
-        return try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: h, body: body, name: name, expecting: expecting),
-                                 timeout: timeout)
-    }
-
-    /// `POST url` with a raw body.
-    @discardableResult
-    nonisolated(nonsending)
-    public func post(_ url: String, body: [UInt8], headers: HTTPHeaders = HTTPHeaders(), name: String? = nil,
-                     expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: .POST, endpoint: try endpoint(url), headers: headers, body: body, name: name, expecting: expecting),
-                          timeout: timeout)
-    }
-
-    /// Sends any method with an optional body.
-    @discardableResult
-    nonisolated(nonsending)
-    public func send(_ method: HTTPMethod, _ url: String, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders(),
-                     name: String? = nil, expecting: ExpectedStatuses? = nil, timeout: Duration? = nil) async throws -> HTTPResponse {
-        try await execute(HTTPRequest(method: method, endpoint: try endpoint(url), headers: headers, body: body, name: name, expecting: expecting),
-                          timeout: timeout)
     }
 
     /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
@@ -238,6 +266,24 @@ public final class HTTPClient: Sendable {
         let s = configuration.sourceAddresses
         guard !s.isEmpty else { return nil }
         return s[sourceCounter.add(1, ordering: .relaxed).oldValue % s.count]
+    }
+}
+
+extension HTTPExchange {
+    /// A request that failed before it could be sent.
+    init(_ request: borrowing HTTPRequest, failure: any Error) {
+        self.init(method: request.method, path: request.endpoint.path, name: request.name, status: nil, failure: failure,
+                  timings: HTTPTimings(), bytesSent: 0, bytesReceived: 0, queued: false, retries: 0,
+                  cancelled: failure is CancellationError)
+    }
+
+    /// A request that was answered (`status`, `timings`) or failed on its way (nil, nil).
+    init(_ pending: PendingRequest, status: Int?, timings: HTTPTimings?, failure: (any Error)?) {
+        self.init(method: pending.method, path: pending.endpoint.path, name: pending.name,
+                  status: status, failure: failure, timings: timings ?? HTTPTimings(),
+                  bytesSent: pending.bytesSent, bytesReceived: pending.bytesReceived,
+                  queued: pending.queued, retries: pending.staleRetries,
+                  cancelled: failure is CancellationError)
     }
 }
 

@@ -45,9 +45,9 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         }
         current = task
         receivedAny = false
-        parser.expectResponse(to: task.request.method)
+        parser.expectResponse(to: task.method)
         writeBuffer.removeAll(keepingCapacity: true)
-        task.request.encode(into: &writeBuffer)
+        task.encode(into: &writeBuffer)
         task.sentAt = now
         task.bytesSent += writeBuffer.count  // a retry's bytes went on the wire too
         task.bytesReceived = 0
@@ -95,7 +95,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             task.succeed(response)
             return
         }
-        if !receivedAny && served > 0 && task.request.method.isIdempotent && task.staleRetries == 0 {
+        if !receivedAny && served > 0 && task.method.isIdempotent && task.staleRetries == 0 {
             // A stale keep-alive connection: the server closed it before reading our request.
             task.staleRetries += 1
             pool.submit(task)

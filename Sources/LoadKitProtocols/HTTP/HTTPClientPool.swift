@@ -18,7 +18,15 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
         var failure: (any Error)?
     }
 
-    let request: HTTPRequest
+    // The request's parts, stored apart and built in place from `get`'s arguments: an
+    // `HTTPRequest` built and then stored was copied and its temporary destroyed (the compiler
+    // does not forward the large struct), two dozen reference-count operations a request.
+    let method: HTTPMethod
+    let endpoint: Endpoint
+    let headers: HTTPHeaders
+    let body: [UInt8]
+    let name: String?
+    let expectedStatuses: ExpectedStatuses?
     let timeout: Duration
     let start: UInt64
     let deadline: UInt64
@@ -38,8 +46,27 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     var staleRetries = 0
     var requeues = 0
 
-    init(request: HTTPRequest, timeout: Duration, start: UInt64) {
-        self.request = request
+    init(request: borrowing HTTPRequest, timeout: Duration, start: UInt64) {
+        method = request.method
+        endpoint = request.endpoint
+        headers = request.headers
+        body = request.body
+        name = request.name
+        expectedStatuses = request.expectedStatuses
+        self.timeout = timeout
+        self.start = start
+        self.deadline = start &+ timeout.nanoseconds
+    }
+
+    /// A request built in place from its parts (see `HTTPClient.start`: no copy of the request).
+    init(method: HTTPMethod, endpoint: Endpoint, headers: HTTPHeaders, body: [UInt8], name: String?,
+         expecting: ExpectedStatuses?, timeout: Duration, start: UInt64) {
+        self.method = method
+        self.endpoint = endpoint
+        self.headers = headers
+        self.body = body
+        self.name = name
+        self.expectedStatuses = expecting
         self.timeout = timeout
         self.start = start
         self.deadline = start &+ timeout.nanoseconds
@@ -47,7 +74,19 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
 
     /// The time-out failure; blamed on the load generator if it ran out of descriptors meanwhile.
     var timeoutError: any Error {
-        ResourcePressure.attribute(HTTPError.timeout(after: timeout, endpoint: request.endpoint.description), operationStart: start)
+        ResourcePressure.attribute(HTTPError.timeout(after: timeout, endpoint: endpoint.description), operationStart: start)
+    }
+
+    /// The `http_<code>` failure for an answer outside the request's expected statuses (or the
+    /// client's `expected`), nil for an expected one. Read in place: no copy of the request.
+    func statusFailure(_ status: Int, expected: ExpectedStatuses) -> HTTPError? {
+        let ok = expectedStatuses?.contains(status) ?? expected.contains(status)
+        return ok ? nil : .status(code: status, method: method.rawValue, endpoint: endpoint.description)
+    }
+
+    /// Appends the request's wire form to `buffer`.
+    func encode(into buffer: inout [UInt8]) {
+        HTTPRequest.encode(method: method, endpoint: endpoint, headers: headers, body: body, into: &buffer)
     }
 
     /// True once the caller has its answer (response, error or cancellation).
@@ -81,20 +120,18 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
 
     func succeed(_ response: consuming HTTPResponse) {
         guard let k = take(nil) else { return }
-        var r = response
         let now = monotonicNanos()
-        r.timeToFirstByteNanos = firstByteAt >= sentAt && sentAt > 0 ? firstByteAt - sentAt : 0
-        r.totalNanos = now &- start
+        response.timeToFirstByteNanos = firstByteAt >= sentAt && sentAt > 0 ? firstByteAt - sentAt : 0
+        response.totalNanos = now &- start
         // k6's phases: blocked until the connect started (new connection) or the request was
         // written (reused one); then connect, TLS, send, wait for the first byte, receive.
         let began = connectStartAt > 0 ? connectStartAt : sentAt
-        r.timings = HTTPTimings(blocked: began > start ? began - start : 0, connecting: connectNanos, tlsHandshaking: tlsNanos,
+        response.timings = HTTPTimings(blocked: began > start ? began - start : 0, connecting: connectNanos, tlsHandshaking: tlsNanos,
                                 sending: writtenAt > sentAt ? writtenAt - sentAt : 0,
                                 waiting: firstByteAt > writtenAt ? firstByteAt - writtenAt : 0,
                                 receiving: now > firstByteAt && firstByteAt > 0 ? now - firstByteAt : 0)
-        r.requestMethod = request.method
-        r.requestEndpoint = request.endpoint
-        k.resume(returning: r)
+        response.origin = self
+        k.resume(returning: consume response)
     }
 
     func fail(_ error: any Error) {

@@ -24,6 +24,15 @@ public struct HTTPMethod: RawRepresentable, Sendable, Hashable, ExpressibleByStr
     /// `OPTIONS`
     public static let OPTIONS = HTTPMethod(rawValue: "OPTIONS")
 
+    /// `POST`, `PUT` or `PATCH`: sent with a `Content-Length` even when the body is empty.
+    /// (Compared with literals: `method == .POST` copied the static value on every request.)
+    var expectsBody: Bool {
+        switch rawValue {
+        case "POST", "PUT", "PATCH": true
+        default: false
+        }
+    }
+
     /// Idempotent per RFC 9110 §9.2.2: safe to retry once on a stale keep-alive connection.
     public var isIdempotent: Bool {
         switch rawValue {

@@ -38,6 +38,12 @@ public struct HTTPRequest: Sendable {
 
     /// Appends the wire form to `buffer` (reused by the client to avoid allocation).
     public func encode(into buffer: inout [UInt8]) {
+        Self.encode(method: method, endpoint: endpoint, headers: headers, body: body, into: &buffer)
+    }
+
+    /// The wire form of a request given by its parts (the client keeps them apart).
+    static func encode(method: HTTPMethod, endpoint: Endpoint, headers: HTTPHeaders,
+                       body: [UInt8], into buffer: inout [UInt8]) {
         appendUTF8(&buffer, method.rawValue)
         buffer.append(0x20)
         appendUTF8(&buffer, endpoint.path)
@@ -57,7 +63,7 @@ public struct HTTPRequest: Sendable {
             buffer.append(contentsOf: "\r\n".utf8)
         }
         for f in headers.fields { appendField(&buffer, f.name, f.value) }
-        if !hasLength && (!body.isEmpty || method == .POST || method == .PUT || method == .PATCH) {
+        if !hasLength && (!body.isEmpty || method.expectsBody) {
             buffer.append(contentsOf: "Content-Length: ".utf8)
             appendDecimal(&buffer, body.count)
             buffer.append(contentsOf: "\r\n".utf8)
@@ -86,9 +92,12 @@ public struct HTTPResponse: Sendable {
     /// The request's phases as k6 splits them (set by ``HTTPClient``).
     public var timings = HTTPTimings()
     /// The method of the request this answers (set by ``HTTPClient``), for error messages.
-    public var requestMethod: HTTPMethod?
+    public var requestMethod: HTTPMethod? { origin?.method }
     /// The endpoint of the request this answers (set by ``HTTPClient``), for error messages.
-    public var requestEndpoint: Endpoint?
+    public var requestEndpoint: Endpoint? { origin?.endpoint }
+    /// The request this answers, held by one reference: copying a response does not copy the
+    /// request's method and endpoint field by field.
+    var origin: PendingRequest?
 
     /// Creates a response value.
     package init(head: consuming HTTPResponseHead, body: consuming [UInt8] = []) {
