@@ -170,6 +170,43 @@ typealias SplitMix = SeededRandom
         #expect(head.reason == "OK")
     }
 
+    /// Parsed fields stay undecoded until asked (ParsedHeaderFields); every way of reading them
+    /// must give what decoding each field at parse time gave, folded lines included.
+    @Test(arguments: [
+        ("X-A: 1\r\nx-a: 2\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 15:21:05 GMT\r\n",
+         [("X-A", "1"), ("x-a", "2"), ("Server", "nginx/1.22.1"), ("Date", "Tue, 01 Dec 2026 15:21:05 GMT")]),
+        ("X-Fold: a\r\n b\r\nNext:  n  \r\n", [("X-Fold", "a b"), ("Next", "n")]),
+        ("X-Fold:\r\n b\r\n", [("X-Fold", " b")]),
+        ("X-Fold: a\r\n \r\n\tc\r\nZ: z\r\n", [("X-Fold", "a  c"), ("Z", "z")]),
+        ("X-Fold: a  \r\n   \r\n", [("X-Fold", "a ")]),
+        ("Connection: keep-alive, Upgrade\r\nEmpty:\r\n", [("Connection", "keep-alive, Upgrade"), ("Empty", "")]),
+    ])
+    func parsedFieldsReadAsDecodedOnes(_ lines: String, _ expected: [(String, String)]) throws {
+        let raw = Array("HTTP/1.1 200 OK\r\n\(lines)\r\n".utf8)
+        guard case .success(let (head, _)) = raw.withUnsafeBytes({ parseResponseHeadNotingFacts($0) }) else {
+            Issue.record("did not parse: \(lines)"); return
+        }
+        let h = head.headers
+        let built = HTTPHeaders(expected)
+        #expect(h.fields.map(\.name) == expected.map(\.0) && h.fields.map(\.value) == expected.map(\.1), "\(lines)")
+        #expect(h == built && h.hashValue == built.hashValue && h.count == expected.count && !h.isEmpty)
+        #expect(Array(h).map(\.value) == expected.map(\.1))
+        for (name, _) in expected {
+            let values = expected.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
+            #expect(h[name.uppercased()] == values.first && h.values(for: name.lowercased()) == values)
+            #expect(h.contains(name.lowercased()))
+        }
+        #expect(h["absent"] == nil && h.values(for: "absent").isEmpty && !h.contains("absent") && !h.contains("X-A-B"))
+        #expect(h.containsToken("upgrade", in: "connection") == expected.contains { $0.0 == "Connection" })
+        // A change decodes the fields first and keeps them.
+        var changed = h
+        changed.add("Added", "v")
+        #expect(changed.fields.map(\.name) == expected.map(\.0) + ["Added"] && changed["added"] == "v")
+        changed.remove(expected[0].0)
+        #expect(!changed.contains(expected[0].0) && changed.count == expected.count(where: { $0.0.lowercased() != expected[0].0.lowercased() }) + 1)
+        #expect(h.count == expected.count)   // the original is untouched
+    }
+
     @Test func tokenBytesAreRFC9110sTchar() {
         let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
         for b in 0...255 { #expect(isTokenByte(UInt8(b)) == tchar.contains(UInt8(b)), "byte \(b)") }

@@ -213,7 +213,7 @@ struct HeadFacts: Sendable {
 
 /// A header name the parser meets often, as a constant String when the bytes match exactly
 /// (no decoding or validation per response); nil otherwise.
-@inline(__always) private func commonName(_ b: UnsafeRawBufferPointer) -> String? {
+@inline(__always) func commonHeaderName(_ b: UnsafeRawBufferPointer) -> String? {
     @inline(__always) func its(_ s: StaticString) -> Bool {
         s.utf8CodeUnitCount == b.count && memcmp(s.utf8Start, b.baseAddress!, b.count) == 0
     }
@@ -271,57 +271,69 @@ struct HeadFacts: Sendable {
     }
 }
 
-/// Splits a complete head into its first line and header fields, noting the framing facts.
+/// Splits a complete head into its first line and header fields, noting the framing facts. The
+/// fields stay undecoded (``ParsedHeaderFields``); each is checked here, as a String would be.
 private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<Int>, headers: HTTPHeaders, facts: HeadFacts), HTTPError> {
-    var lineStart = 0
-    var first: Range<Int>? = nil
-    var headers = HTTPHeaders()
-    var facts = HeadFacts()
     let n = head.count
     guard let base = head.baseAddress else { return .failure(.malformed("empty head")) }
-    // One allocation for the fields: at most one per line after the start line.
+    // Room for the spans: at most one field per line after the start line.
     var lineCount = 0
     var i = 0
     while i < n, let p = memchr(base + i, Int32(LF), n - i) { lineCount += 1; i = base.distance(to: UnsafeRawPointer(p)) + 1 }
-    headers.reserveCapacity(max(0, lineCount - 2))
-    while lineStart < n {
-        let lf = memchr(base + lineStart, Int32(LF), n - lineStart).map { base.distance(to: UnsafeRawPointer($0)) } ?? n
-        var lineEnd = lf
-        if lineEnd > lineStart && head[lineEnd - 1] == CR { lineEnd -= 1 }
-        defer { lineStart = lf + 1 }
-        if first == nil { first = lineStart..<lineEnd; continue }
-        if lineEnd == lineStart { break }  // the empty line that ends the head
-        let sp = head[lineStart]
-        if sp == 0x20 || sp == 0x09 {
-            // obs-fold: continuation of the previous value (RFC 9112 §5.2 lets a recipient replace it by SP).
-            guard let last = headers.fields.last else { return .failure(.malformed("header continuation line without a header")) }
-            let more = trimmed(head, lineStart, lineEnd)
-            guard let extra = fieldValue(head, more) else { return .failure(.malformed("invalid character in header '\(last.name)'")) }
-            headers.replaceLastValue(last.value + " " + extra)
-            // The folded value is no longer what was noted: let the slow paths read it.
-            facts.folded = true
-            continue
-        }
-        var colon = lineStart
-        while colon < lineEnd && head[colon] != UInt8(ascii: ":") {
-            guard isTokenByte(head[colon]) else {
-                return .failure(.malformed(head[colon] == 0x20 ? "space in or after a header name" : "invalid character in header name"))
+    return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * max(1, lineCount)) { spans in
+        var lineStart = 0
+        var first: Range<Int>? = nil
+        var facts = HeadFacts()
+        var fields = 0
+        while lineStart < n {
+            let lf = memchr(base + lineStart, Int32(LF), n - lineStart).map { base.distance(to: UnsafeRawPointer($0)) } ?? n
+            var lineEnd = lf
+            if lineEnd > lineStart && head[lineEnd - 1] == CR { lineEnd -= 1 }
+            defer { lineStart = lf + 1 }
+            if first == nil { first = lineStart..<lineEnd; continue }
+            if lineEnd == lineStart { break }  // the empty line that ends the head
+            let sp = head[lineStart]
+            if sp == 0x20 || sp == 0x09 {
+                // obs-fold: continuation of the previous value (RFC 9112 §5.2 lets a recipient
+                // replace it by SP): the previous value's span runs on over this line.
+                guard fields > 0 else { return .failure(.malformed("header continuation line without a header")) }
+                let more = trimmed(head, lineStart, lineEnd)
+                guard isFieldValue(head, more) else {
+                    let name = UnsafeRawBufferPointer(rebasing: head[Int(spans[4 * fields - 4])..<Int(spans[4 * fields - 3])])
+                    return .failure(.malformed("invalid character in header '\(String(decoding: name, as: UTF8.self))'"))
+                }
+                if !more.isEmpty { spans[4 * fields - 1] = UInt32(more.upperBound) }
+                else { spans[4 * fields - 1] = UInt32(lineStart) }  // keeps the line break: decodes as the trailing space
+                // The folded value is no longer what was noted: let the slow paths read it.
+                facts.folded = true
+                continue
             }
-            colon += 1
+            var colon = lineStart
+            while colon < lineEnd && head[colon] != UInt8(ascii: ":") {
+                guard isTokenByte(head[colon]) else {
+                    return .failure(.malformed(head[colon] == 0x20 ? "space in or after a header name" : "invalid character in header name"))
+                }
+                colon += 1
+            }
+            guard colon < lineEnd else { return .failure(.malformed("header line without ':'")) }
+            guard colon > lineStart else { return .failure(.malformed("empty header name")) }
+            let valueRange = trimmed(head, colon + 1, lineEnd)
+            guard isFieldValue(head, valueRange) else {
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: head[lineStart..<colon]), as: UTF8.self)
+                return .failure(.malformed("invalid character in value of header '\(name)'"))
+            }
+            noteFact(&facts, head, name: lineStart..<colon, value: valueRange)
+            spans[4 * fields] = UInt32(lineStart)
+            spans[4 * fields + 1] = UInt32(colon)
+            spans[4 * fields + 2] = UInt32(valueRange.lowerBound)
+            spans[4 * fields + 3] = UInt32(valueRange.upperBound)
+            fields += 1
         }
-        guard colon < lineEnd else { return .failure(.malformed("header line without ':'")) }
-        guard colon > lineStart else { return .failure(.malformed("empty header name")) }
-        let nameBytes = UnsafeRawBufferPointer(rebasing: head[lineStart..<colon])
-        let name = commonName(nameBytes) ?? String(decoding: nameBytes, as: UTF8.self)
-        let valueRange = trimmed(head, colon + 1, lineEnd)
-        guard let value = fieldValue(head, valueRange) else {
-            return .failure(.malformed("invalid character in value of header '\(name)'"))
-        }
-        noteFact(&facts, head, name: lineStart..<colon, value: valueRange)
-        headers.append(name, value)   // from the wire: nothing to register
+        guard let f = first else { return .failure(.malformed("empty head")) }
+        let headers = fields == 0 ? HTTPHeaders()
+            : HTTPHeaders(parsed: ParsedHeaderFields(head: head, spans: UnsafeBufferPointer(spans), count: fields))
+        return .success((f, headers, facts))
     }
-    guard let f = first else { return .failure(.malformed("empty head")) }
-    return .success((f, headers, facts))
 }
 
 private func trimmed(_ b: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int) -> Range<Int> {
@@ -331,13 +343,18 @@ private func trimmed(_ b: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int) -> Range
     return l..<h
 }
 
-/// A field value, or nil when it holds control characters other than HTAB.
-private func fieldValue(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> String? {
+/// True when `b[r]` holds no control characters other than HTAB.
+private func isFieldValue(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
     for i in r {
         let c = b[i]
-        if (c < 0x20 && c != 0x09) || c == 0x7f { return nil }
+        if (c < 0x20 && c != 0x09) || c == 0x7f { return false }
     }
-    return String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self)
+    return true
+}
+
+/// A field value, or nil when it holds control characters other than HTAB.
+private func fieldValue(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> String? {
+    isFieldValue(b, r) ? String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self) : nil
 }
 
 /// Parses `HTTP/<d>.<d>` at `b[r]`.
