@@ -154,7 +154,11 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// True when the host is an IPv6 literal (written in brackets in URLs and `Host`).
-    public var isIPv6: Bool { host.utf8.contains(UInt8(ascii: ":")) }
+    public var isIPv6: Bool {
+        // Over the contiguous bytes: the generic `utf8.contains` was ≈ 0.7 % of a request's CPU
+        // (every request's `Host` header asks).
+        host.utf8.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: ":")) } ?? host.utf8.contains(UInt8(ascii: ":"))
+    }
 
     /// Appends the `Host` header value without building a string (request encoding hot path).
     func appendHostHeader(to buffer: inout [UInt8]) {
