@@ -46,16 +46,10 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     var staleRetries = 0
     var requeues = 0
 
-    init(request: borrowing HTTPRequest, timeout: Duration, start: UInt64) {
-        method = request.method
-        endpoint = request.endpoint
-        headers = request.headers
-        body = request.body
-        name = request.name
-        expectedStatuses = request.expectedStatuses
-        self.timeout = timeout
-        self.start = start
-        self.deadline = start &+ timeout.nanoseconds
+    /// `execute`'s request, its fields copied.
+    convenience init(request: borrowing HTTPRequest, timeout: Duration, start: UInt64) {
+        self.init(method: request.method, endpoint: request.endpoint, headers: request.headers, body: request.body,
+                  name: request.name, expecting: request.expectedStatuses, timeout: timeout, start: start)
     }
 
     /// A request built in place from its parts (see `HTTPClient.start`: no copy of the request).
