@@ -283,8 +283,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 timer?.cancel()
                 let k = cont
                 cont = nil
+                // TLS's bytes so far (its handshake, the upgrade's records) count with the upgrade's.
+                let tls = transport.takeWireOverhead()
                 ws.sessionObserver = observer?.webSocketOpened(handshakeNanos: monotonicNanos() &- start, tlsNanos: tlsNanos,
-                                                               bytesSent: request.bytes.count, bytesReceived: headBytes)
+                                                               bytesSent: request.bytes.count + tls.sent,
+                                                               bytesReceived: headBytes + tls.received)
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {
@@ -311,9 +314,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         timer?.cancel()
         timer = nil
         if let wire {
-            // What left this process: the request less what still waits in the send queue.
-            wire.sent = max(0, request.bytes.count - transport.bufferedBytes)
-            wire.received = bytesRead
+            // What left this process: the request less what still waits in the send queue, and
+            // what TLS put on the wire around it (its handshake, the records that left).
+            let tls = transport.takeWireOverhead()
+            wire.sent = max(0, request.bytes.count - transport.bufferedBytes) + tls.sent
+            wire.received = bytesRead + tls.received
         }
         transport.close()
         k.resume(throwing: error)

@@ -33,9 +33,9 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     public var peerAddress: SocketAddress? { tcp.remote }
     public var peerDescription: String { tcp.remote.description }
     /// Plaintext accepted by ``write(rawBytes:)`` and not yet handed to the kernel, in the units
-    /// every other byte count uses (a WebSocket session counts plaintext: a failed handshake's
-    /// `data_sent` is its request less this): the plaintext of the records still (partly) in the
-    /// TCP connection's queue — a record partly handed over counts as unsent, the peer can read
+    /// every other byte count uses (drivers count plaintext and ``takeWireOverhead()`` adds TLS's:
+    /// a failed upgrade's `data_sent` is its request less this, plus that): the plaintext of the
+    /// records still (partly) in the TCP connection's queue — a record partly handed over counts as unsent, the peer can read
     /// none of it yet — and, on a server, what waits for the handshake. On the loop.
     public var bufferedBytes: Int {
         guard tcp.bufferedBytes > 0 else { return session.earlyPlaintext.count }
@@ -54,10 +54,35 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     private var queuedRecords: [(ciphertextEnd: Int, plaintext: Int)] = []
     private var queuedHead = 0
     private var queuedPlaintext = 0
+    // Bytes on the wire (``takeWireOverhead()``): ciphertext handed to the TCP connection and
+    // read from it, plaintext encrypted and handed to the delegate, and the overhead taken so far.
+    private var ciphertextOut = 0
+    private var plaintextOut = 0
+    private var ciphertextIn = 0
+    private var plaintextIn = 0
+    private var overheadTaken = (sent: 0, received: 0)
+    /// Ciphertext this side put on the wire (handed to the kernel) and read from it, for tests
+    /// that compare a peer's view with a client's figures.
+    package var wireBytes: (sent: Int, received: Int) { (ciphertextOut - tcp.bufferedBytes, ciphertextIn) }
     public var isTLS: Bool { true }
     public var tlsHandshakeNanos: UInt64? { session.handshakeNanos }
     public var tlsVersion: String? { session.negotiatedVersion }
     public var tlsNegotiatedALPN: String? { session.negotiatedALPN }
+
+    /// The TLS bytes beyond the plaintext since the last call. Sent: the ciphertext the kernel
+    /// took, less the plaintext of the records it took whole — a driver counts what it wrote
+    /// less ``bufferedBytes``, or all it wrote once the queue drains, so the two add up to the
+    /// bytes on the wire (a record cut by a close counts the part that left). Received: the
+    /// ciphertext read less the plaintext delivered (a record still incomplete counts now, its
+    /// plaintext later: what is read is on the wire). Either may be negative, rarely: the sums
+    /// stay right.
+    public func takeWireOverhead() -> (sent: Int, received: Int) {
+        let queuedPlaintext = bufferedBytes - session.earlyPlaintext.count
+        let sent = (ciphertextOut - tcp.bufferedBytes) - (plaintextOut - queuedPlaintext)
+        let received = ciphertextIn - plaintextIn
+        defer { overheadTaken = (sent, received) }
+        return (sent - overheadTaken.sent, received - overheadTaken.received)
+    }
 
     private init(tcp: TCPConnection, session: TLSSession) {
         self.tcp = tcp
@@ -130,6 +155,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     // MARK: reading (ciphertext from the TCP connection)
 
     public func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+        ciphertextIn += bytes.count
         var off = 0
         while off < bytes.count && isOpen {
             let c = min(feedChunk, bytes.count - off)
@@ -213,6 +239,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
         while isOpen, let d = delegate {
             let r = SSL_read(session.ssl, plain, cap)
             if r > 0 {
+                plaintextIn += Int(r)
                 d.connection(self, didRead: UnsafeRawBufferPointer(start: plain, count: Int(r)))
                 continue
             }
@@ -264,6 +291,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
                 return
             }
             off += Int(r)
+            plaintextOut += Int(r)
             flushOutput()
             if tcp.bufferedBytes > 0 {
                 if queuedHead > 1024 && queuedHead * 2 > queuedRecords.count {
@@ -300,6 +328,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
             let bytes = UnsafeRawBufferPointer(start: out, count: Int(n))
             if bestEffort { tcp.sendBestEffort(bytes) } else {
                 queuedCiphertext += Int(n)
+                ciphertextOut += Int(n)
                 tcp.write(rawBytes: bytes)
             }
         }

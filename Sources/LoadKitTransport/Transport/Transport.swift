@@ -48,6 +48,12 @@ package protocol Transport: AnyObject, Sendable {
     var tlsVersion: String? { get }
     /// The ALPN protocol the peers agreed on (`http/1.1`), nil when none.
     var tlsNegotiatedALPN: String? { get }
+    /// The bytes this transport's own framing put on the wire and read from it, beyond the
+    /// bytes written to it and handed to its delegate, since the last call: a TLS connection's
+    /// handshake, record headers and tags, alerts. Drivers count their own bytes and add these
+    /// for `data_sent` / `data_received`, the bytes on the wire as k6 counts them. (0, 0) for
+    /// plain TCP. On the loop.
+    func takeWireOverhead() -> (sent: Int, received: Int)
 }
 
 extension Transport {
@@ -78,6 +84,8 @@ extension Transport {
     package var tlsHandshakeNanos: UInt64? { nil }
     package var tlsVersion: String? { nil }
     package var tlsNegotiatedALPN: String? { nil }
+    /// No framing of its own: the bytes on the wire are the driver's.
+    package func takeWireOverhead() -> (sent: Int, received: Int) { (0, 0) }
 }
 
 /// Receives a transport's events, always on the transport's ``EventLoop``.
