@@ -10,6 +10,20 @@ import LoadKitFixtures
 
 /// https, wss and STOMP over wss through TLS listeners with a test CA (trait `TLS` only).
 @Suite struct TLSEndToEndTests {
+    /// A wss server that echoes every message.
+    static func wssEchoServer(_ certs: TLSTestCertificates) throws -> TCPListener {
+        try TCPListener(tls: certs.serverConfiguration) { tcp in
+            WebSocketServer.accept(tcp) { ws, _ in
+                ws.setCallbacks(onMessage: { m in
+                    switch m {
+                    case .text(let t): ws.sendOnLoop(text: t)
+                    case .binary(let b): ws.sendOnLoop(binary: b)
+                    }
+                }, onClose: { _ in })
+            }
+        }
+    }
+
     @Test func httpsKeepAliveReusesOneTLSConnection() async throws {
         let certs = try TLSTestFixture.certificates()
         let server = try HTTPServer(tls: certs.serverConfiguration) { req in .text("hello \(req.head.target)") }
@@ -49,16 +63,7 @@ import LoadKitFixtures
 
     @Test func wssEcho() async throws {
         let certs = try TLSTestFixture.certificates()
-        let listener = try TCPListener(tls: certs.serverConfiguration) { tcp in
-            WebSocketServer.accept(tcp) { ws, _ in
-                ws.setCallbacks(onMessage: { m in
-                    switch m {
-                    case .text(let t): ws.sendOnLoop(text: t)
-                    case .binary(let b): ws.sendOnLoop(binary: b)
-                    }
-                }, onClose: { _ in })
-            }
-        }
+        let listener = try Self.wssEchoServer(certs)
         defer { listener.close() }
         let ws = try await WebSocketClient.connect("wss://localhost:\(listener.address.port)/echo", timeout: .seconds(5),
                                                    tls: certs.clientConfiguration)
@@ -140,16 +145,7 @@ import LoadKitFixtures
     /// The same for wss: the handshakes (TLS, then the upgrade) and every frame's records.
     @Test func wssDataSentAndReceivedAreTheBytesOnTheWire() async throws {
         let certs = try TLSTestFixture.certificates()
-        let listener = try TCPListener(tls: certs.serverConfiguration) { tcp in
-            WebSocketServer.accept(tcp) { ws, _ in
-                ws.setCallbacks(onMessage: { m in
-                    switch m {
-                    case .text(let t): ws.sendOnLoop(text: t)
-                    case .binary(let b): ws.sendOnLoop(binary: b)
-                    }
-                }, onClose: { _ in })
-            }
-        }
+        let listener = try Self.wssEchoServer(certs)
         defer { listener.close() }
         let relay = try CountingRelay(to: listener.address)
         let url = "wss://localhost:\(relay.port)/echo"
