@@ -125,7 +125,7 @@ import Testing
     @Test func everyKindOfInterruptionThroughExpect() {
         let p95 = SLA.p95("message_latency", below: .milliseconds(200), abortOnFail: true)
         let slow = Self.result(latencyMillis: [300, 400], operations: 2), fast = Self.result(latencyMillis: [5], operations: 1)
-        let aborted = Interruption.abortOnThreshold(p95, message: "message_latency p(95) = 400 ms, limit < 200 ms")
+        let aborted = Interruption.abortOnThreshold(threshold: p95, message: "message_latency p(95) = 400 ms, limit < 200 ms")
         let cases: [(Interruption, RunResult, [Threshold], cut: String?)] = [
             (aborted, slow, [p95], nil),
             (aborted, slow, [], "abort on threshold: message_latency p(95) = 400 ms, limit < 200 ms"),
@@ -133,8 +133,8 @@ import Testing
             (.abortCheck(reason: "errors > 3"), fast, [], "abort check: errors > 3"),
             (.deadline(capSeconds: 0.3), fast, [], "deadline: the run reached its cap of 0.3 s"),
             (.cancelled, fast, [], "cancelled"),
-            (.signal("SIGTERM"), fast, [], "SIGTERM"),
-            (.other("abort on threshold: by hand"), fast, [], "abort on threshold: by hand"),
+            (.signal(name: "SIGTERM"), fast, [], "SIGTERM"),
+            (.other(text: "abort on threshold: by hand"), fast, [], "abort on threshold: by hand"),
         ]
         for (interruption, result, sla, cut) in cases {
             var r = result
@@ -158,7 +158,7 @@ import Testing
     @Test func anInterruptionSurvivesResultJSONAndTheMerge() throws {
         let p95 = SLA.p95("message_latency", below: .milliseconds(200), abortOnFail: true)
         var shard = Self.result(latencyMillis: [300], operations: 1)
-        shard.interruptedBy = .abortOnThreshold(p95, message: "p95 over")
+        shard.interruptedBy = .abortOnThreshold(threshold: p95, message: "p95 over")
         let back = try JSONDecoder().decode(RunResult.self, from: shard.jsonData())
         #expect(back.interruptedBy == shard.interruptedBy)
         let merged = try #require(RunResult.merged([Self.result(latencyMillis: [1], operations: 1), back]))

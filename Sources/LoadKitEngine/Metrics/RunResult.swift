@@ -22,7 +22,7 @@ public struct RunResult: Sendable, Codable {
     /// the reports print it. Set by hand, it is a cut with no more known: `expect()` fails the run.
     public var interruption: String? {
         get { interruptedBy?.text }
-        set { interruptedBy = newValue.map { .other($0) } }
+        set { interruptedBy = newValue.map { .other(text: $0) } }
     }
     /// Why the run ended early, typed: what `expect()` decides on (see ``Interruption``).
     package var interruptedBy: Interruption?
@@ -50,7 +50,7 @@ public struct RunResult: Sendable, Codable {
         self.metrics = metrics
         self.plannedPeakUsers = plannedPeakUsers
         self.peakActiveUsers = peakActiveUsers
-        self.interruptedBy = interruption.map { .other($0) }
+        self.interruptedBy = interruption.map { .other(text: $0) }
         self.generator = generator
         self.environment = environment
     }
@@ -61,7 +61,7 @@ public struct RunResult: Sendable, Codable {
 /// ``text`` is what the reports, the console and `summary.json` print.
 package enum Interruption: Sendable, Hashable, Codable {
     /// A threshold declared with `abortOnFail` was breached; `message` is its outcome then.
-    case abortOnThreshold(Threshold, message: String)
+    case abortOnThreshold(threshold: Threshold, message: String)
     /// The `.abort(when:)` check gave this reason.
     case abortCheck(reason: String)
     /// The run reached its cap (`.maxDuration`, `LOADKIT_MAX_DURATION`), in seconds.
@@ -69,9 +69,9 @@ package enum Interruption: Sendable, Hashable, Codable {
     /// The task running the load test was cancelled.
     case cancelled
     /// `SIGINT` or `SIGTERM`, by name.
-    case signal(String)
+    case signal(name: String)
     /// Given as text (``RunResult/interruption`` set by hand): a cut, with nothing more known.
-    case other(String)
+    case other(text: String)
 
     /// The human text every report prints.
     package var text: String {

@@ -54,7 +54,7 @@ extension RunEngine {
                 }
                 // Only a metric that exists can breach: early seconds without samples do not abort.
                 if let o = abortThresholds.breachesToAbort(snap, elapsedSeconds: second).first {
-                    interrupt(.abortOnThreshold(o.threshold, message: o.message))
+                    interrupt(.abortOnThreshold(threshold: o.threshold, message: o.message))
                 }
             }
             if progressOn {
