@@ -24,6 +24,23 @@ import LoadKitFixtures
         }
     }
 
+    /// An https server (presenting the main test certificate) behind a counting relay, and a
+    /// client trusting `trust`'s CA.
+    static func httpsBehindARelay(trusting trust: TLSTestCertificates) throws -> (server: HTTPServer, relay: CountingRelay, client: HTTPClient) {
+        let server = try HTTPServer(tls: try TLSTestFixture.certificates().serverConfiguration) { req in .text("hello \(req.head.target)") }
+        var config = HTTPClient.Configuration()
+        config.tls = trust.clientConfiguration
+        return (server, try CountingRelay(to: server.address), HTTPClient(configuration: config))
+    }
+
+    /// `data_sent` and `data_received` are what the relay carried each way.
+    static func expectTheRelaysCount(_ m: MetricsSnapshot, _ seen: CountingRelay.Counts, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up",
+                sourceLocation: sourceLocation)
+        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down",
+                sourceLocation: sourceLocation)
+    }
+
     @Test func httpsKeepAliveReusesOneTLSConnection() async throws {
         let certs = try TLSTestFixture.certificates()
         let server = try HTTPServer(tls: certs.serverConfiguration) { req in .text("hello \(req.head.target)") }
@@ -120,14 +137,8 @@ import LoadKitFixtures
     /// them: every TLS record (handshake, record headers and tags) as well as the HTTP bytes
     /// inside. A raw TCP relay between client and server counts them independently.
     @Test func httpsDataSentAndReceivedAreTheBytesOnTheWire() async throws {
-        let certs = try TLSTestFixture.certificates()
-        let server = try HTTPServer(tls: certs.serverConfiguration) { req in .text("hello \(req.head.target)") }
-        defer { server.stop() }
-        let relay = try CountingRelay(to: server.address)
-        var config = HTTPClient.Configuration()
-        config.tls = certs.clientConfiguration
-        let client = HTTPClient(configuration: config)
-        defer { client.shutdown() }
+        let (server, relay, client) = try Self.httpsBehindARelay(trusting: try TLSTestFixture.certificates())
+        defer { server.stop(); client.shutdown() }
         let url = "https://localhost:\(relay.port)/item"
         let result = try await LoadTest("https-wire-bytes") { Stage("all", to: 3, over: .zero); Hold(.milliseconds(500)) }
             .reports(false).progress(false).exclusive(false)
@@ -138,8 +149,7 @@ import LoadKitFixtures
         #expect((m.counters["http_reqs"] ?? 0) > 10 && m.errors.isEmpty, "\(m.errors)")
         #expect(seen.connections == 3)
         #expect(seen.clientToServer > plaintext.bytesReceived && seen.serverToClient > plaintext.bytesSent, "TLS adds bytes")
-        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
-        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+        Self.expectTheRelaysCount(m, seen)
     }
 
     /// The same for wss: the handshakes (TLS, then the upgrade) and every frame's records.
@@ -166,9 +176,29 @@ import LoadKitFixtures
         let m = result.metrics
         #expect(m.counters["ws_msgs_received"] == 12 && m.errors.isEmpty, "\(m.errors)")
         #expect(seen.connections == 2)
-        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
-        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+        Self.expectTheRelaysCount(m, seen)
         for ws in kept.withLock({ $0 }) { await ws.close() }
+    }
+
+    /// A TLS handshake that fails (an untrusted certificate) put bytes on the wire all the same —
+    /// the ClientHello and the client's alert up, the server's flight down — and they count, for
+    /// https as for wss.
+    @Test func aFailedTLSHandshakeCountsItsBytes() async throws {
+        let other = try TLSTestFixture.certificates("other")
+        let (server, relay, client) = try Self.httpsBehindARelay(trusting: other)
+        defer { server.stop(); client.shutdown() }
+        let result = try await LoadTest("tls-failed-bytes", burst: 2).reports(false).progress(false).exclusive(false).run { user in
+            if user.index == 0 {
+                _ = try await client.get("https://localhost:\(relay.port)/", timeout: .seconds(5))
+            } else {
+                _ = try await WebSocketClient.connect("wss://localhost:\(relay.port)/ws", timeout: .seconds(5), tls: other.clientConfiguration)
+            }
+        }
+        let seen = await relay.settled()
+        let m = result.metrics
+        #expect(m.errors["tls_cert_untrusted"]?.count == 2, "\(m.errors)")
+        #expect(seen.connections == 2 && seen.clientToServer > 0 && seen.serverToClient > 0)
+        Self.expectTheRelaysCount(m, seen)
     }
 
     @Test func fixtureServesHTTPS() async throws {

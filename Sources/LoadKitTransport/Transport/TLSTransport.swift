@@ -69,20 +69,20 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     public var tlsVersion: String? { session.negotiatedVersion }
     public var tlsNegotiatedALPN: String? { session.negotiatedALPN }
 
-    /// The TLS bytes beyond the plaintext since the last call. Sent: the ciphertext the kernel
-    /// took, less the plaintext of the records it took whole — a driver counts what it wrote
-    /// less ``bufferedBytes``, or all it wrote once the queue drains, so the two add up to the
-    /// bytes on the wire (a record cut by a close counts the part that left). Received: the
-    /// ciphertext read less the plaintext delivered (a record still incomplete counts now, its
-    /// plaintext later: what is read is on the wire). Either may be negative, rarely: the sums
-    /// stay right.
+    /// The TLS bytes beyond the plaintext since the last call. Sent: the ciphertext made less
+    /// the plaintext encrypted, as drivers count what they write when they write it (a caller
+    /// that wants only what left takes ``bufferedWireBytes`` off). Received: the ciphertext read
+    /// less the plaintext delivered — a record still incomplete counts now, its plaintext takes
+    /// it back when delivered, so a driver adding this to the plaintext of one read counts that
+    /// read's ciphertext.
     public func takeWireOverhead() -> (sent: Int, received: Int) {
-        let queuedPlaintext = bufferedBytes - session.earlyPlaintext.count
-        let sent = (ciphertextOut - tcp.bufferedBytes) - (plaintextOut - queuedPlaintext)
-        let received = ciphertextIn - plaintextIn
+        let sent = ciphertextOut - plaintextOut, received = ciphertextIn - plaintextIn
         defer { overheadTaken = (sent, received) }
         return (sent - overheadTaken.sent, received - overheadTaken.received)
     }
+
+    /// The ciphertext still in the TCP connection's queue.
+    public var bufferedWireBytes: Int { tcp.bufferedBytes }
 
     private init(tcp: TCPConnection, session: TLSSession) {
         self.tcp = tcp
@@ -98,9 +98,9 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     // MARK: setting up
 
     /// Runs the client side of the handshake over a connected `tcp`; returns once established
-    /// (closing `tcp` when it fails).
+    /// (closing `tcp` when it fails, with the bytes it wrote and read in `failed`).
     static func handshakeAsClient(over tcp: TCPConnection, context: TLSContext, serverName: String,
-                                  timeout: Duration) async throws -> TLSTransport {
+                                  timeout: Duration, failed: WireBytes? = nil) async throws -> TLSTransport {
         let session: TLSSession
         do throws(TLSError) {
             session = try TLSSession(context: context, serverName: serverName)
@@ -109,6 +109,18 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
             throw TransportError.tls(error)
         }
         let tls = TLSTransport(tcp: tcp, session: session)
+        do {
+            try await handshake(tls, timeout: timeout)
+        } catch {
+            // Resumed from the loop once closed: nothing moves any more, the counts are final.
+            if let failed { (failed.sent, failed.received) = tls.wireBytes }
+            throw error
+        }
+        return tls
+    }
+
+    private static func handshake(_ tls: TLSTransport, timeout: Duration) async throws {
+        let tcp = tls.tcp, session = tls.session
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
             tls.loop.execute {
                 guard tcp.isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
@@ -122,7 +134,6 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
                 tls.pumpHandshake()  // sends the ClientHello
             }
         }
-        return tls
     }
 
     /// Server side: layers a session over an accepted connection and starts reading the
