@@ -234,6 +234,7 @@ private struct Boom: Error {}
         let wall = Double(monotonicNanos() - t0) / 1e9
         #expect(wall < 4.0) // 0.3 s + at most 1 s grace when interrupted + unwinding (slack for a loaded machine), not the 30 s hold
         #expect(result.interruption == "cancelled")
+        #expect(Self.cutShort(result) == ["cancelled"])
         #expect(result.peakActiveUsers == 10)
         #expect(result.metrics.errors.isEmpty) // cancellation errors are not failures
         #expect((result.metrics.counters["errors_after_cancel"] ?? 0) == 10)
@@ -349,6 +350,7 @@ private struct Boom: Error {}
         let r = try await result
         #expect(r.interruption == "SIGINT")
         #expect(r.durationSeconds < 1.5)
+        #expect(Self.cutShort(r) == ["SIGINT"])
     }
 
     @Test func abortCheckStopsEarly() async throws {
@@ -358,11 +360,46 @@ private struct Boom: Error {}
                 user.fail(ScriptFailure("bad", kind: "http_500", source: .server), step: "get")
                 await user.sleep(for: .milliseconds(100))
             }
-        #expect(result.interruption == "abort on threshold: errors > 3")
+        #expect(result.interruption == "abort check: errors > 3")
         #expect(result.durationSeconds < 2.5)
         #expect(result.metrics.errors["http_500"]?.source == .server)
     }
 
+    /// A run its `.abort(when:)` check stopped judged its SLA on part of its plan: no threshold
+    /// failed for it, so `expect()` fails saying why (it once passed: the check's reason read as
+    /// an abort threshold's).
+    @Test func aRunStoppedByItsAbortCheckFailsExpect() async throws {
+        let result = try await quiet(LoadTest("abort-check-sla") { Stage("up", to: 2, over: .zero); Hold(.seconds(20)) })
+            .abort { snap in (snap.counters["iterations"] ?? 0) > 0 ? "enough seen" : nil }
+            .sla { SLA.p95("step", below: .seconds(10)) }
+            .run { user in
+                try await user.measure("step") {}
+                await user.sleep(for: .milliseconds(20))
+            }
+        #expect(result.durationSeconds < 3)
+        let failures = Self.failures(result)
+        #expect(failures.count == 1, "\(failures)")
+        #expect(failures.first?.contains("cut short") == true && failures.first?.contains("enough seen") == true, "\(failures)")
+    }
+
+    /// The failures `expect()` records for `result` (its declared SLA, or `thresholds`).
+    static func failures(_ result: RunResult, _ thresholds: [Threshold]? = nil) -> [String] {
+        let failures = Mutex<[String]>([])
+        let reporter = FailureReporter { message, _ in failures.withLock { $0.append(message) } }
+        if let thresholds { result.expect(thresholds, reporter: reporter) } else { result.expect(reporter: reporter) }
+        return failures.withLock { $0 }
+    }
+
+    /// The interruptions `expect()` calls a cut, judged against no threshold, each as the text
+    /// in brackets after "cut short".
+    static func cutShort(_ result: RunResult) -> [String] {
+        failures(result, []).filter { $0.contains("cut short") }.compactMap { m in
+            m.range(of: "cut short (").map { String(m[$0.upperBound...].prefix { $0 != ")" }) }
+        }
+    }
+
+    /// The abort threshold that stopped a run fails as itself when judged; judged against an SLA
+    /// without it, the run still was cut short, and `expect()` says so (it once passed).
     @Test func abortOnFailThresholdStopsEarly() async throws {
         let result = try await quiet(LoadTest("abort-sla") { Stage("up", to: 4, over: .zero); Hold(.seconds(20)) })
             .sla { SLA.errorRate(below: 0.01, abortOnFail: true); SLA.p95("ok", below: .seconds(1)) }
@@ -374,6 +411,10 @@ private struct Boom: Error {}
         #expect(result.interruption?.hasPrefix("abort on threshold: ") == true)
         #expect(result.interruption?.contains("error") == true)
         #expect(result.durationSeconds < 2.5)
+        let declared = Self.failures(result)
+        #expect(declared.count == 1 && declared.first?.hasPrefix("SLA breached") == true, "\(declared)")
+        let other = Self.failures(result, [SLA.p95("ok", below: .seconds(1))])
+        #expect(other.count == 1 && other.first?.contains("cut short") == true, "\(other)")
     }
 
     @Test func reportsAreWrittenEvenWhenInterrupted() async throws {

@@ -118,6 +118,56 @@ import Testing
         #expect(b.count == 1 && b[0].threshold == ts[0])
     }
 
+    /// Each kind of interruption through `expect()`: the type decides, not the text. An abort
+    /// threshold breached in the SLA judged fails as itself, once; every other cut — that
+    /// threshold left out or passing on the whole run, the abort check, the cap, cancellation,
+    /// a signal, a reason set by hand — fails the run saying why, with the reports' text.
+    @Test func everyKindOfInterruptionThroughExpect() {
+        let p95 = SLA.p95("message_latency", below: .milliseconds(200), abortOnFail: true)
+        let slow = Self.result(latencyMillis: [300, 400], operations: 2), fast = Self.result(latencyMillis: [5], operations: 1)
+        let aborted = Interruption.abortOnThreshold(threshold: p95, message: "message_latency p(95) = 400 ms, limit < 200 ms")
+        let cases: [(Interruption, RunResult, [Threshold], cut: String?)] = [
+            (aborted, slow, [p95], nil),
+            (aborted, slow, [], "abort on threshold: message_latency p(95) = 400 ms, limit < 200 ms"),
+            (aborted, fast, [p95], "abort on threshold: message_latency p(95) = 400 ms, limit < 200 ms"),
+            (.abortCheck(reason: "errors > 3"), fast, [], "abort check: errors > 3"),
+            (.deadline(capSeconds: 0.3), fast, [], "deadline: the run reached its cap of 0.3 s"),
+            (.cancelled, fast, [], "cancelled"),
+            (.signal(name: "SIGTERM"), fast, [], "SIGTERM"),
+            (.other(text: "abort on threshold: by hand"), fast, [], "abort on threshold: by hand"),
+        ]
+        for (interruption, result, sla, cut) in cases {
+            var r = result
+            r.interruptedBy = interruption
+            #expect(r.interruption == interruption.text)
+            let failures = Mutex<[String]>([])
+            SLA.expect(r, sla, reporter: FailureReporter { m, _ in failures.withLock { $0.append(m) } })
+            let recorded = failures.withLock { $0 }
+            let cuts = recorded.filter { $0.contains("was cut short") }
+            if let cut {
+                #expect(cuts.count == 1 && cuts[0].hasPrefix("'t' was cut short (\(cut)) after "), "\(interruption): \(recorded)")
+                #expect(cuts.first?.contains("LOADKIT_MAX_DURATION") == (interruption == .deadline(capSeconds: 0.3)), "\(cuts)")
+            } else {
+                #expect(cuts.isEmpty && recorded.count == 1 && recorded[0].hasPrefix("SLA breached"), "\(recorded)")
+            }
+        }
+    }
+
+    /// The type survives `result.json` (what shards merge from) and the merge: a merged run an
+    /// abort threshold stopped still fails as that threshold, not as a cut.
+    @Test func anInterruptionSurvivesResultJSONAndTheMerge() throws {
+        let p95 = SLA.p95("message_latency", below: .milliseconds(200), abortOnFail: true)
+        var shard = Self.result(latencyMillis: [300], operations: 1)
+        shard.interruptedBy = .abortOnThreshold(threshold: p95, message: "p95 over")
+        let back = try JSONDecoder().decode(RunResult.self, from: shard.jsonData())
+        #expect(back.interruptedBy == shard.interruptedBy)
+        let merged = try #require(RunResult.merged([Self.result(latencyMillis: [1], operations: 1), back]))
+        #expect(merged.interruptedBy == shard.interruptedBy && merged.interruption == "abort on threshold: p95 over")
+        let failures = Mutex<[String]>([])
+        SLA.expect(merged, [p95], reporter: FailureReporter { m, _ in failures.withLock { $0.append(m) } })
+        #expect(failures.withLock { $0 }.count == 1 && failures.withLock { $0 }.first?.hasPrefix("SLA breached") == true)
+    }
+
     @Test func thresholdsAreCodableData() throws {
         let ts = SLA.stompChat + SLA.runnity + SLA.http() + SLA.preset(.strict, metric: "x")
             + [SLA.throughput("http_reqs", atLeast: 10).abortingOnFail(), SLA.percentile(99.9, "t", below: .microseconds(5))]

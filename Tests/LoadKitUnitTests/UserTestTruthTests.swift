@@ -328,7 +328,7 @@ private struct UnexpectedStatus: Error {}
 
     @Test func aTimeoutWhileTheGeneratorIsOutOfDescriptorsIsBlamedOnTheGenerator() async throws {
         // A server that accepts but never answers the handshake: a time-out, normally the server's.
-        let held = HeldConnections()
+        let held = KeptConnections()
         let silent = try TCPListener { tcp in held.keep(tcp) }
         defer { silent.close() }
         let url = "ws://127.0.0.1:\(silent.address.port)/ws"
@@ -396,47 +396,35 @@ private struct UnexpectedStatus: Error {}
     }
 }
 
-/// Keeps accepted connections open (a server that accepts and then says nothing).
-private final class HeldConnections: Sendable {
-    private let all = Mutex<[any Transport]>([])
-    func keep(_ c: any Transport) { all.withLock { $0.append(c) } }
-}
-
 /// A raw peer for handshake byte counts: reads the client's upgrade request and, once its head is
 /// complete, writes `answer` and closes (an empty answer: closes without a word; nil: stays silent).
 /// Counts every byte read and written, as the held-out user's counting server did.
 private final class HandshakeByteCounter: Sendable {
     struct Counts: Sendable { var connections = 0, answered = 0, bytesIn = 0, bytesOut = 0 }
-    private final class Box: Sendable { let counts = Mutex(Counts()) }
-    private let state = Box()
-    private let held = HeldConnections()
-    private let listener: TCPListener
-    var port: Int { listener.address.port }
-    var counts: Counts { state.counts.withLock { $0 } }
+    private let peers: CountingListener<Counts>
+    var port: Int { peers.port }
+    var counts: Counts { peers.counts }
 
     init(answer: [UInt8]?) throws {
-        let state = self.state, held = self.held
-        listener = try TCPListener { tcp in
-            held.keep(tcp)
-            state.counts.withLock { $0.connections += 1 }
-            tcp.start(delegate: Peer(answer: answer, state: state))
+        peers = try CountingListener(Counts()) { _, tally in
+            tally.update { $0.connections += 1 }
+            return Peer(answer: answer, tally: tally)
         }
     }
-    deinit { listener.close() }
 
     private final class Peer: ConnectionDelegate, @unchecked Sendable {
         let answer: [UInt8]?
-        let state: Box
+        let tally: CountingListener<Counts>.Tally
         var head: [UInt8] = []
         var answered = false
-        init(answer: [UInt8]?, state: Box) { self.answer = answer; self.state = state }
+        init(answer: [UInt8]?, tally: CountingListener<Counts>.Tally) { self.answer = answer; self.tally = tally }
         func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
-            state.counts.withLock { $0.bytesIn += bytes.count }
+            tally.update { $0.bytesIn += bytes.count }
             guard !answered else { return }
             head.append(contentsOf: bytes)
             guard head.indices.contains(where: { head[$0...].starts(with: [13, 10, 13, 10]) }), let answer else { return }
             answered = true
-            state.counts.withLock { $0.bytesOut += answer.count; if !answer.isEmpty { $0.answered += 1 } }
+            tally.update { $0.bytesOut += answer.count; if !answer.isEmpty { $0.answered += 1 } }
             c.write(answer)
             c.shutdownOutput()
         }
@@ -448,38 +436,30 @@ private final class HandshakeByteCounter: Sendable {
 /// next one, reads it and hangs up without a word. Counts request heads and bytes each way.
 private final class OneAnswerPerConnection: Sendable {
     struct Counts: Sendable { var requests = 0, bytesIn = 0, bytesOut = 0 }
-    private final class Box: Sendable { let counts = Mutex(Counts()) }
-    private let state = Box()
-    private let held = HeldConnections()
-    private let listener: TCPListener
-    var port: Int { listener.address.port }
-    var counts: Counts { state.counts.withLock { $0 } }
+    private let peers: CountingListener<Counts>
+    var port: Int { peers.port }
+    var counts: Counts { peers.counts }
 
     init() throws {
-        let state = self.state, held = self.held
-        listener = try TCPListener { tcp in
-            held.keep(tcp)
-            tcp.start(delegate: Peer(state: state))
-        }
+        peers = try CountingListener(Counts()) { _, tally in Peer(tally: tally) }
     }
-    deinit { listener.close() }
 
     private final class Peer: ConnectionDelegate, @unchecked Sendable {
-        let state: Box
+        let tally: CountingListener<Counts>.Tally
         var buffered: [UInt8] = []
         var heads = 0
-        init(state: Box) { self.state = state }
+        init(tally: CountingListener<Counts>.Tally) { self.tally = tally }
         func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
-            state.counts.withLock { $0.bytesIn += bytes.count }
+            tally.update { $0.bytesIn += bytes.count }
             buffered.append(contentsOf: bytes)
             // Bodiless GETs: each blank line ends one request.
             while let end = buffered.indices.first(where: { buffered[$0...].starts(with: [13, 10, 13, 10]) }) {
                 buffered.removeSubrange(..<(end + 4))
                 heads += 1
-                state.counts.withLock { $0.requests += 1 }
+                tally.update { $0.requests += 1 }
                 if heads == 1 {
                     let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8)
-                    state.counts.withLock { $0.bytesOut += answer.count }
+                    tally.update { $0.bytesOut += answer.count }
                     c.write(answer)
                 } else {
                     c.close()

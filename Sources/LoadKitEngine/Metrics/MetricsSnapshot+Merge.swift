@@ -108,7 +108,7 @@ extension RunResult {
             out.durationSeconds = Swift.max(out.durationSeconds, r.durationSeconds)
             out.plannedPeakUsers += r.plannedPeakUsers
             out.peakActiveUsers += r.peakActiveUsers
-            if out.interruption == nil { out.interruption = r.interruption }
+            if out.interruptedBy == nil { out.interruptedBy = r.interruptedBy }
             out.generator += r.generator
             out.environment.merge(r.environment) { first, _ in first }
         }

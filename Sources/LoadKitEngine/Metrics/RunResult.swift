@@ -18,8 +18,14 @@ public struct RunResult: Sendable, Codable {
     public var plannedPeakUsers: Int
     /// Most virtual users that were active at once.
     public var peakActiveUsers: Int
-    /// Why the run ended early, if it did (`deadline`, `SIGINT`, `abort on threshold …`).
-    public var interruption: String?
+    /// Why the run ended early, if it did (`deadline: …`, `SIGINT`, `abort on threshold: …`), as
+    /// the reports print it. Set by hand, it is a cut with no more known: `expect()` fails the run.
+    public var interruption: String? {
+        get { interruptedBy?.text }
+        set { interruptedBy = newValue.map { .other(text: $0) } }
+    }
+    /// Why the run ended early, typed: what `expect()` decides on (see ``Interruption``).
+    package var interruptedBy: Interruption?
     /// The load generator's own samples over time (CPU %, RSS bytes, open descriptors), one per second.
     public var generator: [GeneratorSample]
     /// Free-form facts about the run (build mode, shard index, target URL without secrets).
@@ -44,9 +50,39 @@ public struct RunResult: Sendable, Codable {
         self.metrics = metrics
         self.plannedPeakUsers = plannedPeakUsers
         self.peakActiveUsers = peakActiveUsers
-        self.interruption = interruption
+        self.interruptedBy = interruption.map { .other(text: $0) }
         self.generator = generator
         self.environment = environment
+    }
+}
+
+/// Why a run ended before its plan did. The case decides what `expect()` makes of it (an abort
+/// threshold that fails when judged fails as itself; every other cut fails the run on its own);
+/// ``text`` is what the reports, the console and `summary.json` print.
+package enum Interruption: Sendable, Hashable, Codable {
+    /// A threshold declared with `abortOnFail` was breached; `message` is its outcome then.
+    case abortOnThreshold(threshold: Threshold, message: String)
+    /// The `.abort(when:)` check gave this reason.
+    case abortCheck(reason: String)
+    /// The run reached its cap (`.maxDuration`, `LOADKIT_MAX_DURATION`), in seconds.
+    case deadline(capSeconds: Double)
+    /// The task running the load test was cancelled.
+    case cancelled
+    /// `SIGINT` or `SIGTERM`, by name.
+    case signal(name: String)
+    /// Given as text (``RunResult/interruption`` set by hand): a cut, with nothing more known.
+    case other(text: String)
+
+    /// The human text every report prints.
+    package var text: String {
+        switch self {
+        case .abortOnThreshold(_, let message): "abort on threshold: \(message)"
+        case .abortCheck(let reason): "abort check: \(reason)"
+        case .deadline(let cap): "deadline: the run reached its cap of \(cap) s"
+        case .cancelled: "cancelled"
+        case .signal(let name): name
+        case .other(let text): text
+        }
     }
 }
 

@@ -90,7 +90,7 @@ final class ArrivalDriver: @unchecked Sendable {
         var started = 0
         while let due = planner.takeDue(now: now) {
             if due &- engine.startNanos >= cap {
-                engine.interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+                engine.interrupt(.deadline(capSeconds: Duration.nanoseconds(Int64(cap)).seconds))
                 finish()
                 return
             }

@@ -38,9 +38,10 @@ public enum BuiltInMetrics {
     /// Counter: requests sent again on a fresh connection after a reused keep-alive connection
     /// closed without a word (the server saw them twice; `http_reqs` counts the script's request once).
     public static let httpReqsRetried = "http_reqs_retried"
-    /// Counter: bytes written (HTTP requests, WebSocket frames and handshakes).
+    /// Counter: bytes put on the wire (HTTP requests, WebSocket frames and handshakes; over
+    /// https/wss their TLS records, the TLS handshake included).
     public static let dataSent = "data_sent"
-    /// Counter: bytes read.
+    /// Counter: bytes read from the wire (TLS records included, as for ``dataSent``).
     public static let dataReceived = "data_received"
     /// Trend: TCP connect plus opening handshake of each WebSocket.
     public static let wsConnecting = "ws_connecting"

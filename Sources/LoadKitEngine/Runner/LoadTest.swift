@@ -55,7 +55,7 @@ public struct LoadTest: Sendable {
         /// Source addresses the users' connections are spread over.
         public var sourceAddresses: Int = 1
         /// Checked once a second on the merged metrics; a non-nil answer stops the run early with
-        /// that reason as `RunResult.interruption`.
+        /// `abort check: <reason>` as `RunResult.interruption` (and `expect()` fails the run).
         public var abortCheck: (@Sendable (MetricsSnapshot) -> String?)?
         /// The loops the users, the run's control loop and its monitor run on (nil: the shared
         /// group). For tests that busy their loops on purpose, so tests running beside them in
@@ -228,7 +228,8 @@ public struct LoadTest: Sendable {
     public func maxDuration(_ d: Duration) -> LoadTest { var t = self; t.options.maxDuration = d; return t }
     /// Sets the settings the scripts see.
     public func settings(_ s: Settings) -> LoadTest { var t = self; t.settings = s; return t }
-    /// Stops the run early when `check` returns a reason (evaluated once a second on merged metrics).
+    /// Stops the run early when `check` returns a reason (evaluated once a second on merged
+    /// metrics); `expect()` then fails the run, naming the reason.
     public func abort(when check: @escaping @Sendable (MetricsSnapshot) -> String?) -> LoadTest {
         var t = self; t.options.abortCheck = check; return t
     }

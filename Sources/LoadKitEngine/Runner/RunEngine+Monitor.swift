@@ -50,11 +50,11 @@ extension RunEngine {
             if interruption == nil, test.options.abortCheck != nil || !abortThresholds.isEmpty {
                 let snap = registry.snapshot(includeTrends: true, perSecond: false)
                 if let check = test.options.abortCheck, let reason = check(snap) {
-                    interrupt("abort on threshold: \(reason)")
+                    interrupt(.abortCheck(reason: reason))
                 }
                 // Only a metric that exists can breach: early seconds without samples do not abort.
                 if let o = abortThresholds.breachesToAbort(snap, elapsedSeconds: second).first {
-                    interrupt("abort on threshold: \(o.message)")
+                    interrupt(.abortOnThreshold(threshold: o.threshold, message: o.message))
                 }
             }
             if progressOn {

@@ -27,7 +27,7 @@ final class RunEngine: Sendable {
         var tasks: [Int: Task<Void, Never>] = [:]
         var userTask: [Int: Int] = [:]
         var nextTask = 0
-        var interruption: String?
+        var interruption: Interruption?
         var facts: [String: String] = [:]
         var vusSeries: [Int64] = []
         var connectedSeries: [Int64] = []
@@ -71,10 +71,10 @@ final class RunEngine: Sendable {
     func note(_ facts: [String: String]) { state.withLock { $0.facts.merge(facts) { _, n in n } } }
 
     /// Asks the run to stop early; the first reason wins.
-    func interrupt(_ reason: String) {
+    func interrupt(_ reason: Interruption) {
         state.withLock { s in if s.interruption == nil { s.interruption = reason } }
     }
-    var interruption: String? { state.withLock { $0.interruption } }
+    var interruption: Interruption? { state.withLock { $0.interruption } }
     var elapsed: UInt64 { let n = monotonicNanos(); return n > startNanos ? n - startNanos : 0 }
 
     /// A user's context. Its metrics go to the stripe of the loop it will run on: the loop's
@@ -253,7 +253,7 @@ final class RunEngine: Sendable {
                 case .burst(let burst, let hold): await runBurst(burst, hold: hold, cap: hardCap)
                 }
             } onCancel: {
-                self.interrupt("cancelled")
+                self.interrupt(.cancelled)
             }
             let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
             let reading = GeneratorSampler.Reading.now(), second = Double(elapsed) / 1e9
@@ -270,10 +270,10 @@ final class RunEngine: Sendable {
 
     /// Whether the control loop must stop now (interrupted, cancelled, or past the hard cap).
     func mustStop(cap: UInt64) -> Bool {
-        if Task.isCancelled { interrupt("cancelled") }
+        if Task.isCancelled { interrupt(.cancelled) }
         if interruption != nil { return true }
         if elapsed >= cap {
-            interrupt("deadline: the run reached its cap of \(Duration.nanoseconds(Int64(cap)).seconds) s")
+            interrupt(.deadline(capSeconds: Duration.nanoseconds(Int64(cap)).seconds))
             return true
         }
         return false
@@ -333,10 +333,12 @@ final class RunEngine: Sendable {
             env["http_retries"] = "\(retried) requests sent again on a fresh connection: a reused keep-alive connection closed "
                 + "without answering (your server counted them twice; http_reqs_retried)"
         }
-        return RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(ranFor) / 1e9,
-                         metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
-                         peakActiveUsers: peakActive.load(ordering: .relaxed), interruption: s.interruption,
-                         generator: s.generator, environment: env)
+        var result = RunResult(name: name, startedAtMillis: startedAt, durationSeconds: Double(ranFor) / 1e9,
+                               metrics: metrics, plannedPeakUsers: test.plannedPeakUsers,
+                               peakActiveUsers: peakActive.load(ordering: .relaxed),
+                               generator: s.generator, environment: env)
+        result.interruptedBy = s.interruption
+        return result
     }
 
     private var modelDescription: String {

@@ -75,7 +75,7 @@ final class SignalTrap: Sendable {
         }
         writeStderr("\nloadkit: \(name) received — stopping the run(s) and writing reports…\n")
         state.withLock { $0.exitSignal = sig }
-        runs.forEach { $0.interrupt(name) }
+        runs.forEach { $0.interrupt(.signal(name: name)) }
         // Runs stop within their grace (≤ 1 s after a signal) plus a second; if reports hang,
         // do not keep the process alive.
         queue.asyncAfter(deadline: .now() + Self.exitDeadline.seconds) { Self.endProcess(sig) }
@@ -84,6 +84,6 @@ final class SignalTrap: Sendable {
     /// For tests: behave as if `name` had arrived, for the live runs called `runName` only (other
     /// tests' runs in the same process must not be stopped).
     func simulate(_ name: String, runName: String) {
-        state.withLock { Array($0.runs.values) }.filter { $0.name == runName }.forEach { $0.interrupt(name) }
+        state.withLock { Array($0.runs.values) }.filter { $0.name == runName }.forEach { $0.interrupt(.signal(name: name)) }
     }
 }

@@ -100,14 +100,33 @@ extension SLA {
         for o in outcomes where !o.passed && (!isShard || o == .noWork) {
             reporter.record("SLA breached in '\(result.name)': \(o.message)", loc)
         }
-        // A run stopped before its plan ended (the cap, a signal) judged its SLA on part of it:
-        // not a pass, whatever the thresholds say (a threshold that aborted it fails above).
-        if let why = result.interruption, !why.hasPrefix("abort on threshold") {
-            reporter.record("'\(result.name)' was cut short (\(why)) after \(Fmt.upTo3(result.durationSeconds)) s: its SLA was "
-                + "judged on part of its plan — raise LOADKIT_MAX_DURATION (or .maxDuration) above the plan, "
-                + "or shorten the plan (LOADKIT_SCALE scales it)", loc)
+        // A run stopped before its plan ended judged its SLA on part of it: not a pass, whatever
+        // the thresholds say — unless the abort threshold that stopped it fails above, as itself.
+        if let cut = result.interruptedBy, !cut.failsAsItself(in: outcomes) {
+            reporter.record("'\(result.name)' was cut short (\(cut.text)) after \(Fmt.upTo3(result.durationSeconds)) s: its SLA was "
+                + "judged on part of its plan" + cut.advice, loc)
         }
         return outcomes
+    }
+}
+
+extension Interruption {
+    /// Whether `outcomes` already fail the run for this cut: the abort threshold that stopped
+    /// it is among them and breached. Any other cut (or that threshold left out of the SLA
+    /// judged, or passing on the whole run) fails on its own.
+    func failsAsItself(in outcomes: [ThresholdOutcome]) -> Bool {
+        guard case .abortOnThreshold(let threshold, _) = self else { return false }
+        return outcomes.contains { $0.threshold == threshold && !$0.passed }
+    }
+
+    /// What to do about it, after a dash (only the cap has a setting to change).
+    var advice: String {
+        switch self {
+        case .deadline: " — raise LOADKIT_MAX_DURATION (or .maxDuration) above the plan, or shorten the plan (LOADKIT_SCALE scales it)"
+        case .abortCheck: " — its .abort(when:) check stopped it"
+        case .abortOnThreshold: " — the abortOnFail threshold that stopped it is not failed by the SLA judged here"
+        case .cancelled, .signal, .other: ""
+        }
     }
 }
 

@@ -73,6 +73,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             return
         case .done(let response, let used):
             current = nil
+            countWireOverhead(task)  // before release: the connection may go on to the next request
             served += 1
             task.bytesReceived -= bytes.count - used  // bytes behind the response are not its own
             let reusable = used == bytes.count && response.status != 101 && parser.lastKeepsAlive
@@ -80,9 +81,18 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             task.succeed(response)
         case .failure(let error):
             current = nil
+            countWireOverhead(task)
             transport.close()
             task.fail(error)
         }
+    }
+
+    /// Adds what TLS put on the wire since the last request (the handshake, the records) to
+    /// `task`'s bytes: `data_sent` / `data_received` are the bytes on the wire.
+    private func countWireOverhead(_ task: PendingRequest) {
+        let o = transport.takeWireOverhead()
+        task.bytesSent += o.sent
+        task.bytesReceived += o.received
     }
 
     func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
@@ -91,6 +101,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         reportClosed()
         guard let task = current else { return }
         current = nil
+        countWireOverhead(task)
         if case .done(let response, _) = parser.finish() {
             task.succeed(response)
             return
@@ -131,6 +142,7 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         let now = monotonicNanos()
         if now >= task.deadline {
             current = nil
+            countWireOverhead(task)
             transport.close()  // a late answer must not be read as the next request's response
             task.fail(task.timeoutError)
         } else {

@@ -202,12 +202,13 @@ final class HostPool: Sendable {
         // On the connection's loop, not Swift's shared pool: a process busy with other work (tests
         // running in parallel) must not hold a new connection back until its request times out.
         Task(executorPreference: loop) { [self] in
+            let failedHandshake = tls == nil ? nil : WireBytes()  // its bytes went on the wire too
             do {
                 let address = try await SocketAddress.resolve(host: host, port: port)
                 task.connectStartAt = monotonicNanos()
                 let transport = try await TransportConnector.connect(to: address, from: source,
                                                           timeout: .nanoseconds(Int64(max(remaining, 1_000_000))),
-                                                          tls: tls, on: loop)
+                                                          tls: tls, failedHandshake: failedHandshake, on: loop)
                 let tlsNanos = transport.tlsHandshakeNanos ?? 0
                 let total = monotonicNanos() &- task.connectStartAt
                 task.tlsNanos = tlsNanos
@@ -219,6 +220,10 @@ final class HostPool: Sendable {
                 }
             } catch {
                 connectionGone()
+                if let failedHandshake {
+                    task.bytesSent += failedHandshake.sent
+                    task.bytesReceived += failedHandshake.received
+                }
                 if case TransportError.timedOut = error, monotonicNanos() >= task.deadline {
                     task.fail(task.timeoutError)
                 } else {

@@ -76,7 +76,7 @@ public final class WebSocketClient: @unchecked Sendable {
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
                            tls: TLSConfiguration?, on loop: EventLoop) async throws -> WebSocketClient {
         let observer = ClientObservation.current
-        let wire = HandshakeWireBytes()
+        let wire = WireBytes()
         do {
             return try await open(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
                                   maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
@@ -91,14 +91,15 @@ public final class WebSocketClient: @unchecked Sendable {
     private static func open(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                              timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration,
                              tls: TLSConfiguration?, on loop: EventLoop,
-                             observer: (any ClientObserver)?, wire: HandshakeWireBytes) async throws -> WebSocketClient {
+                             observer: (any ClientObserver)?, wire: WireBytes) async throws -> WebSocketClient {
         if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // wss: `tls` or the default client configuration, verified for the URL's host.
         let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
         let address = try await endpoint.resolve()
         let start = monotonicNanos()
         let deadline = start &+ timeout.nanoseconds
-        let transport = try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig, on: loop)
+        let transport = try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
+                                                             failedHandshake: wire, on: loop)
         return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
                                    timeout: timeout, deadline: deadline, maxMessageSize: maxMessageSize,
                                    closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
@@ -110,7 +111,7 @@ public final class WebSocketClient: @unchecked Sendable {
     static func handshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
                           subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
                           closeTimeout: Duration, observer: (any ClientObserver)?,
-                          start: UInt64, wire: HandshakeWireBytes? = nil) async throws -> WebSocketClient {
+                          start: UInt64, wire: WireBytes? = nil) async throws -> WebSocketClient {
         let loop = transport.loop
         let tlsNanos = transport.tlsHandshakeNanos
         let now = monotonicNanos()
@@ -200,13 +201,6 @@ public final class WebSocketClient: @unchecked Sendable {
     public func waitClosed() async -> WebSocketCloseInfo { await connection.waitClosed() }
 }
 
-/// The bytes a failed opening handshake wrote and read; filled on the loop before the failure
-/// resumes the caller (the resumption orders the writes before the caller's reads).
-final class HandshakeWireBytes: @unchecked Sendable {
-    var sent = 0
-    var received = 0
-}
-
 /// Reads the server's answer to the upgrade request, on the loop; on success hands the TCP
 /// connection (and any bytes behind the 101 head) to a new ``WebSocketConnection``.
 final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
@@ -228,11 +222,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private var headBytes = 0
     // Every byte read so far (head, body of a rejection, anything behind a malformed head).
     private var bytesRead = 0
-    private let wire: HandshakeWireBytes?
+    private let wire: WireBytes?
 
     init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int, closeTimeout: Duration,
          cont: CheckedContinuation<WebSocketConnection, any Error>, observer: (any ClientObserver)? = nil,
-         start: UInt64 = 0, tlsNanos: UInt64? = nil, wire: HandshakeWireBytes? = nil) {
+         start: UInt64 = 0, tlsNanos: UInt64? = nil, wire: WireBytes? = nil) {
         self.closeTimeout = closeTimeout
         self.request = request
         self.endpoint = endpoint
@@ -283,8 +277,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 timer?.cancel()
                 let k = cont
                 cont = nil
+                // TLS's bytes so far (its handshake, the upgrade's records) count with the upgrade's.
+                let tls = transport.takeWireOverhead()
                 ws.sessionObserver = observer?.webSocketOpened(handshakeNanos: monotonicNanos() &- start, tlsNanos: tlsNanos,
-                                                               bytesSent: request.bytes.count, bytesReceived: headBytes)
+                                                               bytesSent: request.bytes.count + tls.sent,
+                                                               bytesReceived: headBytes + tls.received)
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {
@@ -311,9 +308,11 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         timer?.cancel()
         timer = nil
         if let wire {
-            // What left this process: the request less what still waits in the send queue.
-            wire.sent = max(0, request.bytes.count - transport.bufferedBytes)
-            wire.received = bytesRead
+            // What left this process: the request and what TLS put on the wire around it (its
+            // handshake, the records), less what still waits in the send queue.
+            let tls = transport.takeWireOverhead()
+            wire.sent = max(0, request.bytes.count + tls.sent - transport.bufferedWireBytes)
+            wire.received = bytesRead + tls.received
         }
         transport.close()
         k.resume(throwing: error)

@@ -199,8 +199,11 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         var out = loop.takeEncodeBuffer(0)
         WebSocketFrameEncoder.encode(into: &out, opcode: opcode, maskKey: maskKeys?.next(), payload: payload)
         out.withUnsafeBytes { transport.write(rawBytes: $0) }
-        sessionObserver?.traffic(messagesSent: opcode == .text || opcode == .binary ? 1 : 0, messagesReceived: 0,
-                                 bytesSent: out.count, bytesReceived: 0)
+        if let observer = sessionObserver {
+            let tls = transport.takeWireOverhead()  // data_* are the bytes on the wire: TLS records too
+            observer.traffic(messagesSent: opcode == .text || opcode == .binary ? 1 : 0, messagesReceived: 0,
+                             bytesSent: out.count + tls.sent, bytesReceived: tls.received)
+        }
         loop.returnEncodeBuffer(0, out)
     }
 
@@ -261,7 +264,11 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         // The loop's read buffer is mutable memory handed out read-only; it is overwritten after
         // this call anyway, so masked payloads are unmasked in place instead of copied.
         process(UnsafeMutableRawBufferPointer(mutating: bytes))
-        sessionObserver?.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: 0, bytesReceived: bytes.count)
+        if let observer = sessionObserver {
+            let tls = transport.takeWireOverhead()
+            observer.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: tls.sent,
+                             bytesReceived: bytes.count + tls.received)
+        }
     }
 
     /// Transport callback: the transport closed (on the loop).

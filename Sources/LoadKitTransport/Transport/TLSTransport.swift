@@ -33,9 +33,9 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     public var peerAddress: SocketAddress? { tcp.remote }
     public var peerDescription: String { tcp.remote.description }
     /// Plaintext accepted by ``write(rawBytes:)`` and not yet handed to the kernel, in the units
-    /// every other byte count uses (a WebSocket session counts plaintext: a failed handshake's
-    /// `data_sent` is its request less this): the plaintext of the records still (partly) in the
-    /// TCP connection's queue — a record partly handed over counts as unsent, the peer can read
+    /// every other byte count uses (drivers count plaintext and ``takeWireOverhead()`` adds TLS's:
+    /// a failed upgrade's `data_sent` is its request less this, plus that): the plaintext of the
+    /// records still (partly) in the TCP connection's queue — a record partly handed over counts as unsent, the peer can read
     /// none of it yet — and, on a server, what waits for the handshake. On the loop.
     public var bufferedBytes: Int {
         guard tcp.bufferedBytes > 0 else { return session.earlyPlaintext.count }
@@ -54,10 +54,35 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     private var queuedRecords: [(ciphertextEnd: Int, plaintext: Int)] = []
     private var queuedHead = 0
     private var queuedPlaintext = 0
+    // Bytes on the wire (``takeWireOverhead()``): ciphertext handed to the TCP connection and
+    // read from it, plaintext encrypted and handed to the delegate, and the overhead taken so far.
+    private var ciphertextOut = 0
+    private var plaintextOut = 0
+    private var ciphertextIn = 0
+    private var plaintextIn = 0
+    private var overheadTaken = (sent: 0, received: 0)
+    /// Ciphertext this side put on the wire (handed to the kernel) and read from it, for tests
+    /// that compare a peer's view with a client's figures.
+    package var wireBytes: (sent: Int, received: Int) { (ciphertextOut - tcp.bufferedBytes, ciphertextIn) }
     public var isTLS: Bool { true }
     public var tlsHandshakeNanos: UInt64? { session.handshakeNanos }
     public var tlsVersion: String? { session.negotiatedVersion }
     public var tlsNegotiatedALPN: String? { session.negotiatedALPN }
+
+    /// The TLS bytes beyond the plaintext since the last call. Sent: the ciphertext made less
+    /// the plaintext encrypted, as drivers count what they write when they write it (a caller
+    /// that wants only what left takes ``bufferedWireBytes`` off). Received: the ciphertext read
+    /// less the plaintext delivered — a record still incomplete counts now, its plaintext takes
+    /// it back when delivered, so a driver adding this to the plaintext of one read counts that
+    /// read's ciphertext.
+    public func takeWireOverhead() -> (sent: Int, received: Int) {
+        let sent = ciphertextOut - plaintextOut, received = ciphertextIn - plaintextIn
+        defer { overheadTaken = (sent, received) }
+        return (sent - overheadTaken.sent, received - overheadTaken.received)
+    }
+
+    /// The ciphertext still in the TCP connection's queue.
+    public var bufferedWireBytes: Int { tcp.bufferedBytes }
 
     private init(tcp: TCPConnection, session: TLSSession) {
         self.tcp = tcp
@@ -73,9 +98,9 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     // MARK: setting up
 
     /// Runs the client side of the handshake over a connected `tcp`; returns once established
-    /// (closing `tcp` when it fails).
+    /// (closing `tcp` when it fails, with the bytes it wrote and read in `failed`).
     static func handshakeAsClient(over tcp: TCPConnection, context: TLSContext, serverName: String,
-                                  timeout: Duration) async throws -> TLSTransport {
+                                  timeout: Duration, failed: WireBytes? = nil) async throws -> TLSTransport {
         let session: TLSSession
         do throws(TLSError) {
             session = try TLSSession(context: context, serverName: serverName)
@@ -84,6 +109,18 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
             throw TransportError.tls(error)
         }
         let tls = TLSTransport(tcp: tcp, session: session)
+        do {
+            try await handshake(tls, timeout: timeout)
+        } catch {
+            // Resumed from the loop once closed: nothing moves any more, the counts are final.
+            if let failed { (failed.sent, failed.received) = tls.wireBytes }
+            throw error
+        }
+        return tls
+    }
+
+    private static func handshake(_ tls: TLSTransport, timeout: Duration) async throws {
+        let tcp = tls.tcp, session = tls.session
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
             tls.loop.execute {
                 guard tcp.isOpen else { cont.resume(throwing: TransportError.closedLocally); return }
@@ -97,7 +134,6 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
                 tls.pumpHandshake()  // sends the ClientHello
             }
         }
-        return tls
     }
 
     /// Server side: layers a session over an accepted connection and starts reading the
@@ -130,6 +166,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
     // MARK: reading (ciphertext from the TCP connection)
 
     public func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+        ciphertextIn += bytes.count
         var off = 0
         while off < bytes.count && isOpen {
             let c = min(feedChunk, bytes.count - off)
@@ -213,6 +250,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
         while isOpen, let d = delegate {
             let r = SSL_read(session.ssl, plain, cap)
             if r > 0 {
+                plaintextIn += Int(r)
                 d.connection(self, didRead: UnsafeRawBufferPointer(start: plain, count: Int(r)))
                 continue
             }
@@ -264,6 +302,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
                 return
             }
             off += Int(r)
+            plaintextOut += Int(r)
             flushOutput()
             if tcp.bufferedBytes > 0 {
                 if queuedHead > 1024 && queuedHead * 2 > queuedRecords.count {
@@ -300,6 +339,7 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
             let bytes = UnsafeRawBufferPointer(start: out, count: Int(n))
             if bestEffort { tcp.sendBestEffort(bytes) } else {
                 queuedCiphertext += Int(n)
+                ciphertextOut += Int(n)
                 tcp.write(rawBytes: bytes)
             }
         }

@@ -16,6 +16,8 @@ package protocol Transport: AnyObject, Sendable {
     var peerDescription: String { get }
     /// Bytes accepted by ``write(rawBytes:)`` but not yet handed to the kernel (or the peer).
     var bufferedBytes: Int { get }
+    /// The bytes not yet handed to the kernel as they will go on the wire (TLS: ciphertext).
+    var bufferedWireBytes: Int { get }
 
     /// Sets the delegate and starts delivering bytes to it. Thread-safe.
     func start(delegate: any ConnectionDelegate)
@@ -48,6 +50,11 @@ package protocol Transport: AnyObject, Sendable {
     var tlsVersion: String? { get }
     /// The ALPN protocol the peers agreed on (`http/1.1`), nil when none.
     var tlsNegotiatedALPN: String? { get }
+    /// The bytes this transport's own framing added to what was written to it and took from
+    /// what it read, since the last call: a TLS connection's handshake, record headers and tags,
+    /// alerts. Drivers count their own bytes and add these for `data_sent` / `data_received`,
+    /// the bytes on the wire as k6 counts them. (0, 0) for plain TCP. On the loop.
+    func takeWireOverhead() -> (sent: Int, received: Int)
 }
 
 extension Transport {
@@ -78,6 +85,18 @@ extension Transport {
     package var tlsHandshakeNanos: UInt64? { nil }
     package var tlsVersion: String? { nil }
     package var tlsNegotiatedALPN: String? { nil }
+    /// No framing of its own: the bytes on the wire are the driver's.
+    package func takeWireOverhead() -> (sent: Int, received: Int) { (0, 0) }
+    package var bufferedWireBytes: Int { bufferedBytes }
+}
+
+/// The bytes a connection attempt or an opening handshake that failed wrote and read, for
+/// `data_sent` / `data_received` (the transport is gone when the caller hears of it); filled on
+/// the loop before the failure resumes the caller, which orders the writes before its reads.
+package final class WireBytes: @unchecked Sendable {
+    package var sent = 0
+    package var received = 0
+    package init() {}
 }
 
 /// Receives a transport's events, always on the transport's ``EventLoop``.
@@ -110,15 +129,17 @@ package enum TransportConnector {
     /// By default the transport goes to the caller's loop when the caller runs on one (a virtual
     /// user), else to the next loop of the shared group. The caller must `start` or `close` what
     /// it gets: a TLS transport and its TCP connection hold each other until one of the two.
+    /// A TLS handshake that fails leaves the bytes it wrote and read in `failedHandshake`.
     package static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
                                 timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
+                                failedHandshake: WireBytes? = nil,
                                 on loop: EventLoop = EventLoop.current ?? EventLoopGroup.shared.next()) async throws -> any Transport {
         guard let tls else { return try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop) }
         #if TLS && canImport(COpenSSL)
         let context = try TLSContext.shared(for: tls)
         let tcp = try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
-        return try await TLSTransport.handshakeAsClient(over: tcp, context: context,
-                                                        serverName: tls.serverName ?? address.host, timeout: timeout)
+        return try await TLSTransport.handshakeAsClient(over: tcp, context: context, serverName: tls.serverName ?? address.host,
+                                                        timeout: timeout, failed: failedHandshake)
         #else
         throw TransportError.tls(.unavailable("TLS (https/wss) to \(tls.serverName ?? address.description)"))
         #endif
