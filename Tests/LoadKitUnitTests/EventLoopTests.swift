@@ -14,42 +14,85 @@ private func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable 
     await withCheckedContinuation { c in loop.execute { c.resume(returning: body()) } }
 }
 
-/// Loop-confined log of fired timers.
+/// Loop-confined log of fired timers, each with the run-queue wait of the loop's thread since the
+/// end of the loop's previous turn (the timers that fire in one turn share that wait).
 private final class FireLog: @unchecked Sendable {
-    var fired: [(id: Int, due: UInt64, at: UInt64, onLoop: Bool)] = []
+    var fired: [(id: Int, due: UInt64, at: UInt64, onLoop: Bool, queued: UInt64)] = []
+    var waitAtTurnEnd: UInt64 = 0
+    var turnEndPending = false
+}
+
+/// Nanoseconds the calling thread has spent runnable but waiting for a CPU (Linux schedstat's
+/// run_delay); 0 where the kernel does not say.
+private func threadRunQueueWait() -> UInt64 {
+    #if os(Linux)
+    let fd = open("/proc/thread-self/schedstat", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { _ = close(fd) }
+    var buf = [UInt8](repeating: 0, count: 96)
+    let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 95) }
+    guard n > 0 else { return 0 }
+    let fields = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ")
+    return fields.count >= 2 ? UInt64(fields[1]) ?? 0 : 0
+    #else
+    return 0
+    #endif
 }
 
 @Suite struct EventLoopTests {
     @Test func timersFireInDeadlineOrderNeverEarlyAndOnTime() async throws {
         let group = EventLoopGroup(loops: 1, label: "t.timers")
         let loop = group.loops[0]
-        let log = FireLog()
         var rng = SeededRandom(seed: 14)
         let delays = (0..<200).map { _ in UInt64(rng.next() % 40) * 1_000_000 }  // 0–39 ms, many equal
-        let done = Atomic<Int>(0)
-        await onLoop(loop) {
-            let base = monotonicNanos()
-            for (i, d) in delays.enumerated() {
-                loop.schedule(atNanos: base + d) {
-                    log.fired.append((i, base + d, monotonicNanos(), loop.inLoop))
-                    done.add(1, ordering: .relaxed)
+        // The loop's own lateness: how late each timer fired, less the time the loop's thread then
+        // waited for a CPU (the kernel's run-queue wait since the loop's previous turn, which the
+        // loop cannot shorten). A loop that overslept — a coarse tick, a timeout rounded up, work
+        // done first — was asleep or running then, not queued, so that still counts. Run alone the
+        // median is 0.13–0.16 ms; in parallel `swift test` runs on two cores on 2026-12-01 the raw
+        // median was 7.2–10.7 ms in 4 of 10 runs (a bound of 5 ms failed): the loop's 0.3–0.7 ms
+        // timeouts returned 8–18.5 ms late, and the thread had been queued for all but ~0.1 ms of it.
+        // Once (run 20) the median was 2.8 ms with no run-queue wait to speak of — the host, not the
+        // loop — so a round that misses is repeated, up to three rounds a quarter second apart: a
+        // loop that oversleeps misses every round (timeouts rounded up to a 4 ms tick: medians of
+        // 1.2–2.4 ms, 15 rounds of 15), a loaded host now and then.
+        var rounds: [(median: UInt64, max: UInt64, rawMedian: UInt64, rawMax: UInt64)] = []
+        for round in 0..<3 {
+            if round > 0 { try await Task.sleep(for: .milliseconds(250)) }
+            let log = FireLog()
+            let done = Atomic<Int>(0)
+            await onLoop(loop) {
+                let base = monotonicNanos()
+                log.waitAtTurnEnd = threadRunQueueWait()
+                for (i, d) in delays.enumerated() {
+                    loop.schedule(atNanos: base + d) {
+                        let at = monotonicNanos()
+                        log.fired.append((i, base + d, at, loop.inLoop, threadRunQueueWait() - log.waitAtTurnEnd))
+                        if !log.turnEndPending {
+                            // Runs after this turn's timers (the loop runs what they queued last).
+                            log.turnEndPending = true
+                            loop.execute { log.waitAtTurnEnd = threadRunQueueWait(); log.turnEndPending = false }
+                        }
+                        done.add(1, ordering: .relaxed)
+                    }
                 }
             }
+            for _ in 0..<500 where done.load(ordering: .relaxed) < delays.count { try await Task.sleep(for: .milliseconds(10)) }
+            let fired = await onLoop(loop) { log.fired.map { ($0.id, $0.due, $0.at, $0.onLoop, $0.queued) } }
+            try #require(fired.count == delays.count)
+            // In deadline order; equal deadlines in the order they were scheduled.
+            let expected = delays.enumerated().sorted { ($0.element, $0.offset) < ($1.element, $1.offset) }.map(\.offset)
+            #expect(fired.map(\.0) == expected)
+            #expect(fired.allSatisfy { $0.3 })
+            #expect(fired.allSatisfy { $0.2 >= $0.1 })                  // never before the deadline
+            let raw = fired.map { $0.2 - $0.1 }.sorted()
+            let late = fired.map { ($0.2 - $0.1) - min($0.2 - $0.1, $0.4) }.sorted()
+            rounds.append((late[late.count / 2], late.last!, raw[raw.count / 2], raw.last!))
+            if late[late.count / 2] < 1_000_000 && late.last! < 100_000_000 { break }
         }
-        for _ in 0..<500 where done.load(ordering: .relaxed) < delays.count { try await Task.sleep(for: .milliseconds(10)) }
-        let fired = await onLoop(loop) { log.fired.map { ($0.id, $0.due, $0.at, $0.onLoop) } }
-        #expect(fired.count == delays.count)
-        // In deadline order; equal deadlines in the order they were scheduled.
-        let expected = delays.enumerated().sorted { ($0.element, $0.offset) < ($1.element, $1.offset) }.map(\.offset)
-        #expect(fired.map(\.0) == expected)
-        #expect(fired.allSatisfy { $0.3 })
-        #expect(fired.allSatisfy { $0.2 >= $0.1 })                  // never before the deadline
-        let late = fired.map { $0.2 - $0.1 }.sorted()
-        // Median within 5 ms: the loop's own timeouts are nanosecond-precise (84–90 µs median when
-        // run alone); the rest is the OS scheduling the loop's thread, which ~80 parallel suites on two
-        // cores delay (a 2.14 ms median seen on 2026-12-01 against the old 2 ms bound).
-        #expect(late[late.count / 2] < 5_000_000, "\(late[late.count / 2]) ns")
-        #expect(late.last! < 200_000_000)                           // slack for a loaded machine
+        let said = rounds.map { "median \($0.median) ns, max \($0.max) ns of its own (\($0.rawMedian), \($0.rawMax) ns with the run-queue wait)" }
+        let best = rounds.last!
+        #expect(best.median < 1_000_000 && best.max < 100_000_000, "\(said)")
         #expect(await onLoop(loop) { loop.pendingTimers } == 0)
     }
 

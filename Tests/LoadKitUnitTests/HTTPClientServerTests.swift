@@ -217,10 +217,8 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
     }
 
     @Test func refusedPortAndTLSAndBadURLAreClassified() async throws {
-        let l = try TCPListener { _ in }
-        let port = l.address.port
-        l.close()
-        try await Task.sleep(for: .milliseconds(50))
+        let closed = try ClosedPort()
+        let port = closed.port
         let client = HTTPClient()
         defer { client.shutdown() }
         do {
@@ -229,6 +227,7 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         } catch {
             #expect(error.loadKitKind == "refused" && error.loadKitSource == .server)
         }
+        withExtendedLifetime(closed) {}
         #if !TLS  // with the TLS trait, https connects (TLSEndToEndTests)
         await #expect(throws: HTTPError.tlsUnavailable(endpoint: "https://127.0.0.1/")) { try await client.get("https://127.0.0.1/") }
         #endif

@@ -74,11 +74,4 @@ enum InteropPeers {
         try p.run()
         return (p, out)
     }
-
-    /// A loopback port nobody listens on right now.
-    static func freePort() throws -> Int {
-        let l = try TCPListener(host: "127.0.0.1", port: 0) { $0.close() }
-        defer { l.close() }
-        return l.address.port
-    }
 }

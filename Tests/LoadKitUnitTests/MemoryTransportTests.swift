@@ -15,14 +15,18 @@ final class ReadRecorder: ConnectionDelegate, @unchecked Sendable {
     }
     func connection(_ c: any Transport, didCloseWith error: TransportError?) { state.withLock { $0.end = .some(error) } }
 
-    /// Waits (bounded) until the stream ended; nil when it did not within `seconds`.
+    /// Waits (bounded) until the stream ended; nil when it had not by `seconds` from now. Looks
+    /// once more after the deadline: this task resumes on Swift's shared pool, which other tests
+    /// can hold for seconds, so it may wake after the deadline although the end came long before
+    /// (without this look, parallel run 23 of 2026-12-01 reported no end for a FIN the loop
+    /// delivers in one turn, in a test that took 9.2 s).
     func waitEnd(seconds: Double = 5) async -> TransportError?? {
         let deadline = monotonicNanos() + UInt64(seconds * 1e9)
-        while monotonicNanos() < deadline {
+        while true {
             if let e = state.withLock({ $0.end }) { return .some(e) }
+            if monotonicNanos() >= deadline { return nil }
             try? await Task.sleep(for: .milliseconds(2))
         }
-        return nil
     }
 
     /// Waits (bounded) until the bytes so far satisfy `done`; returns them.

@@ -198,14 +198,14 @@ import Testing
         }
         #expect(throws: PrometheusPush.PushError.self) { try PrometheusPush.url(base: "pushgateway:9091", test: "t", runID: "r") }
         #expect(throws: PrometheusPush.PushError.self) { try PrometheusPush.url(base: "http://gw:9091/metrics/job/x", test: "t", runID: "r") }
-        let closed = try HTTPServer(port: 0) { _ in HTTPServerResponse(status: 200) }
+        let closed = try ClosedPort()
         let port = closed.port
-        closed.stop()
         do {
             try await PrometheusPush.push(run, options: .init(), to: "http://127.0.0.1:\(port)", timeout: .seconds(3))
             Issue.record("a push to a closed port succeeded")
         } catch let e as PrometheusPush.PushError {
             #expect(e.message.contains("cannot push to http://127.0.0.1:\(port)/metrics/job/loadkit/"))
         }
+        withExtendedLifetime(closed) {}
     }
 }

@@ -43,7 +43,7 @@ struct StompInteropTests {
         try await roundTrip(c)
     }
 
-    /// Our client against coilmq (PyPI), started here on a free loopback port. coilmq accepts only
+    /// Our client against coilmq (PyPI), started here on a loopback port it picks. coilmq accepts only
     /// its own fully qualified name as the virtual host, which Python tells.
     ///
     /// Our client sends coilmq no heart-beats (`send: .zero`): coilmq 1.1.0's `FrameBuffer` stops
@@ -57,28 +57,34 @@ struct StompInteropTests {
     @Test(.enabled(if: InteropPeers.available(["coilmq"]), "coilmq is not installed (LOADKIT_INTEROP)"))
     func loadKitClientAgainstCoilmq() async throws {
         try InteropPeers.require(["coilmq"])
-        let port = try InteropPeers.freePort()
+        // coilmq binds a port of its choosing and logs it (a port we freed for it could be taken by
+        // another test's listener before coilmq bound it, and we would talk to that).
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import sys; from coilmq.start import main; sys.argv = ['coilmq', '-b', '127.0.0.1', '-p', '\(port)']; main()"]
+        p.arguments = ["python3", "-c", "import sys; from coilmq.start import main; sys.argv = ['coilmq', '-b', '127.0.0.1', '-p', '0']; main()"]
+        let log = Pipe()
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        p.standardError = log
         try p.run()
         defer { kill(p.processIdentifier, SIGKILL) }
+        // "… Stomp server listening on 127.0.0.1:<port>", logged once it listens (read off the
+        // cooperative pool: it blocks until then); the rest of its log is drained on that thread.
+        let listening = try await offThePool { () -> String in
+            var text = ""
+            while !text.contains("listening on 127.0.0.1:") || !text.hasSuffix("\n") {
+                let chunk = log.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            Thread { while !log.fileHandleForReading.availableData.isEmpty {} }.start()
+            return text
+        }
+        let port = try #require(listening.split(separator: "listening on 127.0.0.1:").last
+            .flatMap { Int($0.prefix { $0.isNumber }) }, "coilmq did not say where it listens: \(listening)")
         let vhost = try await offThePool { InteropPeers.run(["python3", "-c", "import socket; print(socket.getfqdn())"]) }.output
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        // coilmq takes a moment to listen: retry the connect for up to 10 s.
-        var client: StompClient?
-        let deadline = monotonicNanos() + 10_000_000_000
-        while client == nil {
-            do {
-                client = try await StompClient.connect(tcpHost: "127.0.0.1", port: port, connectHeaders: [("login", "guest"), ("passcode", "guest")],
-                                                       vhost: vhost, heartBeat: (send: .zero, receive: .seconds(1)), timeout: .seconds(5))
-            } catch let e as TransportError where e.kind == "refused" && monotonicNanos() < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let c = try #require(client)
+        let c = try await StompClient.connect(tcpHost: "127.0.0.1", port: port, connectHeaders: [("login", "guest"), ("passcode", "guest")],
+                                              vhost: vhost, heartBeat: (send: .zero, receive: .seconds(1)), timeout: .seconds(5))
         #expect(c.heartBeat.sendEveryMillis == 0 && c.heartBeat.expectReceiveEveryMillis == 1000, "\(c.heartBeat)")
         try await Task.sleep(for: .milliseconds(1200))
         try await roundTrip(c)

@@ -14,6 +14,7 @@ final class StompTestBroker: Sendable {
         var subscribers: [(conn: Connection, id: String, destination: String)] = []
         var acks: [String] = []
         var heartBeatsReceived = 0
+        var heartBeatsSent = 0
         var disconnects = 0
         var messageCounter = 0
     }
@@ -57,6 +58,9 @@ final class StompTestBroker: Sendable {
         func connection(_ c: any Transport, didCloseWith error: TransportError?) { closed() }
 
         func received(_ bytes: UnsafeRawBufferPointer) {
+            // Any bytes, heart-beat EOLs included, show the client is alive (frames alone left the
+            // server's clock judging a beating client silent after 30 ms, and it stopped beating).
+            session.bytesReceived(now: monotonicNanos())
             let before = parser.heartBeats
             do {
                 try parser.parse(bytes) { frame in handle(frame) }
@@ -102,7 +106,10 @@ final class StompTestBroker: Sendable {
                     }
                     if !silent, let t = session.heartBeatClock.heartBeat.tickIntervalMillis {
                         timer = tcp.loop.scheduleRepeating(every: .milliseconds(Int64(t))) { [self] in
-                            if session.tick(now: monotonicNanos()) == .sendHeartBeat { tcp.write([0x0A]) }
+                            if session.tick(now: monotonicNanos()) == .sendHeartBeat {
+                                tcp.write([0x0A])
+                                broker.state.withLock { $0.heartBeatsSent += 1 }
+                            }
                         }
                     }
                 case .subscribe(let id, let destination, _, _):
@@ -319,13 +326,15 @@ final class StompInbox: Sendable {
         let d = try await connect(broker, login: "beat", heartBeat: (.milliseconds(20), .milliseconds(20)), toleranceMillis: 3000,
                                 webSocket: webSocket)
         #expect(d.heartBeat.sendEveryMillis == 20)
-        // At least 4 beats (≈ 80 ms of beating), waited for up to 5 s: in a parallel test run a
-        // fixed 300 ms sleep once saw only 3 — the loops were busy with other tests.
+        // At least 4 beats each way (≈ 80 ms of beating), waited for up to 5 s: in a parallel test
+        // run a fixed 300 ms sleep once saw only 3 — the loops were busy with other tests. The
+        // server beats on only while it hears the client (its own receive timeout is 30 ms).
         let deadline = monotonicNanos() + 5_000_000_000
-        while broker.state.withLock({ $0.heartBeatsReceived }) < 4, monotonicNanos() < deadline {
+        while broker.state.withLock({ $0.heartBeatsReceived < 4 || $0.heartBeatsSent < 4 }), monotonicNanos() < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(broker.state.withLock { $0.heartBeatsReceived } >= 4)
+        #expect(broker.state.withLock { $0.heartBeatsSent } >= 4)
         try await d.send(destination: "/nowhere", body: [], receipt: true)  // still connected
         await d.disconnect()
         #expect(await d.waitClosed() == nil)

@@ -48,18 +48,15 @@ final class Collector: ConnectionDelegate, @unchecked Sendable {
     }
 
     @Test func refusedIsClassifiedAsServer() async throws {
-        // Bind then close a listener to find a port nobody listens on.
-        let l = try TCPListener { _ in }
-        let addr = l.address
-        l.close()
-        try await Task.sleep(for: .milliseconds(50))
+        let closed = try ClosedPort()
         do {
-            _ = try await TCPConnection.connect(to: addr, timeout: .seconds(2))
+            _ = try await TCPConnection.connect(to: closed.address, timeout: .seconds(2))
             Issue.record("connect to a closed port succeeded")
         } catch let e as TransportError {
             #expect(e.kind == "refused")
             #expect(e.source == .server)
         }
+        withExtendedLifetime(closed) {}
     }
 
     @Test func peerCloseIsReported() async throws {
