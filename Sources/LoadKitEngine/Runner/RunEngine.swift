@@ -212,9 +212,13 @@ final class RunEngine: Sendable {
                 ctx.recordFailure(error, step: "iteration", since: mark)
             }
         }
-        ctx.recorder.increment(ctx.runnerHandles.iterations)
         let end = monotonicNanos()
-        ctx.recorder.recordNanos(ctx.runnerHandles.iterationDuration, end > due ? end - due : 0)
+        let h = ctx.runnerHandles
+        // One lock for the iteration's count and duration (every iteration pays it).
+        ctx.recorder.locked { s, at in
+            s.increment(h.iterations, second: at.second)
+            s.recordNanos(h.iterationDuration, end > due ? end - due : 0, at: at, perSecond: true)
+        }
         return ok
     }
 
