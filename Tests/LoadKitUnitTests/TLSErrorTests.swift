@@ -21,6 +21,26 @@ import Testing
     }
 
     #if !TLS
+    /// An `https` request without the TLS trait is counted with its whole request: its `name`
+    /// tag and method reach the listener (the built-in metrics), not a bare method and URL.
+    @Test func tlsUnavailableExchangeKeepsTheRequestsNameTag() async throws {
+        final class Heard: ClientObserver, @unchecked Sendable {
+            var exchanges: [HTTPExchange] = []
+            func httpExchangeFinished(_ exchange: HTTPExchange) { exchanges.append(exchange) }
+            func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? { nil }
+            func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {}
+            var cancellation: TaskCancellationScope? { nil }
+        }
+        let heard = Heard()
+        let client = HTTPClient()
+        await ClientObservation.$current.withValue(heard) {
+            _ = try? await client.get("https://127.0.0.1/items/7", name: "/items/{id}")
+        }
+        #expect(heard.exchanges.count == 1)
+        #expect(heard.exchanges.first?.name == "/items/{id}" && heard.exchanges.first?.label == "/items/{id}")
+        #expect(heard.exchanges.first?.status == nil && heard.exchanges.first?.failure != nil)
+    }
+
     @Test func tlsWithoutTheTraitFailsAtOnceWithInstructions() async throws {
         #expect(!tlsAvailable)
         let start = ContinuousClock.now

@@ -146,8 +146,12 @@ public final class HTTPClient: Sendable {
     private func start(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders, body: [UInt8], name: String?,
                        expecting: ExpectedStatuses?, timeout: Duration?) throws -> Started {
         let endpoint = try endpoint(url)
+        if endpoint.isTLS && !tlsAvailable {
+            // The failure path counts the whole request (its `name` tag included).
+            return try start(HTTPRequest(method: method, endpoint: endpoint, headers: headers, body: body, name: name, expecting: expecting),
+                             timeout: timeout)
+        }
         let observer = ClientObservation.current
-        if endpoint.isTLS && !tlsAvailable { return try start(HTTPRequest(method: method, endpoint: endpoint), timeout: timeout) }
         let pool = pool(for: endpoint)
         let pending = PendingRequest(method: method, endpoint: endpoint, headers: withDefaultHeaders(headers), body: body,
                                      name: name, expecting: expecting,
