@@ -74,19 +74,30 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     /// True when some value of `name`, split at commas, equals `token` ignoring case
     /// (e.g. `Connection: keep-alive, Upgrade` contains `upgrade`).
     public func containsToken(_ token: String, in name: String) -> Bool {
-        for value in values(for: name) {
-            // Scan the comma-separated list without building substrings.
-            let v = value.utf8
-            var start = v.startIndex
-            while start <= v.endIndex {
-                let end = v[start...].firstIndex(of: UInt8(ascii: ",")) ?? v.endIndex
-                var lo = start, hi = end
-                while lo < hi && (v[lo] == 0x20 || v[lo] == 0x09) { lo = v.index(after: lo) }
-                while hi > lo && (v[v.index(before: hi)] == 0x20 || v[v.index(before: hi)] == 0x09) { hi = v.index(before: hi) }
-                if asciiCaseInsensitiveEquals(value[lo..<hi], token) { return true }
-                if end == v.endIndex { break }
-                start = v.index(after: end)
+        if let p = parsed {
+            var from = 0
+            while from < p.count, let i = p.index(named: name, from: from) {
+                if Self.listContains(token, p.value(at: i)) { return true }
+                from = i + 1
             }
+            return false
+        }
+        return list.contains { asciiCaseInsensitiveEquals($0.name, name) && Self.listContains(token, $0.value) }
+    }
+
+    /// Whether the comma-separated `value` holds `token` (ASCII case ignored), scanned without
+    /// building substrings.
+    private static func listContains(_ token: String, _ value: String) -> Bool {
+        let v = value.utf8
+        var start = v.startIndex
+        while start <= v.endIndex {
+            let end = v[start...].firstIndex(of: UInt8(ascii: ",")) ?? v.endIndex
+            var lo = start, hi = end
+            while lo < hi && (v[lo] == 0x20 || v[lo] == 0x09) { lo = v.index(after: lo) }
+            while hi > lo && (v[v.index(before: hi)] == 0x20 || v[v.index(before: hi)] == 0x09) { hi = v.index(before: hi) }
+            if asciiCaseInsensitiveEquals(value[lo..<hi], token) { return true }
+            if end == v.endIndex { break }
+            start = v.index(after: end)
         }
         return false
     }
@@ -208,10 +219,12 @@ struct ParsedHeaderFields: Sendable {
         }
     }
 
+    /// The value of field `i`, decoded.
+    func value(at i: Int) -> String { storage.withUnsafeBytes { decodeValue($0, i) } }
+
     /// The value of the first field named `name`.
     func firstValue(named name: String) -> String? {
-        guard let i = index(named: name, from: 0) else { return nil }
-        return storage.withUnsafeBytes { decodeValue($0, i) }
+        index(named: name, from: 0).map(value(at:))
     }
 
     /// The values of every field named `name`, in order.
@@ -219,7 +232,7 @@ struct ParsedHeaderFields: Sendable {
         var out: [String] = []
         var from = 0
         while from < count, let i = index(named: name, from: from) {
-            out.append(storage.withUnsafeBytes { decodeValue($0, i) })
+            out.append(value(at: i))
             from = i + 1
         }
         return out
