@@ -63,6 +63,47 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(e.kind == "http_malformed" && e.source == .server)
     }
 
+    /// Each way a field line can be wrong is refused with its own message (the splitting's byte
+    /// loops are C, `lk_http_split_head`; these pin what the Swift ones said).
+    @Test func fieldErrorsNameTheirCause() {
+        let cases: [(String, String)] = [
+            ("HTTP/1.1 200 OK\r\n folded\r\n\r\n", "header continuation line without a header"),
+            ("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "space in or after a header name"),
+            ("HTTP/1.1 200 OK\r\nBad : x\r\n\r\n", "space in or after a header name"),
+            ("HTTP/1.1 200 OK\r\nBa(d: x\r\n\r\n", "invalid character in header name"),
+            ("HTTP/1.1 200 OK\r\nB\u{e9}: x\r\n\r\n", "invalid character in header name"),
+            ("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", "header line without ':'"),
+            ("HTTP/1.1 200 OK\r\n: empty\r\n\r\n", "empty header name"),
+            ("HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Ctl: a\u{1}b\r\n\r\n", "invalid character in value of header 'X-Ctl'"),
+            ("HTTP/1.1 200 OK\r\nX-Del: a\u{7f}\r\n\r\n", "invalid character in value of header 'X-Del'"),
+            ("HTTP/1.1 200 OK\r\nX-CR: a\rb\r\n\r\n", "invalid character in value of header 'X-CR'"),
+            ("HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\u{0}\r\n\r\n", "invalid character in header 'X-Fold'"),
+        ]
+        for (text, message) in cases {
+            var p = HTTPResponseHeadParser()
+            guard case .failure(let e) = p.parse(bytes(text)) else { Issue.record("accepted \(text.debugDescription)"); continue }
+            #expect(e == .malformed(message), "\(text.debugDescription)")
+        }
+    }
+
+    /// Fields at the edges of what splitting allows: the shortest lines (one field per three
+    /// bytes, bare LF), blanks trimmed, HTAB and obs-text kept, an empty value, an empty fold.
+    @Test func splitKeepsEveryFieldAtTheEdges() {
+        let many = "HTTP/1.1 200 OK\n" + String(repeating: "a:\n", count: 300) + "\n"
+        var p = HTTPResponseHeadParser(limits: HTTPHeadLimits(maxLines: 1000))
+        guard case .done(let head, _) = p.parse(bytes(many)) else { Issue.record("refused the shortest fields"); return }
+        #expect(head.headers.fields.count == 300 && head.headers.values(for: "a").allSatisfy(\.isEmpty))
+
+        let text = "HTTP/1.1 204 No Content\r\nX-Tab: \t a\tb \t\r\nX-Text: caf\u{e9}\r\nX-Empty:\r\n"
+            + "X-Fold: one\r\n \r\nX-Last:   z\r\n\r\n"
+        var q = HTTPResponseHeadParser()
+        guard case .done(let h, _) = q.parse(bytes(text)) else { Issue.record("refused \(text.debugDescription)"); return }
+        #expect(h.status == 204 && h.reason == "No Content")
+        #expect(h.headers.fields.map(\.name) == ["X-Tab", "X-Text", "X-Empty", "X-Fold", "X-Last"])
+        #expect(h.headers["x-tab"] == "a\tb" && h.headers["x-text"] == "caf\u{e9}" && h.headers["x-empty"] == "")
+        #expect(h.headers["x-fold"] == "one " && h.headers["x-last"] == "z")
+    }
+
     @Test(arguments: ["GET  / HTTP/1.1\r\n\r\n", "GET /\r\n\r\n", "G(T / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n"])
     func malformedRequestHeads(_ text: String) {
         var p = HTTPRequestHeadParser()

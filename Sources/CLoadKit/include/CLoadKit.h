@@ -65,4 +65,28 @@ long long lk_heap_in_use(void);
 /// hundreds of milliseconds of a shared event loop for a megabyte of non-ASCII text).
 int lk_utf8_validate(const unsigned char *p, size_t n, unsigned char state[3]);
 
+/// What lk_http_split_head answers when a head is not acceptable (negative, as its field count
+/// is not).
+enum {
+    LK_HEAD_EMPTY = -1,                // no start line
+    LK_HEAD_FOLD_WITHOUT_FIELD = -2,   // a continuation line before any field
+    LK_HEAD_NAME_SPACE = -3,           // a space in or after a field name
+    LK_HEAD_NAME_CHARACTER = -4,       // a field name byte that is not a token character
+    LK_HEAD_NO_COLON = -5,             // a field line without ':'
+    LK_HEAD_EMPTY_NAME = -6,           // ':' first on a field line
+    LK_HEAD_VALUE_CHARACTER = -7,      // a control character in a value (bad = that field's name)
+    LK_HEAD_FOLD_CHARACTER = -8,       // a control character in a continuation line (bad = its field's name)
+    LK_HEAD_CAPACITY = -9,             // more fields than `capacity`
+};
+
+/// Splits a complete HTTP/1 head (start line, fields, the empty line; LF or CRLF line ends) into
+/// its start line (`first`: begin and end offsets, the line break excluded) and its fields: for
+/// field k, spans[4k ... 4k+3] = name begin, name end, value begin, value end, the value trimmed
+/// of blanks. An obs-fold line extends the previous value's span over it and sets `*folded`.
+/// Checks what a decoder would: name bytes are token characters, values hold no control
+/// character but HTAB. Returns the number of fields, or an LK_HEAD_* error (for
+/// LK_HEAD_VALUE_CHARACTER and LK_HEAD_FOLD_CHARACTER, `bad` holds the offending field's name span).
+long lk_http_split_head(const unsigned char *h, size_t n, uint32_t *spans, size_t capacity,
+                        uint32_t first[2], int *folded, uint32_t bad[2]);
+
 #endif

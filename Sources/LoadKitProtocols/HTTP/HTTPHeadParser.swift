@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CLoadKit
 import LoadKitTransport
 
 /// What an incremental HTTP parser answers when fed bytes.
@@ -273,66 +274,51 @@ struct HeadFacts: Sendable {
 
 /// Splits a complete head into its first line and header fields, noting the framing facts. The
 /// fields stay undecoded (``ParsedHeaderFields``); each is checked here, as a String would be.
+/// The byte loops are C (`lk_http_split_head`); the facts are noted from the fields' spans.
 private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<Int>, headers: HTTPHeaders, facts: HeadFacts), HTTPError> {
     let n = head.count
     guard let base = head.baseAddress else { return .failure(.malformed("empty head")) }
-    // Room for the spans: at most one field per line after the start line.
-    var lineCount = 0
-    var i = 0
-    while i < n, let p = memchr(base + i, Int32(LF), n - i) { lineCount += 1; i = base.distance(to: UnsafeRawPointer(p)) + 1 }
-    return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * max(1, lineCount)) { spans in
-        var lineStart = 0
-        var first: Range<Int>? = nil
-        var facts = HeadFacts()
-        var fields = 0
-        while lineStart < n {
-            let lf = memchr(base + lineStart, Int32(LF), n - lineStart).map { base.distance(to: UnsafeRawPointer($0)) } ?? n
-            var lineEnd = lf
-            if lineEnd > lineStart && head[lineEnd - 1] == CR { lineEnd -= 1 }
-            defer { lineStart = lf + 1 }
-            if first == nil { first = lineStart..<lineEnd; continue }
-            if lineEnd == lineStart { break }  // the empty line that ends the head
-            let sp = head[lineStart]
-            if sp == 0x20 || sp == 0x09 {
-                // obs-fold: continuation of the previous value (RFC 9112 §5.2 lets a recipient
-                // replace it by SP): the previous value's span runs on over this line.
-                guard fields > 0 else { return .failure(.malformed("header continuation line without a header")) }
-                let more = trimmed(head, lineStart, lineEnd)
-                guard isFieldValue(head, more) else {
-                    let name = UnsafeRawBufferPointer(rebasing: head[Int(spans[4 * fields - 4])..<Int(spans[4 * fields - 3])])
-                    return .failure(.malformed("invalid character in header '\(String(decoding: name, as: UTF8.self))'"))
-                }
-                if !more.isEmpty { spans[4 * fields - 1] = UInt32(more.upperBound) }
-                else { spans[4 * fields - 1] = UInt32(lineStart) }  // keeps the line break: decodes as the trailing space
-                // The folded value is no longer what was noted: let the slow paths read it.
-                facts.folded = true
-                continue
+    // A field line takes at least three bytes ("a:" and its line break): room for every field.
+    let capacity = n / 3 + 1
+    return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * capacity) { spans in
+        var first: (UInt32, UInt32) = (0, 0), bad: (UInt32, UInt32) = (0, 0)
+        var folded: Int32 = 0
+        let result = withUnsafeMutableBytes(of: &first) { f in
+            withUnsafeMutableBytes(of: &bad) { b in
+                lk_http_split_head(base.assumingMemoryBound(to: UInt8.self), n, spans.baseAddress!, capacity,
+                                   f.baseAddress!.assumingMemoryBound(to: UInt32.self), &folded,
+                                   b.baseAddress!.assumingMemoryBound(to: UInt32.self))
             }
-            var colon = lineStart
-            while colon < lineEnd && head[colon] != UInt8(ascii: ":") {
-                guard isTokenByte(head[colon]) else {
-                    return .failure(.malformed(head[colon] == 0x20 ? "space in or after a header name" : "invalid character in header name"))
-                }
-                colon += 1
-            }
-            guard colon < lineEnd else { return .failure(.malformed("header line without ':'")) }
-            guard colon > lineStart else { return .failure(.malformed("empty header name")) }
-            let valueRange = trimmed(head, colon + 1, lineEnd)
-            guard isFieldValue(head, valueRange) else {
-                let name = String(decoding: UnsafeRawBufferPointer(rebasing: head[lineStart..<colon]), as: UTF8.self)
-                return .failure(.malformed("invalid character in value of header '\(name)'"))
-            }
-            noteFact(&facts, head, name: lineStart..<colon, value: valueRange)
-            spans[4 * fields] = UInt32(lineStart)
-            spans[4 * fields + 1] = UInt32(colon)
-            spans[4 * fields + 2] = UInt32(valueRange.lowerBound)
-            spans[4 * fields + 3] = UInt32(valueRange.upperBound)
-            fields += 1
         }
-        guard let f = first else { return .failure(.malformed("empty head")) }
+        guard result >= 0 else {
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: head[Int(bad.0)..<Int(bad.1)]), as: UTF8.self)
+            return .failure(.malformed(headError(result, fieldName: name)))
+        }
+        let fields = Int(result)
+        var facts = HeadFacts()
+        facts.folded = folded != 0
+        for k in 0..<fields {
+            noteFact(&facts, head, name: Int(spans[4 * k])..<Int(spans[4 * k + 1]),
+                     value: Int(spans[4 * k + 2])..<Int(spans[4 * k + 3]))
+        }
         let headers = fields == 0 ? HTTPHeaders()
             : HTTPHeaders(parsed: ParsedHeaderFields(head: head, spans: UnsafeBufferPointer(spans), count: fields))
-        return .success((f, headers, facts))
+        return .success((Int(first.0)..<Int(first.1), headers, facts))
+    }
+}
+
+/// The message of an `LK_HEAD_*` error (`fieldName`: the offending field's, where there is one).
+private func headError(_ code: Int, fieldName: String) -> String {
+    switch code {
+    case LK_HEAD_FOLD_WITHOUT_FIELD: return "header continuation line without a header"
+    case LK_HEAD_NAME_SPACE: return "space in or after a header name"
+    case LK_HEAD_NAME_CHARACTER: return "invalid character in header name"
+    case LK_HEAD_NO_COLON: return "header line without ':'"
+    case LK_HEAD_EMPTY_NAME: return "empty header name"
+    case LK_HEAD_VALUE_CHARACTER: return "invalid character in value of header '\(fieldName)'"
+    case LK_HEAD_FOLD_CHARACTER: return "invalid character in header '\(fieldName)'"
+    case LK_HEAD_CAPACITY: return "too many header fields"
+    default: return "empty head"
     }
 }
 
