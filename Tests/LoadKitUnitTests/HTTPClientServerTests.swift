@@ -50,6 +50,34 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         #expect(open >= 1 && open <= 4)
     }
 
+    /// A bare GET goes out as bytes cached per URL; one with headers of its own, or from a client
+    /// with default headers, or another method, is built from its parts — each says what it says.
+    @Test func bareGetsAndGetsWithHeadersSendWhatTheySay() async throws {
+        let server = try HTTPServer { req in
+            .text("\(req.method.rawValue) \(req.target) " + req.head.headers.fields.map { "\($0.name)=\($0.value)" }.joined(separator: ";"))
+        }
+        defer { server.stop() }
+        let host = "127.0.0.1:\(server.port)"
+        let url = "http://\(host)/items?page=2"
+        let plain = HTTPClient()
+        defer { plain.shutdown() }
+        #expect(try await plain.get(url).bodyString == "GET /items?page=2 Host=\(host)")
+        #expect(try await plain.get(url, headers: ["X-Trace": "7"]).bodyString == "GET /items?page=2 Host=\(host);X-Trace=7")
+        #expect(try await plain.get(url).bodyString == "GET /items?page=2 Host=\(host)")
+        #expect(try await plain.send(.DELETE, url).bodyString == "DELETE /items?page=2 Host=\(host)")
+        #expect(try await plain.get("http://\(host)/other").bodyString == "GET /other Host=\(host)")
+        var c = HTTPClient.Configuration()
+        c.defaultHeaders = ["Authorization": "Bearer t"]
+        let withDefaults = HTTPClient(configuration: c)
+        defer { withDefaults.shutdown() }
+        #expect(try await withDefaults.get(url).bodyString == "GET /items?page=2 Host=\(host);Authorization=Bearer t")
+        #expect(try await withDefaults.get(url).bodyString == "GET /items?page=2 Host=\(host);Authorization=Bearer t")
+        // After a shutdown the client opens a new pool for the same URL, as before.
+        plain.shutdown()
+        #expect(try await plain.get(url).bodyString == "GET /items?page=2 Host=\(host)")
+        #expect(plain.connectionCount(for: url) == 1)
+    }
+
     @Test func chunkedResponsesHeadAndRouter() async throws {
         var router = Router()
         router.get("/rooms/{id}/big") { req in

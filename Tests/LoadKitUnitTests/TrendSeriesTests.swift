@@ -107,6 +107,21 @@ import Testing
         }
     }
 
+    /// Recorders take instants their callers read before taking the lock (the end of a timed
+    /// step, of a response): one stamped a little before the current second began, recorded
+    /// after a later one, stays in the current second — the window never moves back.
+    @Test func aSampleStampedBeforeTheCurrentSecondStaysInIt() {
+        let start: UInt64 = 1_000_000_000_000
+        var window = TrendSecondWindow()
+        window.record(10, atNanos: start + 2_000_000_100, runStart: start)
+        window.record(20, atNanos: start + 1_999_999_900, runStart: start)
+        window.record(30, atNanos: start + 2_500_000_000, runStart: start)
+        window.record(40, atNanos: start + 3_000_000_000, runStart: start)
+        let s = window.snapshot
+        #expect(s.seconds == 4 && s.count(second: 1) == 0 && s.count(second: 2) == 3 && s.count(second: 3) == 1)
+        #expect(s.max(second: 2) == 30)
+    }
+
     @Test func memoryStaysCompactForAThirtyMinuteRun() {
         // 1,800 seconds × 2,000 samples spread over one decade (1–10 ms): far below a full
         // histogram per second (184 KB each).

@@ -179,6 +179,9 @@ private struct UnexpectedStatus: Error {}
         #expect(seen.connections == 5)
         #expect(m.trends["http_req_tls_handshaking"]?.max == 0)
         #expect(m.trends["http_req_blocked"]?.count == requests)
+        // Handed straight to an idle keep-alive connection, a request waited for nothing.
+        let blocked = try #require(m.trends["http_req_blocked"])
+        #expect(blocked.count(atOrBelow: 0) >= requests - Int64(seen.connections), "\(blocked.count(atOrBelow: 0)) of \(requests)")
     }
 
     /// A GET on a reused keep-alive connection that the server closes without a word is sent

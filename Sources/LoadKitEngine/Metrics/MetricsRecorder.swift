@@ -212,9 +212,17 @@ package final class MetricsRecorder: Sendable {
     @inline(__always)
     func locked<R>(_ body: (inout State, _ at: RecordingInstant) -> R) -> R {
         state.withLock { s in
-            // Read under the lock (as recordTrend does): a recorder's seconds only move forward.
             let now = coarseMonotonicNanos()
             return body(&s, RecordingInstant(second: Self.second(since: startNanos, now: now), nanos: now, runStart: startNanos))
+        }
+    }
+
+    /// ``locked(_:)`` for values that happened at `now` (a ``monotonicNanos()`` the caller read
+    /// anyway, e.g. the end of what it timed): no clock read here.
+    @inline(__always)
+    func locked<R>(at now: UInt64, _ body: (inout State, _ at: RecordingInstant) -> R) -> R {
+        state.withLock { s in
+            body(&s, RecordingInstant(second: Self.second(since: startNanos, now: now), nanos: now, runStart: startNanos))
         }
     }
 
@@ -231,6 +239,17 @@ package final class MetricsRecorder: Sendable {
     /// Records a duration given in nanoseconds into the trend `trend` (stored in microseconds).
     public func recordNanos(_ trend: String, _ nanos: UInt64) {
         record(trend, micros: Int64(truncatingIfNeeded: (nanos &+ 500) / 1000))
+    }
+
+    /// Records a duration that ended at `now` (a ``monotonicNanos()`` value the caller read)
+    /// into the trend `trend` and that instant's second.
+    func recordNanos(_ trend: String, _ nanos: UInt64, endedAt now: UInt64) {
+        let micros = Int64(truncatingIfNeeded: (nanos &+ 500) / 1000)
+        state.withLock { s in
+            let i = Self.trendSlot(&s, trend, template)
+            s.trends[i].record(micros)
+            s.trendWindows[i].record(micros, atNanos: now, runStart: startNanos)
+        }
     }
 
     /// Records a `Duration` into the trend `trend` (stored in microseconds).

@@ -303,6 +303,10 @@ struct TrendSecondWindow {
     mutating func record(_ value: Int64, atNanos now: UInt64, runStart: UInt64) {
         if _slowPath(now >= spanEnd || now < spanStart) {
             let s = now > runStart ? Swift.min(Int((now - runStart) / 1_000_000_000), MetricsRecorder.maxSeriesSeconds - 1) : 0
+            // A sample stamped just before the current second began (its clock read before
+            // another's that was recorded first) stays in the current second: a window only
+            // moves forward, so recorders can take instants their callers already read.
+            if s < second { add(value); return }
             move(to: s)
             spanStart = runStart &+ UInt64(s) &* 1_000_000_000
             spanEnd = s == MetricsRecorder.maxSeriesSeconds - 1 ? .max : spanStart &+ 1_000_000_000

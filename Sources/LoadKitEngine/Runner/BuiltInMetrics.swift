@@ -92,9 +92,13 @@ extension UserContext: ClientObserver {
         }
         let h = httpHandles
         let r = recorder
-        // One lock for the dozen values of a request (the hot path of every HTTP scenario).
-        r.locked { s, at in
+        let operations = runnerHandles.operations
+        // One lock for the dozen values of a request (the hot path of every HTTP scenario), the
+        // success's operation count included (``recordSuccess(_:)`` without its own lock).
+        // A response's end is its instant; a failure without one reads the clock.
+        r.locked(at: e.finishedAt > 0 ? e.finishedAt : monotonicNanos()) { s, at in
             s.increment(h.reqs, second: at.second)
+            if e.failure == nil { s.increment(operations, second: at.second) }
             s.rate(h.failed, hit: e.failure != nil)
             if e.bytesSent > 0 { s.increment(h.dataSent, by: Int64(e.bytesSent), second: at.second) }
             if e.bytesReceived > 0 { s.increment(h.dataReceived, by: Int64(e.bytesReceived), second: at.second) }
@@ -118,7 +122,7 @@ extension UserContext: ClientObserver {
             r.rate(BuiltInMetrics.tagged(BuiltInMetrics.httpReqFailed, tag), hit: e.failure != nil)
             if e.status != nil { r.recordNanos(BuiltInMetrics.tagged(BuiltInMetrics.httpReqDuration, tag), e.timings.duration) }
         }
-        if let failure = e.failure { recordFailure(failure, step: e.label) } else { recordSuccess() }
+        if let failure = e.failure { recordFailure(failure, step: e.label) } else { countSuccessInLedger() }
     }
 
     func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? {

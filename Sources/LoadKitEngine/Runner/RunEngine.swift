@@ -215,7 +215,7 @@ final class RunEngine: Sendable {
         let end = monotonicNanos()
         let h = ctx.runnerHandles
         // One lock for the iteration's count and duration (every iteration pays it).
-        ctx.recorder.locked { s, at in
+        ctx.recorder.locked(at: end) { s, at in
             s.increment(h.iterations, second: at.second)
             s.recordNanos(h.iterationDuration, end > due ? end - due : 0, at: at, perSecond: true)
         }

@@ -121,8 +121,13 @@ final class UserContext: Sendable {
     /// Counts one successful operation (the error rate's denominator).
     func recordSuccess(_ n: Int64 = 1) {
         recorder.increment(runnerHandles.operations, by: n)
-        ledger.withLock { $0.operations &+= UInt64(n) }
+        countSuccessInLedger(n)
     }
+
+    /// The ledger's half of ``recordSuccess(_:)``, for a caller that counted the operation in
+    /// the recorder under a lock it held anyway.
+    @inline(__always)
+    func countSuccessInLedger(_ n: Int64 = 1) { ledger.withLock { $0.operations &+= UInt64(n) } }
 
     /// Counts a classified failure of `step`. With `since`, a failure that only surfaces one
     /// already recorded after that mark (with no success in between) is not counted again; if

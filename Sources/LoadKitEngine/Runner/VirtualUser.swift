@@ -70,7 +70,7 @@ public struct VirtualUser: Sendable {
             // A failure recorded inside the step (an HTTP 500 the client counted although the
             // body did not throw) makes the step failed: no latency sample, no success.
             if after.errors == mark.errors {
-                context.recorder.recordNanos(step, now > t0 ? now - t0 : 0)
+                context.recorder.recordNanos(step, now > t0 ? now - t0 : 0, endedAt: now)
                 // Operations the clients counted inside (each request) are the step's work;
                 // a step without any is one operation itself.
                 if after.operations == mark.operations { context.recordSuccess() }

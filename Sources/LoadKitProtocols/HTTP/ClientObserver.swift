@@ -134,4 +134,7 @@ package struct HTTPExchange: Sendable {
     package var retries: Int = 0
     /// The caller's task was cancelled (the runner stopping the user): not the server's failure.
     package var cancelled: Bool
+    /// When the response was complete (``monotonicNanos()``), 0 when none came: the recorder
+    /// files the exchange under that second without reading the clock again.
+    package var finishedAt: UInt64 = 0
 }

@@ -64,7 +64,7 @@ public final class HTTPClient: Sendable {
     private let sourceCounter = Atomic<Int>(0)
     // URL strings already parsed: `get(url)` in a loop costs a comparison with the last URL (the
     // same string is usually the same storage) or a dictionary lookup, not a parse.
-    private let endpoints = Mutex(LastHitMap<String, Endpoint>())
+    private let targets = Mutex(LastHitMap<String, RequestTarget>())
 
     /// Creates a client.
     public init(configuration: Configuration = Configuration()) {
@@ -145,18 +145,21 @@ public final class HTTPClient: Sendable {
     @inline(never)
     private func start(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders, body: [UInt8], name: String?,
                        expecting: ExpectedStatuses?, timeout: Duration?) throws -> Started {
-        let endpoint = try endpoint(url)
+        let target = try target(url)
+        let endpoint = target.endpoint
         if endpoint.isTLS && !tlsAvailable {
             // The failure path counts the whole request (its `name` tag included).
             return try start(HTTPRequest(method: method, endpoint: endpoint, headers: headers, body: body, name: name, expecting: expecting),
                              timeout: timeout)
         }
         let observer = ClientObservation.current
-        let pool = pool(for: endpoint)
+        // A bare GET (no headers of its own or the client's) is the same bytes every time.
+        let bare = method == .GET && body.isEmpty && headers.isEmpty && configuration.defaultHeaders.isEmpty
         let pending = PendingRequest(method: method, endpoint: endpoint, headers: withDefaultHeaders(headers), body: body,
                                      name: name, expecting: expecting,
-                                     timeout: timeout ?? configuration.defaultTimeout, start: monotonicNanos())
-        return Started(pending: pending, pool: pool, observer: observer)
+                                     timeout: timeout ?? configuration.defaultTimeout, start: monotonicNanos(),
+                                     encoded: bare ? target.bareGET : nil)
+        return Started(pending: pending, pool: target.pool, observer: observer)
     }
 
     /// `execute`'s request (a copy of the caller's): fails at once for `https` without TLS
@@ -216,29 +219,40 @@ public final class HTTPClient: Sendable {
         }
         if let observer {
             let failure = pending.statusFailure(response.status, expected: configuration.expectedStatuses)
-            observer.httpExchangeFinished(HTTPExchange(pending, status: response.status, timings: response.timings, failure: failure))
+            observer.httpExchangeFinished(HTTPExchange(pending, status: response.status, timings: response.timings, failure: failure,
+                                                       finishedAt: pending.start &+ response.totalNanos))
         }
         return response
     }
 
     /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
     /// builds a new URL per request still gets it parsed once per request, no more).
-    func endpoint(_ url: String) throws(HTTPError) -> Endpoint {
-        if let e = endpoints.withLock({ $0.value(for: url) }) { return e }
+    func endpoint(_ url: String) throws(HTTPError) -> Endpoint { try target(url).endpoint }
+
+    /// What a request to `url` needs that depends on the URL only: its endpoint, its pool and a
+    /// bare GET's bytes, from the per-client cache (one lock and, for the URL asked last, one
+    /// string comparison a request).
+    private func target(_ url: String) throws(HTTPError) -> RequestTarget {
+        if let t = targets.withLock({ $0.value(for: url) }) { return t }
         let e = try Endpoint(url)
-        endpoints.withLock { c in
+        var bare: [UInt8] = []
+        HTTPRequest.encode(method: .GET, endpoint: e, headers: HTTPHeaders(), body: [], into: &bare)
+        let t = RequestTarget(endpoint: e, pool: pool(for: e), bareGET: bare)
+        targets.withLock { c in
             if c.count >= 256 { c.removeAll() }
-            c.set(e, for: url)
+            c.set(t, for: url)
         }
-        return e
+        return t
     }
 
     /// URL strings in the parse cache (for tests).
-    var cachedEndpointCount: Int { endpoints.withLock { $0.count } }
+    var cachedEndpointCount: Int { targets.withLock { $0.count } }
 
     /// Closes idle connections and fails waiting requests with `client_shutdown`; requests in
     /// flight finish and their connections close afterwards. Thread-safe, idempotent.
     public func shutdown() {
+        // Cached targets hold their pools: a request after this one opens a new pool, as before.
+        targets.withLock { $0.removeAll() }
         let all = pools.withLock { p -> [HostPool] in
             let v = p.values
             p.removeAll()
@@ -282,12 +296,25 @@ extension HTTPExchange {
     }
 
     /// A request that was answered (`status`, `timings`) or failed on its way (nil, nil).
-    init(_ pending: PendingRequest, status: Int?, timings: HTTPTimings?, failure: (any Error)?) {
+    init(_ pending: PendingRequest, status: Int?, timings: HTTPTimings?, failure: (any Error)?, finishedAt: UInt64 = 0) {
         self.init(method: pending.method, path: pending.endpoint.path, name: pending.name,
                   status: status, failure: failure, timings: timings ?? HTTPTimings(),
                   bytesSent: pending.bytesSent, bytesReceived: pending.bytesReceived,
                   queued: pending.queued, retries: pending.staleRetries,
-                  cancelled: failure is CancellationError)
+                  cancelled: failure is CancellationError, finishedAt: finishedAt)
+    }
+}
+
+/// A URL's parsed endpoint, its pool and the bytes of a bare `GET` of it (cached per URL string).
+private final class RequestTarget: Sendable {
+    let endpoint: Endpoint
+    let pool: HostPool
+    let bareGET: [UInt8]
+
+    init(endpoint: Endpoint, pool: HostPool, bareGET: [UInt8]) {
+        self.endpoint = endpoint
+        self.pool = pool
+        self.bareGET = bareGET
     }
 }
 

@@ -33,7 +33,11 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
             if task.requeues > 8 { task.fail(TransportError.closedByPeer(endpoint: pool.label)) } else { pool.submit(task) }
             return
         }
-        let now = monotonicNanos()
+        // A request handed from `start` straight to this idle connection (never queued, no
+        // connection opened or earlier send for it) is sent at its start, to within the
+        // hand-over: one clock read less a request, and no `blocked` time it did not wait.
+        let direct = task.sentAt == 0 && task.connectStartAt == 0 && !task.queued && task.requeues == 0
+        let now = direct ? task.start : monotonicNanos()
         if task.isFinished {  // cancelled before it could be sent
             pool.release(self)
             return

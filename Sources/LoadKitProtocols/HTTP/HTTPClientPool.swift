@@ -30,6 +30,9 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     let timeout: Duration
     let start: UInt64
     let deadline: UInt64
+    /// The request's bytes when they are known before it starts (a bare GET of a cached URL),
+    /// else nil: built from the parts above.
+    let encoded: [UInt8]?
     // Resumed once, by whoever comes first: the connection, the timeout, or cancellation.
     private let completion = Mutex(Completion())
     // Touched only by the current owner (connection loop or pool), never concurrently; read by
@@ -54,7 +57,8 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
 
     /// A request built in place from its parts (see `HTTPClient.start`: no copy of the request).
     init(method: HTTPMethod, endpoint: Endpoint, headers: HTTPHeaders, body: [UInt8], name: String?,
-         expecting: ExpectedStatuses?, timeout: Duration, start: UInt64) {
+         expecting: ExpectedStatuses?, timeout: Duration, start: UInt64, encoded: [UInt8]? = nil) {
+        self.encoded = encoded
         self.method = method
         self.endpoint = endpoint
         self.headers = headers
@@ -80,6 +84,7 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
 
     /// Appends the request's wire form to `buffer`.
     func encode(into buffer: inout [UInt8]) {
+        if let encoded { buffer.append(contentsOf: encoded); return }
         HTTPRequest.encode(method: method, endpoint: endpoint, headers: headers, body: body, into: &buffer)
     }
 
