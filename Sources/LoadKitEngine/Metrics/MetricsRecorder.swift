@@ -68,12 +68,24 @@ package final class MetricsRecorder: Sendable {
         var errorSeries: [Int64] = []
         var errorKindSeries: [String: [Int64]] = [:]
 
-        /// Records `v` into trend `i` and into its current second (the clock is read under the
-        /// lock, so a recorder's seconds only move forward).
+        /// The latest instant recorded: see ``instant(_:)``.
+        var latestNanos: UInt64 = 0
+
+        /// `now`, or the latest instant already recorded if that is later: a recorder's instants
+        /// only move forward, so its counters and trends file a value under the same second
+        /// whichever clock read it (the coarse clock lags the precise one by up to a tick, and a
+        /// caller may have read its instant before another recorded a later one). Under the lock.
         @inline(__always)
-        mutating func recordTrend(_ i: Int, _ v: Int64, startNanos: UInt64) {
+        mutating func instant(_ now: UInt64) -> UInt64 {
+            if now > latestNanos { latestNanos = now }
+            return latestNanos
+        }
+
+        /// Records `v` into trend `i` and into the second of `now` (see ``instant(_:)``).
+        @inline(__always)
+        mutating func recordTrend(_ i: Int, _ v: Int64, startNanos: UInt64, now: UInt64 = coarseMonotonicNanos()) {
             trends[i].record(v)
-            trendWindows[i].record(v, atNanos: coarseMonotonicNanos(), runStart: startNanos)
+            trendWindows[i].record(v, atNanos: instant(now), runStart: startNanos)
         }
     }
 
@@ -142,9 +154,6 @@ package final class MetricsRecorder: Sendable {
         return i
     }
 
-    @inline(__always)
-    private func currentSecond() -> Int { Self.second(since: startNanos) }
-
     /// The series index of now for a run started at `startNanos`.
     @inline(__always)
     static func second(since startNanos: UInt64, now: UInt64 = coarseMonotonicNanos()) -> Int {
@@ -191,8 +200,8 @@ package final class MetricsRecorder: Sendable {
     /// Adds `by` to a counter and to its per-second series.
     @inline(__always)
     public func increment(_ counter: CounterHandle, by: Int64 = 1) {
-        let second = currentSecond()
         state.withLock { s in
+            let second = Self.second(since: startNanos, now: s.instant(coarseMonotonicNanos()))
             s.counters[counter.index] &+= by
             Self.bump(&s.counterSeries[counter.index], second, by)
         }
@@ -212,7 +221,7 @@ package final class MetricsRecorder: Sendable {
     @inline(__always)
     func locked<R>(_ body: (inout State, _ at: RecordingInstant) -> R) -> R {
         state.withLock { s in
-            let now = coarseMonotonicNanos()
+            let now = s.instant(coarseMonotonicNanos())
             return body(&s, RecordingInstant(second: Self.second(since: startNanos, now: now), nanos: now, runStart: startNanos))
         }
     }
@@ -222,7 +231,8 @@ package final class MetricsRecorder: Sendable {
     @inline(__always)
     func locked<R>(at now: UInt64, _ body: (inout State, _ at: RecordingInstant) -> R) -> R {
         state.withLock { s in
-            body(&s, RecordingInstant(second: Self.second(since: startNanos, now: now), nanos: now, runStart: startNanos))
+            let t = s.instant(now)
+            return body(&s, RecordingInstant(second: Self.second(since: startNanos, now: t), nanos: t, runStart: startNanos))
         }
     }
 
@@ -246,9 +256,7 @@ package final class MetricsRecorder: Sendable {
     func recordNanos(_ trend: String, _ nanos: UInt64, endedAt now: UInt64) {
         let micros = Int64(truncatingIfNeeded: (nanos &+ 500) / 1000)
         state.withLock { s in
-            let i = Self.trendSlot(&s, trend, template)
-            s.trends[i].record(micros)
-            s.trendWindows[i].record(micros, atNanos: now, runStart: startNanos)
+            s.recordTrend(Self.trendSlot(&s, trend, template), micros, startNanos: startNanos, now: now)
         }
     }
 
@@ -259,8 +267,8 @@ package final class MetricsRecorder: Sendable {
 
     /// Adds `by` to the counter `counter` and its per-second series.
     public func increment(_ counter: String, by: Int64 = 1) {
-        let second = currentSecond()
         state.withLock { s in
+            let second = Self.second(since: startNanos, now: s.instant(coarseMonotonicNanos()))
             let i = Self.counterSlot(&s, counter)
             s.counters[i] &+= by
             Self.bump(&s.counterSeries[i], second, by)
@@ -294,8 +302,8 @@ package final class MetricsRecorder: Sendable {
     public func error(_ error: any Error, step: String) {
         let kind = error.loadKitKind
         let source = error.loadKitSource
-        let second = currentSecond()
         state.withLock { s in
+            let second = Self.second(since: startNanos, now: s.instant(coarseMonotonicNanos()))
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {

@@ -28,6 +28,10 @@ final class UserContext: Sendable {
     // Open model: the running iteration's scheduled start, until its first `measure` takes it (0: none).
     private let scheduledStart = Atomic<UInt64>(0)
     private let sleepers = Mutex(Sleepers())
+    // The ledger: counts read lock-free (a step marks them before and after, every request adds
+    // to one), the last failure's details under the lock only failures take.
+    private let errorCount = Atomic<UInt64>(0)
+    private let operationCount = Atomic<UInt64>(0)
     private let ledger = Mutex(Ledger())
     private let sessions = Mutex(OpenSessions())
     // The running iteration's number, which sessions opened now are filed under.
@@ -105,9 +109,15 @@ final class UserContext: Sendable {
     /// latest error. A thrown error that leaves a step (or the script) right after a recorded
     /// failure — nothing succeeded since — is that failure surfacing again, not a second one: an
     /// HTTP 500 the client counted, then `requireStatus()` (or the script's own error) throwing.
-    struct Ledger: Sendable, Equatable {
-        var errors: UInt64 = 0
-        var operations: UInt64 = 0
+    /// The user's failures and operations counted so far: compared with a later mark, what a
+    /// step did (``recordFailure(_:step:since:)``).
+    struct Mark: Sendable, Equatable {
+        var errors: UInt64
+        var operations: UInt64
+    }
+
+    /// The last counted failure: the operations count then, and its kind.
+    private struct Ledger: Sendable {
         var operationsAtLastError: UInt64 = 0
         var lastKind = ""
     }
@@ -116,7 +126,9 @@ final class UserContext: Sendable {
     private static let genericKinds: Set<String> = ["assertion", "script_error", "cancelled"]
 
     /// The ledger now, to compare with later (``recordFailure(_:step:since:)``).
-    var mark: Ledger { ledger.withLock { $0 } }
+    var mark: Mark {
+        Mark(errors: errorCount.load(ordering: .relaxed), operations: operationCount.load(ordering: .relaxed))
+    }
 
     /// Counts one successful operation (the error rate's denominator).
     func recordSuccess(_ n: Int64 = 1) {
@@ -127,25 +139,26 @@ final class UserContext: Sendable {
     /// The ledger's half of ``recordSuccess(_:)``, for a caller that counted the operation in
     /// the recorder under a lock it held anyway.
     @inline(__always)
-    func countSuccessInLedger(_ n: Int64 = 1) { ledger.withLock { $0.operations &+= UInt64(n) } }
+    func countSuccessInLedger(_ n: Int64 = 1) { operationCount.wrappingAdd(UInt64(n), ordering: .relaxed) }
 
     /// Counts a classified failure of `step`. With `since`, a failure that only surfaces one
     /// already recorded after that mark (with no success in between) is not counted again; if
     /// the script classified it more specifically (its own ``ClassifiedError`` kind, not a
     /// generic `assertion`), the counted failure moves to that kind. Returns whether it was counted.
     @discardableResult
-    func recordFailure(_ error: any Error, step: String, since mark: Ledger? = nil) -> Bool {
+    func recordFailure(_ error: any Error, step: String, since mark: Mark? = nil) -> Bool {
         let kind = error.loadKitKind
         enum Decision { case count, skip, reclassify(from: String) }
         let decision = ledger.withLock { l -> Decision in
-            if let m = mark, l.errors > m.errors, l.operations == l.operationsAtLastError {
+            let errors = errorCount.load(ordering: .relaxed), operations = operationCount.load(ordering: .relaxed)
+            if let m = mark, errors > m.errors, operations == l.operationsAtLastError {
                 guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }
                 let old = l.lastKind
                 l.lastKind = kind
                 return .reclassify(from: old)
             }
-            l.errors &+= 1
-            l.operationsAtLastError = l.operations
+            errorCount.wrappingAdd(1, ordering: .relaxed)
+            l.operationsAtLastError = operations
             l.lastKind = kind
             return .count
         }

@@ -125,7 +125,7 @@ public struct VirtualUser: Sendable {
     /// runner cancelling the user after its grace period are counted in `errors_after_cancel` only.
     public func fail(_ error: any Error, step: String) { fail(error, step: step, since: nil) }
 
-    func fail(_ error: any Error, step: String, since mark: UserContext.Ledger?) {
+    func fail(_ error: any Error, step: String, since mark: UserContext.Mark?) {
         if Task.isCancelled && (error is CancellationError || context.isStopping) {
             context.recorder.increment(RunnerMetrics.errorsAfterCancel)
             return
