@@ -400,6 +400,16 @@ extension MetricsRecorder.State {
         if perSecond { trendWindows[trend.index].record(v, atNanos: instant.nanos, runStart: instant.runStart) }
     }
 
+    /// Records nanoseconds (as microseconds) into the whole-run histograms of several trends —
+    /// `record(trend, nanos)` for each — checking the trends' storage for uniqueness once, not
+    /// once a value (a request's six phases); inside ``MetricsRecorder/locked(_:)``.
+    @inline(__always)
+    mutating func recordNanosInBatch(_ body: (_ record: (TrendHandle, UInt64) -> Void) -> Void) {
+        trends.withUnsafeMutableBufferPointer { t in
+            body { trend, nanos in t[trend.index].record(Int64(truncatingIfNeeded: (nanos &+ 500) / 1000)) }
+        }
+    }
+
     /// Adds to a counter and its per-second series; inside ``MetricsRecorder/locked(_:)``.
     @inline(__always)
     mutating func increment(_ counter: CounterHandle, by: Int64 = 1, second: Int) {

@@ -107,13 +107,16 @@ extension UserContext: ClientObserver {
             if e.status != nil {
                 let t = e.timings
                 s.recordNanos(h.duration, t.duration, at: at, perSecond: true)
-                if e.failure == nil { s.recordNanos(h.durationExpected, t.duration, at: at) }
-                s.recordNanos(h.blocked, t.blocked, at: at)
-                s.recordNanos(h.connecting, t.connecting, at: at)
-                s.recordNanos(h.tls, t.tlsHandshaking, at: at)
-                s.recordNanos(h.sending, t.sending, at: at)
-                s.recordNanos(h.waiting, t.waiting, at: at)
-                s.recordNanos(h.receiving, t.receiving, at: at)
+                let expected = e.failure == nil
+                s.recordNanosInBatch { record in
+                    if expected { record(h.durationExpected, t.duration) }
+                    record(h.blocked, t.blocked)
+                    record(h.connecting, t.connecting)
+                    record(h.tls, t.tlsHandshaking)
+                    record(h.sending, t.sending)
+                    record(h.waiting, t.waiting)
+                    record(h.receiving, t.receiving)
+                }
             }
         }
         if let name = e.name {
