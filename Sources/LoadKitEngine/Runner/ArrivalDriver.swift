@@ -198,8 +198,9 @@ final class ArrivalDriver: @unchecked Sendable {
 
     /// A pooled user's life: runs `first`, then each iteration the driver hands it, until it is
     /// handed nil or must stop.
-    // Runs where its caller runs (the user's loop), as the closed model's `userLoop`: no executor
-    // hop around each iteration.
+    // Runs where its caller runs (the user's loop), as the closed model's `userLoop`. Its awaits
+    // still call `swift_task_switch` (the fast path: no hop): one per iteration the user takes
+    // itself, as `userLoop`, three per iteration handed over through a continuation (uprobes).
     nonisolated(nonsending)
     private func serve(_ ctx: UserContext, first: (due: UInt64, number: Int), handles h: LatenessHandles) async {
         let engine = engine, late = lateNanos
