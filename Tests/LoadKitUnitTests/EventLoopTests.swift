@@ -124,6 +124,47 @@ private func threadRunQueueWait() -> UInt64 {
         #expect(await onLoop(loop) { loop.pendingTimers } == 0)
     }
 
+    /// The open-model driver's timer: one object armed again from its own work at each wake-up,
+    /// moved while armed, never firing early, and off for good once cancelled.
+    @Test func aRearmableTimerFiresOncePerArmingNeverEarlyAndStaysOffWhenCancelled() async throws {
+        let group = EventLoopGroup(loops: 1, label: "t.rearm")
+        let loop = group.loops[0]
+        final class Log: @unchecked Sendable {  // loop-confined
+            var fired: [(due: UInt64, at: UInt64)] = []
+            var due: UInt64 = 0
+            var timer: LoopTimer?
+        }
+        let log = Log()
+        let done = Wakeup()
+        await onLoop(loop) {
+            let t = loop.makeTimer {
+                log.fired.append((log.due, monotonicNanos()))
+                if log.fired.count == 5 { done.fire(true); return }
+                log.due = monotonicNanos() + 2_000_000
+                loop.arm(log.timer!, atNanos: log.due)   // again, from its own work
+            }
+            log.timer = t
+            // Armed far ahead, then moved nearer: it fires once, at the nearer instant.
+            loop.arm(t, atNanos: monotonicNanos() + 60_000_000_000)
+            log.due = monotonicNanos() + 1_000_000
+            loop.arm(t, atNanos: log.due)
+        }
+        _ = await done.wait()
+        let (fired, pending) = await onLoop(loop) { (log.fired, loop.pendingTimers) }
+        #expect(fired.count == 5)
+        #expect(fired.allSatisfy { $0.at >= $0.due })
+        #expect(pending == 0)   // fired without being armed again: not in the heap
+        // Cancelled, it stays off: arming it again schedules nothing.
+        let afterCancel = await onLoop(loop) { () -> Int in
+            log.timer!.cancel()
+            loop.arm(log.timer!, atNanos: monotonicNanos())
+            return loop.pendingTimers
+        }
+        #expect(afterCancel == 0)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(await onLoop(loop) { log.fired.count } == 5)
+    }
+
     @Test func crossThreadSubmissionsAllRunOnTheLoopInOrderPerSubmitter() async throws {
         let group = EventLoopGroup(loops: 1, label: "t.submit")
         let loop = group.loops[0]

@@ -109,6 +109,39 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
         #expect((m.counters["iterations_dropped"] ?? 0) == 0)
     }
 
+    /// After a stall of the driver's loop many iterations are due at once, and users that finish
+    /// one on that loop take the next due one themselves (no hand-off through the free list):
+    /// each planned iteration still runs once or is dropped, none before it is due, each with its
+    /// lateness recorded, and never more users at once than `maxUsers`.
+    @Test func iterationsDueAtOnceAreEachRunOnceNeverEarlyByAtMostMaxUsers() async throws {
+        final class Seen: Sendable { let numbers = Mutex<[Int]>([]); let stalled = Atomic<Bool>(false) }
+        let seen = Seen()
+        let loops = EventLoopGroup(loops: 1, label: "open-model-due")
+        var t = quiet(LoadTest("open-due", rate: .constant(2000, for: .milliseconds(200)), maxUsers: 4))
+        t.options.userLoops = loops
+        let result = try await t.run { user in
+            user.rate("started_on_or_after_due", hit: monotonicNanos() >= user.scheduledStartNanos)
+            seen.numbers.withLock { $0.append(user.iteration) }
+            if user.iteration == 20, !seen.stalled.exchange(true, ordering: .relaxed) {
+                // 30 ms without the loop: ≈ 60 iterations come due meanwhile.
+                let end = monotonicNanos() + 30_000_000
+                while monotonicNanos() < end {}
+            }
+            try await user.measure("step") { await Task.yield() }
+        }
+        let m = result.metrics
+        let numbers = seen.numbers.withLock { $0 }
+        let ran = Int(m.counters["iterations"] ?? 0), dropped = Int(m.counters["iterations_dropped"] ?? 0)
+        #expect(ran == numbers.count)
+        #expect(ran + dropped == 400)                                   // every planned one: run or dropped
+        #expect(Set(numbers).count == numbers.count)                    // none twice
+        #expect(numbers.allSatisfy { (0..<400).contains($0) })
+        #expect(m.rates["started_on_or_after_due"] == RateTally(hits: Int64(ran), total: Int64(ran)))
+        #expect(m.trends["iteration_lateness"]?.count == Int64(ran))
+        #expect((m.counters["iterations_late"] ?? 0) >= 1)             // those due during the stall
+        #expect(result.peakActiveUsers <= 4)
+    }
+
     @Test func aBusyLoopMakesIterationsLateNotEarlyAndTheLatenessIsRecorded() async throws {
         final class Once: Sendable { let done = Atomic<Bool>(false) }
         let spun = Once()

@@ -35,8 +35,13 @@ struct ArrivalPlanner {
 ///
 /// Users are pooled, not started per iteration: each is one long-lived task on its loop that
 /// waits for its next iteration (a continuation the driver resumes), runs it and waits again —
-/// no task creation or bookkeeping per arrival. Loop-confined except for the list of waiting
-/// users, which finished iterations join from their own loops.
+/// no task creation or bookkeeping per arrival. A user that finishes an iteration on the driver's
+/// loop while the next one is already due takes it itself (the schedule is the same; only the
+/// hand-off is skipped), so near the highest rate the users keep up with, an iteration costs what
+/// it costs in the closed model. Loop-confined except for the list of waiting
+/// users that finish on other loops, which they join under a lock; a user on the driver's own
+/// loop goes straight back to the free list (no lock, and the user that finished last — the
+/// one whose memory is still in the cache — is the next one handed an iteration).
 final class ArrivalDriver: @unchecked Sendable {
     /// What a waiting user is handed: its next iteration, or nil to end.
     typealias Assignment = (due: UInt64, number: Int)?
@@ -47,11 +52,20 @@ final class ArrivalDriver: @unchecked Sendable {
     private let cap: UInt64
     private let maxUsers: Int
     private let lateNanos: UInt64
+    /// Free users (loop-confined): the most recently freed last.
     private var free: [UnsafeContinuation<Assignment, Never>] = []
+    /// True once the plan is over (loop-confined): a user finishing later ends.
+    private var over = false
+    /// Users freed on other loops, and whether the plan is over for them.
     private let waiting = Mutex(Waiting())
+    /// How many users `waiting` holds: the driver takes its lock only when it holds some.
+    private let waitingCount = Atomic<Int>(0)
     private var created = 0
     private var number = 0
     private var done: UnsafeContinuation<Void, Never>?
+    /// The one timer the driver re-arms at each wake-up (none allocated per wake-up).
+    private var timer: LoopTimer?
+    private let dropped: CounterHandle
 
     private struct Waiting {
         var users: [UnsafeContinuation<Assignment, Never>] = []
@@ -70,6 +84,7 @@ final class ArrivalDriver: @unchecked Sendable {
         self.cap = cap
         self.maxUsers = maxUsers
         self.lateNanos = engine.test.options.lateThreshold.nanoseconds
+        self.dropped = engine.own.counter(RunnerMetrics.iterationsDropped)
     }
 
     /// Drives the plan; returns when it is over or the run must stop (users still in an
@@ -78,6 +93,8 @@ final class ArrivalDriver: @unchecked Sendable {
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
             loop.runOrExecute { [self] in
                 done = c
+                // The timer holds the driver until `finish` cancels it (the run always ends there).
+                timer = loop.makeTimer { [self] in advance() }
                 advance()
             }
         }
@@ -102,24 +119,32 @@ final class ArrivalDriver: @unchecked Sendable {
             }
         }
         guard let next = planner.nextDue else { finish(); return }
-        loop.schedule(atNanos: min(next, now &+ Self.checkEvery)) { [self] in advance() }
+        if let timer { loop.arm(timer, atNanos: min(next, now &+ Self.checkEvery)) }
     }
 
     private func finish() {
-        // Idle users end now; busy ones end when their iteration does (they find `closed`).
+        // Idle users end now; busy ones end when their iteration does (they find `over`/`closed`).
+        over = true
         let idle = free + waiting.withLock { w in
             w.closed = true
             let u = w.users; w.users.removeAll(); return u
         }
         free.removeAll()
         for u in idle { u.resume(returning: nil) }
+        timer?.cancel()
+        timer = nil
         let c = done
         done = nil
         c?.resume()
     }
 
     private func start(due: UInt64) {
-        if free.isEmpty { free = waiting.withLock { w in let u = w.users; w.users.removeAll(); return u } }
+        if free.isEmpty && waitingCount.load(ordering: .acquiring) > 0 {
+            waiting.withLock { w in
+                swap(&free, &w.users)
+                waitingCount.store(0, ordering: .relaxed)
+            }
+        }
         let iteration = number
         if let user = free.popLast() {
             number += 1
@@ -130,7 +155,7 @@ final class ArrivalDriver: @unchecked Sendable {
             engine.becameActive()
             launch(first: (due, iteration))
         } else {
-            engine.own.increment(RunnerMetrics.iterationsDropped)
+            engine.own.increment(dropped)
         }
     }
 
@@ -139,28 +164,93 @@ final class ArrivalDriver: @unchecked Sendable {
         let loop = engine.userLoops.next()
         let ctx = engine.makeContext(index: created, on: loop)
         created += 1
+        let handles = LatenessHandles(ctx.recorder)
+        engine.track(ctx, on: loop) { [self] in await serve(ctx, first: first, handles: handles) } ended: {}
+    }
+
+    /// The open model's metrics of one recorder, resolved once per pooled user.
+    private struct LatenessHandles: Sendable {
+        let lateness: TrendHandle
+        let late: CounterHandle
+        init(_ r: MetricsRecorder) {
+            lateness = r.trend(RunnerMetrics.iterationLateness)
+            late = r.counter(RunnerMetrics.iterationsLate)
+        }
+    }
+
+    /// The next iteration if one is due already, for a user that has just finished one on the
+    /// driver's loop (nil when none is due or the plan is over).
+    private func takeDueNow(_ now: UInt64) -> Assignment {
+        guard done != nil, let due = planner.takeDue(now: now) else { return nil }
+        if due &- engine.startNanos >= cap {
+            engine.interrupt(.deadline(capSeconds: Duration.nanoseconds(Int64(cap)).seconds))
+            finish()
+            return nil
+        }
+        defer { number += 1 }
+        return (due, number)
+    }
+
+    /// Most iterations a user takes in a row itself (``takeDueNow(_:)``) before it waits in the
+    /// free list again: a script that never suspends would otherwise keep the loop to itself
+    /// for as long as iterations are due.
+    private static let takenInARow = 64
+
+    /// A pooled user's life: runs `first`, then each iteration the driver hands it, until it is
+    /// handed nil or must stop.
+    // Runs where its caller runs (the user's loop), as the closed model's `userLoop`. Its awaits
+    // still call `swift_task_switch` (the fast path: no hop): one per iteration the user takes
+    // itself, as `userLoop`, three per iteration handed over through a continuation (uprobes).
+    nonisolated(nonsending)
+    private func serve(_ ctx: UserContext, first: (due: UInt64, number: Int), handles h: LatenessHandles) async {
         let engine = engine, late = lateNanos
-        engine.track(ctx, on: loop) { [self] in
-            var next: Assignment = first
-            while let (due, iteration) = next {
-                let lateness = ArrivalPlanner.lateness(due: due, startedAt: monotonicNanos())
-                ctx.recorder.recordNanos(RunnerMetrics.iterationLateness, lateness)
-                if lateness > late { ctx.recorder.increment(RunnerMetrics.iterationsLate) }
-                ctx.beginScheduledIteration(due: due)
-                _ = await engine.runIteration(ctx, number: iteration, due: due)
-                _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
-                ctx.markConnected(false)
-                // Free again only once it no longer counts as active: peak ≤ maxUsers.
-                engine.becameIdle()
-                if ctx.isStopping || Task.isCancelled { break }
-                next = await withUnsafeContinuation { (c: UnsafeContinuation<Assignment, Never>) in
-                    let closed = waiting.withLock { w in
-                        if !w.closed { w.users.append(c) }
-                        return w.closed
-                    }
-                    if closed { c.resume(returning: nil) }
+        var next: Assignment = first
+        var startedAt: UInt64? = nil   // when the user took its iteration itself: that clock read
+        var inARow = 0
+        while let (due, iteration) = next {
+            let lateness = ArrivalPlanner.lateness(due: due, startedAt: startedAt ?? monotonicNanos())
+            // The lateness trend (with its per-second series) and the late count under one lock.
+            ctx.recorder.locked { s, at in
+                s.recordNanos(h.lateness, lateness, at: at, perSecond: true)
+                if lateness > late { s.increment(h.late, second: at.second) }
+            }
+            ctx.beginScheduledIteration(due: due)
+            _ = await engine.runIteration(ctx, number: iteration, due: due)
+            _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
+            ctx.markConnected(false)
+            if ctx.isStopping || Task.isCancelled { engine.becameIdle(); break }
+            // Near the rate the users only just keep up with, the next iteration is often due
+            // already when one ends: the user takes it at once (it stays active) instead of going
+            // to the free list and waiting for the driver's timer — no continuation, no job and
+            // no executor switches for that hand-off, and the user's memory is still in the cache.
+            if inARow < Self.takenInARow, loop.inLoop {
+                let now = monotonicNanos()
+                if let taken = takeDueNow(now) {
+                    inARow += 1
+                    startedAt = now
+                    next = taken
+                    continue
                 }
             }
-        } ended: {}
+            inARow = 0
+            startedAt = nil
+            // Free again only once it no longer counts as active: peak ≤ maxUsers.
+            engine.becameIdle()
+            next = await withUnsafeContinuation { (c: UnsafeContinuation<Assignment, Never>) in
+                if loop.inLoop {
+                    // The driver's own thread: straight back to the free list.
+                    if over { c.resume(returning: nil) } else { free.append(c) }
+                    return
+                }
+                let closed = waiting.withLock { w in
+                    if !w.closed {
+                        w.users.append(c)
+                        waitingCount.add(1, ordering: .relaxed)
+                    }
+                    return w.closed
+                }
+                if closed { c.resume(returning: nil) }
+            }
+        }
     }
 }

@@ -160,6 +160,21 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
         return t
     }
 
+    /// A timer that runs `work` each time it is armed with ``arm(_:atNanos:)`` and comes due: one
+    /// object for a series of irregular wake-ups (the open-model driver's, one per due instant),
+    /// instead of a timer and a closure allocated per wake-up. Unarmed at first; `cancel()` ends it.
+    package func makeTimer(_ work: @escaping () -> Void) -> LoopTimer {
+        LoopTimer(loop: self, deadline: 0, interval: 0, rearmable: true, work: work)
+    }
+
+    /// Arms a timer made by ``makeTimer(_:)`` (moving it when it is armed already) to run once
+    /// ``monotonicNanos()`` has reached `deadline` — never earlier. A cancelled timer stays off.
+    /// Must be called on the loop.
+    package func arm(_ timer: LoopTimer, atNanos deadline: UInt64) {
+        timer.deadline = deadline
+        timers.insert(timer)
+    }
+
     func cancel(_ timer: LoopTimer) {
         onLoop {
             timer.work = nil
@@ -330,7 +345,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
                 t.deadline &+= t.interval
                 if t.deadline <= now { t.deadline = now &+ t.interval }
                 timers.insert(t)
-            } else {
+            } else if !t.rearmable {
                 t.work = nil
             }
             work()

@@ -8,11 +8,14 @@ package final class LoopTimer: @unchecked Sendable {
     var work: (() -> Void)?
     var heapIndex = -1
     var sequence: UInt64 = 0
+    /// Keeps its work after firing, to be armed again (``EventLoop/makeTimer(_:)``).
+    let rearmable: Bool
 
-    init(loop: EventLoop, deadline: UInt64, interval: UInt64, work: @escaping () -> Void) {
+    init(loop: EventLoop, deadline: UInt64, interval: UInt64, rearmable: Bool = false, work: @escaping () -> Void) {
         self.loop = loop
         self.deadline = deadline
         self.interval = interval
+        self.rearmable = rearmable
         self.work = work
     }
 
