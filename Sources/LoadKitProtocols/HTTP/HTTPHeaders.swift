@@ -144,11 +144,27 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     public var description: String { "HTTPHeaders(" + fields.map(\.name).joined(separator: ", ") + ")" }
 }
 
+/// The bytes behind ``ParsedHeaderFields`` (their count in the header), immutable once filled. Not
+/// a `[UInt8]`: allocating one looked up `_ContiguousArrayStorage<UInt8>`'s metadata in the
+/// runtime's cache on every response (≈ 1 % of a scenario's user time); this class's is static.
+private final class HeadBytes: ManagedBuffer<Int, UInt8> {
+    static func make(count: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) -> HeadBytes {
+        let b = unsafeDowncast(HeadBytes.create(minimumCapacity: count) { _ in count }, to: HeadBytes.self)
+        b.withUnsafeMutablePointerToElements { fill(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
+        return b
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeMutablePointers { count, bytes in body(UnsafeRawBufferPointer(start: bytes, count: count.pointee)) }
+    }
+}
+
 /// The header fields of a parsed head, undecoded: the head's bytes followed by four `UInt32` per
-/// field (name start and end, value start and end), in one array — one allocation, where the
-/// decoded fields took an array and a String per long name or value.
-struct ParsedHeaderFields: Sendable {
-    private let storage: [UInt8]
+/// field (name start and end, value start and end), in one buffer — one allocation, where the
+/// decoded fields took an array and a String per long name or value. Sendable: its bytes are
+/// written once, before the value exists, and only read afterwards.
+struct ParsedHeaderFields: @unchecked Sendable {
+    private let storage: HeadBytes
     private let spansOffset: Int
     /// Number of fields.
     let count: Int
@@ -160,12 +176,10 @@ struct ParsedHeaderFields: Sendable {
         let n = head.count
         let offset = (n + 3) & ~3
         let total = offset + count * 16
-        storage = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
+        storage = HeadBytes.make(count: total) { raw in
             if n > 0 { raw.baseAddress!.copyMemory(from: head.baseAddress!, byteCount: n) }
             for i in n..<offset { raw[i] = 0 }
             if count > 0 { (raw.baseAddress! + offset).copyMemory(from: spans.baseAddress!, byteCount: count * 16) }
-            initialized = total
         }
         spansOffset = offset
         self.count = count
