@@ -215,7 +215,7 @@ final class ArrivalDriver: @unchecked Sendable {
                 if lateness > late { s.increment(h.late, second: at.second) }
             }
             ctx.beginScheduledIteration(due: due)
-            _ = await engine.runIteration(ctx, number: iteration, due: due)
+            let ended = await engine.runIteration(ctx, number: iteration, due: due).end
             _ = ctx.takeScheduledStart()  // unused by a script that measured nothing
             ctx.markConnected(false)
             if ctx.isStopping || Task.isCancelled { engine.becameIdle(); break }
@@ -224,7 +224,8 @@ final class ArrivalDriver: @unchecked Sendable {
             // to the free list and waiting for the driver's timer — no continuation, no job and
             // no executor switches for that hand-off, and the user's memory is still in the cache.
             if inARow < Self.takenInARow, loop.inLoop {
-                let now = monotonicNanos()
+                // The iteration's end, nanoseconds ago: an earlier instant never starts one early.
+                let now = ended
                 if let taken = takeDueNow(now) {
                     inARow += 1
                     startedAt = now

@@ -181,9 +181,15 @@ final class RunEngine: Sendable {
     // Runs where its caller runs (the user's loop): no executor hop around each iteration.
     nonisolated(nonsending) func userLoop(_ ctx: UserContext, once: Bool) async {
         var iteration = 0
+        // Back to back, an iteration starts when the one before it ended (one clock read less).
+        var due = monotonicNanos()
         while !ctx.isStopping && !Task.isCancelled {
-            let ok = await runIteration(ctx, number: iteration, due: monotonicNanos())
-            if !ok && !once { _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds) }
+            let (ok, end) = await runIteration(ctx, number: iteration, due: due)
+            due = end
+            if !ok && !once {
+                _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds)
+                due = monotonicNanos()
+            }
             iteration += 1
             if once { break }
         }
@@ -193,9 +199,10 @@ final class RunEngine: Sendable {
     /// One run of the script, the path every model shares: counts the iteration, its duration
     /// (from `due`) and — once — its failure. A script that throws right after a failure a step or
     /// client already counted (an HTTP 500, then `requireStatus()` or the script's own error)
-    /// fails the iteration without a second error. Returns false when the script threw.
+    /// fails the iteration without a second error. Returns false when the script threw, and the
+    /// instant it ended.
     nonisolated(nonsending)
-    func runIteration(_ ctx: UserContext, number: Int, due: UInt64) async -> Bool {
+    func runIteration(_ ctx: UserContext, number: Int, due: UInt64) async -> (ok: Bool, end: UInt64) {
         let mark = ctx.mark
         var ok = true
         ctx.beginIteration(number)
@@ -219,7 +226,7 @@ final class RunEngine: Sendable {
             s.increment(h.iterations, second: at.second)
             s.recordNanos(h.iterationDuration, end > due ? end - due : 0, at: at, perSecond: true)
         }
-        return ok
+        return (ok, end)
     }
 
     // MARK: The run
