@@ -20,9 +20,21 @@ static const unsigned char token_table[256] = {
 
 static inline int is_blank(unsigned char c) { return c == ' ' || c == '\t'; }
 
-// No control characters but HTAB (obs-text, 0x80–0xFF, is allowed).
+// No control characters but HTAB (obs-text, 0x80–0xFF, is allowed). Eight bytes at a time while
+// none is below 0x20 or 0x7F (exact tests for "any byte": bytes from 0x80 never count); a word with
+// one — an HTAB, or a bad byte — is checked byte by byte from there.
 static inline int is_field_value(const unsigned char *h, size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; i++) {
+    size_t i = lo;
+    while (i + 8 <= hi) {
+        uint64_t w;
+        memcpy(&w, h + i, 8);
+        uint64_t below = (w - 0x2020202020202020ULL) & ~w & 0x8080808080808080ULL;
+        uint64_t x = w ^ 0x7f7f7f7f7f7f7f7fULL;
+        uint64_t del = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+        if (below | del) break;
+        i += 8;
+    }
+    for (; i < hi; i++) {
         unsigned char c = h[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
     }

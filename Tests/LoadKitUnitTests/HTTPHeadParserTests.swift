@@ -78,7 +78,14 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             ("HTTP/1.1 200 OK\r\nX-Del: a\u{7f}\r\n\r\n", "invalid character in value of header 'X-Del'"),
             ("HTTP/1.1 200 OK\r\nX-CR: a\rb\r\n\r\n", "invalid character in value of header 'X-CR'"),
             ("HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\u{0}\r\n\r\n", "invalid character in header 'X-Fold'"),
-        ]
+            // Long values (checked eight bytes at a time): a bad byte at every position of a word.
+            ("HTTP/1.1 200 OK\r\nX-Long: abcdefghijklmnop\u{1}qrstuvwxyz\r\n\r\n", "invalid character in value of header 'X-Long'"),
+            ("HTTP/1.1 200 OK\r\nX-Long: abcdefghijk\u{7f}lmnopqrstuvwxyz\r\n\r\n", "invalid character in value of header 'X-Long'"),
+            ("HTTP/1.1 200 OK\r\nX-Long: caf\u{e9} caf\u{e9} caf\u{e9}\u{1f} caf\u{e9}\r\n\r\n", "invalid character in value of header 'X-Long'"),
+        ] + (0..<17).map { k in
+            ("HTTP/1.1 200 OK\r\nX-At: " + String(repeating: "v", count: k) + "\u{0}" + String(repeating: "w", count: 16 - k) + "\r\n\r\n",
+             "invalid character in value of header 'X-At'")
+        }
         for (text, message) in cases {
             var p = HTTPResponseHeadParser()
             guard case .failure(let e) = p.parse(bytes(text)) else { Issue.record("accepted \(text.debugDescription)"); continue }
@@ -95,11 +102,13 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(head.headers.fields.count == 300 && head.headers.values(for: "a").allSatisfy(\.isEmpty))
 
         let text = "HTTP/1.1 204 No Content\r\nX-Tab: \t a\tb \t\r\nX-Text: caf\u{e9}\r\nX-Empty:\r\n"
+            + "X-Long: abcdefgh\tijklmnop caf\u{e9} caf\u{e9} ~~~~~~~~ \u{ff}\r\n"
             + "X-Fold: one\r\n \r\nX-Last:   z\r\n\r\n"
         var q = HTTPResponseHeadParser()
         guard case .done(let h, _) = q.parse(bytes(text)) else { Issue.record("refused \(text.debugDescription)"); return }
         #expect(h.status == 204 && h.reason == "No Content")
-        #expect(h.headers.fields.map(\.name) == ["X-Tab", "X-Text", "X-Empty", "X-Fold", "X-Last"])
+        #expect(h.headers.fields.map(\.name) == ["X-Tab", "X-Text", "X-Empty", "X-Long", "X-Fold", "X-Last"])
+        #expect(h.headers["x-long"] == "abcdefgh\tijklmnop caf\u{e9} caf\u{e9} ~~~~~~~~ \u{ff}")
         #expect(h.headers["x-tab"] == "a\tb" && h.headers["x-text"] == "caf\u{e9}" && h.headers["x-empty"] == "")
         #expect(h.headers["x-fold"] == "one " && h.headers["x-last"] == "z")
     }
