@@ -48,12 +48,22 @@ record)
 http|open)
   need nginx wrk hey taskset
   [ -x /usr/bin/time ] || need time
-  PORT=18080
+  PORT=${BENCH_HTTP_PORT:-18080}
+  # Another server on the port would answer instead of this run's nginx, and its other clients'
+  # requests would mix with the served counts the rows compare: refuse rather than measure that.
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+    echo "run.sh: 127.0.0.1:$PORT already answers (another nginx or benchmark?); stop it or set BENCH_HTTP_PORT" >&2
+    exit 1
+  fi
   ND="$OUT/nginx"; mkdir -p "$ND"
   sed "s#__DIR__#$ND#g; s#__PORT__#$PORT#g" Benchmarks/nginx.conf.template > "$ND/nginx.conf"
   taskset -c 1 nginx -c "$ND/nginx.conf" -p "$ND" & NGINX=$!
   trap 'kill $NGINX 2>/dev/null || true' EXIT
   for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/hello" && break; sleep 0.1; done
+  if ! kill -0 "$NGINX" 2>/dev/null; then
+    echo "run.sh: nginx did not start on 127.0.0.1:$PORT (see $ND)" >&2
+    exit 1
+  fi
   URL="http://127.0.0.1:$PORT/hello"
   # Client-side programs pinned to core 0, nginx to core 1. GNU time gives each peer's CPU and
   # context switches (voluntary + involuntary); LoadKit measures its own process the same way.
@@ -100,6 +110,10 @@ http|open)
     r_sc=$(ratio "$sc_rps" "$wrk_rps"); r_cpu=$(ratio "$sc_cpu" "$wrk_cpu")
     row "HTTP req/s, README scenario (users, measure, get(url)), 1 core, $CONNS users" "$sc_rps" "wrk $wrk_rps" "$r_sc" "$(awk -v r="$r_sc" 'BEGIN{print (r>=0.9)?"met (>= 0.90)":"MISSED (>= 0.90)"}')"
     row "  client CPU per request (µs), scenario" "$sc_cpu" "wrk $wrk_cpu" "$r_cpu" "$(awk -v r="$r_cpu" 'BEGIN{print (r<=1.3)?"met (<= 1.30)":"MISSED (<= 1.30)"}')"
+    # The same two ratios round by round (each LoadKit round against the wrk round just before it):
+    # how much of a miss or a pass is the host drifting between rounds. The targets stay on medians.
+    paired() { paste "$1" "$2" | awk '{ printf "%s%.2f", (NR>1?" · ":""), ($2 > 0 ? $1/$2 : 0) }'; }
+    row "  the two ratios per round (req/s; CPU per request)" "$(paired "$OUT/scenario.rps" "$OUT/wrk.rps"); $(paired "$OUT/scenario.cpu" "$OUT/wrk.cpu")" "-" "-" "-"
     # Where the gap is: the kernel's part (send, receive, the loopback) against the user-space part.
     row "  of which user space / kernel (µs), scenario" "$(median < "$OUT/scenario.user") / $(median < "$OUT/scenario.kernel")" "wrk $(median < "$OUT/wrk.user") / $(median < "$OUT/wrk.kernel")" "-" "-"
     row "  context switches per request, scenario" "$sc_cs" "wrk $wrk_cs" "-" "$(awk -v r="$sc_cs" 'BEGIN{print (r<=0.05)?"met (<= 0.05)":"MISSED (<= 0.05)"}')"
