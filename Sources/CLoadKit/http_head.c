@@ -20,6 +20,8 @@ static const unsigned char token_table[256] = {
 
 static inline int is_blank(unsigned char c) { return c == ' ' || c == '\t'; }
 
+int lk_http_is_token(unsigned char c) { return token_table[c]; }
+
 // No control characters but HTAB (obs-text, 0x80–0xFF, is allowed). Eight bytes at a time while
 // none is below 0x20 or 0x7F (exact tests for "any byte": bytes from 0x80 never count); a word with
 // one — an HTAB, or a bad byte — is checked byte by byte from there.
@@ -41,8 +43,11 @@ static inline int is_field_value(const unsigned char *h, size_t lo, size_t hi) {
     return 1;
 }
 
+int lk_http_is_field_value(const unsigned char *p, size_t n) { return is_field_value(p, 0, n); }
+
 long lk_http_split_head(const unsigned char *h, size_t n, uint32_t *spans, size_t capacity,
-                        uint32_t first[2], int *folded, uint32_t bad[2]) {
+                        uint32_t *first_start, uint32_t *first_end, int *folded,
+                        uint32_t *bad_start, uint32_t *bad_end) {
     size_t line_start = 0, fields = 0;
     int have_first = 0;
     *folded = 0;
@@ -53,7 +58,7 @@ long lk_http_split_head(const unsigned char *h, size_t n, uint32_t *spans, size_
         if (line_end > line_start && h[line_end - 1] == '\r') line_end--;
         size_t this_start = line_start;
         line_start = lf + 1;
-        if (!have_first) { first[0] = (uint32_t)this_start; first[1] = (uint32_t)line_end; have_first = 1; continue; }
+        if (!have_first) { *first_start = (uint32_t)this_start; *first_end = (uint32_t)line_end; have_first = 1; continue; }
         if (line_end == this_start) break;  // the empty line that ends the head
         if (is_blank(h[this_start])) {
             // obs-fold: the previous value's span runs on over this line (RFC 9112 §5.2).
@@ -62,7 +67,7 @@ long lk_http_split_head(const unsigned char *h, size_t n, uint32_t *spans, size_
             while (lo < hi && is_blank(h[lo])) lo++;
             while (hi > lo && is_blank(h[hi - 1])) hi--;
             if (!is_field_value(h, lo, hi)) {
-                bad[0] = spans[4 * fields - 4]; bad[1] = spans[4 * fields - 3];
+                *bad_start = spans[4 * fields - 4]; *bad_end = spans[4 * fields - 3];
                 return LK_HEAD_FOLD_CHARACTER;
             }
             // An empty continuation keeps the line break: it decodes as the trailing space.
@@ -81,7 +86,7 @@ long lk_http_split_head(const unsigned char *h, size_t n, uint32_t *spans, size_
         while (lo < hi && is_blank(h[lo])) lo++;
         while (hi > lo && is_blank(h[hi - 1])) hi--;
         if (!is_field_value(h, lo, hi)) {
-            bad[0] = (uint32_t)this_start; bad[1] = (uint32_t)colon;
+            *bad_start = (uint32_t)this_start; *bad_end = (uint32_t)colon;
             return LK_HEAD_VALUE_CHARACTER;
         }
         if (fields == capacity) return LK_HEAD_CAPACITY;

@@ -78,6 +78,8 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             ("HTTP/1.1 200 OK\r\nX-Del: a\u{7f}\r\n\r\n", "invalid character in value of header 'X-Del'"),
             ("HTTP/1.1 200 OK\r\nX-CR: a\rb\r\n\r\n", "invalid character in value of header 'X-CR'"),
             ("HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\u{0}\r\n\r\n", "invalid character in header 'X-Fold'"),
+            ("HTTP/1.1 200 Fine\u{7f}\r\n\r\n", "invalid character in reason phrase"),
+            ("HTTP/1.1 404 Not\u{1}Found Here\r\n\r\n", "invalid character in reason phrase"),
             // Long values (checked eight bytes at a time): a bad byte at every position of a word.
             ("HTTP/1.1 200 OK\r\nX-Long: abcdefghijklmnop\u{1}qrstuvwxyz\r\n\r\n", "invalid character in value of header 'X-Long'"),
             ("HTTP/1.1 200 OK\r\nX-Long: abcdefghijk\u{7f}lmnopqrstuvwxyz\r\n\r\n", "invalid character in value of header 'X-Long'"),
@@ -108,6 +110,9 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         guard case .done(let h, _) = q.parse(bytes(text)) else { Issue.record("refused \(text.debugDescription)"); return }
         #expect(h.status == 204 && h.reason == "No Content")
         #expect(h.headers.fields.map(\.name) == ["X-Tab", "X-Text", "X-Empty", "X-Long", "X-Fold", "X-Last"])
+        var r = HTTPResponseHeadParser()
+        guard case .done(let reasoned, _) = r.parse(bytes("HTTP/1.1 200 Tr\u{e8}s\tbien\r\n\r\n")) else { Issue.record("refused the reason"); return }
+        #expect(reasoned.reason == "Tr\u{e8}s\tbien")
         #expect(h.headers["x-long"] == "abcdefgh\tijklmnop caf\u{e9} caf\u{e9} ~~~~~~~~ \u{ff}")
         #expect(h.headers["x-tab"] == "a\tb" && h.headers["x-text"] == "caf\u{e9}" && h.headers["x-empty"] == "")
         #expect(h.headers["x-fold"] == "one " && h.headers["x-last"] == "z")

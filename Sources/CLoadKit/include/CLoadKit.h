@@ -80,13 +80,22 @@ enum {
 };
 
 /// Splits a complete HTTP/1 head (start line, fields, the empty line; LF or CRLF line ends) into
-/// its start line (`first`: begin and end offsets, the line break excluded) and its fields: for
+/// its start line (`first_start` ..< `first_end`, the line break excluded) and its fields: for
 /// field k, spans[4k ... 4k+3] = name begin, name end, value begin, value end, the value trimmed
 /// of blanks. An obs-fold line extends the previous value's span over it and sets `*folded`.
 /// Checks what a decoder would: name bytes are token characters, values hold no control
 /// character but HTAB. Returns the number of fields, or an LK_HEAD_* error (for
-/// LK_HEAD_VALUE_CHARACTER and LK_HEAD_FOLD_CHARACTER, `bad` holds the offending field's name span).
+/// LK_HEAD_VALUE_CHARACTER and LK_HEAD_FOLD_CHARACTER, `bad_start` ..< `bad_end` is the offending
+/// field's name).
 long lk_http_split_head(const unsigned char *h, size_t n, uint32_t *spans, size_t capacity,
-                        uint32_t first[2], int *folded, uint32_t bad[2]);
+                        uint32_t *first_start, uint32_t *first_end, int *folded,
+                        uint32_t *bad_start, uint32_t *bad_end);
+
+/// 1 when `c` is an RFC 9110 token character (tchar), else 0: the table the splitter uses.
+int lk_http_is_token(unsigned char c);
+
+/// 1 when the `n` bytes at `p` hold no control character but HTAB (a field value, a reason
+/// phrase), else 0: the check the splitter makes.
+int lk_http_is_field_value(const unsigned char *p, size_t n);
 
 #endif

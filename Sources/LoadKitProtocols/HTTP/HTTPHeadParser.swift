@@ -180,14 +180,8 @@ struct HeadScanner: Sendable {
 
 // MARK: line-level parsing (pure functions over one complete head)
 
-/// tchar per RFC 9110 §5.6.2, as two 64-bit masks (no lazily initialised global table: its
-/// `swift_once` check cost more than the lookup on every header byte).
-@inline(__always) func isTokenByte(_ b: UInt8) -> Bool {
-    // Bits of ! # $ % & ' * + - . 0-9 (bytes 0–63) and A-Z ^ _ ` a-z | ~ (bytes 64–127).
-    let low: UInt64 = 0x03FF_6CFA_0000_0000
-    let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
-    return b < 64 ? (low >> UInt64(b)) & 1 == 1 : b < 128 && (high >> UInt64(b - 64)) & 1 == 1
-}
+/// tchar per RFC 9110 §5.6.2: the head splitter's table (`lk_http_is_token`), one definition.
+@inline(__always) func isTokenByte(_ b: UInt8) -> Bool { lk_http_is_token(b) != 0 }
 
 /// What the framing and keep-alive decisions need from a head, gathered while it is split, so
 /// the hot path does not search the fields again (``responseFraming(_:requestWasHEAD:facts:)``).
@@ -281,17 +275,12 @@ private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<I
     // A field line takes at least three bytes ("a:" and its line break): room for every field.
     let capacity = n / 3 + 1
     return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * capacity) { spans in
-        var first: (UInt32, UInt32) = (0, 0), bad: (UInt32, UInt32) = (0, 0)
+        var firstStart: UInt32 = 0, firstEnd: UInt32 = 0, badStart: UInt32 = 0, badEnd: UInt32 = 0
         var folded: Int32 = 0
-        let result = withUnsafeMutableBytes(of: &first) { f in
-            withUnsafeMutableBytes(of: &bad) { b in
-                lk_http_split_head(base.assumingMemoryBound(to: UInt8.self), n, spans.baseAddress!, capacity,
-                                   f.baseAddress!.assumingMemoryBound(to: UInt32.self), &folded,
-                                   b.baseAddress!.assumingMemoryBound(to: UInt32.self))
-            }
-        }
+        let result = lk_http_split_head(base.assumingMemoryBound(to: UInt8.self), n, spans.baseAddress!, capacity,
+                                        &firstStart, &firstEnd, &folded, &badStart, &badEnd)
         guard result >= 0 else {
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: head[Int(bad.0)..<Int(bad.1)]), as: UTF8.self)
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: head[Int(badStart)..<Int(badEnd)]), as: UTF8.self)
             return .failure(.malformed(headError(result, fieldName: name)))
         }
         let fields = Int(result)
@@ -303,7 +292,7 @@ private func splitHead(_ head: UnsafeRawBufferPointer) -> Result<(first: Range<I
         }
         let headers = fields == 0 ? HTTPHeaders()
             : HTTPHeaders(parsed: ParsedHeaderFields(head: head, spans: UnsafeBufferPointer(spans), count: fields))
-        return .success((Int(first.0)..<Int(first.1), headers, facts))
+        return .success((Int(firstStart)..<Int(firstEnd), headers, facts))
     }
 }
 
@@ -329,18 +318,14 @@ private func trimmed(_ b: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int) -> Range
     return l..<h
 }
 
-/// True when `b[r]` holds no control characters other than HTAB.
-private func isFieldValue(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
-    for i in r {
-        let c = b[i]
-        if (c < 0x20 && c != 0x09) || c == 0x7f { return false }
-    }
-    return true
-}
-
-/// A field value, or nil when it holds control characters other than HTAB.
+/// A field value (a reason phrase), or nil when it holds control characters other than HTAB:
+/// the splitter's check (`lk_http_is_field_value`).
 private func fieldValue(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> String? {
-    isFieldValue(b, r) ? String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self) : nil
+    let bytes = UnsafeRawBufferPointer(rebasing: b[r])
+    guard bytes.isEmpty || lk_http_is_field_value(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count) != 0 else {
+        return nil
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Parses `HTTP/<d>.<d>` at `b[r]`.
