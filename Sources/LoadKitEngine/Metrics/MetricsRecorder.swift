@@ -81,6 +81,12 @@ package final class MetricsRecorder: Sendable {
             return latestNanos
         }
 
+        /// The series index of now (the coarse clock, through ``instant(_:)``).
+        @inline(__always)
+        mutating func second(since startNanos: UInt64) -> Int {
+            MetricsRecorder.second(since: startNanos, now: instant(coarseMonotonicNanos()))
+        }
+
         /// Records `v` into trend `i` and into the second of `now` (see ``instant(_:)``).
         @inline(__always)
         mutating func recordTrend(_ i: Int, _ v: Int64, startNanos: UInt64, now: UInt64 = coarseMonotonicNanos()) {
@@ -201,7 +207,7 @@ package final class MetricsRecorder: Sendable {
     @inline(__always)
     public func increment(_ counter: CounterHandle, by: Int64 = 1) {
         state.withLock { s in
-            let second = Self.second(since: startNanos, now: s.instant(coarseMonotonicNanos()))
+            let second = s.second(since: startNanos)
             s.counters[counter.index] &+= by
             Self.bump(&s.counterSeries[counter.index], second, by)
         }
@@ -220,10 +226,7 @@ package final class MetricsRecorder: Sendable {
     /// at once (an HTTP request's dozen built-ins): one lock instead of one per value.
     @inline(__always)
     func locked<R>(_ body: (inout State, _ at: RecordingInstant) -> R) -> R {
-        state.withLock { s in
-            let now = s.instant(coarseMonotonicNanos())
-            return body(&s, RecordingInstant(second: Self.second(since: startNanos, now: now), nanos: now, runStart: startNanos))
-        }
+        locked(at: coarseMonotonicNanos(), body)
     }
 
     /// ``locked(_:)`` for values that happened at `now` (a ``monotonicNanos()`` the caller read
@@ -268,7 +271,7 @@ package final class MetricsRecorder: Sendable {
     /// Adds `by` to the counter `counter` and its per-second series.
     public func increment(_ counter: String, by: Int64 = 1) {
         state.withLock { s in
-            let second = Self.second(since: startNanos, now: s.instant(coarseMonotonicNanos()))
+            let second = s.second(since: startNanos)
             let i = Self.counterSlot(&s, counter)
             s.counters[i] &+= by
             Self.bump(&s.counterSeries[i], second, by)
@@ -303,7 +306,7 @@ package final class MetricsRecorder: Sendable {
         let kind = error.loadKitKind
         let source = error.loadKitSource
         state.withLock { s in
-            let second = Self.second(since: startNanos, now: s.instant(coarseMonotonicNanos()))
+            let second = s.second(since: startNanos)
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {

@@ -106,11 +106,7 @@ final class ArrivalDriver: @unchecked Sendable {
         let now = monotonicNanos()
         var started = 0
         while let due = planner.takeDue(now: now) {
-            if due &- engine.startNanos >= cap {
-                engine.interrupt(.deadline(capSeconds: Duration.nanoseconds(Int64(cap)).seconds))
-                finish()
-                return
-            }
+            if stopsAtCap(due) { return }
             start(due: due)
             started += 1
             if started >= Self.batch {
@@ -120,6 +116,15 @@ final class ArrivalDriver: @unchecked Sendable {
         }
         guard let next = planner.nextDue else { finish(); return }
         if let timer { loop.arm(timer, atNanos: min(next, now &+ Self.checkEvery)) }
+    }
+
+    /// Whether an iteration due at `due` is past the run's cap: then the run is interrupted for
+    /// its deadline and the plan finished.
+    private func stopsAtCap(_ due: UInt64) -> Bool {
+        guard due &- engine.startNanos >= cap else { return false }
+        engine.interrupt(.deadline(capSeconds: Duration.nanoseconds(Int64(cap)).seconds))
+        finish()
+        return true
     }
 
     private func finish() {
@@ -181,12 +186,7 @@ final class ArrivalDriver: @unchecked Sendable {
     /// The next iteration if one is due already, for a user that has just finished one on the
     /// driver's loop (nil when none is due or the plan is over).
     private func takeDueNow(_ now: UInt64) -> Assignment {
-        guard done != nil, let due = planner.takeDue(now: now) else { return nil }
-        if due &- engine.startNanos >= cap {
-            engine.interrupt(.deadline(capSeconds: Duration.nanoseconds(Int64(cap)).seconds))
-            finish()
-            return nil
-        }
+        guard done != nil, let due = planner.takeDue(now: now), !stopsAtCap(due) else { return nil }
         defer { number += 1 }
         return (due, number)
     }

@@ -105,10 +105,10 @@ final class UserContext: Sendable {
 
     // MARK: Counting each failure once
 
-    /// Errors and successful operations this user recorded so far, and the operation count at its
-    /// latest error. A thrown error that leaves a step (or the script) right after a recorded
-    /// failure — nothing succeeded since — is that failure surfacing again, not a second one: an
-    /// HTTP 500 the client counted, then `requireStatus()` (or the script's own error) throwing.
+    // A thrown error that leaves a step (or the script) right after a recorded failure — nothing
+    // succeeded since — is that failure surfacing again, not a second one: an HTTP 500 the client
+    // counted, then `requireStatus()` (or the script's own error) throwing.
+
     /// The user's failures and operations counted so far: compared with a later mark, what a
     /// step did (``recordFailure(_:step:since:)``).
     struct Mark: Sendable, Equatable {
@@ -260,6 +260,8 @@ final class RecorderHandles: Sendable {
     private let httpRef = OnceReference<HTTPHandlesBox>()
     private let webSocketRef = OnceReference<WebSocketHandlesBox>()
 
+    // Two non-generic boxes, not one generic: a generic class's metadata is looked up at run time
+    // on every load (what `OnceReference` replaced `AtomicLazyReference<Ref<T>>` for).
     private final class HTTPHandlesBox: Sendable {
         let value: HTTPMetricHandles
         init(_ value: HTTPMetricHandles) { self.value = value }
