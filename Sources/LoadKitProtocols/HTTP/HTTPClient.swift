@@ -145,7 +145,9 @@ public final class HTTPClient: Sendable {
     @inline(never)
     private func start(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders, body: [UInt8], name: String?,
                        expecting: ExpectedStatuses?, timeout: Duration?) throws -> Started {
-        let target = try target(url)
+        // A bare GET (no headers of its own or the client's) is the same bytes every time.
+        let bare = method == .GET && body.isEmpty && headers.isEmpty && configuration.defaultHeaders.isEmpty
+        let target = try target(url, bareGET: bare)
         let endpoint = target.endpoint
         if endpoint.isTLS && !tlsAvailable {
             // The failure path counts the whole request (its `name` tag included).
@@ -153,8 +155,6 @@ public final class HTTPClient: Sendable {
                              timeout: timeout)
         }
         let observer = ClientObservation.current
-        // A bare GET (no headers of its own or the client's) is the same bytes every time.
-        let bare = method == .GET && body.isEmpty && headers.isEmpty && configuration.defaultHeaders.isEmpty
         let pending = PendingRequest(method: method, endpoint: endpoint, headers: withDefaultHeaders(headers), body: body,
                                      name: name, expecting: expecting,
                                      timeout: timeout ?? configuration.defaultTimeout, start: monotonicNanos(),
@@ -227,17 +227,22 @@ public final class HTTPClient: Sendable {
 
     /// The parsed `url`, from a small per-client cache (at most 256 URL strings; a script that
     /// builds a new URL per request still gets it parsed once per request, no more).
-    func endpoint(_ url: String) throws(HTTPError) -> Endpoint { try target(url).endpoint }
+    func endpoint(_ url: String) throws(HTTPError) -> Endpoint { try target(url, bareGET: false).endpoint }
 
-    /// What a request to `url` needs that depends on the URL only: its endpoint, its pool and a
-    /// bare GET's bytes, from the per-client cache (one lock and, for the URL asked last, one
-    /// string comparison a request).
-    private func target(_ url: String) throws(HTTPError) -> RequestTarget {
+    /// What a request to `url` needs that depends on the URL only: its endpoint, its pool and —
+    /// when a bare GET first asks for it — that GET's bytes, from the per-client cache (one lock
+    /// and, for the URL asked last, one string comparison a request). A script that builds a URL
+    /// per POST does not pay for a GET's bytes it never sends.
+    private func target(_ url: String, bareGET: Bool) throws(HTTPError) -> RequestTarget {
         if let t = targets.withLock({ $0.value(for: url) }) { return t }
         let e = try Endpoint(url)
-        var bare: [UInt8] = []
-        HTTPRequest.encode(method: .GET, endpoint: e, headers: HTTPHeaders(), body: [], into: &bare)
-        let t = RequestTarget(endpoint: e, pool: pool(for: e), bareGET: bare)
+        var bytes: [UInt8]? = nil
+        if bareGET {
+            var b: [UInt8] = []
+            HTTPRequest.encode(method: .GET, endpoint: e, headers: HTTPHeaders(), body: [], into: &b)
+            bytes = b
+        }
+        let t = RequestTarget(endpoint: e, pool: pool(for: e), bareGET: bytes)
         targets.withLock { c in
             if c.count >= 256 { c.removeAll() }
             c.set(t, for: url)
@@ -305,13 +310,14 @@ extension HTTPExchange {
     }
 }
 
-/// A URL's parsed endpoint, its pool and the bytes of a bare `GET` of it (cached per URL string).
+/// A URL's parsed endpoint, its pool and the bytes of a bare `GET` of it (cached per URL string;
+/// nil when the request that cached it was not a bare GET: later ones are encoded as any other).
 private final class RequestTarget: Sendable {
     let endpoint: Endpoint
     let pool: HostPool
-    let bareGET: [UInt8]
+    let bareGET: [UInt8]?
 
-    init(endpoint: Endpoint, pool: HostPool, bareGET: [UInt8]) {
+    init(endpoint: Endpoint, pool: HostPool, bareGET: [UInt8]?) {
         self.endpoint = endpoint
         self.pool = pool
         self.bareGET = bareGET
