@@ -12,7 +12,12 @@ import LoadKit
 /// - `--mode open --rate R`: the open model (`LoadTest(rate: .constant(R))`, `maxUsers` =
 ///   `--connections`), same script; prints dropped and late iterations.
 /// - `--mode ceiling`: the open model at rising rates (`--from`, `--step` factor), `--seconds`
-///   each; prints the highest rate that dropped fewer than 0.1 % of its iterations.
+///   each, then two steps of bisection between the last rate that held and the first that did
+///   not; prints the highest rate that dropped fewer than 0.1 % of its iterations.
+/// - `--max-connections N` (any mode): the client's pool capped at N connections per host
+///   (`HTTPClient(maxConnectionsPerHost:)`); requests beyond wait in the client for a connection.
+///   With the open model this is wrk2's shape (`-c N -R rate`): N connections, iterations on
+///   schedule, and the wait for a connection inside the latency timed from the schedule.
 /// - `--mode paced --rate R`: what `hey -c N -q R/N` does — `--connections` users started together,
 ///   each sending on its own tick (`user.every(N/R s)`), so requests leave in bursts of up to N
 ///   (the open model spreads the same rate evenly).
@@ -38,7 +43,9 @@ enum BenchHTTP {
         let warmup = try o.double("warmup-seconds", 1)
         let mode = o.string("mode") ?? "scenario"
         _ = try HTTPRequest(url: url)  // a bad URL fails here, before any load
-        let client = HTTPClient()
+        let maxConnections = try o.int("max-connections", 0)
+        guard maxConnections >= 0 else { throw BenchError("--max-connections must be positive (0: no cap)") }
+        let client = maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient()
         defer { client.shutdown() }
 
         err("http: \(mode) mode, \(connections) connections, \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList()), \(EventLoopGroup.shared.loops.count) loop(s)")
@@ -198,22 +205,35 @@ enum BenchHTTP {
         }
     }
 
-    /// Rising open-model rates until one drops 0.1 % or more of its iterations.
+    /// Rising open-model rates until one drops 0.1 % or more of its iterations (or fails one),
+    /// then two bisection steps between the last rate that held and the first that did not.
     static func ceiling(_ client: HTTPClient, _ url: String, users: Int, seconds: Double, _ o: BenchOptions) async throws {
         var rate = try o.double("from", 20_000)
         let factor = max(1.01, try o.double("step", 1.1))
         let maxRate = try o.double("max-rate", 1_000_000)
         _ = try await openModel(client, url, rate: rate, users: users, seconds: 1)  // warm-up
         var best: (rate: Double, round: Round)?
-        while rate <= maxRate {
+        func holds(_ rate: Double) async throws -> Bool {
             let r = try await openModel(client, url, rate: rate, users: users, seconds: seconds)
             let planned = Double(r.requests + r.dropped + r.errors)
             let droppedShare = planned > 0 ? Double(r.dropped) / planned : 1
             err(String(format: "http: open model at %.0f/s: %d requests, %d dropped (%.3f %%), %d late, cpu %.1f µs/request",
                        rate, r.requests, r.dropped, 100 * droppedShare, r.late, 1e6 * r.cpu / Double(max(1, r.requests))))
-            guard droppedShare < 0.001, r.errors == 0 else { break }
-            best = (rate, r)
+            guard droppedShare < 0.001, r.errors == 0 else { return false }
+            if rate > best?.rate ?? 0 { best = (rate, r) }
+            return true
+        }
+        var failed: Double?
+        while rate <= maxRate {
+            guard try await holds(rate) else { failed = rate; break }
             rate *= factor
+        }
+        if let held = best?.rate, var above = failed {
+            var below = held
+            for _ in 0..<2 {
+                let mid = (below * above).squareRoot()
+                if try await holds(mid) { below = mid } else { above = mid }
+            }
         }
         guard let best else { throw BenchError("the open model dropped ≥ 0.1 % already at the first rate; lower --from") }
         emit("ceiling_rate", best.rate, digits: 0)
