@@ -109,6 +109,38 @@ final class StallServer: ConnectionDelegate, @unchecked Sendable {
         #expect((m.counters["iterations_dropped"] ?? 0) == 0)
     }
 
+    /// The README's advice for high rates: a capped pool under the open model (wrk2's `-c N -R`
+    /// shape). Iterations that find the one connection busy wait in the client — on schedule, no
+    /// second connection — and the wait is in the first step's latency (timed from the schedule)
+    /// and in `http_req_blocked`, counted by `http_reqs_queued`, not in `http_req_duration`.
+    @Test func aCappedPoolQueuesIterationsAndTheirWaitIsInTheScheduledLatency() async throws {
+        let accepted = Atomic<Int>(0)
+        let server = try TCPListener { conn in
+            accepted.add(1, ordering: .relaxed)
+            conn.start(delegate: StallServer(stall: .milliseconds(20)))
+        }
+        defer { server.close() }
+        let client = HTTPClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.address.port)/slow"
+        // 30 arrivals over 300 ms, one connection serving one request per ≥ 20 ms: ≥ 600 ms of
+        // work, so the last iterations wait ≥ 280 ms for the connection, however busy the process.
+        let result = try await quiet(LoadTest("open-capped", rate: .constant(100, for: .milliseconds(300)), maxUsers: 50))
+            .run { user in try await user.measure("get") { _ = try await client.get(url) } }
+        let m = result.metrics
+        #expect(accepted.load(ordering: .relaxed) == 1)
+        #expect(m.counters["http_reqs"] == 30)
+        #expect((m.counters["iterations_dropped"] ?? 0) == 0)
+        let queued = m.counters["http_reqs_queued"] ?? 0
+        #expect(queued >= 20 && queued <= 29, "all but the first few found the connection busy: \(queued)")
+        let get = try #require(m.trends["get"]), blocked = try #require(m.trends["http_req_blocked"])
+        let duration = try #require(m.trends["http_req_duration"])
+        #expect(blocked.max >= 250_000, "the last waited ≥ 280 ms: \(blocked.max) µs")
+        #expect(get.max >= blocked.max + 20_000, "timed from the schedule: the wait and the 20 ms stall")
+        #expect(duration.min >= 19_000)
+        #expect(duration.max < blocked.max, "http_req_duration is the exchange alone, without the wait")
+    }
+
     /// After a stall of the driver's loop many iterations are due at once, and users that finish
     /// one on that loop take the next due one themselves (no hand-off through the free list):
     /// each planned iteration still runs once or is dropped, none before it is due, each with its
