@@ -311,6 +311,28 @@ private struct UnexpectedStatus: Error {}
         #expect(m.counters["ws_sessions"] == nil, "a refused handshake opens no session")
     }
 
+    @Test func messagesThatArriveWithThe101AreCountedWithTheirBytes() async throws {
+        // A server that greets each session at once: its first message rides in the same write
+        // (and so the same read) as the 101. The message was delivered; it must be counted in
+        // ws_msgs_received and its bytes in data_received like every later one.
+        let peer = try GreetingWebSocketPeer()
+        let url = "ws://127.0.0.1:\(peer.port)/greet"
+        let result = try await quiet(LoadTest("ws-greeting", burst: 3)).run { user in
+            let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+            let first = try await ws.receive(timeout: .seconds(5))
+            user.rate("greeted", hit: first == .text("welcome"))
+            await ws.close()
+        }
+        let m = result.metrics
+        let seen = peer.counts
+        #expect(m.errors.isEmpty, "\(m.errors)")
+        #expect(seen.greeted == 3)
+        #expect(m.rates["greeted"] == RateTally(hits: 3, total: 3))
+        #expect(m.counters["ws_msgs_received"] == 3, "one greeting per session")
+        #expect(m.counters["data_received"] == Int64(seen.bytesOut), "the server wrote \(seen.bytesOut) bytes")
+        #expect(m.counters["data_sent"] == Int64(seen.bytesIn), "the server read \(seen.bytesIn) bytes")
+    }
+
     @Test func handshakesThatTimeOutOrAreClosedCountTheRequestTheyWrote() async throws {
         // No answer within the time-out, or the connection closed before an answer: the request
         // went out all the same.
@@ -469,6 +491,53 @@ private final class OneAnswerPerConnection: Sendable {
                     return
                 }
             }
+        }
+        func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
+    }
+}
+
+/// A WebSocket peer that answers the upgrade with its 101 and a text frame "welcome" in one write,
+/// then answers the client's close frame with its own and shuts its side. Counts bytes each way.
+private final class GreetingWebSocketPeer: Sendable {
+    struct Counts: Sendable { var greeted = 0, bytesIn = 0, bytesOut = 0 }
+    private let peers: CountingListener<Counts>
+    var port: Int { peers.port }
+    var counts: Counts { peers.counts }
+
+    init() throws {
+        peers = try CountingListener(Counts()) { _, tally in Peer(tally: tally) }
+    }
+
+    private final class Peer: ConnectionDelegate, @unchecked Sendable {
+        let tally: CountingListener<Counts>.Tally
+        var head: [UInt8] = []
+        var upgraded = false, closed = false
+        init(tally: CountingListener<Counts>.Tally) { self.tally = tally }
+        func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+            tally.update { $0.bytesIn += bytes.count }
+            if upgraded {
+                // The client's close frame (it sends nothing else): answer it once, 1000.
+                guard !closed else { return }
+                closed = true
+                send([0x88, 0x02, 0x03, 0xE8], on: c)
+                c.shutdownOutput()
+                return
+            }
+            head.append(contentsOf: bytes)
+            let text = String(decoding: head, as: UTF8.self)
+            guard text.contains("\r\n\r\n"),
+                  let line = text.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("sec-websocket-key:") }) else { return }
+            upgraded = true
+            let key = line.dropFirst("sec-websocket-key:".count).trimmingCharacters(in: .whitespaces)
+            var answer = Array(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: \(WebSocketHandshakeKeys.accept(forKey: key))\r\n\r\n").utf8)
+            answer += [0x81, 7] + Array("welcome".utf8)
+            tally.update { $0.greeted += 1 }
+            send(answer, on: c)
+        }
+        func send(_ bytes: [UInt8], on c: any Transport) {
+            tally.update { $0.bytesOut += bytes.count }
+            c.write(bytes)
         }
         func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
     }

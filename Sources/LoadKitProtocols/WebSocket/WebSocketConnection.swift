@@ -103,17 +103,20 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
     /// right behind the handshake). On the loop.
     public func start(initialBytes: [UInt8] = []) {
         transport.start(delegate: self)
-        if !initialBytes.isEmpty {
-            var copy = initialBytes
-            copy.withUnsafeMutableBytes { process($0) }
-        }
+        if !initialBytes.isEmpty { feed(initialBytes) }
         if !transport.isOpen && closeInfo == nil { finish(transportError: "connection closed during the handshake") }
     }
 
-    /// Processes bytes that were read before this connection became the delegate. On the loop.
+    /// Processes bytes that were read before this connection became the delegate (a server's
+    /// first message in the same read as its 101). On the loop. They count as any later read's:
+    /// their messages in `ws_msgs_received`, their bytes in `data_received` (the handshake's
+    /// count stopped at the head's end).
     func feed(_ bytes: [UInt8]) {
+        let before = messagesReceived
         var copy = bytes
         copy.withUnsafeMutableBytes { process($0) }
+        sessionObserver?.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: 0,
+                                 bytesReceived: bytes.count)
     }
 
     /// True while messages may be sent (not closing or closed). On the loop.
