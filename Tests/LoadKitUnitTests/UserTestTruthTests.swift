@@ -315,7 +315,7 @@ private struct UnexpectedStatus: Error {}
         // A server that greets each session at once: its first message rides in the same write
         // (and so the same read) as the 101. The message was delivered; it must be counted in
         // ws_msgs_received and its bytes in data_received like every later one.
-        let peer = try GreetingWebSocketPeer()
+        let peer = try GreetingWebSocketPeer.start()
         let url = "ws://127.0.0.1:\(peer.port)/greet"
         let result = try await quiet(LoadTest("ws-greeting", burst: 3)).run { user in
             let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
@@ -498,14 +498,11 @@ private final class OneAnswerPerConnection: Sendable {
 
 /// A WebSocket peer that answers the upgrade with its 101 and a text frame "welcome" in one write,
 /// then answers the client's close frame with its own and shuts its side. Counts bytes each way.
-private final class GreetingWebSocketPeer: Sendable {
+private enum GreetingWebSocketPeer {
     struct Counts: Sendable { var greeted = 0, bytesIn = 0, bytesOut = 0 }
-    private let peers: CountingListener<Counts>
-    var port: Int { peers.port }
-    var counts: Counts { peers.counts }
 
-    init() throws {
-        peers = try CountingListener(Counts()) { _, tally in Peer(tally: tally) }
+    static func start() throws -> CountingListener<Counts> {
+        try CountingListener(Counts()) { _, tally in Peer(tally: tally) }
     }
 
     private final class Peer: ConnectionDelegate, @unchecked Sendable {
