@@ -57,7 +57,7 @@ public enum HTTPError: ClassifiedError, Sendable, Equatable {
         case .malformed(let why): "malformed HTTP message: \(why) (server)"
         case .headTooLarge(let limit): "HTTP head larger than \(limit) bytes or too many header lines"
         case .bodyTooLarge(let limit): "HTTP body larger than the limit of \(limit) bytes"
-        case .timeout(let d, let e): "HTTP request to \(e) timed out after \(d.seconds) s"
+        case .timeout(let d, let e): "HTTP request to \(e) timed out after \(d.readable)"
         case .clientShutdown: "HTTP client shut down while the request was pending"
         }
     }

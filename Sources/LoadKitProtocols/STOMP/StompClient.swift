@@ -192,7 +192,7 @@ public final class StompClient: @unchecked Sendable {
                 // close, within `timeout` in every case): a weak reference would give every client
                 // a side table for its whole life (32 bytes per held connection).
                 cold.connectTimer = loop.schedule(after: timeout) { [self] in
-                    fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout))"))
+                    fail(StompError.timeout("CONNECT (no CONNECTED within \(timeout.readable))"))
                 }
             }
         }
@@ -285,7 +285,7 @@ public final class StompClient: @unchecked Sendable {
     func awaitReceipt(_ id: String, timeout: Duration, _ done: @escaping (Result<Void, any Error>) -> Void) {
         let timer = loop.schedule(after: timeout) { [weak self] in
             guard let self, let w = coldState?.receiptWaiters.removeValue(forKey: id) else { return }
-            w.resume(throwing: StompError.timeout("RECEIPT \(id) (not received within \(timeout))"))
+            w.resume(throwing: StompError.timeout("RECEIPT \(id) (not received within \(timeout.readable))"))
             releaseColdIfIdle()
         }
         cold.receiptWaiters[id] = ReceiptWaiter(done: done, timer: timer)

@@ -129,7 +129,7 @@ public final class WebSocketClient: @unchecked Sendable {
                 transport.write(request.bytes)
                 hs.timer = loop.schedule(after: remaining) { [weak hs] in
                     let timedOut = WebSocketError(kind: "ws_handshake_timeout", source: .server,
-                                                  message: "WebSocket handshake with \(endpoint) timed out after \(timeout.seconds) s")
+                                                  message: "WebSocket handshake with \(endpoint) timed out after \(timeout.readable)")
                     hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), transport)
                 }
             }

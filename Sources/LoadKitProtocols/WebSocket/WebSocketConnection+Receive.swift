@@ -29,7 +29,7 @@ extension WebSocketConnection {
                         if let timeout {
                             token.timer = loop.schedule(after: timeout) { [weak self] in
                                 self?.abandon(token, with: WebSocketError(kind: "ws_receive_timeout", source: .server,
-                                                                           message: "no WebSocket message within \(timeout.seconds) s"))
+                                                                           message: "no WebSocket message within \(timeout.readable)"))
                             }
                         }
                     }
