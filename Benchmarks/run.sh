@@ -119,7 +119,7 @@ http|open)
     row "  context switches per request, scenario" "$sc_cs" "wrk $wrk_cs" "-" "$(awk -v r="$sc_cs" 'BEGIN{print (r<=0.05)?"met (<= 0.05)":"MISSED (<= 0.05)"}')"
     row "HTTP req/s, execute() loop without the runner" "$ex_rps (cpu ${ex_cpu} µs/req)" "wrk $wrk_rps" "$(ratio "$ex_rps" "$wrk_rps")" "-"
     row "HTTP req/s, README scenario vs hey" "$sc_rps" "hey $hey_rps (cpu ${hey_cpu} µs/req)" "$(ratio "$sc_rps" "$hey_rps")" "-"
-    # What LoadKit counted (http_reqs, warm-up included) against what nginx served, every round.
+    # What LoadKit counted (http_reqs of the warm-up run plus the measured run: two LoadTests) against what nginx served, every round.
     truth=$(awk '{ printf "%s%s/%s", (NR>1?", ":""), $1, $2 } END{}' "$OUT/scenario.truth")
     same=$(awk '$1!=$2{bad=1} END{print bad?"MISMATCH":"equal"}' "$OUT/scenario.truth")
     row "  requests counted by LoadKit / served by nginx, each round" "$truth" "-" "-" "$same"

@@ -113,6 +113,26 @@ import LoadKit   // not @testable: the quick start uses only the public API
         #expect(result.metrics.counters["http_reqs"] == 200)
         #expect(server.statistics.requests == 200)
     }
+
+    /// The README's way to test that an SLA *does* fail: read the verdicts (no test failure).
+    @Test func anSLAThatMustFailIsReadFromTheVerdicts() async throws {
+        let server = try HTTPServer(port: 0) { _ in .text("ok", status: 503) }
+        defer { server.stop() }
+        let url = "http://127.0.0.1:\(server.port)/down"
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let result = try await LoadTest("must-fail", burst: 5)
+            .reports(false).progress(false)
+            .sla {
+                SLA.errorRate(below: 0.01)
+                SLA.count("http_reqs", atLeast: 1)
+            }
+            .run { user in _ = try await client.get(url) }
+        let breached = result.evaluate(result.sla ?? []).filter { !$0.passed }
+        #expect(breached.map(\.metric) == ["errors"], "\(breached)")
+        #expect(breached.first?.actual == 1)                   // all 5 requests answered 503
+        #expect(server.statistics.requests == 5)
+    }
 }
 
 private final class ServedCount: @unchecked Sendable {
