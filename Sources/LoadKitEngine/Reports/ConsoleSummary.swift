@@ -47,6 +47,7 @@ package enum ConsoleSummary {
             for o in outcomes {
                 out += "    \(o.mark) " + pad(o.head, width) + "  " + o.detail + "\n"
             }
+            if let blame = LatencyBlame(r, outcomes: outcomes) { out += "    \(blame.sentence)\n" }
         }
 
         out += trendTable(m, outcomes: outcomes)
@@ -140,6 +141,7 @@ package enum ConsoleSummary {
             let failed = outcomes.filter { !$0.passed }.count
             out += "\nThresholds: " + (failed == 0 ? "all \(outcomes.count) passed" : "\(failed) of \(outcomes.count) FAILED") + "\n"
             for o in outcomes { out += "  \(o.mark) \(o.message)\n" }
+            if let blame = LatencyBlame(r, outcomes: outcomes) { out += "  \(blame.sentence)\n" }
         }
         if let g = GeneratorPeak(r) {
             out += "\nLoad generator: CPU max \(Fmt.num(g.cpu, 0))%, RSS max \(Fmt.bytes(g.rss)), open files max \(g.fds)\n"
@@ -235,6 +237,32 @@ package enum ConsoleSummary {
             }
         }
         return out
+    }
+
+    /// On which side a breached latency threshold's time went, as every error says whose it is:
+    /// the load generator's when it was saturated (its CPU at ≥ 90 % of the cores it may use, or
+    /// ≥ 5 % of iterations starting more than 1 ms late), else the server's (or the network's).
+    /// Nil when no latency threshold failed or the run kept no generator figures. The CPU is this
+    /// process's: a fixture server running inside it is counted too.
+    struct LatencyBlame {
+        let sentence: String
+        init?(_ r: RunResult, outcomes: [ThresholdOutcome]) {
+            guard outcomes.contains(where: { !$0.passed && !$0.skipped && $0.threshold.unit == .duration }),
+                  let g = GeneratorPeak(r), let cores = r.environment["generator_cpus"].flatMap({ Int($0) }), cores > 0
+            else { return nil }
+            let iterations = r.metrics.counters[RunnerMetrics.iterations] ?? 0
+            let late = r.metrics.counters[RunnerMetrics.iterationsLate] ?? 0
+            let lateShare = iterations > 0 ? Double(late) / Double(iterations) : 0
+            let cpu = "CPU max \(Fmt.num(g.cpu, 0)) % of \(cores) core\(cores == 1 ? "" : "s")"
+            if g.cpu >= 90 * Double(cores) || lateShare >= 0.05 {
+                let lag = lateShare >= 0.05 ? "; \(Fmt.percent(lateShare)) of iterations started more than 1 ms late" : ""
+                sentence = "⚠ latency breached while the load generator was saturated (\(cpu)\(lag)): part of the time "
+                    + "may be the generator's own — fewer users per process, more cores, or shards"
+            } else {
+                sentence = "latency breached with the load generator below saturation (\(cpu)): the time went "
+                    + "on the server's side (or the network's)"
+            }
+        }
     }
 
     /// The load generator's highest CPU, RSS and descriptor count over the run.

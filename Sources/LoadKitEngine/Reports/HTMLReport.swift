@@ -27,7 +27,7 @@ package enum HTMLReport {
         h += header(r, verdict: verdict)
         h += "<main class=\"wrap\">\n"
         h += kpiSection(r)
-        h += thresholdSection(outcomes, failed: failed)
+        h += thresholdSection(outcomes, failed: failed, blame: ConsoleSummary.LatencyBlame(r, outcomes: outcomes))
         h += timelineSection(r.metrics, charts)
         h += distributionSection(r.metrics, charts)
         h += "<section id=\"statistics\"><h2>Statistics</h2>\n" + statistics(r) + "</section>\n"
@@ -74,7 +74,7 @@ package enum HTMLReport {
     }
 
     /// Every threshold, passed and failed, actual vs limit.
-    static func thresholdSection(_ outcomes: [ThresholdOutcome], failed: Int) -> String {
+    static func thresholdSection(_ outcomes: [ThresholdOutcome], failed: Int, blame: ConsoleSummary.LatencyBlame? = nil) -> String {
         var h = ""
         h += "<section id=\"thresholds\"><h2>Thresholds</h2>\n"
         if outcomes.isEmpty {
@@ -92,6 +92,7 @@ package enum HTMLReport {
                     + "<td>\(e(o.detail.isEmpty ? o.message : String(o.detail.dropFirst(o.detail.hasPrefix("limit ") ? 6 : 0))))</td></tr>\n"
             }
             h += "</tbody></table>\n"
+            if let blame { h += "<p class=\"lead\" id=\"latency-blame\">\(e(blame.sentence))</p>\n" }
         }
         h += "</section>\n"
         return h

@@ -337,6 +337,7 @@ final class RunEngine: Sendable {
         env["build"] = BuildMode.name
         env["model"] = modelDescription
         env["users_created"] = String(created.load(ordering: .relaxed))
+        env["generator_cpus"] = String(availableCores())  // what its CPU figure is judged against
         if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
             env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
         }

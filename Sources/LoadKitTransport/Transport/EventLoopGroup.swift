@@ -10,7 +10,7 @@ import Darwin
 public final class EventLoopGroup: Sendable {
     /// The process-wide group used when no group is given: one loop per CPU this process may run
     /// on (its affinity mask, so `taskset -c 0` gives one loop).
-    @usableFromInline package static let shared = EventLoopGroup(loops: ProcessInfo_activeCores())
+    @usableFromInline package static let shared = EventLoopGroup(loops: availableCores())
 
     /// The loops of the group.
     package let loops: [EventLoop]
@@ -44,6 +44,8 @@ package func inShortTask<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sen
     return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
 }
 
-func ProcessInfo_activeCores() -> Int {
+/// The CPUs this process may run on (its affinity mask): one event loop each, and the load
+/// generator's capacity a summary judges its CPU against.
+package func availableCores() -> Int {
     Int(lk_cpu_count())
 }
