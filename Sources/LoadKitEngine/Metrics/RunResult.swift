@@ -78,7 +78,7 @@ package enum Interruption: Sendable, Hashable, Codable {
         switch self {
         case .abortOnThreshold(_, let message): "abort on threshold: \(message)"
         case .abortCheck(let reason): "abort check: \(reason)"
-        case .deadline(let cap): "deadline: the run reached its cap of \(cap) s"
+        case .deadline(let cap): "deadline: the run reached its cap of \(Fmt.upTo3(cap)) s"  // not 0.30000000000000004
         case .cancelled: "cancelled"
         case .signal(let name): name
         case .other(let text): text

@@ -292,7 +292,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
                 timeout = 0
             } else if let next = timers.first {
                 let now = monotonicNanos()
-                timeout = next.deadline > now ? Int64(next.deadline - now) : 0
+                timeout = next.deadline > now ? Int64(clamping: next.deadline - now) : 0
             }
             if timeout != 0 {
                 sleeping.store(true, ordering: .sequentiallyConsistent)
