@@ -42,6 +42,8 @@ int lk_accept(int fd, void *addr, uint32_t *len) {
 
 #if defined(__linux__)
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -114,14 +116,40 @@ void lk_wakeup_drain(int read_fd) {
     (void)r;
 }
 
+/* A container's CPU quota in whole CPUs, rounded up (cgroup v2 `cpu.max`, else v1
+   `cpu.cfs_quota_us` / `cpu.cfs_period_us`, at the cgroup root a container sees); 0 when none. */
+static int cgroup_quota_cpus(void) {
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char q[32] = {0};
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0) quota = atoll(q);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1) quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1) period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0) return 0;
+    return (int)((quota + period - 1) / period);
+}
+
 int lk_cpu_count(void) {
     cpu_set_t set;
     CPU_ZERO(&set);
+    int n;
     if (sched_getaffinity(0, sizeof set, &set) != 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (int)n : 1;
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)online : 1;
+    } else {
+        n = CPU_COUNT(&set);
     }
-    int n = CPU_COUNT(&set);
+    /* `--cpus=2` on a 16-core host: 2, not 16 (loops per CPU, and the CPU a summary judges). */
+    int quota = cgroup_quota_cpus();
+    if (quota > 0 && quota < n) n = quota;
     return n > 0 ? n : 1;
 }
 

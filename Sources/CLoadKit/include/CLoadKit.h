@@ -50,7 +50,8 @@ int lk_accept(int fd, void *addr, uint32_t *len);
 /// Names the calling thread (at most 15 characters are kept).
 void lk_set_thread_name(const char *name);
 
-/// CPUs this process may run on (its affinity mask), at least 1.
+/// CPUs this process may use: its affinity mask, lowered to a container's CPU quota (cgroup v2
+/// `cpu.max`, v1 `cpu.cfs_quota_us`) rounded up; at least 1.
 int lk_cpu_count(void);
 
 /// Bytes the C heap has handed out and not taken back (glibc mallinfo2: arena chunks in use plus

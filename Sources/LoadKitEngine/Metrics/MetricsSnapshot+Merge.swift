@@ -112,6 +112,9 @@ extension RunResult {
             out.generator += r.generator
             out.environment.merge(r.environment) { first, _ in first }
         }
+        // The generators' samples are concatenated, so their CPU is only comparable to one core
+        // count when every shard had the same (else no summary judges it against one).
+        if Set(results.map { $0.environment["generator_cpus"] }).count > 1 { out.environment["generator_cpus"] = nil }
         return out
     }
 }

@@ -8,8 +8,8 @@ import Darwin
 #endif
 
 public final class EventLoopGroup: Sendable {
-    /// The process-wide group used when no group is given: one loop per CPU this process may run
-    /// on (its affinity mask, so `taskset -c 0` gives one loop).
+    /// The process-wide group used when no group is given: one loop per CPU this process may use
+    /// (its affinity mask, so `taskset -c 0` gives one loop, lowered to a container's CPU quota).
     @usableFromInline package static let shared = EventLoopGroup(loops: availableCores())
 
     /// The loops of the group.
@@ -44,8 +44,8 @@ package func inShortTask<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sen
     return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
 }
 
-/// The CPUs this process may run on (its affinity mask): one event loop each, and the load
-/// generator's capacity a summary judges its CPU against.
+/// The CPUs this process may use (its affinity mask, lowered to a container's CPU quota): one
+/// event loop each, and the load generator's capacity a summary judges its CPU against.
 package func availableCores() -> Int {
     Int(lk_cpu_count())
 }
