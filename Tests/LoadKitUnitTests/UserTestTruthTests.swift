@@ -333,6 +333,25 @@ private struct UnexpectedStatus: Error {}
         #expect(m.counters["data_sent"] == Int64(seen.bytesIn), "the server read \(seen.bytesIn) bytes")
     }
 
+    @Test func aReadThatEndsTheConnectionIsCountedToo() async throws {
+        // The greeting and, in the same read, a frame that breaks the protocol (RSV1 set, no
+        // extension agreed): the client closes at once (1002). The greeting was delivered and
+        // both frames' bytes were read: they count, although the session ended in that read.
+        let peer = try GreetingWebSocketPeer.start(trailing: [0xC1, 0x02] + Array("hi".utf8), answersClose: false)
+        let url = "ws://127.0.0.1:\(peer.port)/greet"
+        let result = try await quiet(LoadTest("ws-greeting-violation", burst: 3)).run { user in
+            let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+            let first = try await ws.receive(timeout: .seconds(5))
+            user.rate("greeted", hit: first == .text("welcome"))
+        }
+        let m = result.metrics
+        let seen = peer.counts
+        #expect(seen.greeted == 3)
+        #expect(m.rates["greeted"] == RateTally(hits: 3, total: 3), "\(m.errors)")
+        #expect(m.counters["ws_msgs_received"] == 3, "the greetings")
+        #expect(m.counters["data_received"] == Int64(seen.bytesOut), "the server wrote \(seen.bytesOut) bytes")
+    }
+
     @Test func handshakesThatTimeOutOrAreClosedCountTheRequestTheyWrote() async throws {
         // No answer within the time-out, or the connection closed before an answer: the request
         // went out all the same.
@@ -501,20 +520,25 @@ private final class OneAnswerPerConnection: Sendable {
 private enum GreetingWebSocketPeer {
     struct Counts: Sendable { var greeted = 0, bytesIn = 0, bytesOut = 0 }
 
-    static func start() throws -> CountingListener<Counts> {
-        try CountingListener(Counts()) { _, tally in Peer(tally: tally) }
+    /// `trailing` is written in the same write, behind the greeting; `answersClose`: whether the
+    /// client's close frame gets one back.
+    static func start(trailing: [UInt8] = [], answersClose: Bool = true) throws -> CountingListener<Counts> {
+        try CountingListener(Counts()) { _, tally in Peer(tally: tally, trailing: trailing, answersClose: answersClose) }
     }
 
     private final class Peer: ConnectionDelegate, @unchecked Sendable {
         let tally: CountingListener<Counts>.Tally
+        let trailing: [UInt8], answersClose: Bool
         var head: [UInt8] = []
         var upgraded = false, closed = false
-        init(tally: CountingListener<Counts>.Tally) { self.tally = tally }
+        init(tally: CountingListener<Counts>.Tally, trailing: [UInt8], answersClose: Bool) {
+            self.tally = tally; self.trailing = trailing; self.answersClose = answersClose
+        }
         func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) {
             tally.update { $0.bytesIn += bytes.count }
             if upgraded {
                 // The client's close frame (it sends nothing else): answer it once, 1000.
-                guard !closed else { return }
+                guard !closed, answersClose else { return }
                 closed = true
                 send([0x88, 0x02, 0x03, 0xE8], on: c)
                 c.shutdownOutput()
@@ -528,7 +552,7 @@ private enum GreetingWebSocketPeer {
             let key = line.dropFirst("sec-websocket-key:".count).trimmingCharacters(in: .whitespaces)
             var answer = Array(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Accept: \(WebSocketHandshakeKeys.accept(forKey: key))\r\n\r\n").utf8)
-            answer += [0x81, 7] + Array("welcome".utf8)
+            answer += [0x81, 7] + Array("welcome".utf8) + trailing
             tally.update { $0.greeted += 1 }
             send(answer, on: c)
         }

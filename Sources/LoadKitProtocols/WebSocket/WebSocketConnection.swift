@@ -112,11 +112,8 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
     /// their messages in `ws_msgs_received`, their bytes in `data_received` (the handshake's
     /// count stopped at the head's end).
     func feed(_ bytes: [UInt8]) {
-        let before = messagesReceived
         var copy = bytes
-        copy.withUnsafeMutableBytes { process($0) }
-        sessionObserver?.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: 0,
-                                 bytesReceived: bytes.count)
+        copy.withUnsafeMutableBytes { received($0) }
     }
 
     /// True while messages may be sent (not closing or closed). On the loop.
@@ -263,11 +260,19 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
     /// Transport callback: bytes arrived (on the loop).
     public func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         lastActivityNanos = monotonicNanos()
-        let before = messagesReceived
         // The loop's read buffer is mutable memory handed out read-only; it is overwritten after
         // this call anyway, so masked payloads are unmasked in place instead of copied.
-        process(UnsafeMutableRawBufferPointer(mutating: bytes))
-        if let observer = sessionObserver {
+        received(UnsafeMutableRawBufferPointer(mutating: bytes))
+    }
+
+    /// Processes bytes read and counts them and the messages they completed. The observer is
+    /// taken first: a read that ends the session (a frame breaking the protocol behind a message)
+    /// closes it inside `process`, and its bytes and messages still count.
+    private func received(_ bytes: UnsafeMutableRawBufferPointer) {
+        let observer = sessionObserver
+        let before = messagesReceived
+        process(bytes)
+        if let observer {
             let tls = transport.takeWireOverhead()
             observer.traffic(messagesSent: 0, messagesReceived: messagesReceived - before, bytesSent: tls.sent,
                              bytesReceived: bytes.count + tls.received)
