@@ -44,11 +44,11 @@ enum BenchHTTP {
         let mode = o.string("mode") ?? "scenario"
         _ = try HTTPRequest(url: url)  // a bad URL fails here, before any load
         let maxConnections = try o.int("max-connections", 0)
-        guard maxConnections >= 0 else { throw BenchError("--max-connections must be positive (0: no cap)") }
+        guard maxConnections >= 0 else { throw BenchError("--max-connections must be ≥ 0 (0: no cap)") }
         let client = maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient()
         defer { client.shutdown() }
 
-        err("http: \(mode) mode, \(connections) connections, \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList()), \(EventLoopGroup.shared.loops.count) loop(s)")
+        err("http: \(mode) mode, \(connections) \(maxConnections > 0 ? "users, pool capped at \(maxConnections) connections" : "connections"), \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList()), \(EventLoopGroup.shared.loops.count) loop(s)")
         let r: Round
         switch mode {
         case "scenario":
@@ -73,7 +73,9 @@ enum BenchHTTP {
             emit("rate_asked", rate, digits: 0)
             emit("http_reqs_total", w.httpReqs + r.httpReqs)
         case "ceiling":
-            try await ceiling(client, url, users: connections, seconds: seconds, o)
+            try await ceiling(url, users: connections, seconds: seconds, o) {
+                maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient()
+            }
             return
         default:
             throw BenchError("--mode must be scenario, execute, open, paced or ceiling")
@@ -206,14 +208,23 @@ enum BenchHTTP {
     }
 
     /// Rising open-model rates until one drops 0.1 % or more of its iterations (or fails one),
-    /// then two bisection steps between the last rate that held and the first that did not.
-    static func ceiling(_ client: HTTPClient, _ url: String, users: Int, seconds: Double, _ o: BenchOptions) async throws {
+    /// then two bisection steps between the last rate that held and the first that did not. Each
+    /// rate gets a fresh client (warmed up once): connections a failed rate piled up do not
+    /// weigh on the next.
+    static func ceiling(_ url: String, users: Int, seconds: Double, _ o: BenchOptions,
+                        client makeClient: () -> HTTPClient) async throws {
         var rate = try o.double("from", 20_000)
         let factor = max(1.01, try o.double("step", 1.1))
         let maxRate = try o.double("max-rate", 1_000_000)
-        _ = try await openModel(client, url, rate: rate, users: users, seconds: 1)  // warm-up
+        do {  // warm-up: the code paths, not a pool
+            let warm = makeClient()
+            defer { warm.shutdown() }
+            _ = try await openModel(warm, url, rate: rate, users: users, seconds: 1)
+        }
         var best: (rate: Double, round: Round)?
         func holds(_ rate: Double) async throws -> Bool {
+            let client = makeClient()
+            defer { client.shutdown() }
             let r = try await openModel(client, url, rate: rate, users: users, seconds: seconds)
             let planned = Double(r.requests + r.dropped + r.errors)
             let droppedShare = planned > 0 ? Double(r.dropped) / planned : 1
