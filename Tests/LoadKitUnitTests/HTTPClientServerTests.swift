@@ -222,6 +222,32 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         #expect(took < .seconds(1), "\(took)")
     }
 
+    /// A request that times out before any connection took it says so: with a capped pool the
+    /// time went in the client's queue while the server kept every connection busy.
+    @Test func aRequestThatNeverGotAConnectionSaysSo() async throws {
+        let server = try HTTPServer { _ in
+            try? await Task.sleep(for: .seconds(2))
+            return .text("late")
+        }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/slow?token=abc"
+        let holder = Task(executorPreference: EventLoopGroup.shared.next()) {
+            await capture { try await client.get(url, timeout: .seconds(1)) }
+        }
+        try await Task.sleep(for: .milliseconds(100))            // the holder has the only connection
+        let waiter = await Task(executorPreference: EventLoopGroup.shared.next()) {
+            await capture { try await client.get(url, timeout: .milliseconds(200)) }
+        }.value
+        guard case .failure(let e) = waiter else { Issue.record("the queued request succeeded"); return }
+        #expect(e.loadKitKind == "timeout" && e.loadKitSource == .server)
+        #expect("\(e)" == "HTTP request to http://127.0.0.1:\(server.port)/slow?… timed out after 200 ms waiting for a "
+            + "connection: the client's 1 connection to 127.0.0.1:\(server.port) (maxConnectionsPerHost) stayed busy with earlier requests")
+        guard case .failure(let held) = await holder.value else { Issue.record("the stalled request succeeded"); return }
+        #expect("\(held)" == "HTTP request to http://127.0.0.1:\(server.port)/slow?… timed out after 1 s")
+    }
+
     @Test func cancellationEndsAPendingRequestAtOnce() async throws {
         let server = try HTTPServer { _ in
             try? await Task.sleep(for: .seconds(2))

@@ -75,6 +75,13 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
         ResourcePressure.attribute(HTTPError.timeout(after: timeout, endpoint: endpoint.description), operationStart: start)
     }
 
+    /// The time-out of a request that never got a connection: every one the capped pool may open
+    /// stayed busy (the same kind and side as any time-out; the text says where the time went).
+    func queueTimeoutError(connections: Int) -> any Error {
+        ResourcePressure.attribute(HTTPQueueTimeout(timeout: timeout, endpoint: endpoint.description, connections: connections),
+                                   operationStart: start)
+    }
+
     /// The `http_<code>` failure for an answer outside the request's expected statuses (or the
     /// client's `expected`), nil for an expected one. Read in place: no copy of the request.
     func statusFailure(_ status: Int, expected: ExpectedStatuses) -> HTTPError? {
@@ -258,7 +265,7 @@ final class HostPool: Sendable {
             s.idle.append(conn)
             return nil
         }
-        for e in expired { e.fail(e.timeoutError) }
+        for e in expired { e.fail(e.queueTimeoutError(connections: configuration.maxConnectionsPerHost)) }
         if let n = next { conn.run(n) } else if state.withLock({ $0.closed }) { conn.closeNow() }
     }
 
@@ -332,7 +339,7 @@ final class HostPool: Sendable {
             return nil
         }
         timer?.cancel()
-        for e in expired { e.fail(e.timeoutError) }
+        for e in expired { e.fail(e.queueTimeoutError(connections: configuration.maxConnectionsPerHost)) }
     }
 
     func shutdown() {
