@@ -74,7 +74,7 @@ package enum HTMLReport {
     }
 
     /// Every threshold, passed and failed, actual vs limit.
-    static func thresholdSection(_ outcomes: [ThresholdOutcome], failed: Int, blame: ConsoleSummary.LatencyBlame? = nil) -> String {
+    static func thresholdSection(_ outcomes: [ThresholdOutcome], failed: Int, blame: ConsoleSummary.LatencyBlame?) -> String {
         var h = ""
         h += "<section id=\"thresholds\"><h2>Thresholds</h2>\n"
         if outcomes.isEmpty {
