@@ -194,20 +194,25 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         #expect(count("declined", in: declined) == 2)
     }
 
-    @Test func timeoutOnStallingServer() async throws {
+    /// A server that answers every request after `stall`, and a client with one connection to it.
+    private func stallingServerWithOneConnection(answeringAfter stall: Duration) throws -> (HTTPServer, HTTPClient) {
         let server = try HTTPServer { _ in
-            try? await Task.sleep(for: .seconds(3))
+            try? await Task.sleep(for: stall)
             return .text("late")
         }
-        defer { server.stop() }
-        let client = HTTPClient(maxConnectionsPerHost: 1)
-        defer { client.shutdown() }
+        return (server, HTTPClient(maxConnectionsPerHost: 1))
+    }
+
+    @Test func timeoutOnStallingServer() async throws {
+        let (server, client) = try stallingServerWithOneConnection(answeringAfter: .seconds(3))
+        defer { server.stop(); client.shutdown() }
         let url = "http://127.0.0.1:\(server.port)/"
         // Timed in a task on an event loop: the requests' failures resume it there, not on Swift's
         // shared pool, which parallel suites can hold (1.05 s seen for two 200/300 ms time-outs).
         let (results, took) = await Task(executorPreference: EventLoopGroup.shared.next()) {
             let started = ContinuousClock.now
-            // The second request waits for the only connection; it times out in the queue.
+            // The second request waits for the only connection, and gets a new one when the first's
+            // time-out closes it: both time out on the wire.
             async let first = capture { try await client.get(url, timeout: .milliseconds(200)) }
             async let second = capture { try await client.get(url, timeout: .milliseconds(300)) }
             let results = [await first, await second]
@@ -225,13 +230,8 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
     /// A request that times out before any connection took it says so: with a capped pool the
     /// time went in the client's queue while the server kept every connection busy.
     @Test func aRequestThatNeverGotAConnectionSaysSo() async throws {
-        let server = try HTTPServer { _ in
-            try? await Task.sleep(for: .seconds(2))
-            return .text("late")
-        }
-        defer { server.stop() }
-        let client = HTTPClient(maxConnectionsPerHost: 1)
-        defer { client.shutdown() }
+        let (server, client) = try stallingServerWithOneConnection(answeringAfter: .seconds(2))
+        defer { server.stop(); client.shutdown() }
         let url = "http://127.0.0.1:\(server.port)/slow?token=abc"
         let holder = Task(executorPreference: EventLoopGroup.shared.next()) {
             await capture { try await client.get(url, timeout: .seconds(1)) }
@@ -249,13 +249,8 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
     }
 
     @Test func cancellationEndsAPendingRequestAtOnce() async throws {
-        let server = try HTTPServer { _ in
-            try? await Task.sleep(for: .seconds(2))
-            return .text("late")
-        }
-        defer { server.stop() }
-        let client = HTTPClient(maxConnectionsPerHost: 1)
-        defer { client.shutdown() }
+        let (server, client) = try stallingServerWithOneConnection(answeringAfter: .seconds(2))
+        defer { server.stop(); client.shutdown() }
         let url = "http://127.0.0.1:\(server.port)/"
         let started = ContinuousClock.now
         let inFlight = Task { try await client.get(url, timeout: .seconds(10)) }
