@@ -45,7 +45,8 @@ enum BenchHTTP {
         _ = try HTTPRequest(url: url)  // a bad URL fails here, before any load
         let maxConnections = try o.int("max-connections", 0)
         guard maxConnections >= 0 else { throw BenchError("--max-connections must be ≥ 0 (0: no cap)") }
-        let client = maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient()
+        let makeClient = { maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient() }
+        let client = makeClient()
         defer { client.shutdown() }
 
         err("http: \(mode) mode, \(connections) \(maxConnections > 0 ? "users, pool capped at \(maxConnections) connections" : "connections"), \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList()), \(EventLoopGroup.shared.loops.count) loop(s)")
@@ -73,9 +74,7 @@ enum BenchHTTP {
             emit("rate_asked", rate, digits: 0)
             emit("http_reqs_total", w.httpReqs + r.httpReqs)
         case "ceiling":
-            try await ceiling(url, users: connections, seconds: seconds, o) {
-                maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient()
-            }
+            try await ceiling(url, users: connections, seconds: seconds, o, client: makeClient)
             return
         default:
             throw BenchError("--mode must be scenario, execute, open, paced or ceiling")

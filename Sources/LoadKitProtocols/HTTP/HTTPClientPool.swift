@@ -78,8 +78,9 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     /// The time-out of a request that never got a connection: every one the capped pool may open
     /// stayed busy (the same kind and side as any time-out; the text says where the time went).
     func queueTimeoutError(connections: Int) -> any Error {
-        ResourcePressure.attribute(HTTPQueueTimeout(timeout: timeout, endpoint: endpoint.description, connections: connections),
-                                   operationStart: start)
+        let queued = HTTPQueueTimeout(timeout: .timeout(after: timeout, endpoint: endpoint.description),
+                                      authority: endpoint.authority, connections: connections)
+        return ResourcePressure.attribute(queued, operationStart: start)
     }
 
     /// The `http_<code>` failure for an answer outside the request's expected statuses (or the
@@ -265,8 +266,13 @@ final class HostPool: Sendable {
             s.idle.append(conn)
             return nil
         }
-        for e in expired { e.fail(e.queueTimeoutError(connections: configuration.maxConnectionsPerHost)) }
+        failQueued(expired)
         if let n = next { conn.run(n) } else if state.withLock({ $0.closed }) { conn.closeNow() }
+    }
+
+    /// Fails requests whose time-out passed while they waited for a connection.
+    private func failQueued(_ expired: [PendingRequest]) {
+        for e in expired { e.fail(e.queueTimeoutError(connections: configuration.maxConnectionsPerHost)) }
     }
 
     /// A connection closed (or failed to open): free its slot and remove it if idle; if requests
@@ -339,7 +345,7 @@ final class HostPool: Sendable {
             return nil
         }
         timer?.cancel()
-        for e in expired { e.fail(e.queueTimeoutError(connections: configuration.maxConnectionsPerHost)) }
+        failQueued(expired)
     }
 
     func shutdown() {

@@ -65,23 +65,19 @@ public enum HTTPError: ClassifiedError, Sendable, Equatable {
 
 /// An HTTP request that timed out in the client's queue, before any connection took it: the
 /// host's pool was capped (``HTTPClient/Configuration/maxConnectionsPerHost``) and every
-/// connection stayed busy with earlier requests. Kind `timeout` and the server's side, as any
-/// time-out (the server kept the connections busy); the text says where the time went.
+/// connection stayed busy with earlier requests. Kind, side and opening words are the plain
+/// time-out's (the server kept the connections busy); the rest says where the time went.
 package struct HTTPQueueTimeout: ClassifiedError, Sendable, Equatable {
-    let timeout: Duration
-    let endpoint: String
+    /// The time-out as any request's (`HTTPError.timeout`).
+    let timeout: HTTPError
+    /// The pool's `host:port`.
+    let authority: String
+    /// The pool's cap.
     let connections: Int
-    package var kind: String { "timeout" }
-    package var source: FailureSource { .server }
+    package var kind: String { timeout.kind }
+    package var source: FailureSource { timeout.source }
     package var description: String {
-        Secrets.redact("HTTP request to \(endpoint) timed out after \(timeout.readable) waiting for a connection: the "
-            + "client's \(connections) connection\(connections == 1 ? "" : "s") to \(host) (maxConnectionsPerHost) stayed "
-            + "busy with earlier requests")
-    }
-    /// The endpoint's `host:port`, for the sentence.
-    private var host: String {
-        guard let r = endpoint.range(of: "://") else { return endpoint }
-        let rest = endpoint[r.upperBound...]
-        return String(rest.prefix { $0 != "/" && $0 != "?" })
+        timeout.description + Secrets.redact(" waiting for a connection: the client's \(connections) connection"
+            + "\(connections == 1 ? "" : "s") to \(authority) (maxConnectionsPerHost) stayed busy with earlier requests")
     }
 }
