@@ -215,16 +215,19 @@ enum BenchHTTP {
         var rate = try o.double("from", 20_000)
         let factor = max(1.01, try o.double("step", 1.1))
         let maxRate = try o.double("max-rate", 1_000_000)
+        // Every request of the search, warm-up included: the bench compares it with the server's count.
+        var sent = 0
         do {  // warm-up: the code paths, not a pool
             let warm = makeClient()
             defer { warm.shutdown() }
-            _ = try await openModel(warm, url, rate: rate, users: users, seconds: 1)
+            sent += try await openModel(warm, url, rate: rate, users: users, seconds: 1).httpReqs
         }
         var best: (rate: Double, round: Round)?
         func holds(_ rate: Double) async throws -> Bool {
             let client = makeClient()
             defer { client.shutdown() }
             let r = try await openModel(client, url, rate: rate, users: users, seconds: seconds)
+            sent += r.httpReqs
             let planned = Double(r.requests + r.dropped + r.errors)
             let droppedShare = planned > 0 ? Double(r.dropped) / planned : 1
             err(String(format: "http: open model at %.0f/s: %d requests, %d dropped (%.3f %%), %d late, cpu %.1f µs/request",
@@ -247,6 +250,7 @@ enum BenchHTTP {
         }
         guard let best else { throw BenchError("the open model dropped ≥ 0.1 % already at the first rate; lower --from") }
         emit("ceiling_rate", best.rate, digits: 0)
+        emit("http_reqs_total", sent)
         print(best.round)
     }
 }
