@@ -140,14 +140,16 @@ import LoadKitFixtures
         let (server, relay, client) = try Self.httpsBehindARelay(trusting: try TLSTestFixture.certificates())
         defer { server.stop(); client.shutdown() }
         let url = "https://localhost:\(relay.port)/item"
-        let result = try await LoadTest("https-wire-bytes") { Stage("all", to: 3, over: .zero); Hold(.milliseconds(500)) }
-            .reports(false).progress(false).exclusive(false)
-            .run { _ in try await client.get(url, timeout: .seconds(5)).requireStatus() }
+        // A count of requests, not a time: a timed hold made only 10 requests in CI's busy
+        // parallel TLS run (three handshakes in a debug build beside the 24 MiB tests).
+        let result = try await LoadTest("https-wire-bytes", burst: 3).reports(false).progress(false).exclusive(false)
+            .run { _ in for _ in 0..<5 { try await client.get(url, timeout: .seconds(5)).requireStatus() } }
         let seen = await relay.settled()   // before the client closes its kept-alive connections
         let m = result.metrics
         let plaintext = server.statistics
-        #expect((m.counters["http_reqs"] ?? 0) > 10 && m.errors.isEmpty, "\(m.errors)")
-        #expect(seen.connections == 3)
+        #expect(m.counters["http_reqs"] == 15 && m.errors.isEmpty, "\(m.counters["http_reqs"] ?? 0) requests, \(m.errors)")
+        // Three users at once take up to three kept-alive connections (fewer if one finished first).
+        #expect((1...3).contains(seen.connections), "\(seen.connections) connections")
         #expect(seen.clientToServer > plaintext.bytesReceived && seen.serverToClient > plaintext.bytesSent, "TLS adds bytes")
         Self.expectTheRelaysCount(m, seen)
     }
