@@ -239,10 +239,12 @@ private final class ChatWorker: @unchecked Sendable {
     private func connectNow() async -> StompClient? {
         let client: StompClient
         do {
-            client = try await StompClient.connect(
-                webSocket: c.webSocketURL, connectHeaders: shared.connectHeaders, host: c.stompHost,
-                heartBeat: c.heartBeat, timeout: c.connectTimeout, wsHeaders: shared.webSocketHeaders,
-                subprotocols: c.subprotocols)
+            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
+            client = try await StompClient.connectNow(
+                webSocket: c.webSocketURL,
+                configuration: StompClientConfiguration(host: c.stompHost, connectHeaders: shared.connectHeaders, heartBeat: c.heartBeat),
+                timeout: c.connectTimeout, wsHeaders: shared.webSocketHeaders, subprotocols: c.subprotocols,
+                on: EventLoop.current ?? EventLoopGroup.shared.next())
         } catch {
             failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
             return nil

@@ -38,9 +38,12 @@ extension StompClient {
         }
     }
 
-    private static func connectNow(webSocket url: String, configuration: StompClientConfiguration,
-                                   timeout: Duration, wsHeaders: [(String, String)], subprotocols: [String],
-                                   source: SocketAddress?, limits: StompFrameParser.Limits, tls: TLSConfiguration?,
+    /// ``connect(webSocket:configuration:timeout:wsHeaders:subprotocols:source:limits:tls:on:)`` in
+    /// the caller's task, for a caller that is itself a short task (a second one nested in it
+    /// would only add its memory to every connect in flight).
+    package static func connectNow(webSocket url: String, configuration: StompClientConfiguration,
+                                   timeout: Duration, wsHeaders: [(String, String)] = [], subprotocols: [String] = StompClient.webSocketSubprotocols,
+                                   source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(), tls: TLSConfiguration? = nil,
                                    on loop: EventLoop) async throws -> StompClient {
         let start = monotonicNanos()
         let ws = try await WebSocketClient.connectNow(try Endpoint(url, defaultScheme: .ws), headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
