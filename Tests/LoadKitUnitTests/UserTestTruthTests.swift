@@ -292,6 +292,51 @@ private struct UnexpectedStatus: Error {}
         #expect(m.errors.isEmpty)
     }
 
+    /// STOMP straight over TCP (`StompClient.connect(tcpHost:port:)`) counts its bytes as STOMP
+    /// over WebSocket does: `data_sent` / `data_received` are what a relay between client and
+    /// broker carried (CONNECT to DISCONNECT and the broker's frames, heart-beats included).
+    @Test(arguments: [false, true])
+    func stompBytesAreTheBytesOnTheWire(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        let relay = try CountingRelay(to: broker.address)
+        let result = try await quiet(LoadTest("stomp-bytes", burst: 2)).run { user in
+            let c = webSocket
+                ? try await StompClient.connect(webSocket: "ws://127.0.0.1:\(relay.port)/stomp", connectHeaders: [("login", "user"), ("passcode", "pw-secret-1")],
+                                                host: "test-vhost", heartBeat: (.zero, .zero), timeout: .seconds(5))
+                : try await StompClient.connect(tcpHost: "127.0.0.1", port: relay.port, connectHeaders: [("login", "user"), ("passcode", "pw-secret-1")],
+                                                vhost: "test-vhost", heartBeat: (.zero, .zero), timeout: .seconds(5))
+            let inbox = StompInbox()
+            let topic = "/topic/bytes-\(user.index)"
+            _ = try await c.subscribe(destination: topic, receipt: true) { inbox.add($0) }
+            for i in 0..<3 { try await c.send(destination: topic, body: Array("message \(i)".utf8), receipt: true) }
+            #expect(await inbox.wait(for: 3).count == 3)
+            await c.disconnect()
+        }
+        let seen = await relay.settled()
+        let m = result.metrics
+        #expect(m.errors.isEmpty, "\(m.errors)")
+        #expect(seen.connections == 2 && seen.clientToServer > 2 * 3 * 30)
+        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
+        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+    }
+
+    /// A CONNECT the broker refuses (ERROR, then it closes) still put its bytes on the wire, and
+    /// the refusal is one error, the server's.
+    @Test func aRefusedStompConnectOverTCPCountsItsBytes() async throws {
+        let broker = try StompTestBroker()
+        let relay = try CountingRelay(to: broker.address)
+        let result = try await quiet(LoadTest("stomp-refused-bytes", burst: 1)).run { _ in
+            _ = try await StompClient.connect(tcpHost: "127.0.0.1", port: relay.port, connectHeaders: [("login", "bad"), ("passcode", "pw-secret-1")],
+                                              vhost: "test-vhost", heartBeat: (.zero, .zero), timeout: .seconds(5))
+        }
+        let seen = await relay.settled()
+        let m = result.metrics
+        #expect(m.errors.values.reduce(0) { $0 + $1.count } == 1 && m.errors.values.allSatisfy { $0.source == .server }, "\(m.errors)")
+        #expect(seen.clientToServer > 0 && seen.serverToClient > 0)
+        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
+        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+    }
+
     @Test func refusedWebSocketHandshakesCountTheirBytesInDataSentAndReceived() async throws {
         // A server that answers the upgrade with 403 and a body (as the held-out user's Python
         // `websockets` server did), counting every byte in and out: a refused handshake still

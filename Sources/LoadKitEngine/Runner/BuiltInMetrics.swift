@@ -139,6 +139,11 @@ extension UserContext: ClientObserver {
         return WebSocketSessionMetrics(handles)
     }
 
+    func streamTraffic(bytesSent: Int, bytesReceived: Int) {
+        if bytesSent > 0 { recorder.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent)) }
+        if bytesReceived > 0 { recorder.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived)) }
+    }
+
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
         // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).
         if bytesSent > 0 { recorder.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent)) }

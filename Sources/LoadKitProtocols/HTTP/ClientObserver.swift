@@ -21,6 +21,9 @@ package protocol ClientObserver: Sendable {
     /// only those whose handle is gone (a script that keeps its client keeps its session).
     /// Called from the task that opened it.
     func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable)
+    /// A connection that is neither HTTP nor WebSocket (STOMP straight over TCP) put `bytesSent`
+    /// on the wire and took `bytesReceived` from it since the last call; on the connection's loop.
+    func streamTraffic(bytesSent: Int, bytesReceived: Int)
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }

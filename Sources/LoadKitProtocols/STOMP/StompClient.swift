@@ -159,9 +159,10 @@ public final class StompClient: @unchecked Sendable {
             let client = StompClient(loop: loop, configuration: configuration, limits: limits)
             client.transportConnectNanos = monotonicNanos() &- start
             let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
+            let stream = StompTCPStream(conn, client: client, observer: ClientObservation.current)
             try await client.handshake(timeout: remaining) {
-                client.transport = .tcp(conn)
-                conn.start(delegate: StompTCPAdapter(client: client))
+                client.transport = .tcp(stream)
+                conn.start(delegate: stream)
             }
             return client
         }
