@@ -68,13 +68,11 @@ private final class ChatWorkerShared: Sendable {
     let connectHeaders: [(String, String)]
     let webSocketHeaders: [(String, String)]
     let topics: [String: (topic: String, destination: String)]
-    let key: [String]
 
     private static let cache = Mutex<ChatWorkerShared?>(nil)
 
-    private init(_ c: StompChatConfiguration, key: [String]) throws {
+    private init(_ c: StompChatConfiguration) throws {
         self.c = c
-        self.key = key
         template = try MessageTemplate(c.messageTemplate)
         connectHeaders = c.effectiveConnectHeaders
         webSocketHeaders = c.effectiveWebSocketHeaders
@@ -85,16 +83,30 @@ private final class ChatWorkerShared: Sendable {
 
     /// The shared values for `c` (the last configuration's are reused while it is unchanged).
     static func of(_ c: StompChatConfiguration) throws -> ChatWorkerShared {
-        let key = [c.messageTemplate, c.subscribeDestination, c.publishDestination, c.authHeader, c.authScheme,
-                   c.token ?? "", c.authIn.rawValue, c.webSocketURL, c.stompHost ?? "", c.contentType, c.runTag,
-                   "\(c.heartBeat)", "\(c.messageInterval)", "\(c.messageTimeout)", "\(c.connectTimeout)",
-                   "\(c.drainAtStop)", "\(String(describing: c.reconnect))", "\(c.subscribeReceipt)"]
-            + c.roomIds + c.subprotocols + ["|"] + c.connectHeaders.flatMap { [$0.0, $0.1] }
-            + ["|"] + c.webSocketHeaders.flatMap { [$0.0, $0.1] }
-        if let hit = cache.withLock({ $0 }), hit.key == key { return hit }
-        let v = try ChatWorkerShared(c, key: key)
+        if let hit = cache.withLock({ $0 }), Self.sameWorkerSettings(hit.c, c) { return hit }
+        let v = try ChatWorkerShared(c)
         cache.withLock { $0 = v }
         return v
+    }
+
+    /// Whether `a` and `b` agree on everything a worker reads. Compared field by field, with no
+    /// allocation: every worker of a run asks (a key array of the fields' texts, 100 rooms
+    /// included, cost each worker 6 KB of short-lived allocations, holes left between the
+    /// long-lived objects of the workers that connected meanwhile — `bench chat`'s RSS).
+    private static func sameWorkerSettings(_ a: StompChatConfiguration, _ b: StompChatConfiguration) -> Bool {
+        func same(_ x: [(String, String)], _ y: [(String, String)]) -> Bool {
+            x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        }
+        return a.messageTemplate == b.messageTemplate && a.subscribeDestination == b.subscribeDestination
+            && a.publishDestination == b.publishDestination && a.authHeader == b.authHeader
+            && a.authScheme == b.authScheme && a.token == b.token && a.authIn == b.authIn
+            && a.secure == b.secure && a.host == b.host && a.port == b.port && a.webSocketPath == b.webSocketPath
+            && a.stompHost == b.stompHost && a.contentType == b.contentType && a.runTag == b.runTag
+            && a.heartBeat == b.heartBeat && a.messageInterval == b.messageInterval
+            && a.messageTimeout == b.messageTimeout && a.connectTimeout == b.connectTimeout
+            && a.drainAtStop == b.drainAtStop && a.reconnect == b.reconnect && a.subscribeReceipt == b.subscribeReceipt
+            && a.roomIds == b.roomIds && a.subprotocols == b.subprotocols
+            && same(a.connectHeaders, b.connectHeaders) && same(a.webSocketHeaders, b.webSocketHeaders)
     }
 }
 
@@ -237,18 +249,7 @@ private final class ChatWorker: @unchecked Sendable {
     }
 
     private func connectNow() async -> StompClient? {
-        let client: StompClient
-        do {
-            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
-            client = try await StompClient.connectNow(
-                webSocket: c.webSocketURL,
-                configuration: StompClientConfiguration(host: c.stompHost, connectHeaders: shared.connectHeaders, heartBeat: c.heartBeat),
-                timeout: c.connectTimeout, wsHeaders: shared.webSocketHeaders, subprotocols: c.subprotocols,
-                on: EventLoop.current ?? EventLoopGroup.shared.next())
-        } catch {
-            failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
-            return nil
-        }
+        guard let client = await openClient() else { return nil }
         rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
         rec.recordNanos(h.stompConnect, client.stompConnectNanos)
         if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
@@ -256,7 +257,9 @@ private final class ChatWorker: @unchecked Sendable {
         do {
             // The handler reads only the worker's constants (`let`s), so it captures the worker
             // rather than a copy of each (one pointer in its context instead of five).
-            try await client.subscribe(destination: topic, id: "sub-1", receipt: c.subscribeReceipt, timeout: c.connectTimeout) { [self] msg in
+            let settings = shared
+            try await client.subscribe(destination: topic, id: "sub-1", receipt: settings.c.subscribeReceipt,
+                                       timeout: settings.c.connectTimeout) { [self] msg in
                 received(msg)
             }
         } catch {
@@ -265,6 +268,31 @@ private final class ChatWorker: @unchecked Sendable {
             return nil
         }
         return client
+    }
+
+    /// The WebSocket and STOMP handshakes; nil (failure recorded) when either fails. Its own
+    /// function, with the arguments built by a plain one: an async function's context keeps every
+    /// temporary of its body (here copies of the configuration), and a connect's contexts live
+    /// as long as the handshakes wait — thousands at once in a ramp against a slow server.
+    @inline(never)
+    private func openClient() async -> StompClient? {
+        let a = connectArguments()
+        do {
+            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
+            return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
+                                                    wsHeaders: a.headers, subprotocols: a.subprotocols, on: a.loop)
+        } catch {
+            failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
+            return nil
+        }
+    }
+
+    @inline(never)
+    private func connectArguments() -> (url: String, configuration: StompClientConfiguration, timeout: Duration,
+                                        headers: [(String, String)], subprotocols: [String], loop: EventLoop) {
+        let s = shared
+        return (s.c.webSocketURL, StompClientConfiguration(host: s.c.stompHost, connectHeaders: s.connectHeaders, heartBeat: s.c.heartBeat),
+                s.c.connectTimeout, s.webSocketHeaders, s.c.subprotocols, EventLoop.current ?? EventLoopGroup.shared.next())
     }
 
     /// A MESSAGE (on the event loop): counted; the worker's own gives the RTT.

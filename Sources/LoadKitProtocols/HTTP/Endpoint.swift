@@ -184,6 +184,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Resolves the host to a socket address (numeric hosts never touch the resolver).
+    @inline(never)  // a small context of its own (see WebSocketClient.connectNow)
     public func resolve() async throws -> SocketAddress {
         try await SocketAddress.resolve(host: host, port: port)
     }

@@ -55,6 +55,7 @@ extension StompClient {
     /// The STOMP handshake (CONNECT → CONNECTED) over an open WebSocket (over TCP, TLS, or an
     /// in-memory pair in tests), within what is left of `timeout` since `start`; closes the
     /// WebSocket's transport when it fails.
+    @inline(never)
     static func handshake(over ws: WebSocketClient, configuration: StompClientConfiguration,
                           limits: StompFrameParser.Limits, timeout: Duration, start: UInt64) async throws -> StompClient {
         let client = StompClient(loop: ws.loop, configuration: configuration, limits: limits)

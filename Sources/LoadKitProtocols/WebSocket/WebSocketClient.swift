@@ -72,15 +72,24 @@ public final class WebSocketClient: @unchecked Sendable {
         }
     }
 
+    // The connect path's steps are not inlined into one another: an async function's context
+    // holds every value any inlined step keeps across an await, and a connect's contexts live
+    // until it ends — with thousands in flight (a ramp against a slow server) their sum stays
+    // behind as free chunks between the long-lived objects (`bench chat`'s RSS over its heap).
+    @inline(never)
     static func connectNow(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
                            tls: TLSConfiguration?, on loop: EventLoop) async throws -> WebSocketClient {
         let observer = ClientObservation.current
         let wire = WireBytes()
         do {
-            return try await open(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
-                                  maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
-                                  tls: tls, on: loop, observer: observer, wire: wire)
+            // The transport first, in a function of its own whose context is gone by the
+            // handshake (which can wait long on a busy server).
+            let start = monotonicNanos()
+            let transport = try await openTransport(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop)
+            return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
+                                       timeout: timeout, deadline: start &+ timeout.nanoseconds, maxMessageSize: maxMessageSize,
+                                       closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
         } catch {
             // A refused, timed-out or dropped handshake still put bytes on the wire: count them.
             observer?.webSocketFailed(error, endpoint: endpoint, bytesSent: wire.sent, bytesReceived: wire.received)
@@ -88,26 +97,22 @@ public final class WebSocketClient: @unchecked Sendable {
         }
     }
 
-    private static func open(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
-                             timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration,
-                             tls: TLSConfiguration?, on loop: EventLoop,
-                             observer: (any ClientObserver)?, wire: WireBytes) async throws -> WebSocketClient {
+    /// TCP (and TLS for `wss`) to `endpoint`; a failed TLS handshake leaves its bytes in `wire`.
+    @inline(never)
+    private static func openTransport(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?,
+                                      tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> any Transport {
         if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // wss: `tls` or the default client configuration, verified for the URL's host.
         let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
         let address = try await endpoint.resolve()
-        let start = monotonicNanos()
-        let deadline = start &+ timeout.nanoseconds
-        let transport = try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
-                                                             failedHandshake: wire, on: loop)
-        return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
-                                   timeout: timeout, deadline: deadline, maxMessageSize: maxMessageSize,
-                                   closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
+        return try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
+                                                    failedHandshake: wire, on: loop)
     }
 
     /// The opening handshake over an open `transport` (TCP, TLS, or an in-memory pair in tests),
     /// to be done by `deadline` (monotonic nanoseconds); `timeout` is the budget the error names.
     /// When it fails, `wire` holds the bytes it wrote and read (for `data_sent`/`data_received`).
+    @inline(never)
     static func handshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
                           subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
                           closeTimeout: Duration, observer: (any ClientObserver)?,

@@ -130,6 +130,7 @@ package enum TransportConnector {
     /// user), else to the next loop of the shared group. The caller must `start` or `close` what
     /// it gets: a TLS transport and its TCP connection hold each other until one of the two.
     /// A TLS handshake that fails leaves the bytes it wrote and read in `failedHandshake`.
+    @inline(never)  // a small context of its own (see WebSocketClient.connectNow)
     package static func connect(to address: SocketAddress, from source: SocketAddress? = nil,
                                 timeout: Duration = .seconds(10), tls: TLSConfiguration? = nil,
                                 failedHandshake: WireBytes? = nil,
