@@ -276,15 +276,20 @@ private final class ChatWorker: @unchecked Sendable {
     /// as long as the handshakes wait — thousands at once in a ramp against a slow server.
     @inline(never)
     private func openClient() async -> StompClient? {
-        let a = connectArguments()
         do {
-            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
-            return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
-                                                    wsHeaders: a.headers, subprotocols: a.subprotocols, on: a.loop)
+            return try await connectClient()
         } catch {
             failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
             return nil
         }
+    }
+
+    @inline(never)
+    private func connectClient() async throws -> StompClient {
+        let a = connectArguments()
+        // Already in a short task of its own (`connect()`): connected in it, not in a second one.
+        return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
+                                                wsHeaders: a.headers, subprotocols: a.subprotocols, on: a.loop)
     }
 
     @inline(never)

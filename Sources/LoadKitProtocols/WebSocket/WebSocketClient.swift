@@ -101,9 +101,18 @@ public final class WebSocketClient: @unchecked Sendable {
     @inline(never)
     private static func openTransport(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?,
                                       tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> any Transport {
-        if endpoint.isTLS && !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
-        // wss: `tls` or the default client configuration, verified for the URL's host.
-        let tlsConfig = endpoint.isTLS ? (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host) : nil
+        if endpoint.isTLS { return try await openTLS(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop) }
+        // Plain `ws`: nothing of TLS's configuration in this (smaller) context.
+        let address = try await endpoint.resolve()
+        return try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+    }
+
+    @inline(never)
+    private static func openTLS(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?,
+                                tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> any Transport {
+        if !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
+        // `tls` or the default client configuration, verified for the URL's host.
+        let tlsConfig = (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host)
         let address = try await endpoint.resolve()
         return try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
                                                     failedHandshake: wire, on: loop)
@@ -117,31 +126,43 @@ public final class WebSocketClient: @unchecked Sendable {
                           subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
                           closeTimeout: Duration, observer: (any ClientObserver)?,
                           start: UInt64, wire: WireBytes? = nil) async throws -> WebSocketClient {
-        let loop = transport.loop
         let tlsNanos = transport.tlsHandshakeNanos
+        // Started by a plain function: this context, which waits as long as the server takes,
+        // keeps only what is needed after the wait (see `connectNow`).
+        let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
+            startHandshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
+                           deadline: deadline, maxMessageSize: maxMessageSize, closeTimeout: closeTimeout,
+                           observer: observer, start: start, tlsNanos: tlsNanos, wire: wire, cont: cont)
+        }
+        let client = WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
+        observer?.sessionOpened(connection, heldBy: client)
+        return client
+    }
+
+    @inline(never)
+    private static func startHandshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
+                                       subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
+                                       closeTimeout: Duration, observer: (any ClientObserver)?, start: UInt64, tlsNanos: UInt64?,
+                                       wire: WireBytes?, cont: CheckedContinuation<WebSocketConnection, any Error>) {
+        let loop = transport.loop
         let now = monotonicNanos()
         let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
         // Credential headers (Authorization, X-Api-Key, Cookie, …) are registered before they are
         // sent: a server echoing them (a 403 body, a close reason) is masked in every output.
         for (name, value) in headers { Secrets.registerHeader(name, value) }
         let request = WebSocketHandshake.clientRequest(endpoint: endpoint, headers: headers, subprotocols: subprotocols)
-        let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
-            loop.execute {
-                let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
-                                                 closeTimeout: closeTimeout, cont: cont, observer: observer,
-                                                 start: start, tlsNanos: tlsNanos, wire: wire)
-                transport.start(delegate: hs)
-                transport.write(request.bytes)
-                hs.timer = loop.schedule(after: remaining) { [weak hs] in
-                    let timedOut = WebSocketError(kind: "ws_handshake_timeout", source: .server,
-                                                  message: "WebSocket handshake with \(endpoint) timed out after \(timeout.readable)")
-                    hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), transport)
-                }
+        loop.execute {
+            let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
+                                             closeTimeout: closeTimeout, cont: cont, observer: observer,
+                                             start: start, tlsNanos: tlsNanos, wire: wire)
+            transport.start(delegate: hs)
+            transport.write(request.bytes)
+            hs.timer = loop.schedule(after: remaining) { [weak hs] in
+                let timedOut = WebSocketError(kind: "ws_handshake_timeout", source: .server,
+                                              message: "WebSocket handshake with \(endpoint) timed out after \(timeout.readable)")
+                hs?.fail(ResourcePressure.attribute(timedOut, operationStart: start), transport)
             }
         }
-        let client = WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
-        observer?.sessionOpened(connection, heldBy: client)
-        return client
     }
 
     // MARK: sending
