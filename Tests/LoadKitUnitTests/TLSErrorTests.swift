@@ -29,7 +29,7 @@ import Testing
             func httpExchangeFinished(_ exchange: HTTPExchange) { exchanges.append(exchange) }
             func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? { nil }
             func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {}
-            func streamTraffic(bytesSent: Int, bytesReceived: Int) {}
+            func streamOpened() -> (any StreamTrafficObserver)? { nil }
             var cancellation: TaskCancellationScope? { nil }
         }
         let heard = Heard()

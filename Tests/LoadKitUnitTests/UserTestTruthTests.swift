@@ -318,6 +318,7 @@ private struct UnexpectedStatus: Error {}
         #expect(seen.connections == 2 && seen.clientToServer > 2 * 3 * 30)
         #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
         #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+        #expect(webSocket || (m.counters["ws_sessions"] == nil && m.counters["ws_msgs_sent"] == nil), "no WebSocket metrics for plain TCP")
     }
 
     /// A CONNECT the broker refuses (ERROR, then it closes) still put its bytes on the wire, and

@@ -236,20 +236,20 @@ private final class ChatWorker: @unchecked Sendable {
     private func connect() async -> StompClient? {
         let loop = EventLoop.current ?? EventLoopGroup.shared.next()
         guard let scope = ClientObservation.current?.cancellation, scope.isCurrentTask else {
-            return (try? await inShortTask(on: loop) { [self] in await connectNow().map(UncheckedSendable.init) })??.value
+            return (try? await inShortTask(on: loop) { [self] in await connectNow(on: loop).map(UncheckedSendable.init) })??.value
         }
         if Task.isCancelled { return nil }
         let attempt = ConnectAttempt()
         let client = await withUnsafeContinuation { (c: UnsafeContinuation<UncheckedSendable<StompClient>?, Never>) in
-            attempt.task = Task(executorPreference: loop) { [self] in c.resume(returning: await connectNow().map(UncheckedSendable.init)) }
+            attempt.task = Task(executorPreference: loop) { [self] in c.resume(returning: await connectNow(on: loop).map(UncheckedSendable.init)) }
             if !scope.enter(attempt) { attempt.cancelOperation() }
         }
         scope.leave()
         return client?.value
     }
 
-    private func connectNow() async -> StompClient? {
-        guard let client = await openClient() else { return nil }
+    private func connectNow(on loop: EventLoop) async -> StompClient? {
+        guard let client = await openClient(on: loop) else { return nil }
         rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
         rec.recordNanos(h.stompConnect, client.stompConnectNanos)
         if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
@@ -275,9 +275,9 @@ private final class ChatWorker: @unchecked Sendable {
     /// temporary of its body (here copies of the configuration), and a connect's contexts live
     /// as long as the handshakes wait — thousands at once in a ramp against a slow server.
     @inline(never)
-    private func openClient() async -> StompClient? {
+    private func openClient(on loop: EventLoop) async -> StompClient? {
         do {
-            return try await connectClient()
+            return try await connectClient(on: loop)
         } catch {
             failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
             return nil
@@ -285,19 +285,19 @@ private final class ChatWorker: @unchecked Sendable {
     }
 
     @inline(never)
-    private func connectClient() async throws -> StompClient {
+    private func connectClient(on loop: EventLoop) async throws -> StompClient {
         let a = connectArguments()
         // Already in a short task of its own (`connect()`): connected in it, not in a second one.
         return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
-                                                wsHeaders: a.headers, subprotocols: a.subprotocols, on: a.loop)
+                                                wsHeaders: a.headers, subprotocols: a.subprotocols, on: loop)
     }
 
     @inline(never)
     private func connectArguments() -> (url: String, configuration: StompClientConfiguration, timeout: Duration,
-                                        headers: [(String, String)], subprotocols: [String], loop: EventLoop) {
+                                        headers: [(String, String)], subprotocols: [String]) {
         let s = shared
         return (s.c.webSocketURL, StompClientConfiguration(host: s.c.stompHost, connectHeaders: s.connectHeaders, heartBeat: s.c.heartBeat),
-                s.c.connectTimeout, s.webSocketHeaders, s.c.subprotocols, EventLoop.current ?? EventLoopGroup.shared.next())
+                s.c.connectTimeout, s.webSocketHeaders, s.c.subprotocols)
     }
 
     /// A MESSAGE (on the event loop): counted; the worker's own gives the RTT.

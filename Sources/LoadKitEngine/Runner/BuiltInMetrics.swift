@@ -139,10 +139,7 @@ extension UserContext: ClientObserver {
         return WebSocketSessionMetrics(handles)
     }
 
-    func streamTraffic(bytesSent: Int, bytesReceived: Int) {
-        if bytesSent > 0 { recorder.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent)) }
-        if bytesReceived > 0 { recorder.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived)) }
-    }
+    func streamOpened() -> (any StreamTrafficObserver)? { StreamTrafficMetrics(recorder) }
 
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
         // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).
@@ -170,6 +167,26 @@ struct WebSocketMetricHandles: Sendable {
 
 /// One WebSocket session's built-ins, fed on the connection's loop: its start, and the
 /// recorder's shared handles (not a copy of them per session).
+/// `data_sent` / `data_received` of one connection that is neither HTTP nor WebSocket (STOMP
+/// straight over TCP), through the recorder's resolved handles: the connection keeps this small
+/// object, not the user's whole context.
+final class StreamTrafficMetrics: StreamTrafficObserver, Sendable {
+    private let recorder: MetricsRecorder
+    // Only the two byte counters: the WebSocket handles would add ws_* metrics (at 0) to the run.
+    private let dataSent, dataReceived: CounterHandle
+
+    init(_ r: MetricsRecorder) {
+        recorder = r
+        dataSent = r.counter(BuiltInMetrics.dataSent)
+        dataReceived = r.counter(BuiltInMetrics.dataReceived)
+    }
+
+    func traffic(bytesSent: Int, bytesReceived: Int) {
+        if bytesSent > 0 { recorder.increment(dataSent, by: Int64(bytesSent)) }
+        if bytesReceived > 0 { recorder.increment(dataReceived, by: Int64(bytesReceived)) }
+    }
+}
+
 final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
     private let handles: RecorderHandles
     private let openedAt = monotonicNanos()

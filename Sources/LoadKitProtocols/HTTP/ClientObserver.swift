@@ -21,9 +21,9 @@ package protocol ClientObserver: Sendable {
     /// only those whose handle is gone (a script that keeps its client keeps its session).
     /// Called from the task that opened it.
     func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable)
-    /// A connection that is neither HTTP nor WebSocket (STOMP straight over TCP) put `bytesSent`
-    /// on the wire and took `bytesReceived` from it since the last call; on the connection's loop.
-    func streamTraffic(bytesSent: Int, bytesReceived: Int)
+    /// A connection that is neither HTTP nor WebSocket (STOMP straight over TCP) is about to
+    /// start; the returned listener (if any) is told of its bytes each way.
+    func streamOpened() -> (any StreamTrafficObserver)?
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }
@@ -39,6 +39,12 @@ package protocol AbandonableSession: AnyObject, Sendable {
     /// Closes with 1001 (going away) when still open, then calls `closed` (on the session's loop;
     /// not when it was closed already). Thread-safe.
     func closeAbandoned(_ closed: @escaping @Sendable () -> Void)
+}
+
+/// Hears the bytes of one connection that is neither HTTP nor WebSocket; called on its loop.
+package protocol StreamTrafficObserver: AnyObject, Sendable {
+    /// Bytes put on the wire and taken from it since the last call.
+    func traffic(bytesSent: Int, bytesReceived: Int)
 }
 
 /// Hears one WebSocket session's traffic; called on the connection's loop.

@@ -159,7 +159,7 @@ public final class StompClient: @unchecked Sendable {
             let client = StompClient(loop: loop, configuration: configuration, limits: limits)
             client.transportConnectNanos = monotonicNanos() &- start
             let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
-            let stream = StompTCPStream(conn, client: client, observer: ClientObservation.current)
+            let stream = StompTCPStream(conn, client: client, traffic: ClientObservation.current?.streamOpened())
             try await client.handshake(timeout: remaining) {
                 client.transport = .tcp(stream)
                 conn.start(delegate: stream)

@@ -33,37 +33,30 @@ enum StompTransport {
     }
 }
 
-/// STOMP on a byte stream: forwards the transport's events to the client and tells the virtual
-/// user's observer (if any) the bytes each way, as a WebSocket session does for `data_sent` /
-/// `data_received`. Loop-confined.
+/// STOMP on a plain TCP stream: forwards the transport's events to the client and tells the
+/// virtual user's listener (if any) the bytes each way, as a WebSocket session does for
+/// `data_sent` / `data_received`. Loop-confined. (No TLS layer here — `connect(tcp:)` has none —
+/// so the bytes written and read are the bytes on the wire.)
 final class StompTCPStream: ConnectionDelegate, @unchecked Sendable {
     let transport: any Transport
     let client: StompClient
-    private let observer: (any ClientObserver)?
+    private let traffic: (any StreamTrafficObserver)?
 
-    init(_ transport: any Transport, client: StompClient, observer: (any ClientObserver)?) {
-        self.transport = transport; self.client = client; self.observer = observer
+    init(_ transport: any Transport, client: StompClient, traffic: (any StreamTrafficObserver)?) {
+        self.transport = transport; self.client = client; self.traffic = traffic
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) {
         transport.write(rawBytes: bytes)
-        count(sent: bytes.count, received: 0)
+        traffic?.traffic(bytesSent: bytes.count, bytesReceived: 0)
     }
 
     func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
-        count(sent: 0, received: bytes.count)
+        traffic?.traffic(bytesSent: 0, bytesReceived: bytes.count)
         client.handleBytes(bytes)
     }
 
     func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
-        count(sent: 0, received: 0)   // a TLS layer's closing records
         client.transportClosed(error: error)
-    }
-
-    private func count(sent: Int, received: Int) {
-        guard let observer else { return }
-        let framing = transport.takeWireOverhead()  // (0, 0) on plain TCP; a TLS layer's records
-        let up = sent + framing.sent, down = received + framing.received
-        if up > 0 || down > 0 { observer.streamTraffic(bytesSent: up, bytesReceived: down) }
     }
 }

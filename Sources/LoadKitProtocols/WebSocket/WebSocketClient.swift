@@ -85,8 +85,7 @@ public final class WebSocketClient: @unchecked Sendable {
         do {
             // The transport first, in a function of its own whose context is gone by the
             // handshake (which can wait long on a busy server).
-            let start = monotonicNanos()
-            let transport = try await openTransport(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop)
+            let (transport, start) = try await openTransport(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop)
             return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
                                        timeout: timeout, deadline: start &+ timeout.nanoseconds, maxMessageSize: maxMessageSize,
                                        closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
@@ -97,25 +96,29 @@ public final class WebSocketClient: @unchecked Sendable {
         }
     }
 
-    /// TCP (and TLS for `wss`) to `endpoint`; a failed TLS handshake leaves its bytes in `wire`.
+    /// TCP (and TLS for `wss`) to `endpoint`, and when the connect began: after the name was
+    /// resolved (the handshake's time and budget count from there, not the lookup). A failed TLS
+    /// handshake leaves its bytes in `wire`.
     @inline(never)
-    private static func openTransport(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?,
-                                      tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> any Transport {
+    private static func openTransport(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?, tls: TLSConfiguration?,
+                                      wire: WireBytes, on loop: EventLoop) async throws -> (any Transport, start: UInt64) {
         if endpoint.isTLS { return try await openTLS(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop) }
         // Plain `ws`: nothing of TLS's configuration in this (smaller) context.
         let address = try await endpoint.resolve()
-        return try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop)
+        let start = monotonicNanos()
+        return (try await TCPConnection.connect(to: address, from: source, timeout: timeout, on: loop), start)
     }
 
     @inline(never)
     private static func openTLS(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?,
-                                tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> any Transport {
+                                tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> (any Transport, start: UInt64) {
         if !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // `tls` or the default client configuration, verified for the URL's host.
         let tlsConfig = (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host)
         let address = try await endpoint.resolve()
-        return try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
-                                                    failedHandshake: wire, on: loop)
+        let start = monotonicNanos()
+        return (try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
+                                                     failedHandshake: wire, on: loop), start)
     }
 
     /// The opening handshake over an open `transport` (TCP, TLS, or an in-memory pair in tests),
