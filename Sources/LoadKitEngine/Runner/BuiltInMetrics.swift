@@ -165,8 +165,6 @@ struct WebSocketMetricHandles: Sendable {
     }
 }
 
-/// One WebSocket session's built-ins, fed on the connection's loop: its start, and the
-/// recorder's shared handles (not a copy of them per session).
 /// `data_sent` / `data_received` of one connection that is neither HTTP nor WebSocket (STOMP
 /// straight over TCP), through the recorder's resolved handles: the connection keeps this small
 /// object, not the user's whole context.
@@ -187,6 +185,8 @@ final class StreamTrafficMetrics: StreamTrafficObserver, Sendable {
     }
 }
 
+/// One WebSocket session's built-ins, fed on the connection's loop: its start, and the
+/// recorder's shared handles (not a copy of them per session).
 final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
     private let handles: RecorderHandles
     private let openedAt = monotonicNanos()
