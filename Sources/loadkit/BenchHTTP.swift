@@ -46,10 +46,14 @@ enum BenchHTTP {
         let maxConnections = try o.int("max-connections", 0)
         guard maxConnections >= 0 else { throw BenchError("--max-connections must be ≥ 0 (0: no cap)") }
         let makeClient = { maxConnections > 0 ? HTTPClient(maxConnectionsPerHost: maxConnections) : HTTPClient() }
-        let client = makeClient()
-        defer { client.shutdown() }
 
         err("http: \(mode) mode, \(connections) \(maxConnections > 0 ? "users, pool capped at \(maxConnections) connections" : "connections"), \(seconds) s (+\(warmup) s warm-up) against \(url), cpus \(allowedCPUList()), \(EventLoopGroup.shared.loops.count) loop(s)")
+        if mode == "ceiling" {  // a fresh client per rate (see `ceiling`)
+            try await ceiling(url, users: connections, seconds: seconds, o, client: makeClient)
+            return
+        }
+        let client = makeClient()
+        defer { client.shutdown() }
         let r: Round
         switch mode {
         case "scenario":
@@ -73,9 +77,6 @@ enum BenchHTTP {
             r = try await paced(client, url, rate: rate, users: connections, seconds: seconds)
             emit("rate_asked", rate, digits: 0)
             emit("http_reqs_total", w.httpReqs + r.httpReqs)
-        case "ceiling":
-            try await ceiling(url, users: connections, seconds: seconds, o, client: makeClient)
-            return
         default:
             throw BenchError("--mode must be scenario, execute, open, paced or ceiling")
         }

@@ -132,7 +132,7 @@ private func on<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -
         let start = monotonicNanos()
         let ws = try await WebSocketClient.handshake(over: client, endpoint: try Endpoint(chat.webSocketURL, defaultScheme: .ws),
                                                      headers: [], subprotocols: ["v12.stomp"], timeout: .seconds(20),
-                                                     deadline: start + 20_000_000_000, maxMessageSize: 1 << 20,
+                                                     maxMessageSize: 1 << 20,
                                                      closeTimeout: .seconds(2), observer: nil, start: start)
         #expect(ws.subprotocol == "v12.stomp")
         let stomp = try await StompClient.handshake(over: ws, configuration: StompClientConfiguration(connectHeaders: chat.connectHeaders(token: chat.token())),

@@ -87,7 +87,7 @@ public final class WebSocketClient: @unchecked Sendable {
             // handshake (which can wait long on a busy server).
             let (transport, start) = try await openTransport(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop)
             return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
-                                       timeout: timeout, deadline: start &+ timeout.nanoseconds, maxMessageSize: maxMessageSize,
+                                       timeout: timeout, maxMessageSize: maxMessageSize,
                                        closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
         } catch {
             // A refused, timed-out or dropped handshake still put bytes on the wire: count them.
@@ -122,11 +122,11 @@ public final class WebSocketClient: @unchecked Sendable {
     }
 
     /// The opening handshake over an open `transport` (TCP, TLS, or an in-memory pair in tests),
-    /// to be done by `deadline` (monotonic nanoseconds); `timeout` is the budget the error names.
+    /// to be done within `timeout` of `start` (when the connect began: the budget covers both).
     /// When it fails, `wire` holds the bytes it wrote and read (for `data_sent`/`data_received`).
     @inline(never)
     static func handshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
-                          subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
+                          subprotocols: [String], timeout: Duration, maxMessageSize: Int,
                           closeTimeout: Duration, observer: (any ClientObserver)?,
                           start: UInt64, wire: WireBytes? = nil) async throws -> WebSocketClient {
         let tlsNanos = transport.tlsHandshakeNanos
@@ -134,7 +134,7 @@ public final class WebSocketClient: @unchecked Sendable {
         // keeps only what is needed after the wait (see `connectNow`).
         let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
             startHandshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
-                           deadline: deadline, maxMessageSize: maxMessageSize, closeTimeout: closeTimeout,
+                           maxMessageSize: maxMessageSize, closeTimeout: closeTimeout,
                            observer: observer, start: start, tlsNanos: tlsNanos, wire: wire, cont: cont)
         }
         let client = WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
@@ -144,11 +144,11 @@ public final class WebSocketClient: @unchecked Sendable {
 
     @inline(never)
     private static func startHandshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
-                                       subprotocols: [String], timeout: Duration, deadline: UInt64, maxMessageSize: Int,
+                                       subprotocols: [String], timeout: Duration, maxMessageSize: Int,
                                        closeTimeout: Duration, observer: (any ClientObserver)?, start: UInt64, tlsNanos: UInt64?,
                                        wire: WireBytes?, cont: CheckedContinuation<WebSocketConnection, any Error>) {
         let loop = transport.loop
-        let now = monotonicNanos()
+        let deadline = start &+ timeout.nanoseconds, now = monotonicNanos()
         let remaining = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
         // Credential headers (Authorization, X-Api-Key, Cookie, …) are registered before they are
         // sent: a server echoing them (a 403 body, a close reason) is masked in every output.
