@@ -276,20 +276,15 @@ private final class ChatWorker: @unchecked Sendable {
     /// as long as the handshakes wait — thousands at once in a ramp against a slow server.
     @inline(never)
     private func openClient(on loop: EventLoop) async -> StompClient? {
+        let a = connectArguments()
         do {
-            return try await connectClient(on: loop)
+            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
+            return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
+                                                    wsHeaders: a.headers, subprotocols: a.subprotocols, on: loop)
         } catch {
             failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
             return nil
         }
-    }
-
-    @inline(never)
-    private func connectClient(on loop: EventLoop) async throws -> StompClient {
-        let a = connectArguments()
-        // Already in a short task of its own (`connect()`): connected in it, not in a second one.
-        return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
-                                                wsHeaders: a.headers, subprotocols: a.subprotocols, on: loop)
     }
 
     @inline(never)
