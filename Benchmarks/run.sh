@@ -115,7 +115,8 @@ http|open)
     # The same two ratios round by round (each LoadKit round against the wrk round just before it):
     # how much of a miss or a pass is the host drifting between rounds. The targets stay on medians.
     paired() { paste "$1" "$2" | awk '{ printf "%s%.2f", (NR>1?" · ":""), ($2 > 0 ? $1/$2 : 0) }'; }
-    row "  the two ratios per round (req/s; CPU per request)" "$(paired "$OUT/scenario.rps" "$OUT/wrk.rps"); $(paired "$OUT/scenario.cpu" "$OUT/wrk.cpu")" "-" "-" "-"
+    paired_median() { paste "$1" "$2" | awk '$2 > 0 { print $1/$2 }' | median; }
+    row "  the two ratios per round (req/s; CPU per request)" "$(paired "$OUT/scenario.rps" "$OUT/wrk.rps"); $(paired "$OUT/scenario.cpu" "$OUT/wrk.cpu")" "-" "medians $(paired_median "$OUT/scenario.rps" "$OUT/wrk.rps" | xargs printf "%.2f"); $(paired_median "$OUT/scenario.cpu" "$OUT/wrk.cpu" | xargs printf "%.2f")" "-"
     # Where the gap is: the kernel's part (send, receive, the loopback) against the user-space part.
     row "  of which user space / kernel (µs), scenario" "$(median < "$OUT/scenario.user") / $(median < "$OUT/scenario.kernel")" "wrk $(median < "$OUT/wrk.user") / $(median < "$OUT/wrk.kernel")" "-" "-"
     row "  context switches per request, scenario" "$sc_cs" "wrk $wrk_cs" "-" "$(awk -v r="$sc_cs" 'BEGIN{print (r<=0.05)?"met (<= 0.05)":"MISSED (<= 0.05)"}')"
@@ -129,79 +130,110 @@ http|open)
   else
     # Open model: the highest constant rate with < 0.1 % dropped (one core), beside wrk's
     # closed-loop req/s; then CPU per request at a fixed 10,000/s beside hey -q (paced workers).
-    timed "$OUT/wrk.open.time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL" > "$OUT/wrk.open.txt"
-    wrk_rps=$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk.open.txt")
-    from=$(awk -v w="$wrk_rps" 'BEGIN{printf "%.0f", w * 0.05}')
-    # A ceiling below the first rate (a noisy machine) is a figure too, not the end of the section.
-    taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceiling.txt" || true
+    # wrk runs three times — before the searches, between LoadKit's and wrk2's, after them — and the
+    # rows use the median: one wrk run can sit a fifth above or below the host's hour.
+    wrk_open() { taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL" > "$OUT/wrk.open.$1.txt"; awk '/^Requests\/sec/{print $2}' "$OUT/wrk.open.$1.txt" >> "$OUT/wrk.open.rps"; }
+    : > "$OUT/wrk.open.rps"
+    wrk_open 1
+    from=$(awk '{printf "%.0f", $1 * 0.05; exit}' "$OUT/wrk.open.rps")
+    # A ceiling below the first rate (a noisy machine) is a figure too, not the end of the section;
+    # each search's progress (every rate, dropped, late) goes to ceiling*.err.
+    taskset -c 0 "$LK" bench http --url "$URL" --connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceiling.txt" 2> "$OUT/ceiling.err" || true
     ceil=$(lk ceiling_rate "$OUT/ceiling.txt"); ceil=${ceil:-0}
-    r_ceil=$(awk -v a="$ceil" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
-    ceil_txt="$ceil/s (late $(lk late "$OUT/ceiling.txt"))"; [ "$ceil" = 0 ] && ceil_txt="below $from/s (the first rate)"
-    row "open model: highest rate with < 0.1 % dropped, 1 core, $CONNS users max" "$ceil_txt" "wrk closed $wrk_rps" "$r_ceil" "$(awk -v r="$r_ceil" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
     # The same with headroom (k6's maxVUs): 4x the users, so a few-ms hiccup of the server or the
     # VM does not exhaust them; the pool grows to the users (up to 4x the connections).
-    taskset -c 0 "$LK" bench http --url "$URL" --connections $((CONNS * 4)) --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceiling4.txt" || true
+    taskset -c 0 "$LK" bench http --url "$URL" --connections $((CONNS * 4)) --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceiling4.txt" 2> "$OUT/ceiling4.err" || true
     ceil4=$(lk ceiling_rate "$OUT/ceiling4.txt"); ceil4=${ceil4:-0}
-    r_ceil4=$(awk -v a="$ceil4" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
-    ceil4_txt="$ceil4/s (late $(lk late "$OUT/ceiling4.txt"), cpu $(lk cpu_us_per_request "$OUT/ceiling4.txt") µs/req)"
-    [ "$ceil4" = 0 ] && ceil4_txt="below $from/s (the first rate)"
-    row "  same, $((CONNS * 4)) users max" "$ceil4_txt" "wrk closed $wrk_rps" "$r_ceil4" "$(awk -v r="$r_ceil4" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
     # wrk2's shape (-c $CONNS -R rate): the pool capped at wrk's $CONNS connections
     # (HTTPClient(maxConnectionsPerHost:)), $((CONNS * 20)) users max — an iteration that finds every
     # connection busy waits in the client, inside its latency timed from the schedule, instead of
     # opening another connection (the uncapped pool above grows toward its users when a stall
     # piles them up, and every connection more costs CPU per request).
     served0=$(served)
-    taskset -c 0 "$LK" bench http --url "$URL" --connections $((CONNS * 20)) --max-connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceilingc.txt" || true
+    taskset -c 0 "$LK" bench http --url "$URL" --connections $((CONNS * 20)) --max-connections "$CONNS" --seconds 5 --mode ceiling --from "$from" --step 1.15 > "$OUT/ceilingc.txt" 2> "$OUT/ceilingc.err" || true
     ceilc_served=$(( $(served) - served0 - 1 ))
     ceilc=$(lk ceiling_rate "$OUT/ceilingc.txt"); ceilc=${ceilc:-0}
-    r_ceilc=$(awk -v a="$ceilc" -v b="$wrk_rps" 'BEGIN{printf "%.2f", a/b}')
-    ceilc_txt="$ceilc/s (late $(lk late "$OUT/ceilingc.txt"), cpu $(lk cpu_us_per_request "$OUT/ceilingc.txt") µs/req, latency p50/p99 $(lk p50_us "$OUT/ceilingc.txt")/$(lk p99_us "$OUT/ceilingc.txt") µs)"
-    [ "$ceilc" = 0 ] && ceilc_txt="below $from/s (the first rate)"
-    row "  same, $((CONNS * 20)) users max, pool capped at $CONNS connections (wrk2's -c $CONNS -R)" "$ceilc_txt" "wrk closed $wrk_rps" "$r_ceilc" "$(awk -v r="$r_ceilc" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}')"
-    ceilc_sent=$(lk http_reqs_total "$OUT/ceilingc.txt")
-    row "  requests counted by LoadKit / served by nginx, the whole capped search" "${ceilc_sent:-?}/$ceilc_served" "-" "-" "$([ "${ceilc_sent:-x}" = "$ceilc_served" ] && echo equal || echo MISMATCH)"
+    wrk_open 2
     # The open-model reference tool: wrk2 (-t1 -c $CONNS -R rate), when a binary is at hand
     # (WRK2=/path, or wrk2 on PATH; not a Debian package: build it from github.com/giltene/wrk2 with
     # `make`, libssl-dev and zlib1g-dev installed). wrk2 does not drop: a rate it cannot keep shows as
-    # latency from its schedule. A rate holds when its P99.9 stays under $((CONNS * 20))/R seconds, the latency
-    # at which the capped search's $((CONNS * 20)) users would all be busy (Little's law) and LoadKit would
-    # start dropping. 15 s a rate: wrk2 calibrates for its first 10 s and then restarts its latency
-    # record (shorter runs report its connection start-up as latency), leaving 5 s measured as
-    # LoadKit's. The search starts at LoadKit's capped ceiling, steps by 1.15 up or down to the
-    # first change, then bisects twice as LoadKit's does.
+    # latency from its schedule. A rate holds when wrk2 ran cleanly (no socket errors, no non-2xx
+    # answers — LoadKit's search fails a rate on any error too) and its P99.9 stays under
+    # $((CONNS * 20))/R seconds, the latency at which the capped search's $((CONNS * 20)) users would all be busy
+    # (Little's law) and LoadKit would start dropping. 15 s a rate: wrk2 calibrates for its first
+    # 10 s and then restarts its latency record (shorter runs report its connection start-up as
+    # latency), leaving 5 s measured as LoadKit's. The search starts at LoadKit's capped ceiling,
+    # steps by 1.15 up or down (at most 25 steps, within [from, 4x wrk]) to the first change, then
+    # bisects twice between a rate that held and one that did not, as LoadKit's does.
     WRK2=${WRK2:-$(command -v wrk2 || true)}
-    if [ -n "$WRK2" ] && [ -x "$WRK2" ]; then
-      w2_holds() {   # rate → success when it holds; its P99.9 (µs) and req/s appended to $OUT/wrk2.search
-        taskset -c 0 "$WRK2" -t1 -c"$CONNS" -d15s -R"$1" --latency "$URL" > "$OUT/wrk2.$1.txt" 2>&1 || return 1
-        local p999 rps
-        p999=$(awk '$1=="99.900%"{v=$2; u=1; if (v ~ /us$/) u=1; else if (v ~ /ms$/) u=1000; else if (v ~ /m$/) u=60e6; else if (v ~ /s$/) u=1e6; sub(/[a-z]+$/, "", v); printf "%.0f", v*u}' "$OUT/wrk2.$1.txt")
-        rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' "$OUT/wrk2.$1.txt")
-        echo "$1 ${p999:-?} ${rps:-?}" >> "$OUT/wrk2.search"
-        echo "wrk2 at $1/s: P99.9 ${p999:-?} µs (bound $((CONNS * 20 * 1000000 / $1)) µs), $rps req/s" >&2
-        [ -n "$p999" ] && awk -v p="$p999" -v r="$1" -v u="$((CONNS * 20))" 'BEGIN{exit !(p <= 1e6 * u / r)}'
+    w2_row=""
+    if [ -n "$WRK2" ] && [ -x "$WRK2" ] && [ "$from" -ge 4 ]; then
+      : > "$OUT/wrk2.search"
+      w2_holds() {   # rate → success when it holds; one line per rate in $OUT/wrk2.search
+        local r=$1 p999="" rps="" verdict=held
+        if taskset -c 0 "$WRK2" -t1 -c"$CONNS" -d15s -R"$r" --latency "$URL" > "$OUT/wrk2.$r.txt" 2>&1; then
+          # µs from wrk2's unit (us, ms, s, m); an unknown unit leaves it empty: the rate fails.
+          p999=$(awk '$1=="99.900%"{v=$2; u=0; if (v ~ /us$/) u=1; else if (v ~ /ms$/) u=1000; else if (v ~ /[0-9]m$/) u=60e6; else if (v ~ /[0-9]s$/) u=1e6; sub(/[a-z]+$/, "", v); if (u > 0) printf "%.0f", v*u}' "$OUT/wrk2.$r.txt")
+          rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' "$OUT/wrk2.$r.txt")
+          if grep -qE '^ *(Socket errors|Non-2xx)' "$OUT/wrk2.$r.txt"; then verdict="errors"
+          elif [ -z "$p999" ] || ! awk -v p="$p999" -v r="$r" -v u="$((CONNS * 20))" 'BEGIN{exit !(p <= 1e6 * u / r)}'; then verdict="too slow"; fi
+        else
+          verdict="wrk2 failed"
+        fi
+        echo "$r ${p999:-?} ${rps:-?} $verdict" >> "$OUT/wrk2.search"
+        echo "wrk2 at $r/s: P99.9 ${p999:-?} µs (bound $((CONNS * 20 * 1000000 / r)) µs), ${rps:-?} req/s: $verdict" >&2
+        [ "$verdict" = held ]
       }
       up() { awk -v r="$1" 'BEGIN{printf "%.0f", r * 1.15}'; }
       down() { awk -v r="$1" 'BEGIN{printf "%.0f", r / 1.15}'; }
-      w2_rate=$([ "$ceilc" != 0 ] && echo "$ceilc" || echo "$from"); w2_best=0; w2_fail=0
+      w2_cap=$(awk -v w="$(median < "$OUT/wrk.open.rps")" 'BEGIN{printf "%.0f", 4 * w}')
+      w2_rate=$([ "$ceilc" != 0 ] && echo "$ceilc" || echo "$from"); w2_best=0; w2_fail=0; steps=0
       if w2_holds "$w2_rate"; then
         w2_best=$w2_rate; w2_rate=$(up "$w2_rate")
-        while [ "$w2_rate" -le $((4 * ${wrk_rps%.*})) ] && w2_holds "$w2_rate"; do w2_best=$w2_rate; w2_rate=$(up "$w2_rate"); done
-        w2_fail=$w2_rate
+        while [ "$steps" -lt 25 ] && [ "$w2_rate" -le "$w2_cap" ] && w2_holds "$w2_rate"; do
+          w2_best=$w2_rate; w2_rate=$(up "$w2_rate"); steps=$((steps + 1))
+        done
+        # Failed only if it was run and did not hold (not when the steps or the cap ended the climb).
+        [ "$(awk -v r="$w2_rate" '$1 == r {print $4; exit}' "$OUT/wrk2.search")" != "" ] && [ "$(awk -v r="$w2_rate" '$1 == r {print $4; exit}' "$OUT/wrk2.search")" != held ] && w2_fail=$w2_rate
       else
         w2_fail=$w2_rate; w2_rate=$(down "$w2_rate")
-        while [ "$w2_rate" -ge "$from" ] && ! w2_holds "$w2_rate"; do w2_fail=$w2_rate; w2_rate=$(down "$w2_rate"); done
-        [ "$w2_rate" -ge "$from" ] && w2_best=$w2_rate
+        while [ "$steps" -lt 25 ] && [ "$w2_rate" -ge "$from" ] && ! w2_holds "$w2_rate"; do
+          w2_fail=$w2_rate; w2_rate=$(down "$w2_rate"); steps=$((steps + 1))
+        done
+        [ "$(awk -v r="$w2_rate" '$1 == r {print $4; exit}' "$OUT/wrk2.search")" = held ] && w2_best=$w2_rate
       fi
-      if [ "$w2_best" != 0 ]; then   # two bisection steps, as the LoadKit search
+      if [ "$w2_best" != 0 ] && [ "$w2_fail" != 0 ]; then
         for i in 1 2; do
           mid=$(awk -v a="$w2_best" -v b="$w2_fail" 'BEGIN{printf "%.0f", sqrt(a * b)}')
           if w2_holds "$mid"; then w2_best=$mid; else w2_fail=$mid; fi
         done
       fi
+      wrk_open 3
+      w2_failed=$(grep -c "wrk2 failed$" "$OUT/wrk2.search" || true)
       w2_max=$(awk '$3 != "?" && $3 > m {m=$3} END{print m+0}' "$OUT/wrk2.search")
-      row "  wrk2 -c $CONNS -R: highest rate with P99.9 under $((CONNS * 20))/R (LoadKit's drop point above), 15 s a rate" "LoadKit capped $ceilc/s" "wrk2 $w2_best/s (most it sent: $w2_max req/s)" "$(ratio "$ceilc" "$w2_best")" "-"
-      row "  wrk2's ceiling against wrk's closed loop (the 0.7x target met by the reference open-model tool?)" "-" "wrk2 $w2_best / wrk $wrk_rps" "$(ratio "$w2_best" "$wrk_rps")" "-"
+      w2_txt="wrk2 $w2_best/s (the most it sent: $w2_max req/s)"
+      [ "$w2_best" != 0 ] && [ "$w2_fail" = 0 ] && w2_txt="wrk2 at least $w2_best/s (the climb ended at its step or rate limit; the most it sent: $w2_max req/s)"
+      [ "$w2_best" = 0 ] && w2_txt="wrk2 below the rates tried (see $OUT/wrk2.search)"
+      [ "${w2_failed:-0}" -gt 0 ] && w2_txt="$w2_txt; wrk2 failed $w2_failed time(s): see $OUT/wrk2.*.txt"
+      w2_row=yes
+    else
+      wrk_open 3
+    fi
+    wrk_rps=$(median < "$OUT/wrk.open.rps")
+    wrk_txt="wrk closed $wrk_rps (median of $(paste -sd' ' "$OUT/wrk.open.rps" | sed 's/ / · /g'))"
+    below() { [ "$1" = 0 ] && echo "below $from/s (the first rate)" || echo "$2"; }
+    verdict() { awk -v r="$1" 'BEGIN{print (r>=0.7)?"met (>= 0.70)":"MISSED (>= 0.70)"}'; }
+    r_ceil=$(ratio "$ceil" "$wrk_rps")
+    row "open model: highest rate with < 0.1 % dropped, 1 core, $CONNS users max" "$(below "$ceil" "$ceil/s (late $(lk late "$OUT/ceiling.txt"))")" "$wrk_txt" "$r_ceil" "$(verdict "$r_ceil")"
+    r_ceil4=$(ratio "$ceil4" "$wrk_rps")
+    row "  same, $((CONNS * 4)) users max" "$(below "$ceil4" "$ceil4/s (late $(lk late "$OUT/ceiling4.txt"), cpu $(lk cpu_us_per_request "$OUT/ceiling4.txt") µs/req)")" "wrk closed $wrk_rps" "$r_ceil4" "$(verdict "$r_ceil4")"
+    r_ceilc=$(ratio "$ceilc" "$wrk_rps")
+    row "  same, $((CONNS * 20)) users max, pool capped at $CONNS connections (wrk2's -c $CONNS -R)" "$(below "$ceilc" "$ceilc/s (late $(lk late "$OUT/ceilingc.txt"), cpu $(lk cpu_us_per_request "$OUT/ceilingc.txt") µs/req, latency p50/p99 $(lk p50_us "$OUT/ceilingc.txt")/$(lk p99_us "$OUT/ceilingc.txt") µs)")" "wrk closed $wrk_rps" "$r_ceilc" "$(verdict "$r_ceilc")"
+    ceilc_sent=$(lk http_reqs_total "$OUT/ceilingc.txt")
+    row "  requests counted by LoadKit / served by nginx, the whole capped search" "${ceilc_sent:-?}/$ceilc_served" "-" "-" "$([ "${ceilc_sent:-x}" = "$ceilc_served" ] && echo equal || echo MISMATCH)"
+    if [ -n "$w2_row" ]; then
+      row "  wrk2 -c $CONNS -R: highest rate with P99.9 under $((CONNS * 20))/R (LoadKit's drop point above), 15 s a rate" "$(below "$ceilc" "LoadKit capped $ceilc/s")" "$w2_txt" "$([ "$w2_best" = 0 ] && echo "?" || ratio "$ceilc" "$w2_best")" "-"
+      row "  wrk2's ceiling against wrk's closed loop (is 0.7x within the reference open-model tool's reach?)" "-" "wrk2 $w2_best / wrk $wrk_rps" "$([ "$w2_best" = 0 ] && echo "?" || ratio "$w2_best" "$wrk_rps")" "-"
     else
       row "  wrk2 (the open-model reference) on the same rates" "-" "not run: set WRK2=/path/to/wrk2" "-" "-"
     fi
