@@ -68,6 +68,11 @@ private final class ChatWorkerShared: Sendable {
     let connectHeaders: [(String, String)]
     let webSocketHeaders: [(String, String)]
     let topics: [String: (topic: String, destination: String)]
+    // Built once, not per connect: a connect's async contexts keep what they pass down for the
+    // whole handshake (thousands at once in a ramp), and fields of this object are borrowed, not
+    // copied into them.
+    let webSocketURL: String
+    let stompConfiguration: StompClientConfiguration
 
     private static let cache = Mutex<ChatWorkerShared?>(nil)
 
@@ -79,6 +84,8 @@ private final class ChatWorkerShared: Sendable {
         var topics: [String: (topic: String, destination: String)] = [:]
         for r in c.roomIds.isEmpty ? [""] : c.roomIds { topics[r] = (c.topic(room: r), c.publishDestination(room: r)) }
         self.topics = topics
+        webSocketURL = c.webSocketURL
+        stompConfiguration = StompClientConfiguration(host: c.stompHost, connectHeaders: connectHeaders, heartBeat: c.heartBeat)
     }
 
     /// The shared values for `c` (the last configuration's are reused while it is unchanged).
@@ -248,8 +255,23 @@ private final class ChatWorker: @unchecked Sendable {
         return client?.value
     }
 
+    /// The WebSocket and STOMP handshakes, then SUBSCRIBE. One function: the connect's arguments
+    /// are fields of the shared settings object, borrowed (a copy of the configuration or a URL
+    /// built here would sit in this context for as long as the handshakes wait — thousands at once
+    /// in a ramp against a slow server), and a second level would add its own context. The connect
+    /// task's frames then fit two 1 KB allocator slabs, not three (malloc probe, `bench chat`).
     private func connectNow(on loop: EventLoop) async -> StompClient? {
-        guard let client = await openClient(on: loop) else { return nil }
+        let client: StompClient
+        do {
+            let s = shared
+            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
+            client = try await StompClient.connectNow(webSocket: s.webSocketURL, configuration: s.stompConfiguration,
+                                                      timeout: s.c.connectTimeout, wsHeaders: s.webSocketHeaders,
+                                                      subprotocols: s.c.subprotocols, on: loop)
+        } catch {
+            failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
+            return nil
+        }
         rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
         rec.recordNanos(h.stompConnect, client.stompConnectNanos)
         if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
@@ -268,31 +290,6 @@ private final class ChatWorker: @unchecked Sendable {
             return nil
         }
         return client
-    }
-
-    /// The WebSocket and STOMP handshakes; nil (failure recorded) when either fails. Its own
-    /// function, with the arguments built by a plain one: an async function's context keeps every
-    /// temporary of its body (here copies of the configuration), and a connect's contexts live
-    /// as long as the handshakes wait — thousands at once in a ramp against a slow server.
-    @inline(never)
-    private func openClient(on loop: EventLoop) async -> StompClient? {
-        let a = connectArguments()
-        do {
-            // Already in a short task of its own (`connect()`): connected in it, not in a second one.
-            return try await StompClient.connectNow(webSocket: a.url, configuration: a.configuration, timeout: a.timeout,
-                                                    wsHeaders: a.headers, subprotocols: a.subprotocols, on: loop)
-        } catch {
-            failed(error, step: error is StompError ? StompChatMetrics.stompConnect : StompChatMetrics.websocketConnect)
-            return nil
-        }
-    }
-
-    @inline(never)
-    private func connectArguments() -> (url: String, configuration: StompClientConfiguration, timeout: Duration,
-                                        headers: [(String, String)], subprotocols: [String]) {
-        let s = shared
-        return (s.c.webSocketURL, StompClientConfiguration(host: s.c.stompHost, connectHeaders: s.connectHeaders, heartBeat: s.c.heartBeat),
-                s.c.connectTimeout, s.webSocketHeaders, s.c.subprotocols)
     }
 
     /// A MESSAGE (on the event loop): counted; the worker's own gives the RTT.

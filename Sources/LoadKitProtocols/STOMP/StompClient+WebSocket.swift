@@ -34,7 +34,7 @@ extension StompClient {
         // staying in the (long-lived) caller's task allocator.
         try await inShortTask(on: loop) {
             try await connectNow(webSocket: url, configuration: configuration, timeout: timeout, wsHeaders: wsHeaders,
-                                 subprotocols: subprotocols, source: source, limits: limits, tls: tls, on: loop)
+                                 subprotocols: subprotocols, source: source, limits: limits, tls: tls.map(TLSSettings.init), on: loop)
         }
     }
 
@@ -43,7 +43,7 @@ extension StompClient {
     /// would only add its memory to every connect in flight).
     package static func connectNow(webSocket url: String, configuration: StompClientConfiguration,
                                    timeout: Duration, wsHeaders: [(String, String)] = [], subprotocols: [String] = StompClient.webSocketSubprotocols,
-                                   source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(), tls: TLSConfiguration? = nil,
+                                   source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(), tls: TLSSettings? = nil,
                                    on loop: EventLoop) async throws -> StompClient {
         let start = monotonicNanos()
         let ws = try await WebSocketClient.connectNow(try Endpoint(url, defaultScheme: .ws), headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,

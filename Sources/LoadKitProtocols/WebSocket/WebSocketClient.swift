@@ -68,7 +68,8 @@ public final class WebSocketClient: @unchecked Sendable {
         // (the task inherits the caller's task-locals, so its metrics still go to the caller's user).
         try await inShortTask(on: loop) {
             try await connectNow(endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
-                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout, tls: tls, on: loop)
+                                 maxMessageSize: maxMessageSize, source: source, closeTimeout: closeTimeout,
+                                 tls: tls.map(TLSSettings.init), on: loop)
         }
     }
 
@@ -79,7 +80,7 @@ public final class WebSocketClient: @unchecked Sendable {
     @inline(never)
     static func connectNow(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
-                           tls: TLSConfiguration?, on loop: EventLoop) async throws -> WebSocketClient {
+                           tls: TLSSettings?, on loop: EventLoop) async throws -> WebSocketClient {
         let observer = ClientObservation.current
         let wire = WireBytes()
         do {
@@ -100,7 +101,7 @@ public final class WebSocketClient: @unchecked Sendable {
     /// resolved (the handshake's time and budget count from there, not the lookup). A failed TLS
     /// handshake leaves its bytes in `wire`.
     @inline(never)
-    private static func openTransport(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?, tls: TLSConfiguration?,
+    private static func openTransport(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?, tls: TLSSettings?,
                                       wire: WireBytes, on loop: EventLoop) async throws -> (any Transport, start: UInt64) {
         if endpoint.isTLS { return try await openTLS(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop) }
         // Plain `ws`: nothing of TLS's configuration in this (smaller) context.
@@ -111,10 +112,11 @@ public final class WebSocketClient: @unchecked Sendable {
 
     @inline(never)
     private static func openTLS(_ endpoint: Endpoint, timeout: Duration, source: SocketAddress?,
-                                tls: TLSConfiguration?, wire: WireBytes, on loop: EventLoop) async throws -> (any Transport, start: UInt64) {
+                                tls: TLSSettings?, wire: WireBytes, on loop: EventLoop) async throws -> (any Transport, start: UInt64) {
         if !tlsAvailable { throw HTTPError.tlsUnavailable(endpoint: endpoint.description) }
         // `tls` or the default client configuration, verified for the URL's host.
-        let tlsConfig = (tls ?? .defaultClient).withServerName(tls?.serverName ?? endpoint.host)
+        let given = tls?.configuration
+        let tlsConfig = (given ?? .defaultClient).withServerName(given?.serverName ?? endpoint.host)
         let address = try await endpoint.resolve()
         let start = monotonicNanos()
         return (try await TransportConnector.connect(to: address, from: source, timeout: timeout, tls: tlsConfig,
@@ -346,4 +348,13 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
         transport.close()
         k.resume(throwing: error)
     }
+}
+
+/// A TLS configuration passed down the WebSocket connect path by reference. A connect's steps
+/// each keep what they pass on for as long as the step below waits, and a `TLSConfiguration?`
+/// is ≈ 80 bytes of every such context even for plain `ws` (nil): thousands of connects in
+/// flight during a ramp held those bytes in their tasks' allocator slabs.
+package final class TLSSettings: Sendable {
+    package let configuration: TLSConfiguration
+    package init(_ configuration: TLSConfiguration) { self.configuration = configuration }
 }
