@@ -90,20 +90,26 @@ private final class ChatWorkerShared: Sendable {
 
     /// The shared values for `c` (the last configuration's are reused while it is unchanged).
     static func of(_ c: StompChatConfiguration) throws -> ChatWorkerShared {
-        if let hit = cache.withLock({ $0 }), Self.sameWorkerSettings(hit.c, c) { return hit }
+        if let hit = cache.withLock({ $0 }), hit.c.sharesWorkerSettings(with: c) { return hit }
         let v = try ChatWorkerShared(c)
         cache.withLock { $0 = v }
         return v
     }
+}
 
-    /// Whether `a` and `b` agree on everything a worker reads. Compared field by field, with no
-    /// allocation: every worker of a run asks (a key array of the fields' texts, 100 rooms
-    /// included, cost each worker 6 KB of short-lived allocations, holes left between the
-    /// long-lived objects of the workers that connected meanwhile — `bench chat`'s RSS).
-    private static func sameWorkerSettings(_ a: StompChatConfiguration, _ b: StompChatConfiguration) -> Bool {
+extension StompChatConfiguration {
+    /// Whether this configuration and `b` agree on everything a chat worker reads (so its workers
+    /// may share `b`'s ``ChatWorkerShared``: the URL, STOMP configuration, headers and topics built
+    /// from it). Compared field by field, with no allocation: every worker of a run asks (a key
+    /// array of the fields' texts, 100 rooms included, cost each worker 6 KB of short-lived
+    /// allocations, holes left between the long-lived objects of the workers that connected
+    /// meanwhile — `bench chat`'s RSS). A field the worker starts reading must be added here;
+    /// `ChatWorkerSettingsTests` changes each one in turn.
+    func sharesWorkerSettings(with b: StompChatConfiguration) -> Bool {
         func same(_ x: [(String, String)], _ y: [(String, String)]) -> Bool {
             x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         }
+        let a = self
         return a.messageTemplate == b.messageTemplate && a.subscribeDestination == b.subscribeDestination
             && a.publishDestination == b.publishDestination && a.authHeader == b.authHeader
             && a.authScheme == b.authScheme && a.token == b.token && a.authIn == b.authIn

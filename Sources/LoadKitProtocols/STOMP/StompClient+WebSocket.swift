@@ -40,7 +40,8 @@ extension StompClient {
 
     /// ``connect(webSocket:configuration:timeout:wsHeaders:subprotocols:source:limits:tls:on:)`` in
     /// the caller's task, for a caller that is itself a short task (a second one nested in it
-    /// would only add its memory to every connect in flight).
+    /// would only add its memory to every connect in flight). `tls`: the configuration by
+    /// reference (``TLSSettings``), nil for the default client configuration.
     package static func connectNow(webSocket url: String, configuration: StompClientConfiguration,
                                    timeout: Duration, wsHeaders: [(String, String)] = [], subprotocols: [String] = StompClient.webSocketSubprotocols,
                                    source: SocketAddress? = nil, limits: StompFrameParser.Limits = .init(), tls: TLSSettings? = nil,

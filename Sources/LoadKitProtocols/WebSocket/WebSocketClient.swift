@@ -77,6 +77,7 @@ public final class WebSocketClient: @unchecked Sendable {
     // holds every value any inlined step keeps across an await, and a connect's contexts live
     // until it ends — with thousands in flight (a ramp against a slow server) their sum stays
     // behind as free chunks between the long-lived objects (`bench chat`'s RSS over its heap).
+    // `tls` comes by reference (``TLSSettings``; nil: the default client configuration).
     @inline(never)
     static func connectNow(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
