@@ -139,7 +139,7 @@ extension UserContext: ClientObserver {
         return WebSocketSessionMetrics(handles)
     }
 
-    func streamOpened() -> (any StreamTrafficObserver)? { StreamTrafficMetrics(recorder) }
+    func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
 
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
         // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).
@@ -165,9 +165,10 @@ struct WebSocketMetricHandles: Sendable {
     }
 }
 
-/// `data_sent` / `data_received` of one connection that is neither HTTP nor WebSocket (STOMP
-/// straight over TCP), through the recorder's resolved handles: the connection keeps this small
-/// object, not the user's whole context.
+/// `data_sent` / `data_received` of the connections that are neither HTTP nor WebSocket (STOMP
+/// straight over TCP), through the recorder's resolved handles: one per recorder
+/// (``RecorderHandles/stream``), shared by those connections, which keep it instead of the user's
+/// whole context.
 final class StreamTrafficMetrics: StreamTrafficObserver, Sendable {
     private let recorder: MetricsRecorder
     // Only the two byte counters: the WebSocket handles would add ws_* metrics (at 0) to the run.

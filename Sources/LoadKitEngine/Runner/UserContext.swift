@@ -259,6 +259,7 @@ final class RecorderHandles: Sendable {
     let runner: RunnerHandles
     private let httpRef = OnceReference<HTTPHandlesBox>()
     private let webSocketRef = OnceReference<WebSocketHandlesBox>()
+    private let streamRef = OnceReference<StreamTrafficMetrics>()
 
     // Two non-generic boxes, not one generic: a generic class's metadata is looked up at run time
     // on every load (what `OnceReference` replaced `AtomicLazyReference<Ref<T>>` for).
@@ -287,6 +288,13 @@ final class RecorderHandles: Sendable {
     var webSocket: WebSocketMetricHandles {
         if let h = webSocketRef.load() { return h.value }
         return webSocketRef.storeIfNil(WebSocketHandlesBox(WebSocketMetricHandles(recorder))).value
+    }
+
+    /// The byte counters of plain-stream connections (STOMP over TCP), resolved by the first one
+    /// and shared by all: it holds no per-connection state.
+    var stream: StreamTrafficMetrics {
+        if let s = streamRef.load() { return s }
+        return streamRef.storeIfNil(StreamTrafficMetrics(recorder))
     }
 }
 
