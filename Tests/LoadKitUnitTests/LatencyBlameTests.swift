@@ -1,4 +1,10 @@
 import Testing
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 @testable import LoadKitEngine
 @testable import LoadKitTransport
 
@@ -70,6 +76,91 @@ import Testing
         #expect(!Self.outputs(mixed).contains { $0.contains(none) })
         let same = try! #require(RunResult.merged([Self.run(cpu: [20], cpus: "2"), Self.run(cpu: [30], cpus: "2")]))
         #expect(same.environment["generator_cpus"] == "2")
+    }
+
+    /// A run whose every user blocks its event loop (a synchronous sleep in the script) uses
+    /// almost no CPU, yet its latency is the generator's: the blame must not send the user to
+    /// the server (it did: the whole process's CPU was its only figure).
+    @Test func aScriptBlockingItsLoopIsBlamedOnTheGenerator() async throws {
+        var test = LoadTest("blocked-loops") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(1500)) }
+            .progress(false).reports(false).settings(Settings([:])).exclusive(false)
+        test.options.userLoops = Self.blockedLoops
+        let result = try await test.run { user in
+            try await user.measure("step") { usleep(30_000) }   // blocks the loop's thread, no CPU
+        }
+        #expect((result.metrics.trends["step"]?.count ?? 0) >= 20)   // the work happened
+        let text = Self.outputs(result, [SLA.p95("step", below: .milliseconds(10))])[0]
+        #expect(text.contains("⚠ latency breached while"), "\(text)")
+        #expect(!text.contains("look at the server"), "\(text)")
+        let busiest = try #require(result.generator.compactMap(\.busiestLoopPercent).max())
+        #expect(busiest >= 90, "\(result.generator)")
+        // With the process's CPU under its line (the usual case here), the loop is what says so.
+        if (result.generator.map(\.cpuPercent).max() ?? 0) < 179 {
+            #expect(text.contains("an event loop of the load generator was saturated"), "\(text)")
+        }
+    }
+    static let blockedLoops = EventLoopGroup(loops: 2, label: "blame-blocked")
+    /// A loop of its own for the idle-time test (the blocked run beside it keeps its loops busy).
+    static let quietLoop = EventLoopGroup(loops: 1, label: "blame-idle")
+
+    /// The busiest loop's figure decides when the process's CPU does not, and is printed beside it.
+    @Test func aSaturatedLoopAmongSeveralIsTheGenerators() {
+        func run(cpu: [Double], loop: [Double?]) -> RunResult {
+            var r = Self.run(cpu: cpu)
+            for i in r.generator.indices { r.generator[i].busiestLoopPercent = loop[i] }
+            return r
+        }
+        for text in Self.outputs(run(cpu: [60, 100], loop: [40, 97])) {
+            #expect(text.contains("⚠ latency breached while an event loop of the load generator was saturated "
+                                  + "(CPU max 100 %; saturated at 180 % for 2 cores; busiest event loop 97 % busy)"), "\(text)")
+        }
+        let full = ConsoleSummary.full(run(cpu: [60, 100], loop: [40, 97]), outcomes: [])
+        #expect(full.contains("Load generator: CPU max 100%, busiest event loop 97% busy, RSS max"), "\(full)")
+        #expect(Self.outputs(run(cpu: [60, 100], loop: [40, 89.4]))[0]
+            .contains("not saturated (CPU max 100 %; saturated at 180 % for 2 cores; busiest event loop 89 % busy)"))
+        // The process's line still decides first; a sample without the loop's figure counts as before.
+        #expect(Self.outputs(run(cpu: [185], loop: [20]))[0].contains("⚠ latency breached while the load generator was saturated"))
+        #expect(Self.outputs(run(cpu: [60, 100], loop: [nil, nil]))[0]
+            .contains("not saturated (CPU max 100 %; saturated at 180 % for 2 cores)"))
+        // The time series and the summary CSV carry it.
+        let series = TimeSeriesCSV.render(run(cpu: [60, 100], loop: [40, 97]))
+        #expect(series.contains("generator_busiest_loop_percent,97.0"), "\(series)")
+        #expect(CSVReport.render(run(cpu: [60, 100], loop: [40, 97])).contains("generator_busiest_loop_max"))
+    }
+
+    /// The busiest loop's share: the loop least idle over the interval.
+    @Test func theBusiestLoopIsTheLeastIdle() {
+        #expect(GeneratorSampler.busiestPercent(idle: [900, 500], previous: [100, 400], wall: 1_000) == 90)  // 800 and 100 idle
+        #expect(GeneratorSampler.busiestPercent(idle: [1_100], previous: [100], wall: 1_000) == 0)
+        #expect(GeneratorSampler.busiestPercent(idle: [2_000], previous: [100], wall: 1_000) == 0)  // never below 0
+        #expect(GeneratorSampler.busiestPercent(idle: [], previous: [], wall: 1_000) == nil)
+        #expect(GeneratorSampler.busiestPercent(idle: [5], previous: [1], wall: 0) == nil)
+    }
+
+    /// A loop's idle time is the time it waited for events, the wait in progress included, and
+    /// not the time it was blocked running work.
+    @Test func aLoopsIdleTimeIsItsWaitsNotItsWork() async throws {
+        let loop = Self.quietLoop.loops[0]
+        // Idle: nothing to do for 200 ms (counted while the wait is still in progress).
+        let t0 = monotonicNanos(), i0 = loop.idleNanos(at: t0)
+        try await Task.sleep(for: .milliseconds(200))
+        let t1 = monotonicNanos(), i1 = loop.idleNanos(at: t1)
+        #expect(i1 - i0 >= (t1 - t0) / 2, "idle \(i1 - i0) of \(t1 - t0) ns")
+        // Busy: its thread blocked in a 200 ms call — no idle time at all over the call, read on
+        // the loop itself (the test's own task may resume long after, on a busy machine).
+        let blocked = Wakeup()
+        let span = Mutex<(idle: UInt64, wall: UInt64)>((0, 0))
+        loop.execute {
+            let a = monotonicNanos(), ia = loop.idleNanos(at: a)
+            usleep(200_000)
+            let b = monotonicNanos(), ib = loop.idleNanos(at: b)
+            span.withLock { $0 = (ib - ia, b - a) }
+            blocked.fire(true)
+        }
+        _ = await blocked.wait()
+        let (idle, wall) = span.withLock { $0 }
+        #expect(wall >= 200_000_000)
+        #expect(idle == 0, "idle \(idle) of \(wall) ns")
     }
 
     /// A real run records the core count its CPU is judged against.

@@ -136,6 +136,27 @@ private struct Boom: Error {}
         #expect(result.metrics.gauges["vus"] == 2)           // the gauge's last value too, not the shutdown's 0
     }
 
+    /// A script that never suspends (pure computation, or a call that blocks) must not keep its
+    /// loop forever: the plan's timers and the other users' I/O run on it too. It did — the run
+    /// never ended (the hold's timer on the loop never fired), here until the watchdog cancelled it.
+    @Test(arguments: [false, true])
+    func aScriptThatNeverSuspendsStillEndsOnTime(blocking: Bool) async throws {
+        let run = Task {
+            try await onBusyLoops(quiet(LoadTest("never-suspends") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(500)) }))
+                .run { user in
+                    if blocking { usleep(2_000) }
+                    user.count("spins")
+                }
+        }
+        let watchdog = Task { try await Task.sleep(for: .seconds(20)); run.cancel() }
+        let result = try await run.value
+        watchdog.cancel()
+        #expect(result.interruption == nil, "\(String(describing: result.interruption))")
+        #expect(result.durationSeconds < 5, "\(result.durationSeconds)")
+        #expect((result.metrics.counters["spins"] ?? 0) >= (blocking ? 100 : 1_000))   // the work happened
+        #expect(result.metrics.counters["spins"] == result.metrics.counters["iterations"])
+    }
+
     @Test func shortScriptsLoopAndErrorsAreClassified() async throws {
         let result = try await quiet(LoadTest("loop") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(500)) })
             .run { user in

@@ -96,8 +96,14 @@ public struct GeneratorSample: Sendable, Codable, Equatable {
     public var rssBytes: Int64
     /// Open file descriptors.
     public var openDescriptors: Int
+    /// The busiest of the run's event loops over the last interval: the percent of the time it
+    /// was not waiting for events — running users' code and their I/O, or blocked in a call that
+    /// does not suspend (a `sleep`, a synchronous read). Near 100, work for that loop's users
+    /// waited on the generator, whatever ``cpuPercent`` says. Nil when not measured (older runs).
+    public var busiestLoopPercent: Double?
     /// Creates a sample.
-    public init(second: Double, cpuPercent: Double, rssBytes: Int64, openDescriptors: Int) {
+    public init(second: Double, cpuPercent: Double, rssBytes: Int64, openDescriptors: Int, busiestLoopPercent: Double? = nil) {
         self.second = second; self.cpuPercent = cpuPercent; self.rssBytes = rssBytes; self.openDescriptors = openDescriptors
+        self.busiestLoopPercent = busiestLoopPercent
     }
 }

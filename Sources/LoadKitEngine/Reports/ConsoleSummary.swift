@@ -65,7 +65,8 @@ package enum ConsoleSummary {
         if let line = scheduleLine(m) { out += line }
         out += errorLines(m)
         if let g = GeneratorPeak(r) {
-            out += "  generator    CPU max \(Fmt.num(g.cpu, 0)) % · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
+            out += "  generator    CPU max \(Fmt.num(g.cpu, 0)) %\(g.busiestLoop.map { " · busiest loop \(Fmt.num($0, 0)) % busy" } ?? "")"
+                + " · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
         }
         return Secrets.scrub(out, environment: r.environment)
     }
@@ -144,7 +145,8 @@ package enum ConsoleSummary {
             if let blame = LatencyBlame(r, outcomes: outcomes) { out += "  \(blame.sentence)\n" }
         }
         if let g = GeneratorPeak(r) {
-            out += "\nLoad generator: CPU max \(Fmt.num(g.cpu, 0))%, RSS max \(Fmt.bytes(g.rss)), open files max \(g.fds)\n"
+            out += "\nLoad generator: CPU max \(Fmt.num(g.cpu, 0))%\(g.busiestLoop.map { ", busiest event loop \(Fmt.num($0, 0))% busy" } ?? "")"
+                + ", RSS max \(Fmt.bytes(g.rss)), open files max \(g.fds)\n"
         }
         let env = Secrets.masked(r.environment)
         if !env.isEmpty {
@@ -241,13 +243,15 @@ package enum ConsoleSummary {
 
     /// On which side a breached latency threshold's time went, as every error says whose it is:
     /// the load generator's when it was saturated (its CPU, as shown, at ≥ 90 % of the cores it
-    /// may use) or lagged (≥ 5 % of iterations started more than 1 ms late, the 99th percentile
-    /// of their lateness at least a tenth of the breached latency), else the server's
-    /// (or the network's). Nil when no latency threshold failed on samples (a threshold without
-    /// samples is not a latency; `iteration_lateness` is the generator's own lag), or the run kept
-    /// no generator figures or no core count (merged shards with different ones). The CPU is this
-    /// process's, once a second: an in-process fixture server counts in it, and one saturated
-    /// loop among several can hide under the whole process's figure.
+    /// may use, or one of its event loops busy ≥ 90 % of a second) or lagged (≥ 5 % of iterations
+    /// started more than 1 ms late, the 99th percentile of their lateness at least a tenth of the
+    /// breached latency), else the server's (or the network's). Nil when no latency threshold
+    /// failed on samples (a threshold without samples is not a latency; `iteration_lateness` is the
+    /// generator's own lag), or the run kept no generator figures or no core count (merged shards
+    /// with different ones). The CPU is this process's, once a second: an in-process fixture
+    /// server and tests running beside counts in it. The busiest loop's figure is the run's own
+    /// loops': it catches one loop saturated among several (hidden under the process's figure)
+    /// and a script that blocks its loop without using CPU (a `sleep`, synchronous I/O).
     struct LatencyBlame {
         let sentence: String
         init?(_ r: RunResult, outcomes: [ThresholdOutcome]) {
@@ -263,11 +267,17 @@ package enum ConsoleSummary {
             // make a 300 ms P99 (a held-out run blamed a 1 s server freeze on 5.7 % starting late).
             let lag = Double(r.metrics.trends[RunnerMetrics.iterationLateness]?.value(atPercentile: 99) ?? 0)
             let lagged = lateShare >= 0.05 && lag >= smallest / 10
-            let cpuShown = g.cpu.rounded()   // the figure the sentence prints decides
-            let cpu = "CPU max \(Fmt.num(cpuShown, 0)) %; saturated at \(90 * cores) % for \(cores) core\(cores == 1 ? "" : "s")"
+            let cpuShown = g.cpu.rounded()   // the figures the sentence prints decide
+            let loopShown = g.busiestLoop?.rounded()
+            var cpu = "CPU max \(Fmt.num(cpuShown, 0)) %; saturated at \(90 * cores) % for \(cores) core\(cores == 1 ? "" : "s")"
+            if let loopShown { cpu += "; busiest event loop \(Fmt.num(loopShown, 0)) % busy" }
             if cpuShown >= 90 * Double(cores) {
                 sentence = "⚠ latency breached while the load generator was saturated (\(cpu)): part of the time may "
                     + "be the generator's own — fewer users per process, more cores, or shards"
+            } else if let loopShown, loopShown >= 90 {
+                sentence = "⚠ latency breached while an event loop of the load generator was saturated (\(cpu)): its users "
+                    + "waited for it — a script that blocks (sleep, synchronous I/O, a lock) or computes on its loop, "
+                    + "or too many users per loop"
             } else if lagged {
                 sentence = "⚠ latency breached while the load generator lagged (\(Fmt.percent(lateShare)) of iterations "
                     + "started more than 1 ms late; \(cpu)): part of the time may be the generator's own or its host's stalls"
@@ -278,12 +288,15 @@ package enum ConsoleSummary {
         }
     }
 
-    /// The load generator's highest CPU, RSS and descriptor count over the run.
+    /// The load generator's highest CPU, RSS and descriptor count over the run, and its busiest
+    /// event loop's highest share (nil when not measured).
     struct GeneratorPeak {
         let cpu: Double, rss: Int64, fds: Int
+        let busiestLoop: Double?
         init?(_ r: RunResult) {
             guard !r.generator.isEmpty else { return nil }
             cpu = r.generator.map(\.cpuPercent).max() ?? 0
+            busiestLoop = r.generator.compactMap(\.busiestLoopPercent).max()
             rss = r.generator.map(\.rssBytes).max() ?? 0
             fds = r.generator.map(\.openDescriptors).max() ?? 0
         }

@@ -151,10 +151,20 @@ extension HTMLReport {
                 ("fds", "Open descriptors", "files", { Double($0.openDescriptors) }),
             ]
             for g in measures {
-                line(g.id, .generator, g.title, g.id == "cpu" ? "of one core" : "", g.unit, segments.map { label, samples in
+                var series: [[String: Any]] = segments.map { label, samples in
                     ["name": label.map { "shard \($0)" } ?? g.title,
                      "points": samples.map { [$0.second, g.value($0).isFinite ? g.value($0) as Any : NSNull()] }]
-                })
+                }
+                // Beside the process's CPU, how busy its busiest event loop was (one saturated
+                // loop among several, or a script blocking its loop, shows here, not in the CPU).
+                if g.id == "cpu" {
+                    series += segments.compactMap { label, samples in
+                        samples.contains { $0.busiestLoopPercent != nil } ? [
+                            "name": "busiest event loop" + (label.map { ", shard \($0)" } ?? ""),
+                            "points": samples.map { [$0.second, $0.busiestLoopPercent.map { $0 as Any } ?? NSNull()] }] : nil
+                    }
+                }
+                line(g.id, .generator, g.title, g.id == "cpu" ? "of one core; the busiest loop: % of its time busy" : "", g.unit, series)
             }
         }
 

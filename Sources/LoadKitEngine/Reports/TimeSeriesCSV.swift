@@ -44,6 +44,7 @@ package enum TimeSeriesCSV {
             for g in samples {
                 let k = Swift.max(0, Int(g.second.rounded()) - 1)
                 rows.append((k, "generator_cpu_percent\(suffix)", Fmt.num(g.cpuPercent, 1)))
+                if let loop = g.busiestLoopPercent { rows.append((k, "generator_busiest_loop_percent\(suffix)", Fmt.num(loop, 1))) }
                 rows.append((k, "generator_rss_bytes\(suffix)", String(g.rssBytes)))
                 rows.append((k, "generator_open_files\(suffix)", String(g.openDescriptors)))
             }

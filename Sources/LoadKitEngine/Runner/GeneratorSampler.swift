@@ -8,31 +8,56 @@ import Synchronization
 import LoadKitTransport
 import LoadKitProtocols
 
-/// Samples the generator's own CPU (getrusage), RSS (/proc/self/statm) and open descriptors.
+/// Samples the generator's own CPU (getrusage), RSS (/proc/self/statm) and open descriptors, and
+/// how busy its busiest event loop was.
 struct GeneratorSampler {
     /// The generator's counters at one instant.
     struct Reading: Sendable {
         let cpu: Double, wall: UInt64, rss: Int64, descriptors: Int
-        static func now() -> Reading {
-            Reading(cpu: cpuSeconds(), wall: monotonicNanos(), rss: rssBytes(), descriptors: ResourceLimits.openDescriptorCount())
+        /// Each of the run's loops' idle nanoseconds (``EventLoop/idleNanos(at:)``) at `wall`.
+        let loopsIdle: [UInt64]
+        static func now(_ loops: [EventLoop]) -> Reading {
+            let wall = monotonicNanos()
+            return Reading(cpu: cpuSeconds(), wall: wall, rss: rssBytes(), descriptors: ResourceLimits.openDescriptorCount(),
+                           loopsIdle: loops.map { $0.idleNanos(at: wall) })
         }
     }
 
+    /// The loops the run's users are on.
+    let loops: [EventLoop]
     private var lastCPU: Double
+    private var lastLoopsIdle: [UInt64]
     /// When the previous sample was taken (or the sampler made).
     private(set) var lastWall: UInt64
     /// Samples taken so far.
     private(set) var count = 0
 
-    init() { lastCPU = Self.cpuSeconds(); lastWall = monotonicNanos() }
+    init(loops: [EventLoop]) {
+        self.loops = loops
+        let r = Reading.now(loops)
+        lastCPU = r.cpu; lastWall = r.wall; lastLoopsIdle = r.loopsIdle
+    }
 
-    /// The sample for `reading` (default: now): CPU % since the previous sample.
-    mutating func sample(second: Double, at reading: Reading = .now()) -> GeneratorSample {
-        let dt = Double(reading.wall &- lastWall) / 1e9
+    /// The sample for `reading` (default: now): CPU % and the busiest loop's % since the
+    /// previous sample.
+    mutating func sample(second: Double, at reading: Reading? = nil) -> GeneratorSample {
+        let reading = reading ?? .now(loops)
+        let wall = reading.wall &- lastWall
+        let dt = Double(wall) / 1e9
         let pct = dt > 0 ? (reading.cpu - lastCPU) / dt * 100 : 0
-        lastCPU = reading.cpu; lastWall = reading.wall; count += 1
+        let busiest = Self.busiestPercent(idle: reading.loopsIdle, previous: lastLoopsIdle, wall: wall)
+        lastCPU = reading.cpu; lastWall = reading.wall; lastLoopsIdle = reading.loopsIdle; count += 1
         return GeneratorSample(second: (second * 1000).rounded() / 1000, cpuPercent: (pct * 10).rounded() / 10,
-                               rssBytes: reading.rss, openDescriptors: reading.descriptors)
+                               rssBytes: reading.rss, openDescriptors: reading.descriptors,
+                               busiestLoopPercent: busiest.map { ($0 * 10).rounded() / 10 })
+    }
+
+    /// The highest share of `wall` nanoseconds that a loop was not idle (0–100), from each loop's
+    /// idle time now and at the previous sample; nil without loops or time.
+    static func busiestPercent(idle: [UInt64], previous: [UInt64], wall: UInt64) -> Double? {
+        guard wall > 0, !idle.isEmpty, idle.count == previous.count else { return nil }
+        let leastIdle = zip(idle, previous).map { $0 >= $1 ? $0 - $1 : 0 }.min() ?? 0
+        return max(0, min(100, 100 * (1 - Double(leastIdle) / Double(wall))))
     }
 
     static func cpuSeconds() -> Double {

@@ -12,7 +12,7 @@ extension RunEngine {
     // MARK: Once a second
 
     func monitorLoop() async {
-        var sampler = GeneratorSampler()
+        var sampler = GeneratorSampler(loops: userLoops.loops)
         var nextTick = startNanos + 1_000_000_000
         let tty = isatty(2) == 1
         let progressOn = test.options.progress ?? (settings.progressForced() ?? tty)
@@ -60,7 +60,7 @@ extension RunEngine {
             if progressOn {
                 let snap = registry.snapshot(includeTrends: false)
                 let line = ProgressLine.render(progressState(second: second, vus: vus, snapshot: snap, previous: previous))
-                    + " | cpu \(Int(sample.cpuPercent))% rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
+                    + " | cpu \(Int(sample.cpuPercent))%\(sample.busiestLoopPercent.map { " (busiest loop \(Int($0))%)" } ?? "") rss \(sample.rssBytes / 1_048_576) MB fds \(sample.openDescriptors)"
                 writeStderr(tty ? ProgressLine.overwriting(line) : line + "\n")
                 printed = tty
                 previous = snap

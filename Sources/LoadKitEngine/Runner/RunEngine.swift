@@ -183,9 +183,19 @@ final class RunEngine: Sendable {
         var iteration = 0
         // Back to back, an iteration starts when the one before it ended (one clock read less).
         var due = monotonicNanos()
+        // A script that never suspends gives the loop back now and then (the next iteration
+        // then starts when it has the thread again).
+        // The loop outlives its users: unretained, no reference counting each iteration.
+        let loop = EventLoop.current.map { Unmanaged.passUnretained($0) }
+        var hold = loop?._withUnsafeGuaranteedRef { $0.hold(at: due) } ?? EventLoop.Hold(turn: 0, since: due)
         while !ctx.isStopping && !Task.isCancelled {
             let (ok, end) = await runIteration(ctx, number: iteration, due: due)
             due = end
+            if let loop, loop._withUnsafeGuaranteedRef({ $0.mustYield(&hold, now: end) }) {
+                await Task.yield()
+                due = monotonicNanos()
+                hold = loop._withUnsafeGuaranteedRef { $0.hold(at: due) }
+            }
             if !ok && !once {
                 _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds)
                 due = monotonicNanos()
@@ -267,7 +277,7 @@ final class RunEngine: Sendable {
                 self.interrupt(.cancelled)
             }
             let vusNow = active.load(ordering: .relaxed), connectedNow = connected.load(ordering: .relaxed)
-            let reading = GeneratorSampler.Reading.now(), second = Double(elapsed) / 1e9
+            let reading = GeneratorSampler.Reading.now(userLoops.loops), second = Double(elapsed) / 1e9
             state.withLock { $0.atPlanEnd = (vusNow, connectedNow, reading, second) }
             await shutdown(cap: hardCap)
             return elapsed

@@ -37,6 +37,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     private let sleeping = Atomic<Bool>(false)
     private let stopWhenIdle = Atomic<Bool>(false)
     private let wakeups = Atomic<Int>(0)
+    /// Time the thread spent blocked in the poller with nothing to do, and when its current
+    /// wait began (0: not waiting), for ``idleNanos(at:)``. Taken only around waits that may block.
+    private let waiting = Mutex<(idle: UInt64, since: UInt64)>((0, 0))
 
     // Loop-confined state.
     // Loop-confined (see `@exclusivity(unchecked)` in TCPConnection: one dynamic check per submit).
@@ -48,6 +51,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     private var freeSlots: [Int] = []
     private var liveRegistrations = 0
     private var encodeBuffers: [[UInt8]] = [[], []]
+    /// Turns of the loop's thread so far (loop-confined): a task that sees the same turn before
+    /// and after a step has not given the thread back in between (``yieldIfHeld(since:now:)``).
+    private var turns: UInt64 = 0
 
     init(label: String) {
         self.label = label
@@ -182,6 +188,43 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
         }
     }
 
+    /// Nanoseconds the loop's thread has spent waiting for events with nothing to do, up to `now`
+    /// (``monotonicNanos()``; the current wait counts up to it). Thread-safe. The rest of the
+    /// time the loop was busy — running users' code and I/O, or blocked in a call that does not
+    /// suspend — and work for its users waited: ``GeneratorSampler`` turns it into the busiest
+    /// loop's share, which tells a saturated generator from a slow server.
+    package func idleNanos(at now: UInt64) -> UInt64 {
+        waiting.withLock { w in w.idle &+ (w.since != 0 && now > w.since ? now - w.since : 0) }
+    }
+
+    /// Where a task on the loop last saw the thread given back: the loop's turn and the instant.
+    package struct Hold: Sendable {
+        package var turn: UInt64
+        package var since: UInt64
+        package init(turn: UInt64, since: UInt64) { self.turn = turn; self.since = since }
+    }
+
+    /// The loop's current turn, seen at `now` (on the loop).
+    package func hold(at now: UInt64) -> Hold { Hold(turn: turns, since: now) }
+
+    /// Longest a task on the loop may keep its thread without suspending before it yields.
+    static let longestHold: UInt64 = 1_000_000
+
+    /// For a task on the loop that runs steps back to back (a virtual user's iterations): whether
+    /// it has kept the thread for ``longestHold`` without the loop turning, and must yield — a
+    /// script that never suspends (pure computation, a blocking call) would otherwise keep the
+    /// loop's timers (the plan's, the stop), I/O and other users waiting for ever. A task that
+    /// suspends on I/O or a timer sees the loop turn (`hold` moves on) and pays one comparison.
+    /// Synchronous, so the common case adds no executor switch. On the loop.
+    @inline(__always)
+    package func mustYield(_ hold: inout Hold, now: UInt64) -> Bool {
+        if hold.turn != turns {
+            hold = Hold(turn: turns, since: now)
+            return false
+        }
+        return now &- hold.since >= Self.longestHold
+    }
+
     /// How many times a submission had to wake the loop's thread (for tests and benchmarks).
     var wakeupSignals: Int { wakeups.load(ordering: .relaxed) }
 
@@ -287,6 +330,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
         let events = UnsafeMutablePointer<lk_event>.allocate(capacity: Self.batch)
         defer { events.deallocate() }
         while true {
+            turns &+= 1
             var timeout: Int64 = -1
             if !local.isEmpty {
                 timeout = 0
@@ -298,8 +342,17 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
                 sleeping.store(true, ordering: .sequentiallyConsistent)
                 if inboxCount.load(ordering: .sequentiallyConsistent) > 0 { timeout = 0 }
             }
+            let waitFrom = timeout != 0 ? monotonicNanos() : 0
+            if waitFrom != 0 { waiting.withLock { $0.since = waitFrom } }
             let n = lk_poll_wait(pollFD, events, Int32(Self.batch), timeout)
             sleeping.store(false, ordering: .relaxed)
+            if waitFrom != 0 {
+                let woke = monotonicNanos()
+                waiting.withLock { w in
+                    w.idle &+= woke > w.since ? woke - w.since : 0
+                    w.since = 0
+                }
+            }
             if n > 0 {
                 for i in 0..<Int(n) { dispatch(events[i]) }
             }
