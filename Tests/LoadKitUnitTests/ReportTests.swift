@@ -112,6 +112,19 @@ import Testing
         for secret in ["eyJsecretjwt", "hunter22", "k-123456", "abcdef"] { #expect(!text.contains(secret)) }
     }
 
+    /// An open model's `maxUsers` is a ceiling, not a plan: its header says so (a held-out user
+    /// read "1,000 users planned (467 peak)" as a plan of 1,000).
+    @Test func anOpenModelsHeaderSaysMaxUsers() {
+        var open = Self.sample()
+        open.environment["model"] = "arrival-rate peak 30000/s maxUsers 900"
+        let texts = [ConsoleSummary.render(open, outcomes: []), K6TextSummary.render(open, outcomes: []), HTMLReport.render(open, outcomes: [])]
+        #expect(texts[0].contains("maxUsers 900 (880 peak)"), "\(texts[0])")
+        #expect(texts[2].contains("maxUsers 900, 880 peak"))
+        for t in texts { #expect(!t.contains("900 users planned")) }
+        // A closed model's header is unchanged.
+        #expect(ConsoleSummary.render(Self.sample(), outcomes: []).contains("900 users planned (880 peak)"))
+    }
+
     @Test func heldConnectionsTellLateConnectorsFromFailures() throws {
         // 60 planned, 57 connected at the end of the hold (second 12); no error anywhere.
         var r = RunResult(name: "late", startedAtMillis: 0, durationSeconds: 15, metrics: MetricsSnapshot(), plannedPeakUsers: 60,

@@ -10,8 +10,16 @@ package enum ConsoleSummary {
     /// Prints a summary (and where its reports went) on standard output and flushes it: one
     /// stream, so the two stay together however a harness interleaves stdout and stderr.
     static func printOut(_ text: String) {
-        print(text)
+        // One write for the whole summary (after what stdout holds already): line by line, a
+        // test framework's output from another thread landed inside the box.
         fflush(nil)
+        var bytes = Array((text + "\n").utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes = bytes.dropFirst(n)
+        }
     }
 
     /// Trends shown on the console at most (those named by thresholds first, then the busiest).
@@ -35,7 +43,7 @@ package enum ConsoleSummary {
         let title = "── LoadKit · \(r.name) "
         let tail = " \(verdict) ──"
         var out = title + String(repeating: "─", count: Swift.max(3, 72 - title.count - tail.count)) + tail + "\n"
-        var facts = ["\(Fmt.readableDuration(r.durationSeconds))", Fmt.usersPlanned(r.workers)
+        var facts = ["\(Fmt.readableDuration(r.durationSeconds))", Fmt.usersPlanned(r)
             + (r.peakActiveUsers > 0 ? " (\(Fmt.int(Int64(r.peakActiveUsers))) peak)" : "")]
         if let b = r.environment["build"] { facts.append("\(b) build") }
         if let i = r.interruption { facts.append("interrupted: \(i)") }

@@ -48,7 +48,7 @@ package enum HTMLReport {
         h += "<div class=\"brand\">LoadKit report</div>\n"
         h += "<div class=\"title\"><h1>\(e(r.name))</h1><span class=\"verdict \(verdict.css)\" id=\"verdict\">\(verdict.text)</span></div>\n"
         var facts = ["started \(startText(r.startedAtMillis))", "duration \(Fmt.readableDuration(r.durationSeconds))",
-                     Fmt.usersPlanned(r.workers) + (r.peakActiveUsers > 0 ? ", \(Fmt.int(Int64(r.peakActiveUsers))) peak" : "")]
+                     Fmt.usersPlanned(r) + (r.peakActiveUsers > 0 ? ", \(Fmt.int(Int64(r.peakActiveUsers))) peak" : "")]
         if let b = r.environment["build"] { facts.append("\(b) build") }
         if let id = r.environment["run_id"] { facts.append("run \(id)") }
         if let s = r.environment["shards_merged"] { facts.append("merged shards \(s)") }

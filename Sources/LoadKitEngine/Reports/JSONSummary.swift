@@ -93,7 +93,7 @@ package enum K6TextSummary {
         lines.append((Threshold.errorsMetric, "\(e)  \(Fmt.num((m.errorRate ?? 0) * 100, 3))%"))
         // Not `vus_max:` here: that name is the metric below (the most users at once), and an
         // open model's plan (its `maxUsers`) can be far above it.
-        var out = "\n  scenario: \(r.name)  duration: \(Fmt.duration(r.durationSeconds))  \(Fmt.usersPlanned(r.workers))"
+        var out = "\n  scenario: \(r.name)  duration: \(Fmt.duration(r.durationSeconds))  \(Fmt.usersPlanned(r))"
         if let i = r.interruption { out += "  interrupted: \(i)" }
         out += "\n\n"
         if !outcomes.isEmpty {

@@ -38,6 +38,13 @@ enum Fmt {
     /// `1 user planned`, `20 users planned`: a count with its noun in the right number.
     static func usersPlanned(_ n: Int) -> String { "\(int(Int64(n))) user\(n == 1 ? "" : "s") planned" }
 
+    /// A run's users as its header says them: `20 users planned`, or for the open model, whose
+    /// plan is a rate, `maxUsers 1,000` — a ceiling, not a plan.
+    static func usersPlanned(_ r: RunResult) -> String {
+        guard r.environment["model"]?.hasPrefix("arrival-rate") == true else { return usersPlanned(r.workers) }
+        return "maxUsers \(int(Int64(r.workers)))"
+    }
+
     /// Up to three decimals, trailing zeros dropped (`0.4`, `2`, `1.234`): durations and rates in
     /// the runner's messages.
     static func upTo3(_ x: Double) -> String {
