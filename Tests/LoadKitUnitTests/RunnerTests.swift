@@ -141,16 +141,22 @@ private struct Boom: Error {}
     /// never ended (the hold's timer on the loop never fired), here until the watchdog cancelled it.
     @Test(arguments: [false, true])
     func aScriptThatNeverSuspendsStillEndsOnTime(blocking: Bool) async throws {
-        let run = Task {
-            try await onBusyLoops(quiet(LoadTest("never-suspends") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(500)) }))
-                .run { user in
-                    if blocking { usleep(2_000) }
-                    user.count("spins")
-                }
+        // 20 users on 2 loops: each turn of a loop ends ≈ 1 ms after its first user asked, not
+        // after 1 ms per user.
+        let test = onBusyLoops(quiet(LoadTest("never-suspends") { Stage("all", to: 20, over: .zero); Hold(.milliseconds(500)) }))
+        // Raced against a time-out, so a regression fails here instead of hanging the suite (the
+        // spinning users would not see a cancellation either).
+        let outcome = await withTaskGroup(of: RunResult?.self) { group in
+            group.addTask { try? await test.run { user in
+                if blocking { usleep(2_000) }
+                user.count("spins")
+            } }
+            group.addTask { try? await Task.sleep(for: .seconds(30)); return nil }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
-        let watchdog = Task { try await Task.sleep(for: .seconds(20)); run.cancel() }
-        let result = try await run.value
-        watchdog.cancel()
+        let result = try #require(outcome, "the run did not end within 30 s")
         #expect(result.interruption == nil, "\(String(describing: result.interruption))")
         #expect(result.durationSeconds < 5, "\(result.durationSeconds)")
         #expect((result.metrics.counters["spins"] ?? 0) >= (blocking ? 100 : 1_000))   // the work happened

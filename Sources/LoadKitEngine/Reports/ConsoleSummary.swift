@@ -10,13 +10,14 @@ package enum ConsoleSummary {
     /// Prints a summary (and where its reports went) on standard output and flushes it: one
     /// stream, so the two stay together however a harness interleaves stdout and stderr.
     static func printOut(_ text: String) {
-        // One write for the whole summary (after what stdout holds already): line by line, a
-        // test framework's output from another thread landed inside the box.
+        // As few writes as the descriptor takes (one on a terminal or file; a pipe may split past
+        // 4 KB), after what stdout holds already: line by line, a test framework's output from
+        // another thread landed inside the box.
         fflush(nil)
         var bytes = Array((text + "\n").utf8)[...]
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             guard n > 0 else { break }
             bytes = bytes.dropFirst(n)
         }
@@ -256,10 +257,13 @@ package enum ConsoleSummary {
     /// breached latency), else the server's (or the network's). Nil when no latency threshold
     /// failed on samples (a threshold without samples is not a latency; `iteration_lateness` is the
     /// generator's own lag), or the run kept no generator figures or no core count (merged shards
-    /// with different ones). The CPU is this process's, once a second: an in-process fixture
-    /// server and tests running beside counts in it. The busiest loop's figure is the run's own
-    /// loops': it catches one loop saturated among several (hidden under the process's figure)
-    /// and a script that blocks its loop without using CPU (a `sleep`, synchronous I/O).
+    /// with different ones). The CPU is this process's, once a second: an in-process server and
+    /// tests running beside count in it. The busiest loop's figure is the run's own loops': it
+    /// catches one loop saturated among several (hidden under the process's figure) and a script
+    /// that blocks its loop without using CPU (a `sleep`, synchronous I/O). One busy second (a
+    /// burst of connects) is not saturation: it takes two, or the only one of a short run. A
+    /// server in this process listening on the same loops (`generator_loops_shared`) shares their
+    /// time, and the sentence says so instead of naming the generator alone.
     struct LatencyBlame {
         let sentence: String
         init?(_ r: RunResult, outcomes: [ThresholdOutcome]) {
@@ -282,10 +286,15 @@ package enum ConsoleSummary {
             if cpuShown >= 90 * Double(cores) {
                 sentence = "⚠ latency breached while the load generator was saturated (\(cpu)): part of the time may "
                     + "be the generator's own — fewer users per process, more cores, or shards"
-            } else if let loopShown, loopShown >= 90 {
-                sentence = "⚠ latency breached while an event loop of the load generator was saturated (\(cpu)): its users "
-                    + "waited for it — a script that blocks (sleep, synchronous I/O, a lock) or computes on its loop, "
-                    + "or too many users per loop"
+            } else if loopShown != nil, g.loopSaturated {
+                if r.environment["generator_loops_shared"] != nil {
+                    sentence = "⚠ latency breached while an event loop of this process was saturated (\(cpu)): it runs both the "
+                        + "users and an in-process server, so part of the time may be either's — give the server its own loops"
+                } else {
+                    sentence = "⚠ latency breached while an event loop of the load generator was saturated (\(cpu)): its users "
+                        + "waited for it — a script that blocks (sleep, synchronous I/O, a lock) or computes on its loop, "
+                        + "or too many users per loop"
+                }
             } else if lagged {
                 sentence = "⚠ latency breached while the load generator lagged (\(Fmt.percent(lateShare)) of iterations "
                     + "started more than 1 ms late; \(cpu)): part of the time may be the generator's own or its host's stalls"
@@ -301,10 +310,15 @@ package enum ConsoleSummary {
     struct GeneratorPeak {
         let cpu: Double, rss: Int64, fds: Int
         let busiestLoop: Double?
+        /// A loop busy ≥ 90 % (as printed) in two seconds, or in the only one or two there are.
+        let loopSaturated: Bool
         init?(_ r: RunResult) {
             guard !r.generator.isEmpty else { return nil }
             cpu = r.generator.map(\.cpuPercent).max() ?? 0
-            busiestLoop = r.generator.compactMap(\.busiestLoopPercent).max()
+            let loops = r.generator.compactMap(\.busiestLoopPercent)
+            busiestLoop = loops.max()
+            let saturatedSeconds = loops.filter { $0.rounded() >= 90 }.count
+            loopSaturated = saturatedSeconds >= 2 || (saturatedSeconds == 1 && loops.count <= 2)
             rss = r.generator.map(\.rssBytes).max() ?? 0
             fds = r.generator.map(\.openDescriptors).max() ?? 0
         }

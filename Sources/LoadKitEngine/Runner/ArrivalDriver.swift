@@ -207,6 +207,7 @@ final class ArrivalDriver: @unchecked Sendable {
         var next: Assignment = first
         var startedAt: UInt64? = nil   // when the user took its iteration itself: that clock read
         var inARow = 0
+        var hold = EventLoop.Hold()
         while let (due, iteration) = next {
             let lateness = ArrivalPlanner.lateness(due: due, startedAt: startedAt ?? monotonicNanos())
             // The lateness trend (with its per-second series) and the late count under one lock.
@@ -223,7 +224,9 @@ final class ArrivalDriver: @unchecked Sendable {
             // already when one ends: the user takes it at once (it stays active) instead of going
             // to the free list and waiting for the driver's timer — no continuation, no job and
             // no executor switches for that hand-off, and the user's memory is still in the cache.
-            if inARow < Self.takenInARow, loop.inLoop {
+            // A script that never suspends stops taking them after the loop's turn has run such
+            // iterations for 1 ms (`mustYield`): the driver's timer and the loop's I/O come first.
+            if inARow < Self.takenInARow, loop.inLoop, !loop.mustYield(&hold, now: ended) {
                 // The iteration's end, nanoseconds ago: an earlier instant never starts one early.
                 let now = ended
                 if let taken = takeDueNow(now) {

@@ -17,9 +17,11 @@ struct GeneratorSampler {
         /// Each of the run's loops' idle nanoseconds (``EventLoop/idleNanos(at:)``) at `wall`.
         let loopsIdle: [UInt64]
         static func now(_ loops: [EventLoop]) -> Reading {
+            // The loops' idle time right at `wall` (a wait that ends later is counted to `wall`).
             let wall = monotonicNanos()
+            let idle = loops.map { $0.idleNanos(at: wall) }
             return Reading(cpu: cpuSeconds(), wall: wall, rss: rssBytes(), descriptors: ResourceLimits.openDescriptorCount(),
-                           loopsIdle: loops.map { $0.idleNanos(at: wall) })
+                           loopsIdle: idle)
         }
     }
 

@@ -184,24 +184,23 @@ final class RunEngine: Sendable {
         // Back to back, an iteration starts when the one before it ended (one clock read less).
         var due = monotonicNanos()
         // A script that never suspends gives the loop back now and then (the next iteration
-        // then starts when it has the thread again).
-        // The loop outlives its users: unretained, no reference counting each iteration.
+        // then starts when it has the thread again). The loop outlives its users: unretained,
+        // no reference counting each iteration.
         let loop = EventLoop.current.map { Unmanaged.passUnretained($0) }
-        var hold = loop?._withUnsafeGuaranteedRef { $0.hold(at: due) } ?? EventLoop.Hold(turn: 0, since: due)
+        var hold = EventLoop.Hold()
         while !ctx.isStopping && !Task.isCancelled {
             let (ok, end) = await runIteration(ctx, number: iteration, due: due)
             due = end
+            if once { break }
             if let loop, loop._withUnsafeGuaranteedRef({ $0.mustYield(&hold, now: end) }) {
-                await Task.yield()
+                await loop.takeUnretainedValue().yieldThread()
                 due = monotonicNanos()
-                hold = loop._withUnsafeGuaranteedRef { $0.hold(at: due) }
             }
-            if !ok && !once {
+            if !ok {
                 _ = await ctx.sleep(nanos: test.options.pauseAfterError.nanoseconds)
                 due = monotonicNanos()
             }
             iteration += 1
-            if once { break }
         }
         retire(ctx)
     }
@@ -348,6 +347,9 @@ final class RunEngine: Sendable {
         env["model"] = modelDescription
         env["users_created"] = String(created.load(ordering: .relaxed))
         env["generator_cpus"] = String(availableCores())  // what its CPU figure is judged against
+        if userLoops.loops.contains(where: \.servesListeners) {
+            env["generator_loops_shared"] = "an in-process server listens on the run's event loops: their busy time is partly the server's"
+        }
         if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
             env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
         }

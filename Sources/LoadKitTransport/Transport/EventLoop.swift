@@ -40,6 +40,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     /// Time the thread spent blocked in the poller with nothing to do, and when its current
     /// wait began (0: not waiting), for ``idleNanos(at:)``. Taken only around waits that may block.
     private let waiting = Mutex<(idle: UInt64, since: UInt64)>((0, 0))
+    /// Listeners registered on the loop (a server in this process): see ``servesListeners``.
+    private let listeners = Atomic<Int>(0)
 
     // Loop-confined state.
     // Loop-confined (see `@exclusivity(unchecked)` in TCPConnection: one dynamic check per submit).
@@ -52,8 +54,11 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     private var liveRegistrations = 0
     private var encodeBuffers: [[UInt8]] = [[], []]
     /// Turns of the loop's thread so far (loop-confined): a task that sees the same turn before
-    /// and after a step has not given the thread back in between (``yieldIfHeld(since:now:)``).
+    /// and after a step has not given the thread back in between (``mustYield(_:now:)``).
     private var turns: UInt64 = 0
+    /// The turn in which a task last asked ``mustYield(_:now:)``, and when it first asked in it.
+    private var askedTurn: UInt64 = 0
+    private var askedSince: UInt64 = 0
 
     init(label: String) {
         self.label = label
@@ -197,33 +202,49 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
         waiting.withLock { w in w.idle &+ (w.since != 0 && now > w.since ? now - w.since : 0) }
     }
 
-    /// Where a task on the loop last saw the thread given back: the loop's turn and the instant.
+    /// A task's view of the loop for ``mustYield(_:now:)``: the turn it last asked in.
     package struct Hold: Sendable {
-        package var turn: UInt64
-        package var since: UInt64
-        package init(turn: UInt64, since: UInt64) { self.turn = turn; self.since = since }
+        package var turn: UInt64 = .max
+        package init() {}
     }
 
-    /// The loop's current turn, seen at `now` (on the loop).
-    package func hold(at now: UInt64) -> Hold { Hold(turn: turns, since: now) }
-
-    /// Longest a task on the loop may keep its thread without suspending before it yields.
+    /// Longest a turn of the loop may run tasks that do not suspend before they yield.
     static let longestHold: UInt64 = 1_000_000
 
-    /// For a task on the loop that runs steps back to back (a virtual user's iterations): whether
-    /// it has kept the thread for ``longestHold`` without the loop turning, and must yield — a
-    /// script that never suspends (pure computation, a blocking call) would otherwise keep the
-    /// loop's timers (the plan's, the stop), I/O and other users waiting for ever. A task that
-    /// suspends on I/O or a timer sees the loop turn (`hold` moves on) and pays one comparison.
-    /// Synchronous, so the common case adds no executor switch. On the loop.
+    /// For a task on the loop that runs steps back to back (a virtual user's iterations, asking
+    /// after each): whether to give the thread back now — when the task has run another step in
+    /// this turn of the loop without suspending in between, and the turn has run such steps for
+    /// ``longestHold``. A script that never suspends (pure computation, a blocking call) would
+    /// otherwise keep the loop's timers (the plan's, the stop), I/O and other users waiting for
+    /// ever; with N such users on a loop, the turn still ends about 1 ms after the first asked
+    /// (each yields after its next step). A task that suspends on I/O or a timer is resumed in a
+    /// later turn, so it never yields here. Synchronous: no executor switch. On the loop.
     @inline(__always)
     package func mustYield(_ hold: inout Hold, now: UInt64) -> Bool {
+        if askedTurn != turns {
+            askedTurn = turns
+            askedSince = now
+        }
         if hold.turn != turns {
-            hold = Hold(turn: turns, since: now)
+            hold.turn = turns
             return false
         }
-        return now &- hold.since >= Self.longestHold
+        return now &- askedSince >= Self.longestHold
     }
+
+    /// Gives the loop's thread back: the calling task, on the loop, resumes after the loop's
+    /// timers and I/O have had their turn (not through Swift's global pool, as `Task.yield()`
+    /// may). On the loop.
+    nonisolated(nonsending)
+    package func yieldThread() async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            executeLocal { c.resume() }
+        }
+    }
+
+    /// True while a listener (a server in this process) is registered on the loop: its busy
+    /// time is then partly the server's.
+    package var servesListeners: Bool { listeners.load(ordering: .relaxed) > 0 }
 
     /// How many times a submission had to wake the loop's thread (for tests and benchmarks).
     var wakeupSignals: Int { wakeups.load(ordering: .relaxed) }
@@ -274,6 +295,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
             return nil
         }
         liveRegistrations += 1
+        registrations[slot].listener = !edge
+        if !edge { listeners.add(1, ordering: .relaxed) }
         return token
     }
 
@@ -287,6 +310,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
         registrations[slot].generation &+= 1
         freeSlots.append(slot)
         liveRegistrations -= 1
+        if registrations[slot].listener {
+            registrations[slot].listener = false
+            listeners.subtract(1, ordering: .relaxed)
+        }
     }
 
     /// Level-triggered registrations: turns read interest off or on (a listener out of descriptors).
@@ -453,4 +480,6 @@ protocol LoopSelectable: AnyObject {
 private struct Registration {
     var handler: (any LoopSelectable)?
     var generation: UInt32 = 0
+    /// Level-triggered: a listener (counted in `listeners`).
+    var listener = false
 }
