@@ -163,6 +163,40 @@ private struct Boom: Error {}
         #expect(result.metrics.counters["spins"] == result.metrics.counters["iterations"])
     }
 
+    /// The generator's samples cover the run, not the time its caller takes to resume: a test
+    /// task on Swift's shared pool, held by parallel suites, resumed 6 s after a 1.5 s run, and
+    /// the monitor kept sampling idle loops (and other tests' CPU) until then — the busiest loop's
+    /// saturated seconds were then a minority and the blame went to the server.
+    @Test func theGeneratorIsNotSampledWhileTheCallerResumesLate() async throws {
+        let result = try await withTaskExecutorPreference(DelayingExecutor(delay: .milliseconds(1_500))) {
+            try await onBusyLoops(quiet(LoadTest("late-caller") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(600)) }))
+                .run { user in _ = await user.sleep(for: .milliseconds(10)); user.count("slept") }
+        }
+        #expect((result.metrics.counters["slept"] ?? 0) > 0)
+        let last = try #require(result.generator.last?.second)
+        #expect(last <= result.durationSeconds + 0.2, "samples at \(result.generator.map(\.second)) s for a run of \(result.durationSeconds) s")
+    }
+
+    /// Inside one iteration, a script's own loop on a zero sleep (a computed pause of 0) must
+    /// not keep the loop for ever either: the stop comes from the loop's timer. Such a run
+    /// never ended.
+    @Test func aScriptLoopingOnAZeroSleepStillEndsOnTime() async throws {
+        let test = onBusyLoops(quiet(LoadTest("zero-sleep") { Stage("all", to: 4, over: .zero); Hold(.milliseconds(400)) }))
+        let outcome = await withTaskGroup(of: RunResult?.self) { group in
+            group.addTask { try? await test.run { user in
+                while !user.isStopping { _ = await user.sleep(for: .zero); user.count("spins") }
+            } }
+            group.addTask { try? await Task.sleep(for: .seconds(30)); return nil }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        let result = try #require(outcome, "the run did not end within 30 s")
+        #expect(result.interruption == nil, "\(String(describing: result.interruption))")
+        #expect(result.durationSeconds < 5, "\(result.durationSeconds)")
+        #expect((result.metrics.counters["spins"] ?? 0) >= 1_000)   // the work happened
+    }
+
     @Test func shortScriptsLoopAndErrorsAreClassified() async throws {
         let result = try await quiet(LoadTest("loop") { Stage("all", to: 5, over: .zero); Hold(.milliseconds(500)) })
             .run { user in
@@ -482,5 +516,18 @@ private struct Boom: Error {}
         #expect(m.counters["connection_retries"] == 10)       // 2 + 3 retries per user
         let rt = try #require(m.trends["reconnection_time"])
         #expect(rt.count == 2 && rt.min >= 20_000)            // ≥ first back-off (20 ms ± 50 %, then 40 ms)
+    }
+}
+
+/// Runs each job `delay` after it was enqueued: a caller's executor that is slow to come back
+/// (Swift's shared pool held by other work).
+private final class DelayingExecutor: TaskExecutor, @unchecked Sendable {
+    let delay: Duration
+    init(delay: Duration) { self.delay = delay }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let j = UnownedJob(job)
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay.seconds) {
+            j.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
     }
 }

@@ -279,9 +279,11 @@ final class RunEngine: Sendable {
             let reading = GeneratorSampler.Reading.now(userLoops.loops), second = Double(elapsed) / 1e9
             state.withLock { $0.atPlanEnd = (vusNow, connectedNow, reading, second) }
             await shutdown(cap: hardCap)
+            // The monitor stops with the run, not when the caller's executor takes it back
+            // (seconds later in a busy process: those samples were idle loops and other work).
+            finished.store(true, ordering: .releasing)
             return elapsed
         }
-        finished.store(true, ordering: .releasing)
         _ = await monitor.value
         endpoint?.close()
         SignalTrap.shared.unregister(self)

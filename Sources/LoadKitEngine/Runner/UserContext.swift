@@ -227,7 +227,13 @@ final class UserContext: Sendable {
     /// Sleeps `nanos`; returns false when woken early by stop, cancellation or `signal`.
     func sleep(nanos: UInt64, unless signal: UserSignal? = nil) async -> Bool {
         if isStopping || Task.isCancelled || signal?.hasFired == true { return false }
-        if nanos == 0 { return true }
+        if nanos == 0 {
+            // No wait, but a script looping on a zero sleep (a computed pause of 0) gives its loop
+            // back once the loop's turn has run for 1 ms: else the plan's timers, the stop
+            // included, never fire on that loop.
+            if let loop = EventLoop.current, loop.turnHeld(now: monotonicNanos()) { await loop.yieldThread() }
+            return !(isStopping || Task.isCancelled || signal?.hasFired == true)
+        }
         let w = Wakeup()
         let token = sleepers.withLock { $0.add(w) }
         if isStopping { w.fire(false) } // stop raced with registration

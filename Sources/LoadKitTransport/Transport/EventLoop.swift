@@ -221,12 +221,22 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     /// later turn, so it never yields here. Synchronous: no executor switch. On the loop.
     @inline(__always)
     package func mustYield(_ hold: inout Hold, now: UInt64) -> Bool {
+        let held = turnHeld(now: now)
+        if hold.turn != turns {
+            hold.turn = turns
+            return false
+        }
+        return held
+    }
+
+    /// Whether this turn of the loop has run for ``longestHold`` since a task first asked in it
+    /// (the first asks start the count). For a point where a task offers to yield anyway — a
+    /// `sleep` of zero in a script's own loop. On the loop.
+    @inline(__always)
+    package func turnHeld(now: UInt64) -> Bool {
         if askedTurn != turns {
             askedTurn = turns
             askedSince = now
-        }
-        if hold.turn != turns {
-            hold.turn = turns
             return false
         }
         return now &- askedSince >= Self.longestHold
