@@ -136,6 +136,20 @@ private struct Boom: Error {}
         #expect(result.metrics.gauges["vus"] == 2)           // the gauge's last value too, not the shutdown's 0
     }
 
+    /// Runs `test` with `script`, raced against a 30 s time-out: nil when the run had not ended by
+    /// then — a regression that hangs fails its test instead of hanging the suite (users spinning
+    /// on their loop would not see a cancellation either).
+    static func runWithinTimeOut(_ test: LoadTest,
+                                 _ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async -> RunResult? {
+        await withTaskGroup(of: RunResult?.self) { group in
+            group.addTask { try? await test.run(script) }
+            group.addTask { try? await Task.sleep(for: .seconds(30)); return nil }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
     /// A script that never suspends (pure computation, or a call that blocks) must not keep its
     /// loop forever: the plan's timers and the other users' I/O run on it too. It did — the run
     /// never ended (the hold's timer on the loop never fired), here until the watchdog cancelled it.
@@ -144,17 +158,9 @@ private struct Boom: Error {}
         // 20 users on 2 loops: each turn of a loop ends ≈ 1 ms after its first user asked, not
         // after 1 ms per user.
         let test = onBusyLoops(quiet(LoadTest("never-suspends") { Stage("all", to: 20, over: .zero); Hold(.milliseconds(500)) }))
-        // Raced against a time-out, so a regression fails here instead of hanging the suite (the
-        // spinning users would not see a cancellation either).
-        let outcome = await withTaskGroup(of: RunResult?.self) { group in
-            group.addTask { try? await test.run { user in
-                if blocking { usleep(2_000) }
-                user.count("spins")
-            } }
-            group.addTask { try? await Task.sleep(for: .seconds(30)); return nil }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+        let outcome = await Self.runWithinTimeOut(test) { user in
+            if blocking { usleep(2_000) }
+            user.count("spins")
         }
         let result = try #require(outcome, "the run did not end within 30 s")
         #expect(result.interruption == nil, "\(String(describing: result.interruption))")
@@ -182,14 +188,8 @@ private struct Boom: Error {}
     /// never ended.
     @Test func aScriptLoopingOnAZeroSleepStillEndsOnTime() async throws {
         let test = onBusyLoops(quiet(LoadTest("zero-sleep") { Stage("all", to: 4, over: .zero); Hold(.milliseconds(400)) }))
-        let outcome = await withTaskGroup(of: RunResult?.self) { group in
-            group.addTask { try? await test.run { user in
-                while !user.isStopping { _ = await user.sleep(for: .zero); user.count("spins") }
-            } }
-            group.addTask { try? await Task.sleep(for: .seconds(30)); return nil }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+        let outcome = await Self.runWithinTimeOut(test) { user in
+            while !user.isStopping { _ = await user.sleep(for: .zero); user.count("spins") }
         }
         let result = try #require(outcome, "the run did not end within 30 s")
         #expect(result.interruption == nil, "\(String(describing: result.interruption))")
