@@ -369,17 +369,20 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
         while true {
             turns &+= 1
             var timeout: Int64 = -1
+            var now: UInt64 = 0
             if !local.isEmpty {
                 timeout = 0
             } else if let next = timers.first {
-                let now = monotonicNanos()
+                now = monotonicNanos()
                 timeout = next.deadline > now ? Int64(clamping: next.deadline - now) : 0
             }
             if timeout != 0 {
                 sleeping.store(true, ordering: .sequentiallyConsistent)
                 if inboxCount.load(ordering: .sequentiallyConsistent) > 0 { timeout = 0 }
             }
-            let waitFrom = timeout != 0 ? monotonicNanos() : 0
+            // A wait that may block counts as idle (``idleNanos(at:)``), from the clock read above
+            // when the timers took one.
+            let waitFrom = timeout == 0 ? 0 : (now != 0 ? now : monotonicNanos())
             if waitFrom != 0 { waiting.withLock { $0.since = waitFrom } }
             let n = lk_poll_wait(pollFD, events, Int32(Self.batch), timeout)
             sleeping.store(false, ordering: .relaxed)
