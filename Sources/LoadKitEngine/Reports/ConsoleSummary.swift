@@ -286,7 +286,7 @@ package enum ConsoleSummary {
             if cpuShown >= 90 * Double(cores) {
                 sentence = "⚠ latency breached while the load generator was saturated (\(cpu)): part of the time may "
                     + "be the generator's own — fewer users per process, more cores, or shards"
-            } else if loopShown != nil, g.loopSaturated {
+            } else if g.loopSaturated {
                 if r.environment["generator_loops_shared"] != nil {
                     sentence = "⚠ latency breached while an event loop of this process was saturated (\(cpu)): it runs both the "
                         + "users and an in-process server, so part of the time may be either's — give the server its own loops"

@@ -41,7 +41,7 @@ enum Fmt {
     /// A run's users as its header says them: `20 users planned`, or for the open model, whose
     /// plan is a rate, `maxUsers 1,000` — a ceiling, not a plan.
     static func usersPlanned(_ r: RunResult) -> String {
-        guard r.environment["model"]?.hasPrefix("arrival-rate") == true else { return usersPlanned(r.workers) }
+        guard r.environment["model"]?.hasPrefix(RunEngine.openModelTag) == true else { return usersPlanned(r.workers) }
         return "maxUsers \(int(Int64(r.workers)))"
     }
 

@@ -367,12 +367,15 @@ final class RunEngine: Sendable {
         return result
     }
 
+    /// How the run's facts (`model`) begin for the open model; the reports' headers read it.
+    static let openModelTag = "arrival-rate"
+
     private var modelDescription: String {
         switch test.model {
         case .stages(let st):
             return StagePlan(st).segments.map { "\($0.name):\($0.to)/\(Fmt.upTo3(Double($0.durationNanos) / 1e9))s" }
                 .joined(separator: ",")
-        case .arrivals(let r, let m): return "arrival-rate peak \(Fmt.upTo3(r.peakRate))/s maxUsers \(m)"
+        case .arrivals(let r, let m): return "\(Self.openModelTag) peak \(Fmt.upTo3(r.peakRate))/s maxUsers \(m)"
         case .burst(let b, let h): return "burst \(b.count) over \(Fmt.upTo3(b.window.seconds))s hold \(Fmt.upTo3(h.seconds))s"
         }
     }
