@@ -26,8 +26,8 @@ import LoadKitFixtures
 
     /// An https server (presenting the main test certificate) behind a counting relay, and a
     /// client trusting `trust`'s CA.
-    static func httpsBehindARelay(trusting trust: TLSTestCertificates) throws -> (server: HTTPServer, relay: CountingRelay, client: HTTPClient) {
-        let server = try HTTPServer(tls: try TLSTestFixture.certificates().serverConfiguration) { req in .text("hello \(req.head.target)") }
+    static func httpsBehindARelay(trusting trust: TLSTestCertificates) async throws -> (server: HTTPServer, relay: CountingRelay, client: HTTPClient) {
+        let server = try HTTPServer(tls: try await TLSTestFixture.certificates().serverConfiguration) { req in .text("hello \(req.head.target)") }
         var config = HTTPClient.Configuration()
         config.tls = trust.clientConfiguration
         return (server, try CountingRelay(to: server.address), HTTPClient(configuration: config))
@@ -42,7 +42,7 @@ import LoadKitFixtures
     }
 
     @Test func httpsKeepAliveReusesOneTLSConnection() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let server = try HTTPServer(tls: certs.serverConfiguration) { req in .text("hello \(req.head.target)") }
         defer { server.stop() }
         var config = HTTPClient.Configuration()
@@ -61,8 +61,8 @@ import LoadKitFixtures
     }
 
     @Test func httpsRejectsAnUntrustedServer() async throws {
-        let certs = try TLSTestFixture.certificates()
-        let other = try TLSTestFixture.certificates("other")
+        let certs = try await TLSTestFixture.certificates()
+        let other = try await TLSTestFixture.certificates("other")
         let server = try HTTPServer(tls: certs.serverConfiguration) { _ in .text("never") }
         defer { server.stop() }
         var config = HTTPClient.Configuration()
@@ -79,7 +79,7 @@ import LoadKitFixtures
     }
 
     @Test func wssEcho() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try Self.wssEchoServer(certs)
         defer { listener.close() }
         let ws = try await WebSocketClient.connect("wss://localhost:\(listener.address.port)/echo", timeout: .seconds(5),
@@ -105,7 +105,7 @@ import LoadKitFixtures
             func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { counts.withLock { $0.bytesIn += bytes.count } }
             func connection(_ c: any Transport, didCloseWith error: TransportError?) { counts.withLock { $0.closed = true } }
         }
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let accepted = Mutex<[any Transport]>([])
         // No delegate yet: once its handshake is done the peer leaves the rest in the socket.
         let listener = try TCPListener(tls: certs.serverConfiguration) { tls in accepted.withLock { $0.append(tls) } }
@@ -137,7 +137,7 @@ import LoadKitFixtures
     /// them: every TLS record (handshake, record headers and tags) as well as the HTTP bytes
     /// inside. A raw TCP relay between client and server counts them independently.
     @Test func httpsDataSentAndReceivedAreTheBytesOnTheWire() async throws {
-        let (server, relay, client) = try Self.httpsBehindARelay(trusting: try TLSTestFixture.certificates())
+        let (server, relay, client) = try await Self.httpsBehindARelay(trusting: try await TLSTestFixture.certificates())
         defer { server.stop(); client.shutdown() }
         let url = "https://localhost:\(relay.port)/item"
         // A count of requests, not a time: a timed hold made only 10 requests in CI's busy
@@ -156,7 +156,7 @@ import LoadKitFixtures
 
     /// The same for wss: the handshakes (TLS, then the upgrade) and every frame's records.
     @Test func wssDataSentAndReceivedAreTheBytesOnTheWire() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try Self.wssEchoServer(certs)
         defer { listener.close() }
         let relay = try CountingRelay(to: listener.address)
@@ -186,8 +186,8 @@ import LoadKitFixtures
     /// the ClientHello and the client's alert up, the server's flight down — and they count, for
     /// https as for wss.
     @Test func aFailedTLSHandshakeCountsItsBytes() async throws {
-        let other = try TLSTestFixture.certificates("other")
-        let (server, relay, client) = try Self.httpsBehindARelay(trusting: other)
+        let other = try await TLSTestFixture.certificates("other")
+        let (server, relay, client) = try await Self.httpsBehindARelay(trusting: other)
         defer { server.stop(); client.shutdown() }
         let result = try await LoadTest("tls-failed-bytes", burst: 2).reports(false).progress(false).exclusive(false).run { user in
             if user.index == 0 {
@@ -204,7 +204,7 @@ import LoadKitFixtures
     }
 
     @Test func fixtureServesHTTPS() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         var options = FixtureOptions()
         options.tls = certs.serverConfiguration
         let concert = try await ConcertFixture.start(options)
@@ -219,7 +219,7 @@ import LoadKitFixtures
     }
 
     @Test func stompOverWSS() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let broker = try StompTestBroker(webSocket: true, tls: certs.serverConfiguration)
         defer { broker.close() }
         let url = "wss://localhost:\(broker.address.port)/stomp"

@@ -10,15 +10,24 @@ import Synchronization
 /// Certificates made once per test process with the `openssl` CLI (a CA and a server certificate
 /// for localhost and 127.0.0.1; a second, unrelated CA; an expired server certificate).
 enum TLSTestFixture {
-    private static let made = Mutex<[String: TLSTestCertificates]>([:])
+    private static let made = Mutex<[String: Task<TLSTestCertificates, any Error>]>([:])
 
-    static func certificates(_ name: String = "main", validDays: Int = 2) throws -> TLSTestCertificates {
-        try made.withLock { m in
-            if let c = m[name] { return c }
-            let c = try TLSTestCertificates.generate(validDays: validDays, commonName: "LoadKit \(name) CA")
-            m[name] = c
-            return c
+    /// Made on a thread of their own and awaited: the `openssl` runs take seconds, and waiting for
+    /// them on Swift's shared pool (two threads here) held up every other test's timing.
+    static func certificates(_ name: String = "main", validDays: Int = 2) async throws -> TLSTestCertificates {
+        let making = made.withLock { m in
+            if let t = m[name] { return t }
+            let t = Task<TLSTestCertificates, any Error> {
+                try await withCheckedThrowingContinuation { k in
+                    Thread {
+                        k.resume(with: Result { try TLSTestCertificates.generate(validDays: validDays, commonName: "LoadKit \(name) CA") })
+                    }.start()
+                }
+            }
+            m[name] = t
+            return t
         }
+        return try await making.value
     }
 
     /// A TLS echo listener on `host` presenting `certs`; the accepted connections are recorded.
@@ -91,7 +100,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
 
 @Suite struct TLSTests {
     @Test func verifiedHandshakeAgainstCustomCAByName() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         #expect(tlsAvailable)
@@ -106,7 +115,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func verifiedHandshakeByIPAddress() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         // No server name: the certificate's IP entry (127.0.0.1) is checked, and no SNI is sent.
@@ -117,8 +126,8 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func wrongCAIsRejectedAsUntrusted() async throws {
-        let certs = try TLSTestFixture.certificates()
-        let other = try TLSTestFixture.certificates("other")
+        let certs = try await TLSTestFixture.certificates()
+        let other = try await TLSTestFixture.certificates("other")
         let server = ServerSide()
         let listener = try TLSTestFixture.echoListener(certs, accepted: server)
         defer { listener.close() }
@@ -134,7 +143,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func hostNameMismatchIsRejected() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         let e = await expectTLSFailure("tls_name_mismatch") {
@@ -145,7 +154,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func ipAddressMismatchIsRejected() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         // The certificate names 127.0.0.1, not 127.0.0.2.
         let listener = try TLSTestFixture.echoListener(certs, host: "127.0.0.2")
         defer { listener.close() }
@@ -156,7 +165,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func expiredCertificateIsRejected() async throws {
-        let expired = try TLSTestFixture.certificates("expired", validDays: -1)
+        let expired = try await TLSTestFixture.certificates("expired", validDays: -1)
         let listener = try TLSTestFixture.echoListener(expired)
         defer { listener.close() }
         _ = await expectTLSFailure("tls_cert_expired") {
@@ -165,7 +174,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func systemStoreDoesNotTrustATestCA() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         _ = await expectTLSFailure("tls_cert_untrusted") {
@@ -174,7 +183,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func insecureNoVerificationAcceptsAnyCertificate() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5),
@@ -184,7 +193,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func echoOneMebibyte() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         let conn = try await TransportConnector.connect(host: "localhost", port: listener.address.port,
@@ -202,7 +211,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func alpnAndTLS12() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs, alpn: TLSConfiguration.http1ALPN, maxVersion: .tls12)
         defer { listener.close() }
         let conn = try await TransportConnector.connect(
@@ -215,7 +224,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func tooOldVersionIsAProtocolAlert() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs, maxVersion: .tls12)
         defer { listener.close() }
         var config = certs.clientConfiguration
@@ -232,7 +241,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func closeSendsCloseNotify() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let server = ServerSide()
         let listener = try TLSTestFixture.echoListener(certs, accepted: server)
         defer { listener.close() }
@@ -253,7 +262,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func serverWritesBeforeHandshakeEndAreDelivered() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TCPListener(tls: certs.serverConfiguration) { conn in
             conn.start(delegate: ServerEcho())
             conn.write(Array("greeting\n".utf8))  // before the handshake finished
@@ -269,7 +278,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     }
 
     @Test func dataAndCloseBeforeStartAreNotLost() async throws {
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         // Echoes the first message, then closes (close_notify + FIN).
         final class EchoThenClose: ConnectionDelegate, @unchecked Sendable {
             func connection(_ c: any Transport, didRead bytes: UnsafeRawBufferPointer) { c.write(rawBytes: bytes); c.close() }
@@ -278,7 +287,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
         let listener = try TCPListener(tls: certs.serverConfiguration) { $0.start(delegate: EchoThenClose()) }
         defer { listener.close() }
         let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)
-        conn.write(Array("ping".utf8))  // no delegate yet
+        conn.loop.execute { conn.write(Array("ping".utf8)) }  // no delegate yet (writes belong on the loop)
         try await Task.sleep(for: .milliseconds(100))  // the reply and the close arrive meanwhile
         let collector = Collector(expected: 4)
         final class Holder: @unchecked Sendable { var timer: LoopTimer? }
@@ -302,7 +311,7 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
     @Test func writingBytesFromTheLoopBufferIsSafe() async throws {
         // A plain connection's read forwarded to a TLS connection: the plaintext lies in the loop's
         // read buffer, which the TLS layer also uses for outgoing ciphertext.
-        let certs = try TLSTestFixture.certificates()
+        let certs = try await TLSTestFixture.certificates()
         let listener = try TLSTestFixture.echoListener(certs)
         defer { listener.close() }
         let conn = try await TransportConnector.connect(to: listener.address, timeout: .seconds(5), tls: certs.clientConfiguration)

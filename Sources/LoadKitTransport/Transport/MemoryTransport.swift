@@ -105,6 +105,7 @@ package final class MemoryTransport: Transport, @unchecked Sendable {
     // MARK: writing
 
     public func write(rawBytes bytes: UnsafeRawBufferPointer) {
+        assert(loop.inLoop, "MemoryTransport.write off its loop")
         guard isOpen, !outputShut, !bytes.isEmpty else { return }
         bytesWritten += bytes.count
         peer?.receive(bytes)

@@ -175,6 +175,7 @@ package final class TCPConnection: Transport, @unchecked Sendable, CustomStringC
 
     /// Queues two buffers as one write (a head and a body): one `writev`, no concatenation.
     public func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
+        assert(loop.inLoop, "TCPConnection.write off its loop")
         guard isOpen else { return }
         if second.isEmpty { socketWrite(first); return }
         if first.isEmpty || pendingStart < pending.count { socketWrite(first); socketWrite(second); return }
@@ -198,6 +199,7 @@ package final class TCPConnection: Transport, @unchecked Sendable, CustomStringC
     /// Writes bytes to the socket as they are.
     @inline(__always)
     func socketWrite(_ bytes: UnsafeRawBufferPointer) {
+        assert(loop.inLoop, "TCPConnection.write off its loop")
         guard isOpen, bytes.count > 0 else { return }
         queuedTotal &+= UInt64(bytes.count)
         if pendingStart == pending.count {

@@ -277,6 +277,8 @@ package final class TLSTransport: Transport, ConnectionDelegate, @unchecked Send
 
     /// Encrypts `bytes` and sends the records (server: queues them until the handshake is done).
     public func write(rawBytes bytes: UnsafeRawBufferPointer) {
+        // Off the loop, SSL_write would race the loop's use of the session (trimBuffers frees the BIOs).
+        assert(loop.inLoop, "TLSTransport.write off its loop")
         guard isOpen, bytes.count > 0, !session.sentCloseNotify else { return }
         guard session.state == .established else {
             if session.state == .handshaking { session.earlyPlaintext.append(contentsOf: bytes) }

@@ -21,9 +21,11 @@ package protocol Transport: AnyObject, Sendable {
 
     /// Sets the delegate and starts delivering bytes to it. Thread-safe.
     func start(delegate: any ConnectionDelegate)
-    /// Queues bytes for sending (copied when they cannot be sent at once).
+    /// Queues bytes for sending (copied when they cannot be sent at once). On the loop: the
+    /// connection's state (and a TLS session's buffers) belong to its thread; a debug build
+    /// traps a write from elsewhere, ``writeAndFlush(_:)`` is the thread-safe form.
     func write(rawBytes bytes: UnsafeRawBufferPointer)
-    /// Queues two buffers as one write (a head and a body), without concatenating them.
+    /// Queues two buffers as one write (a head and a body), without concatenating them. On the loop.
     func write(rawBytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer)
     /// Resumes `cont` once everything written so far has left this process (throws if the
     /// transport closes first) — except a TLS server's plaintext written before its handshake
