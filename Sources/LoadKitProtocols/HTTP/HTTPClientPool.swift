@@ -327,12 +327,13 @@ final class HostPool: Sendable {
         let now = monotonicNanos()
         var expired: [PendingRequest] = []
         let timer = state.withLock { s -> LoopTimer? in
-            var kept: [PendingRequest] = []
-            for i in s.waitersHead..<s.waiters.count {
-                let w = s.waiters[i]
-                if w.deadline <= now { expired.append(w) } else { kept.append(w) }
-            }
-            if !expired.isEmpty {
+            // Rebuilt only when one expired (most sweeps find none: no copy of the queue then).
+            if s.waiters[s.waitersHead...].contains(where: { $0.deadline <= now }) {
+                var kept: [PendingRequest] = []
+                for i in s.waitersHead..<s.waiters.count {
+                    let w = s.waiters[i]
+                    if w.deadline <= now { expired.append(w) } else { kept.append(w) }
+                }
                 s.waiters = kept
                 s.waitersHead = 0
             }
