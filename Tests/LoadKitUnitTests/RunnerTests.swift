@@ -169,6 +169,30 @@ private struct Boom: Error {}
         #expect(result.metrics.counters["spins"] == result.metrics.counters["iterations"])
     }
 
+    /// The run's CPU time is the process's over the run: at least what the scripts burned on the
+    /// loops' threads, at most what the cores could give in that time.
+    @Test func theRunsCPUTimeCoversWhatItsUsersBurned() async throws {
+        let result = try await onBusyLoops(quiet(LoadTest("burn") { Stage("two", to: 2, over: .zero); Hold(.milliseconds(400)) }))
+            .run { user in
+                // 5 ms of this thread's CPU an iteration, counted by the script itself.
+                func threadCPU() -> Int64 { var ts = timespec(); clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000 }
+                let start = threadCPU()
+                var now = start
+                while now - start < 5_000 { now = threadCPU() }
+                user.count("burned_us", by: now - start)
+                _ = await user.sleep(for: .milliseconds(1))
+            }
+        let burned = Double(result.metrics.counters["burned_us"] ?? 0) / 1e6
+        #expect(burned >= 0.1, "the scripts burned \(burned) s")   // the work happened
+        let cpu = try #require(result.generatorCPUSeconds)
+        #expect(cpu >= burned * 0.98, "the run's CPU \(cpu) s, the scripts alone burned \(burned) s")
+        #expect(cpu <= (result.durationSeconds + 1) * Double(availableCores()), "\(cpu) s of CPU in a \(result.durationSeconds) s run")
+        let iterations = try #require(result.metrics.counters["iterations"])
+        let each = cpu * 1e3 / Double(iterations)   // ms: ≥ 5 ms burned in each
+        #expect(ConsoleSummary.render(result, outcomes: [], full: false)
+            .contains("generator    CPU \(Fmt.num(cpu, 2)) s (\(Fmt.short3(each)) ms an iteration), max"))
+    }
+
     /// The generator's samples cover the run, not the time its caller takes to resume: a test
     /// task on Swift's shared pool, held by parallel suites, resumed 6 s after a 1.5 s run, and
     /// the monitor kept sampling idle loops (and other tests' CPU) until then — the busiest loop's

@@ -97,7 +97,8 @@ extension MetricsSnapshot {
 extension RunResult {
     /// Merges shard results into one: metrics merged (see ``MetricsSnapshot/merge(_:)``), the
     /// earliest start, the longest duration, peaks summed (shards run side by side), the first
-    /// interruption, generator samples concatenated, environments merged (first value wins).
+    /// interruption, generator samples concatenated, their CPU time summed, environments merged
+    /// (first value wins).
     /// Returns nil for an empty list.
     public static func merged(_ results: [RunResult], name: String? = nil) -> RunResult? {
         guard var out = results.first else { return nil }
@@ -115,6 +116,9 @@ extension RunResult {
         // The generators' samples are concatenated, so their CPU is only comparable to one core
         // count when every shard had the same (else no summary judges it against one).
         if Set(results.map { $0.environment["generator_cpus"] }).count > 1 { out.environment["generator_cpus"] = nil }
+        // The shards' generators ran side by side: their CPU adds up (unknown if one did not say).
+        let cpu = results.map(\.generatorCPUSeconds)
+        out.generatorCPUSeconds = cpu.contains(nil) ? nil : cpu.reduce(0) { $0 + ($1 ?? 0) }
         return out
     }
 }

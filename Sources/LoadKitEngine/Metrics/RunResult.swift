@@ -30,6 +30,12 @@ public struct RunResult: Sendable, Codable {
     public var generator: [GeneratorSample]
     /// Free-form facts about the run (build mode, shard index, target URL without secrets).
     public var environment: [String: String]
+    /// The CPU time (user + system) this process spent from the run's start to its end, its
+    /// shutdown included, in seconds: the load generator's cost, the figure `/usr/bin/time`
+    /// gives a reference tool (the summary divides it by the requests, or the iterations). The
+    /// whole process's: a fixture server or other tests running in it count too. Summed over
+    /// the shards of a merged run; nil when not measured (results from older versions).
+    public var generatorCPUSeconds: Double?
     /// The SLA the run was declared with (``LoadTest/sla(_:)``), `LOADKIT_SLA` applied; nil when
     /// none was declared. ``expect(reporter:fileID:filePath:line:column:)`` judges it.
     public var sla: [Threshold]?

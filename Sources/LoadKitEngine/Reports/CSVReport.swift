@@ -49,6 +49,7 @@ package enum CSVReport {
         for (kind, t) in m.errors.sorted(by: { $0.key < $1.key }) { add("errors_\(kind)_total", String(t.count)) }
         if !r.generator.isEmpty {
             add("generator_cpu_max", Fmt.num(r.generator.map(\.cpuPercent).max() ?? 0, 1), "%")
+            if let seconds = r.generatorCPUSeconds { add("generator_cpu_seconds", Fmt.num(seconds, 3), "s") }
             if let loop = r.generator.compactMap(\.busiestLoopPercent).max() { add("generator_busiest_loop_max", Fmt.num(loop, 1), "%") }
             add("generator_rss_max", String(r.generator.map(\.rssBytes).max() ?? 0), "bytes")
             add("generator_open_files_max", String(r.generator.map(\.openDescriptors).max() ?? 0))

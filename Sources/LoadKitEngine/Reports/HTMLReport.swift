@@ -135,7 +135,8 @@ package enum HTMLReport {
         if r.generator.isEmpty {
             h += "<p class=\"empty\">No samples of the generator's own resource use.</p>\n"
         } else {
-            h += "<p class=\"lead\">The load generator's own use, so a saturated client can be told from a saturated server.</p>\n"
+            h += "<p class=\"lead\">The load generator's own use, so a saturated client can be told from a saturated server"
+                + (ConsoleSummary.GeneratorPeak(r)?.cpuTime.map { ". CPU time over the run: \($0)" } ?? "") + ".</p>\n"
             h += "<div class=\"grid three\">\n" + charts.figures(in: .generator) + "</div>\n"
         }
         h += "</section>\n"

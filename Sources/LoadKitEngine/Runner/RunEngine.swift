@@ -242,6 +242,7 @@ final class RunEngine: Sendable {
 
     func run() async -> RunResult {
         let startedAt = wallClockMillis()
+        let cpuAtStart = GeneratorSampler.cpuSeconds()
         SignalTrap.shared.register(self)
         var endpoint: MetricsEndpoint?
         if let port = try? settings.prometheusPort() {
@@ -264,7 +265,7 @@ final class RunEngine: Sendable {
         // running in parallel on Swift's shared pool) cannot delay ramps and stops.
         // The run's length is taken on the loop, before hopping back to the caller's executor
         // (Swift's shared pool, which a busy process can hold for a while).
-        let ranFor = await withTaskExecutorPreference(userLoops.loops[0]) { () async -> UInt64 in
+        let (ranFor, cpuUsed) = await withTaskExecutorPreference(userLoops.loops[0]) { () async -> (UInt64, Double) in
             await withTaskCancellationHandler {
                 switch test.model {
                 case .stages(let stages): await runStages(StagePlan(stages), cap: hardCap)
@@ -282,12 +283,14 @@ final class RunEngine: Sendable {
             // The monitor stops with the run, not when the caller's executor takes it back
             // (seconds later in a busy process: those samples were idle loops and other work).
             finished.store(true, ordering: .releasing)
-            return elapsed
+            return (elapsed, max(0, GeneratorSampler.cpuSeconds() - cpuAtStart))
         }
         _ = await monitor.value
         endpoint?.close()
         SignalTrap.shared.unregister(self)
-        return assemble(startedAt: startedAt, ranFor: ranFor)
+        var result = assemble(startedAt: startedAt, ranFor: ranFor)
+        result.generatorCPUSeconds = cpuUsed
+        return result
     }
 
     /// Whether the control loop must stop now (interrupted, cancelled, or past the hard cap).
