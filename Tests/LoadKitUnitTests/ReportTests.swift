@@ -121,8 +121,35 @@ import Testing
         #expect(texts[0].contains("maxUsers 900 (880 peak)"), "\(texts[0])")
         #expect(texts[2].contains("maxUsers 900, 880 peak"))
         for t in texts { #expect(!t.contains("900 users planned")) }
+        // summary.txt too (it said "Workers: 900" for a ceiling).
+        let full = ConsoleSummary.full(open, outcomes: [])
+        #expect(full.contains("maxUsers: 900 (peak active 880)"), "\(full)")
+        #expect(!full.contains("Workers:"))
         // A closed model's header is unchanged.
         #expect(ConsoleSummary.render(Self.sample(), outcomes: []).contains("900 users planned (880 peak)"))
+    }
+
+    /// A held-out user's undersized open model: summary.txt said "Success rate: 100.00% (48/48)"
+    /// and nothing of the 72 arrivals dropped; the console's schedule line and warning were missing.
+    @Test func summaryTxtSaysWhatTheScheduleDropped() throws {
+        let r = MetricsRecorder()
+        r.increment("iterations", by: 48)
+        r.increment("operations", by: 48)
+        r.increment("iterations_dropped", by: 72)
+        r.increment("iterations_late", by: 3)
+        for i in 0..<48 { r.record("iteration_lateness", micros: i < 45 ? 100 : 2_000) }
+        let result = RunResult(name: "undersized", startedAtMillis: 1_700_000_000_000, durationSeconds: 6, metrics: r.snapshot(),
+                               plannedPeakUsers: 2, peakActiveUsers: 2, environment: ["model": "arrival-rate peak 20/s maxUsers 2"])
+        let full = ConsoleSummary.full(result, outcomes: [])
+        let schedule = try #require(full.range(of: "Schedule (open model)\n  72 dropped (no free user) · 3 late · start lateness P50 0.1 ms"),
+                                    "\(full)")
+        #expect(full.contains("  ⚠ 60 % of the arrivals due were dropped: they are in no latency figure and no error rate"), "\(full)")
+        // Next to the success rate it qualifies, before the metrics.
+        let success = try #require(full.range(of: "Success rate: 100.00% (48/48)"))
+        #expect(success.upperBound < schedule.lowerBound)
+        #expect(schedule.upperBound < (full.range(of: "Counters")?.lowerBound ?? full.endIndex), "\(full)")
+        // A closed run has no schedule to speak of.
+        #expect(!ConsoleSummary.full(Self.sample(), outcomes: []).contains("Schedule"))
     }
 
     @Test func heldConnectionsTellLateConnectorsFromFailures() throws {

@@ -99,6 +99,26 @@ import Testing
         #expect(got[0].0 == "SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms")
     }
 
+    /// A held-out user's CI failure said only "p(95) = …, limit < …": on which side the time went
+    /// was in the summary alone. A breached latency now carries it into the failure.
+    @Test func aBreachedLatencyFailureSaysOnWhichSideTheTimeWent() {
+        let seen = Mutex<[String]>([])
+        let reporter = FailureReporter { msg, _ in seen.withLock { $0.append(msg) } }
+        var r = Self.result(latencyMillis: [300, 400, 500], operations: 10)
+        r.environment["generator_cpus"] = "2"
+        r.generator = [GeneratorSample(second: 1, cpuPercent: 35, rssBytes: 1 << 20, openDescriptors: 20)]
+        _ = r.expect(reporter: reporter) {
+            SLA.p95("message_latency", below: .milliseconds(200))
+            SLA.errorRate(below: 0.001)
+        }
+        #expect(seen.withLock { $0 } == ["SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms — latency breached with the "
+            + "load generator not saturated (CPU max 35 %; saturated at 180 % for 2 cores): look at the server's side (or the network)"])
+        // Without generator figures there is nothing to say: the message is as before.
+        seen.withLock { $0 = [] }
+        _ = Self.result(latencyMillis: [300, 400, 500], operations: 10).expect(reporter: reporter) { SLA.p95("message_latency", below: .milliseconds(200)) }
+        #expect(seen.withLock { $0 } == ["SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms"])
+    }
+
     @Test func expectRecordsSwiftTestingIssues() {
         let r = Self.result(latencyMillis: [300], operations: 1)
         withKnownIssue {

@@ -127,13 +127,19 @@ package enum ConsoleSummary {
         // Cut short: said first, as the console and HTML headlines do.
         if let i = r.interruption { out += "⚠ INTERRUPTED (\(i)): every figure below covers part of the plan\n\n" }
         out += "Test summary\n"
-        out += "  Workers: \(r.workers)" + (r.peakActiveUsers > 0 ? " (peak active \(r.peakActiveUsers))" : "") + "\n"
+        // The open model's users are a ceiling (maxUsers), not a plan.
+        out += "  \(Fmt.isOpenModel(r) ? "maxUsers" : "Workers"): \(r.workers)"
+            + (r.peakActiveUsers > 0 ? " (peak active \(r.peakActiveUsers))" : "") + "\n"
         out += "  Duration: \(Fmt.duration(r.durationSeconds))\n"
         let ok = m.successfulOperations, errs = m.totalErrors
         if let s = r.successRate {
             out += "  Success rate: \(Fmt.num(s * 100))% (\(ok)/\(ok + errs))\n"
         }
         if let i = r.interruption { out += "  Interrupted: \(i)\n" }
+        // Right after the success rate, which counts only the arrivals that started.
+        if let s = schedule(m) {
+            out += "\nSchedule (open model)\n  \(s.facts)\n" + (s.warning.map { "  \($0)\n" } ?? "")
+        }
 
         out += fullMetrics(r)
         if let held = HeldConnections(r) {
@@ -188,19 +194,24 @@ package enum ConsoleSummary {
     /// An open-model run's schedule: iterations dropped (no free user) and late, and how late
     /// iterations started after their scheduled instant. Nil for other runs.
     static func scheduleLine(_ m: MetricsSnapshot) -> String? {
+        guard let s = schedule(m) else { return nil }
+        return "  schedule     \(s.facts)\n" + (s.warning.map { "    \($0)\n" } ?? "")
+    }
+
+    /// The open model's schedule as the summaries say it: dropped, late and the start lateness,
+    /// and a warning when arrivals were dropped; nil when the run had no schedule (closed model).
+    static func schedule(_ m: MetricsSnapshot) -> (facts: String, warning: String?)? {
         guard let h = m.trends[RunnerMetrics.iterationLateness], h.count > 0 else { return nil }
         func ms(_ micros: Int64) -> String { Fmt.short3(Double(micros) / 1000) + " ms" }
         let dropped = m.counter(RunnerMetrics.iterationsDropped)
-        var out = "  schedule     \(Fmt.int(dropped)) dropped (no free user) · "
+        let facts = "\(Fmt.int(dropped)) dropped (no free user) · "
             + "\(Fmt.int(m.counter(RunnerMetrics.iterationsLate))) late · start lateness P50 \(ms(h.value(atPercentile: 50))), "
-            + "P99 \(ms(h.value(atPercentile: 99))), max \(ms(h.max))\n"
-        if dropped > 0 {
-            // A dropped arrival sent nothing: no latency sample, no error. Say what that hides.
-            let due = dropped + m.counter(RunnerMetrics.iterations)
-            out += "    ⚠ \(Fmt.percent(Double(dropped) / Double(max(1, due)))) of the arrivals due were dropped: they are in no "
-                + "latency figure and no error rate (more maxUsers, or SLA.count(\"iterations_dropped\", atMost: 0))\n"
-        }
-        return out
+            + "P99 \(ms(h.value(atPercentile: 99))), max \(ms(h.max))"
+        guard dropped > 0 else { return (facts, nil) }
+        // A dropped arrival sent nothing: no latency sample, no error. Say what that hides.
+        let due = dropped + m.counter(RunnerMetrics.iterations)
+        return (facts, "⚠ \(Fmt.percent(Double(dropped) / Double(max(1, due)))) of the arrivals due were dropped: they are in no "
+            + "latency figure and no error rate (more maxUsers, or SLA.count(\"iterations_dropped\", atMost: 0))")
     }
 
     /// The console's error line and its most frequent kinds with an example each.
@@ -266,9 +277,13 @@ package enum ConsoleSummary {
     /// time, and the sentence says so instead of naming the generator alone.
     struct LatencyBlame {
         let sentence: String
+        /// A latency threshold breached on samples: what the sentence speaks of.
+        static func isLatencyBreach(_ o: ThresholdOutcome) -> Bool {
+            !o.passed && !o.skipped && o.threshold.unit == .duration && o.metric != RunnerMetrics.iterationLateness && o.actual != nil
+        }
+
         init?(_ r: RunResult, outcomes: [ThresholdOutcome]) {
-            let breached = outcomes.filter { !$0.passed && !$0.skipped && $0.threshold.unit == .duration
-                                             && $0.metric != RunnerMetrics.iterationLateness }.compactMap(\.actual)
+            let breached = outcomes.filter(Self.isLatencyBreach).compactMap(\.actual)
             guard let smallest = breached.min(),
                   let g = GeneratorPeak(r), let cores = r.environment["generator_cpus"].flatMap({ Int($0) }), cores > 0
             else { return nil }

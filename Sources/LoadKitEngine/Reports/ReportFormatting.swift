@@ -41,9 +41,12 @@ enum Fmt {
     /// A run's users as its header says them: `20 users planned`, or for the open model, whose
     /// plan is a rate, `maxUsers 1,000` — a ceiling, not a plan.
     static func usersPlanned(_ r: RunResult) -> String {
-        guard r.environment["model"]?.hasPrefix(RunEngine.openModelTag) == true else { return usersPlanned(r.workers) }
+        guard isOpenModel(r) else { return usersPlanned(r.workers) }
         return "maxUsers \(int(Int64(r.workers)))"
     }
+
+    /// Whether `r` ran the open model (its facts' `model` says so).
+    static func isOpenModel(_ r: RunResult) -> Bool { r.environment["model"]?.hasPrefix(RunEngine.openModelTag) == true }
 
     /// Up to three decimals, trailing zeros dropped (`0.4`, `2`, `1.234`): durations and rates in
     /// the runner's messages.

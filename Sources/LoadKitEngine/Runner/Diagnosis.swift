@@ -57,7 +57,7 @@ public struct Diagnosis: Sendable, Equatable {
         let available = max(0, openFileLimit - max(0, descriptorsInUse) - reserveDescriptors)
         d.facts = ["open_file_limit": String(openFileLimit), "descriptors_needed": String(needFDs),
                    "descriptors_in_use": String(descriptorsInUse), "ephemeral_ports": String(ephemeralPorts),
-                   "peak_connections": String(plan.peakConnections)]
+                   "planned_peak_connections": String(plan.peakConnections)]
         let shared = plan.descriptorsPerConnection > 1
             ? " (\(plan.descriptorsPerConnection) per connection because the fixture server shares this process)" : ""
         if needFDs > available {

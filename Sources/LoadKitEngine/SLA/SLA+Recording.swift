@@ -97,8 +97,14 @@ extension SLA {
             FileHandle.standardError.write(Data(("loadkit: \(result.name): shard \(result.environment["shard"] ?? "?"): "
                 + "\(breaches) threshold(s) breached on this shard alone; the SLA is judged on the merge (loadkit merge)\n").utf8))
         }
+        // A breached latency says on which side its time went, as the summary does: a CI log
+        // often shows the failure and nothing else.
+        let blame = ConsoleSummary.LatencyBlame(result, outcomes: outcomes).map { b in
+            " — " + (b.sentence.hasPrefix("⚠ ") ? String(b.sentence.dropFirst(2)) : b.sentence)
+        }
         for o in outcomes where !o.passed && (!isShard || o == .noWork) {
-            reporter.record("SLA breached in '\(result.name)': \(o.message)", loc)
+            let why = ConsoleSummary.LatencyBlame.isLatencyBreach(o) ? blame ?? "" : ""
+            reporter.record("SLA breached in '\(result.name)': \(o.message)\(why)", loc)
         }
         // A run stopped before its plan ended judged its SLA on part of it: not a pass, whatever
         // the thresholds say — unless the abort threshold that stopped it fails above, as itself.
