@@ -30,6 +30,31 @@ import Testing
         #expect(HTMLReport.render(http, outcomes: []).contains("CPU time over the run: 1.75 s (17.5 µs a request)."))
     }
 
+    /// A WebSocket or STOMP session with a login request costs its iterations, not its one
+    /// request; the unit follows the figure as printed.
+    @Test func aSessionRunIsCostedByItsIterationsAndTheUnitFitsTheFigure() {
+        let chat = Self.result(cpuSeconds: 2, counters: ["http_reqs": 10, "ws_sessions": 10, "iterations": 10])
+        #expect(ConsoleSummary.render(chat, outcomes: [], full: false).contains("CPU 2.00 s (200 ms an iteration), max"))
+        let stomp = Self.result(cpuSeconds: 2, counters: ["http_reqs": 10, "messages_sent": 900, "iterations": 10])
+        #expect(ConsoleSummary.render(stomp, outcomes: [], full: false).contains("(200 ms an iteration)"))
+        // 999.97 µs prints as 1 ms (not "1000 µs"); 1.5 s an iteration as seconds.
+        #expect(ConsoleSummary.render(Self.result(cpuSeconds: 0.99997, counters: ["http_reqs": 1_000]), outcomes: [], full: false)
+            .contains("(1 ms a request)"))
+        #expect(ConsoleSummary.render(Self.result(cpuSeconds: 3, counters: ["iterations": 2]), outcomes: [], full: false)
+            .contains("(1.5 s an iteration)"))
+    }
+
+    /// `loadkit compare` and baselines set the cost beside the last run's (not judged: the host moves it).
+    @Test func runComparisonsShowTheCostOfARequest() throws {
+        let base = Self.result(cpuSeconds: 1.5, counters: ["http_reqs": 100_000]), new = Self.result(cpuSeconds: 2, counters: ["http_reqs": 100_000])
+        let row = try #require(RunComparison.compare(base: base, new: new, maxRegression: 0.1).rows.first { $0.metric == "generator_cpu_us_per_request" })
+        #expect(row.base == 15 && row.new == 20)
+        // A base costed in another unit (or not measured) has no figure to set beside it.
+        let other = try #require(RunComparison.compare(base: Self.result(cpuSeconds: 1, counters: ["iterations": 10]), new: new, maxRegression: 0.1)
+            .rows.first { $0.metric == "generator_cpu_us_per_request" })
+        #expect(other.base == nil && other.new == 20)
+    }
+
     @Test func shardsAddTheirCPUUpAndAnUnknownShareMakesTheSumUnknown() throws {
         let a = Self.result(cpuSeconds: 1.5, counters: ["http_reqs": 10]), b = Self.result(cpuSeconds: 2.25, counters: ["http_reqs": 10])
         #expect(try #require(RunResult.merged([a, b])).generatorCPUSeconds == 3.75)

@@ -330,15 +330,26 @@ package enum ConsoleSummary {
         /// The CPU time over the run and its cost a request (or an iteration, when no HTTP request
         /// was made), as wrk users compare it: `4.21 s (18.3 µs a request)`; nil when not measured.
         let cpuTime: String?
+        /// The generator's CPU time divided by what the run did: its HTTP requests, when they are
+        /// all it did; else its iterations (a WebSocket or STOMP session with a login request
+        /// costs its messages, not its one request). Nil when not measured or nothing was done.
+        static func cpuCost(_ r: RunResult) -> (micros: Double, unit: String)? {
+            guard let seconds = r.generatorCPUSeconds else { return nil }
+            let c = r.metrics.counters
+            let sessions = [BuiltInMetrics.wsSessions, BuiltInMetrics.messagesSent, BuiltInMetrics.messagesReceived].contains { (c[$0] ?? 0) > 0 }
+            let requests = c[BuiltInMetrics.httpReqs] ?? 0
+            let (count, unit) = requests > 0 && !sessions ? (requests, "request") : (c[RunnerMetrics.iterations] ?? 0, "iteration")
+            return count > 0 ? (seconds * 1e6 / Double(count), unit) : nil
+        }
+
         init?(_ r: RunResult) {
             guard !r.generator.isEmpty else { return nil }
             cpuTime = r.generatorCPUSeconds.map { seconds in
-                let requests = r.metrics.counters[BuiltInMetrics.httpReqs] ?? 0
-                let (count, unit) = requests > 0 ? (requests, "request") : (r.metrics.counters[RunnerMetrics.iterations] ?? 0, "iteration")
-                let micros = count > 0 ? seconds * 1e6 / Double(count) : 0
-                let cost = micros >= 1000 ? "\(Fmt.short3(micros / 1000)) ms" : "\(Fmt.short3(micros)) µs"
-                let each = count > 0 ? " (\(cost) a\(unit.first == "i" ? "n" : "") \(unit))" : ""
-                return "\(Fmt.num(seconds, 2)) s\(each)"
+                guard let each = Self.cpuCost(r) else { return "\(Fmt.num(seconds, 2)) s" }
+                // Unit chosen on the figure as printed: 999.97 µs shows as 1 ms, not 1000 µs.
+                let us = Double(Fmt.short3(each.micros)) ?? each.micros, ms = Double(Fmt.short3(us / 1000)) ?? us / 1000
+                let cost = us < 1000 ? "\(Fmt.short3(us)) µs" : ms < 1000 ? "\(Fmt.short3(ms)) ms" : "\(Fmt.short3(ms / 1000)) s"
+                return "\(Fmt.num(seconds, 2)) s (\(cost) a\(each.unit == "iteration" ? "n" : "") \(each.unit))"
             }
             cpu = r.generator.map(\.cpuPercent).max() ?? 0
             let loops = r.generator.compactMap(\.busiestLoopPercent)

@@ -119,6 +119,12 @@ package struct RunComparison: Sendable {
             add(name, .perSecond, .perSecond, higherIsWorse: badWhenHigh(name), judged: false, threshold(name, .perSecond, .perSecond))
         }
         add("generator_cpu", .max, .plain, higherIsWorse: true, judged: false) { r in r.generator.map(\.cpuPercent).max() }
+        // The generator's cost of each request (or iteration) — comparable only in the same unit.
+        if let unit = ConsoleSummary.GeneratorPeak.cpuCost(new)?.unit {
+            add("generator_cpu_us_per_\(unit)", .avg, .plain, higherIsWorse: true, judged: false) { r in
+                ConsoleSummary.GeneratorPeak.cpuCost(r).flatMap { $0.unit == unit ? $0.micros : nil }
+            }
+        }
         add("generator_rss_mb", .max, .plain, higherIsWorse: true, judged: false) { r in
             r.generator.map(\.rssBytes).max().map { Double($0) / 1_048_576 }
         }
