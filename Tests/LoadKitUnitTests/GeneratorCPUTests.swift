@@ -42,6 +42,9 @@ import Testing
             .contains("(1 ms a request)"))
         #expect(ConsoleSummary.render(Self.result(cpuSeconds: 3, counters: ["iterations": 2]), outcomes: [], full: false)
             .contains("(1.5 s an iteration)"))
+        // Rounded once, from the exact figure: 1,234.56 µs is 1.23 ms (rounding to 1,235 µs first gave 1.24).
+        #expect(ConsoleSummary.render(Self.result(cpuSeconds: 0.123456, counters: ["iterations": 100]), outcomes: [], full: false)
+            .contains("(1.23 ms an iteration)"))
     }
 
     /// `loadkit compare` and baselines set the cost beside the last run's (not judged: the host moves it).

@@ -346,9 +346,10 @@ package enum ConsoleSummary {
             guard !r.generator.isEmpty else { return nil }
             cpuTime = r.generatorCPUSeconds.map { seconds in
                 guard let each = Self.cpuCost(r) else { return "\(Fmt.num(seconds, 2)) s" }
-                // Unit chosen on the figure as printed: 999.97 µs shows as 1 ms, not 1000 µs.
-                let us = Double(Fmt.short3(each.micros)) ?? each.micros, ms = Double(Fmt.short3(us / 1000)) ?? us / 1000
-                let cost = us < 1000 ? "\(Fmt.short3(us)) µs" : ms < 1000 ? "\(Fmt.short3(ms)) ms" : "\(Fmt.short3(ms / 1000)) s"
+                // The next unit from where the printed figure would read 1000 (short3 keeps one
+                // decimal from 100 on): 999.97 µs shows as 1 ms. Rounded once, from the exact value.
+                let us = each.micros
+                let cost = us < 999.95 ? "\(Fmt.short3(us)) µs" : us < 999_950 ? "\(Fmt.short3(us / 1e3)) ms" : "\(Fmt.short3(us / 1e6)) s"
                 return "\(Fmt.num(seconds, 2)) s (\(cost) a\(each.unit == "iteration" ? "n" : "") \(each.unit))"
             }
             cpu = r.generator.map(\.cpuPercent).max() ?? 0
