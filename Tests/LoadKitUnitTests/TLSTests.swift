@@ -366,13 +366,15 @@ func expectTLSFailure(_ kind: String, _ body: () async throws -> any Transport) 
 
     /// A loop of its own for a test that times its task: on Swift's shared pool, which the tests
     /// beside it hold, its resumption came seconds late (3.6 s and 7.6 s for a 300 ms time-out).
-    static let timingLoop = EventLoopGroup(loops: 1, label: "tls-tests-timing").loops[0]
+    /// The group is kept, not only its loop: a released group's loops end once idle, and a
+    /// task sent to one then never ran (CI hung on this test).
+    static let timingLoops = EventLoopGroup(loops: 1, label: "tls-tests-timing")
 
     @Test func handshakeTimesOutAgainstASilentServer() async throws {
         // A plain TCP listener that never answers the ClientHello.
         let listener = try TCPListener { conn in conn.start(delegate: ServerEcho.Silent()) }
         defer { listener.close() }
-        let took = await withTaskExecutorPreference(Self.timingLoop) {
+        let took = await withTaskExecutorPreference(Self.timingLoops.loops[0]) {
             let start = ContinuousClock.now
             do {
                 let c = try await TransportConnector.connect(to: listener.address, timeout: .milliseconds(300),

@@ -36,6 +36,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
     // back writes the eventfd. Sequentially consistent with `inboxCount` (store, then load).
     private let sleeping = Atomic<Bool>(false)
     private let stopWhenIdle = Atomic<Bool>(false)
+    /// Set once the thread has ended (its group released, nothing left to do): work queued after
+    /// would never run — a task on this loop would hang silently.
+    private let ended = Atomic<Bool>(false)
     private let wakeups = Atomic<Int>(0)
     /// Time the thread spent blocked in the poller with nothing to do, and when its current
     /// wait began (0: not waiting), for ``idleNanos(at:)``. Taken only around waits that may block.
@@ -114,6 +117,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
             local.append(w)
             return
         }
+        assert(!ended.load(ordering: .relaxed), "loadkit: work queued on \(label) after its EventLoopGroup was released "
+               + "and the loop ended: keep the group alive while its loops are used")
         // The count changes only under the lock, so it never disagrees with the queue for long
         // enough to strand work.
         inbox.withLock {
@@ -404,6 +409,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable, CustomStringCon
             runWork()
             if stopWhenIdle.load(ordering: .relaxed) && isIdle { break }
         }
+        ended.store(true, ordering: .relaxed)
         lk_set_current_loop(nil)
         _ = lk_poll_remove(pollFD, wakeFD)
         _ = systemClose(wakeFD)
