@@ -276,7 +276,12 @@ package enum ConsoleSummary {
     /// server in this process listening on the same loops (`generator_loops_shared`) shares their
     /// time, and the sentence says so instead of naming the generator alone.
     struct LatencyBlame {
-        let sentence: String
+        /// What the time says, without the summary's mark (a test failure carries it as is).
+        let text: String
+        /// Whether it points at the generator (marked ⚠ in the summaries) rather than the server.
+        let warns: Bool
+        /// As the summaries print it.
+        var sentence: String { (warns ? "⚠ " : "") + text }
         /// A latency threshold breached on samples: what the sentence speaks of.
         static func isLatencyBreach(_ o: ThresholdOutcome) -> Bool {
             !o.passed && !o.skipped && o.threshold.unit == .duration && o.metric != RunnerMetrics.iterationLateness && o.actual != nil
@@ -298,23 +303,24 @@ package enum ConsoleSummary {
             let loopShown = g.busiestLoop?.rounded()
             var cpu = "CPU max \(Fmt.num(cpuShown, 0)) %; saturated at \(90 * cores) % for \(cores) core\(cores == 1 ? "" : "s")"
             if let loopShown { cpu += "; busiest event loop \(Fmt.num(loopShown, 0)) % busy" }
+            warns = cpuShown >= 90 * Double(cores) || g.loopSaturated || lagged
             if cpuShown >= 90 * Double(cores) {
-                sentence = "⚠ latency breached while the load generator was saturated (\(cpu)): part of the time may "
+                text = "latency breached while the load generator was saturated (\(cpu)): part of the time may "
                     + "be the generator's own — fewer users per process, more cores, or shards"
             } else if g.loopSaturated {
                 if r.environment["generator_loops_shared"] != nil {
-                    sentence = "⚠ latency breached while an event loop of this process was saturated (\(cpu)): it runs both the "
+                    text = "latency breached while an event loop of this process was saturated (\(cpu)): it runs both the "
                         + "users and an in-process server, so part of the time may be either's — give the server its own loops"
                 } else {
-                    sentence = "⚠ latency breached while an event loop of the load generator was saturated (\(cpu)): its users "
+                    text = "latency breached while an event loop of the load generator was saturated (\(cpu)): its users "
                         + "waited for it — a script that blocks (sleep, synchronous I/O, a lock) or computes on its loop, "
                         + "or too many users per loop"
                 }
             } else if lagged {
-                sentence = "⚠ latency breached while the load generator lagged (\(Fmt.percent(lateShare)) of iterations "
+                text = "latency breached while the load generator lagged (\(Fmt.percent(lateShare)) of iterations "
                     + "started more than 1 ms late; \(cpu)): part of the time may be the generator's own or its host's stalls"
             } else {
-                sentence = "latency breached with the load generator not saturated (\(cpu)): look at the server's side "
+                text = "latency breached with the load generator not saturated (\(cpu)): look at the server's side "
                     + "(or the network)"
             }
         }

@@ -99,9 +99,7 @@ extension SLA {
         }
         // A breached latency says on which side its time went, as the summary does: a CI log
         // often shows the failure and nothing else.
-        let blame = ConsoleSummary.LatencyBlame(result, outcomes: outcomes).map { b in
-            " — " + (b.sentence.hasPrefix("⚠ ") ? String(b.sentence.dropFirst(2)) : b.sentence)
-        }
+        let blame = ConsoleSummary.LatencyBlame(result, outcomes: outcomes).map { " — " + $0.text }
         for o in outcomes where !o.passed && (!isShard || o == .noWork) {
             let why = ConsoleSummary.LatencyBlame.isLatencyBreach(o) ? blame ?? "" : ""
             reporter.record("SLA breached in '\(result.name)': \(o.message)\(why)", loc)
