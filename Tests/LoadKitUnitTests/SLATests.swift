@@ -113,6 +113,13 @@ import Testing
         }
         #expect(seen.withLock { $0 } == ["SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms — latency breached with the "
             + "load generator not saturated (CPU max 35 %; saturated at 180 % for 2 cores): look at the server's side (or the network)"])
+        // The generator's side, without the summary's ⚠ mark.
+        seen.withLock { $0 = [] }
+        r.generator = [GeneratorSample(second: 1, cpuPercent: 190, rssBytes: 1 << 20, openDescriptors: 20)]
+        _ = r.expect(reporter: reporter) { SLA.p95("message_latency", below: .milliseconds(200)) }
+        #expect(seen.withLock { $0 } == ["SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms — latency breached while the "
+            + "load generator was saturated (CPU max 190 %; saturated at 180 % for 2 cores): part of the time may be the generator's "
+            + "own — fewer users per process, more cores, or shards"])
         // Without generator figures there is nothing to say: the message is as before.
         seen.withLock { $0 = [] }
         _ = Self.result(latencyMillis: [300, 400, 500], operations: 10).expect(reporter: reporter) { SLA.p95("message_latency", below: .milliseconds(200)) }
