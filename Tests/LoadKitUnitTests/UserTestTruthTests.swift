@@ -224,10 +224,46 @@ private struct UnexpectedStatus: Error {}
         #expect(m.rates["http_req_failed"] == RateTally(hits: 1, total: 2))
         #expect(m.errors["http_404"]?.count == 1)
         #expect(m.errors["http_404"]?.source == .server)
-        #expect(m.errors["http_404"]?.examples.first?.hasPrefix("GET /missing: ") == true, "\(m.errors)")
+        // The example names the request once and quotes the server (no "GET /missing: GET …").
+        #expect(m.errors["http_404"]?.examples.first?.hasPrefix("GET \(missing) answered HTTP 404") == true, "\(m.errors)")
         #expect(m.rates["http_req_failed{name:lookup}"] == RateTally(hits: 0, total: 1))
         #expect(m.counters["operations"] == 1)
         #expect(m.errorRate == 0.5)
+    }
+
+    @Test func anUnexpectedStatusNamesItsRequestOnceAndQuotesTheServer() async throws {
+        // What a user reads first when a server fails: which request, which status, and what the
+        // server said — an error page names its cause — with any secret it echoes masked.
+        let token = "tok-\(UInt64.random(in: 1_000_000...9_999_999))"
+        Secrets.register(token)
+        let server = try HTTPServer(port: 0) { request in
+            switch request.path {
+            case "/pool": return .text("{\"error\":\"db pool exhausted\",\n\"echo\":\"\(token)\"}", status: 500)
+            case "/binary": return HTTPServerResponse(status: 502, body: [0x00, 0xFF, 0x01, 0x02])
+            case "/empty": return HTTPServerResponse(status: 503)
+            default: return .text(String(repeating: "x", count: 300), status: 504)
+            }
+        }
+        defer { server.stop() }
+        let client = HTTPClient()
+        let base = "http://127.0.0.1:\(server.port)"
+        let result = try await quiet(LoadTest("statuses-quoted", burst: 1)).run { user in
+            for path in ["/pool", "/binary", "/empty", "/long"] { try await client.get(base + path) }
+            try await client.get(base + "/pool", name: "pool")
+        }
+        let errors = result.metrics.errors
+        #expect(result.metrics.totalErrors == 5, "\(errors)")
+        let pool = try #require(errors["http_500"]?.examples)
+        #expect(pool.first == "GET \(base)/pool answered HTTP 500 Internal Server Error (server), body: "
+                    + "{\"error\":\"db pool exhausted\", \"echo\":\"\(Secrets.mask)\"}", "\(pool)")
+        // A name tag still leads: it is how the user grouped the requests.
+        #expect(pool.last?.hasPrefix("pool: GET \(base)/pool answered HTTP 500") == true, "\(pool)")
+        #expect(errors["http_502"]?.examples.first?.hasSuffix("(server), body: 4 bytes, not text") == true, "\(errors)")
+        #expect(errors["http_503"]?.examples.first?.hasSuffix("(server), empty body") == true, "\(errors)")
+        let long = try #require(errors["http_504"]?.examples.first)
+        #expect(long.hasSuffix(", body: " + String(repeating: "x", count: 120) + "…"), "\(long)")
+        #expect(errors.values.allSatisfy { $0.source == .server })
+        #expect(!errors.values.flatMap(\.examples).joined().contains(token))
     }
 
     @Test func aScriptMayClassifyACountedFailureMoreSpecificallyButNotTwice() async throws {

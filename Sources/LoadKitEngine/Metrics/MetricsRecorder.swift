@@ -300,8 +300,8 @@ package final class MetricsRecorder: Sendable {
 
     /// Counts an error under its kind (``Swift/Error/loadKitKind``) and source
     /// (``Swift/Error/loadKitSource``), keeping the first ``ErrorTally/maxExamples`` messages,
-    /// each prefixed with `step` (`"stomp-connect: connection refused"`). Also counted in the
-    /// per-second series `errors`.
+    /// each prefixed with `step` (`"stomp-connect: connection refused"`; no prefix when `step` is
+    /// empty). Also counted in the per-second series `errors`.
     public func error(_ error: any Error, step: String) {
         let kind = error.loadKitKind
         let source = error.loadKitSource
@@ -310,12 +310,19 @@ package final class MetricsRecorder: Sendable {
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Secrets.redact("\(step): \(String(describing: error))"))
+                tally.examples.append(Self.example(error, step: step))
             }
             s.errors[kind] = tally
             Self.bump(&s.errorSeries, second, 1)
             Self.bump(&s.errorKindSeries[kind, default: []], second, 1)
         }
+    }
+
+    /// An error's example text: `step: message`, or the message alone when `step` is empty (the
+    /// message names its request already), redacted.
+    static func example(_ error: any Error, step: String) -> String {
+        let message = String(describing: error)
+        return Secrets.redact(step.isEmpty ? message : "\(step): \(message)")
     }
 
     /// Moves one error already counted under `oldKind` to `error`'s kind and source (a script
@@ -331,7 +338,7 @@ package final class MetricsRecorder: Sendable {
             var tally = s.errors[kind] ?? ErrorTally(source: error.loadKitSource)
             tally.count &+= 1
             if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Secrets.redact("\(step): \(String(describing: error))"))
+                tally.examples.append(Self.example(error, step: step))
             }
             s.errors[kind] = tally
         }

@@ -218,7 +218,7 @@ public final class HTTPClient: Sendable {
             throw error
         }
         if let observer {
-            let failure = pending.statusFailure(response.status, expected: configuration.expectedStatuses)
+            let failure = pending.statusFailure(response, expected: configuration.expectedStatuses)
             observer.httpExchangeFinished(HTTPExchange(pending, status: response.status, timings: response.timings, failure: failure,
                                                        finishedAt: pending.start &+ response.totalNanos))
         }

@@ -84,10 +84,14 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     }
 
     /// The `http_<code>` failure for an answer outside the request's expected statuses (or the
-    /// client's `expected`), nil for an expected one. Read in place: no copy of the request.
-    func statusFailure(_ status: Int, expected: ExpectedStatuses) -> HTTPError? {
+    /// client's `expected`), nil for an expected one. Read in place: no copy of the request; the
+    /// body is kept by reference for the failure's text.
+    func statusFailure(_ response: HTTPResponse, expected: ExpectedStatuses) -> HTTPUnexpectedStatus? {
+        let status = response.status
         let ok = expectedStatuses?.contains(status) ?? expected.contains(status)
-        return ok ? nil : .status(code: status, method: method.rawValue, endpoint: endpoint.description)
+        if ok { return nil }
+        return HTTPUnexpectedStatus(status: .status(code: status, method: method.rawValue, endpoint: endpoint.description),
+                                    reason: response.reason, body: response.body)
     }
 
     /// Appends the request's wire form to `buffer`.

@@ -81,3 +81,37 @@ package struct HTTPQueueTimeout: ClassifiedError, Sendable, Equatable {
             + "\(connections == 1 ? "" : "s") to \(authority) (maxConnectionsPerHost) stayed busy with earlier requests")
     }
 }
+
+/// The failure counted for an answer whose status the request did not expect (`http_<code>`,
+/// server): ``HTTPError/status(code:method:endpoint:)``'s kind, side and words, plus the reason
+/// phrase and an excerpt of what the server said in the body — an error page usually names its
+/// cause. The excerpt is made only when the text is asked for (a run keeps a few examples per
+/// kind), and through ``Secrets/excerpt(_:limit:)``: a body may echo a token.
+package struct HTTPUnexpectedStatus: ClassifiedError, Sendable {
+    /// The status error as ``HTTPResponse/requireStatus(_:)`` throws it.
+    let status: HTTPError
+    let reason: String
+    let body: [UInt8]
+
+    package var kind: String { status.kind }
+    package var source: FailureSource { status.source }
+    package var description: String {
+        guard case .status(let code, let method, let endpoint) = status else { return status.description }
+        let phrase = reason.isEmpty ? "" : " \(reason)"
+        return Secrets.redact("\(method) \(endpoint) answered HTTP \(code)\(phrase) (server)") + ", " + Self.excerpt(body)
+    }
+
+    /// `body: <text>` (at most 120 characters, one line), `empty body`, or `body: 812 bytes, not
+    /// text` when the bytes are not UTF-8 text.
+    static func excerpt(_ body: [UInt8]) -> String {
+        if body.isEmpty { return "empty body" }
+        let head = body.prefix(480)
+        // Control characters other than tab and line breaks, or invalid UTF-8 (a cut at 480
+        // bytes may split one character: tolerated at the end), say it is not text.
+        let text = String(decoding: head, as: UTF8.self)
+        let replaced = text.unicodeScalars.dropLast().contains { $0 == "\u{FFFD}" }
+        let control = head.contains { $0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D || $0 == 0x7F }
+        if replaced || control { return "body: \(body.count) bytes, not text" }
+        return "body: " + Secrets.excerpt(text, limit: 120)
+    }
+}
