@@ -57,6 +57,8 @@ import Testing
              message: "operations per_second = 99.9/s, limit >= 99/s"),
         Case(threshold: SLA.rate("cache_hit", atLeast: 0.95), passes: false,
              message: "cache_hit rate: no samples, limit >= 95 % (no metric named 'cache_hit' was recorded; recorded: connections_held, message_latency, operations)"),
+        Case(threshold: SLA.p95("message_latncy", below: .seconds(1)), passes: false,
+             message: "message_latncy p(95): no samples, limit < 1000 ms (no metric named 'message_latncy' was recorded; did you mean 'message_latency'?; recorded: connections_held, message_latency, operations)"),
         Case(threshold: SLA.p95("websocket_connect", below: .seconds(1)), passes: false,
              message: "websocket_connect p(95): no samples, limit < 1000 ms (no metric named 'websocket_connect' was recorded; recorded: connections_held, message_latency, operations)"),
     ]
@@ -124,6 +126,46 @@ import Testing
         seen.withLock { $0 = [] }
         _ = Self.result(latencyMillis: [300, 400, 500], operations: 10).expect(reporter: reporter) { SLA.p95("message_latency", below: .milliseconds(200)) }
         #expect(seen.withLock { $0 } == ["SLA breached in 't': message_latency p(95) = 500 ms, limit < 200 ms"])
+    }
+
+    /// A held-out user's CI failure read `http_req_failed rate = 50 %, limit < 1 %` — nothing of
+    /// whether the server answered 500 or refused — and a wrong URL read as a misspelt metric
+    /// (`http_req_failed rate: no samples`). Such breaches now name the failures behind them.
+    @Test func aBreachedFailureRateOrAnUnsampledMetricNamesTheFailures() {
+        let seen = Mutex<[String]>([])
+        let reporter = FailureReporter { msg, _ in seen.withLock { $0.append(msg) } }
+        var m = MetricsSnapshot()
+        m.counters["http_reqs"] = 20
+        m.rates["http_req_failed"] = RateTally(hits: 10, total: 20)
+        m.trends["http_req_duration"] = { var h = Histogram(); h.record(1000); return h }()
+        m.errors["http_500"] = ErrorTally(source: .server, count: 9, examples: ["GET http://h/fail answered HTTP 500 (server), empty body"])
+        m.errors["refused"] = ErrorTally(source: .server, count: 1, examples: ["GET /x: connection refused by h:1 (server)"])
+        let r = RunResult(name: "t", startedAtMillis: 0, durationSeconds: 10, metrics: m)
+        _ = r.expect(reporter: reporter) {
+            SLA.rate("http_req_failed", below: 0.01)
+            SLA.errorRate(below: 0.01)
+            SLA.p95("http_req_duration", below: .milliseconds(100))   // holds: says nothing
+            SLA.count("http_reqs", atLeast: 100)                      // not about failures: as before
+        }
+        let cause = " — failures: http_500 [server] 9, refused [server] 1 — first: GET http://h/fail answered HTTP 500 (server), empty body"
+        #expect(seen.withLock { $0 } == [
+            "SLA breached in 't': http_req_failed rate = 50 %, limit < 1 %" + cause,
+            "SLA breached in 't': errors rate = 100 %, limit < 1 %" + cause,
+            "SLA breached in 't': http_reqs count = 20, limit >= 100",
+        ])
+        // Every iteration failed before its first request (a wrong URL): the metric the SLA
+        // names was never recorded, and the failure says why.
+        seen.withLock { $0 = [] }
+        var bad = MetricsSnapshot()
+        bad.counters["iterations"] = 40
+        bad.counters["iterations_failed"] = 40
+        bad.errors["bad_url"] = ErrorTally(source: .script, count: 40, examples: ["iteration: bad URL 'http://h:99999/': invalid port '99999' (1-65535)"])
+        _ = RunResult(name: "t", startedAtMillis: 0, durationSeconds: 10, metrics: bad).expect(reporter: reporter) {
+            SLA.rate("http_req_failed", below: 0.01)
+        }
+        #expect(seen.withLock { $0 } == ["SLA breached in 't': http_req_failed rate: no samples, limit < 1 % (no metric named "
+            + "'http_req_failed' was recorded; recorded: iterations, iterations_failed) — failures: bad_url [script] 40 — first: "
+            + "iteration: bad URL 'http://h:99999/': invalid port '99999' (1-65535)"])
     }
 
     @Test func expectRecordsSwiftTestingIssues() {

@@ -99,9 +99,12 @@ extension SLA {
         }
         // A breached latency says on which side its time went, as the summary does: a CI log
         // often shows the failure and nothing else.
+        // A breached failure rate (or a metric never sampled) names the failures behind it.
         let blame = ConsoleSummary.LatencyBlame(result, outcomes: outcomes).map { " — " + $0.text }
+        let cause = FailureCause(result.metrics).map { " — " + $0.text }
         for o in outcomes where !o.passed && (!isShard || o == .noWork) {
-            let why = ConsoleSummary.LatencyBlame.isLatencyBreach(o) ? blame ?? "" : ""
+            let why = ConsoleSummary.LatencyBlame.isLatencyBreach(o) ? blame ?? ""
+                : FailureCause.explains(o) ? cause ?? "" : ""
             reporter.record("SLA breached in '\(result.name)': \(o.message)\(why)", loc)
         }
         // A run stopped before its plan ended judged its SLA on part of it: not a pass, whatever

@@ -164,7 +164,34 @@ extension Threshold {
         let names = Set(m.trends.keys).union(m.counters.keys).union(m.rates.keys)
         let near = names.filter { $0.hasPrefix(base) && $0 != metric }.sorted()
         let shown = (near.isEmpty ? names.filter { !$0.contains("{") }.sorted() : near).prefix(8)
-        return " (no metric named '\(metric)' was recorded" + (shown.isEmpty ? ")" : "; recorded: \(shown.joined(separator: ", ")))")
+        // A misspelt name (`http_req_durration`): the recorded name it is closest to.
+        let guess = near.isEmpty ? Self.closest(to: metric, in: names) : nil
+        return " (no metric named '\(metric)' was recorded" + (guess.map { "; did you mean '\($0)'?" } ?? "")
+            + (shown.isEmpty ? ")" : "; recorded: \(shown.joined(separator: ", ")))")
+    }
+
+    /// The name within 3 edits of `name` (the fewest; ties by name), nil when none is.
+    static func closest(to name: String, in names: Set<String>) -> String? {
+        let a = Array(name.utf8)
+        var best: (distance: Int, name: String)?
+        for candidate in names.sorted() {
+            let b = Array(candidate.utf8)
+            guard abs(a.count - b.count) <= 3 else { continue }
+            // Levenshtein distance, one row at a time.
+            var row = Array(0...b.count)
+            for i in a.indices {
+                var previous = row[0]
+                row[0] = i + 1
+                for j in b.indices {
+                    let substitution = previous + (a[i] == b[j] ? 0 : 1)
+                    previous = row[j + 1]
+                    row[j + 1] = min(substitution, row[j + 1] + 1, row[j] + 1)
+                }
+            }
+            let d = row[b.count]
+            if d <= 3, d < (best?.distance ?? .max) { best = (d, candidate) }
+        }
+        return best?.name
     }
 
     /// Evaluates this threshold against a run's result (a relative one against the run's
