@@ -47,6 +47,23 @@ import Testing
         #expect(s.series["errors"]?.reduce(0, +) == 10)
     }
 
+    /// A held-out user's report listed one `http_500` message five times: examples are distinct,
+    /// looked for among the first 100 failures of a kind, and merged the same way.
+    @Test func examplesAreDistinctAndSoughtAmongTheFirstFailures() {
+        let r = MetricsRecorder()
+        for _ in 0..<10 { r.error(ScriptFailure("same"), step: "check") }
+        r.error(ScriptFailure("other"), step: "check")
+        r.error(ScriptFailure("same"), step: "")
+        for _ in 0..<100 { r.error(ScriptFailure("same"), step: "check") }
+        r.error(ScriptFailure("late"), step: "check")   // failure 113 of its kind: not looked at
+        let tally = try? #require(r.snapshot().errors["assertion"])
+        #expect(tally?.count == 113)
+        #expect(tally?.examples == ["check: same", "check: other", "same"])
+        var merged = ErrorTally(source: .script, count: 2, examples: ["a", "b"])
+        merged.merge(ErrorTally(source: .script, count: 9, examples: ["b", "c", "d", "e", "f"]))
+        #expect(merged.count == 11 && merged.examples == ["a", "b", "c", "d", "e"])
+    }
+
     @Test func seriesIndexFromStart() {
         // Start 2.5 s in the past: an increment now lands in second 2.
         let r = MetricsRecorder(startNanos: monotonicNanos() - 2_500_000_000)

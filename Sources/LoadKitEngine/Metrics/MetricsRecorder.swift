@@ -299,7 +299,7 @@ package final class MetricsRecorder: Sendable {
     }
 
     /// Counts an error under its kind (``Swift/Error/loadKitKind``) and source
-    /// (``Swift/Error/loadKitSource``), keeping the first ``ErrorTally/maxExamples`` messages,
+    /// (``Swift/Error/loadKitSource``), keeping the first ``ErrorTally/maxExamples`` distinct messages,
     /// each prefixed with `step` (`"stomp-connect: connection refused"`; no prefix when `step` is
     /// empty). Also counted in the per-second series `errors`.
     public func error(_ error: any Error, step: String) {
@@ -309,9 +309,7 @@ package final class MetricsRecorder: Sendable {
             let second = s.second(since: startNanos)
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
-            if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Self.example(error, step: step))
-            }
+            if tally.seeksExamples { tally.keep(Self.example(error, step: step)) }
             s.errors[kind] = tally
             Self.bump(&s.errorSeries, second, 1)
             Self.bump(&s.errorKindSeries[kind, default: []], second, 1)
@@ -337,9 +335,7 @@ package final class MetricsRecorder: Sendable {
             s.errors[oldKind] = old.count == 0 ? nil : old
             var tally = s.errors[kind] ?? ErrorTally(source: error.loadKitSource)
             tally.count &+= 1
-            if tally.examples.count < ErrorTally.maxExamples {
-                tally.examples.append(Self.example(error, step: step))
-            }
+            if tally.seeksExamples { tally.keep(Self.example(error, step: step)) }
             s.errors[kind] = tally
         }
     }

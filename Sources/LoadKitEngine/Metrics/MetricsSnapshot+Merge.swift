@@ -5,13 +5,25 @@ extension ErrorTally {
     /// How many example messages an ``ErrorTally`` keeps per kind.
     public static let maxExamples = 5
 
-    /// Adds `other`'s count and fills up the examples (first ``maxExamples`` kept).
+    /// Failures of one kind whose text is looked at for a new example: past them, a kind whose
+    /// failures all read alike costs no text per failure.
+    static let failuresSought: Int64 = 100
+
+    /// Adds `other`'s count and fills up the examples (the first ``maxExamples`` distinct ones kept).
     public mutating func merge(_ other: ErrorTally) {
         count &+= other.count
-        if examples.count < ErrorTally.maxExamples {
-            examples.append(contentsOf: other.examples.prefix(ErrorTally.maxExamples - examples.count))
-        }
+        for e in other.examples where examples.count < ErrorTally.maxExamples { keep(e) }
     }
+
+    /// Keeps `example` unless it is one already kept or the examples are full: five copies of
+    /// one message tell less than one.
+    mutating func keep(_ example: String) {
+        if examples.count < ErrorTally.maxExamples && !examples.contains(example) { examples.append(example) }
+    }
+
+    /// Whether the next failure's text is worth making (room left, and within the first
+    /// ``failuresSought`` failures counted).
+    var seeksExamples: Bool { examples.count < ErrorTally.maxExamples && count <= ErrorTally.failuresSought }
 }
 
 extension RateTally {
