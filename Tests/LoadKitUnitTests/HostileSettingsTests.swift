@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Testing
 @testable import LoadKit
@@ -61,6 +62,32 @@ import Testing
                 Issue.record("\(key)=\(value): not a ConfigError: \(error)")
             }
         }
+    }
+
+    /// Settings read during or after a run fail it before it starts: a held-out user's
+    /// `LOADKIT_KEEP_RUNS=many` printed a line after the run and the test passed; a bad
+    /// `LOADKIT_PROGRESS`, `LOADKIT_SUMMARY`, `LOADKIT_EXCLUSIVE_RUNS` or `LOADKIT_PROMETHEUS_PORT`
+    /// fell back to a default in silence.
+    @Test(arguments: [("LOADKIT_KEEP_RUNS", "many", "expected a whole number of runs"),
+                      ("LOADKIT_SUMMARY", "fulll", "expected full or short"),
+                      ("LOADKIT_PROGRESS", "maybe", "expected true or false"),
+                      ("LOADKIT_EXCLUSIVE_RUNS", "sometimes", "expected true or false"),
+                      ("LOADKIT_PROMETHEUS_PORT", "ninety", "expected an integer"),
+                      ("LOADKIT_PUSH_URL", "htp://gateway:9091", "expected a Pushgateway URL")])
+    func aBadRunSettingFailsTheRunBeforeItStarts(_ key: String, _ value: String, _ expected: String) async {
+        let started = Atomic<Int>(0)
+        do {
+            _ = try await LoadTest("bad-setting", burst: 1).progress(false).reports(false)
+                .settings(Settings([key: value])).run { _ in started.add(1, ordering: .relaxed) }
+            Issue.record("\(key)=\(value) was accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("\(key)=\"\(value)\" is not valid: \(expected)"), "\(error)")
+        }
+        #expect(started.load(ordering: .relaxed) == 0, "no user ran")
+        // Good values still run.
+        let good = try? await LoadTest("good-setting", burst: 1).progress(false).reports(false)
+            .settings(Settings(["LOADKIT_KEEP_RUNS": "all", "LOADKIT_SUMMARY": "Full", "LOADKIT_PROGRESS": "0"])).run { _ in }
+        #expect(good?.metrics.counters["iterations"] == 1)
     }
 
     @Test func heartBeatPairsOutOfRange() {

@@ -99,7 +99,26 @@ public struct Settings: Sendable, Equatable {
     public func string(_ key: String, default d: String) -> String { string(key) ?? d }
 
     /// `LOADKIT_SUMMARY=full`: the console shows the full summary instead of the short one.
-    var wantsFullSummary: Bool { string("LOADKIT_SUMMARY") == "full" }
+    var wantsFullSummary: Bool { string("LOADKIT_SUMMARY")?.lkTrimmed(" ").lowercased() == "full" }
+
+    /// Checks the run-wide settings read during or after a run (reports, progress, `/metrics`,
+    /// run queueing), so a bad value fails the run before it starts, naming the variable —
+    /// not a warning after the run, or a default taken in silence.
+    func checkRunSettings() throws {
+        _ = try RunHistory.keepRuns(string("LOADKIT_KEEP_RUNS").map { ["LOADKIT_KEEP_RUNS": $0] } ?? [:])
+        if let v = string("LOADKIT_SUMMARY"), !["full", "short", ""].contains(v.lkTrimmed(" ").lowercased()) {
+            throw ConfigError(variable: "LOADKIT_SUMMARY", value: v, expected: "full or short")
+        }
+        _ = try bool("LOADKIT_PROGRESS")
+        _ = try bool("LOADKIT_EXCLUSIVE_RUNS")
+        _ = try prometheusPort()
+        if let url = string(PrometheusPush.variable), !url.isEmpty {
+            do { _ = try Endpoint(url) } catch {
+                throw ConfigError(variable: PrometheusPush.variable, value: url,
+                                  expected: "a Pushgateway URL such as http://host:9091 (\(error))")
+            }
+        }
+    }
 
     /// An integer (`_` separators allowed), nil when unset.
     public func int(_ key: String) throws -> Int? {

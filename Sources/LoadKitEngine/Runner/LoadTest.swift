@@ -315,6 +315,7 @@ public struct LoadTest: Sendable {
     /// The script may end in any value (a one-line `{ user in try await client.get(url) }`); it is ignored.
     public func run<Ignored>(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Ignored) async throws -> RunResult {
         try settings.checkLoaded()   // a malformed .env behind `Settings.current` fails the run, loudly
+        try settings.checkRunSettings()
         return try await applyingEnvironment().runAsGiven { user in _ = try await script(user) }
     }
 
@@ -323,6 +324,7 @@ public struct LoadTest: Sendable {
     /// one executor check less per iteration.
     public func run(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) async throws -> RunResult {
         try settings.checkLoaded()
+        try settings.checkRunSettings()
         return try await applyingEnvironment().runAsGiven(script)
     }
 
