@@ -64,6 +64,15 @@ import Testing
         #expect(merged.count == 11 && merged.examples == ["a", "b", "c", "d", "e"])
     }
 
+    /// A held-out user printed `m.rates["http_req_failed"]` and read
+    /// `LoadKitEngine.RateTally(hits: 7070, total: 14140)`: values print as the reports do.
+    @Test func talliesAndSourcesPrintAsTheReportsDo() {
+        #expect("\(RateTally(hits: 7070, total: 14140))" == "50 % (7,070 of 14,140)")
+        #expect("\(RateTally())" == "no samples")
+        #expect("\(FailureSource.loadGenerator)" == "load-generator")
+        #expect(FailureSource.allCases.map { "\($0)" } == FailureSource.allCases.map(\.rawValue))
+    }
+
     @Test func seriesIndexFromStart() {
         // Start 2.5 s in the past: an increment now lands in second 2.
         let r = MetricsRecorder(startNanos: monotonicNanos() - 2_500_000_000)

@@ -2,7 +2,7 @@ import LoadKitTransport
 import LoadKitProtocols
 
 /// The pass/fail tally behind a rate metric (error rate, success rate, cache-hit rate).
-public struct RateTally: Sendable, Codable, Equatable {
+public struct RateTally: Sendable, Codable, Equatable, CustomStringConvertible {
     /// Samples that counted as "true" (a hit, a success, a failure — per the rate's meaning).
     public var hits: Int64 = 0
     /// All samples.
@@ -11,6 +11,10 @@ public struct RateTally: Sendable, Codable, Equatable {
     public var value: Double { total == 0 ? 0 : Double(hits) / Double(total) }
     /// Creates a tally.
     public init(hits: Int64 = 0, total: Int64 = 0) { self.hits = hits; self.total = total }
+    /// `50 % (7,070 of 14,140)`, as the summaries print a rate.
+    public var description: String {
+        total == 0 ? "no samples" : "\(Fmt.percent(value)) (\(Fmt.int(hits)) of \(Fmt.int(total)))"
+    }
 }
 
 /// All errors of one kind (`refused`, `http_503`, `ws_close_1006`, `stomp_error`, …).

@@ -1,6 +1,6 @@
 /// Where a failure came from. Seed 004's author could not tell a saturated load generator from a
 /// failing server; every error LoadKit reports carries one of these so a person never has to guess.
-public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable {
+public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable, CustomStringConvertible {
     /// The load generator itself ran out of something (file descriptors, ephemeral ports, memory)
     /// or was misconfigured. The server is not to blame.
     case loadGenerator = "load-generator"
@@ -12,6 +12,9 @@ public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable {
     /// client something malformed (`bad_url`). A URL the script took from a server's answer is the
     /// server's to blame: rethrow it as `ScriptFailure("… \(error)", kind: "bad_url", source: .server)`.
     case script
+
+    /// `load-generator`, `server`, `network` or `script`, as the reports print it.
+    public var description: String { rawValue }
 }
 
 /// An error that knows its category (a short stable key used in reports, such as `refused`,
