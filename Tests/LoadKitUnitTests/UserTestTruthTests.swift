@@ -645,3 +645,33 @@ private enum GreetingWebSocketPeer {
         func connection(_ c: any Transport, didCloseWith error: TransportError?) {}
     }
 }
+
+/// A held-out user's two users against a closed port made 24,098 attempts in 2 s at 98 % CPU,
+/// and the summary said nothing of the busy loop; it now warns, and `.pauseAfterError` ends it.
+@Suite struct FailureLoopTests {
+    @Test func usersFailingBackToBackAreCalledABusyLoop() async throws {
+        let closed = try ClosedPort()
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(closed.port)/ok"
+        let plan = LoadTest("refused-loop") { Stage("all", to: 2, over: .zero); Hold(.milliseconds(1500)) }
+            .progress(false).reports(false)
+        let looped = try await plan.run { _ in try await client.get(url) }
+        let failed = looped.metrics.counters["iterations_failed"] ?? 0
+        #expect(failed >= 1000 && looped.metrics.errors["refused"]?.count == failed, "\(looped.metrics.errors)")
+        let warning = try #require(ConsoleSummary.failureLoopWarning(looped))
+        #expect(warning.hasPrefix("⚠ \(Fmt.int(failed)) iterations failed back to back ("))
+        #expect(ConsoleSummary.render(looped, outcomes: [], full: false).contains(warning))
+        #expect(ConsoleSummary.full(looped).contains(warning))
+        // Paced: each user fails at most once per pause, and nothing is said.
+        let paced = try await plan.pauseAfterError(.milliseconds(100)).run { _ in try await client.get(url) }
+        let pacedFailures = paced.metrics.counters["iterations_failed"] ?? 0
+        #expect(pacedFailures > 0 && pacedFailures <= 2 * 16, "\(pacedFailures)")
+        #expect(ConsoleSummary.failureLoopWarning(paced) == nil)
+        // The open model does not loop: its arrivals keep their schedule.
+        var open = looped
+        open.environment["model"] = RunEngine.openModelTag
+        #expect(ConsoleSummary.failureLoopWarning(open) == nil)
+        withExtendedLifetime(closed) {}
+    }
+}

@@ -73,6 +73,7 @@ package enum ConsoleSummary {
         }
         if let line = scheduleLine(m) { out += line }
         out += errorLines(m)
+        if let w = failureLoopWarning(r) { out += "    \(w)\n" }
         if let g = GeneratorPeak(r) {
             out += "  generator    CPU \(g.cpuTime.map { "\($0), " } ?? "")max \(Fmt.num(g.cpu, 0)) %\(g.busiestLoop.map { " · busiest loop \(Fmt.num($0, 0)) % busy" } ?? "")"
                 + " · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
@@ -153,6 +154,7 @@ package enum ConsoleSummary {
             out += "  \(kind) [\(t.source.rawValue)]: \(t.count)\n"
             if let first = t.examples.first { out += "    e.g. \(first)\n" }
         }
+        if let w = failureLoopWarning(r) { out += "  \(w)\n" }
         if !outcomes.isEmpty {
             let failed = outcomes.filter { !$0.passed }.count
             out += "\nThresholds: " + (failed == 0 ? "all \(outcomes.count) passed" : "\(failed) of \(outcomes.count) FAILED") + "\n"
@@ -226,6 +228,22 @@ package enum ConsoleSummary {
         }
         if kinds.count > consoleErrorKinds { out += "    + \(kinds.count - consoleErrorKinds) more kinds in load_test.log\n" }
         return out
+    }
+
+    /// A closed-model run whose users mostly failed and started again at once, at least 100
+    /// times a second each: a busy loop against a failing server (a refused port, a 500 at once),
+    /// which burns the generator's CPU and piles up errors. Nil otherwise (or with
+    /// `.pauseAfterError`, which keeps a user below one failure per pause).
+    static func failureLoopWarning(_ r: RunResult) -> String? {
+        let m = r.metrics
+        let failed = m.counters[RunnerMetrics.iterationsFailed] ?? 0
+        let iterations = m.counters[RunnerMetrics.iterations] ?? 0
+        let users = Swift.max(1, r.peakActiveUsers)
+        guard !Fmt.isOpenModel(r), failed >= 1000, 2 * failed >= iterations, r.durationSeconds > 0 else { return nil }
+        let perUser = Double(failed) / r.durationSeconds / Double(users)
+        guard perUser >= 100 else { return nil }
+        return "⚠ \(Fmt.int(failed)) iterations failed back to back (\(Fmt.short3(perUser))/s a user): a failing server "
+            + "makes a busy loop of a closed model — .pauseAfterError(.seconds(1)) paces it"
     }
 
     /// `summary.txt`'s counters, gauges, trends and rates, each sorted by name.
