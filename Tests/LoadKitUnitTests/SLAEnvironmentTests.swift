@@ -44,7 +44,7 @@ import Testing
         m.trends["http_req_duration{name:/ok}"] = h
         let typo = SLA.count("http_reqz", atLeast: 1).evaluate(m, durationSeconds: 1)
         #expect(!typo.passed)
-        #expect(typo.message.contains("no metric named 'http_reqz' was recorded; recorded: "), "\(typo.message)")
+        #expect(typo.message.contains("no metric named 'http_reqz' was recorded; did you mean 'http_reqs'?; recorded: "), "\(typo.message)")
         let tag = SLA.p95("http_req_duration", tag: "name:/nope", below: .seconds(1)).evaluate(m, durationSeconds: 1)
         #expect(tag.message.contains("recorded: http_req_duration, http_req_duration{name:/ok}"), "\(tag.message)")
         let fine = SLA.count("http_reqs", atLeast: 100).evaluate(m, durationSeconds: 1)
