@@ -223,7 +223,8 @@ package enum ConsoleSummary {
         let kinds = m.errors.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
         for (kind, t) in kinds.prefix(consoleErrorKinds) {
             var line = "    \(kind) [\(t.source.rawValue)] \(Fmt.int(t.count))"
-            if let e = t.examples.first { line += " — " + (e.count > 90 ? String(e.prefix(89)) + "…" : e) }
+            // Long enough for a request, its status and the start of what the server said.
+            if let e = t.examples.first { line += " — " + (e.count > 150 ? String(e.prefix(149)) + "…" : e) }
             out += line + "\n"
         }
         if kinds.count > consoleErrorKinds { out += "    + \(kinds.count - consoleErrorKinds) more kinds in load_test.log\n" }
@@ -242,7 +243,8 @@ package enum ConsoleSummary {
         guard !Fmt.isOpenModel(r), failed >= 1000, 2 * failed >= iterations, r.durationSeconds > 0 else { return nil }
         let perUser = Double(failed) / r.durationSeconds / Double(users)
         guard perUser >= 100 else { return nil }
-        return "⚠ \(Fmt.int(failed)) iterations failed back to back (\(Fmt.short3(perUser))/s a user): a failing server "
+        let rate = perUser >= 1000 ? Fmt.int(Int64(perUser.rounded())) : Fmt.short3(perUser)
+        return "⚠ \(Fmt.int(failed)) iterations failed back to back (\(rate)/s a user): a failing server "
             + "makes a busy loop of a closed model — .pauseAfterError(.seconds(1)) paces it"
     }
 
