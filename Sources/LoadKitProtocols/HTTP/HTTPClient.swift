@@ -61,7 +61,7 @@ public final class HTTPClient: Sendable {
     public let configuration: Configuration
     /// The pools by host (most scripts talk to one host: the last one is compared, not hashed).
     private let pools = Mutex(LastHitMap<PoolKey, HostPool>())
-    private let sourceCounter = Atomic<Int>(0)
+    private let sources: SourceRotation
     // URL strings already parsed: `get(url)` in a loop costs a comparison with the last URL (the
     // same string is usually the same storage) or a dictionary lookup, not a parse.
     private let targets = Mutex(LastHitMap<String, RequestTarget>())
@@ -69,6 +69,7 @@ public final class HTTPClient: Sendable {
     /// Creates a client.
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        sources = SourceRotation(configuration.sourceAddresses)
     }
 
     /// Creates a client with the most common settings changed.
@@ -279,16 +280,25 @@ public final class HTTPClient: Sendable {
             let tls = endpoint.isTLS ? configuration.tls.withServerName(configuration.tls.serverName ?? endpoint.host) : nil
             let created = HostPool(host: endpoint.host, port: endpoint.port, label: endpoint.authority,
                                    configuration: configuration, tls: tls,
-                                   nextSource: { [weak self] in self?.nextSource() })
+                                   nextSource: { [sources] in sources.next() })
             p.set(created, for: key)
             return created
         }
     }
 
-    private func nextSource() -> SocketAddress? {
-        let s = configuration.sourceAddresses
-        guard !s.isEmpty else { return nil }
-        return s[sourceCounter.add(1, ordering: .relaxed).oldValue % s.count]
+}
+
+/// The configured source addresses, handed out in turn to the connections of all the client's
+/// pools. The pools hold it, not the client: a weak reference to the client would give it a side
+/// table, and every retain and release of the client — one a request — the runtime's slow path.
+final class SourceRotation: Sendable {
+    let addresses: [SocketAddress]
+    private let counter = Atomic<Int>(0)
+
+    init(_ addresses: [SocketAddress]) { self.addresses = addresses }
+
+    func next() -> SocketAddress? {
+        addresses.isEmpty ? nil : addresses[counter.add(1, ordering: .relaxed).oldValue % addresses.count]
     }
 }
 

@@ -137,7 +137,10 @@ final class HTTPClientConnection: ConnectionDelegate, @unchecked Sendable {
         if timer != nil && timerDeadline <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
-        timer = loop.schedule(after: .nanoseconds(Int64(deadline - now))) { [weak self] in self?.timerFired() }
+        // A strong reference, broken when the timer fires or the connection closes (which cancels
+        // it): a weak one gives the connection a side table, and every retain and release of it —
+        // several a request — takes the runtime's slow path.
+        timer = loop.schedule(after: .nanoseconds(Int64(deadline - now))) { self.timerFired() }
     }
 
     private func timerFired() {
