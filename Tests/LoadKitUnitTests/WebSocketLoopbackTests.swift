@@ -206,6 +206,42 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         #expect(e4001.description.contains(#"closed by the server with 4001 "bye""#), "\(e4001)")
     }
 
+    /// A held-out user's script sent right after the server closed with 1011: the send failed as
+    /// `ws_closed [script]` "closed locally" — in the window between the server's close frame
+    /// and its TCP close — though the server had closed. Blamed on the server, with its code.
+    @Test func aSendAfterTheServersCloseFrameIsTheServersClose() async throws {
+        var bye: [UInt8] = []
+        WebSocketFrameEncoder.encode(into: &bye, opcode: .close, maskKey: nil, payload: WebSocketClosePayload.make(code: 1011, reason: "internal"))
+        // The server sends its close and keeps TCP open (it never reads the echo): the client
+        // waits for TCP to close, and the script's send falls in that window every time.
+        let frame = bye
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSScriptedServer(.afterHandshake(send: frame, closeOnReply: false))) }
+        defer { listener.close() }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
+        let isOpen = { await withCheckedContinuation { cont in ws.loop.execute { cont.resume(returning: ws.connection.isOpen) } } }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while await isOpen(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await !isOpen(), "the close frame was read")
+        for send in [{ try await ws.send(text: "late") }, { try await ws.send(binary: [1]) }, { try await ws.ping() }] {
+            do {
+                try await send()
+                Issue.record("a send after the server's close went through")
+            } catch let e as WebSocketError {
+                #expect(e.kind == "ws_close_1011" && e.source == .server, "\(e)")
+                #expect(e.description.contains(#"closed by the server with 1011 "internal""#), "\(e)")
+            }
+        }
+        // A receive is answered at once: no message can follow the server's close frame.
+        let started = ContinuousClock.now
+        do {
+            _ = try await ws.receive(timeout: .seconds(10))
+            Issue.record("a receive after the server's close returned a message")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_close_1011" && e.source == .server, "\(e)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(2), "not held until TCP closes (5 s)")
+    }
+
     @Test func handshakeAgainstWrongAcceptIsInvalid() async throws {
         let listener = try TCPListener { tcp in
             tcp.start(delegate: WSScriptedServer(.badAccept))

@@ -195,7 +195,7 @@ public final class WebSocketClient: @unchecked Sendable {
         let backlog = try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Int, any Error>) in
             c.loop.execute {
                 if body(c) { cont.resume(returning: c.transport.bufferedBytes) } else {
-                    cont.resume(throwing: c.closeInfo.map { WebSocketConnection.error(for: $0) } ?? WebSocketError.closedLocally)
+                    cont.resume(throwing: c.endingInfo.map { WebSocketConnection.error(for: $0) } ?? WebSocketError.closedLocally)
                 }
             }
         }

@@ -20,7 +20,7 @@ extension WebSocketConnection {
                         inboxHead += 1
                         if inboxHead == inbox.count { inbox.removeAll(keepingCapacity: inbox.capacity <= 16); inboxHead = 0 }
                         cont.resume(returning: m)
-                    } else if let info = closeInfo {
+                    } else if let info = endingInfo {
                         cont.resume(throwing: Self.error(for: info, role: role))
                     } else if token.cancelled {
                         cont.resume(throwing: CancellationError())

@@ -279,6 +279,16 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         }
     }
 
+    /// How the connection ends: ``closeInfo`` once closed, or — while the closing handshake
+    /// finishes — the server's close (its close frame arrived, or it broke the protocol): nothing
+    /// more will be read and nothing may be sent, so a send or receive fails now as that close,
+    /// not as our own ("closed locally") or only once TCP closes. On the loop.
+    var endingInfo: WebSocketCloseInfo? {
+        if let closeInfo { return closeInfo }
+        if case .closing(let info) = machine.state, info.initiatedByPeer || info.detail != nil { return info }
+        return nil
+    }
+
     /// Transport callback: the transport closed (on the loop).
     public func connection(_ connection: any Transport, didCloseWith error: TransportError?) {
         finish(transportError: error?.description)
@@ -304,6 +314,16 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         guard reading else { return }
         reading = false
         perform(machine.protocolViolation(error))
+        failReceivers()
+    }
+
+    /// Fails the waiting receives with how the connection ends, once no message can come.
+    private func failReceivers() {
+        guard !receivers.isEmpty, let info = endingInfo else { return }
+        let err = Self.error(for: info, role: role)
+        let rs = receivers
+        receivers = []
+        for r in rs { r.token.timer?.cancel(); r.cont.resume(throwing: err) }
     }
 
     private func dispatch(_ op: WebSocketOpcode, _ payload: UnsafeRawBufferPointer) {
@@ -332,6 +352,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
             case .success(let c):
                 reading = false
                 perform(machine.receivedClose(code: c.code, reason: c.reason))
+                failReceivers()
             case .failure(let e):
                 violation(e)
             }
@@ -387,12 +408,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
             handler = nil
             h.webSocket(self, didCloseWith: info)
         }
-        if !receivers.isEmpty {
-            let err = Self.error(for: info, role: role)
-            let rs = receivers
-            receivers = []
-            for r in rs { r.token.timer?.cancel(); r.cont.resume(throwing: err) }
-        }
+        failReceivers()
         let ws = closeWaiters
         closeWaiters = []
         for w in ws { w.resume(returning: info) }
