@@ -250,6 +250,27 @@ private struct Boom: Error {}
         #expect(result.metrics.rates["connections_held"] == RateTally(hits: 5, total: 10))
     }
 
+    /// A held-out user killed its WebSocket server during the hold and read `connections held
+    /// 100 %`, the `connected` series flat: a user marked connected stayed so after its only
+    /// session was dropped. It is connected while a WebSocket session of its own is open.
+    @Test func aUserWhoseWebSocketTheServerDroppedIsNotHeld() async throws {
+        let server = try WSEchoServer()
+        let url = server.url + "/echo"
+        let result = try await quiet(LoadTest("dropped") { Stage("all", to: 4, over: .zero); Hold(.milliseconds(800)) })
+            .run { user in
+                let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+                user.markConnected()
+                if user.index < 2 {   // the server drops these two
+                    try await ws.send(text: "drop-me")
+                    _ = try? await ws.receive()
+                }
+                while !user.isStopping { await user.sleep(for: .seconds(5)) }   // no reconnect
+            }
+        #expect(result.metrics.counters["ws_sessions"] == 4)
+        #expect(result.metrics.rates["connections_held"] == RateTally(hits: 2, total: 4), "\(String(describing: result.metrics.rates["connections_held"]))")
+        #expect(result.metrics.series["connected"]?.last == 2, "\(String(describing: result.metrics.series["connected"]))")
+    }
+
     @Test func openModelDeadline() async throws {
         let result = try await quiet(LoadTest("open-cap", rate: .constant(50, for: .seconds(30)), maxUsers: 10))
             .maxDuration(.milliseconds(300))

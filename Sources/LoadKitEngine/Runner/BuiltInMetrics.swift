@@ -142,7 +142,8 @@ extension UserContext: ClientObserver {
         r.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived))
         recordSuccess()
         _ = handles.webSocket   // resolved now: the session's metrics show from its start
-        return WebSocketSessionMetrics(handles)
+        webSocketSessionStarted()
+        return WebSocketSessionMetrics(handles, user: self)
     }
 
     func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
@@ -197,8 +198,10 @@ final class StreamTrafficMetrics: StreamTrafficObserver, Sendable {
 final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
     private let handles: RecorderHandles
     private let openedAt = monotonicNanos()
+    /// The user whose session this is: told when it ends (its `connected` mark).
+    private let user: UserContext
 
-    init(_ handles: RecorderHandles) { self.handles = handles }
+    init(_ handles: RecorderHandles, user: UserContext) { self.handles = handles; self.user = user }
 
     func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int) {
         let r = handles.recorder, h = handles.webSocket
@@ -208,5 +211,8 @@ final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendab
         if bytesReceived > 0 { r.increment(h.dataReceived, by: Int64(bytesReceived)) }
     }
 
-    func sessionClosed() { handles.recorder.recordNanos(handles.webSocket.duration, monotonicNanos() &- openedAt) }
+    func sessionClosed() {
+        handles.recorder.recordNanos(handles.webSocket.duration, monotonicNanos() &- openedAt)
+        user.webSocketSessionEnded()
+    }
 }

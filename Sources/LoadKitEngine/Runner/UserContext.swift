@@ -25,6 +25,9 @@ final class UserContext: Sendable {
     let engine: RunEngine
     private let stopping = Atomic<Bool>(false)
     private let connected = Atomic<Bool>(false)
+    // WebSocket sessions of this user open now: when the last one ends, the user is no longer
+    // connected (``webSocketSessionEnded()``).
+    private let liveWebSockets = Atomic<Int>(0)
     // Open model: the running iteration's scheduled start, until its first `measure` takes it (0: none).
     private let scheduledStart = Atomic<UInt64>(0)
     private let sleepers = Mutex(Sleepers())
@@ -209,6 +212,16 @@ final class UserContext: Sendable {
     func markConnected(_ value: Bool) {
         let was = connected.exchange(value, ordering: .acquiringAndReleasing)
         if was != value { engine.connectedDelta(value ? 1 : -1) }
+    }
+
+    /// A WebSocket session of this user opened.
+    func webSocketSessionStarted() { liveWebSockets.add(1, ordering: .relaxed) }
+
+    /// A WebSocket session of this user ended (the server closed or dropped it, or the script
+    /// closed it). With none left open, a user marked connected is not any more: a held-out user
+    /// whose server died read `connections held 100 %` and a flat `connected` series.
+    func webSocketSessionEnded() {
+        if liveWebSockets.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { markConnected(false) }
     }
 
     /// Open model: the first ``VirtualUser/measure(_:since:_:)`` of the iteration starting now is

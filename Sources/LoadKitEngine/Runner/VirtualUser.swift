@@ -137,7 +137,9 @@ public struct VirtualUser: Sendable {
     public func fail(_ message: String, step: String) { fail(ScriptFailure(message), step: step) }
 
     /// Marks this user's connection as open (or closed): the run's `connections_held` rate and
-    /// `connected` series count users marked connected. A finished user counts as disconnected.
+    /// `connected` series count users marked connected. A finished user counts as disconnected,
+    /// and so does one whose last open WebSocket session ended (the server closed or dropped it,
+    /// or the script closed it).
     public func markConnected(_ connected: Bool = true) { context.markConnected(connected) }
 
     /// Sleeps, ending early when the user must stop. Returns false when it ended early.
