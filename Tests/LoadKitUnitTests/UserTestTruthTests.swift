@@ -675,3 +675,34 @@ private enum GreetingWebSocketPeer {
         withExtendedLifetime(closed) {}
     }
 }
+
+/// A held-out user's script waited on `receive()` (no time-out) from a server that never
+/// answered: the stop cut it, the run read `✓ PASSED`, `errors rate = 0 %`, and
+/// `errors_after_cancel: 2` sat in summary.txt's counters unexplained. The summaries now say it.
+@Suite struct CutAtStopTests {
+    @Test func operationsCutByTheStopAreSaid() async throws {
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSScriptedServer(.mute)) }
+        defer { listener.close() }
+        let url = "ws://127.0.0.1:\(listener.address.port)/silent"
+        let result = try await LoadTest("silent") { Stage("all", to: 2, over: .zero); Hold(.milliseconds(300)) }
+            .gracefulStop(.milliseconds(200)).progress(false).reports(false)
+            .run { _ in
+                let ws = try await WebSocketClient.connect(url, timeout: .seconds(5))
+                _ = try await ws.receive()
+            }
+        let m = result.metrics
+        #expect(m.counters["ws_sessions"] == 2 && m.totalErrors == 0, "\(m.errors)")
+        let cut = try #require(m.counters["errors_after_cancel"])
+        #expect(cut >= 2)
+        let line = try #require(ConsoleSummary.cutAtStop(m))
+        #expect(line.hasPrefix("\(cut) operations were still waiting when the stop cut their users (errors_after_cancel, not failures)"))
+        #expect(ConsoleSummary.render(result, outcomes: [], full: false).contains(line))
+        #expect(ConsoleSummary.full(result).contains(line))
+        #expect(ConsoleSummary.cutAtStop(MetricsSnapshot()) == nil)
+        // report.html's counters: what the runner's own counts mean, not a rate.
+        #expect(HTMLReport.counterNote("errors_after_cancel", cut, seconds: 0.5) == "in flight when the stop cut their users (not failures)")
+        #expect(HTMLReport.counterNote("data_sent", 3 << 20, seconds: 2) == "bytes · 1.5 MB/s")
+        #expect(HTMLReport.counterNote("http_reqs", 10, seconds: 2) == "5/s")
+        #expect([Fmt.bytes(512), Fmt.bytes(1536), Fmt.bytes(5 << 20), Fmt.bytes(3 << 30)] == ["512 B", "1.5 KB", "5.0 MB", "3.00 GB"])
+    }
+}

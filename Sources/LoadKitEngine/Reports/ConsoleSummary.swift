@@ -74,6 +74,7 @@ package enum ConsoleSummary {
         if let line = scheduleLine(m) { out += line }
         out += errorLines(m)
         if let w = failureLoopWarning(r) { out += "    \(w)\n" }
+        if let c = cutAtStop(m) { out += "    \(c)\n" }
         if let g = GeneratorPeak(r) {
             out += "  generator    CPU \(g.cpuTime.map { "\($0), " } ?? "")max \(Fmt.num(g.cpu, 0)) %\(g.busiestLoop.map { " · busiest loop \(Fmt.num($0, 0)) % busy" } ?? "")"
                 + " · RSS max \(Fmt.bytes(g.rss)) · open files max \(g.fds)\n"
@@ -155,6 +156,7 @@ package enum ConsoleSummary {
             if let first = t.examples.first { out += "    e.g. \(first)\n" }
         }
         if let w = failureLoopWarning(r) { out += "  \(w)\n" }
+        if let c = cutAtStop(m) { out += "  \(c)\n" }
         if !outcomes.isEmpty {
             let failed = outcomes.filter { !$0.passed }.count
             out += "\nThresholds: " + (failed == 0 ? "all \(outcomes.count) passed" : "\(failed) of \(outcomes.count) FAILED") + "\n"
@@ -246,6 +248,16 @@ package enum ConsoleSummary {
         let rate = perUser >= 1000 ? Fmt.int(Int64(perUser.rounded())) : Fmt.short3(perUser)
         return "⚠ \(Fmt.int(failed)) iterations failed back to back (\(rate)/s a user): a failing server "
             + "makes a busy loop of a closed model — .pauseAfterError(.seconds(1)) paces it"
+    }
+
+    /// What the stop cut: operations still waiting when the runner ended their users after the
+    /// graceful stop (`errors_after_cancel`, not failures) — a receive or request without a
+    /// time-out against a server gone silent shows only here, in a run that may otherwise pass.
+    static func cutAtStop(_ m: MetricsSnapshot) -> String? {
+        let n = m.counters[RunnerMetrics.errorsAfterCancel] ?? 0
+        guard n > 0 else { return nil }
+        return "\(Fmt.int(n)) operation\(n == 1 ? " was" : "s were") still waiting when the stop cut their users "
+            + "(errors_after_cancel, not failures): a receive() or request without a time-out waits as long as the server is silent"
     }
 
     /// `summary.txt`'s counters, gauges, trends and rates, each sorted by name.

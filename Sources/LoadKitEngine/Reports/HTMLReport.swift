@@ -210,7 +210,7 @@ package enum HTMLReport {
         }
         var rows: [(String, String, String)] = []
         for (name, v) in m.counters.sorted(by: { $0.key < $1.key }) {
-            rows.append((name, Fmt.int(v), r.durationSeconds > 0 ? "\(Fmt.short(Double(v) / r.durationSeconds))/s" : ""))
+            rows.append((name, Fmt.int(v), Self.counterNote(name, v, seconds: r.durationSeconds)))
         }
         for (name, t) in m.rates.sorted(by: { $0.key < $1.key }) {
             rows.append((name, Fmt.percent(t.value), "\(Fmt.int(t.hits)) of \(Fmt.int(t.total))"))
@@ -304,5 +304,23 @@ struct MetricName {
         var groups: [String: [String]] = [:]
         for n in names { groups[MetricName(n).base, default: []].append(n) }
         return groups.keys.sorted().map { base in (base, groups[base]!.filter { $0 != base }.sorted()) }
+    }
+}
+
+extension HTMLReport {
+    /// The note beside a counter: its rate, in bytes for the byte counters; what it means for
+    /// the runner's own counts, whose rate says nothing.
+    static func counterNote(_ name: String, _ v: Int64, seconds: Double) -> String {
+        switch name {
+        case RunnerMetrics.errorsAfterCancel: return "in flight when the stop cut their users (not failures)"
+        case BuiltInMetrics.wsSessionsLeftOpen: return "dropped open by the script; closed by the runner (1001)"
+        case RunnerMetrics.ticksMissed: return "every() ticks skipped: the body overran its period"
+        default: break
+        }
+        guard seconds > 0 else { return "" }
+        if name == BuiltInMetrics.dataSent || name == BuiltInMetrics.dataReceived {
+            return "bytes · \(Fmt.bytes(Int64(Double(v) / seconds)))/s"
+        }
+        return "\(Fmt.short(Double(v) / seconds))/s"
     }
 }

@@ -115,8 +115,10 @@ enum Fmt {
     }
 
     static func bytes(_ b: Int64) -> String {
-        let mb = Double(b) / 1_048_576
-        return mb >= 1024 ? num(mb / 1024, 2) + " GB" : num(mb, 1) + " MB"
+        let kb = Double(b) / 1024, mb = kb / 1024
+        if mb >= 1024 { return num(mb / 1024, 2) + " GB" }
+        if mb >= 1 { return num(mb, 1) + " MB" }
+        return kb >= 1 ? num(kb, 1) + " KB" : "\(b) B"
     }
 }
 
