@@ -44,6 +44,7 @@ import Testing
         #expect(s.errors["cancelled"]?.count == 1)
         #expect(s.errors["script_error"]?.source == .script)   // not classified: the scenario's own error
         #expect(s.totalErrors == 10)
+        #expect(s.counter("errors") == 10, "the SLAs' name for every error, as k6-summary.txt prints it")
         #expect(s.series["errors"]?.reduce(0, +) == 10)
     }
 

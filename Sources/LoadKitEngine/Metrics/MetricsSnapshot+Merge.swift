@@ -96,8 +96,12 @@ extension MetricsSnapshot {
         return s
     }
 
-    /// A counter's total (0 when never incremented).
-    public func counter(_ name: String) -> Int64 { counters[name] ?? 0 }
+    /// A counter's total (0 when never incremented). `errors` — the SLAs' and k6 summary's name
+    /// for every classified error, not a counter of its own — is ``totalErrors``.
+    public func counter(_ name: String) -> Int64 {
+        if let c = counters[name] { return c }
+        return name == Threshold.errorsMetric ? totalErrors : 0
+    }
 
     /// Total number of errors of every kind.
     public var totalErrors: Int64 { errors.values.reduce(0) { $0 &+ $1.count } }
