@@ -129,6 +129,19 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
             #expect(e.httpStatus == 401)
             #expect(e.message.contains("INVALID_TICKET"))
             #expect(!e.message.contains("secret-token"))
+            // Which server refused (a held-out user's message named the path only).
+            #expect(e.message.hasPrefix("WebSocket handshake with 127.0.0.1:\(server.listener.address.port) rejected with HTTP 401"), "\(e)")
+        }
+        // A plain HTTP endpoint answers 200: not "rejected", but not a WebSocket endpoint.
+        let http = try CountingHTTPServer()
+        defer { http.stop() }
+        do {
+            _ = try await WebSocketClient.connect("ws://127.0.0.1:\(http.server.port)/ok", timeout: .seconds(5))
+            Issue.record("connect to an HTTP endpoint succeeded")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_handshake_200" && e.source == .server)
+            #expect(e.message == "WebSocket handshake with 127.0.0.1:\(http.server.port) answered HTTP 200 OK instead of 101 "
+                + "Switching Protocols (not a WebSocket endpoint?): ok", "\(e)")
         }
     }
 
@@ -269,7 +282,8 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
             _ = try await ws.receive(timeout: .milliseconds(50))
             Issue.record("receive returned without a message")
         } catch let e as WebSocketError {
-            #expect(e.kind == "ws_receive_timeout")
+            #expect(e.kind == "ws_receive_timeout" && e.source == .server)
+            #expect(e.description == "no WebSocket message from \(server.url)/ within 50 ms", "which server fell silent")
         }
         let waiting = Task { try await ws.receive() }
         try await Task.sleep(for: .milliseconds(20))

@@ -210,7 +210,12 @@ public final class WebSocketClient: @unchecked Sendable {
     /// With `timeout`, throws `ws_receive_timeout` when nothing arrives in time; task cancellation
     /// throws `CancellationError`. The connection stays usable after either.
     public func receive(timeout: Duration? = nil) async throws -> WebSocketMessage {
-        try await connection.receive(timeout: timeout)
+        do {
+            return try await connection.receive(timeout: timeout)
+        } catch let e as WebSocketError where e.kind == WebSocketError.receiveTimeoutKind {
+            // Which server fell silent: a run's examples otherwise name only the step.
+            throw WebSocketError(kind: e.kind, source: e.source, message: "no WebSocket message from \(endpoint) within \(timeout?.readable ?? "the time-out")")
+        }
     }
 
     /// Hot-path alternative to ``receive()``: `onMessage` and `onClose` run on the loop (no task per
@@ -331,7 +336,8 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     }
 
     private func failRejected(_ head: HTTPResponseHead, _ transport: any Transport) {
-        fail(WebSocketError.handshakeStatus(head.status, reason: head.reason, body: WebSocketHandshake.bodyExcerpt(body)), transport)
+        fail(WebSocketError.handshakeStatus(head.status, reason: head.reason, body: WebSocketHandshake.bodyExcerpt(body),
+                                            authority: endpoint.authority), transport)
     }
 
     func fail(_ error: any Error, _ transport: any Transport) {

@@ -28,7 +28,7 @@ extension WebSocketConnection {
                         receivers.append((token, cont))
                         if let timeout {
                             token.timer = loop.schedule(after: timeout) { [weak self] in
-                                self?.abandon(token, with: WebSocketError(kind: "ws_receive_timeout", source: .server,
+                                self?.abandon(token, with: WebSocketError(kind: WebSocketError.receiveTimeoutKind, source: .server,
                                                                            message: "no WebSocket message within \(timeout.readable)"))
                             }
                         }

@@ -51,12 +51,19 @@ public struct WebSocketError: ClassifiedError, Sendable, Hashable {
     /// The message, through ``Secrets/redact(_:)``.
     public var description: String { Secrets.redact(message) }
 
-    /// The handshake answered with a status other than 101 (`ws_handshake_<status>`, server).
-    static func handshakeStatus(_ status: Int, reason: String, body: String) -> WebSocketError {
+    /// Nothing arrived within a receive's time-out (`ws_receive_timeout`, server).
+    static let receiveTimeoutKind = "ws_receive_timeout"
+
+    /// The handshake answered with a status other than 101 (`ws_handshake_<status>`, server),
+    /// naming the server (`authority`, when known) and quoting the start of its body. A 2xx is
+    /// an answer from something that is not a WebSocket endpoint, and says so.
+    static func handshakeStatus(_ status: Int, reason: String, body: String, authority: String? = nil) -> WebSocketError {
         let tail = body.isEmpty ? "" : ": \(body)"
-        return WebSocketError(kind: "ws_handshake_\(status)", source: .server,
-                              message: "WebSocket handshake rejected with HTTP \(status) \(reason)\(tail)",
-                              httpStatus: status)
+        let with = authority.map { "WebSocket handshake with \($0)" } ?? "WebSocket handshake"
+        let what = (200...299).contains(status)
+            ? "\(with) answered HTTP \(status) \(reason) instead of 101 Switching Protocols (not a WebSocket endpoint?)"
+            : "\(with) rejected with HTTP \(status) \(reason)"
+        return WebSocketError(kind: "ws_handshake_\(status)", source: .server, message: what + tail, httpStatus: status)
     }
 
     /// The 101 response was not a valid upgrade (`ws_handshake_invalid`, server).
