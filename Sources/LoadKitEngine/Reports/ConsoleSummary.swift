@@ -250,14 +250,14 @@ package enum ConsoleSummary {
             + "makes a busy loop of a closed model — .pauseAfterError(.seconds(1)) paces it"
     }
 
-    /// What the stop cut: operations still waiting when the runner ended their users after the
-    /// graceful stop (`errors_after_cancel`, not failures) — a receive or request without a
+    /// What the stop cut: iterations still running when the runner ended their users after the
+    /// graceful stop (`iterations_interrupted`, not failures) — a receive or request without a
     /// time-out against a server gone silent shows only here, in a run that may otherwise pass.
     static func cutAtStop(_ m: MetricsSnapshot) -> String? {
-        let n = m.counters[RunnerMetrics.errorsAfterCancel] ?? 0
+        let n = m.counters[RunnerMetrics.iterationsInterrupted] ?? 0
         guard n > 0 else { return nil }
-        return "\(Fmt.int(n)) operation\(n == 1 ? " was" : "s were") still waiting when the stop cut their users "
-            + "(errors_after_cancel, not failures): a receive() or request without a time-out waits as long as the server is silent"
+        return "\(Fmt.int(n)) iteration\(n == 1 ? " was" : "s were") cut by the stop before ending (iterations_interrupted, "
+            + "not failures): one waiting on a receive() or request without a time-out waits as long as the server is silent"
     }
 
     /// `summary.txt`'s counters, gauges, trends and rates, each sorted by name.

@@ -312,7 +312,8 @@ extension HTMLReport {
     /// the runner's own counts, whose rate says nothing.
     static func counterNote(_ name: String, _ v: Int64, seconds: Double) -> String {
         switch name {
-        case RunnerMetrics.errorsAfterCancel: return "in flight when the stop cut their users (not failures)"
+        case RunnerMetrics.errorsAfterCancel: return "thrown after the stop cut their users (not failures)"
+        case RunnerMetrics.iterationsInterrupted: return "cut by the stop before ending (not failures)"
         case BuiltInMetrics.wsSessionsLeftOpen: return "dropped open by the script; closed by the runner (1001)"
         case RunnerMetrics.ticksMissed: return "every() ticks skipped: the body overran its period"
         default: break

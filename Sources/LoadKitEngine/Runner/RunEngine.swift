@@ -223,6 +223,7 @@ final class RunEngine: Sendable {
             ctx.closeSessionsLeftOpen(iteration: number, counted: !cancelled)
             if cancelled {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
+                ctx.recorder.increment(RunnerMetrics.iterationsInterrupted)
             } else {
                 ctx.recorder.increment(RunnerMetrics.iterationsFailed)
                 ctx.recordFailure(error, step: "iteration", since: mark)

@@ -240,8 +240,12 @@ public enum RunnerMetrics {
     public static let connectionRetries = "connection_retries"
     /// Time from a first failure to the success after retries (trend, µs).
     public static let reconnectionTime = "reconnection_time"
-    /// Errors thrown after the runner cancelled a user (not counted as failures).
+    /// Errors thrown after the runner cancelled a user (not counted as failures): one for each
+    /// layer a cut operation crosses (the request, its step, the iteration).
     public static let errorsAfterCancel = "errors_after_cancel"
+    /// Iterations the runner cut at the stop (after the graceful stop) before they ended — k6's
+    /// interrupted iterations; not failures.
+    public static let iterationsInterrupted = "iterations_interrupted"
     /// Gauge / series: active virtual users.
     public static let vus = "vus"
     /// Gauge: most virtual users active at once.

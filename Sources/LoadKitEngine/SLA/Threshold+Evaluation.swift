@@ -67,7 +67,7 @@ extension MetricsSnapshot {
     /// Counters the runner keeps for its own bookkeeping; they do not count as work done.
     public static let bookkeepingCounters: Set<String> = [
         RunnerMetrics.errorsAfterCancel, RunnerMetrics.ticksMissed, RunnerMetrics.iterationsDropped,
-        RunnerMetrics.iterationsLate, RunnerMetrics.iterationsFailed,
+        RunnerMetrics.iterationsLate, RunnerMetrics.iterationsFailed, RunnerMetrics.iterationsInterrupted,
     ]
 
     /// Whether anything was measured: a trend sample, a counter (other than

@@ -90,7 +90,7 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
         let status = response.status
         let ok = expectedStatuses?.contains(status) ?? expected.contains(status)
         if ok { return nil }
-        return HTTPUnexpectedStatus(status: .status(code: status, method: method.rawValue, endpoint: endpoint.description),
+        return HTTPUnexpectedStatus(code: status, method: method.rawValue, endpoint: endpoint.description,
                                     reason: response.reason, body: response.body)
     }
 

@@ -86,32 +86,40 @@ package struct HTTPQueueTimeout: ClassifiedError, Sendable, Equatable {
 /// server): ``HTTPError/status(code:method:endpoint:)``'s kind, side and words, plus the reason
 /// phrase and an excerpt of what the server said in the body — an error page usually names its
 /// cause. The excerpt is made only when the text is asked for (a run keeps a few examples per
-/// kind), and through ``Secrets/excerpt(_:limit:)``: a body may echo a token.
+/// kind), redacted before it is cut (``Secrets/excerpt(_:limit:)``): a body may echo a token.
 package struct HTTPUnexpectedStatus: ClassifiedError, Sendable {
-    /// The status error as ``HTTPResponse/requireStatus(_:)`` throws it.
-    let status: HTTPError
+    let code: Int
+    let method: String
+    /// The request's URL as ``Endpoint/description`` writes it (no query).
+    let endpoint: String
     let reason: String
     let body: [UInt8]
 
+    /// The status error as ``HTTPResponse/requireStatus(_:)`` throws it.
+    var status: HTTPError { .status(code: code, method: method, endpoint: endpoint) }
     package var kind: String { status.kind }
-    package var source: FailureSource { status.source }
+    package var source: FailureSource { .server }
     package var description: String {
-        guard case .status(let code, let method, let endpoint) = status else { return status.description }
         let phrase = reason.isEmpty ? "" : " \(reason)"
         return Secrets.redact("\(method) \(endpoint) answered HTTP \(code)\(phrase) (server)") + ", " + Self.excerpt(body)
     }
 
+    /// Bytes of a body looked at: redacted whole before the excerpt is cut from them, so a cut
+    /// never leaves half of a token that redaction would have masked.
+    static let bytesRead = 16 * 1024
+
     /// `body: <text>` (at most 120 characters, one line), `empty body`, or `body: 812 bytes, not
     /// text` when the bytes are not UTF-8 text.
     static func excerpt(_ body: [UInt8]) -> String {
-        if body.isEmpty { return "empty body" }
-        let head = body.prefix(480)
-        // Control characters other than tab and line breaks, or invalid UTF-8 (a cut at 480
-        // bytes may split one character: tolerated at the end), say it is not text.
+        let head = body.prefix(bytesRead)
         let text = String(decoding: head, as: UTF8.self)
-        let replaced = text.unicodeScalars.dropLast().contains { $0 == "\u{FFFD}" }
-        let control = head.contains { $0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D || $0 == 0x7F }
+        // Invalid UTF-8 (a last character split by the cut at `bytesRead` is tolerated) or
+        // control characters other than tab and line breaks: not text.
+        let cutInside = body.count > bytesRead
+        let replaced = (cutInside ? text.unicodeScalars.dropLast() : text.unicodeScalars[...]).contains { $0 == "\u{FFFD}" }
+        let control = head.contains { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F }
         if replaced || control { return "body: \(body.count) bytes, not text" }
+        if text.allSatisfy(\.isWhitespace) { return "empty body" }
         return "body: " + Secrets.excerpt(text, limit: 120)
     }
 }

@@ -363,7 +363,7 @@ public enum Secrets {
         (#"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"#, "$1 \(mask)"),
         (#"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"#, mask),
         (#"(?i)\b(ticket|token|access_token|accesstoken|password|passcode|api_?key|secret)=[^&\s"']+"#, "$1=\(mask)"),
-        (#"(?i)"(ticket|token|accessToken|refreshToken|password|passcode|secret)"\s*:\s*"[^"]*""#, "\"$1\":\"\(mask)\""),
+        (#"(?i)"(ticket|token|accessToken|refreshToken|access_token|refresh_token|id_token|password|passcode|secret)"\s*:\s*"[^"]*""#, "\"$1\":\"\(mask)\""),
         (#"(?im)^(passcode|authorization|login):[^\n]*"#, "$1:\(mask)"),
     ].compactMap { pattern, template in
         (try? NSRegularExpression(pattern: pattern)).map { ($0, template) }
