@@ -73,7 +73,10 @@ import Testing
                       ("LOADKIT_PROGRESS", "maybe", "expected true or false"),
                       ("LOADKIT_EXCLUSIVE_RUNS", "sometimes", "expected true or false"),
                       ("LOADKIT_PROMETHEUS_PORT", "ninety", "expected an integer"),
-                      ("LOADKIT_PUSH_URL", "htp://gateway:9091", "expected a Pushgateway URL")])
+                      ("LOADKIT_PUSH_URL", "htp://gateway:9091", "expected a Pushgateway address"),
+                      // What the push itself refuses: no scheme, a path (a review found both passed).
+                      ("LOADKIT_PUSH_URL", "gateway:9091", "expected a Pushgateway address"),
+                      ("LOADKIT_PUSH_URL", "http://gateway:9091/metrics", "expected a Pushgateway address")])
     func aBadRunSettingFailsTheRunBeforeItStarts(_ key: String, _ value: String, _ expected: String) async {
         let started = Atomic<Int>(0)
         do {
@@ -88,6 +91,18 @@ import Testing
         let good = try? await LoadTest("good-setting", burst: 1).progress(false).reports(false)
             .settings(Settings(["LOADKIT_KEEP_RUNS": "all", "LOADKIT_SUMMARY": "Full", "LOADKIT_PROGRESS": "0"])).run { _ in }
         #expect(good?.metrics.counters["iterations"] == 1)
+    }
+
+    /// A gateway URL with a password in it: the error names the variable, never the password.
+    @Test func aBadPushURLNeverPrintsItsPassword() async {
+        do {
+            _ = try await LoadTest("bad-push", burst: 1).progress(false).reports(false)
+                .settings(Settings(["LOADKIT_PUSH_URL": "http://admin:hunter2pw@gateway:9091/metrics"])).run { _ in }
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("LOADKIT_PUSH_URL=\"http://…@gateway:9091/metrics\" is not valid"), "\(error)")
+            #expect(!"\(error)".contains("hunter2pw"))
+        }
     }
 
     @Test func heartBeatPairsOutOfRange() {

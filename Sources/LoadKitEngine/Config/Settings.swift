@@ -112,10 +112,12 @@ public struct Settings: Sendable, Equatable {
         _ = try bool("LOADKIT_PROGRESS")
         _ = try bool("LOADKIT_EXCLUSIVE_RUNS")
         _ = try prometheusPort()
-        if let url = string(PrometheusPush.variable), !url.isEmpty {
-            do { _ = try Endpoint(url) } catch {
-                throw ConfigError(variable: PrometheusPush.variable, value: url,
-                                  expected: "a Pushgateway URL such as http://host:9091 (\(error))")
+        if let base = string(PrometheusPush.variable) {
+            // The push's own check (http(s), no path) and the URL it would push to; the value
+            // shown without user-info or query (a gateway's password would print otherwise).
+            do { _ = try Endpoint(try PrometheusPush.url(base: base, test: "t", runID: "r")) } catch {
+                throw ConfigError(variable: PrometheusPush.variable, value: Endpoint.redact(base),
+                                  expected: "a Pushgateway address such as http://pushgateway:9091")
             }
         }
     }

@@ -31,11 +31,11 @@ package enum PrometheusPush {
     public static func url(base: String, test: String, runID: String) throws -> String {
         var b = base.trimmingCharacters(in: .whitespaces)
         guard b.hasPrefix("http://") || b.hasPrefix("https://") else {
-            throw PushError(message: "\(variable)=\(base): expected the Pushgateway's http(s) address, e.g. http://pushgateway:9091",
+            throw PushError(message: "\(variable)=\(Endpoint.redact(base)): expected the Pushgateway's http(s) address, e.g. http://pushgateway:9091",
                             source: .loadGenerator)
         }
         guard !b.contains("/metrics") else {
-            throw PushError(message: "\(variable)=\(base): name the Pushgateway only (http://host:9091); LoadKit adds "
+            throw PushError(message: "\(variable)=\(Endpoint.redact(base)): name the Pushgateway only (http://host:9091); LoadKit adds "
                             + "/metrics/job/loadkit/test/<test>/run_id/<run id>", source: .loadGenerator)
         }
         while b.hasSuffix("/") { b.removeLast() }

@@ -381,7 +381,8 @@ public struct LoadTest: Sendable {
             let written = result
             result.reportRoot = (try? await offThePool { test.writeReports(written) }) ?? nil
         }
-        await PrometheusPush.pushIfConfigured(result, options: options.prometheus)   // LOADKIT_PUSH_URL
+        await PrometheusPush.pushIfConfigured(result, options: options.prometheus,
+                                              base: settings.string(PrometheusPush.variable))   // LOADKIT_PUSH_URL, as checked at the start
         return result
     }
 }

@@ -190,7 +190,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Removes query and user-info from a URL text so error messages never leak secrets.
-    static func redact(_ s: String) -> String {
+    package static func redact(_ s: String) -> String {
         var out = Substring(s)
         if let q = out.firstIndex(of: "?") { out = out[..<q] + "?…" }
         if let at = out.firstIndex(of: "@") {
