@@ -49,7 +49,7 @@ import Testing
     }
 
     /// A held-out user's report listed one `http_500` message five times: examples are distinct,
-    /// looked for among the first 100 failures of a kind, and merged the same way.
+    /// looked for among the first 20 failures of a kind in a recorder, and merged the same way.
     @Test func examplesAreDistinctAndSoughtAmongTheFirstFailures() {
         let r = MetricsRecorder()
         for _ in 0..<10 { r.error(ScriptFailure("same"), step: "check") }

@@ -712,6 +712,6 @@ private enum GreetingWebSocketPeer {
         #expect(HTMLReport.counterNote("iterations_interrupted", 2, seconds: 0.5) == "cut by the stop before ending (not failures)")
         #expect(HTMLReport.counterNote("data_sent", 3 << 20, seconds: 2) == "bytes · 1.5 MB/s")
         #expect(HTMLReport.counterNote("http_reqs", 10, seconds: 2) == "5/s")
-        #expect([Fmt.bytes(512), Fmt.bytes(1536), Fmt.bytes(5 << 20), Fmt.bytes(3 << 30)] == ["512 B", "1.5 KB", "5.0 MB", "3.00 GB"])
+        #expect([512, 1536, 1_048_570, 5 << 20, 3 << 30].map { Fmt.bytes(Int64($0)) } == ["512 B", "1.5 KB", "1.0 MB", "5.0 MB", "3.00 GB"])
     }
 }

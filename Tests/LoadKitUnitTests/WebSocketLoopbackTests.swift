@@ -255,6 +255,29 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         #expect(ContinuousClock.now - started < .seconds(2), "not held until TCP closes (5 s)")
     }
 
+    /// A receive already waiting when the server's close frame arrives fails then, with the
+    /// server's code — not when TCP closes (here never: the server keeps it open).
+    @Test func aWaitingReceiveFailsWhenTheServersCloseFrameArrives() async throws {
+        var bye: [UInt8] = []
+        WebSocketFrameEncoder.encode(into: &bye, opcode: .close, maskKey: nil, payload: WebSocketClosePayload.make(code: 4001, reason: "bye"))
+        let frame = bye
+        let listener = try TCPListener { tcp in tcp.start(delegate: WSScriptedServer(.onFirstFrame(send: frame))) }
+        defer { listener.close() }
+        let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
+        let waiting = Task { try await ws.receive() }
+        // The receive is registered before the frame that makes the server close is sent.
+        while await onLoop(ws.connection, { $0.isWaitingForAMessage }) == false { try await Task.sleep(for: .milliseconds(2)) }
+        let started = ContinuousClock.now
+        try await ws.send(text: "go")
+        do {
+            _ = try await waiting.value
+            Issue.record("the waiting receive returned a message")
+        } catch let e as WebSocketError {
+            #expect(e.kind == "ws_close_4001" && e.source == .server, "\(e)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(2), "not held until the close time-out (5 s)")
+    }
+
     @Test func handshakeAgainstWrongAcceptIsInvalid() async throws {
         let listener = try TCPListener { tcp in
             tcp.start(delegate: WSScriptedServer(.badAccept))
@@ -349,11 +372,15 @@ final class WSScriptedServer: ConnectionDelegate, @unchecked Sendable {
         /// Completes the handshake and sends `bytes` (raw frames); when `closeOnReply`, closes the
         /// TCP connection as soon as the client sends anything after that (its close frame).
         case afterHandshake(send: [UInt8], closeOnReply: Bool)
+        /// Completes the handshake, then sends `bytes` when the client's first frame arrives, and
+        /// keeps TCP open (it never answers a close).
+        case onFirstFrame(send: [UInt8])
     }
 
     private let script: Script
     private var parser = HTTPRequestHeadParser()
     private var upgraded = false
+    private var replied = false
     init(_ script: Script) { self.script = script }
 
     /// `payload` as one masked text frame: what a server must never send.
@@ -368,9 +395,10 @@ final class WSScriptedServer: ConnectionDelegate, @unchecked Sendable {
         case .silent: return
         case .badAccept:
             c.write(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n".utf8))
-        case .mute, .afterHandshake:
+        case .mute, .afterHandshake, .onFirstFrame:
             if upgraded {
                 if case .afterHandshake(_, true) = script { c.close() }
+                if case .onFirstFrame(let reply) = script, !replied { replied = true; c.write(reply) }
                 return
             }
             guard case .done(let head, _) = parser.parse(bytes), case .success(let a) = WebSocketHandshake.accept(head) else { return }

@@ -305,14 +305,20 @@ package final class MetricsRecorder: Sendable {
     public func error(_ error: any Error, step: String) {
         let kind = error.loadKitKind
         let source = error.loadKitSource
-        state.withLock { s in
+        let seeks = state.withLock { s in
             let second = s.second(since: startNanos)
             var tally = s.errors[kind] ?? ErrorTally(source: source)
             tally.count &+= 1
-            if tally.seeksExamples { tally.keep(Self.example(error, step: step)) }
             s.errors[kind] = tally
             Self.bump(&s.errorSeries, second, 1)
             Self.bump(&s.errorKindSeries[kind, default: []], second, 1)
+            return tally.seeksExamples
+        }
+        // The text (a description, redaction) is made outside the lock the loop's other users
+        // record under: it is the costly part of a failure, and a server failing is when it runs.
+        if seeks {
+            let text = Self.example(error, step: step)
+            state.withLock { s in s.errors[kind]?.keep(text) }
         }
     }
 

@@ -5,9 +5,9 @@ extension ErrorTally {
     /// How many example messages an ``ErrorTally`` keeps per kind.
     public static let maxExamples = 5
 
-    /// Failures of one kind whose text is looked at for a new example: past them, a kind whose
-    /// failures all read alike costs no text per failure.
-    static let failuresSought: Int64 = 100
+    /// Failures of one kind (in one recorder: a run has a few per loop) whose text is looked at
+    /// for a new example: past them, a kind whose failures all read alike costs no text.
+    static let failuresSought: Int64 = 20
 
     /// Adds `other`'s count and fills up the examples (the first ``maxExamples`` distinct ones kept).
     public mutating func merge(_ other: ErrorTally) {
@@ -97,10 +97,9 @@ extension MetricsSnapshot {
     }
 
     /// A counter's total (0 when never incremented). `errors` — the SLAs' and k6 summary's name
-    /// for every classified error, not a counter of its own — is ``totalErrors``.
+    /// for every classified error — is ``totalErrors``, as the SLAs read it.
     public func counter(_ name: String) -> Int64 {
-        if let c = counters[name] { return c }
-        return name == Threshold.errorsMetric ? totalErrors : 0
+        name == Threshold.errorsMetric ? totalErrors : counters[name] ?? 0
     }
 
     /// Total number of errors of every kind.

@@ -234,7 +234,8 @@ package enum ConsoleSummary {
     }
 
     /// A closed-model run whose users mostly failed and started again at once, at least 100
-    /// times a second each: a busy loop against a failing server (a refused port, a 500 at once),
+    /// times a second each: a busy loop against a failing server (a refused port, a 500 at once)
+    /// or a script that throws at once,
     /// which burns the generator's CPU and piles up errors. Nil otherwise (or with
     /// `.pauseAfterError`, which keeps a user below one failure per pause).
     static func failureLoopWarning(_ r: RunResult) -> String? {
@@ -246,8 +247,8 @@ package enum ConsoleSummary {
         let perUser = Double(failed) / r.durationSeconds / Double(users)
         guard perUser >= 100 else { return nil }
         let rate = perUser >= 1000 ? Fmt.int(Int64(perUser.rounded())) : Fmt.short3(perUser)
-        return "⚠ \(Fmt.int(failed)) iterations failed back to back (\(rate)/s a user): a failing server "
-            + "makes a busy loop of a closed model — .pauseAfterError(.seconds(1)) paces it"
+        return "⚠ \(Fmt.int(failed)) iterations failed back to back (\(rate)/s a user): failing at once, a closed "
+            + "model's users loop busily — .pauseAfterError(.seconds(1)) paces them"
     }
 
     /// What the stop cut: iterations still running when the runner ended their users after the

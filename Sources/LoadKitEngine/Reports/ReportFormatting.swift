@@ -116,8 +116,9 @@ enum Fmt {
 
     static func bytes(_ b: Int64) -> String {
         let kb = Double(b) / 1024, mb = kb / 1024
-        if mb >= 1024 { return num(mb / 1024, 2) + " GB" }
-        if mb >= 1 { return num(mb, 1) + " MB" }
+        // Compared as printed: 1,048,570 bytes is "1.0 MB", not 1023.99 KB printed "1024.0 KB".
+        if (mb * 10).rounded() >= 10_240 { return num(mb / 1024, 2) + " GB" }
+        if (kb * 10).rounded() >= 10_240 { return num(mb, 1) + " MB" }
         return kb >= 1 ? num(kb, 1) + " KB" : "\(b) B"
     }
 }

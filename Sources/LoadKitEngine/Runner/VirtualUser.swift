@@ -139,7 +139,9 @@ public struct VirtualUser: Sendable {
     /// Marks this user's connection as open (or closed): the run's `connections_held` rate and
     /// `connected` series count users marked connected. A finished user counts as disconnected,
     /// and so does one whose last open WebSocket session ended (the server closed or dropped it,
-    /// or the script closed it).
+    /// or the script closed it). Only WebSocket sessions are followed: mark right after the
+    /// connect (a session that ended before the mark leaves it set), and a user holding another
+    /// kind of connection (STOMP straight over TCP) should not also open WebSockets of its own.
     public func markConnected(_ connected: Bool = true) { context.markConnected(connected) }
 
     /// Sleeps, ending early when the user must stop. Returns false when it ended early.

@@ -170,13 +170,15 @@ extension Threshold {
             + (shown.isEmpty ? ")" : "; recorded: \(shown.joined(separator: ", ")))")
     }
 
-    /// The name within 3 edits of `name` (the fewest; ties by name), nil when none is.
+    /// The name within a few edits of `name` — one per four characters, one to three — the
+    /// fewest (ties by name); nil when none is.
     static func closest(to name: String, in names: Set<String>) -> String? {
         let a = Array(name.utf8)
+        let limit = min(3, max(1, a.count / 4))
         var best: (distance: Int, name: String)?
         for candidate in names.sorted() {
             let b = Array(candidate.utf8)
-            guard abs(a.count - b.count) <= 3 else { continue }
+            guard abs(a.count - b.count) <= limit else { continue }
             // Levenshtein distance, one row at a time.
             var row = Array(0...b.count)
             for i in a.indices {
@@ -189,7 +191,7 @@ extension Threshold {
                 }
             }
             let d = row[b.count]
-            if d <= 3, d < (best?.distance ?? .max) { best = (d, candidate) }
+            if d <= limit, d < (best?.distance ?? .max) { best = (d, candidate) }
         }
         return best?.name
     }

@@ -210,11 +210,12 @@ public final class WebSocketClient: @unchecked Sendable {
     /// With `timeout`, throws `ws_receive_timeout` when nothing arrives in time; task cancellation
     /// throws `CancellationError`. The connection stays usable after either.
     public func receive(timeout: Duration? = nil) async throws -> WebSocketMessage {
+        guard let timeout else { return try await connection.receive() }
         do {
             return try await connection.receive(timeout: timeout)
         } catch let e as WebSocketError where e.kind == WebSocketError.receiveTimeoutKind {
             // Which server fell silent: a run's examples otherwise name only the step.
-            throw WebSocketError(kind: e.kind, source: e.source, message: "no WebSocket message from \(endpoint) within \(timeout?.readable ?? "the time-out")")
+            throw WebSocketError(kind: e.kind, source: e.source, message: "no WebSocket message from \(endpoint) within \(timeout.readable)")
         }
     }
 

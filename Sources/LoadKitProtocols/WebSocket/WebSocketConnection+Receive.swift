@@ -43,6 +43,9 @@ extension WebSocketConnection {
         }
     }
 
+    /// Whether a ``receive(timeout:)`` is waiting for a message (for tests). On the loop.
+    var isWaitingForAMessage: Bool { !receivers.isEmpty }
+
     private func abandon(_ token: ReceiveToken, with error: any Error) {
         token.timer?.cancel()
         token.timer = nil

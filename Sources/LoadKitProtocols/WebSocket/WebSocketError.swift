@@ -60,9 +60,10 @@ public struct WebSocketError: ClassifiedError, Sendable, Hashable {
     static func handshakeStatus(_ status: Int, reason: String, body: String, authority: String? = nil) -> WebSocketError {
         let tail = body.isEmpty ? "" : ": \(body)"
         let with = authority.map { "WebSocket handshake with \($0)" } ?? "WebSocket handshake"
+        let phrase = reason.isEmpty ? "" : " \(reason)"
         let what = (200...299).contains(status)
-            ? "\(with) answered HTTP \(status) \(reason) instead of 101 Switching Protocols (not a WebSocket endpoint?)"
-            : "\(with) rejected with HTTP \(status) \(reason)"
+            ? "\(with) answered HTTP \(status)\(phrase) instead of 101 Switching Protocols (not a WebSocket endpoint?)"
+            : "\(with) rejected with HTTP \(status)\(phrase)"
         return WebSocketError(kind: "ws_handshake_\(status)", source: .server, message: what + tail, httpStatus: status)
     }
 
