@@ -240,12 +240,14 @@ private struct UnexpectedStatus: Error {}
         // cut at 480 bytes first, leaving most of a 500-byte token unmatched and printed).
         let longSecret = "lt" + String((0..<498).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
         Secrets.register(longSecret)
+        let queryKey = "qk\(UInt64.random(in: 1_000_000_000...9_999_999_999))"
         let server = try HTTPServer(port: 0) { request in
             switch request.path {
             case "/pool": return .text("{\"error\":\"db pool exhausted\",\n\"echo\":\"\(token)\"}", status: 500)
             case "/binary": return HTTPServerResponse(status: 502, body: [0x00, 0xFF, 0x01, 0x02])
             case "/empty": return HTTPServerResponse(status: 503)
             case "/refresh": return .text("{\"refresh\":\"\(longSecret)\"}", status: 401)
+            case "/key": return .text("invalid api_key \(request.query("api_key") ?? "")", status: 400)
             case "/oauth": return .text("{\"error\":\"expired\",\"access_token\":\"eyJhbGciOiJub25lIn0.e30.abc\"}", status: 403)
             default: return .text(String(repeating: "x", count: 300), status: 504)
             }
@@ -255,10 +257,13 @@ private struct UnexpectedStatus: Error {}
         let base = "http://127.0.0.1:\(server.port)"
         let result = try await quiet(LoadTest("statuses-quoted", burst: 1)).run { user in
             for path in ["/pool", "/binary", "/empty", "/long", "/refresh", "/oauth"] { try await client.get(base + path) }
+            // A credential in the query, echoed by the server: registered when the URL is parsed.
+            try await client.get(base + "/key?page=2&api_key=\(queryKey)")
             try await client.get(base + "/pool", name: "pool")
         }
         let errors = result.metrics.errors
-        #expect(result.metrics.totalErrors == 7, "\(errors)")
+        #expect(result.metrics.totalErrors == 8, "\(errors)")
+        #expect(errors["http_400"]?.examples.first?.hasSuffix("body: invalid api_key \(Secrets.mask)") == true, "\(errors)")
         let pool = try #require(errors["http_500"]?.examples)
         #expect(pool.first == "GET \(base)/pool answered HTTP 500 Internal Server Error (server), body: "
                     + "{\"error\":\"db pool exhausted\", \"echo\":\"\(Secrets.mask)\"}", "\(pool)")
@@ -273,6 +278,7 @@ private struct UnexpectedStatus: Error {}
         #expect(errors["http_403"]?.examples.first?.hasSuffix(#"body: {"error":"expired","access_token":"\#(Secrets.mask)"}"#) == true, "\(errors)")
         let all = errors.values.flatMap(\.examples).joined()
         #expect(!all.contains(token) && !all.contains(String(longSecret.prefix(12))) && !all.contains("eyJhbGciOiJub25lIn0"))
+        #expect(!all.contains(queryKey))
     }
 
     @Test func aScriptMayClassifyACountedFailureMoreSpecificallyButNotTwice() async throws {

@@ -78,6 +78,21 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         guard target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f }) else {
             throw fail("spaces or control characters in path or query (percent-encode them)")
         }
+        if let query { Self.registerSecretParameters(query) }
+    }
+
+    /// Registers the values of query parameters named like credentials (`api_key`, `token`,
+    /// `ticket`, …) as secrets, as header values are (``Secrets/registerHeader(_:_:)``: a hash
+    /// when seen before): a server echoing one — a 401 page quoting the key it refused — never
+    /// gets it into an error example or a report. The query itself is never printed.
+    static func registerSecretParameters(_ query: String) {
+        for pair in query.split(separator: "&") {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { continue }
+            let name = percentDecode(pair[..<eq]), raw = pair[pair.index(after: eq)...]
+            Secrets.registerHeader(name, String(raw))
+            let decoded = percentDecode(raw)
+            if decoded != raw { Secrets.registerHeader(name, decoded) }
+        }
     }
 
     /// The host and port of a URL's authority (`host`, `host:port`, `[v6]:port`).
