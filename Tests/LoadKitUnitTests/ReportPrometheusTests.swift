@@ -196,6 +196,14 @@ import Testing
         } catch let e as PrometheusPush.PushError {
             #expect(e.message.hasSuffix("answered HTTP 400: pushed metrics are invalid") && e.source == .server)
         }
+        // A gateway address with a password (as `loadkit merge` may push it, with no check before):
+        // the error never shows it.
+        do {
+            try await PrometheusPush.push(run, options: .init(), to: "http://admin:hunter2pw@127.0.0.1:\(server.port)")
+            Issue.record("a push through user-info succeeded")
+        } catch {
+            #expect(!"\(error)".contains("hunter2pw") && "\(error)".contains("http://…@127.0.0.1:\(server.port)/metrics"), "\(error)")
+        }
         #expect(throws: PrometheusPush.PushError.self) { try PrometheusPush.url(base: "pushgateway:9091", test: "t", runID: "r") }
         #expect(throws: PrometheusPush.PushError.self) { try PrometheusPush.url(base: "http://gw:9091/metrics/job/x", test: "t", runID: "r") }
         let closed = try ClosedPort()

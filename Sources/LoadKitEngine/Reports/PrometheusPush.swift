@@ -74,11 +74,11 @@ package enum PrometheusPush {
         do {
             response = try await client.send(.PUT, target, body: body, headers: headers, timeout: timeout)
         } catch {
-            throw PushError(message: "cannot push to \(target): \(error)", source: error.loadKitSource)
+            throw PushError(message: "cannot push to \(Endpoint.redact(target)): \(error)", source: error.loadKitSource)
         }
         guard (200..<300).contains(response.status) else {
-            let text = String(decoding: response.body.prefix(300), as: UTF8.self)
-            throw PushError(message: "the Pushgateway at \(target) answered HTTP \(response.status): \(text)", source: .server)
+            throw PushError(message: "the Pushgateway at \(Endpoint.redact(target)) answered HTTP \(response.status): "
+                            + Secrets.excerpt(response.bodyString, limit: 300), source: .server)
         }
     }
 
@@ -88,7 +88,7 @@ package enum PrometheusPush {
         guard let base, !base.isEmpty else { return }
         do {
             try await push(result, options: options, to: base)
-            FileHandle.standardError.write(Data("loadkit: \(result.name): final metrics pushed to \(base)\n".utf8))
+            FileHandle.standardError.write(Data("loadkit: \(result.name): final metrics pushed to \(Endpoint.redact(base))\n".utf8))
         } catch {
             FileHandle.standardError.write(Data("loadkit: \(result.name): \(error) [\(error.loadKitSource.rawValue)]; the reports are written\n".utf8))
         }

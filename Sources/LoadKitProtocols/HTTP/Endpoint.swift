@@ -208,9 +208,11 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     package static func redact(_ s: String) -> String {
         var out = Substring(s)
         if let q = out.firstIndex(of: "?") { out = out[..<q] + "?…" }
-        if let at = out.firstIndex(of: "@") {
-            let start = out.range(of: "://")?.upperBound ?? out.startIndex
-            if start <= at { out = out[..<start] + "…@" + out[out.index(after: at)...] }
+        // User-info sits in the authority only: an `@` in the path (`/test@base64/…`) stays.
+        let start = out.range(of: "://")?.upperBound ?? out.startIndex
+        let authorityEnd = out[start...].firstIndex(where: { $0 == "/" || $0 == "#" }) ?? out.endIndex
+        if let at = out[start..<authorityEnd].lastIndex(of: "@") {
+            out = out[..<start] + "…@" + out[out.index(after: at)...]
         }
         return String(out)
     }
