@@ -52,6 +52,10 @@ public enum BuiltInMetrics {
     public static let wsSessionsLeftOpen = "ws_sessions_left_open"
     /// Trend: how long each WebSocket session lasted (open to close).
     public static let wsSessionDuration = "ws_session_duration"
+    /// Counter: WebSocket sessions the server ended — its close frame, a drop without one (1006),
+    /// or a close LoadKit sent because the server broke the protocol — whether or not the script
+    /// was waiting on the session then (the others the script or the runner closed).
+    public static let wsSessionsClosedByServer = "ws_sessions_closed_by_server"
     /// Counter: WebSocket data messages sent.
     public static let wsMsgsSent = "ws_msgs_sent"
     /// Counter: WebSocket data messages received.
@@ -162,12 +166,13 @@ extension UserContext: ClientObserver {
 
 /// The WebSocket built-ins' handles in one recorder (see ``RecorderHandles``).
 struct WebSocketMetricHandles: Sendable {
-    let sent, received, dataSent, dataReceived: CounterHandle
+    let sent, received, dataSent, dataReceived, closedByServer: CounterHandle
     let duration: TrendHandle
 
     init(_ r: MetricsRecorder) {
         sent = r.counter(BuiltInMetrics.wsMsgsSent); received = r.counter(BuiltInMetrics.wsMsgsReceived)
         dataSent = r.counter(BuiltInMetrics.dataSent); dataReceived = r.counter(BuiltInMetrics.dataReceived)
+        closedByServer = r.counter(BuiltInMetrics.wsSessionsClosedByServer)
         duration = r.trend(BuiltInMetrics.wsSessionDuration)
     }
 }
@@ -211,8 +216,11 @@ final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendab
         if bytesReceived > 0 { r.increment(h.dataReceived, by: Int64(bytesReceived)) }
     }
 
-    func sessionClosed() {
+    func sessionClosed(_ info: WebSocketCloseInfo) {
         handles.recorder.recordNanos(handles.webSocket.duration, monotonicNanos() &- openedAt)
+        // The server's end of a session (its close frame, a drop, or a close LoadKit sent because
+        // it broke the protocol) is counted whether or not the script was waiting to see it.
+        if info.initiatedByPeer || info.detail != nil { handles.recorder.increment(handles.webSocket.closedByServer) }
         user.webSocketSessionEnded()
     }
 }

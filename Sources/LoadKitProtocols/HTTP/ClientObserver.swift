@@ -51,8 +51,8 @@ package protocol StreamTrafficObserver: AnyObject, Sendable {
 package protocol WebSocketSessionObserver: AnyObject, Sendable {
     /// Data messages and wire bytes (frames, control frames included) since the last call.
     func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int)
-    /// The session ended (either side); called once.
-    func sessionClosed()
+    /// The session ended (either side, `info` says which and how); called once.
+    func sessionClosed(_ info: WebSocketCloseInfo)
 }
 
 package enum ClientObservation {

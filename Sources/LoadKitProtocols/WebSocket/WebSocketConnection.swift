@@ -402,7 +402,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         closeTimer = nil
         let info = machine.connectionClosed(transportError: transportError)
         closeInfo = info
-        sessionObserver?.sessionClosed()
+        sessionObserver?.sessionClosed(info)
         sessionObserver = nil
         if let h = handler {
             handler = nil
