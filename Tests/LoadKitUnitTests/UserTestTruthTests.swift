@@ -247,7 +247,10 @@ private struct UnexpectedStatus: Error {}
             case "/binary": return HTTPServerResponse(status: 502, body: [0x00, 0xFF, 0x01, 0x02])
             case "/empty": return HTTPServerResponse(status: 503)
             case "/refresh": return .text("{\"refresh\":\"\(longSecret)\"}", status: 401)
-            case "/key": return .text("invalid api_key \(request.query("api_key") ?? "")", status: 400)
+            case "/key": return .text("invalid api_key \(request.query("api_key") ?? "") for author \(request.query("author") ?? "")", status: 400)
+            // Text where the excerpt is cut, a form feed far behind it (judged on what is shown).
+            case "/big": return .text(String(repeating: "a", count: 2_000) + "\u{0C}" + String(repeating: "b", count: 20_000), status: 507)
+            case "/spaces": return .text(" \n\t \r\n ", status: 418)
             case "/oauth": return .text("{\"error\":\"expired\",\"access_token\":\"eyJhbGciOiJub25lIn0.e30.abc\"}", status: 403)
             default: return .text(String(repeating: "x", count: 300), status: 504)
             }
@@ -256,14 +259,17 @@ private struct UnexpectedStatus: Error {}
         let client = HTTPClient()
         let base = "http://127.0.0.1:\(server.port)"
         let result = try await quiet(LoadTest("statuses-quoted", burst: 1)).run { user in
-            for path in ["/pool", "/binary", "/empty", "/long", "/refresh", "/oauth"] { try await client.get(base + path) }
-            // A credential in the query, echoed by the server: registered when the URL is parsed.
-            try await client.get(base + "/key?page=2&api_key=\(queryKey)")
+            for path in ["/pool", "/binary", "/empty", "/long", "/refresh", "/oauth", "/big", "/spaces"] { try await client.get(base + path) }
+            // A credential in the query, echoed by the server: registered when the URL is parsed
+            // (`author` is not a credential: its value stays readable).
+            try await client.get(base + "/key?page=2&author=tolkienwriter&api_key=\(queryKey)")
             try await client.get(base + "/pool", name: "pool")
         }
         let errors = result.metrics.errors
-        #expect(result.metrics.totalErrors == 8, "\(errors)")
-        #expect(errors["http_400"]?.examples.first?.hasSuffix("body: invalid api_key \(Secrets.mask)") == true, "\(errors)")
+        #expect(result.metrics.totalErrors == 10, "\(errors)")
+        #expect(errors["http_400"]?.examples.first?.hasSuffix("body: invalid api_key \(Secrets.mask) for author tolkienwriter") == true, "\(errors)")
+        #expect(errors["http_507"]?.examples.first?.hasSuffix(", body: " + String(repeating: "a", count: 120) + "…") == true, "\(errors)")
+        #expect(errors["http_418"]?.examples.first?.hasSuffix("(server), empty body") == true, "\(errors)")
         let pool = try #require(errors["http_500"]?.examples)
         #expect(pool.first == "GET \(base)/pool answered HTTP 500 Internal Server Error (server), body: "
                     + "{\"error\":\"db pool exhausted\", \"echo\":\"\(Secrets.mask)\"}", "\(pool)")

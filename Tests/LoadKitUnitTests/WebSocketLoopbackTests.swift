@@ -266,7 +266,11 @@ func onLoop<T: Sendable>(_ ws: WebSocketConnection, _ body: @escaping @Sendable 
         let ws = try await WebSocketClient.connect("ws://127.0.0.1:\(listener.address.port)/", timeout: .seconds(5))
         let waiting = Task { try await ws.receive() }
         // The receive is registered before the frame that makes the server close is sent.
-        while await onLoop(ws.connection, { $0.isWaitingForAMessage }) == false { try await Task.sleep(for: .milliseconds(2)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await onLoop(ws.connection, { $0.isWaitingForAMessage }) == false, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        try #require(await onLoop(ws.connection, { $0.isWaitingForAMessage }), "the receive is waiting")
         let started = ContinuousClock.now
         try await ws.send(text: "go")
         do {

@@ -116,8 +116,12 @@ public struct Settings: Sendable, Equatable {
             // The push's own check (http(s), no path) and the URL it would push to; the value
             // shown without user-info or query (a gateway's password would print otherwise).
             do { _ = try Endpoint(try PrometheusPush.url(base: base, test: "t", runID: "r")) } catch {
+                // What is wrong (the push's own message repeats the variable: left out here);
+                // both kinds of message show the URL redacted.
+                let said = "\(error)", prefix = "\(PrometheusPush.variable)=\(Endpoint.redact(base)): "
+                let why = said.hasPrefix(prefix) ? String(said.dropFirst(prefix.count)) : said
                 throw ConfigError(variable: PrometheusPush.variable, value: Endpoint.redact(base),
-                                  expected: "a Pushgateway address such as http://pushgateway:9091")
+                                  expected: "a Pushgateway address such as http://pushgateway:9091 — \(why)")
             }
         }
     }

@@ -34,12 +34,28 @@ package enum PrometheusPush {
             throw PushError(message: "\(variable)=\(Endpoint.redact(base)): expected the Pushgateway's http(s) address, e.g. http://pushgateway:9091",
                             source: .loadGenerator)
         }
-        guard !b.contains("/metrics") else {
+        // A path, not a host that begins with "metrics" (`http://metrics-gateway:9091`).
+        let authorityStart = b.range(of: "://").map(\.upperBound) ?? b.startIndex
+        let path = b[authorityStart...].firstIndex(of: "/").map { b[$0...] } ?? ""
+        guard !path.contains("/metrics") else {
             throw PushError(message: "\(variable)=\(Endpoint.redact(base)): name the Pushgateway only (http://host:9091); LoadKit adds "
                             + "/metrics/job/loadkit/test/<test>/run_id/<run id>", source: .loadGenerator)
         }
         while b.hasSuffix("/") { b.removeLast() }
-        return b + "/metrics/job/loadkit" + segment("test", test) + segment("run_id", runID)
+        return b + groupingPath(test: test, runID: runID)
+    }
+
+    /// What ``url(base:test:runID:)`` adds to the gateway's address.
+    static func groupingPath(test: String, runID: String) -> String {
+        "/metrics/job/loadkit" + segment("test", test) + segment("run_id", runID)
+    }
+
+    /// `target` as messages show it: the gateway's part redacted (a password may hold `/`), the
+    /// grouping path — LoadKit's own, with its `@base64` segments — as it is.
+    static func shown(_ target: String, test: String, runID: String) -> String {
+        let path = groupingPath(test: test, runID: runID)
+        guard target.hasSuffix(path) else { return Endpoint.redact(target) }
+        return Endpoint.redact(String(target.dropLast(path.count))) + path
     }
 
     static func segment(_ label: String, _ value: String) -> String {
@@ -61,7 +77,9 @@ package enum PrometheusPush {
     /// Pushes `result`'s final values to the Pushgateway at `base`.
     public static func push(_ result: RunResult, options: PrometheusExposition.Options, to base: String,
                             timeout: Duration = .seconds(10)) async throws {
-        let target = try url(base: base, test: result.name, runID: runID(of: result))
+        let id = runID(of: result)
+        let target = try url(base: base, test: result.name, runID: id)
+        let shownTarget = shown(target, test: result.name, runID: id)
         var o = options
         o.labels["test"] = nil
         o.labels["run_id"] = nil
@@ -74,10 +92,10 @@ package enum PrometheusPush {
         do {
             response = try await client.send(.PUT, target, body: body, headers: headers, timeout: timeout)
         } catch {
-            throw PushError(message: "cannot push to \(Endpoint.redact(target)): \(error)", source: error.loadKitSource)
+            throw PushError(message: "cannot push to \(shownTarget): \(error)", source: error.loadKitSource)
         }
         guard (200..<300).contains(response.status) else {
-            throw PushError(message: "the Pushgateway at \(Endpoint.redact(target)) answered HTTP \(response.status): "
+            throw PushError(message: "the Pushgateway at \(shownTarget) answered HTTP \(response.status): "
                             + Secrets.excerpt(response.bodyString, limit: 300), source: .server)
         }
     }

@@ -223,13 +223,19 @@ final class RunEngine: Sendable {
             ctx.closeSessionsLeftOpen(iteration: number, counted: !cancelled)
             if cancelled {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)
-                ctx.recorder.increment(RunnerMetrics.iterationsInterrupted)
             } else {
                 ctx.recorder.increment(RunnerMetrics.iterationsFailed)
                 ctx.recordFailure(error, step: "iteration", since: mark)
             }
         }
         let end = monotonicNanos()
+        // Cut by the runner (its task cancelled after the graceful stop), whether the script threw
+        // or caught the cancellation and returned — not a user leaving at `checkStop()`: not a
+        // whole iteration, so neither counted in `iterations` nor timed (as k6 does).
+        if Task.isCancelled {
+            ctx.recorder.increment(RunnerMetrics.iterationsInterrupted)
+            return (ok, end)
+        }
         let h = ctx.runnerHandles
         // One lock for the iteration's count and duration (every iteration pays it).
         ctx.recorder.locked(at: end) { s, at in

@@ -246,7 +246,8 @@ public enum RunnerMetrics {
     /// layer a cut operation crosses (the request, its step, the iteration).
     public static let errorsAfterCancel = "errors_after_cancel"
     /// Iterations the runner cut at the stop (after the graceful stop) before they ended — k6's
-    /// interrupted iterations; not failures.
+    /// interrupted iterations; not failures, and neither in `iterations` nor in
+    /// `iteration_duration`.
     public static let iterationsInterrupted = "iterations_interrupted"
     /// Gauge / series: active virtual users.
     public static let vus = "vus"

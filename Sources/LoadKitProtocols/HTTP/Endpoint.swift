@@ -40,6 +40,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// Parses `url`. A bare `host:port[/path]` (no `://`) takes `defaultScheme`; a scheme name
     /// followed by `//` without the colon (`ws//host/…`) is rejected, not read as host `ws`.
     /// Throws ``HTTPError/badURL(input:reason:)`` naming the input (query and credentials redacted).
+    /// Registers the values of credential-named query parameters as secrets (reports mask them).
     public init(_ url: String, defaultScheme: Scheme = .http) throws(HTTPError) {
         let input = url.trimmingASCIISpaces()
         func fail(_ reason: String) -> HTTPError { .badURL(input: Endpoint.redact(String(input)), reason: reason) }
@@ -81,17 +82,29 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         if let query { Self.registerSecretParameters(query) }
     }
 
-    /// Registers the values of query parameters named like credentials (`api_key`, `token`,
-    /// `ticket`, …) as secrets, as header values are (``Secrets/registerHeader(_:_:)``: a hash
-    /// when seen before): a server echoing one — a 401 page quoting the key it refused — never
-    /// gets it into an error example or a report. The query itself is never printed.
+    /// Query parameter names whose values are credentials (lower-cased, `_` and `-` removed):
+    /// exact names, not the settings' markers — `author`, `ticketType` or `page_token` are not.
+    static let credentialParameters: Set<String> = [
+        "token", "accesstoken", "refreshtoken", "idtoken", "apikey", "key", "password", "passwd", "secret",
+        "clientsecret", "ticket", "auth", "sig", "signature", "xamzsecuritytoken", "xamzsignature", "jwt", "sessionid",
+    ]
+
+    /// Registers the values of query parameters named as credentials (`api_key`, `token`,
+    /// `ticket`, … — ``credentialParameters``) as secrets, as header values are
+    /// (``Secrets/registerHeader(_:_:)``: a hash when seen before): a server echoing one — a 401
+    /// page quoting the key it refused — never gets it into an error example or a report. The
+    /// query itself is never printed. Other parameters cost a name comparison.
     static func registerSecretParameters(_ query: String) {
         for pair in query.split(separator: "&") {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { continue }
-            let name = percentDecode(pair[..<eq]), raw = pair[pair.index(after: eq)...]
-            Secrets.registerHeader(name, String(raw))
+            let rawName = pair[..<eq]
+            let name = rawName.contains(where: { $0 == "%" || $0 == "+" }) ? percentDecode(rawName) : String(rawName)
+            let key = String(name.lowercased().filter { $0 != "_" && $0 != "-" })
+            guard credentialParameters.contains(key) else { continue }
+            let raw = pair[pair.index(after: eq)...]
+            Secrets.register(String(raw))
             let decoded = percentDecode(raw)
-            if decoded != raw { Secrets.registerHeader(name, decoded) }
+            if decoded != raw { Secrets.register(decoded) }
         }
     }
 
@@ -208,10 +221,10 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     package static func redact(_ s: String) -> String {
         var out = Substring(s)
         if let q = out.firstIndex(of: "?") { out = out[..<q] + "?…" }
-        // User-info sits in the authority only: an `@` in the path (`/test@base64/…`) stays.
+        // Everything up to the last `@`: a password may hold `/` or `#` (so user-info cannot be
+        // bounded by the authority's end); an `@` in a path hides more than needed, never less.
         let start = out.range(of: "://")?.upperBound ?? out.startIndex
-        let authorityEnd = out[start...].firstIndex(where: { $0 == "/" || $0 == "#" }) ?? out.endIndex
-        if let at = out[start..<authorityEnd].lastIndex(of: "@") {
+        if let at = out[start...].lastIndex(of: "@") {
             out = out[..<start] + "…@" + out[out.index(after: at)...]
         }
         return String(out)

@@ -105,20 +105,24 @@ package struct HTTPUnexpectedStatus: ClassifiedError, Sendable {
     }
 
     /// Bytes of a body looked at: redacted whole before the excerpt is cut from them, so a cut
-    /// never leaves half of a token that redaction would have masked.
-    static let bytesRead = 16 * 1024
+    /// never leaves half of a token that redaction would have masked (a JWT is well under this).
+    /// Redaction costs time on the loop, per example kept: not the whole of a large error page.
+    static let bytesRead = 4 * 1024
+    /// Bytes judged for text: about what the excerpt shows.
+    static let bytesJudged = 512
 
-    /// `body: <text>` (at most 120 characters, one line), `empty body`, or `body: 812 bytes, not
-    /// text` when the bytes are not UTF-8 text.
+    /// `body: <text>` (at most 120 characters, one line), `empty body` (none, or only white
+    /// space), or `body: 812 bytes, not text` when the start of the body is not UTF-8 text.
     static func excerpt(_ body: [UInt8]) -> String {
         let head = body.prefix(bytesRead)
-        let text = String(decoding: head, as: UTF8.self)
-        // Invalid UTF-8 (a last character split by the cut at `bytesRead` is tolerated) or
-        // control characters other than tab and line breaks: not text.
-        let cutInside = body.count > bytesRead
-        let replaced = (cutInside ? text.unicodeScalars.dropLast() : text.unicodeScalars[...]).contains { $0 == "\u{FFFD}" }
-        let control = head.contains { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F }
+        let judged = body.prefix(bytesJudged)
+        // Invalid UTF-8 (a last character split by the cut is tolerated) or control characters
+        // other than tab and line breaks, in the part the excerpt shows: not text.
+        let judgedText = String(decoding: judged, as: UTF8.self).unicodeScalars
+        let replaced = (body.count > bytesJudged ? judgedText.dropLast() : judgedText[...]).contains { $0 == "\u{FFFD}" }
+        let control = judged.contains { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F }
         if replaced || control { return "body: \(body.count) bytes, not text" }
+        let text = String(decoding: head, as: UTF8.self)
         if text.allSatisfy(\.isWhitespace) { return "empty body" }
         return "body: " + Secrets.excerpt(text, limit: 120)
     }
