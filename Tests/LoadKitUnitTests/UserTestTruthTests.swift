@@ -720,6 +720,14 @@ private enum GreetingWebSocketPeer {
         #expect(ConsoleSummary.render(result, outcomes: [], full: false).contains(line))
         #expect(ConsoleSummary.full(result).contains(line))
         #expect(ConsoleSummary.cutAtStop(MetricsSnapshot()) == nil)
+        // A user leaving at `checkStop()` when the stop comes is not cut (a review found it counted).
+        let left = try await LoadTest("leaves") { Stage("all", to: 2, over: .zero); Hold(.milliseconds(300)) }
+            .gracefulStop(.seconds(5)).progress(false).reports(false)
+            .run { user in
+                while true { try user.checkStop(); await user.sleep(for: .milliseconds(10)) }
+            }
+        #expect(left.metrics.counters["iterations_interrupted"] == nil, "\(left.metrics.counters)")
+        #expect(ConsoleSummary.cutAtStop(left.metrics) == nil)
         // report.html's counters: what the runner's own counts mean, not a rate.
         #expect(HTMLReport.counterNote("iterations_interrupted", 2, seconds: 0.5) == "cut by the stop before ending (not failures)")
         #expect(HTMLReport.counterNote("data_sent", 3 << 20, seconds: 2) == "bytes · 1.5 MB/s")
