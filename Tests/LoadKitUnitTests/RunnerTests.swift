@@ -269,6 +269,7 @@ private struct Boom: Error {}
         #expect(result.metrics.counters["ws_sessions"] == 4)
         // Who ended the sessions: the server two (dropped), the runner the other two at the end.
         #expect(result.metrics.counters["ws_sessions_closed_by_server"] == 2, "\(result.metrics.counters)")
+        #expect(!ConsoleSummary.keyCounters(result.metrics).contains("ws_sessions_closed_by_server"), "a count, not a throughput")
         #expect(result.metrics.rates["connections_held"] == RateTally(hits: 2, total: 4), "\(String(describing: result.metrics.rates["connections_held"]))")
         #expect(result.metrics.series["connected"]?.last == 2, "\(String(describing: result.metrics.series["connected"]))")
     }

@@ -105,12 +105,16 @@ package enum ConsoleSummary {
         return Array(names.prefix(consoleTrends))
     }
 
+    /// Counts that are not a throughput (how sessions ended): never on the throughput line.
+    static let notThroughput: Set<String> = [BuiltInMetrics.wsSessionsLeftOpen, BuiltInMetrics.wsSessionsClosedByServer]
+
     /// Counters for the throughput line: requests and iterations first, then the busiest others
-    /// (not the runner's bookkeeping, not byte counts); `limit` at most.
+    /// (not the runner's bookkeeping, not byte counts, not how sessions ended); `limit` at most.
     static func keyCounters(_ m: MetricsSnapshot, limit: Int = 4) -> [String] {
         let first = [BuiltInMetrics.httpReqs, RunnerMetrics.iterations, BuiltInMetrics.messagesSent, BuiltInMetrics.messagesReceived].filter { (m.counters[$0] ?? 0) > 0 }
         let others = m.counters.filter { c in
             c.value > 0 && !first.contains(c.key) && !MetricsSnapshot.bookkeepingCounters.contains(c.key)
+                && !notThroughput.contains(c.key)
                 && c.key != Threshold.operationsCounter && !c.key.hasPrefix("data_") && !c.key.contains("{")
         }.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map(\.key)
         return Array((first + others).prefix(limit))

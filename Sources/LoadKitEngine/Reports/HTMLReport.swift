@@ -315,6 +315,7 @@ extension HTMLReport {
         case RunnerMetrics.errorsAfterCancel: return "thrown after the stop cut their users (not failures)"
         case RunnerMetrics.iterationsInterrupted: return "cut by the stop before ending (not failures)"
         case BuiltInMetrics.wsSessionsLeftOpen: return "dropped open by the script; closed by the runner (1001)"
+        case BuiltInMetrics.wsSessionsClosedByServer: return "ended by the server (close frame, drop or violation)"
         case RunnerMetrics.ticksMissed: return "every() ticks skipped: the body overran its period"
         default: break
         }
