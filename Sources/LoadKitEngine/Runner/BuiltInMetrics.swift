@@ -129,13 +129,7 @@ extension UserContext: ClientObserver {
             r.rate(BuiltInMetrics.tagged(BuiltInMetrics.httpReqFailed, tag), hit: e.failure != nil)
             if e.status != nil { r.recordNanos(BuiltInMetrics.tagged(BuiltInMetrics.httpReqDuration, tag), e.timings.duration) }
         }
-        if let failure = e.failure {
-            // An unexpected status's text names its request ("GET http://…/x answered HTTP 500"):
-            // after the default label (`GET /x`) it would say it twice. A name tag still leads.
-            recordFailure(failure, step: e.name ?? (failure is HTTPUnexpectedStatus ? "" : e.label))
-        } else {
-            countSuccessInLedger()
-        }
+        if let failure = e.failure { recordFailure(failure, step: e.failureStep) } else { countSuccessInLedger() }
     }
 
     func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? {

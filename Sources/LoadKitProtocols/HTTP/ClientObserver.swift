@@ -126,6 +126,10 @@ package struct HTTPExchange: Sendable {
     var path: String
     /// `GET /api/items` (no query: it may carry tokens), or the request's name tag.
     package var label: String { name ?? "\(method.rawValue) \(path)" }
+    /// The step its failure is filed under: ``label`` — or nothing for an unexpected status
+    /// without a name tag, whose text names its request already (`GET http://…/api/items
+    /// answered HTTP 500 …`).
+    package var failureStep: String { name == nil && failure is HTTPUnexpectedStatus ? "" : label }
     /// The request's `name` tag, if any.
     package var name: String?
     /// The status, nil when no response came.
