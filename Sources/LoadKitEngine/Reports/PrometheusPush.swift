@@ -96,7 +96,7 @@ package enum PrometheusPush {
         }
         guard (200..<300).contains(response.status) else {
             throw PushError(message: "the Pushgateway at \(shownTarget) answered HTTP \(response.status): "
-                            + Secrets.excerpt(response.bodyString, limit: 300), source: .server)
+                            + (bodyExcerpt(response.body, limit: 300) ?? "(empty body)"), source: .server)
         }
     }
 

@@ -104,26 +104,25 @@ package struct HTTPUnexpectedStatus: ClassifiedError, Sendable {
         return Secrets.redact("\(method) \(endpoint) answered HTTP \(code)\(phrase) (server)") + ", " + Self.excerpt(body)
     }
 
-    /// Bytes of a body looked at: redacted whole before the excerpt is cut from them, so a cut
-    /// never leaves half of a token that redaction would have masked (a JWT is well under this).
-    /// Redaction costs time on the loop, per example kept: not the whole of a large error page.
-    static let bytesRead = 4 * 1024
-    /// Bytes judged for text: about what the excerpt shows.
-    static let bytesJudged = 512
-
     /// `body: <text>` (at most 120 characters, one line), `empty body` (none, or only white
-    /// space), or `body: 812 bytes, not text` when the start of the body is not UTF-8 text.
-    static func excerpt(_ body: [UInt8]) -> String {
-        let head = body.prefix(bytesRead)
-        let judged = body.prefix(bytesJudged)
-        // Invalid UTF-8 (a last character split by the cut is tolerated) or control characters
-        // other than tab and line breaks, in the part the excerpt shows: not text.
-        let judgedText = String(decoding: judged, as: UTF8.self).unicodeScalars
-        let replaced = (body.count > bytesJudged ? judgedText.dropLast() : judgedText[...]).contains { $0 == "\u{FFFD}" }
-        let control = judged.contains { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F }
-        if replaced || control { return "body: \(body.count) bytes, not text" }
-        let text = String(decoding: head, as: UTF8.self)
-        if text.allSatisfy(\.isWhitespace) { return "empty body" }
-        return "body: " + Secrets.excerpt(text, limit: 120)
-    }
+    /// space), or `body: 812 bytes, not text` (``bodyExcerpt(_:limit:)``).
+    static func excerpt(_ body: [UInt8]) -> String { bodyExcerpt(body, limit: 120).map { "body: " + $0 } ?? "empty body" }
+}
+
+/// The start of a peer's body for an error message, on one line — servers put their reason there
+/// (`INVALID_TICKET`, `{"error":"db pool exhausted"}`): at most `limit` characters, redacted before
+/// they are cut (``Secrets/excerpt(_:limit:)`` over the first 4 KB: a cut never leaves half of a
+/// token that redaction would have masked, and a large error page costs the loop little);
+/// `812 bytes, not text` when the part shown is not UTF-8 text; nil when empty or white space.
+package func bodyExcerpt(_ body: [UInt8], limit: Int) -> String? {
+    // Judged on about what is shown: a form feed deep in a page does not hide its start.
+    let judged = body.prefix(512)
+    let judgedText = String(decoding: judged, as: UTF8.self).unicodeScalars
+    // Invalid UTF-8 (a last character split by the cut is tolerated), or control characters
+    // other than tab and line breaks.
+    let replaced = (body.count > judged.count ? judgedText.dropLast() : judgedText[...]).contains { $0 == "\u{FFFD}" }
+    let control = judged.contains { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F }
+    if replaced || control { return "\(body.count) bytes, not text" }
+    let text = String(decoding: body.prefix(4 * 1024), as: UTF8.self)
+    return text.allSatisfy(\.isWhitespace) ? nil : Secrets.excerpt(text, limit: limit)
 }

@@ -66,14 +66,8 @@ package enum WebSocketHandshake {
         return String(proto)
     }
 
-    /// Up to ~200 bytes of a rejection's body as text, control characters replaced: servers put
-    /// their reason there (`INVALID_TICKET`).
-    static func bodyExcerpt(_ body: [UInt8]) -> String {
-        // Redacted before it is cut (Secrets.excerpt), so a cut cannot leave half a token behind.
-        let text = String(decoding: body.prefix(16 * 1024), as: UTF8.self)
-        let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) }).trimmingASCIISpaces()
-        return cleaned.isEmpty ? "" : Secrets.excerpt(String(cleaned), limit: 200)
-    }
+    /// Up to 200 characters of a rejection's body (``bodyExcerpt(_:limit:)``), empty when none.
+    static func bodyExcerpt(_ body: [UInt8]) -> String { LoadKitProtocols.bodyExcerpt(body, limit: 200) ?? "" }
 
     // MARK: server side
 
