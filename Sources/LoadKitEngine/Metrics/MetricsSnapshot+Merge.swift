@@ -102,6 +102,11 @@ extension MetricsSnapshot {
         name == Threshold.errorsMetric ? totalErrors : counters[name] ?? 0
     }
 
+    /// Error kinds, most frequent first (ties by name): the order every report lists them in.
+    var errorsByCount: [(key: String, value: ErrorTally)] {
+        errors.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
+    }
+
     /// Total number of errors of every kind.
     public var totalErrors: Int64 { errors.values.reduce(0) { $0 &+ $1.count } }
 

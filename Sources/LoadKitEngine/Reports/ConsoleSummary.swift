@@ -155,7 +155,7 @@ package enum ConsoleSummary {
         out += "\nErrors: \(errs)"
         if let e = m.errorRate { out += " (error rate \(Fmt.num(e * 100, 3))%)" }
         out += "\n  error rate \(ErrorRateText(m).sentence)\n"
-        for (kind, t) in m.errors.sorted(by: { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }) {
+        for (kind, t) in m.errorsByCount {
             out += "  \(kind) [\(t.source.rawValue)]: \(t.count)\n"
             if let first = t.examples.first { out += "    e.g. \(first)\n" }
         }
@@ -226,7 +226,7 @@ package enum ConsoleSummary {
     static func errorLines(_ m: MetricsSnapshot) -> String {
         var out = ""
         out += "  errors       \(ErrorRateText(m).sentence)\n"
-        let kinds = m.errors.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
+        let kinds = m.errorsByCount
         for (kind, t) in kinds.prefix(consoleErrorKinds) {
             var line = "    \(kind) [\(t.source.rawValue)] \(Fmt.int(t.count))"
             // Long enough for a request, its status and the start of what the server said.

@@ -237,7 +237,7 @@ package enum HTMLReport {
         let total = Double(Swift.max(1, m.totalErrors))
         h += "<table class=\"errors\" id=\"error-table\"><thead><tr><th>Kind</th><th>Source</th><th class=\"num\">Count</th>"
             + "<th class=\"num\">Share</th><th>First examples</th></tr></thead><tbody>\n"
-        for (kind, t) in m.errors.sorted(by: { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }) {
+        for (kind, t) in m.errorsByCount {
             h += "<tr><td><span class=\"metric\">\(e(kind))</span></td><td><span class=\"source \(t.source.rawValue)\">\(e(t.source.rawValue))</span></td>"
                 + "<td class=\"num\">\(Fmt.int(t.count))</td><td class=\"num\">\(Fmt.percent(Double(t.count) / total))</td><td><ul class=\"examples\">"
                 + t.examples.map { "<li>\(e($0))</li>" }.joined() + "</ul></td></tr>\n"

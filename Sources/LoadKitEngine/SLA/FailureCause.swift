@@ -13,8 +13,7 @@ struct FailureCause {
 
     /// Nil when the run counted no error.
     init?(_ m: MetricsSnapshot) {
-        let kinds = m.errors.filter { $0.value.count > 0 }
-            .sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.key < $1.key) }
+        let kinds = m.errorsByCount.filter { $0.value.count > 0 }
         guard let top = kinds.first else { return nil }
         var parts = kinds.prefix(Self.kindsShown).map { "\($0.key) [\($0.value.source.rawValue)] \(Fmt.int($0.value.count))" }
         if kinds.count > Self.kindsShown { parts.append("+ \(kinds.count - Self.kindsShown) more kinds") }
