@@ -141,7 +141,7 @@ extension UserContext: ClientObserver {
         recordSuccess()
         _ = handles.webSocket   // resolved now: the session's metrics show from its start
         webSocketSessionStarted()
-        return WebSocketSessionMetrics(handles, user: self)
+        return WebSocketSessionMetrics(user: self)
     }
 
     func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
@@ -195,15 +195,15 @@ final class StreamTrafficMetrics: StreamTrafficObserver, Sendable {
 /// One WebSocket session's built-ins, fed on the connection's loop: its start, and the
 /// recorder's shared handles (not a copy of them per session).
 final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendable {
-    private let handles: RecorderHandles
-    private let openedAt = monotonicNanos()
-    /// The user whose session this is: told when it ends (its `connected` mark).
+    /// The user whose session this is: its recorder's handles, and told when the session ends
+    /// (its `connected` mark).
     private let user: UserContext
+    private let openedAt = monotonicNanos()
 
-    init(_ handles: RecorderHandles, user: UserContext) { self.handles = handles; self.user = user }
+    init(user: UserContext) { self.user = user }
 
     func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int) {
-        let r = handles.recorder, h = handles.webSocket
+        let r = user.handles.recorder, h = user.handles.webSocket
         if messagesSent > 0 { r.increment(h.sent, by: Int64(messagesSent)) }
         if messagesReceived > 0 { r.increment(h.received, by: Int64(messagesReceived)) }
         if bytesSent > 0 { r.increment(h.dataSent, by: Int64(bytesSent)) }
@@ -211,10 +211,11 @@ final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendab
     }
 
     func sessionClosed(_ info: WebSocketCloseInfo) {
-        handles.recorder.recordNanos(handles.webSocket.duration, monotonicNanos() &- openedAt)
+        let r = user.handles.recorder, h = user.handles.webSocket
+        r.recordNanos(h.duration, monotonicNanos() &- openedAt)
         // The server's end of a session (its close frame, a drop, or a close LoadKit sent because
         // it broke the protocol) is counted whether or not the script was waiting to see it.
-        if info.initiatedByPeer || info.detail != nil { handles.recorder.increment(handles.webSocket.closedByServer) }
+        if info.initiatedByPeer || info.detail != nil { r.increment(h.closedByServer) }
         user.webSocketSessionEnded()
     }
 }
