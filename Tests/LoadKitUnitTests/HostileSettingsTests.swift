@@ -110,12 +110,14 @@ import Testing
         do {
             _ = try await LoadTest("bad-push", burst: 1).progress(false).reports(false)
                 .settings(Settings(["LOADKIT_PUSH_URL": "http://admin:pw12345@gateway:9091"])).run { _ in }
+            Issue.record("a push URL with credentials was accepted")
         } catch {
             #expect("\(error)".contains("credentials in the URL are not supported"), "\(error)")
         }
         do {
             _ = try await LoadTest("bad-push", burst: 1).progress(false).reports(false)
                 .settings(Settings(["LOADKIT_PUSH_URL": "http://gateway:9091/metrics"])).run { _ in }
+            Issue.record("a push URL with a path was accepted")
         } catch {
             #expect("\(error)".contains("name the Pushgateway only"), "\(error)")
         }

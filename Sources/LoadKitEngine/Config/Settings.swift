@@ -105,7 +105,7 @@ public struct Settings: Sendable, Equatable {
     /// run queueing), so a bad value fails the run before it starts, naming the variable —
     /// not a warning after the run, or a default taken in silence.
     func checkRunSettings() throws {
-        _ = try RunHistory.keepRuns(string("LOADKIT_KEEP_RUNS").map { ["LOADKIT_KEEP_RUNS": $0] } ?? [:])
+        _ = try keepRuns()
         if let v = string("LOADKIT_SUMMARY"), !["full", "short", ""].contains(v.lkTrimmed(" ").lowercased()) {
             throw ConfigError(variable: "LOADKIT_SUMMARY", value: v, expected: "full or short")
         }
@@ -113,17 +113,20 @@ public struct Settings: Sendable, Equatable {
         _ = try bool("LOADKIT_EXCLUSIVE_RUNS")
         _ = try prometheusPort()
         if let base = string(PrometheusPush.variable) {
-            // The push's own check (http(s), no path) and the URL it would push to; the value
-            // shown without user-info or query (a gateway's password would print otherwise).
-            do { _ = try Endpoint(try PrometheusPush.url(base: base, test: "t", runID: "r")) } catch {
-                // What is wrong (the push's own message repeats the variable: left out here);
-                // both kinds of message show the URL redacted.
-                let said = "\(error)", prefix = "\(PrometheusPush.variable)=\(Endpoint.redact(base)): "
-                let why = said.hasPrefix(prefix) ? String(said.dropFirst(prefix.count)) : said
+            // The push's own check, then the URL's (credentials, port); shown redacted (a
+            // gateway's password would print otherwise).
+            var why = PrometheusPush.problem(base)
+            if why == nil { do { _ = try Endpoint(PrometheusPush.gateway(base)) } catch { why = "\(error)" } }
+            if let why {
                 throw ConfigError(variable: PrometheusPush.variable, value: Endpoint.redact(base),
                                   expected: "a Pushgateway address such as http://pushgateway:9091 — \(why)")
             }
         }
+    }
+
+    /// `LOADKIT_KEEP_RUNS`: runs kept per test (nil: all), as ``RunHistory/keepRuns(_:)`` reads it.
+    func keepRuns() throws -> Int? {
+        try RunHistory.keepRuns(string("LOADKIT_KEEP_RUNS").map { ["LOADKIT_KEEP_RUNS": $0] } ?? [:])
     }
 
     /// An integer (`_` separators allowed), nil when unset.

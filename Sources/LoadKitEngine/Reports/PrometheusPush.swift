@@ -29,33 +29,38 @@ package enum PrometheusPush {
     /// The grouping URL for a run: `<base>/metrics/job/loadkit/test/<test>/run_id/<run id>` (a value
     /// that is not plain `[A-Za-z0-9_.-]` is sent in the `@base64` form the Pushgateway decodes).
     public static func url(base: String, test: String, runID: String) throws -> String {
-        var b = base.trimmingCharacters(in: .whitespaces)
+        if let why = problem(base) {
+            throw PushError(message: "\(variable)=\(Endpoint.redact(base)): \(why)", source: .loadGenerator)
+        }
+        return gateway(base) + groupingPath(test: test, runID: runID)
+    }
+
+    /// What is wrong with `base` as the Pushgateway's address (a scheme, no path), nil when
+    /// nothing is: the push's check, and the one a run makes before it starts.
+    static func problem(_ base: String) -> String? {
+        let b = gateway(base)
         guard b.hasPrefix("http://") || b.hasPrefix("https://") else {
-            throw PushError(message: "\(variable)=\(Endpoint.redact(base)): expected the Pushgateway's http(s) address, e.g. http://pushgateway:9091",
-                            source: .loadGenerator)
+            return "expected the Pushgateway's http(s) address, e.g. http://pushgateway:9091"
         }
         // A path, not a host that begins with "metrics" (`http://metrics-gateway:9091`).
         let authorityStart = b.range(of: "://").map(\.upperBound) ?? b.startIndex
         let path = b[authorityStart...].firstIndex(of: "/").map { b[$0...] } ?? ""
         guard !path.contains("/metrics") else {
-            throw PushError(message: "\(variable)=\(Endpoint.redact(base)): name the Pushgateway only (http://host:9091); LoadKit adds "
-                            + "/metrics/job/loadkit/test/<test>/run_id/<run id>", source: .loadGenerator)
+            return "name the Pushgateway only (http://host:9091); LoadKit adds /metrics/job/loadkit/test/<test>/run_id/<run id>"
         }
+        return nil
+    }
+
+    /// `base` trimmed, without trailing slashes.
+    static func gateway(_ base: String) -> String {
+        var b = base.trimmingCharacters(in: .whitespaces)
         while b.hasSuffix("/") { b.removeLast() }
-        return b + groupingPath(test: test, runID: runID)
+        return b
     }
 
     /// What ``url(base:test:runID:)`` adds to the gateway's address.
     static func groupingPath(test: String, runID: String) -> String {
         "/metrics/job/loadkit" + segment("test", test) + segment("run_id", runID)
-    }
-
-    /// `target` as messages show it: the gateway's part redacted (a password may hold `/`), the
-    /// grouping path — LoadKit's own, with its `@base64` segments — as it is.
-    static func shown(_ target: String, test: String, runID: String) -> String {
-        let path = groupingPath(test: test, runID: runID)
-        guard target.hasSuffix(path) else { return Endpoint.redact(target) }
-        return Endpoint.redact(String(target.dropLast(path.count))) + path
     }
 
     static func segment(_ label: String, _ value: String) -> String {
@@ -79,7 +84,9 @@ package enum PrometheusPush {
                             timeout: Duration = .seconds(10)) async throws {
         let id = runID(of: result)
         let target = try url(base: base, test: result.name, runID: id)
-        let shownTarget = shown(target, test: result.name, runID: id)
+        // As messages show it: the gateway redacted (a password may hold `/`), LoadKit's own
+        // grouping path (its `@base64` segments) as it is.
+        let shownTarget = Endpoint.redact(gateway(base)) + groupingPath(test: result.name, runID: id)
         var o = options
         o.labels["test"] = nil
         o.labels["run_id"] = nil

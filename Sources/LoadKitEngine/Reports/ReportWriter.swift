@@ -120,7 +120,7 @@ public struct ReportWriter: Sendable {
         try RunHistory.pointLatest(in: history, to: (dir as NSString).lastPathComponent, symlinks: symlinks)
         do {
             let keep = try keepRuns.map { $0 == 0 ? nil : $0 }
-                ?? RunHistory.keepRuns(settings.string("LOADKIT_KEEP_RUNS").map { ["LOADKIT_KEEP_RUNS": $0] } ?? [:])
+                ?? settings.keepRuns()
             if let keep { RunHistory.prune(history, keep: keep, protecting: dir) }
         } catch {
             FileHandle.standardError.write(Data("loadkit: \(error); no old runs were deleted\n".utf8))
