@@ -238,10 +238,9 @@ package enum ConsoleSummary {
     }
 
     /// A closed-model run whose users mostly failed and started again at once, at least 100
-    /// times a second each: a busy loop against a failing server (a refused port, a 500 at once)
-    /// or a script that throws at once,
-    /// which burns the generator's CPU and piles up errors. Nil otherwise (or with
-    /// `.pauseAfterError`, which keeps a user below one failure per pause).
+    /// times a second each — a busy loop against a failing server (a refused port, a 500 at once)
+    /// or a script that throws at once, burning the generator's CPU and piling up errors. Nil
+    /// otherwise (or with `.pauseAfterError`, which keeps a user below one failure per pause).
     static func failureLoopWarning(_ r: RunResult) -> String? {
         let m = r.metrics
         let failed = m.counters[RunnerMetrics.iterationsFailed] ?? 0
