@@ -269,6 +269,11 @@ private struct Boom: Error {}
         #expect(result.metrics.counters["ws_sessions"] == 4)
         // Who ended the sessions: the server two (dropped), the runner the other two at the end.
         #expect(result.metrics.counters["ws_sessions_closed_by_server"] == 2, "\(result.metrics.counters)")
+        // What the server saw: two sessions it dropped (no close frame: 1006 on its side too), two
+        // its clients closed going away (1001, the runner at the end).
+        let deadline = ContinuousClock.now + .seconds(5)
+        while server.closeInfos.count < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.closeInfos.map(\.code).sorted() == [1001, 1001, 1006, 1006], "\(server.closeInfos)")
         #expect(!ConsoleSummary.keyCounters(result.metrics).contains("ws_sessions_closed_by_server"), "a count, not a throughput")
         #expect(result.metrics.rates["connections_held"] == RateTally(hits: 2, total: 4), "\(String(describing: result.metrics.rates["connections_held"]))")
         #expect(result.metrics.series["connected"]?.last == 2, "\(String(describing: result.metrics.series["connected"]))")
