@@ -146,6 +146,12 @@ extension UserContext: ClientObserver {
 
     func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
 
+    /// A connected session the server ended (a STOMP ERROR, missed heart-beats, a drop): one
+    /// failure, filed under its occurrence so that the copies the script sees are not counted.
+    func sessionFailed(_ error: any CountedFailure) {
+        recordFailure(error, step: "connection")
+    }
+
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
         // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).
         if bytesSent > 0 { recorder.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent)) }
@@ -218,4 +224,6 @@ final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendab
         if info.initiatedByPeer || info.detail != nil { r.increment(h.closedByServer) }
         user.webSocketSessionEnded()
     }
+
+    func carriedSessionFailed(_ error: any CountedFailure) { user.sessionFailed(error) }
 }

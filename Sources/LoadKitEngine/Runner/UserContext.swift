@@ -119,10 +119,15 @@ final class UserContext: Sendable {
         var operations: UInt64
     }
 
-    /// The last counted failure: the operations count then, and its kind.
+    /// The last counted failure: the operations count then, and its kind; and the occurrences of
+    /// the last failures a client counted as they happened (``CountedFailure``), whose copies the
+    /// script may throw or report later.
     private struct Ledger: Sendable {
         var operationsAtLastError: UInt64 = 0
         var lastKind = ""
+        var counted: [UInt64] = []
+        /// Occurrences remembered (a user rarely has more than one session failing at a time).
+        static let countedKept = 16
     }
 
     /// Kinds that only say "the script gave up" — they never re-classify a counted failure.
@@ -147,12 +152,20 @@ final class UserContext: Sendable {
     /// Counts a classified failure of `step`. With `since`, a failure that only surfaces one
     /// already recorded after that mark (with no success in between) is not counted again; if
     /// the script classified it more specifically (its own ``ClassifiedError`` kind, not a
-    /// generic `assertion`), the counted failure moves to that kind. Returns whether it was counted.
+    /// generic `assertion`), the counted failure moves to that kind. A copy of a failure a client
+    /// counted as it happened (``CountedFailure``, same occurrence) is never counted again.
+    /// Returns whether it was counted.
     @discardableResult
     func recordFailure(_ error: any Error, step: String, since mark: Mark? = nil) -> Bool {
         let kind = error.loadKitKind
+        let occurrence = (error as? any CountedFailure)?.occurrence ?? 0
         enum Decision { case count, skip, reclassify(from: String) }
         let decision = ledger.withLock { l -> Decision in
+            if occurrence != 0 {
+                if l.counted.contains(occurrence) { return .skip }
+                l.counted.append(occurrence)
+                if l.counted.count > Ledger.countedKept { l.counted.removeFirst() }
+            }
             let errors = errorCount.load(ordering: .relaxed), operations = operationCount.load(ordering: .relaxed)
             if let m = mark, errors > m.errors, operations == l.operationsAtLastError {
                 guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }

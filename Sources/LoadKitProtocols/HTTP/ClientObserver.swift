@@ -24,6 +24,10 @@ package protocol ClientObserver: Sendable {
     /// A connection that is neither HTTP nor WebSocket (STOMP straight over TCP) is about to
     /// start; the returned listener (if any) is told of its bytes each way.
     func streamOpened() -> (any StreamTrafficObserver)?
+    /// A connected STOMP session over plain TCP ended by the server's failure (an ERROR frame,
+    /// silence past the heart-beats, a drop) while nobody may have been waiting on it: count it
+    /// once now, under `error.occurrence`. Called on the connection's loop.
+    func sessionFailed(_ error: any CountedFailure)
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }
@@ -32,6 +36,8 @@ package protocol ClientObserver: Sendable {
 extension ClientObserver {
     /// Default: sessions are the script's business.
     package func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable) {}
+    /// Default: not counted.
+    package func sessionFailed(_ error: any CountedFailure) {}
 }
 
 /// An open client session (a WebSocket) that the runner may close on a virtual user's behalf.
@@ -53,6 +59,10 @@ package protocol WebSocketSessionObserver: AnyObject, Sendable {
     func traffic(messagesSent: Int, messagesReceived: Int, bytesSent: Int, bytesReceived: Int)
     /// The session ended (either side, `info` says which and how); called once.
     func sessionClosed(_ info: WebSocketCloseInfo)
+    /// The protocol the session carries (STOMP) failed by the server's doing while connected: an
+    /// ERROR frame, silence past the heart-beats, the server's close. Count it once now, under
+    /// `error.occurrence` (the script may see it again later). Called on the connection's loop.
+    func carriedSessionFailed(_ error: any CountedFailure)
 }
 
 package enum ClientObservation {

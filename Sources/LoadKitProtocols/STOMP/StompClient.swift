@@ -159,7 +159,8 @@ public final class StompClient: @unchecked Sendable {
             let client = StompClient(loop: loop, configuration: configuration, limits: limits)
             client.transportConnectNanos = monotonicNanos() &- start
             let remaining = max(.milliseconds(1), timeout - .nanoseconds(Int64(client.transportConnectNanos)))
-            let stream = StompTCPStream(conn, client: client, traffic: ClientObservation.current?.streamOpened())
+            let user = ClientObservation.current
+            let stream = StompTCPStream(conn, client: client, traffic: user?.streamOpened(), user: user)
             try await client.handshake(timeout: remaining) {
                 client.transport = .tcp(stream)
                 conn.start(delegate: stream)
@@ -266,7 +267,8 @@ public final class StompClient: @unchecked Sendable {
     // MARK: loop-side machinery
 
     func notConnected() -> StompError {
-        if let cause { return StompError.closed("\(cause)") }
+        // The session's own end, again: the same side and kind (and count) as when it happened.
+        if let cause { return StompError.endedEarlier(by: cause) }
         return StompError.closed(closed ? "connection closed" : "not connected (state \(session.state))")
     }
 
@@ -366,8 +368,23 @@ public final class StompClient: @unchecked Sendable {
     }
 
     /// Ends the session with `error` as the cause (first cause wins) and closes the transport.
+    ///
+    /// A connected session that fails here failed by the server's doing or the peer's bytes, not
+    /// by a call of the script's (those throw to their caller): inside a load run it is counted
+    /// for the virtual user now, once — a script that only sends (fire-and-forget) would never
+    /// see it — and every copy the script sees later (`onError`, `waitClosed()`, a call on the
+    /// dead session) carries the count's occurrence, so none is counted again.
     func fail(_ error: any ClassifiedError) {
         guard !closed else { return }
+        var error = error
+        // Connected (CONNECTED came) and not winding down on the script's DISCONNECT; the session's
+        // own state already reads closed for an ERROR it parsed.
+        let connected = stompConnectNanos > 0 && (coldState?.disconnectWaiters.isEmpty ?? true)
+        if connected, transport.isObserved {
+            var counted = error as? StompError ?? StompError(kind: error.kind, source: error.source, message: error.description)
+            counted.occurrence = nextFailureOccurrence()
+            if transport.reportFailure(counted) { error = counted }
+        }
         if let s = error as? StompError { session.fail(s) } else { session.markClosed() }
         if cause == nil { cold.cause = error }
         handlers.withLock { $0?.onError }?(error)
@@ -384,7 +401,7 @@ public final class StompClient: @unchecked Sendable {
         if let error, !graceful {
             fail(error)
         } else if !graceful && session.state != .idle {
-            fail(StompError.closed("server closed the connection without ERROR"))
+            fail(StompError.droppedByServer())
         } else {
             closeTransport(cause: nil)
         }
@@ -413,7 +430,9 @@ public final class StompClient: @unchecked Sendable {
         c?.disconnectTimer = nil
         let t = transport
         transport = .none
-        t.close()
+        // The server's failure ended it (ERROR, silence, a bad frame): a WebSocket session then
+        // counts as ended by the server, though LoadKit sent the close frame.
+        t.close(serverFailure: closeCause.flatMap { $0.source == .server ? $0.kind : nil })
         let err: any Error = cause ?? StompError.closed("connection closed")
         c?.connectWaiter?.resume(throwing: err)
         c?.connectWaiter = nil

@@ -6,13 +6,21 @@ import LoadKitTransport
 /// `stomp_error` (the server sent ERROR), `stomp_heartbeat_timeout` (the peer fell silent),
 /// `stomp_timeout` (CONNECTED or a RECEIPT did not arrive in time), `stomp_closed` (the session is
 /// over), `stomp_protocol` (an unexpected but well-formed frame).
-public struct StompError: ClassifiedError, Sendable, Equatable {
+public struct StompError: ClassifiedError, CountedFailure, Sendable, Equatable {
     /// Report key (see the type's documentation).
     public var kind: String
     /// Which side is to blame.
     public var source: FailureSource
     /// Human-readable cause. Never contains passcodes or tokens.
     public var message: String
+    /// Non-zero once the client counted this failure for its virtual user (a session the server
+    /// ended): the copies the script sees later are not counted again.
+    package var occurrence: UInt64 = 0
+
+    /// Equal when kind, side and message are (whether or not it was counted yet).
+    public static func == (a: StompError, b: StompError) -> Bool {
+        a.kind == b.kind && a.source == b.source && a.message == b.message
+    }
 
     /// Creates an error; prefer the static factories.
     public init(kind: String, source: FailureSource, message: String) {
@@ -50,6 +58,20 @@ public struct StompError: ClassifiedError, Sendable, Equatable {
     /// The session is closed or not yet connected.
     public static func closed(_ why: String) -> StompError {
         StompError(kind: "stomp_closed", source: .loadGenerator, message: "STOMP session closed: \(why)")
+    }
+
+    /// The server ended the connection without an ERROR frame or a close handshake of its own
+    /// (a TCP FIN while the session was connected).
+    static func droppedByServer() -> StompError {
+        StompError(kind: "stomp_closed", source: .server, message: "STOMP session closed: the server closed the connection without ERROR")
+    }
+
+    /// A call on a session that `cause` ended earlier: the same failure (kind, side and, once
+    /// counted, its occurrence), saying so.
+    static func endedEarlier(by cause: any ClassifiedError) -> StompError {
+        var e = StompError(kind: cause.kind, source: cause.source, message: "STOMP session ended earlier: \(cause.description)")
+        if let counted = cause as? any CountedFailure { e.occurrence = counted.occurrence }
+        return e
     }
 
     /// A well-formed frame that is not allowed in the current state.

@@ -18,11 +18,37 @@ enum StompTransport {
         }
     }
 
-    func close() {
+    /// Closes the pipe; `serverFailure` says why when the server's failure ended the session (a
+    /// WebSocket session then counts as ended by the server).
+    func close(serverFailure: String? = nil) {
         switch self {
         case .none: break
         case .tcp(let c): c.transport.close()
-        case .webSocket(let ws): ws.closeOnLoop(code: WebSocketCloseCode.normal)
+        case .webSocket(let ws):
+            if let serverFailure { ws.closeOnLoop(endedByPeer: serverFailure) } else { ws.closeOnLoop(code: WebSocketCloseCode.normal) }
+        }
+    }
+
+    /// Counts a connected session's failure for the virtual user listening (false: none does).
+    func reportFailure(_ error: StompError) -> Bool {
+        switch self {
+        case .none: return false
+        case .tcp(let c):
+            guard let user = c.user else { return false }
+            user.sessionFailed(error)
+        case .webSocket(let ws):
+            guard let observer = ws.sessionObserver else { return false }
+            observer.carriedSessionFailed(error)
+        }
+        return true
+    }
+
+    /// Whether a virtual user listens to this pipe (its failures are counted for it).
+    var isObserved: Bool {
+        switch self {
+        case .none: false
+        case .tcp(let c): c.user != nil
+        case .webSocket(let ws): ws.sessionObserver != nil
         }
     }
 
@@ -41,9 +67,11 @@ final class StompTCPStream: ConnectionDelegate, @unchecked Sendable {
     let transport: any Transport
     let client: StompClient
     private let traffic: (any StreamTrafficObserver)?
+    /// The virtual user whose task opened the connection (its session failures are counted for it).
+    let user: (any ClientObserver)?
 
-    init(_ transport: any Transport, client: StompClient, traffic: (any StreamTrafficObserver)?) {
-        self.transport = transport; self.client = client; self.traffic = traffic
+    init(_ transport: any Transport, client: StompClient, traffic: (any StreamTrafficObserver)?, user: (any ClientObserver)? = nil) {
+        self.transport = transport; self.client = client; self.traffic = traffic; self.user = user
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) {

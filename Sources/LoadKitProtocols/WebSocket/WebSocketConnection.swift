@@ -227,6 +227,12 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         perform(machine.close(code: code, reason: reason))
     }
 
+    /// Starts a normal closing handshake because the peer failed the protocol carried inside
+    /// (`detail` says how): the session counts as ended by the peer. On the loop.
+    package func closeOnLoop(endedByPeer detail: String) {
+        perform(machine.close(code: WebSocketCloseCode.normal, reason: "", endedByPeer: detail))
+    }
+
     /// Closes with 1001 (going away) for a script that left the connection open (an iteration
     /// that threw, a user that ended), then calls `closed`; nothing when already closing. Thread-safe.
     package func closeAbandoned(_ closed: @escaping @Sendable () -> Void) {

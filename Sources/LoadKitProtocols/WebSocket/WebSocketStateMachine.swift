@@ -88,6 +88,16 @@ package struct WebSocketStateMachine: Sendable {
         return .sendClose(code: code, reason: reason, then: .awaitPeer(closeTimeout))
     }
 
+    /// The application closes because the peer failed the protocol carried inside (a STOMP ERROR
+    /// frame, missed heart-beats): a normal closing handshake, whose close information says
+    /// `detail` — the session counts as ended by the peer.
+    package mutating func close(code: UInt16, reason: String, endedByPeer detail: String) -> Action {
+        guard state == .open else { return .none }
+        state = .closing(WebSocketCloseInfo(code: code, reason: reason, initiatedByPeer: false, detail: detail))
+        sentClose = true
+        return .sendClose(code: code, reason: reason, then: .awaitPeer(closeTimeout))
+    }
+
     /// The peer broke the protocol: fail the connection with the error's close code.
     public mutating func protocolViolation(_ error: WebSocketProtocolError) -> Action {
         switch state {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Where a failure came from. Seed 004's author could not tell a saturated load generator from a
 /// failing server; every error LoadKit reports carries one of these so a person never has to guess.
 public enum FailureSource: String, Sendable, Codable, Hashable, CaseIterable, CustomStringConvertible {
@@ -25,6 +27,21 @@ public protocol ClassifiedError: Error, CustomStringConvertible {
     /// Which side of the test caused it.
     var source: FailureSource { get }
 }
+
+/// A failure a client counted for its virtual user when it happened (a STOMP session the server
+/// ended while nobody waited on it), which can reach the script again afterwards — through its
+/// own `onError` hook, `waitClosed()`, or a call on the dead session that throws it. Each such
+/// copy carries the ``occurrence`` the count was filed under, and the user's ledger does not count
+/// it a second time. 0: not counted yet (an ordinary error).
+package protocol CountedFailure: ClassifiedError {
+    /// The number the counted failure was filed under (``nextFailureOccurrence()``), or 0.
+    var occurrence: UInt64 { get }
+}
+
+private let failureOccurrences = Atomic<UInt64>(0)
+
+/// A number for a failure about to be counted, unique in the process (never 0).
+package func nextFailureOccurrence() -> UInt64 { failureOccurrences.add(1, ordering: .relaxed).newValue }
 
 /// A failure raised by a scenario script (an expectation on a response that did not hold).
 public struct ScriptFailure: ClassifiedError, Sendable {

@@ -1,0 +1,135 @@
+import Testing
+import Synchronization
+@testable import LoadKit
+@testable import LoadKitEngine
+@testable import LoadKitProtocols
+@testable import LoadKitTransport
+
+/// A connected STOMP session the server ends (an ERROR frame, silence past the heart-beats) is one
+/// failure of the user, the server's, counted when it happens — whether or not the script was
+/// waiting on the session then, and however many ways the script then sees it again (its own
+/// `onError` hook, `waitClosed()`, a later call on the dead session). A held-out user's broker
+/// sent ERROR and closed: LoadKit counted nothing (fire-and-forget sends), or counted it twice
+/// and blamed the second on the load generator (`stomp_closed [load-generator]`).
+@Suite struct StompSessionFailureTests {
+    private func quiet(_ t: LoadTest) -> LoadTest { t.progress(false).reports(false).settings(Settings([:])).exclusive(false) }
+
+    // A generous connect time-out: the whole test suite runs in parallel on two cores, and a
+    // connect that times out would be a failure of its own, not the one under test.
+    private func connect(_ url: String, login: String = "user", heartBeat: (send: Duration, receive: Duration) = (.zero, .zero),
+                         webSocket: Bool, port: Int) async throws -> StompClient {
+        webSocket
+            ? try await StompClient.connect(webSocket: url, connectHeaders: [("login", login), ("passcode", "pw-secret-1")],
+                                            host: "test-vhost", heartBeat: heartBeat, timeout: .seconds(30))
+            : try await StompClient.connect(tcpHost: "127.0.0.1", port: port, connectHeaders: [("login", login), ("passcode", "pw-secret-1")],
+                                            vhost: "test-vhost", heartBeat: heartBeat, timeout: .seconds(30))
+    }
+
+    private func totalErrors(_ m: MetricsSnapshot) -> Int64 { m.errors.values.reduce(0) { $0 + $1.count } }
+
+    /// Fire-and-forget SENDs to a destination the broker answers with ERROR (then closes): the
+    /// script never awaits anything that throws, and the ERROR is still one failure a user.
+    @Test(arguments: [false, true])
+    func anErrorNobodyWaitedForIsCountedOnce(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let relay = try CountingRelay(to: broker.address)
+        let result = try await quiet(LoadTest("stomp-error-unwaited", burst: 2)).run { user in
+            let c = try await connect("ws://127.0.0.1:\(relay.port)/stomp", webSocket: webSocket, port: relay.port)
+            c.send(destination: "/error", text: "x")
+            _ = await c.waitClosed()
+            c.send(destination: "/error", text: "dropped: the session is over")
+        }
+        let m = result.metrics
+        #expect(totalErrors(m) == 2, "\(m.errors)")
+        #expect(m.errors["stomp_error"]?.count == 2 && m.errors["stomp_error"]?.source == .server, "\(m.errors)")
+        #expect(m.errors["stomp_error"]?.examples.first?.contains("boom") == true, "\(m.errors)")
+        if webSocket {
+            #expect(m.counters["ws_sessions_closed_by_server"] == 2, "the broker ended both sessions: \(m.counters)")
+        }
+        // Every byte the relay carried is counted, the closing handshake's included.
+        let seen = await relay.settled()
+        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
+    }
+
+    /// The script hooks `onError` to count the failure itself, then calls the dead session (a
+    /// SEND with a receipt throws): still one failure a user, the server's — not a second one
+    /// blamed on the load generator.
+    @Test(arguments: [false, true])
+    func anErrorSeenThreeWaysIsStillOneServerFailure(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let thrown = Mutex<[String]>([])
+        let result = try await quiet(LoadTest("stomp-error-hooked", burst: 2)).run { user in
+            let c = try await connect(broker.webSocketURL, webSocket: webSocket, port: broker.address.port)
+            c.onError = { e in user.fail(e, step: "on_error") }
+            c.send(destination: "/error", text: "x")
+            if let cause = await c.waitClosed() { user.fail(cause, step: "wait_closed") }
+            do {
+                try await user.measure("send_after") { try await c.send(destination: "/a", body: [1], receipt: true) }
+            } catch {
+                thrown.withLock { $0.append("\(error.loadKitKind) \(error.loadKitSource)") }
+                throw error
+            }
+        }
+        let m = result.metrics
+        #expect(totalErrors(m) == 2, "\(m.errors)")
+        #expect(m.errors.keys.sorted() == ["stomp_error"], "\(m.errors)")
+        #expect(m.errors["stomp_error"]?.source == .server)
+        #expect(thrown.withLock { $0 } == ["stomp_error server", "stomp_error server"], "a call on the dead session fails as the server's ERROR")
+        #expect(m.counters["iterations_failed"] == 2)
+    }
+
+    /// A server that promises heart-beats and sends none: the client ends the session, and that
+    /// is the server's failure, counted (it was a normal close 1000 and no error at all).
+    @Test(arguments: [false, true])
+    func aSilentServerIsOneHeartBeatFailure(webSocket: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: webSocket)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-silent", burst: 1)).run { user in
+            let c = try await connect(broker.webSocketURL, login: "silent", heartBeat: (.zero, .milliseconds(30)),
+                                      webSocket: webSocket, port: broker.address.port)
+            _ = await c.waitClosed()
+        }
+        let m = result.metrics
+        #expect(totalErrors(m) == 1, "\(m.errors)")
+        #expect(m.errors["stomp_heartbeat_timeout"]?.source == .server, "\(m.errors)")
+        if webSocket { #expect(m.counters["ws_sessions_closed_by_server"] == 1, "\(m.counters)") }
+    }
+
+    /// A CONNECT the broker refuses over WebSocket (ERROR, then its close frame): the failure is
+    /// the connect's (thrown to the script, counted once), the session counts as ended by the
+    /// server, and the server's close frame is read and counted — the client finishes the closing
+    /// handshake instead of dropping TCP with the close frame unread (a held-out user's server
+    /// counted 4 bytes more than LoadKit on most refused connects).
+    @Test func aRefusedConnectOverWebSocketClosesCleanlyAndCountsEveryByte() async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let relay = try CountingRelay(to: broker.address)
+        let result = try await quiet(LoadTest("stomp-refused-ws", burst: 3)).run { user in
+            _ = try await connect("ws://127.0.0.1:\(relay.port)/stomp", login: "bad", webSocket: true, port: relay.port)
+        }
+        let m = result.metrics
+        #expect(totalErrors(m) == 3 && m.errors["stomp_error"]?.count == 3, "\(m.errors)")
+        #expect(m.counters["ws_sessions_closed_by_server"] == 3, "\(m.counters)")
+        let seen = await relay.settled()
+        #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
+        #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
+    }
+
+    /// A script that ends its session itself (DISCONNECT, or a plain close) has no failure.
+    @Test func aSessionTheScriptEndsIsNoFailure() async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-clean", burst: 2)).run { user in
+            let c = try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port)
+            try await c.send(destination: "/a", body: [1], receipt: true)
+            if user.index == 0 { await c.disconnect() } else { c.close() }
+            _ = await c.waitClosed()
+        }
+        let m = result.metrics
+        #expect(m.errors.isEmpty, "\(m.errors)")
+        #expect(m.counters["ws_sessions_closed_by_server"] == nil || m.counters["ws_sessions_closed_by_server"] == 0, "\(m.counters)")
+    }
+}
