@@ -170,6 +170,12 @@ import Testing
         #expect(text.contains("2 connected later (late connectors, not failures)"))
         #expect(text.contains("✓ PASSED"))
         #expect(HeldConnections(RunResult(name: "x", startedAtMillis: 0, durationSeconds: 1, metrics: MetricsSnapshot())) == nil)
+        // Sessions the server ended without an error (a normal close): not "still connecting" —
+        // a held-out user's server had kicked those users off.
+        r.metrics.series[RunnerMetrics.connected] = nil
+        r.metrics.counters[BuiltInMetrics.wsSessionsClosedByServer] = 3
+        #expect(try #require(HeldConnections(r)).lateNote
+                == "3 not connected then: no error was recorded, but the server ended 3 WebSocket sessions (ws_sessions_closed_by_server): users it disconnected, or late connectors")
     }
 
     /// A run cut short (SIGTERM, an abort threshold, the duration cap) judged its thresholds on part

@@ -170,12 +170,15 @@ struct HeldConnections {
     let connectedLater: Int64
     /// Errors of the whole run.
     let errors: Int64
+    /// WebSocket sessions the server ended (``BuiltInMetrics/wsSessionsClosedByServer``).
+    let closedByServer: Int64
 
     init?(_ r: RunResult) {
         guard let tally = r.metrics.rates[SLA.connectionsHeldMetric], tally.total > 0 else { return nil }
         planned = tally.total
         held = tally.hits
         errors = r.metrics.totalErrors
+        closedByServer = r.metrics.counters[BuiltInMetrics.wsSessionsClosedByServer] ?? 0
         atSecond = r.environment["connections_held_at_second"].flatMap(Double.init)
         // Series entry k was sampled k + 1 seconds into the run (the last at the plan's end).
         if let at = atSecond, let connected = r.metrics.series[RunnerMetrics.connected] {
@@ -204,6 +207,10 @@ struct HeldConnections {
             let rest = notHeld - connectedLater
             return head + "\(Fmt.int(connectedLater)) connected later (late connectors, not failures)"
                 + (rest > 0 ? ", \(Fmt.int(rest)) never connected" + (errors > 0 ? " (see errors)" : " with no error recorded") : "")
+        }
+        if errors == 0 && closedByServer > 0 {
+            return head + "no error was recorded, but the server ended \(Fmt.int(closedByServer)) WebSocket session"
+                + (closedByServer == 1 ? "" : "s") + " (ws_sessions_closed_by_server): users it disconnected, or late connectors"
         }
         if errors == 0 { return head + "no error was recorded, so they were still connecting (late connectors, not failures)" }
         return head + "see the errors"
