@@ -25,6 +25,12 @@ import LoadKitTransport
 /// error, blamed on the server (the response is still returned: check it or call
 /// ``HTTPResponse/requireStatus(_:)``, which does not count it again).
 ///
+/// Credentials a script sends are registered with ``Secrets`` before they go out, so a server
+/// echoing one is masked in every output: credential headers (where the ``HTTPHeaders`` are
+/// built), credential-named query parameters (where the URL is parsed) and the credential-named
+/// fields of JSON and form bodies (`"password": …`, `client_secret=…`; see the README's secrets
+/// section for the name rule).
+///
 /// Per request, the client does one hop to the connection's event loop and one continuation; the
 /// request is encoded into a buffer owned by the connection and reused.
 public final class HTTPClient: Sendable {
