@@ -62,6 +62,83 @@ import LoadKitProtocols
         #expect(Self.outputs(Self.run(cpu: [20, 30], late: 10, lateBy: 5_000))[0].contains("lagged"))
     }
 
+    /// A held-out user capped the client's pool (`HTTPClient(maxConnectionsPerHost: 2)`) and ran
+    /// an open model faster than two connections to a 200 ms endpoint can serve: 43 of 45
+    /// requests waited for a connection, `http_req_blocked` P95 was 1.4 s, their own step's P95
+    /// breached at 1.6 s while `http_req_duration` passed at 201 ms — and the blame line sent
+    /// them to the server. The wait was in the client's own pool: the sentence must say so.
+    @Test func aBreachSpentWaitingInTheClientsCappedPoolBlamesThePool() async throws {
+        let server = try HTTPServer { _ in
+            try? await Task.sleep(for: .milliseconds(200))
+            return .text("slow")
+        }
+        defer { server.stop() }
+        let client = HTTPClient(maxConnectionsPerHost: 2)
+        defer { client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/slow"
+        // 30 arrivals over 1.5 s; two connections serve at most 10 a second: the last ones wait
+        // for a connection over a second, however fast the process.
+        let result = try await LoadTest("pool-capped", rate: .constant(20, for: .milliseconds(1500)), maxUsers: 50)
+            .progress(false).reports(false).settings(Settings([:])).exclusive(false)
+            .run { user in try await user.measure("slow") { _ = try await client.get(url) } }
+        let m = result.metrics
+        let reqs = m.counters["http_reqs"] ?? 0, queued = m.counters["http_reqs_queued"] ?? 0
+        #expect(reqs == 30 && queued > 0, "\(m.counters)")
+        #expect(result.environment["http_pool_cap"] == "2", "\(result.environment)")
+        let sla = [SLA.p95("slow", below: .milliseconds(500)), SLA.p95("http_req_duration", below: .seconds(1))]
+        let outcomes = result.evaluate(sla)
+        #expect(!outcomes[0].passed && outcomes[1].passed, "\(outcomes)")
+        let blame = try #require(ConsoleSummary.LatencyBlame(result, outcomes: outcomes))
+        #expect(blame.warns)
+        #expect(blame.text.hasPrefix("latency breached while \(queued) of \(reqs) requests waited for a connection in the "
+                                     + "client's pool (http_req_blocked p(95) = "), "\(blame.text)")
+        #expect(blame.text.hasSuffix("; HTTPClient maxConnectionsPerHost = 2): raise the cap or lower the rate"), "\(blame.text)")
+        for (i, text) in Self.outputs(result, sla).enumerated() {
+            let sentence = "⚠ " + blame.text
+            #expect(text.contains(i == 2 ? Markup.escape(sentence) : sentence), "\(text)")   // report.html escapes `'`
+            #expect(!text.contains("look at the server"), "\(text)")
+        }
+    }
+
+    /// When the pool is blamed: requests queued, and the wait (`http_req_blocked` at the breached
+    /// threshold's statistic) at least half the breached latency of a metric that includes it — not
+    /// `http_req_duration` or its phases, which leave the wait out.
+    @Test func thePoolIsBlamedOnlyWhenItsWaitIsMuchOfTheBreach() {
+        // `checkout` P95 is 47.5 ms in these runs.
+        func run(queued: Int64, blockedMillis: Int64, cap: String? = "4", cpu: [Double] = [20, 30]) -> RunResult {
+            var r = Self.run(cpu: cpu)
+            var m = r.metrics
+            m.counters["http_reqs"] = 100
+            if queued > 0 { m.counters["http_reqs_queued"] = queued }
+            var blocked = Histogram(), duration = Histogram()
+            for _ in 0..<100 { blocked.record(blockedMillis * 1000); duration.record(2_000) }
+            m.trends["http_req_blocked"] = blocked
+            m.trends["http_req_duration"] = duration
+            r.metrics = m
+            if let cap { r.environment["http_pool_cap"] = cap }
+            return r
+        }
+        let pool = "⚠ latency breached while 80 of 100 requests waited for a connection in the client's pool "
+            + "(http_req_blocked p(95) = 30 ms; HTTPClient maxConnectionsPerHost = 4): raise the cap or lower the rate"
+        for (i, text) in Self.outputs(run(queued: 80, blockedMillis: 30)).enumerated() {
+            #expect(text.contains(i == 2 ? Markup.escape(pool) : pool), "\(text)")
+        }
+        // The measured wait decides before the process's CPU (the wait is the time, the CPU only may be).
+        #expect(Self.outputs(run(queued: 80, blockedMillis: 30, cpu: [190]))[0].contains(pool))
+        // Without the cap recorded (an older result), the rest of the sentence.
+        #expect(Self.outputs(run(queued: 80, blockedMillis: 30, cap: nil))[0]
+            .contains("(http_req_blocked p(95) = 30 ms): raise the cap or lower the rate"))
+        // A wait that is little of the breach, or no request queued: as before.
+        #expect(Self.outputs(run(queued: 80, blockedMillis: 10))[0].contains("look at the server"))
+        #expect(Self.outputs(run(queued: 0, blockedMillis: 30))[0].contains("look at the server"))
+        // `http_req_duration` leaves the wait out: its breach is not the pool's.
+        let exchange = [SLA.p95("http_req_duration", below: .milliseconds(1))]
+        #expect(Self.outputs(run(queued: 80, blockedMillis: 30), exchange)[0].contains("look at the server"))
+        // The threshold's own statistic is compared: a max breach with the wait's max.
+        #expect(Self.outputs(run(queued: 80, blockedMillis: 30), [SLA.max("checkout", below: .milliseconds(10))])[0]
+            .contains("(http_req_blocked max = 30 ms; HTTPClient maxConnectionsPerHost = 4)"))
+    }
+
     @Test func noBlameLineWithoutALatencyBreachOnSamplesOrWithoutTheFigures() {
         let none = "latency breached"
         // Passing; a latency threshold on a metric with no samples; the generator's own lateness.

@@ -168,6 +168,67 @@ import Testing
             + "iteration: bad URL 'http://h:99999/': invalid port '99999' (1-65535)"])
     }
 
+    /// A held-out user's every request timed out, and `SLA.p95("http_req_duration", …)` read
+    /// like a typo: `no samples … (no metric named 'http_req_duration' was recorded; recorded:
+    /// data_received, …)`. A built-in trend that times answered requests only says that the
+    /// requests were made and failed.
+    @Test func aLatencyOfRequestsThatAllFailedSaysSoNotThatTheMetricIsUnknown() async throws {
+        let server = try HTTPServer { request in
+            if request.path == "/fail" { return .text("no", status: 500) }
+            try? await Task.sleep(for: .seconds(2))   // never in time
+            return .text("late")
+        }
+        defer { server.stop() }
+        var configuration = HTTPClient.Configuration()
+        configuration.defaultTimeout = .milliseconds(50)
+        let client = HTTPClient(configuration: configuration)
+        defer { client.shutdown() }
+        let base = "http://127.0.0.1:\(server.port)"
+        func run(_ name: String, _ script: @escaping @Sendable () async -> Void) async throws -> RunResult {
+            try await LoadTest(name, burst: 6).progress(false).reports(false).settings(Settings([:])).exclusive(false)
+                .run { _ in await script() }
+        }
+
+        // Every request timed out: the user's run.
+        let timedOut = try await run("all-timed-out") {
+            _ = try? await client.get(base + "/hang")
+            _ = try? await client.get(base + "/hang", name: "hang")
+        }
+        #expect(timedOut.metrics.counters["http_reqs"] == 12 && timedOut.metrics.errors["timeout"]?.count == 12,
+                "\(timedOut.metrics.counters) \(timedOut.metrics.errors)")
+        let seen = Mutex<[String]>([])
+        let reporter = FailureReporter { msg, _ in seen.withLock { $0.append(msg) } }
+        let outcomes = timedOut.expect(reporter: reporter) {
+            SLA.p95("http_req_duration", below: .milliseconds(500))
+            SLA.p95("http_req_waiting", below: .milliseconds(500))
+            SLA.p95("http_req_duration", tag: "name:hang", below: .milliseconds(500))
+            SLA.p95("http_req_durration", below: .milliseconds(500))   // a typo: as before
+        }
+        let messages: [String] = [
+            "http_req_duration p(95): no samples — all 12 requests failed (timeout [server] 12), and http_req_duration "
+                + "times answered requests only, limit < 500 ms",
+            "http_req_waiting p(95): no samples — all 12 requests failed (timeout [server] 12), and http_req_waiting "
+                + "times answered requests only, limit < 500 ms",
+            "http_req_duration{name:hang} p(95): no samples — all 6 requests named 'hang' failed, and "
+                + "http_req_duration{name:hang} times answered requests only, limit < 500 ms",
+        ]
+        #expect(Array(outcomes.map(\.message).prefix(3)) == messages, "\(outcomes.map(\.message))")
+        #expect(outcomes[3].message.hasPrefix("http_req_durration p(95): no samples, limit < 500 ms (no metric named "
+                                              + "'http_req_durration' was recorded"), "\(outcomes[3].message)")
+        let issues = seen.withLock { $0 }
+        #expect(issues.count == 4 && issues.prefix(3).allSatisfy { !$0.contains("no metric named") }, "\(issues)")
+        #expect(issues.first?.hasPrefix("SLA breached in 'all-timed-out': http_req_duration p(95): no samples — all 12 "
+                                         + "requests failed (timeout [server] 12)") == true, "\(issues)")
+
+        // Every request answered 500: only the expected answers' variant has no samples.
+        let refused = try await run("all-500") { _ = try? await client.get(base + "/fail") }
+        let expected = refused.evaluate([SLA.p95("http_req_duration{expected_response:true}", below: .milliseconds(500))])
+        let expectedMessage = "http_req_duration{expected_response:true} p(95): no samples — all 6 requests failed "
+            + "(http_500 [server] 6), and http_req_duration{expected_response:true} times answers with an expected status "
+            + "only, limit < 500 ms"
+        #expect(expected.map(\.message) == [expectedMessage])
+    }
+
     @Test func expectRecordsSwiftTestingIssues() {
         let r = Self.result(latencyMillis: [300], operations: 1)
         withKnownIssue {

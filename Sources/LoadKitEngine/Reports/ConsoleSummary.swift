@@ -298,7 +298,9 @@ package enum ConsoleSummary {
     }
 
     /// On which side a breached latency threshold's time went, as every error says whose it is:
-    /// the load generator's when it was saturated (its CPU, as shown, at ≥ 90 % of the cores it
+    /// the load generator's own configuration when the time was spent waiting for a connection in
+    /// a capped client pool (``poolWait(_:_:)``, said first: the wait is measured, the rest only
+    /// suggests); the load generator's when it was saturated (its CPU, as shown, at ≥ 90 % of the cores it
     /// may use, or one of its event loops busy ≥ 90 % of a second) or lagged (≥ 5 % of iterations
     /// started more than 1 ms late, the 99th percentile of their lateness at least a tenth of the
     /// breached latency), else the server's (or the network's). Nil when no latency threshold
@@ -324,8 +326,13 @@ package enum ConsoleSummary {
         }
 
         init?(_ r: RunResult, outcomes: [ThresholdOutcome]) {
-            let breached = outcomes.filter(Self.isLatencyBreach).compactMap(\.actual)
-            guard let smallest = breached.min(),
+            let breaches = outcomes.filter(Self.isLatencyBreach)
+            if let pool = Self.poolWait(r, breaches) {
+                text = pool
+                warns = true
+                return
+            }
+            guard let smallest = breaches.compactMap(\.actual).min(),
                   let g = GeneratorPeak(r), let cores = r.environment["generator_cpus"].flatMap({ Int($0) }), cores > 0
             else { return nil }
             let iterations = r.metrics.counters[RunnerMetrics.iterations] ?? 0
@@ -359,6 +366,38 @@ package enum ConsoleSummary {
                 text = "latency breached with the load generator not saturated (\(cpu)): look at the server's side "
                     + "(or the network)"
             }
+        }
+
+        /// Metrics that leave out the wait for a connection (k6's phases after `http_req_blocked`,
+        /// and `http_req_duration`, tagged variants included): a breach of theirs is not the pool's.
+        static let timedAfterThePool: Set<String> = [
+            BuiltInMetrics.httpReqDuration, BuiltInMetrics.httpReqConnecting, BuiltInMetrics.httpReqTLSHandshaking,
+            BuiltInMetrics.httpReqSending, BuiltInMetrics.httpReqWaiting, BuiltInMetrics.httpReqReceiving,
+        ]
+
+        /// The sentence for a breach spent waiting in the client's own capped pool
+        /// (``HTTPClient/Configuration/maxConnectionsPerHost``): requests waited for a connection
+        /// (`http_reqs_queued` > 0) and, for a breached latency that includes the wait (a script's
+        /// step, `iteration_duration`, `http_req_blocked` itself — not ``timedAfterThePool``),
+        /// `http_req_blocked` at the threshold's statistic is at least half of it. The server
+        /// answered in time; the generator's configuration held the requests back. Nil otherwise.
+        static func poolWait(_ r: RunResult, _ breaches: [ThresholdOutcome]) -> String? {
+            let m = r.metrics
+            guard let queued = m.counters[BuiltInMetrics.httpReqsQueued], queued > 0 else { return nil }
+            for o in breaches {
+                let base = o.metric.split(separator: "{", maxSplits: 1).first.map(String.init) ?? o.metric
+                guard !timedAfterThePool.contains(base), let actual = o.actual, actual > 0 else { continue }
+                var wait = o.threshold
+                wait.metric = BuiltInMetrics.httpReqBlocked
+                guard let blocked = wait.actualValue(in: m, durationSeconds: r.durationSeconds), blocked >= actual / 2
+                else { continue }
+                let requests = m.counters[BuiltInMetrics.httpReqs] ?? queued
+                let cap = r.environment["http_pool_cap"].map { "; HTTPClient maxConnectionsPerHost = \($0)" } ?? ""
+                return "latency breached while \(Fmt.int(queued)) of \(Fmt.int(requests)) requests waited for a connection "
+                    + "in the client's pool (\(BuiltInMetrics.httpReqBlocked) \(o.threshold.statistic) = "
+                    + "\(Threshold.format(blocked, .duration))\(cap)): raise the cap or lower the rate"
+            }
+            return nil
         }
     }
 

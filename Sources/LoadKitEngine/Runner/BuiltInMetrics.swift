@@ -129,6 +129,7 @@ extension UserContext: ClientObserver {
             r.rate(BuiltInMetrics.tagged(BuiltInMetrics.httpReqFailed, tag), hit: e.failure != nil)
             if e.status != nil { r.recordNanos(BuiltInMetrics.tagged(BuiltInMetrics.httpReqDuration, tag), e.timings.duration) }
         }
+        if let cap = e.poolCap { engine.notePoolCap(cap) }
         if let failure = e.failure { recordFailure(failure, step: e.failureStep) } else { countSuccessInLedger() }
     }
 

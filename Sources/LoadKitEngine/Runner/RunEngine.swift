@@ -49,6 +49,9 @@ final class RunEngine: Sendable {
     /// the run only then, or when its SLA asks for it (an HTTP test whose users hold nothing gets
     /// no 0 % to alarm anyone).
     let marksConnections = Atomic<Bool>(false)
+    /// The smallest cap of the client pools requests waited in (`Int.max`: none waited), the
+    /// run's `http_pool_cap` fact.
+    let smallestPoolCap = Atomic<Int>(.max)
 
     init(test: LoadTest, script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void) {
         self.name = test.name
@@ -69,6 +72,17 @@ final class RunEngine: Sendable {
         connected.add(d, ordering: .relaxed)
     }
     func note(_ facts: [String: String]) { state.withLock { $0.facts.merge(facts) { _, n in n } } }
+
+    /// A request waited for a connection in a client pool capped at `cap` (lock-free: a load
+    /// when the cap is known already).
+    func notePoolCap(_ cap: Int) {
+        var seen = smallestPoolCap.load(ordering: .relaxed)
+        while cap < seen {
+            let (ok, current) = smallestPoolCap.compareExchange(expected: seen, desired: cap, ordering: .relaxed)
+            if ok { break }
+            seen = current
+        }
+    }
 
     /// Asks the run to stop early; the first reason wins.
     func interrupt(_ reason: Interruption) {
@@ -364,6 +378,8 @@ final class RunEngine: Sendable {
         }
         if let queued = metrics.counters[BuiltInMetrics.httpReqsQueued], queued > 0 {
             env["http_pool"] = "capped by maxConnectionsPerHost: \(queued) requests waited for a connection (http_req_blocked)"
+            let cap = smallestPoolCap.load(ordering: .relaxed)
+            if cap != .max { env["http_pool_cap"] = String(cap) }
         }
         if let retried = metrics.counters[BuiltInMetrics.httpReqsRetried], retried > 0 {
             env["http_retries"] = "\(retried) requests sent again on a fresh connection: a reused keep-alive connection closed "

@@ -13,13 +13,20 @@ struct FailureCause {
 
     /// Nil when the run counted no error.
     init?(_ m: MetricsSnapshot) {
-        let kinds = m.errorsByCount.filter { $0.value.count > 0 }
-        guard let top = kinds.first else { return nil }
-        var parts = kinds.prefix(Self.kindsShown).map { "\($0.key) [\($0.value.source.rawValue)] \(Fmt.int($0.value.count))" }
-        if kinds.count > Self.kindsShown { parts.append("+ \(kinds.count - Self.kindsShown) more kinds") }
-        var text = "failures: " + parts.joined(separator: ", ")
+        guard let kinds = Self.kinds(m), let top = m.errorsByCount.first(where: { $0.value.count > 0 }) else { return nil }
+        var text = "failures: " + kinds
         if let example = top.value.examples.first { text += " — first: " + example }
         self.text = text
+    }
+
+    /// The most frequent error kinds with their side and count, `timeout [server] 60, refused
+    /// [server] 2` (beyond ``kindsShown``, `+ N more kinds`); nil when the run counted no error.
+    static func kinds(_ m: MetricsSnapshot) -> String? {
+        let kinds = m.errorsByCount.filter { $0.value.count > 0 }
+        guard !kinds.isEmpty else { return nil }
+        var parts = kinds.prefix(kindsShown).map { "\($0.key) [\($0.value.source.rawValue)] \(Fmt.int($0.value.count))" }
+        if kinds.count > kindsShown { parts.append("+ \(kinds.count - kindsShown) more kinds") }
+        return parts.joined(separator: ", ")
     }
 
     /// Whether failures speak to this breach: a threshold on the failures themselves (`errors`,

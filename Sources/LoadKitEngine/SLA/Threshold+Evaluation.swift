@@ -147,12 +147,48 @@ extension Threshold {
         }
         let limitText = "limit \(comparison.rawValue) \(Threshold.format(limit, unit))"
         guard let actual = actualValue(in: m, durationSeconds: durationSeconds) else {
+            if let failed = failedRequestsHint(m) {
+                return ThresholdOutcome(threshold: self, actual: nil, passed: false,
+                                        message: "\(head): no samples — \(failed), \(limitText)")
+            }
             return ThresholdOutcome(threshold: self, actual: nil, passed: false,
                                     message: "\(head): no samples, \(limitText)" + unknownMetricHint(m))
         }
         let passed = comparison.holds(actual, limit)
         return ThresholdOutcome(threshold: self, actual: actual, passed: passed,
                                 message: "\(head) = \(Threshold.format(actual, unit)), \(limitText)" + (passed ? "" : unknownMetricHint(m)))
+    }
+
+    /// The built-in HTTP trends that time answered requests only: a request that got no answer
+    /// (a time-out, a refusal) records none of them.
+    static let answeredOnlyTrends: Set<String> = [
+        BuiltInMetrics.httpReqDuration, BuiltInMetrics.httpReqBlocked, BuiltInMetrics.httpReqConnecting,
+        BuiltInMetrics.httpReqTLSHandshaking, BuiltInMetrics.httpReqSending, BuiltInMetrics.httpReqWaiting,
+        BuiltInMetrics.httpReqReceiving,
+    ]
+
+    /// For a built-in HTTP trend without samples although requests were made — every one failed
+    /// before an answer (or, for `http_req_duration{expected_response:true}`, with an unexpected
+    /// status): says so, with the failures' kinds, instead of calling the metric unknown (a
+    /// held-out user's 60 time-outs read like a misspelt `http_req_duration`). A `name` tag's
+    /// variant counts that name's requests. Nil for any other metric, or when no request was made.
+    func failedRequestsHint(_ m: MetricsSnapshot) -> String? {
+        let parts = metric.split(separator: "{", maxSplits: 1)
+        guard let base = parts.first.map(String.init) else { return nil }
+        let expectedOnly = metric == BuiltInMetrics.httpReqDurationExpected
+        let tag = expectedOnly || parts.count < 2 ? nil : String(parts[1].dropLast())   // `name:hang`
+        guard expectedOnly || (Threshold.answeredOnlyTrends.contains(base) && (tag == nil || base == BuiltInMetrics.httpReqDuration))
+        else { return nil }
+        let reqs = tag.map { BuiltInMetrics.tagged(BuiltInMetrics.httpReqs, $0) } ?? BuiltInMetrics.httpReqs
+        let failedName = tag.map { BuiltInMetrics.tagged(BuiltInMetrics.httpReqFailed, $0) } ?? BuiltInMetrics.httpReqFailed
+        guard let requests = m.counters[reqs], requests > 0 else { return nil }
+        let failed = m.rates[failedName]?.hits ?? requests
+        var text = failed >= requests ? "all \(Fmt.int(requests)) requests" : "\(Fmt.int(failed)) of \(Fmt.int(requests)) requests"
+        if let tag, tag.hasPrefix("name:") { text += " named '\(tag.dropFirst(5))'" }
+        text += " failed"
+        // The run's failure kinds, when they are the requests' (a tag's requests are some of them).
+        if tag == nil, let kinds = FailureCause.kinds(m) { text += " (\(kinds))" }
+        return text + ", and \(metric) times " + (expectedOnly ? "answers with an expected status only" : "answered requests only")
     }
 
     /// For a metric the run never recorded (a typo, a tag never used): says so, with the names

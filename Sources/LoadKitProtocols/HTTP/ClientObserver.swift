@@ -153,6 +153,9 @@ package struct HTTPExchange: Sendable {
     package var bytesReceived: Int
     /// The request waited for a pool slot (the pool was capped).
     package var queued: Bool
+    /// The cap of the pool it waited in (``HTTPClient/Configuration/maxConnectionsPerHost``) when
+    /// ``queued``, else nil: the run reports it (`http_pool_cap`) beside the wait it caused.
+    package var poolCap: Int? = nil
     /// Times it was sent again on a fresh connection (a reused one closed without a word).
     package var retries: Int = 0
     /// The caller's task was cancelled (the runner stopping the user): not the server's failure.

@@ -82,30 +82,14 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         if let query { Self.registerSecretParameters(query) }
     }
 
-    /// Query parameter names whose values are credentials (lower-cased, `_` and `-` removed):
-    /// exact names, not the settings' markers — `author`, `ticketType` or `page_token` are not.
-    static let credentialParameters: Set<String> = [
-        "token", "accesstoken", "refreshtoken", "idtoken", "apikey", "key", "password", "passwd", "secret",
-        "clientsecret", "ticket", "auth", "sig", "signature", "xamzsecuritytoken", "xamzsignature", "jwt", "sessionid",
-    ]
-
     /// Registers the values of query parameters named as credentials (`api_key`, `token`,
-    /// `ticket`, … — ``credentialParameters``) as secrets, as header values are
-    /// (``Secrets/registerHeader(_:_:)``: a hash when seen before): a server echoing one — a 401
-    /// page quoting the key it refused — never gets it into an error example or a report. The
-    /// query itself is never printed. Other parameters cost a name comparison.
+    /// `ticket`, `client_secret`, … — ``RequestSecrets/isCredentialName(_:)``, the rule request
+    /// bodies' fields follow too) as secrets, as header values are (a hash when seen before): a
+    /// server echoing one — a 401 page quoting the key it refused — never gets it into an error
+    /// example or a report. The query itself is never printed. Other parameters cost a name
+    /// comparison.
     static func registerSecretParameters(_ query: String) {
-        for pair in query.split(separator: "&") {
-            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { continue }
-            let rawName = pair[..<eq]
-            let name = rawName.contains(where: { $0 == "%" || $0 == "+" }) ? percentDecode(rawName) : String(rawName)
-            let key = String(name.lowercased().filter { $0 != "_" && $0 != "-" })
-            guard credentialParameters.contains(key) else { continue }
-            let raw = pair[pair.index(after: eq)...]
-            Secrets.register(String(raw))
-            let decoded = percentDecode(raw)
-            if decoded != raw { Secrets.register(decoded) }
-        }
+        RequestSecrets.registerQuery(query)
     }
 
     /// The host and port of a URL's authority (`host`, `host:port`, `[v6]:port`).

@@ -25,6 +25,12 @@ import LoadKitTransport
 /// error, blamed on the server (the response is still returned: check it or call
 /// ``HTTPResponse/requireStatus(_:)``, which does not count it again).
 ///
+/// Credentials a script sends are registered with ``Secrets`` before they go out, so a server
+/// echoing one is masked in every output: credential headers (where the ``HTTPHeaders`` are
+/// built), credential-named query parameters (where the URL is parsed) and the credential-named
+/// fields of JSON and form bodies (`"password": …`, `client_secret=…`; see the README's secrets
+/// section for the name rule).
+///
 /// Per request, the client does one hop to the connection's event loop and one continuation; the
 /// request is encoded into a buffer owned by the connection and reused.
 public final class HTTPClient: Sendable {
@@ -32,7 +38,8 @@ public final class HTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// Largest number of open connections per host. Default: no cap — the pool grows to the
         /// number of requests in flight, so a closed-model run measures the server, not a queue
-        /// inside the client. A cap is reported in the run's environment (`http_pool_cap`).
+        /// inside the client. A cap requests waited for is reported in the run's environment
+        /// (`http_pool_cap`), and a latency breach spent waiting for it is blamed on it.
         public var maxConnectionsPerHost: Int = .max
         /// Statuses that count as success (default 200–399, as k6); others count an
         /// `http_<code>` error and a hit in `http_req_failed`. A request can override it.
@@ -215,12 +222,14 @@ public final class HTTPClient: Sendable {
                 }
             }
         } catch {
-            observer?.httpExchangeFinished(HTTPExchange(pending, status: nil, timings: nil, failure: error))
+            observer?.httpExchangeFinished(HTTPExchange(pending, status: nil, timings: nil, failure: error,
+                                                        poolCap: configuration.maxConnectionsPerHost))
             throw error
         }
         if let observer {
             let failure = pending.statusFailure(response, expected: configuration.expectedStatuses)
             observer.httpExchangeFinished(HTTPExchange(pending, status: response.status, timings: response.timings, failure: failure,
+                                                       poolCap: configuration.maxConnectionsPerHost,
                                                        finishedAt: pending.start &+ response.totalNanos))
         }
         return response
@@ -310,12 +319,14 @@ extension HTTPExchange {
                   cancelled: failure is CancellationError)
     }
 
-    /// A request that was answered (`status`, `timings`) or failed on its way (nil, nil).
-    init(_ pending: PendingRequest, status: Int?, timings: HTTPTimings?, failure: (any Error)?, finishedAt: UInt64 = 0) {
+    /// A request that was answered (`status`, `timings`) or failed on its way (nil, nil), sent
+    /// through a pool capped at `poolCap` connections (kept when the request waited for one).
+    init(_ pending: PendingRequest, status: Int?, timings: HTTPTimings?, failure: (any Error)?, poolCap: Int,
+         finishedAt: UInt64 = 0) {
         self.init(method: pending.method, path: pending.endpoint.path, name: pending.name,
                   status: status, failure: failure, timings: timings ?? HTTPTimings(),
                   bytesSent: pending.bytesSent, bytesReceived: pending.bytesReceived,
-                  queued: pending.queued, retries: pending.staleRetries,
+                  queued: pending.queued, poolCap: pending.queued ? poolCap : nil, retries: pending.staleRetries,
                   cancelled: failure is CancellationError, finishedAt: finishedAt)
     }
 }

@@ -300,15 +300,33 @@ public enum Secrets {
     package static func registerHeader(_ name: String, _ value: String) {
         guard value.utf8.count >= minimumLength, isSecret(name) else { return }
         let isCookie = isCookieName(name)
+        registerOnce(value, kind: isCookie ? 1 : 0) {
+            var parts: [String] = []
+            collectParts(Substring(value), cookie: isCookie, headerLine: true, into: &parts)
+            for part in parts { register(part) }
+        }
+    }
+
+    /// Registers `value` whole — the value of a credential-named field of a request body or of a
+    /// query parameter, which the HTTP client finds before sending — as cheaply to repeat as
+    /// ``registerHeader(_:_:)``: a script sending the same login body again and again pays a
+    /// hash, not a registration (a lock and a set insertion).
+    package static func registerValue(_ value: String) {
+        guard value.utf8.count >= minimumLength else { return }
+        registerOnce(value, kind: 2) { register(value) }
+    }
+
+    /// Runs `registration` unless `value` (registered as `kind` of value) was seen before: its
+    /// fingerprint is looked up in ``seen`` first and stored there after.
+    @inline(__always)
+    private static func registerOnce(_ value: String, kind: UInt8, _ registration: () -> Void) {
         var h = Hasher()
-        h.combine(isCookie)
+        h.combine(kind)
         h.combine(value)
         let print = h.finalize() | 1   // never 0, the empty slot
         let slot = (print >> 1) & (seenSlots - 1)
         if seen[slot].load(ordering: .acquiring) == print { return }
-        var parts: [String] = []
-        collectParts(Substring(value), cookie: isCookie, headerLine: true, into: &parts)
-        for part in parts { register(part) }
+        registration()
         seen[slot].store(print, ordering: .releasing)
     }
 
