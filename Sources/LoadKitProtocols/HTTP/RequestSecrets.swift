@@ -17,6 +17,11 @@ enum RequestSecrets {
         "signature", "xamzsecuritytoken", "xamzsignature", "jwt", "sessionid",
     ].map { Array($0.utf8) }
 
+    /// Exact names that are credentials in a URL's query only (`?key=…`, `?auth=…`, an API key by
+    /// convention) and ordinary words in a body: `{"key": "orders", "value": 3}` must not mask
+    /// "orders" in every later output.
+    static let queryOnlyNames: [[UInt8]] = ["key", "auth"].map { Array($0.utf8) }
+
     /// Endings that make a (normalised) name a credential's: `password`, `new_password`,
     /// `currentPassword`, `passwd`, `passcode`, `secret`, `client_secret`.
     static let credentialSuffixes: [[UInt8]] = ["password", "passwd", "passcode", "secret"].map { Array($0.utf8) }
@@ -29,13 +34,14 @@ enum RequestSecrets {
     /// of ``credentialSuffixes``. `api_key`, `X-Amz-Security-Token`, `new_password`,
     /// `currentPassword` and `client_secret` are; `author`, `ticketType`, `page_token` and
     /// `password_hint` are not.
-    static func isCredentialName(_ name: some StringProtocol) -> Bool {
+    /// In a body (`inBody`), ``queryOnlyNames`` are not.
+    static func isCredentialName(_ name: some StringProtocol, inBody: Bool = false) -> Bool {
         var bytes = Array(name.utf8)
-        return bytes.withUnsafeMutableBufferPointer { isCredentialName(UnsafeBufferPointer($0)) }
+        return bytes.withUnsafeMutableBufferPointer { isCredentialName(UnsafeBufferPointer($0), inBody: inBody) }
     }
 
-    /// ``isCredentialName(_:)`` over a name's UTF-8 bytes, without allocating.
-    static func isCredentialName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// ``isCredentialName(_:inBody:)`` over a name's UTF-8 bytes, without allocating.
+    static func isCredentialName(_ name: UnsafeBufferPointer<UInt8>, inBody: Bool = false) -> Bool {
         guard !name.isEmpty, name.count <= longestName * 2 else { return false }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: longestName) { n in
             var count = 0
@@ -45,7 +51,9 @@ enum RequestSecrets {
                 count += 1
             }
             let normalised = UnsafeBufferPointer(rebasing: n[..<count])
-            for c in credentialNames where c.count == count && c.elementsEqual(normalised) { return true }
+            for c in credentialNames where c.count == count && c.elementsEqual(normalised) {
+                return !(inBody && queryOnlyNames.contains(c))
+            }
             for s in credentialSuffixes where s.count <= count && s.elementsEqual(normalised[(count - s.count)...]) {
                 return true
             }
@@ -72,7 +80,7 @@ enum RequestSecrets {
         if containsIgnoringASCIICase(type, "json") {
             values = body.withUnsafeBufferPointer { credentialValues(inJSON: $0) }
         } else if containsIgnoringASCIICase(type, "x-www-form-urlencoded") {
-            values = credentialValues(inForm: String(decoding: body, as: UTF8.self))
+            values = credentialValues(inForm: String(decoding: body, as: UTF8.self), inBody: true)
         } else {
             return
         }
@@ -89,13 +97,13 @@ enum RequestSecrets {
     /// The values of the credential-named parameters of a query or form
     /// (`a=1&password=s%21cr+t`): each as written and, when it differs, `%`- and `+`-decoded
     /// (`s%21cr+t`, `s!cr t`) — a server may echo either. Names are decoded before they are judged.
-    static func credentialValues(inForm text: String) -> [String] {
+    static func credentialValues(inForm text: String, inBody: Bool = false) -> [String] {
         var out: [String] = []
         for pair in text.split(separator: "&") {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { continue }
             let rawName = pair[..<eq]
             let name = rawName.contains(where: { $0 == "%" || $0 == "+" }) ? percentDecode(rawName) : String(rawName)
-            guard isCredentialName(name) else { continue }
+            guard isCredentialName(name, inBody: inBody) else { continue }
             let raw = pair[pair.index(after: eq)...]
             out.append(String(raw))
             let decoded = percentDecode(raw)
@@ -144,9 +152,9 @@ enum RequestSecrets {
             let credential: Bool
             if escaped {
                 var key = Array(unescape(text).utf8)
-                credential = key.withUnsafeMutableBufferPointer { isCredentialName(UnsafeBufferPointer($0)) }
+                credential = key.withUnsafeMutableBufferPointer { isCredentialName(UnsafeBufferPointer($0), inBody: true) }
             } else {
-                credential = isCredentialName(text)
+                credential = isCredentialName(text, inBody: true)
             }
             while k < b.count && isSpace(b[k]) { k += 1 }
             i = k
