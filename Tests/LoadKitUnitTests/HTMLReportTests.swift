@@ -221,6 +221,20 @@ final class Canary: Sendable {
         #expect(HTMLReport.render(run).contains("open model: iterations dropped (no free user) and late, per second"))
     }
 
+    /// The error-rate card says failed and succeeded as the counters do: `operations` counts the
+    /// successes only, and "267 of 1,871 operations failed" beside `operations 1,604` read as a
+    /// contradiction (held-out API user).
+    @Test func theErrorRateCardCountsAsTheCountersDo() {
+        var run = ReportFixtures.run()
+        run.metrics.counters[RunnerMetrics.operations] = 1_604
+        run.metrics.errors = ["http_429": ErrorTally(source: .server, count: 267, examples: ["GET /search answered HTTP 429"])]
+        let kpi = HTMLReport.kpis(run).first { $0.label == "error rate" }
+        #expect(kpi?.note == "267 failed, 1,604 succeeded (operations)", "\(kpi?.note ?? "no card")")
+        // The console says the rate once, with its counts.
+        let text = ConsoleSummary.full(run, outcomes: [])
+        #expect(text.components(separatedBy: "error rate").count == 2, "\(text)")
+    }
+
     /// A trend that is all zeros (TLS handshaking over plain HTTP) gets no distribution chart —
     /// one bar at 0 tells nothing the statistics table does not (held-out HTTP user).
     @Test func anAllZeroTrendHasNoDistributionChart() {

@@ -152,8 +152,8 @@ package enum ConsoleSummary {
             out += "\nConnections held: \(held.sentence)\n"
             if let note = held.lateNote { out += "  \(note)\n" }
         }
+        // The rate once, on its own line with its counts (it was also in brackets here).
         out += "\nErrors: \(errs)"
-        if let e = m.errorRate { out += " (error rate \(Fmt.num(e * 100, 3))%)" }
         out += "\n  error rate \(ErrorRateText(m).sentence)\n"
         for (kind, t) in m.errorsByCount {
             out += "  \(kind) [\(t.source.rawValue)]: \(t.count)\n"

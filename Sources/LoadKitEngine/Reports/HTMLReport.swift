@@ -163,7 +163,7 @@ package enum HTMLReport {
         }
         let err = ErrorRateText(m)
         out.append(KPI(label: "error rate", value: err.rate.map(Fmt.percent) ?? "–",
-                       note: err.rate == nil ? err.sentence : "\(Fmt.int(err.failed)) of \(Fmt.int(err.succeeded + err.failed)) operations failed"))
+                       note: err.rate == nil ? err.sentence : "\(Fmt.int(err.failed)) failed, \(Fmt.int(err.succeeded)) succeeded (operations)"))
         if let key = ConsoleSummary.keyTrends(m, outcomes: []).first, let hist = m.trends[key] {
             let t = TrendSummary(hist)
             out.append(KPI(label: "\(key) p95", value: "\(Fmt.short3(t.p95)) ms", note: "p50 \(Fmt.short3(t.med)) · p99 \(Fmt.short3(t.p99)) ms"))
