@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Testing
 import LoadKit   // not @testable: the quick start uses only the public API
@@ -112,6 +113,75 @@ import LoadKit   // not @testable: the quick start uses only the public API
         result.expect()
         #expect(result.metrics.counters["http_reqs"] == 200)
         #expect(server.statistics.requests == 200)
+    }
+
+    /// The README's HTTP API journey, smaller (a 2 s ramp to 60/s instead of 30 s to 200/s and a
+    /// 60 s hold): a login per user from a CSV row, kept across its iterations; an order created
+    /// and read back each iteration. The server counts what it served.
+    @Test func ordersJourney() async throws {
+        struct Served { var logins: [String: Int] = [:], created = 0, read = 0, unauthorised = 0 }
+        let served = Mutex(Served())
+        var router = Router()
+        router.post("/login") { req in
+            let body = (try? JSONSerialization.jsonObject(with: Data(req.body))) as? [String: String] ?? [:]
+            guard let user = body["user"], body["password"] == "pw-\(user)" else { return .text("bad credentials", status: 401) }
+            served.withLock { $0.logins[user, default: 0] += 1 }
+            return .json(["token": "tok-\(user)-0123456789"])
+        }
+        router.post("/orders") { req in
+            guard req.head.headers["Authorization"]?.hasPrefix("Bearer tok-") == true else {
+                served.withLock { $0.unauthorised += 1 }; return .text("no token", status: 401)
+            }
+            let id = served.withLock { $0.created += 1; return $0.created }
+            return .json(["id": id], status: 201)
+        }
+        router.get("/orders/{id}") { req in
+            served.withLock { $0.read += 1 }
+            return .json(["id": req.pathParameters["id"] ?? "?", "sku": "A1"])
+        }
+        let server = try HTTPServer(port: 0, handler: router.handler)
+        defer { server.stop() }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let accounts = try DataSet(text: "user,password\n" + (0..<5).map { "u\($0),pw-u\($0)" }.joined(separator: "\n"))
+        let api = "http://127.0.0.1:\(server.port)"
+        let result = try await LoadTest("orders", rate: .ramping(from: 10, .to(60, over: .seconds(2)), .hold(.seconds(1))),
+                                        maxUsers: 300)
+            .reports(false).progress(false)
+            .sla {
+                SLA.p95("create_order", below: .seconds(1))    // the README's 300 ms, widened for the parallel test set
+                SLA.errorRate(below: 0.01)
+                SLA.count("iterations", atLeast: 1)
+            }
+            .run { user in
+                let token = try await user.once("token") {
+                    let account = try accounts.row(forUser: user.index)
+                    let login = try await client.post("\(api)/login", json: ["user": account["user"] ?? "",
+                                                                             "password": account["password"] ?? ""])
+                    guard let token = try login.requireStatus().jsonValue(at: "token") else {
+                        throw ScriptFailure("login answered no token", kind: "no_token", source: .server)
+                    }
+                    return token
+                }
+                let auth: HTTPHeaders = ["Authorization": "Bearer \(token)"]
+                let id = try await user.measure("create_order") {
+                    try await client.post("\(api)/orders", json: ["sku": "A1"], headers: auth).requireStatus().jsonValue(at: "id") ?? ""
+                }
+                try await user.measure("read_order") {
+                    try await client.get("\(api)/orders/\(id)", headers: auth, name: "/orders/{id}").requireStatus()
+                }
+            }
+        result.expect()
+        let m = result.metrics, s = served.withLock { $0 }
+        let iterations = Int(m.counters["iterations"] ?? 0)
+        #expect(iterations == s.created && s.created == s.read && s.unauthorised == 0, "\(iterations) iterations, server: \(s)")
+        #expect(iterations >= 100, "≈ 135 planned: \(iterations)")
+        // One login per pooled user (as many as were ever busy at once), each with its own row.
+        let users = Int(m.gauges["vus_max"] ?? 0)
+        #expect(s.logins.values.reduce(0, +) == users, "\(s.logins) for \(users) users")
+        #expect(s.logins.keys.count == min(users, 5))
+        #expect(m.counters["http_reqs{name:/orders/{id}}"] == Int64(s.read))
+        #expect(m.counters["http_reqs"] == Int64(s.created + s.read + users))
     }
 
     /// The README's way to test that an SLA *does* fail: read the verdicts (no test failure).

@@ -16,6 +16,42 @@ private struct UnexpectedStatus: Error {}
         t.progress(false).reports(false).settings(Settings(settings))
     }
 
+    /// Per-user state across iterations: each user "logs in" once (the first iteration makes the
+    /// value) and reuses it; a `make` that throws keeps nothing (tried again); `forget` drops it;
+    /// a value asked for as the wrong type is the script's error. The server counts the logins.
+    @Test func aUserKeepsItsValueAcrossIterations() async throws {
+        let server = try CountingHTTPServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let logins = Mutex<[Int: Int]>([:]), wrongType = Mutex<[String]>([])
+        let result = try await quiet(LoadTest("once-per-user") { Stage("all", to: 3, over: .zero); Hold(.seconds(1)) })
+            .run { user in
+                if user.iteration == 0 {
+                    // A first attempt that fails keeps nothing.
+                    _ = try? await user.once("token") { () async throws -> String in throw ScriptFailure("login down") }
+                }
+                let token = try await user.once("token") { () async throws -> String in
+                    _ = try await client.get(server.url("/ok"))   // the login request
+                    logins.withLock { $0[user.index, default: 0] += 1 }
+                    return "token-\(user.index)"
+                }
+                #expect(token == "token-\(user.index)")
+                do { _ = try await user.once("token") { 0 } } catch { wrongType.withLock { $0.append("\(error)") } }
+                _ = try await client.get(server.url("/ok"))
+                if user.iteration == 2 { user.forget("token") }   // the next iteration logs in again
+                await user.sleep(for: .milliseconds(20))
+            }
+        let m = result.metrics
+        let iterations = Int(m.counters["iterations"] ?? 0)
+        #expect(m.errors.isEmpty, "\(m.errors)")
+        #expect(iterations >= 12, "\(iterations) iterations")
+        // One login per user, and one more after its third iteration forgot the token.
+        #expect(logins.withLock { $0 } == [0: 2, 1: 2, 2: 2], "\(logins.withLock { $0 })")
+        #expect(server.snapshot.requests == iterations + 6, "every iteration's request and the six logins reached the server")
+        #expect(wrongType.withLock { $0.first }?.contains("'token' is a String, asked for as Int") == true)
+    }
+
     @Test func aFailingMeasuredStepIsOneError() async throws {
         let result = try await quiet(LoadTest("one-failure", burst: 1)).run { user in
             try await user.measure("step") { throw ScriptFailure("expected 200, got 503") }

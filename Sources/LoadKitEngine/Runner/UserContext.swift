@@ -37,6 +37,9 @@ final class UserContext: Sendable {
     private let operationCount = Atomic<UInt64>(0)
     private let ledger = Mutex(Ledger())
     private let sessions = Mutex(OpenSessions())
+    /// Values the script keeps for this user across iterations (``VirtualUser/once(_:_:)``); nil
+    /// until the first is kept.
+    let kept = Mutex<[String: any Sendable]?>(nil)
     // The running iteration's number, which sessions opened now are filed under.
     private let iterationNumber = Atomic<Int>(0)
     /// Cancels what the user's own task waits for — a request, a sleep, a scenario's connect —

@@ -208,6 +208,43 @@ public struct VirtualUser: Sendable {
         }
     }
 
+    /// The value this user keeps under `key`, made by `make` the first time it is asked for and
+    /// kept for the user's life — across iterations, as a k6 script's per-VU variables or a
+    /// Locust user's `on_start` state: log in once per user, reuse the token every iteration.
+    ///
+    /// ```swift
+    /// let token = try await user.once("token") { try await login(as: row["user"]) }
+    /// ```
+    /// When `make` throws, nothing is kept (the next call tries again) and the error propagates;
+    /// ``forget(_:)`` drops a value (an expired token). Asked as another type than it was kept
+    /// as, it throws a ``ScriptFailure`` naming both. Each user has its own values; in the open
+    /// model they belong to the pooled user, which runs many iterations of the schedule.
+    nonisolated(nonsending)
+    public func once<T: Sendable>(_ key: String, _ make: nonisolated(nonsending) () async throws -> T) async throws -> T {
+        if let value = context.kept.withLock({ $0?[key] }) {
+            guard let typed = value as? T else {
+                throw ScriptFailure("user \(index)'s value '\(key)' is a \(type(of: value)), asked for as \(T.self)")
+            }
+            return typed
+        }
+        let made = try await make()
+        // Another task of the same user may have kept one meanwhile: the first kept wins.
+        let value: any Sendable = context.kept.withLock { kept in
+            if let first = kept?[key] { return first }
+            kept = (kept ?? [:]).merging([key: made]) { a, _ in a }
+            return made
+        }
+        guard let typed = value as? T else {
+            throw ScriptFailure("user \(index)'s value '\(key)' is a \(type(of: value)), asked for as \(T.self)")
+        }
+        return typed
+    }
+
+    /// Drops the value kept under `key` (``once(_:_:)`` makes it again on its next call).
+    public func forget(_ key: String) {
+        context.kept.withLock { _ = $0?.removeValue(forKey: key) }
+    }
+
     /// Throws `CancellationError` when the user must stop (for scripts with long straight-line steps).
     public func checkStop() throws {
         if isStopping { throw CancellationError() }
