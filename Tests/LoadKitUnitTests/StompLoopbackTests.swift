@@ -92,9 +92,15 @@ final class StompTestBroker: Sendable {
             case .success(let request):
                 switch request {
                 case .connect(let f):
-                    if f["login"] == "bad" {
+                    if f["login"] == "bad" || f["login"] == "bad-slow-close" {
                         send(StompServerSession.errorFrame(message: "login refused", body: "bad passcode \(f["passcode"] ?? "")"))
-                        tcp.close()
+                        // `bad-slow-close`: the close follows 30 ms after the ERROR, in a read of its own.
+                        if f["login"] == "bad-slow-close" {
+                            let pipe = tcp
+                            pipe.loop.schedule(after: .milliseconds(30)) { pipe.close() }
+                        } else {
+                            tcp.close()
+                        }
                         return
                     }
                     silent = f["login"] == "silent"

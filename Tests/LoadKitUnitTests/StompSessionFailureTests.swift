@@ -108,11 +108,18 @@ import Synchronization
         defer { broker.close() }
         let relay = try CountingRelay(to: broker.address)
         let result = try await quiet(LoadTest("stomp-refused-ws", burst: 3)).run { user in
-            _ = try await connect("ws://127.0.0.1:\(relay.port)/stomp", login: "bad", webSocket: true, port: relay.port)
+            // The broker's close frame comes 30 ms after its ERROR for one user: read and counted
+            // too (the client finishes the closing handshake instead of dropping TCP at once).
+            _ = try await connect("ws://127.0.0.1:\(relay.port)/stomp", login: user.index == 0 ? "bad-slow-close" : "bad",
+                                  webSocket: true, port: relay.port)
         }
         let m = result.metrics
         #expect(totalErrors(m) == 3 && m.errors["stomp_error"]?.count == 3, "\(m.errors)")
         #expect(m.counters["ws_sessions_closed_by_server"] == 3, "\(m.counters)")
+        // A refused login is one failure, not a successful WebSocket open and a failure: the
+        // error rate of three refused logins is 100 % (it read 50 %).
+        #expect((m.counters["operations"] ?? 0) == 0, "\(m.counters)")
+        #expect(m.errorRate == 1)
         let seen = await relay.settled()
         #expect(m.counters["data_received"] == Int64(seen.serverToClient), "the relay carried \(seen.serverToClient) bytes down")
         #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
@@ -130,6 +137,7 @@ import Synchronization
         }
         let m = result.metrics
         #expect(m.errors.isEmpty, "\(m.errors)")
+        #expect(m.counters["operations"] == 2, "one operation a connect (CONNECTED), none for its WebSocket alone: \(m.counters)")
         #expect(m.counters["ws_sessions_closed_by_server"] == nil || m.counters["ws_sessions_closed_by_server"] == 0, "\(m.counters)")
     }
 }

@@ -27,7 +27,8 @@ import Testing
         final class Heard: ClientObserver, @unchecked Sendable {
             var exchanges: [HTTPExchange] = []
             func httpExchangeFinished(_ exchange: HTTPExchange) { exchanges.append(exchange) }
-            func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? { nil }
+            func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int,
+                                 countsOperation: Bool) -> (any WebSocketSessionObserver)? { nil }
             func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {}
             func streamOpened() -> (any StreamTrafficObserver)? { nil }
             var cancellation: TaskCancellationScope? { nil }

@@ -111,9 +111,9 @@ extension Metric where Kind == CounterKind {
     public static var wsMsgsSent: CounterMetric { CounterMetric(BuiltInMetrics.wsMsgsSent) }
     /// `ws_msgs_received`: WebSocket messages received.
     public static var wsMsgsReceived: CounterMetric { CounterMetric(BuiltInMetrics.wsMsgsReceived) }
-    /// `messages_sent`: STOMP chat SENDs.
+    /// `messages_sent`: STOMP chat SENDs (counted by the scenario or your script, not the client).
     public static var messagesSent: CounterMetric { CounterMetric(BuiltInMetrics.messagesSent) }
-    /// `messages_received`: STOMP chat MESSAGEs received.
+    /// `messages_received`: STOMP chat MESSAGEs received (counted by the scenario or your script).
     public static var messagesReceived: CounterMetric { CounterMetric(BuiltInMetrics.messagesReceived) }
 }
 

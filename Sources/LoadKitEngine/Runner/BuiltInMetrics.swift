@@ -9,10 +9,13 @@ public enum BuiltInMetrics {
     /// Counter: HTTP requests sent (answered or not).
     public static let httpReqs = "http_reqs"
     /// Counter: messages a messaging scenario sent (the STOMP chat's SENDs); shown first in the
-    /// console summary when counted.
+    /// console summary when counted. Counted by the scenario, not by the clients: a script of
+    /// your own counts its SENDs with `user.count(.messagesSent)` (``StompClient`` frames,
+    /// heart-beats included, are in `ws_msgs_sent`).
     public static let messagesSent = "messages_sent"
     /// Counter: messages a messaging scenario received (the STOMP chat's MESSAGE frames); the
-    /// progress line's msg/s.
+    /// progress line's msg/s. Counted by the scenario (`user.count(.messagesReceived)` in a
+    /// subscription's handler), not by the clients.
     public static let messagesReceived = "messages_received"
     /// Trend: sending + waiting + receiving of every answered request (any status).
     public static let httpReqDuration = "http_req_duration"
@@ -133,13 +136,14 @@ extension UserContext: ClientObserver {
         if let failure = e.failure { recordFailure(failure, step: e.failureStep) } else { countSuccessInLedger() }
     }
 
-    func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)? {
+    func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int,
+                         countsOperation: Bool) -> (any WebSocketSessionObserver)? {
         let r = recorder
         r.recordNanos(BuiltInMetrics.wsConnecting, handshakeNanos)
         r.increment(BuiltInMetrics.wsSessions)
         r.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent))
         r.increment(BuiltInMetrics.dataReceived, by: Int64(bytesReceived))
-        recordSuccess()
+        if countsOperation { recordSuccess() }
         _ = handles.webSocket   // resolved now: the session's metrics show from its start
         webSocketSessionStarted()
         return WebSocketSessionMetrics(user: self)
@@ -227,4 +231,6 @@ final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendab
     }
 
     func carriedSessionFailed(_ error: any CountedFailure) { user.sessionFailed(error) }
+
+    func carriedSessionConnected() { user.recordSuccess() }
 }

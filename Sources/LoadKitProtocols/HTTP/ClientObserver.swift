@@ -9,8 +9,12 @@ package protocol ClientObserver: Sendable {
     /// One HTTP request finished: answered (any status) or failed without an answer.
     func httpExchangeFinished(_ exchange: HTTPExchange)
     /// A WebSocket opening handshake succeeded; the returned session listener (if any) is told of
-    /// every message and of the close, on the connection's loop.
-    func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int) -> (any WebSocketSessionObserver)?
+    /// every message and of the close, on the connection's loop. `countsOperation`: the open is
+    /// a successful operation — false when a protocol over it (STOMP) counts its own connect
+    /// (``WebSocketSessionObserver/carriedSessionConnected()``), so a login the broker refuses
+    /// is one failure, not a success and a failure.
+    func webSocketOpened(handshakeNanos: UInt64, tlsNanos: UInt64?, bytesSent: Int, bytesReceived: Int,
+                         countsOperation: Bool) -> (any WebSocketSessionObserver)?
     /// A WebSocket opening handshake (or its TCP connect) failed with a classified `error`, after
     /// writing `bytesSent` and reading `bytesReceived` (a refusal's head and body; 0 when the
     /// connect itself failed).
@@ -63,6 +67,9 @@ package protocol WebSocketSessionObserver: AnyObject, Sendable {
     /// ERROR frame, silence past the heart-beats, the server's close. Count it once now, under
     /// `error.occurrence` (the script may see it again later). Called on the connection's loop.
     func carriedSessionFailed(_ error: any CountedFailure)
+    /// The protocol the session carries (STOMP) completed its connect (CONNECTED): one successful
+    /// operation, which the WebSocket open did not count. Called on the connection's loop.
+    func carriedSessionConnected()
 }
 
 package enum ClientObservation {

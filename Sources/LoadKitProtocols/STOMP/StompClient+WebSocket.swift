@@ -49,7 +49,7 @@ extension StompClient {
         let start = monotonicNanos()
         let ws = try await WebSocketClient.connectNow(try Endpoint(url, defaultScheme: .ws), headers: wsHeaders, subprotocols: subprotocols, timeout: timeout,
                                                    maxMessageSize: limits.maxBodySize + limits.maxLineLength * 4,
-                                                   source: source, tls: tls, on: loop)
+                                                   source: source, tls: tls, countsOperation: false, on: loop)
         return try await handshake(over: ws, configuration: configuration, limits: limits, timeout: timeout, start: start)
     }
 
@@ -73,9 +73,15 @@ extension StompClient {
                 connection.setHandler(client)
             }
         } catch {
-            connection.transport.close()
+            // The failure closed the session already (`fail` starts the WebSocket's closing
+            // handshake, bounded by its close time-out): let it finish, so the server's close
+            // frame is read and counted; dropping TCP here left it unread (a held-out user's server
+            // sent 4 bytes a refused login more than LoadKit counted). Close only what is still open.
+            connection.loop.runOrExecute { if connection.isOpen { connection.closeOnLoop(code: WebSocketCloseCode.normal) } }
             throw error
         }
+        // The connect is the operation (the WebSocket open alone was not counted as one).
+        connection.loop.runOrExecute { connection.sessionObserver?.carriedSessionConnected() }
         return client
     }
 }

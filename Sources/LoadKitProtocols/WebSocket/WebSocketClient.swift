@@ -81,7 +81,7 @@ public final class WebSocketClient: @unchecked Sendable {
     @inline(never)
     static func connectNow(_ endpoint: Endpoint, headers: [(String, String)], subprotocols: [String],
                            timeout: Duration, maxMessageSize: Int, source: SocketAddress?, closeTimeout: Duration = .seconds(5),
-                           tls: TLSSettings?, on loop: EventLoop) async throws -> WebSocketClient {
+                           tls: TLSSettings?, countsOperation: Bool = true, on loop: EventLoop) async throws -> WebSocketClient {
         let observer = ClientObservation.current
         let wire = WireBytes()
         do {
@@ -90,7 +90,8 @@ public final class WebSocketClient: @unchecked Sendable {
             let (transport, start) = try await openTransport(endpoint, timeout: timeout, source: source, tls: tls, wire: wire, on: loop)
             return try await handshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols,
                                        timeout: timeout, maxMessageSize: maxMessageSize,
-                                       closeTimeout: closeTimeout, observer: observer, start: start, wire: wire)
+                                       closeTimeout: closeTimeout, observer: observer, countsOperation: countsOperation,
+                                       start: start, wire: wire)
         } catch {
             // A refused, timed-out or dropped handshake still put bytes on the wire: count them.
             observer?.webSocketFailed(error, endpoint: endpoint, bytesSent: wire.sent, bytesReceived: wire.received)
@@ -130,7 +131,7 @@ public final class WebSocketClient: @unchecked Sendable {
     @inline(never)
     static func handshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
                           subprotocols: [String], timeout: Duration, maxMessageSize: Int,
-                          closeTimeout: Duration, observer: (any ClientObserver)?,
+                          closeTimeout: Duration, observer: (any ClientObserver)?, countsOperation: Bool = true,
                           start: UInt64, wire: WireBytes? = nil) async throws -> WebSocketClient {
         let tlsNanos = transport.tlsHandshakeNanos
         // Started by a plain function: this context, which waits as long as the server takes,
@@ -138,7 +139,7 @@ public final class WebSocketClient: @unchecked Sendable {
         let connection: WebSocketConnection = try await withCheckedThrowingContinuation { cont in
             startHandshake(over: transport, endpoint: endpoint, headers: headers, subprotocols: subprotocols, timeout: timeout,
                            maxMessageSize: maxMessageSize, closeTimeout: closeTimeout,
-                           observer: observer, start: start, tlsNanos: tlsNanos, wire: wire, cont: cont)
+                           observer: observer, countsOperation: countsOperation, start: start, tlsNanos: tlsNanos, wire: wire, cont: cont)
         }
         let client = WebSocketClient(connection: connection, endpoint: endpoint, handshakeNanos: monotonicNanos() &- start, tlsHandshakeNanos: tlsNanos)
         observer?.sessionOpened(connection, heldBy: client)
@@ -148,7 +149,8 @@ public final class WebSocketClient: @unchecked Sendable {
     @inline(never)
     private static func startHandshake(over transport: any Transport, endpoint: Endpoint, headers: [(String, String)],
                                        subprotocols: [String], timeout: Duration, maxMessageSize: Int,
-                                       closeTimeout: Duration, observer: (any ClientObserver)?, start: UInt64, tlsNanos: UInt64?,
+                                       closeTimeout: Duration, observer: (any ClientObserver)?, countsOperation: Bool,
+                                       start: UInt64, tlsNanos: UInt64?,
                                        wire: WireBytes?, cont: CheckedContinuation<WebSocketConnection, any Error>) {
         let loop = transport.loop
         let deadline = start &+ timeout.nanoseconds, now = monotonicNanos()
@@ -160,7 +162,7 @@ public final class WebSocketClient: @unchecked Sendable {
         loop.execute {
             let hs = ClientHandshakeDelegate(request: request, endpoint: endpoint, maxMessageSize: maxMessageSize,
                                              closeTimeout: closeTimeout, cont: cont, observer: observer,
-                                             start: start, tlsNanos: tlsNanos, wire: wire)
+                                             countsOperation: countsOperation, start: start, tlsNanos: tlsNanos, wire: wire)
             transport.start(delegate: hs)
             transport.write(request.bytes)
             hs.timer = loop.schedule(after: remaining) { [weak hs] in
@@ -255,6 +257,8 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
     private var bodyWanted = 0
     // Built-in metrics of the virtual user opening the connection (nil outside a load run).
     private let observer: (any ClientObserver)?
+    // False when a protocol over the WebSocket (STOMP) counts its own connect as the operation.
+    private let countsOperation: Bool
     private let start: UInt64
     private let tlsNanos: UInt64?
     private var headBytes = 0
@@ -264,13 +268,14 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
 
     init(request: WebSocketHandshake.ClientRequest, endpoint: Endpoint, maxMessageSize: Int, closeTimeout: Duration,
          cont: CheckedContinuation<WebSocketConnection, any Error>, observer: (any ClientObserver)? = nil,
-         start: UInt64 = 0, tlsNanos: UInt64? = nil, wire: WireBytes? = nil) {
+         countsOperation: Bool = true, start: UInt64 = 0, tlsNanos: UInt64? = nil, wire: WireBytes? = nil) {
         self.closeTimeout = closeTimeout
         self.request = request
         self.endpoint = endpoint
         self.maxMessageSize = maxMessageSize
         self.cont = cont
         self.observer = observer
+        self.countsOperation = countsOperation
         self.start = start
         self.tlsNanos = tlsNanos
         self.wire = wire
@@ -319,7 +324,8 @@ final class ClientHandshakeDelegate: ConnectionDelegate, @unchecked Sendable {
                 let tls = transport.takeWireOverhead()
                 ws.sessionObserver = observer?.webSocketOpened(handshakeNanos: monotonicNanos() &- start, tlsNanos: tlsNanos,
                                                                bytesSent: request.bytes.count + tls.sent,
-                                                               bytesReceived: headBytes + tls.received)
+                                                               bytesReceived: headBytes + tls.received,
+                                                               countsOperation: countsOperation)
                 ws.start(initialBytes: Array(rest))
                 k?.resume(returning: ws)
             } catch {
