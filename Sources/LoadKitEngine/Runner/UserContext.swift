@@ -37,9 +37,6 @@ final class UserContext: Sendable {
     private let operationCount = Atomic<UInt64>(0)
     private let ledger = Mutex(Ledger())
     private let sessions = Mutex(OpenSessions())
-    /// Values the script keeps for this user across iterations (``VirtualUser/once(_:_:)``); nil
-    /// until the first is kept.
-    let kept = Mutex<[String: any Sendable]?>(nil)
     // The running iteration's number, which sessions opened now are filed under.
     private let iterationNumber = Atomic<Int>(0)
     /// Cancels what the user's own task waits for — a request, a sleep, a scenario's connect —
@@ -72,7 +69,25 @@ final class UserContext: Sendable {
             let iteration: Int
         }
         var entries: [Entry] = []
+        /// Values the script keeps for this user across iterations (``VirtualUser/once(_:_:)``),
+        /// under this lock too (no lock of their own: 8 bytes a user, not 16).
+        var kept: [String: any Sendable] = [:]
     }
+
+    /// The value kept under `key`, if any.
+    func keptValue(_ key: String) -> (any Sendable)? { sessions.withLock { $0.kept[key] } }
+
+    /// Keeps `value` under `key` unless a value is kept there already; returns the one kept.
+    func keep(_ value: any Sendable, as key: String) -> any Sendable {
+        sessions.withLock { s in
+            if let first = s.kept[key] { return first }
+            s.kept[key] = value
+            return value
+        }
+    }
+
+    /// Drops the value kept under `key`.
+    func forget(_ key: String) { sessions.withLock { _ = $0.kept.removeValue(forKey: key) } }
 
     /// An iteration starts: sessions opened from now on belong to it.
     func beginIteration(_ number: Int) { iterationNumber.store(number, ordering: .relaxed) }

@@ -221,7 +221,7 @@ public struct VirtualUser: Sendable {
     /// model they belong to the pooled user, which runs many iterations of the schedule.
     nonisolated(nonsending)
     public func once<T: Sendable>(_ key: String, _ make: nonisolated(nonsending) () async throws -> T) async throws -> T {
-        if let value = context.kept.withLock({ $0?[key] }) {
+        if let value = context.keptValue(key) {
             guard let typed = value as? T else {
                 throw ScriptFailure("user \(index)'s value '\(key)' is a \(type(of: value)), asked for as \(T.self)")
             }
@@ -229,11 +229,7 @@ public struct VirtualUser: Sendable {
         }
         let made = try await make()
         // Another task of the same user may have kept one meanwhile: the first kept wins.
-        let value: any Sendable = context.kept.withLock { kept in
-            if let first = kept?[key] { return first }
-            kept = (kept ?? [:]).merging([key: made]) { a, _ in a }
-            return made
-        }
+        let value = context.keep(made, as: key)
         guard let typed = value as? T else {
             throw ScriptFailure("user \(index)'s value '\(key)' is a \(type(of: value)), asked for as \(T.self)")
         }
@@ -242,7 +238,7 @@ public struct VirtualUser: Sendable {
 
     /// Drops the value kept under `key` (``once(_:_:)`` makes it again on its next call).
     public func forget(_ key: String) {
-        context.kept.withLock { _ = $0?.removeValue(forKey: key) }
+        context.forget(key)
     }
 
     /// Throws `CancellationError` when the user must stop (for scripts with long straight-line steps).
