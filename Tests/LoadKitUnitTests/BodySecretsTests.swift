@@ -149,8 +149,9 @@ import Testing
                   "secretary", "keyword", "monkey", "user", "username", "email", "", "_", String(repeating: "a", count: 200) + "password"] {
             #expect(!RequestSecrets.isCredentialName(n), "\(n)")
         }
-        // `key` and `auth` are an API key in a query, ordinary words in a body.
+        // `key`, `auth` and `ticket` are a credential in a query, ordinary words in a body.
         #expect(RequestSecrets.isCredentialName("key") && !RequestSecrets.isCredentialName("key", inBody: true))
+        #expect(RequestSecrets.isCredentialName("ticket") && !RequestSecrets.isCredentialName("ticket", inBody: true))
         #expect(Self.json(#"{"key": "orders", "value": "x", "api_key": "k-secret-1"}"#) == ["k-secret-1"])
         #expect(RequestSecrets.credentialValues(inForm: "key=orders&auth=basic1", inBody: true).isEmpty)
         #expect(RequestSecrets.credentialValues(inForm: "key=abc123&auth=basic1") == ["abc123", "basic1"])

@@ -123,6 +123,16 @@ final class StompTestBroker: Sendable {
                 case .unsubscribe(let id, _):
                     broker.state.withLock { $0.subscribers.removeAll { $0.conn === self && $0.id == id } }
                 case .send(let destination, let f):
+                    if destination == "/close-1011" || destination == "/drop" {
+                        // The server ends the session without ERROR: a WebSocket close 1011, or
+                        // the connection dropped (no close frame; over TCP both are a plain close).
+                        switch tcp {
+                        case .ws(let w) where destination == "/close-1011": w.closeOnLoop(code: 1011, reason: "internal error")
+                        case .ws(let w): w.transport.close()
+                        case .tcp(let t): t.close()
+                        }
+                        return
+                    }
                     if destination == "/error" {
                         send(StompServerSession.errorFrame(message: "boom", body: "destination /error always fails",
                                                            receiptID: f["receipt"]))

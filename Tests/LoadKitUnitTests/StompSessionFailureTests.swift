@@ -125,6 +125,84 @@ import Synchronization
         #expect(m.counters["data_sent"] == Int64(seen.clientToServer), "the relay carried \(seen.clientToServer) bytes up")
     }
 
+    /// The server closes the WebSocket (1011) or drops it while the session is connected and the
+    /// script only sends: one failure a user, the server's close — counted when it happens, not
+    /// again when the script hands the same failure to `user.fail` from its hook and from
+    /// `waitClosed()` (a review found it counted 0 times, then 2).
+    @Test(arguments: ["/close-1011", "/drop"])
+    func theServersCloseIsOneFailureToo(destination: String) async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-server-close", burst: 2)).run { user in
+            let c = try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port)
+            if user.index == 1 { c.onError = { e in user.fail(e, step: "on_error") } }
+            c.send(destination: destination, text: "x")
+            if let cause = await c.waitClosed(), user.index == 1 { user.fail(cause, step: "wait_closed") }
+        }
+        let m = result.metrics
+        let kind = destination == "/drop" ? "ws_close_1006" : "ws_close_1011"
+        #expect(totalErrors(m) == 2 && m.errors[kind]?.count == 2 && m.errors[kind]?.source == .server, "\(m.errors)")
+        #expect(m.counters["ws_sessions_closed_by_server"] == 2, "\(m.counters)")
+    }
+
+    /// Many sessions of one user, each ended by an ERROR the script also hands to `user.fail`:
+    /// each counted once (a bounded memory of counted failures once let the 17th on count twice).
+    @Test func everySessionOfAUserIsCountedOnce() async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-many-sessions", burst: 1)).run { user in
+            for _ in 0..<20 {
+                let c = try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port)
+                c.send(destination: "/error", text: "x")
+                if let cause = await c.waitClosed() { user.fail(cause, step: "wait_closed") }
+            }
+        }
+        #expect(result.metrics.errors["stomp_error"]?.count == 20, "\(result.metrics.errors)")
+        #expect(totalErrors(result.metrics) == 20)
+    }
+
+    /// A session failure counted on the loop while the script is inside another step does not
+    /// make that step a failure: it keeps its latency sample and its success.
+    @Test func aSessionFailureDoesNotSpoilAnUnrelatedStep() async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-unrelated-step", burst: 2)).run { user in
+            let c = try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port)
+            try await user.measure("unrelated") {
+                c.send(destination: "/error", text: "x")      // the ERROR arrives during the step
+                await user.sleep(for: .milliseconds(200))
+            }
+            _ = await c.waitClosed()
+        }
+        let m = result.metrics
+        #expect(m.trends["unrelated"]?.count == 2, "both steps timed: \(m.trends["unrelated"]?.count ?? 0)")
+        #expect(m.errors["stomp_error"]?.count == 2, "\(m.errors)")
+    }
+
+    /// A client the script keeps across iterations (`user.once`): a later iteration that fails
+    /// leaves it alone; the iteration that made it failing drops it (the runner closes the
+    /// sessions a failed iteration opened) and the next makes a new one — not a dead client kept
+    /// for every later iteration to fail on (a review's probe: 19 errors in 1 s). The user's end
+    /// drops what it kept, and its client is closed for it (`ws_sessions_left_open`).
+    @Test(arguments: [0, 1])
+    func aClientKeptAcrossIterationsAndAFailedIteration(failing: Int) async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-kept") { Stage("one", to: 1, over: .zero); Hold(.milliseconds(500)) })
+            .run { user in
+                let c = try await user.once("stomp") { try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port) }
+                try await c.send(destination: "/a", body: [1], receipt: true)
+                await user.sleep(for: .milliseconds(20))
+                if user.iteration == failing { throw ScriptFailure("iteration \(failing) fails") }
+            }
+        let m = result.metrics
+        #expect(m.errors.keys.sorted() == ["assertion"] && m.errors["assertion"]?.count == 1, "\(m.errors)")
+        #expect((m.counters["iterations"] ?? 0) >= 5, "\(m.counters)")
+        // Failing the iteration that made it: a new client for the next. Failing a later one: the same client.
+        #expect(m.counters["ws_sessions"] == (failing == 0 ? 2 : 1), "\(m.counters)")
+        #expect(m.counters["ws_sessions_left_open"] == (failing == 0 ? 2 : 1), "\(m.counters)")
+    }
+
     /// A script that ends its session itself (DISCONNECT, or a plain close) has no failure.
     @Test func aSessionTheScriptEndsIsNoFailure() async throws {
         let broker = try StompTestBroker(webSocket: true)

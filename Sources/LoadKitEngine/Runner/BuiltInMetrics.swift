@@ -152,9 +152,12 @@ extension UserContext: ClientObserver {
     func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
 
     /// A connected session the server ended (a STOMP ERROR, missed heart-beats, a drop): one
-    /// failure, filed under its occurrence so that the copies the script sees are not counted.
-    func sessionFailed(_ error: any CountedFailure) {
-        recordFailure(error, step: "connection")
+    /// failure, counted now. Its copies the script sees later carry the occurrence and are not
+    /// counted again (``recordFailure(_:step:since:)``). Counted outside the ledger the steps
+    /// compare marks with: it happened on the loop, not in the step that may be running then.
+    func sessionFailed(_ error: any CountedFailure) -> Bool {
+        recorder.error(error, step: "connection")
+        return true
     }
 
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
@@ -230,7 +233,7 @@ final class WebSocketSessionMetrics: WebSocketSessionObserver, @unchecked Sendab
         user.webSocketSessionEnded()
     }
 
-    func carriedSessionFailed(_ error: any CountedFailure) { user.sessionFailed(error) }
+    func carriedSessionFailed(_ error: any CountedFailure) -> Bool { user.sessionFailed(error) }
 
     func carriedSessionConnected() { user.recordSuccess() }
 }

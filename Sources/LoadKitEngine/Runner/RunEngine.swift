@@ -180,8 +180,10 @@ final class RunEngine: Sendable {
         }
     }
 
-    /// A user's task is over: sessions its script left open are closed, the task forgotten.
+    /// A user's task is over: the values it kept (``VirtualUser/once(_:_:)``) are dropped, and
+    /// the sessions its script left open — a client kept there among them — are closed.
     private func userTaskEnded(_ ctx: UserContext, id: Int) {
+        ctx.forgetAll()
         ctx.closeSessionsLeftOpen(iteration: nil, counted: !Task.isCancelled)
         state.withLock { s in _ = s.tasks.removeValue(forKey: id) }
     }
@@ -234,6 +236,7 @@ final class RunEngine: Sendable {
         } catch {
             ok = false
             let cancelled = Task.isCancelled || (error is CancellationError && ctx.isStopping)
+            ctx.forgetKept(madeIn: number)
             ctx.closeSessionsLeftOpen(iteration: number, counted: !cancelled)
             if cancelled {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)

@@ -71,23 +71,48 @@ final class UserContext: Sendable {
         var entries: [Entry] = []
         /// Values the script keeps for this user across iterations (``VirtualUser/once(_:_:)``),
         /// under this lock too (no lock of their own: 8 bytes a user, not 16).
-        var kept: [String: any Sendable] = [:]
+        /// With the iteration that made each: a failed iteration drops what it made.
+        var kept: [String: (value: any Sendable, iteration: Int)] = [:]
     }
 
     /// The value kept under `key`, if any.
-    func keptValue(_ key: String) -> (any Sendable)? { sessions.withLock { $0.kept[key] } }
+    func keptValue(_ key: String) -> (any Sendable)? { sessions.withLock { $0.kept[key]?.value } }
 
     /// Keeps `value` under `key` unless a value is kept there already; returns the one kept.
     func keep(_ value: any Sendable, as key: String) -> any Sendable {
-        sessions.withLock { s in
-            if let first = s.kept[key] { return first }
-            s.kept[key] = value
+        let iteration = iterationNumber.load(ordering: .relaxed)
+        return sessions.withLock { s in
+            if let first = s.kept[key] { return first.value }
+            s.kept[key] = (value, iteration)
             return value
         }
     }
 
+    /// Drops the values `iteration` kept: it failed, and the sessions it opened are closed — a
+    /// client it kept would be dead for every later iteration (the next makes a new one).
+    func forgetKept(madeIn iteration: Int) {
+        let dropped = sessions.withLock { s -> [(value: any Sendable, iteration: Int)] in
+            guard !s.kept.isEmpty else { return [] }
+            let made = s.kept.filter { $0.value.iteration == iteration }
+            for k in made.keys { s.kept.removeValue(forKey: k) }
+            return Array(made.values)
+        }
+        _ = dropped   // released outside the lock
+    }
+
     /// Drops the value kept under `key`.
     func forget(_ key: String) { sessions.withLock { _ = $0.kept.removeValue(forKey: key) } }
+
+    /// Drops every kept value (the user has ended), outside the lock: a value's deinit may close
+    /// a session, which takes it.
+    func forgetAll() {
+        let dropped = sessions.withLock { s -> [String: (value: any Sendable, iteration: Int)] in
+            let k = s.kept
+            s.kept = [:]
+            return k
+        }
+        _ = dropped
+    }
 
     /// An iteration starts: sessions opened from now on belong to it.
     func beginIteration(_ number: Int) { iterationNumber.store(number, ordering: .relaxed) }
@@ -137,15 +162,10 @@ final class UserContext: Sendable {
         var operations: UInt64
     }
 
-    /// The last counted failure: the operations count then, and its kind; and the occurrences of
-    /// the last failures a client counted as they happened (``CountedFailure``), whose copies the
-    /// script may throw or report later.
+    /// The last counted failure: the operations count then, and its kind.
     private struct Ledger: Sendable {
         var operationsAtLastError: UInt64 = 0
         var lastKind = ""
-        var counted: [UInt64] = []
-        /// Occurrences remembered (a user rarely has more than one session failing at a time).
-        static let countedKept = 16
     }
 
     /// Kinds that only say "the script gave up" — they never re-classify a counted failure.
@@ -176,14 +196,10 @@ final class UserContext: Sendable {
     @discardableResult
     func recordFailure(_ error: any Error, step: String, since mark: Mark? = nil) -> Bool {
         let kind = error.loadKitKind
-        let occurrence = (error as? any CountedFailure)?.occurrence ?? 0
+        // A copy of a failure a client counted as it happened (its occurrence says so).
+        if let copy = error as? any CountedFailure, copy.occurrence != 0 { return false }
         enum Decision { case count, skip, reclassify(from: String) }
         let decision = ledger.withLock { l -> Decision in
-            if occurrence != 0 {
-                if l.counted.contains(occurrence) { return .skip }
-                l.counted.append(occurrence)
-                if l.counted.count > Ledger.countedKept { l.counted.removeFirst() }
-            }
             let errors = errorCount.load(ordering: .relaxed), operations = operationCount.load(ordering: .relaxed)
             if let m = mark, errors > m.errors, operations == l.operationsAtLastError {
                 guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }

@@ -30,8 +30,9 @@ package protocol ClientObserver: Sendable {
     func streamOpened() -> (any StreamTrafficObserver)?
     /// A connected STOMP session over plain TCP ended by the server's failure (an ERROR frame,
     /// silence past the heart-beats, a drop) while nobody may have been waiting on it: count it
-    /// once now, under `error.occurrence`. Called on the connection's loop.
-    func sessionFailed(_ error: any CountedFailure)
+    /// once now, under `error.occurrence`; returns whether it was counted. Called on the
+    /// connection's loop.
+    func sessionFailed(_ error: any CountedFailure) -> Bool
     /// The cancellation scope installed around the observed task (a virtual user's), if any:
     /// requests the task makes itself register there instead of installing a handler each.
     var cancellation: TaskCancellationScope? { get }
@@ -41,7 +42,7 @@ extension ClientObserver {
     /// Default: sessions are the script's business.
     package func sessionOpened(_ session: any AbandonableSession, heldBy handle: any AnyObject & Sendable) {}
     /// Default: not counted.
-    package func sessionFailed(_ error: any CountedFailure) {}
+    package func sessionFailed(_ error: any CountedFailure) -> Bool { false }
 }
 
 /// An open client session (a WebSocket) that the runner may close on a virtual user's behalf.
@@ -65,8 +66,9 @@ package protocol WebSocketSessionObserver: AnyObject, Sendable {
     func sessionClosed(_ info: WebSocketCloseInfo)
     /// The protocol the session carries (STOMP) failed by the server's doing while connected: an
     /// ERROR frame, silence past the heart-beats, the server's close. Count it once now, under
-    /// `error.occurrence` (the script may see it again later). Called on the connection's loop.
-    func carriedSessionFailed(_ error: any CountedFailure)
+    /// `error.occurrence` (the script may see it again later); returns whether it was counted.
+    /// Called on the connection's loop.
+    func carriedSessionFailed(_ error: any CountedFailure) -> Bool
     /// The protocol the session carries (STOMP) completed its connect (CONNECTED): one successful
     /// operation, which the WebSocket open did not count. Called on the connection's loop.
     func carriedSessionConnected()

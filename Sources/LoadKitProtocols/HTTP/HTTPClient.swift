@@ -163,7 +163,11 @@ public final class HTTPClient: Sendable {
                              timeout: timeout)
         }
         let observer = ClientObservation.current
-        let pending = PendingRequest(method: method, endpoint: endpoint, headers: withDefaultHeaders(headers), body: body,
+        let merged = withDefaultHeaders(headers)
+        // The credentials in its body (credential-named JSON or form fields) are registered before
+        // it can be sent — and before its clock starts. A request without a body: one comparison.
+        RequestSecrets.registerBody(body, headers: merged)
+        let pending = PendingRequest(method: method, endpoint: endpoint, headers: merged, body: body,
                                      name: name, expecting: expecting,
                                      timeout: timeout ?? configuration.defaultTimeout, start: monotonicNanos(),
                                      encoded: bare ? target.bareGET : nil)
@@ -181,8 +185,9 @@ public final class HTTPClient: Sendable {
         }
         let pool = pool(for: request.endpoint)
         let limit = timeout ?? configuration.defaultTimeout
-        let start = monotonicNanos()
         request.headers = withDefaultHeaders(request.headers)
+        RequestSecrets.registerBody(request.body, headers: request.headers)
+        let start = monotonicNanos()
         return Started(pending: PendingRequest(request: consume request, timeout: limit, start: start), pool: pool, observer: observer)
     }
 

@@ -56,13 +56,10 @@ final class PendingRequest: CancellableOperation, @unchecked Sendable {
     }
 
     /// A request built in place from its parts (see `HTTPClient.start`: no copy of the request).
-    /// Every request the client sends is made here: the credentials in its body (credential-named
-    /// fields of a JSON or form body, ``RequestSecrets``) are registered before it can be sent,
-    /// as its credential headers were when they were built. A request without a body pays one
-    /// comparison.
+    /// The client registers the credentials in its body (``RequestSecrets``) before it takes
+    /// `start`, so a large body's scan is not timed as the request's.
     init(method: HTTPMethod, endpoint: Endpoint, headers: HTTPHeaders, body: [UInt8], name: String?,
          expecting: ExpectedStatuses?, timeout: Duration, start: UInt64, encoded: [UInt8]? = nil) {
-        RequestSecrets.registerBody(body, headers: headers)
         self.encoded = encoded
         self.method = method
         self.endpoint = endpoint

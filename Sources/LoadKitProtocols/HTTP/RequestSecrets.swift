@@ -18,9 +18,10 @@ enum RequestSecrets {
     ].map { Array($0.utf8) }
 
     /// Exact names that are credentials in a URL's query only (`?key=…`, `?auth=…`, an API key by
-    /// convention) and ordinary words in a body: `{"key": "orders", "value": 3}` must not mask
-    /// "orders" in every later output.
-    static let queryOnlyNames: [[UInt8]] = ["key", "auth"].map { Array($0.utf8) }
+    /// convention; `?ticket=…`, a one-time pass) and ordinary words in a body: `{"key": "orders",
+    /// "value": 3}` or a ticketing API's `{"ticket": "A-17"}` must not mask the value in every
+    /// later output.
+    static let queryOnlyNames: [[UInt8]] = ["key", "auth", "ticket"].map { Array($0.utf8) }
 
     /// Endings that make a (normalised) name a credential's: `password`, `new_password`,
     /// `currentPassword`, `passwd`, `passcode`, `secret`, `client_secret`.

@@ -9,7 +9,9 @@ import LoadKitTransport
 ///
 /// Failures arrive as a ``ClassifiedError``: a ``StompError`` (ERROR frame → `stomp_error`,
 /// silent server → `stomp_heartbeat_timeout`, malformed frames → `stomp_malformed`), a
-/// ``TransportError`` (reset, closed by peer) or the WebSocket layer's close error.
+/// ``TransportError`` (reset, closed by peer) or the WebSocket layer's close error. Inside a load
+/// run, a connected session's failure is counted for its virtual user when it happens; a
+/// transport's error then reaches the script as a ``StompError`` of the same kind and side.
 public final class StompClient: @unchecked Sendable {
     /// The loop that owns this connection.
     package let loop: EventLoop
@@ -380,9 +382,22 @@ public final class StompClient: @unchecked Sendable {
         // Connected (CONNECTED came) and not winding down on the script's DISCONNECT; the session's
         // own state already reads closed for an ERROR it parsed.
         let connected = stompConnectNanos > 0 && (coldState?.disconnectWaiters.isEmpty ?? true)
-        if connected, transport.isObserved {
-            var counted = error as? StompError ?? StompError(kind: error.kind, source: error.source, message: error.description)
-            counted.occurrence = nextFailureOccurrence()
+        // Only the server's doing: a close LoadKit made itself (the runner closing a session the
+        // script left open) is no failure of the session.
+        if connected, error.source == .server, transport.isObserved {
+            // The copies the script sees must carry the count's occurrence: a STOMP or WebSocket
+            // error keeps its type; a transport's (TCP reset, FIN) becomes a StompError with its
+            // kind, side and text.
+            let occurrence = nextFailureOccurrence()
+            let counted: any CountedFailure
+            switch error {
+            case var s as StompError: s.occurrence = occurrence; counted = s
+            case var w as WebSocketError: w.occurrence = occurrence; counted = w
+            default:
+                var s = StompError(kind: error.kind, source: error.source, message: error.description)
+                s.occurrence = occurrence
+                counted = s
+            }
             if transport.reportFailure(counted) { error = counted }
         }
         if let s = error as? StompError { session.fail(s) } else { session.markClosed() }
@@ -432,7 +447,8 @@ public final class StompClient: @unchecked Sendable {
         transport = .none
         // The server's failure ended it (ERROR, silence, a bad frame): a WebSocket session then
         // counts as ended by the server, though LoadKit sent the close frame.
-        t.close(serverFailure: closeCause.flatMap { $0.source == .server ? $0.kind : nil })
+        // Not for a time-out (no CONNECTED in time): the client gave up, the server ended nothing.
+        t.close(serverFailure: closeCause.flatMap { $0.source == .server && $0.kind != "stomp_timeout" ? $0.kind : nil })
         let err: any Error = cause ?? StompError.closed("connection closed")
         c?.connectWaiter?.resume(throwing: err)
         c?.connectWaiter = nil

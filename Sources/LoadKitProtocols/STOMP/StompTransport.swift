@@ -29,18 +29,14 @@ enum StompTransport {
         }
     }
 
-    /// Counts a connected session's failure for the virtual user listening (false: none does).
-    func reportFailure(_ error: StompError) -> Bool {
+    /// Counts a connected session's failure for the virtual user listening; false when none
+    /// does (or it did not count it).
+    func reportFailure(_ error: any CountedFailure) -> Bool {
         switch self {
         case .none: return false
-        case .tcp(let c):
-            guard let user = c.user else { return false }
-            user.sessionFailed(error)
-        case .webSocket(let ws):
-            guard let observer = ws.sessionObserver else { return false }
-            observer.carriedSessionFailed(error)
+        case .tcp(let c): return c.user?.sessionFailed(error) ?? false
+        case .webSocket(let ws): return ws.sessionObserver?.carriedSessionFailed(error) ?? false
         }
-        return true
     }
 
     /// Whether a virtual user listens to this pipe (its failures are counted for it).

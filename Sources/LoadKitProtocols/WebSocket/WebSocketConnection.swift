@@ -408,12 +408,14 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         closeTimer = nil
         let info = machine.connectionClosed(transportError: transportError)
         closeInfo = info
-        sessionObserver?.sessionClosed(info)
-        sessionObserver = nil
+        // The handler first, while the user's listener is still attached: a protocol carried
+        // inside (STOMP) counts the server's close as its session's failure through it.
         if let h = handler {
             handler = nil
             h.webSocket(self, didCloseWith: info)
         }
+        sessionObserver?.sessionClosed(info)
+        sessionObserver = nil
         failReceivers()
         let ws = closeWaiters
         closeWaiters = []

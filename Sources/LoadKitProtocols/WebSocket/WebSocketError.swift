@@ -23,7 +23,7 @@ package struct WebSocketProtocolError: Error, Hashable, Sendable, CustomStringCo
 
 /// A classified WebSocket failure for reports: handshake rejections (`ws_handshake_401`),
 /// closes (`ws_close_1008`), abrupt drops (`ws_close_1006`), protocol violations.
-public struct WebSocketError: ClassifiedError, Sendable, Hashable {
+public struct WebSocketError: ClassifiedError, CountedFailure, Sendable, Hashable {
     /// Stable report key, e.g. `ws_handshake_403`, `ws_handshake_invalid`, `ws_close_1011`.
     public var kind: String
     /// Which side caused it.
@@ -36,6 +36,9 @@ public struct WebSocketError: ClassifiedError, Sendable, Hashable {
     public var closeReason: String?
     /// The HTTP status of a rejected handshake.
     public var httpStatus: Int?
+    /// Non-zero once a protocol carried over the connection (STOMP) counted this close as its
+    /// session's failure for the virtual user: the copies the script sees are not counted again.
+    package var occurrence: UInt64 = 0
 
     /// Creates an error.
     public init(kind: String, source: FailureSource, message: String, closeCode: UInt16? = nil,
@@ -50,6 +53,17 @@ public struct WebSocketError: ClassifiedError, Sendable, Hashable {
 
     /// The message, through ``Secrets/redact(_:)``.
     public var description: String { Secrets.redact(message) }
+
+    /// Equal when everything but the count's ``occurrence`` is.
+    public static func == (a: WebSocketError, b: WebSocketError) -> Bool {
+        a.kind == b.kind && a.source == b.source && a.message == b.message && a.closeCode == b.closeCode
+            && a.closeReason == b.closeReason && a.httpStatus == b.httpStatus
+    }
+
+    /// Hashes what ``==`` compares.
+    public func hash(into h: inout Hasher) {
+        h.combine(kind); h.combine(source); h.combine(message); h.combine(closeCode); h.combine(closeReason); h.combine(httpStatus)
+    }
 
     /// Nothing arrived within a receive's time-out (`ws_receive_timeout`, server).
     static let receiveTimeoutKind = "ws_receive_timeout"
