@@ -180,11 +180,11 @@ import Synchronization
     }
 
     /// A client the script keeps across iterations (`user.once`): a later iteration that fails
-    /// leaves it alone; the iteration that made it failing drops it (the runner closes the
-    /// sessions a failed iteration opened) and the next makes a new one — not a dead client kept
-    /// for every later iteration to fail on (a review's probe: 19 errors in 1 s). The user's end
-    /// drops what it kept, and its client is closed for it (`ws_sessions_left_open`).
-    @Test(arguments: [0, 1])
+    /// leaves it alone; when the iteration that made it fails, the runner closes its session and
+    /// the next `once` makes a new client — not a dead one kept for every later iteration to fail
+    /// on (a review's probe: 19 errors in 1 s). The user's end drops what it kept, and its client
+    /// is closed for it (`ws_sessions_left_open`). The server closing a kept client: made again too.
+    @Test(arguments: [0, 1, 2])
     func aClientKeptAcrossIterationsAndAFailedIteration(failing: Int) async throws {
         let broker = try StompTestBroker(webSocket: true)
         defer { broker.close() }
@@ -193,13 +193,23 @@ import Synchronization
                 let c = try await user.once("stomp") { try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port) }
                 try await c.send(destination: "/a", body: [1], receipt: true)
                 await user.sleep(for: .milliseconds(20))
-                if user.iteration == failing { throw ScriptFailure("iteration \(failing) fails") }
+                // Case 2: the server drops the kept client's connection in iteration 1 (no failure
+                // of the script's; the next `once` finds it ended and connects again).
+                if failing == 2 {
+                    if user.iteration == 1 { c.send(destination: "/drop", text: "x"); _ = await c.waitClosed() }
+                    if user.iteration == 3 { throw ScriptFailure("iteration 3 fails: a later one than made the new client") }
+                } else if user.iteration == failing {
+                    throw ScriptFailure("iteration \(failing) fails")
+                }
             }
         let m = result.metrics
-        #expect(m.errors.keys.sorted() == ["assertion"] && m.errors["assertion"]?.count == 1, "\(m.errors)")
+        let dropped = failing == 2 ? 1 : 0   // the server's drop: one ws_close_1006 [server]
+        #expect(m.errors["assertion"]?.count == 1 && totalErrors(m) == Int64(1 + dropped), "\(m.errors)")
+        #expect(dropped == 0 || m.errors["ws_close_1006"]?.source == .server, "\(m.errors)")
         #expect((m.counters["iterations"] ?? 0) >= 5, "\(m.counters)")
-        // Failing the iteration that made it: a new client for the next. Failing a later one: the same client.
-        #expect(m.counters["ws_sessions"] == (failing == 0 ? 2 : 1), "\(m.counters)")
+        // Failing the iteration that made it, or the server dropping it: a new client for the next.
+        // Failing a later one: the same client, to the end.
+        #expect(m.counters["ws_sessions"] == (failing == 1 ? 1 : 2), "\(m.counters)")
         #expect(m.counters["ws_sessions_left_open"] == (failing == 0 ? 2 : 1), "\(m.counters)")
     }
 

@@ -281,7 +281,7 @@ private final class ChatWorker: @unchecked Sendable {
         rec.recordNanos(h.wsConnect, client.webSocketConnectNanos)
         rec.recordNanos(h.stompConnect, client.stompConnectNanos)
         if let tls = client.tlsHandshakeNanos { rec.recordNanos(StompChatMetrics.tlsHandshake, tls) }
-        // The connect is one operation: the WebSocket client counted it (ws_sessions).
+        // The connect is one operation: the STOMP client counted it at CONNECTED.
         do {
             // The handler reads only the worker's constants (`let`s), so it captures the worker
             // rather than a copy of each (one pointer in its context instead of five).

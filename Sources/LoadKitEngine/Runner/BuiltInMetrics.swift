@@ -151,14 +151,6 @@ extension UserContext: ClientObserver {
 
     func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
 
-    /// A connected session the server ended (a STOMP ERROR, missed heart-beats, a drop): one
-    /// failure, counted now. Its copies the script sees later carry the occurrence and are not
-    /// counted again (``recordFailure(_:step:since:)``). Counted outside the ledger the steps
-    /// compare marks with: it happened on the loop, not in the step that may be running then.
-    func sessionFailed(_ error: any CountedFailure) -> Bool {
-        recorder.error(error, step: "connection")
-        return true
-    }
 
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
         // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).

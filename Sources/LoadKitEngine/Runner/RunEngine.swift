@@ -236,7 +236,6 @@ final class RunEngine: Sendable {
         } catch {
             ok = false
             let cancelled = Task.isCancelled || (error is CancellationError && ctx.isStopping)
-            ctx.forgetKept(madeIn: number)
             ctx.closeSessionsLeftOpen(iteration: number, counted: !cancelled)
             if cancelled {
                 ctx.recorder.increment(RunnerMetrics.errorsAfterCancel)

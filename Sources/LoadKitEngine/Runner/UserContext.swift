@@ -34,6 +34,9 @@ final class UserContext: Sendable {
     // The ledger: counts read lock-free (a step marks them before and after, every request adds
     // to one), the last failure's details under the lock only failures take.
     private let errorCount = Atomic<UInt64>(0)
+    // Session failures counted on the loop as they happened (``sessionFailed(_:)``): apart from
+    // `errorCount`, which tells a step whether it failed itself.
+    private let sessionErrorCount = Atomic<UInt64>(0)
     private let operationCount = Atomic<UInt64>(0)
     private let ledger = Mutex(Ledger())
     private let sessions = Mutex(OpenSessions())
@@ -71,42 +74,44 @@ final class UserContext: Sendable {
         var entries: [Entry] = []
         /// Values the script keeps for this user across iterations (``VirtualUser/once(_:_:)``),
         /// under this lock too (no lock of their own: 8 bytes a user, not 16).
-        /// With the iteration that made each: a failed iteration drops what it made.
-        var kept: [String: (value: any Sendable, iteration: Int)] = [:]
+        var kept: [String: any Sendable] = [:]
     }
 
-    /// The value kept under `key`, if any.
-    func keptValue(_ key: String) -> (any Sendable)? { sessions.withLock { $0.kept[key]?.value } }
+    /// The value kept under `key`, if any — not a session client whose session has ended (a
+    /// STOMP client the server closed, or the runner closed for an iteration that failed): that
+    /// one is dropped, so the caller makes a new one.
+    func keptValue(_ key: String) -> (any Sendable)? {
+        let (value, dropped) = sessions.withLock { s -> ((any Sendable)?, (any Sendable)?) in
+            guard let v = s.kept[key] else { return (nil, nil) }
+            if let session = v as? any EndingSession, session.hasEnded {
+                s.kept.removeValue(forKey: key)
+                return (nil, v)
+            }
+            return (v, nil)
+        }
+        _ = dropped   // released outside the lock (its deinit may take it)
+        return value
+    }
 
     /// Keeps `value` under `key` unless a value is kept there already; returns the one kept.
     func keep(_ value: any Sendable, as key: String) -> any Sendable {
-        let iteration = iterationNumber.load(ordering: .relaxed)
-        return sessions.withLock { s in
-            if let first = s.kept[key] { return first.value }
-            s.kept[key] = (value, iteration)
+        sessions.withLock { s in
+            if let first = s.kept[key] { return first }
+            s.kept[key] = value
             return value
         }
     }
 
-    /// Drops the values `iteration` kept: it failed, and the sessions it opened are closed — a
-    /// client it kept would be dead for every later iteration (the next makes a new one).
-    func forgetKept(madeIn iteration: Int) {
-        let dropped = sessions.withLock { s -> [(value: any Sendable, iteration: Int)] in
-            guard !s.kept.isEmpty else { return [] }
-            let made = s.kept.filter { $0.value.iteration == iteration }
-            for k in made.keys { s.kept.removeValue(forKey: k) }
-            return Array(made.values)
-        }
-        _ = dropped   // released outside the lock
+    /// Drops the value kept under `key` (released outside the lock).
+    func forget(_ key: String) {
+        let dropped = sessions.withLock { $0.kept.removeValue(forKey: key) }
+        _ = dropped
     }
-
-    /// Drops the value kept under `key`.
-    func forget(_ key: String) { sessions.withLock { _ = $0.kept.removeValue(forKey: key) } }
 
     /// Drops every kept value (the user has ended), outside the lock: a value's deinit may close
     /// a session, which takes it.
     func forgetAll() {
-        let dropped = sessions.withLock { s -> [String: (value: any Sendable, iteration: Int)] in
+        let dropped = sessions.withLock { s -> [String: any Sendable] in
             let k = s.kept
             s.kept = [:]
             return k
@@ -158,8 +163,12 @@ final class UserContext: Sendable {
     /// The user's failures and operations counted so far: compared with a later mark, what a
     /// step did (``recordFailure(_:step:since:)``).
     struct Mark: Sendable, Equatable {
+        /// Failures counted in the user's steps and requests.
         var errors: UInt64
         var operations: UInt64
+        /// Session failures counted on the loop (a STOMP ERROR): not the step's own failure, but a
+        /// script error thrown right after one (nothing succeeded since) is that failure again.
+        var sessionErrors: UInt64 = 0
     }
 
     /// The last counted failure: the operations count then, and its kind.
@@ -173,7 +182,8 @@ final class UserContext: Sendable {
 
     /// The ledger now, to compare with later (``recordFailure(_:step:since:)``).
     var mark: Mark {
-        Mark(errors: errorCount.load(ordering: .relaxed), operations: operationCount.load(ordering: .relaxed))
+        Mark(errors: errorCount.load(ordering: .relaxed), operations: operationCount.load(ordering: .relaxed),
+             sessionErrors: sessionErrorCount.load(ordering: .relaxed))
     }
 
     /// Counts one successful operation (the error rate's denominator).
@@ -201,7 +211,8 @@ final class UserContext: Sendable {
         enum Decision { case count, skip, reclassify(from: String) }
         let decision = ledger.withLock { l -> Decision in
             let errors = errorCount.load(ordering: .relaxed), operations = operationCount.load(ordering: .relaxed)
-            if let m = mark, errors > m.errors, operations == l.operationsAtLastError {
+            let failedSince = mark.map { errors > $0.errors || sessionErrorCount.load(ordering: .relaxed) > $0.sessionErrors } ?? false
+            if failedSince, operations == l.operationsAtLastError {
                 guard error is any ClassifiedError, kind != l.lastKind, !Self.genericKinds.contains(kind) else { return .skip }
                 let old = l.lastKind
                 l.lastKind = kind
@@ -217,6 +228,21 @@ final class UserContext: Sendable {
         case .skip: return false
         case .reclassify(let old): recorder.reclassifyError(from: old, to: error, step: step); return false
         }
+    }
+
+    /// A connected session the server ended (a STOMP ERROR, missed heart-beats, a drop): one
+    /// failure, counted now under step `connection`. Its copies the script sees later carry the
+    /// occurrence and are never counted again; a script error thrown right after it (nothing
+    /// succeeded since) is taken for it, as after any counted failure. Kept out of `errorCount`:
+    /// it happened on the loop, not in the step that may be running then (which keeps its sample).
+    func sessionFailed(_ error: any CountedFailure) -> Bool {
+        ledger.withLock { l in
+            sessionErrorCount.wrappingAdd(1, ordering: .relaxed)
+            l.operationsAtLastError = operationCount.load(ordering: .relaxed)
+            l.lastKind = error.kind
+        }
+        recorder.error(error, step: "connection")
+        return true
     }
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }

@@ -216,9 +216,9 @@ public struct VirtualUser: Sendable {
     /// let token = try await user.once("token") { try await login(as: row["user"]) }
     /// ```
     /// When `make` throws, nothing is kept (the next call tries again) and the error propagates;
-    /// ``forget(_:)`` drops a value (an expired token). An iteration that fails drops the values
-    /// it made, as the runner closes the sessions it opened (a client kept there would be closed
-    /// for every later iteration); the user's end drops them all. Asked as another type than it was kept
+    /// ``forget(_:)`` drops a value (an expired token). A kept ``StompClient`` whose session has
+    /// ended (the server closed it; the runner closed it because the iteration that opened it
+    /// failed) is made again; the user's end drops every value. Asked as another type than it was kept
     /// as, it throws a ``ScriptFailure`` naming both. Each user has its own values; in the open
     /// model they belong to the pooled user, which runs many iterations of the schedule.
     nonisolated(nonsending)

@@ -45,6 +45,14 @@ extension ClientObserver {
     package func sessionFailed(_ error: any CountedFailure) -> Bool { false }
 }
 
+/// A client a script may keep across iterations (`user.once`) whose session can end under it
+/// (the server closes it, or the runner closes it for an iteration that failed): a kept one that
+/// has ended is made again. Thread-safe.
+package protocol EndingSession: AnyObject, Sendable {
+    /// True once the session is over for good.
+    var hasEnded: Bool { get }
+}
+
 /// An open client session (a WebSocket) that the runner may close on a virtual user's behalf.
 package protocol AbandonableSession: AnyObject, Sendable {
     /// Closes with 1001 (going away) when still open, then calls `closed` (on the session's loop;

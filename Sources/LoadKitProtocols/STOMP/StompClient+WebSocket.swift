@@ -54,8 +54,8 @@ extension StompClient {
     }
 
     /// The STOMP handshake (CONNECT → CONNECTED) over an open WebSocket (over TCP, TLS, or an
-    /// in-memory pair in tests), within what is left of `timeout` since `start`; closes the
-    /// WebSocket's transport when it fails.
+    /// in-memory pair in tests), within what is left of `timeout` since `start`; when it fails
+    /// the WebSocket's closing handshake (started by the failure) is left to finish.
     @inline(never)
     static func handshake(over ws: WebSocketClient, configuration: StompClientConfiguration,
                           limits: StompFrameParser.Limits, timeout: Duration, start: UInt64) async throws -> StompClient {
@@ -80,8 +80,6 @@ extension StompClient {
             connection.loop.runOrExecute { if connection.isOpen { connection.closeOnLoop(code: WebSocketCloseCode.normal) } }
             throw error
         }
-        // The connect is the operation (the WebSocket open alone was not counted as one).
-        connection.loop.runOrExecute { connection.sessionObserver?.carriedSessionConnected() }
         return client
     }
 }
@@ -96,5 +94,11 @@ extension StompClient: WebSocketHandler {
 
     package func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo) {
         transportClosed(error: WebSocketConnection.error(for: info, role: ws.role))
+    }
+
+    /// The runner closes the session (the script left it open): over now — no failure, and a
+    /// client kept with `user.once` reads as ended at once (the next iteration makes a new one).
+    package func webSocketAbandoned(_ ws: WebSocketConnection) {
+        closeTransport(cause: StompError.closed("closed by the runner: the script left the session open"))
     }
 }

@@ -43,6 +43,8 @@ public final class StompClient: @unchecked Sendable {
     /// Position in the ticker's client list (maintained by the ticker).
     var heartBeatSlot = -1
     private var closed = false
+    /// `closed`, readable from any thread (``EndingSession``; 1 byte, in the padding after it).
+    private let ended = Atomic<Bool>(false)
     /// SEND frames dropped because the session was not connected (fire-and-forget sends).
     public var droppedSends = 0
 
@@ -337,6 +339,9 @@ public final class StompClient: @unchecked Sendable {
             deliver(frame)
         case .connected(_, let hb):
             stompConnectNanos = monotonicNanos() &- (coldState?.connectStarted ?? 0)
+            // Over WebSocket the connect is the operation (the open alone was not counted): now,
+            // before anything else in this read can end the session.
+            if case .webSocket(let ws) = transport { ws.sessionObserver?.carriedSessionConnected() }
             coldState?.connectTimer?.cancel()
             coldState?.connectTimer = nil
             if let t = hb.tickIntervalMillis {
@@ -382,9 +387,9 @@ public final class StompClient: @unchecked Sendable {
         // Connected (CONNECTED came) and not winding down on the script's DISCONNECT; the session's
         // own state already reads closed for an ERROR it parsed.
         let connected = stompConnectNanos > 0 && (coldState?.disconnectWaiters.isEmpty ?? true)
-        // Only the server's doing: a close LoadKit made itself (the runner closing a session the
-        // script left open) is no failure of the session.
-        if connected, error.source == .server, transport.isObserved {
+        // Not the script's doing: a close LoadKit made for the script (`ws_closed`, the runner
+        // closing a session it left open) is no failure of the session.
+        if connected, error.source != .script, transport.isObserved {
             // The copies the script sees must carry the count's occurrence: a STOMP or WebSocket
             // error keeps its type; a transport's (TCP reset, FIN) becomes a StompError with its
             // kind, side and text.
@@ -434,6 +439,7 @@ public final class StompClient: @unchecked Sendable {
     func closeTransport(cause closeCause: (any ClassifiedError)?) {
         guard !closed else { return }
         closed = true
+        ended.store(true, ordering: .relaxed)
         if session.state != .closed { session.markClosed() }
         if cause == nil, let closeCause { cold.cause = closeCause }
         heartBeatTicker?.remove(self)
@@ -448,7 +454,7 @@ public final class StompClient: @unchecked Sendable {
         // The server's failure ended it (ERROR, silence, a bad frame): a WebSocket session then
         // counts as ended by the server, though LoadKit sent the close frame.
         // Not for a time-out (no CONNECTED in time): the client gave up, the server ended nothing.
-        t.close(serverFailure: closeCause.flatMap { $0.source == .server && $0.kind != "stomp_timeout" ? $0.kind : nil })
+        t.close(serverFailure: closeCause.flatMap { $0.source == .server && $0.kind != StompError.timeoutKind ? $0.kind : nil })
         let err: any Error = cause ?? StompError.closed("connection closed")
         c?.connectWaiter?.resume(throwing: err)
         c?.connectWaiter = nil
@@ -473,6 +479,11 @@ public final class StompClient: @unchecked Sendable {
         first?(cause)
         for c in more { c(cause) }
     }
+}
+
+extension StompClient: EndingSession {
+    /// True once the connection is closed (``EndingSession``: a kept client that ended is made again).
+    package var hasEnded: Bool { ended.load(ordering: .relaxed) }
 }
 
 /// The byte pipe under a STOMP client.

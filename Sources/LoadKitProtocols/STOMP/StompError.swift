@@ -52,8 +52,11 @@ public struct StompError: ClassifiedError, CountedFailure, Sendable, Equatable {
 
     /// A response (CONNECTED, RECEIPT) did not arrive in time.
     public static func timeout(_ what: String) -> StompError {
-        StompError(kind: "stomp_timeout", source: .server, message: "STOMP \(what) timed out")
+        StompError(kind: timeoutKind, source: .server, message: "STOMP \(what) timed out")
     }
+
+    /// The kind of ``timeout(_:)``.
+    static let timeoutKind = "stomp_timeout"
 
     /// The session is closed or not yet connected.
     public static func closed(_ why: String) -> StompError {

@@ -30,6 +30,15 @@ package protocol WebSocketHandler: AnyObject {
     func webSocket(_ ws: WebSocketConnection, didReceive opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer)
     /// The connection closed; `info` says how (1006 for an abrupt drop).
     func webSocket(_ ws: WebSocketConnection, didCloseWith info: WebSocketCloseInfo)
+    /// The runner is closing the connection for a script that left it open (its iteration
+    /// failed, its user ended): a protocol carried inside (STOMP) ends its session now, not when
+    /// the closing handshake completes. Default: nothing.
+    func webSocketAbandoned(_ ws: WebSocketConnection)
+}
+
+extension WebSocketHandler {
+    /// Default: nothing (the close arrives through ``webSocket(_:didCloseWith:)``).
+    package func webSocketAbandoned(_ ws: WebSocketConnection) {}
 }
 
 /// One open WebSocket over a ``Transport`` (TCP, TLS or in-memory), in either role, after the handshake: frame
@@ -239,6 +248,7 @@ package final class WebSocketConnection: ConnectionDelegate, AbandonableSession,
         loop.runOrExecute { [self] in
             guard machine.canSend else { return }
             closeOnLoop(code: WebSocketCloseCode.goingAway)
+            handler?.webSocketAbandoned(self)
             closed()
         }
     }
