@@ -145,6 +145,27 @@ import Synchronization
         #expect(m.counters["ws_sessions_closed_by_server"] == 2, "\(m.counters)")
     }
 
+    /// A script that throws its own error on seeing the session end (its own wording, or its own
+    /// kind) right after the counted failure: one failure, not two — its own kind renames it, a
+    /// generic `assertion` does not.
+    @Test(arguments: [false, true])
+    func aScriptsOwnErrorOnTheSessionsEndIsThatFailure(ownKind: Bool) async throws {
+        let broker = try StompTestBroker(webSocket: true)
+        defer { broker.close() }
+        let result = try await quiet(LoadTest("stomp-rethrown", burst: 2)).run { user in
+            let c = try await connect(broker.webSocketURL, webSocket: true, port: broker.address.port)
+            c.send(destination: "/error", text: "x")
+            if let cause = await c.waitClosed() {
+                throw ownKind ? ScriptFailure("chat dropped: \(cause)", kind: "chat_dropped", source: .server)
+                              : ScriptFailure("chat dropped: \(cause)")
+            }
+        }
+        let m = result.metrics
+        #expect(totalErrors(m) == 2, "\(m.errors)")
+        #expect(m.errors.keys.sorted() == [ownKind ? "chat_dropped" : "stomp_error"], "\(m.errors)")
+        #expect(m.counters["iterations_failed"] == 2)
+    }
+
     /// Many sessions of one user, each ended by an ERROR the script also hands to `user.fail`:
     /// each counted once (a bounded memory of counted failures once let the 17th on count twice).
     @Test func everySessionOfAUserIsCountedOnce() async throws {
