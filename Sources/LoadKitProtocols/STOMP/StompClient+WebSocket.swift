@@ -99,6 +99,8 @@ extension StompClient: WebSocketHandler {
     /// The runner closes the session (the script left it open): over now — no failure, and a
     /// client kept with `user.once` reads as ended at once (the next iteration makes a new one).
     package func webSocketAbandoned(_ ws: WebSocketConnection) {
-        closeTransport(cause: StompError.closed("closed by the runner: the script left the session open"))
+        // The script's doing (it left the session open), as the WebSocket's own `ws_closed [script]`.
+        closeTransport(cause: StompError(kind: "stomp_closed", source: .script,
+                                         message: "STOMP session closed by the runner: the script left it open"))
     }
 }
