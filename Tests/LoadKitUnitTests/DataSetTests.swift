@@ -31,7 +31,17 @@ import Testing
         #expect(try d.row(at: 1).int("id") == 2)
         let e = try #require(throws: DataSetError.self) { try d.row(at: 2) }
         #expect(e.kind == "dataset_exhausted")
-        #expect(e.source == .loadGenerator)
+        #expect(e.source == .script, "the test's own data: the script's side")
+    }
+
+    /// A credential column's value read as a number by mistake is not quoted in the error (it
+    /// reached every report of a held-out user's run); another column's value is.
+    @Test func aCredentialColumnsValueIsNeverQuoted() throws {
+        let d = try DataSet(text: "user,password,age\nalice,pw-nvb8tgbcqq,old\n", source: "accounts.csv")
+        let e = try #require(throws: DataSetError.self) { try d.row(at: 0).int("password") }
+        #expect(!e.description.contains("pw-nvb8tgbcqq") && e.description.contains("not shown"), "\(e)")
+        let age = try #require(throws: DataSetError.self) { try d.row(at: 0).int("age") }
+        #expect(age.description.contains("'old'"), "\(age)")
     }
 
     @Test func badInputIsAClassifiedErrorNamingTheFile() throws {

@@ -19,6 +19,12 @@ import Testing
         #expect(out.contains("ticket=****&x=1"))
         #expect(out.contains("\"ok\":1"))            // the rest of the text is kept
         #expect(Secrets.redactCredentials("connection refused by 127.0.0.1:80") == "connection refused by 127.0.0.1:80")
+        // STOMP's header lines are masked as STOMP writes them; an error example whose step is
+        // named `login` (`login: <message>`) is not a header line — every error of the README's
+        // login step read `login:****` (held-out user).
+        #expect(Secrets.redactCredentials("login:alice\npasscode:pw-secret-9") == "login:****\npasscode:****")
+        #expect(Secrets.redactCredentials("login: account dave was rejected") == "login: account dave was rejected")
+        #expect(Secrets.redactCredentials("Authorization: Digest abc123") == "Authorization:****")
     }
 
     @Test func recorderRedactsErrorExamples() {

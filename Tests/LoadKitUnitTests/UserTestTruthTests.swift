@@ -52,6 +52,21 @@ private struct UnexpectedStatus: Error {}
         #expect(wrongType.withLock { $0.first }?.contains("'token' is a String, asked for as Int") == true)
     }
 
+    /// A step that never succeeded has no samples: its threshold says which failures it had, not
+    /// that the metric is unknown (a held-out user's every `read_order` timed out) — and a step
+    /// named `login` keeps its error text (not masked as a STOMP `login:` line).
+    @Test func aStepThatNeverSucceededSaysSo() async throws {
+        let result = try await quiet(LoadTest("never-succeeded", burst: 2)).run { user in
+            try await user.measure("login") { throw ScriptFailure("account dave was rejected", kind: "bad_account") }
+        }
+        let o = try #require(result.evaluate([SLA.p95("login", below: .seconds(1))]).first)
+        #expect(!o.passed)
+        #expect(o.message.contains("no 'login' step succeeded") && o.message.contains("bad_account [script]"), "\(o.message)")
+        #expect(!o.message.contains("no metric named"), "\(o.message)")
+        #expect(result.metrics.errors["bad_account"]?.examples.first == "login: account dave was rejected",
+                "\(result.metrics.errors)")
+    }
+
     @Test func aFailingMeasuredStepIsOneError() async throws {
         let result = try await quiet(LoadTest("one-failure", burst: 1)).run { user in
             try await user.measure("step") { throw ScriptFailure("expected 200, got 503") }

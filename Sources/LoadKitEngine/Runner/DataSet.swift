@@ -151,21 +151,24 @@ public struct DataSetRow: Sendable, Equatable {
         guard let v = self[column] else {
             throw DataSetError(kind: "dataset_invalid", message: "data set has no column '\(column)' (columns: \(columns.joined(separator: ",")))")
         }
-        guard let n = Int(v) else { throw DataSetError(kind: "dataset_invalid", message: "data set column '\(column)' holds '\(v)', not an integer") }
+        // A credential column's value is never quoted (a password read as a number by mistake).
+        let shown = Secrets.isSecret(column) ? "a value (not shown: a credential column)" : "'\(v)'"
+        guard let n = Int(v) else { throw DataSetError(kind: "dataset_invalid", message: "data set column '\(column)' holds \(shown), not an integer") }
         return n
     }
 }
 
-/// A data set that cannot be read, parsed or has run out of rows (source: load generator — the
-/// test's own input is at fault, not the server).
+/// A data set that cannot be read, parsed or has run out of rows (source: script — the test's own
+/// input is at fault, neither the server nor the generator's resources).
 public struct DataSetError: ClassifiedError, Sendable, Equatable {
     /// `dataset_unreadable`, `dataset_invalid` or `dataset_exhausted`.
     public var kind: String
     /// What is wrong, naming the file.
     public var message: String
-    /// Always the load generator.
-    public var source: FailureSource { .loadGenerator }
-    public var description: String { message }
+    /// Always the script (its data).
+    public var source: FailureSource { .script }
+    /// The message, through ``Secrets/redact(_:)`` (a path or a cell may carry a credential).
+    public var description: String { Secrets.redact(message) }
 
     /// Creates an error (also for callers that find a data set unusable, e.g. a missing column).
     public init(kind: String, message: String) { self.kind = kind; self.message = message }

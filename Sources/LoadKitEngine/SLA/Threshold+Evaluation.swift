@@ -147,7 +147,7 @@ extension Threshold {
         }
         let limitText = "limit \(comparison.rawValue) \(Threshold.format(limit, unit))"
         guard let actual = actualValue(in: m, durationSeconds: durationSeconds) else {
-            if let failed = failedRequestsHint(m) {
+            if let failed = failedRequestsHint(m) ?? failedStepHint(m) {
                 return ThresholdOutcome(threshold: self, actual: nil, passed: false,
                                         message: "\(head): no samples — \(failed), \(limitText)")
             }
@@ -189,6 +189,18 @@ extension Threshold {
         // The run's failure kinds, when they are the requests' (a tag's requests are some of them).
         if tag == nil, let kinds = FailureCause.kinds(m) { text += " (\(kinds))" }
         return text + ", and \(metric) times " + (expectedOnly ? "answers with an expected status only" : "answered requests only")
+    }
+
+    /// For a step's trend without samples because the step never succeeded (a failed `measure`
+    /// records no sample): the failures its examples name it in, instead of calling the metric
+    /// unknown (a held-out user's every `read_order` timed out). Nil when no example names it.
+    func failedStepHint(_ m: MetricsSnapshot) -> String? {
+        guard m.trends[metric] == nil, !metric.contains("{") else { return nil }
+        let prefix = metric + ": "
+        let kinds = m.errorsByCount.filter { $0.value.examples.contains { $0.hasPrefix(prefix) } }
+        guard !kinds.isEmpty else { return nil }
+        let list = kinds.map { "\($0.key) [\($0.value.source.rawValue)]" }.joined(separator: ", ")
+        return "no '\(metric)' step succeeded (a failed step records no sample); it failed with \(list)"
     }
 
     /// For a metric the run never recorded (a typo, a tag never used): says so, with the names

@@ -382,7 +382,11 @@ public enum Secrets {
         (#"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"#, mask),
         (#"(?i)\b(ticket|token|access_token|accesstoken|password|passcode|api_?key|secret)=[^&\s"']+"#, "$1=\(mask)"),
         (#"(?i)"(ticket|token|accessToken|refreshToken|access_token|refresh_token|id_token|password|passcode|secret)"\s*:\s*"[^"]*""#, "\"$1\":\"\(mask)\""),
-        (#"(?im)^(passcode|authorization|login):[^\n]*"#, "$1:\(mask)"),
+        // Header lines: `Authorization:` in any form; STOMP's `passcode:`/`login:` as STOMP writes
+        // them (no space after the colon) — an error example's step prefix (`login: account dave
+        // was rejected`) is not a header line, and masking it hid every error of a step so named.
+        (#"(?im)^(authorization):[^\n]*"#, "$1:\(mask)"),
+        (#"(?im)^(passcode|login):[^\s][^\n]*"#, "$1:\(mask)"),
     ].compactMap { pattern, template in
         (try? NSRegularExpression(pattern: pattern)).map { ($0, template) }
     }
