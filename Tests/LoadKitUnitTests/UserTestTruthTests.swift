@@ -65,6 +65,12 @@ private struct UnexpectedStatus: Error {}
         #expect(!o.message.contains("no metric named"), "\(o.message)")
         #expect(result.metrics.errors["bad_account"]?.examples.first == "login: account dave was rejected",
                 "\(result.metrics.errors)")
+        // Nor a step named like an HTTP credential header (its message is still redacted).
+        let authorization = try await quiet(LoadTest("step-authorization", burst: 1)).run { user in
+            try await user.measure("authorization") { throw ScriptFailure("grant refused for Bearer tok-0123456789abc", kind: "grant") }
+        }
+        #expect(authorization.metrics.errors["grant"]?.examples.first == "authorization: grant refused for Bearer ****",
+                "\(authorization.metrics.errors)")
     }
 
     @Test func aFailingMeasuredStepIsOneError() async throws {

@@ -323,10 +323,12 @@ package final class MetricsRecorder: Sendable {
     }
 
     /// An error's example text: `step: message`, or the message alone when `step` is empty (the
-    /// message names its request already), redacted.
+    /// message names its request already), redacted — step and message apart: a step named like a
+    /// credential header (`authorization`, `login`) followed by `: ` is not a header line, and
+    /// redacting the joined text masked every error of such a step (`authorization:****`).
     static func example(_ error: any Error, step: String) -> String {
-        let message = String(describing: error)
-        return Secrets.redact(step.isEmpty ? message : "\(step): \(message)")
+        let message = Secrets.redact(String(describing: error))
+        return step.isEmpty ? message : Secrets.redact(step) + ": " + message
     }
 
     /// Moves one error already counted under `oldKind` to `error`'s kind and source (a script
