@@ -25,6 +25,9 @@ import Testing
         #expect(Secrets.redactCredentials("login:alice\npasscode:pw-secret-9") == "login:****\npasscode:****")
         #expect(Secrets.redactCredentials("login: account dave was rejected") == "login: account dave was rejected")
         #expect(Secrets.redactCredentials("Authorization: Digest abc123") == "Authorization:****")
+        // A registered value that starts a longer credential does not leave the rest of it shown.
+        Secrets.register("Bearer q")
+        #expect(Secrets.redact("grant refused for Bearer qrs-0123456789abc") == "grant refused for Bearer ****")
     }
 
     @Test func recorderRedactsErrorExamples() {

@@ -130,7 +130,10 @@ public enum Secrets {
     /// `text` with every registered secret value and every credential shape replaced by ``mask``.
     /// Idempotent; cheap when nothing matches. See the type's documentation.
     public static func redact(_ text: String) -> String {
-        redactCredentials(scrubRegistered(text))
+        // Shapes first: a registered value that is the start of a longer credential (`Bearer t`
+        // registered, `Bearer tok-0123…` echoed) would otherwise mask only its own part and
+        // leave the rest of the other credential visible (`****ok-0123…`), no shape matching it.
+        scrubRegistered(redactCredentials(text))
     }
 
     /// Server-originated text (an HTTP body, a STOMP ERROR body, a close reason, a JSON field)
