@@ -151,7 +151,6 @@ extension UserContext: ClientObserver {
 
     func streamOpened() -> (any StreamTrafficObserver)? { handles.stream }
 
-
     func webSocketFailed(_ error: any Error, endpoint: Endpoint, bytesSent: Int, bytesReceived: Int) {
         // The bytes went on the wire whatever the outcome (as an HTTP request answered 403 does).
         if bytesSent > 0 { recorder.increment(BuiltInMetrics.dataSent, by: Int64(bytesSent)) }

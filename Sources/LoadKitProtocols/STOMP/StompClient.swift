@@ -389,7 +389,7 @@ public final class StompClient: @unchecked Sendable {
         let connected = stompConnectNanos > 0 && (coldState?.disconnectWaiters.isEmpty ?? true)
         // Not the script's doing: a close LoadKit made for the script (`ws_closed`, the runner
         // closing a session it left open) is no failure of the session.
-        if connected, error.source != .script, transport.isObserved {
+        if connected, error.source != .script {
             // The copies the script sees must carry the count's occurrence: a STOMP or WebSocket
             // error keeps its type; a transport's (TCP reset, FIN) becomes a StompError with its
             // kind, side and text.

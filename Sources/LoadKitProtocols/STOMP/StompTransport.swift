@@ -39,14 +39,6 @@ enum StompTransport {
         }
     }
 
-    /// Whether a virtual user listens to this pipe (its failures are counted for it).
-    var isObserved: Bool {
-        switch self {
-        case .none: false
-        case .tcp(let c): c.user != nil
-        case .webSocket(let ws): ws.sessionObserver != nil
-        }
-    }
 
     private func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
         // ASCII fast path; full validation only for frames with non-ASCII bytes.
