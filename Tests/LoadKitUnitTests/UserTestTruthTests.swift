@@ -71,6 +71,21 @@ private struct UnexpectedStatus: Error {}
         }
         #expect(authorization.metrics.errors["grant"]?.examples.first == "authorization: grant refused for Bearer ****",
                 "\(authorization.metrics.errors)")
+        // The held-out user's case: the step's failures are its requests' (counted by the client,
+        // their examples named by the request, not the step) — every `read_order` timed out.
+        let server = try HTTPServer(port: 0) { _ in try? await Task.sleep(for: .seconds(2)); return .text("late") }
+        defer { server.stop() }
+        var configuration = HTTPClient.Configuration()
+        configuration.defaultTimeout = .milliseconds(100)
+        let client = HTTPClient(configuration: configuration)
+        defer { client.shutdown() }
+        let reads = try await quiet(LoadTest("reads-timed-out", burst: 2)).run { user in
+            try await user.measure("read_order") { try await client.get("http://127.0.0.1:\(server.port)/orders/1", name: "/orders/{id}") }
+        }
+        let read = try #require(reads.evaluate([SLA.p95("read_order", below: .seconds(1))]).first)
+        #expect(read.message.contains("no samples — no 'read_order' step succeeded: all 2 failed") && read.message.contains("timeout [server]"),
+                "\(read.message)")
+        #expect(!read.message.contains("no metric named"), "\(read.message)")
     }
 
     @Test func aFailingMeasuredStepIsOneError() async throws {

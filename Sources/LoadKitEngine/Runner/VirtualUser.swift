@@ -74,12 +74,22 @@ public struct VirtualUser: Sendable {
                 // Operations the clients counted inside (each request) are the step's work;
                 // a step without any is one operation itself.
                 if after.operations == mark.operations { context.recordSuccess() }
+            } else {
+                stepFailed(step)
             }
             return value
         } catch {
+            if !(Task.isCancelled && (error is CancellationError || context.isStopping)) { stepFailed(step) }
             fail(error, step: step, since: mark)
             throw error
         }
+    }
+
+    /// Counts a failed `measure` of `step` (`steps_failed{step:…}`): its trend has no sample of
+    /// it, and its failures may be counted under its requests' names, so a threshold on a step
+    /// that never succeeded can say so instead of calling the step's trend unknown.
+    private func stepFailed(_ step: String) {
+        context.recorder.increment(BuiltInMetrics.tagged(RunnerMetrics.stepsFailed, "step:\(step)"))
     }
 
     /// Times a step whose result is not needed (see ``measure(_:since:_:)-generic``). This overload
@@ -223,15 +233,9 @@ public struct VirtualUser: Sendable {
     /// model they belong to the pooled user, which runs many iterations of the schedule.
     nonisolated(nonsending)
     public func once<T: Sendable>(_ key: String, _ make: nonisolated(nonsending) () async throws -> T) async throws -> T {
-        if let value = context.keptValue(key) {
-            guard let typed = value as? T else {
-                throw ScriptFailure("user \(index)'s value '\(key)' is a \(type(of: value)), asked for as \(T.self)")
-            }
-            return typed
-        }
-        let made = try await make()
         // Another task of the same user may have kept one meanwhile: the first kept wins.
-        let value = context.keep(made, as: key)
+        let value: any Sendable
+        if let kept = context.keptValue(key) { value = kept } else { value = context.keep(try await make(), as: key) }
         guard let typed = value as? T else {
             throw ScriptFailure("user \(index)'s value '\(key)' is a \(type(of: value)), asked for as \(T.self)")
         }
@@ -284,6 +288,9 @@ public enum RunnerMetrics {
     /// interrupted iterations; not failures, and neither in `iterations` nor in
     /// `iteration_duration`.
     public static let iterationsInterrupted = "iterations_interrupted"
+    /// Counter, tagged `step:<name>`: `measure` steps that failed (thrown, or a failure counted
+    /// inside) — they record no sample in the step's trend.
+    public static let stepsFailed = "steps_failed"
     /// Gauge / series: active virtual users.
     public static let vus = "vus"
     /// Gauge: most virtual users active at once.

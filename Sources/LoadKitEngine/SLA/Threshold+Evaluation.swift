@@ -192,15 +192,15 @@ extension Threshold {
     }
 
     /// For a step's trend without samples because the step never succeeded (a failed `measure`
-    /// records no sample): the failures its examples name it in, instead of calling the metric
-    /// unknown (a held-out user's every `read_order` timed out). Nil when no example names it.
+    /// records no sample; `steps_failed{step:…}` counts them): says so, with the run's failure
+    /// kinds, instead of calling the metric unknown (a held-out user's every `read_order` timed
+    /// out — its failures counted under the request's name, not the step's). Nil otherwise.
     func failedStepHint(_ m: MetricsSnapshot) -> String? {
-        guard m.trends[metric] == nil, !metric.contains("{") else { return nil }
-        let prefix = metric + ": "
-        let kinds = m.errorsByCount.filter { $0.value.examples.contains { $0.hasPrefix(prefix) } }
-        guard !kinds.isEmpty else { return nil }
-        let list = kinds.map { "\($0.key) [\($0.value.source.rawValue)]" }.joined(separator: ", ")
-        return "no '\(metric)' step succeeded (a failed step records no sample); it failed with \(list)"
+        guard m.trends[metric] == nil, !metric.contains("{"),
+              let failed = m.counters[BuiltInMetrics.tagged(RunnerMetrics.stepsFailed, "step:\(metric)")], failed > 0
+        else { return nil }
+        return "no '\(metric)' step succeeded: all \(Fmt.int(failed)) failed (a failed step records no sample"
+            + (FailureCause.kinds(m).map { "; the run's failures: \($0)" } ?? "") + ")"
     }
 
     /// For a metric the run never recorded (a typo, a tag never used): says so, with the names
