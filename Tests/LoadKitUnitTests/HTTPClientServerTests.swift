@@ -248,6 +248,39 @@ private func count(_ needle: String, in hay: [UInt8]) -> Int {
         #expect("\(held)" == "HTTP request to http://127.0.0.1:\(server.port)/slow?… timed out after 1 s")
     }
 
+    /// Queued requests expire on their own time-outs whatever waits ahead of them: a short one
+    /// behind a long one fails when its time is up (the pool's sweep skips the queue until the
+    /// earliest deadline, so that bound must follow every request that joins), and so does the
+    /// next short one after the first expired; the long one keeps waiting.
+    @Test func queuedRequestsExpireOnTheirOwnTimeouts() async throws {
+        let (server, client) = try stallingServerWithOneConnection(answeringAfter: .seconds(5))
+        defer { server.stop(); client.shutdown() }
+        let url = "http://127.0.0.1:\(server.port)/slow"
+        let loop = EventLoopGroup.shared.next()
+        let holder = Task(executorPreference: loop) { await capture { try await client.get(url, timeout: .seconds(4)) } }
+        try await Task.sleep(for: .milliseconds(100))            // the holder has the only connection
+        let longDone = Counter()
+        let long = Task(executorPreference: loop) {
+            defer { longDone.increment() }
+            return await capture { try await client.get(url, timeout: .seconds(10)) }
+        }
+        try await Task.sleep(for: .milliseconds(50))             // the long one queues first
+        for round in 1...2 {
+            let (short, took) = await Task(executorPreference: loop) {
+                let started = ContinuousClock.now
+                let r = await capture { try await client.get(url, timeout: .milliseconds(250)) }
+                return (r, ContinuousClock.now - started)
+            }.value
+            guard case .failure(let e) = short else { Issue.record("round \(round): the short request succeeded"); continue }
+            #expect("\(e)".contains("timed out after 250 ms waiting for a connection"), "round \(round): \(e)")
+            #expect(took < .seconds(2), "round \(round): \(took)")
+            #expect(longDone.value == 0, "round \(round): the long request ended with the short one")
+        }
+        client.shutdown()
+        guard case .failure = await long.value else { Issue.record("the long request succeeded"); return }
+        _ = await holder.value
+    }
+
     @Test func cancellationEndsAPendingRequestAtOnce() async throws {
         let (server, client) = try stallingServerWithOneConnection(answeringAfter: .seconds(2))
         defer { server.stop(); client.shutdown() }

@@ -159,6 +159,10 @@ final class HostPool: Sendable {
         var open = 0
         var waiters: [PendingRequest] = []
         var waitersHead = 0
+        /// Never above the earliest deadline of a waiting request (`.max` when none waits): a
+        /// sweep before it has nothing to expire and reads no waiter — with thousands queued
+        /// behind a slow server, reading each one's deadline every 5 ms was a cache miss apiece.
+        var earliestDeadline: UInt64 = .max
         var sweeping = false
         var closed = false
         var sweepTimer: LoopTimer?
@@ -201,6 +205,7 @@ final class HostPool: Sendable {
             if s.open < cap { s.open += 1; return .connect }
             task.queued = true
             s.waiters.append(task)
+            s.earliestDeadline = min(s.earliestDeadline, task.deadline)
             return .wait
         }
         switch decision {
@@ -307,6 +312,7 @@ final class HostPool: Sendable {
         if s.waitersHead == s.waiters.count {
             s.waiters.removeAll(keepingCapacity: true)
             s.waitersHead = 0
+            s.earliestDeadline = .max
         } else if s.waitersHead > 1024 && s.waitersHead * 2 > s.waiters.count {
             s.waiters.removeFirst(s.waitersHead)
             s.waitersHead = 0
@@ -333,15 +339,19 @@ final class HostPool: Sendable {
         let now = monotonicNanos()
         var expired: [PendingRequest] = []
         let timer = state.withLock { s -> LoopTimer? in
-            // Rebuilt only when one expired (most sweeps find none: no copy of the queue then).
-            if s.waiters[s.waitersHead...].contains(where: { $0.deadline <= now }) {
-                var kept: [PendingRequest] = []
+            // Read only when one may have expired; rebuilt only when one has (no copy of the
+            // queue otherwise), and the bound made exact again either way.
+            if now >= s.earliestDeadline, s.waitersHead < s.waiters.count {
+                var earliest = UInt64.max
                 for i in s.waitersHead..<s.waiters.count {
-                    let w = s.waiters[i]
-                    if w.deadline <= now { expired.append(w) } else { kept.append(w) }
+                    let d = s.waiters[i].deadline
+                    if d > now { earliest = min(earliest, d) } else { expired.append(s.waiters[i]) }
                 }
-                s.waiters = kept
-                s.waitersHead = 0
+                if !expired.isEmpty {
+                    s.waiters = s.waiters[s.waitersHead...].filter { $0.deadline > now }
+                    s.waitersHead = 0
+                }
+                s.earliestDeadline = earliest
             }
             if s.waitersHead >= s.waiters.count {
                 s.sweeping = false
@@ -363,6 +373,7 @@ final class HostPool: Sendable {
             let w = Array(s.waiters[s.waitersHead...])
             s.waiters.removeAll()
             s.waitersHead = 0
+            s.earliestDeadline = .max
             let t = s.sweepTimer
             s.sweepTimer = nil
             return (i, w, t)
