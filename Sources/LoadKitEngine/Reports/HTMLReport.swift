@@ -87,8 +87,12 @@ package enum HTMLReport {
             for o in outcomes {
                 let css = o.skipped ? "skip" : (o.passed ? "pass" : "fail")
                 let actual = o.actual.map { Threshold.format($0, o.threshold.unit) } ?? "no samples"
+                // Why a threshold has no samples (every request failed, every iteration was cut…),
+                // as the console and `expect()` say it: below the metric.
+                let why = o.actual == nil ? o.head.range(of: "no samples — ").map { String(o.head[$0.upperBound...]) } : nil
                 h += "<tr class=\"\(css)\"><td class=\"mark\">\(o.mark)</td><td><span class=\"metric\">\(e(o.metric))</span> "
-                    + "<span class=\"stat\">\(e(o.statistic))</span></td><td class=\"num\">\(e(actual))</td>"
+                    + "<span class=\"stat\">\(e(o.statistic))</span>" + (why.map { "<div class=\"note\">\(e($0))</div>" } ?? "")
+                    + "</td><td class=\"num\">\(e(actual))</td>"
                     + "<td>\(e(o.detail.isEmpty ? o.message : String(o.detail.dropFirst(o.detail.hasPrefix("limit ") ? 6 : 0))))</td></tr>\n"
             }
             h += "</tbody></table>\n"

@@ -11,9 +11,14 @@ struct ArrivalPlanner {
     /// The next iteration's due instant, nil once the plan is over.
     private(set) var nextDue: UInt64?
 
+    /// When the plan ends: its duration after the start, whenever its last arrival was (the
+    /// graceful stop counts from here, as k6's does).
+    let endNanos: UInt64
+
     init(_ rate: ArrivalRate, startNanos: UInt64) {
         schedule = rate.startTimes()
         self.startNanos = startNanos
+        endNanos = startNanos &+ rate.totalNanos
         nextDue = schedule.next().map { startNanos &+ $0 }
     }
 
@@ -114,7 +119,9 @@ final class ArrivalDriver: @unchecked Sendable {
                 return
             }
         }
-        guard let next = planner.nextDue else { finish(); return }
+        // After the last arrival the plan still runs to its end (users in an iteration keep
+        // going; the graceful stop starts there, not at the last arrival).
+        guard let next = planner.nextDue ?? (now < planner.endNanos ? planner.endNanos : nil) else { finish(); return }
         if let timer { loop.arm(timer, atNanos: min(next, now &+ Self.checkEvery)) }
     }
 

@@ -147,7 +147,7 @@ extension Threshold {
         }
         let limitText = "limit \(comparison.rawValue) \(Threshold.format(limit, unit))"
         guard let actual = actualValue(in: m, durationSeconds: durationSeconds) else {
-            if let failed = failedRequestsHint(m) ?? failedStepHint(m) {
+            if let failed = failedRequestsHint(m) ?? failedStepHint(m) ?? cutIterationsHint(m) {
                 return ThresholdOutcome(threshold: self, actual: nil, passed: false,
                                         message: "\(head): no samples — \(failed), \(limitText)")
             }
@@ -201,6 +201,17 @@ extension Threshold {
         else { return nil }
         return "no '\(metric)' step succeeded: all \(Fmt.int(failed)) failed (a failed step records no sample"
             + (FailureCause.kinds(m).map { "; the run's failures: \($0)" } ?? "") + ")"
+    }
+
+    /// For any threshold without samples in a run whose every iteration the stop cut (none
+    /// ended: each still waited when the graceful stop ran out) — a held-out user's run showed a
+    /// bare `no samples`. Nil when an iteration ended, or none was cut.
+    func cutIterationsHint(_ m: MetricsSnapshot) -> String? {
+        guard let cut = m.counters[RunnerMetrics.iterationsInterrupted], cut > 0, (m.counters[RunnerMetrics.iterations] ?? 0) == 0
+        else { return nil }
+        let requests = m.counters[BuiltInMetrics.httpReqsCut].map { $0 > 0 ? ", \(Fmt.int($0)) of them waiting on a request (http_reqs_cut)" : "" } ?? ""
+        return (cut == 1 ? "its one iteration was cut by the stop before it ended" : "all \(Fmt.int(cut)) iterations were cut by the stop before they ended")
+            + " (iterations_interrupted, not failures\(requests)): give requests and receives a time-out shorter than the graceful stop"
     }
 
     /// For a metric the run never recorded (a typo, a tag never used): says so, with the names
