@@ -209,7 +209,7 @@ extension Threshold {
     func cutIterationsHint(_ m: MetricsSnapshot) -> String? {
         guard let cut = m.counters[RunnerMetrics.iterationsInterrupted], cut > 0, (m.counters[RunnerMetrics.iterations] ?? 0) == 0
         else { return nil }
-        let requests = m.counters[BuiltInMetrics.httpReqsCut].map { $0 > 0 ? ", \(Fmt.int($0)) of them waiting on a request (http_reqs_cut)" : "" } ?? ""
+        let requests = m.counters[BuiltInMetrics.httpReqsCut].map { $0 > 0 ? "; \(Fmt.int($0)) waited on a request, http_reqs_cut" : "" } ?? ""
         return (cut == 1 ? "its one iteration was cut by the stop before it ended" : "all \(Fmt.int(cut)) iterations were cut by the stop before they ended")
             + " (iterations_interrupted, not failures\(requests)): give requests and receives a time-out shorter than the graceful stop"
     }
