@@ -257,13 +257,13 @@ package enum ConsoleSummary {
     /// What the stop cut: iterations still running when the runner ended their users after the
     /// graceful stop (`iterations_interrupted`, not failures) — a receive or request whose
     /// time-out is longer than the stop, against a server gone silent, shows only here, in a run
-    /// that may otherwise pass. Requests among them already sent are `http_reqs_cut`.
+    /// that may otherwise pass. Requests sent and then cancelled are `http_reqs_cut`.
     static func cutAtStop(_ m: MetricsSnapshot) -> String? {
         let n = m.counters[RunnerMetrics.iterationsInterrupted] ?? 0
         guard n > 0 else { return nil }
         let sent = m.counters[BuiltInMetrics.httpReqsCut] ?? 0
         return "\(Fmt.int(n)) iteration\(n == 1 ? " was" : "s were") cut by the stop before ending (iterations_interrupted, "
-            + "not failures)" + (sent > 0 ? ", \(Fmt.int(sent)) sent request\(sent == 1 ? "" : "s") among them unanswered (http_reqs_cut)" : "")
+            + "not failures)" + (sent > 0 ? "; \(Fmt.int(sent)) request\(sent == 1 ? "" : "s") sent and left unanswered (http_reqs_cut)" : "")
             + ": a request or receive() waits up to its time-out (an HTTPClient's default is 30 s; a receive() "
             + "without one, as long as the server is silent) — give them one shorter than the graceful stop"
     }

@@ -41,9 +41,10 @@ public enum BuiltInMetrics {
     /// Counter: requests sent again on a fresh connection after a reused keep-alive connection
     /// closed without a word (the server saw them twice; `http_reqs` counts the script's request once).
     public static let httpReqsRetried = "http_reqs_retried"
-    /// Counter: requests sent and then cut by the runner's stop before they ended (a user still
-    /// waiting when the graceful stop ran out): the server may have read them, so its count is
-    /// `http_reqs + http_reqs_retried + http_reqs_cut`. Neither failures nor in `http_reqs`.
+    /// Counter: requests sent and then cancelled before they ended — cut by the runner's stop (a
+    /// user still waiting when the graceful stop ran out) or cancelled by the script (a task it
+    /// cancelled): the server may have read them, so its count is `http_reqs + http_reqs_retried
+    /// + http_reqs_cut`. Neither failures nor in `http_reqs`.
     public static let httpReqsCut = "http_reqs_cut"
     /// Counter: bytes put on the wire (HTTP requests, WebSocket frames and handshakes; over
     /// https/wss their TLS records, the TLS handshake included).
@@ -96,8 +97,10 @@ extension UserContext: ClientObserver {
     var cancellation: TaskCancellationScope? { cancellationScope }
 
     func httpExchangeFinished(_ e: HTTPExchange) {
-        // The runner cancelling a user at the end of its grace period is not a failed request;
-        // one already sent reached the server all the same: its bytes, and `http_reqs_cut`.
+        // A request cancelled with its task — the runner cutting a user at the end of its grace
+        // period, or the script cancelling a task of its own — is not a failed request; one
+        // already sent reached the server all the same: `http_reqs_cut`, its sends again
+        // (`http_reqs_retried`) and its bytes so far, so that the server's count adds up.
         if e.cancelled && (isStopping || Task.isCancelled) {
             let r = recorder
             r.increment(RunnerMetrics.errorsAfterCancel)
@@ -105,6 +108,7 @@ extension UserContext: ClientObserver {
                 r.increment(BuiltInMetrics.httpReqsCut)
                 r.increment(BuiltInMetrics.dataSent, by: Int64(e.bytesSent))
             }
+            if e.retries > 0 { r.increment(BuiltInMetrics.httpReqsRetried, by: Int64(e.retries)) }
             if e.bytesReceived > 0 { r.increment(BuiltInMetrics.dataReceived, by: Int64(e.bytesReceived)) }
             return
         }

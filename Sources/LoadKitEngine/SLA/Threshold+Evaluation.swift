@@ -147,9 +147,14 @@ extension Threshold {
         }
         let limitText = "limit \(comparison.rawValue) \(Threshold.format(limit, unit))"
         guard let actual = actualValue(in: m, durationSeconds: durationSeconds) else {
-            if let failed = failedRequestsHint(m) ?? failedStepHint(m) ?? cutIterationsHint(m) {
+            if let failed = failedRequestsHint(m) ?? failedStepHint(m) {
                 return ThresholdOutcome(threshold: self, actual: nil, passed: false,
                                         message: "\(head): no samples — \(failed), \(limitText)")
+            }
+            // Any metric may lack samples when every iteration was cut, a misspelt one too: both said.
+            if let cut = cutIterationsHint(m) {
+                return ThresholdOutcome(threshold: self, actual: nil, passed: false,
+                                        message: "\(head): no samples — \(cut), \(limitText)" + unknownMetricHint(m))
             }
             return ThresholdOutcome(threshold: self, actual: nil, passed: false,
                                     message: "\(head): no samples, \(limitText)" + unknownMetricHint(m))
@@ -209,7 +214,7 @@ extension Threshold {
     func cutIterationsHint(_ m: MetricsSnapshot) -> String? {
         guard let cut = m.counters[RunnerMetrics.iterationsInterrupted], cut > 0, (m.counters[RunnerMetrics.iterations] ?? 0) == 0
         else { return nil }
-        let requests = m.counters[BuiltInMetrics.httpReqsCut].map { $0 > 0 ? "; \(Fmt.int($0)) waited on a request, http_reqs_cut" : "" } ?? ""
+        let requests = m.counters[BuiltInMetrics.httpReqsCut].map { $0 > 0 ? "; \(Fmt.int($0)) request\($0 == 1 ? "" : "s") sent and left unanswered, http_reqs_cut" : "" } ?? ""
         return (cut == 1 ? "its one iteration was cut by the stop before it ended" : "all \(Fmt.int(cut)) iterations were cut by the stop before they ended")
             + " (iterations_interrupted, not failures\(requests)): give requests and receives a time-out shorter than the graceful stop"
     }
