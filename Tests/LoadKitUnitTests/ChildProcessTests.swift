@@ -34,6 +34,22 @@ import Testing
         #expect(output.contains("Executed 1 test, with 1 failure"), "\(output)")
     }
 
+    /// Load runs take turns; the next one's turn must not wait for Swift's shared pool, which
+    /// tests that never yield can hold for seconds (a held-out user's queued runs started 25 s
+    /// late): with every pool thread spinning, the second run starts when the first ends.
+    @Test(.enabled(if: selfExecutable != nil))
+    func theNextQueuedRunStartsWhileThePoolIsBusy() async throws {
+        let bin = try #require(Self.selfExecutable)
+        let o = try await ShardProcessTests.run(bin, ["LoadKitUnitTests.QueuedRunDemo/testTheNextRunStartsWhenThePoolIsBusy"],
+                                                environment: [XCTestBreachDemo.variable: QueuedRunDemo.value], timeout: .seconds(60))
+        let output = o.stdout + o.stderr
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("QUEUED-GAP-MS ") }, "\(output)")
+        let gap = try #require(Int(line.dropFirst("QUEUED-GAP-MS ".count)))
+        // The pool spins for 2 s from 0.5 s; the first run ends near 0.9 s.
+        #expect(gap < 500, "the second run started \(gap) ms after the first ended: \(output)")
+        #expect(o.status == 0, "\(output)")
+    }
+
     @Test(.enabled(if: selfExecutable != nil))
     func ctrlCEndsTheTestProcessAfterTheLiveRunsReports() async throws {
         let bin = try #require(Self.selfExecutable)

@@ -46,3 +46,38 @@ final class XCTestBreachDemo: XCTestCase {
         result.expect(sla) // BREACH-LINE
     }
 }
+
+/// Run as a child process by ``ChildProcessTests``: two load runs queued one behind the other
+/// while every thread of Swift's shared pool spins (tests that never yield): the second must start
+/// when the first ends — its turn must not wait for a pool thread. Prints the gap.
+final class QueuedRunDemo: XCTestCase {
+    static let value = "queued-run"
+
+    func testTheNextRunStartsWhenThePoolIsBusy() async throws {
+        guard ProcessInfo.processInfo.environment[XCTestBreachDemo.variable] == Self.value else {
+            throw XCTSkip("runs only as a child process of ChildProcessTests")
+        }
+        func plan(_ name: String, hold: Duration) -> LoadTest {
+            LoadTest(name) { Stage("all", to: 1, over: .zero); Hold(hold) }
+                .reports(false).progress(false).settings(Settings([:])).exclusive(true)
+        }
+        // Detached: on Swift's shared pool, as a Swift Testing test's runs are (not the main actor).
+        let first = Task.detached { try await plan("first", hold: .milliseconds(800)).run { user in _ = await user.sleep(for: .milliseconds(10)) } }
+        try await Task.sleep(for: .milliseconds(100))
+        let second = Task.detached { try await plan("second", hold: .milliseconds(200)).run { user in _ = await user.sleep(for: .milliseconds(10)) } }
+        try await Task.sleep(for: .milliseconds(400))
+        // Every pool thread busy for 2 s from here, never yielding (more tasks than threads).
+        let spinners = (0..<(2 * ProcessInfo.processInfo.activeProcessorCount)).map { _ in
+            Task.detached {
+                let end = monotonicNanos() + 2_000_000_000
+                var x: UInt64 = 0
+                while monotonicNanos() < end { x &+= 1 }
+                return x
+            }
+        }
+        let a = try await first.value, b = try await second.value
+        for s in spinners { _ = await s.value }
+        let firstEnd = Double(a.startedAtMillis) + a.durationSeconds * 1000
+        print("QUEUED-GAP-MS \(Int(Double(b.startedAtMillis) - firstEnd))")
+    }
+}

@@ -347,6 +347,18 @@ public struct LoadTest: Sendable {
             writeStderr("loadkit: \(name): capped at \(Fmt.upTo3(cap.seconds)) s (LOADKIT_MAX_DURATION or .maxDuration); "
                 + "the plan lasts \(Fmt.upTo3(plannedDuration.seconds)) s, so the run stops early\n")
         }
+        // From the queue for the gate to the reports, on an event loop: a run whose turn comes, or
+        // one that has ended and hands the gate on, must not wait for a thread of Swift's shared
+        // pool, which tests that never yield can hold for seconds (a held-out user's queued runs
+        // started 25 s late). Only the return to the caller needs the caller's executor.
+        let loops = options.userLoops ?? EventLoopGroup.shared
+        return try await withTaskExecutorPreference(loops.loops[loops.loops.count - 1]) {
+            try await takeTurnAndRun(script, diagnosis: diagnosis)
+        }
+    }
+
+    private func takeTurnAndRun(_ script: nonisolated(nonsending) @escaping @Sendable (VirtualUser) async throws -> Void,
+                                diagnosis: Diagnosis?) async throws -> RunResult {
         let exclusive = options.exclusive ?? (try? settings.bool("LOADKIT_EXCLUSIVE_RUNS", default: true)) ?? true
         if exclusive {
             // A test that waits its turn says so, or it looks like a slow test.
