@@ -45,7 +45,10 @@ import Testing
         let output = o.stdout + o.stderr
         let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("QUEUED-GAP-MS ") }, "\(output)")
         let gap = try #require(Int(line.dropFirst("QUEUED-GAP-MS ".count)))
-        // The pool spins for 2 s from 0.5 s; the first run ends near 0.9 s.
+        let held = try #require(output.split(separator: "\n").first { $0.hasPrefix("POOL-HELD-MS ") }
+            .flatMap { Int($0.dropFirst("POOL-HELD-MS ".count)) }, "\(output)")
+        // The pool spins for 2 s from 0.5 s (else this test proves nothing); the first run ends near 0.9 s.
+        #expect(held >= 1_000, "the pool was not held: a task on it started after \(held) ms")
         #expect(gap < 500, "the second run started \(gap) ms after the first ended: \(output)")
         #expect(o.status == 0, "\(output)")
     }

@@ -75,9 +75,13 @@ final class QueuedRunDemo: XCTestCase {
                 return x
             }
         }
+        // Proof that the pool was held: a task started now on it begins only when a spinner ends.
+        let asked = monotonicNanos()
+        let probe = Task.detached { monotonicNanos() }
         let a = try await first.value, b = try await second.value
         for s in spinners { _ = await s.value }
         let firstEnd = Double(a.startedAtMillis) + a.durationSeconds * 1000
         print("QUEUED-GAP-MS \(Int(Double(b.startedAtMillis) - firstEnd))")
+        print("POOL-HELD-MS \((await probe.value &- asked) / 1_000_000)")
     }
 }

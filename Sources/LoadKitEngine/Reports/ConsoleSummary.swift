@@ -261,9 +261,8 @@ package enum ConsoleSummary {
     static func cutAtStop(_ m: MetricsSnapshot) -> String? {
         let n = m.counters[RunnerMetrics.iterationsInterrupted] ?? 0
         guard n > 0 else { return nil }
-        let sent = m.counters[BuiltInMetrics.httpReqsCut] ?? 0
         return "\(Fmt.int(n)) iteration\(n == 1 ? " was" : "s were") cut by the stop before ending (iterations_interrupted, "
-            + "not failures)" + (sent > 0 ? "; \(Fmt.int(sent)) request\(sent == 1 ? "" : "s") sent and left unanswered (http_reqs_cut)" : "")
+            + "not failures)" + (m.cutRequestsText.map { "; \($0)" } ?? "")
             + ": a request or receive() waits up to its time-out (an HTTPClient's default is 30 s; a receive() "
             + "without one, as long as the server is silent) — give them one shorter than the graceful stop"
     }

@@ -102,14 +102,13 @@ extension UserContext: ClientObserver {
         // already sent reached the server all the same: `http_reqs_cut`, its sends again
         // (`http_reqs_retried`) and its bytes so far, so that the server's count adds up.
         if e.cancelled && (isStopping || Task.isCancelled) {
-            let r = recorder
+            let r = recorder, h = httpHandles
             r.increment(RunnerMetrics.errorsAfterCancel)
-            if e.bytesSent > 0 {
-                r.increment(BuiltInMetrics.httpReqsCut)
-                r.increment(BuiltInMetrics.dataSent, by: Int64(e.bytesSent))
-            }
-            if e.retries > 0 { r.increment(BuiltInMetrics.httpReqsRetried, by: Int64(e.retries)) }
-            if e.bytesReceived > 0 { r.increment(BuiltInMetrics.dataReceived, by: Int64(e.bytesReceived)) }
+            guard e.bytesSent > 0 else { return }   // still queued or connecting: the server saw nothing
+            r.increment(BuiltInMetrics.httpReqsCut)
+            r.increment(h.dataSent, by: Int64(e.bytesSent))
+            if e.retries > 0 { r.increment(h.retried, by: Int64(e.retries)) }
+            if e.bytesReceived > 0 { r.increment(h.dataReceived, by: Int64(e.bytesReceived)) }
             return
         }
         let h = httpHandles

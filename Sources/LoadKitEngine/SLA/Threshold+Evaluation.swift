@@ -64,6 +64,13 @@ public struct ThresholdOutcome: Sendable, Hashable, Codable, CustomStringConvert
 }
 
 extension MetricsSnapshot {
+    /// `3 requests sent and left unanswered (http_reqs_cut)`, nil when none was: the console's
+    /// cut-iterations line and a threshold's cut hint say it alike.
+    var cutRequestsText: String? {
+        guard let n = counters[BuiltInMetrics.httpReqsCut], n > 0 else { return nil }
+        return "\(Fmt.int(n)) request\(n == 1 ? "" : "s") sent and left unanswered (http_reqs_cut)"
+    }
+
     /// Counters the runner keeps for its own bookkeeping; they do not count as work done.
     public static let bookkeepingCounters: Set<String> = [
         RunnerMetrics.errorsAfterCancel, RunnerMetrics.ticksMissed, RunnerMetrics.iterationsDropped,
@@ -214,9 +221,9 @@ extension Threshold {
     func cutIterationsHint(_ m: MetricsSnapshot) -> String? {
         guard let cut = m.counters[RunnerMetrics.iterationsInterrupted], cut > 0, (m.counters[RunnerMetrics.iterations] ?? 0) == 0
         else { return nil }
-        let requests = m.counters[BuiltInMetrics.httpReqsCut].map { $0 > 0 ? "; \(Fmt.int($0)) request\($0 == 1 ? "" : "s") sent and left unanswered, http_reqs_cut" : "" } ?? ""
+        let requests = m.cutRequestsText.map { "; \($0)" } ?? ""
         return (cut == 1 ? "its one iteration was cut by the stop before it ended" : "all \(Fmt.int(cut)) iterations were cut by the stop before they ended")
-            + " (iterations_interrupted, not failures\(requests)): give requests and receives a time-out shorter than the graceful stop"
+            + " (iterations_interrupted, not failures)\(requests): give requests and receives a time-out shorter than the graceful stop"
     }
 
     /// For a metric the run never recorded (a typo, a tag never used): says so, with the names

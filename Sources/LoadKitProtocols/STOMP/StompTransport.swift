@@ -39,7 +39,6 @@ enum StompTransport {
         }
     }
 
-
     private func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
         // ASCII fast path; full validation only for frames with non-ASCII bytes.
         if !bytes.contains(where: { $0 >= 0x80 }) { return true }
