@@ -102,13 +102,15 @@ extension UserContext: ClientObserver {
         // already sent reached the server all the same: `http_reqs_cut`, its sends again
         // (`http_reqs_retried`) and its bytes so far, so that the server's count adds up.
         if e.cancelled && (isStopping || Task.isCancelled) {
-            let r = recorder, h = httpHandles
+            // By name, not through `httpHandles`: resolving those would show `http_reqs 0` in a
+            // run whose every request was cut (no request ended there).
+            let r = recorder
             r.increment(RunnerMetrics.errorsAfterCancel)
             guard e.bytesSent > 0 else { return }   // still queued or connecting: the server saw nothing
             r.increment(BuiltInMetrics.httpReqsCut)
-            r.increment(h.dataSent, by: Int64(e.bytesSent))
-            if e.retries > 0 { r.increment(h.retried, by: Int64(e.retries)) }
-            if e.bytesReceived > 0 { r.increment(h.dataReceived, by: Int64(e.bytesReceived)) }
+            r.increment(BuiltInMetrics.dataSent, by: Int64(e.bytesSent))
+            if e.retries > 0 { r.increment(BuiltInMetrics.httpReqsRetried, by: Int64(e.retries)) }
+            if e.bytesReceived > 0 { r.increment(BuiltInMetrics.dataReceived, by: Int64(e.bytesReceived)) }
             return
         }
         let h = httpHandles
